@@ -1,0 +1,11 @@
+//! Domain types shared by every actor: names, documents, envelopes, checksums.
+
+pub mod canonical;
+mod checksum;
+mod document;
+pub mod envelope;
+mod name;
+
+pub use checksum::Checksum;
+pub use document::{Document, NewDocument, Precondition};
+pub use name::{CacheName, InvalidName, MAX_NAME_LEN};

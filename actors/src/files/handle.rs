@@ -1,0 +1,95 @@
+//! A typed handle to the file-tier actor that retries a request once when the actor
+//! failed on it, so that requests arriving around a restart are answered.
+
+use super::messages::{AdoptFile, ListFiles, ReadFile, RemoveFile, WriteFile};
+use super::{FileTier, FileTierError, OnDisk};
+use crate::domain::{CacheName, Document, NewDocument, Precondition};
+use actix::Addr;
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+
+/// Cheap to clone; the address survives restarts (actix keeps it).
+#[derive(Clone)]
+pub struct FileHandle {
+    addr: Addr<FileTier>,
+}
+
+fn gone(e: actix::MailboxError) -> FileTierError {
+    FileTierError::Io(io::Error::other(format!("file tier unavailable: {e}")))
+}
+
+impl FileHandle {
+    /// Wraps the supervised address.
+    pub fn new(addr: Addr<FileTier>) -> Self {
+        Self { addr }
+    }
+
+    async fn call<M, T>(&self, msg: M) -> Result<T, FileTierError>
+    where
+        M: actix::Message<Result = Result<T, FileTierError>> + Clone + Send + 'static,
+        T: Send + 'static,
+        FileTier: actix::Handler<M>,
+    {
+        match self.addr.send(msg.clone()).await.map_err(gone)? {
+            Err(FileTierError::Panicked(_)) => self.addr.send(msg).await.map_err(gone)?,
+            other => other,
+        }
+    }
+
+    /// See [`ReadFile`].
+    ///
+    /// # Errors
+    /// I/O errors, or the actor failing twice.
+    pub async fn read(&self, name: CacheName) -> Result<Option<Arc<Document>>, FileTierError> {
+        self.call(ReadFile { name }).await
+    }
+
+    /// See [`WriteFile`].
+    ///
+    /// # Errors
+    /// Precondition failure, I/O errors, or the actor failing twice.
+    pub async fn write(
+        &self,
+        name: CacheName,
+        doc: NewDocument,
+        precondition: Precondition,
+        floor: u64,
+    ) -> Result<Arc<Document>, FileTierError> {
+        self.call(WriteFile { name, doc, precondition, floor }).await
+    }
+
+    /// See [`AdoptFile`].
+    ///
+    /// # Errors
+    /// I/O errors, or the actor failing twice.
+    pub async fn adopt(&self, doc: Arc<Document>) -> Result<bool, FileTierError> {
+        self.call(AdoptFile { doc }).await
+    }
+
+    /// See [`RemoveFile`].
+    ///
+    /// # Errors
+    /// I/O errors, or the actor failing twice.
+    pub async fn remove(&self, name: CacheName) -> Result<bool, FileTierError> {
+        self.call(RemoveFile { name }).await
+    }
+
+    /// See [`ListFiles`].
+    ///
+    /// # Errors
+    /// The actor failing twice or being gone.
+    pub async fn list(&self) -> Result<HashMap<CacheName, OnDisk>, FileTierError> {
+        for _ in 0..2 {
+            if let Ok(Ok(index)) = self.addr.send(ListFiles).await {
+                return Ok(index);
+            }
+        }
+        Err(FileTierError::Io(io::Error::other("file tier unavailable")))
+    }
+
+    /// Whether the actor's mailbox is open (the supervisor's health check).
+    pub fn connected(&self) -> bool {
+        self.addr.connected()
+    }
+}

@@ -1,0 +1,64 @@
+//! One handler per message; each runs inside the supervisor's panic guard and starts
+//! with its failpoint (SPEC §11).
+
+use super::messages::{AdoptFile, ListFiles, ReadFile, RemoveFile, WriteFile};
+use super::{FileTier, FileTierError, OnDisk, ACTOR};
+use crate::domain::{CacheName, Document};
+use crate::supervisor::{guard, ActorPanicked};
+use actix::{Context, Handler};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+impl Handler<ReadFile> for FileTier {
+    type Result = Result<Option<Arc<Document>>, FileTierError>;
+
+    fn handle(&mut self, msg: ReadFile, ctx: &mut Context<Self>) -> Self::Result {
+        let reporter = self.reporter.clone();
+        guard(ACTOR, &reporter, ctx, || {
+            fail::fail_point!("file::read");
+            Ok(self.read_verified(&msg.name)?.map(Arc::new))
+        })?
+    }
+}
+
+impl Handler<WriteFile> for FileTier {
+    type Result = Result<Arc<Document>, FileTierError>;
+
+    fn handle(&mut self, msg: WriteFile, ctx: &mut Context<Self>) -> Self::Result {
+        let reporter = self.reporter.clone();
+        guard(ACTOR, &reporter, ctx, || {
+            fail::fail_point!("file::write");
+            self.write(&msg.name, msg.doc, &msg.precondition, msg.floor).map(Arc::new)
+        })?
+    }
+}
+
+impl Handler<AdoptFile> for FileTier {
+    type Result = Result<bool, FileTierError>;
+
+    fn handle(&mut self, msg: AdoptFile, ctx: &mut Context<Self>) -> Self::Result {
+        let reporter = self.reporter.clone();
+        guard(ACTOR, &reporter, ctx, || {
+            fail::fail_point!("file::write");
+            Ok(self.adopt(&msg.doc)?)
+        })?
+    }
+}
+
+impl Handler<RemoveFile> for FileTier {
+    type Result = Result<bool, FileTierError>;
+
+    fn handle(&mut self, msg: RemoveFile, ctx: &mut Context<Self>) -> Self::Result {
+        let reporter = self.reporter.clone();
+        guard(ACTOR, &reporter, ctx, || Ok(self.remove(&msg.name)?))?
+    }
+}
+
+impl Handler<ListFiles> for FileTier {
+    type Result = Result<HashMap<CacheName, OnDisk>, ActorPanicked>;
+
+    fn handle(&mut self, _msg: ListFiles, ctx: &mut Context<Self>) -> Self::Result {
+        let reporter = self.reporter.clone();
+        guard(ACTOR, &reporter, ctx, || self.index().clone())
+    }
+}

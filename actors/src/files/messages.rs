@@ -1,0 +1,51 @@
+//! Messages the file-tier actor accepts.
+
+use super::{FileTierError, OnDisk};
+use crate::domain::{CacheName, Document, NewDocument, Precondition};
+use crate::supervisor::ActorPanicked;
+use actix::Message;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Read and verify the envelope of `name`; `None` when absent or corrupt.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Option<Arc<Document>>, FileTierError>")]
+pub struct ReadFile {
+    /// The cache.
+    pub name: CacheName,
+}
+
+/// Write a new version of `name` durably.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Arc<Document>, FileTierError>")]
+pub struct WriteFile {
+    /// The cache.
+    pub name: CacheName,
+    /// The validated, canonical document.
+    pub doc: NewDocument,
+    /// `If-Match`.
+    pub precondition: Precondition,
+    /// Newest version known elsewhere; the new version goes above it.
+    pub floor: u64,
+}
+
+/// Store a version made elsewhere (Postgres) unless disk already has it or newer.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<bool, FileTierError>")]
+pub struct AdoptFile {
+    /// The document to store as is.
+    pub doc: Arc<Document>,
+}
+
+/// Delete the envelope of `name`, leaving a tombstone; `true` if there was one.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<bool, FileTierError>")]
+pub struct RemoveFile {
+    /// The cache.
+    pub name: CacheName,
+}
+
+/// The index of what is on disk.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<HashMap<CacheName, OnDisk>, ActorPanicked>")]
+pub struct ListFiles;

@@ -1,0 +1,255 @@
+//! The file tier: one envelope per cache under `data_dir/caches`, written durably and
+//! verified on every read.
+//!
+//! The actor owns the directory and an index of the version on disk per cache (rebuilt
+//! from disk at start and after every restart), so versions increase strictly and
+//! `If-Match` is checked where writes are serialised. Corrupt envelopes are moved to
+//! `data_dir/corrupt/` and never served. A DELETE leaves a tombstone in
+//! `data_dir/tombstones/` recording the last version, so versions keep increasing.
+
+mod actor;
+pub mod durable;
+mod handle;
+mod handlers;
+mod messages;
+
+pub use handle::FileHandle;
+pub use messages::{AdoptFile, ListFiles, ReadFile, RemoveFile, WriteFile};
+
+use crate::domain::{envelope, CacheName, Document, NewDocument, Precondition};
+use crate::metrics::{CacheResult, Metrics};
+use crate::supervisor::{ActorPanicked, FailureReporter};
+use chrono::Utc;
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Actor name in logs and metrics.
+pub const ACTOR: &str = "file";
+
+/// What can go wrong in the file tier.
+#[derive(Debug, thiserror::Error)]
+pub enum FileTierError {
+    /// Reading or writing failed (disk full, permissions...).
+    #[error("file tier I/O error: {0}")]
+    Io(#[from] io::Error),
+    /// `If-Match` did not match the current version.
+    #[error("precondition failed: current version is {current:?}")]
+    PreconditionFailed {
+        /// The current ETag, if any.
+        current: Option<String>,
+    },
+    /// The actor failed while handling the request.
+    #[error(transparent)]
+    Panicked(#[from] ActorPanicked),
+}
+
+/// What the actor needs to start.
+#[derive(Debug, Clone)]
+pub struct FileTierConfig {
+    /// The daemon's `data_dir`.
+    pub data_dir: PathBuf,
+    /// Written into and checked in every envelope.
+    pub project: String,
+}
+
+/// Facts about what is on disk for one cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnDisk {
+    /// Version of the envelope, or of the tombstone when deleted.
+    pub version: u64,
+    /// ETag of the envelope; `None` for a tombstone.
+    pub etag: Option<String>,
+}
+
+/// The file tier's state.
+pub struct FileTier {
+    config: FileTierConfig,
+    caches_dir: PathBuf,
+    index: HashMap<CacheName, OnDisk>,
+    reporter: FailureReporter,
+    metrics: Arc<Metrics>,
+}
+
+fn now_stamp() -> String {
+    Utc::now().format("%Y%m%dT%H%M%S%.6fZ").to_string()
+}
+
+impl FileTier {
+    /// A file tier over `config.data_dir` (created if missing; the index is built when
+    /// the actor starts).
+    pub fn new(config: FileTierConfig, reporter: FailureReporter, metrics: Arc<Metrics>) -> Self {
+        let caches_dir = config.data_dir.join("caches");
+        Self { config, caches_dir, index: HashMap::new(), reporter, metrics }
+    }
+
+    fn path_of(&self, name: &CacheName) -> PathBuf {
+        self.caches_dir.join(format!("{name}.json"))
+    }
+
+    fn tombstone_of(&self, name: &CacheName) -> PathBuf {
+        self.config.data_dir.join("tombstones").join(format!("{name}.json"))
+    }
+
+    /// Rebuilds the index from the directory: verifies every envelope, moves corrupt
+    /// ones aside, removes stray temp files, reads tombstones.
+    ///
+    /// # Errors
+    /// When the directories cannot be created or listed.
+    pub fn rebuild_index(&mut self) -> io::Result<()> {
+        self.index.clear();
+        for sub in ["caches", "tombstones", "corrupt"] {
+            std::fs::create_dir_all(self.config.data_dir.join(sub))?;
+        }
+        let tombstones = self.config.data_dir.join("tombstones");
+        for entry in std::fs::read_dir(&tombstones)? {
+            let path = entry?.path();
+            let Some(name) = name_from_path(&path, ".json") else { continue };
+            if let Some(version) = read_tombstone(&path) {
+                self.index.insert(name, OnDisk { version, etag: None });
+            }
+        }
+        for entry in std::fs::read_dir(&self.caches_dir)? {
+            let path = entry?.path();
+            let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if file_name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            let Some(name) = name_from_path(&path, ".json") else { continue };
+            if let Some(doc) = self.read_verified(&name)? {
+                let floor = self.index.get(&name).map_or(0, |d| d.version);
+                if doc.version > floor {
+                    self.index.insert(name, OnDisk { version: doc.version, etag: Some(doc.etag) });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and verifies one envelope. Corrupt files are moved aside and read as absent.
+    ///
+    /// # Errors
+    /// I/O errors other than "not found".
+    pub fn read_verified(&mut self, name: &CacheName) -> io::Result<Option<Document>> {
+        let path = self.path_of(name);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match envelope::decode(&self.config.project, name, &bytes) {
+            Ok(doc) => Ok(Some(doc)),
+            Err(err) => {
+                let aside = self.config.data_dir.join("corrupt").join(format!("{name}.{}.json", now_stamp()));
+                let moved = std::fs::rename(&path, &aside);
+                tracing::error!(
+                    cache = %name, tier = "file", alert = true, error = %err,
+                    moved_to = %aside.display(), moved = moved.is_ok(),
+                    "corrupt cache file moved aside; it will not be served"
+                );
+                self.metrics
+                    .corrupt_files
+                    .get_or_create(&CacheResult { cache: name.to_string(), result: "moved" })
+                    .inc();
+                if let Some(d) = self.index.get_mut(name) {
+                    d.etag = None;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Writes a new version of `name` durably, after checking `precondition`.
+    ///
+    /// The version is above what is on disk and above `floor` (the newest version known
+    /// elsewhere, e.g. in Postgres).
+    ///
+    /// # Errors
+    /// [`FileTierError::PreconditionFailed`] or an I/O error (nothing changed then).
+    pub fn write(
+        &mut self,
+        name: &CacheName,
+        new: NewDocument,
+        precondition: &Precondition,
+        floor: u64,
+    ) -> Result<Document, FileTierError> {
+        let current = self.index.get(name).cloned();
+        let current_etag = current.as_ref().and_then(|c| c.etag.clone());
+        if !precondition.holds(current_etag.as_deref()) {
+            return Err(FileTierError::PreconditionFailed { current: current_etag });
+        }
+        let version = current.map_or(0, |c| c.version).max(floor) + 1;
+        let saved_at = Utc::now();
+        // A PUT's last fetch is its save time (SPEC §5); refreshes bring their own.
+        let last_fetch = new.last_fetch.or(Some(saved_at));
+        let doc =
+            Document::new(name.clone(), version, new.checksum, last_fetch, new.last_rich_fetch, saved_at, new.body);
+        self.put_document(&doc)?;
+        Ok(doc)
+    }
+
+    /// Stores `doc` as it is (a version made elsewhere, e.g. read from Postgres), unless
+    /// the disk already holds that version or a newer one. Returns whether it was written.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn adopt(&mut self, doc: &Document) -> io::Result<bool> {
+        if self.index.get(&doc.name).is_some_and(|d| d.version >= doc.version && d.etag.is_some()) {
+            return Ok(false);
+        }
+        self.put_document(doc)?;
+        Ok(true)
+    }
+
+    fn put_document(&mut self, doc: &Document) -> io::Result<()> {
+        let bytes = envelope::encode(&self.config.project, doc);
+        durable::write_atomic(&self.path_of(&doc.name), &bytes)?;
+        let tomb = self.tombstone_of(&doc.name);
+        if tomb.exists() {
+            std::fs::remove_file(&tomb)?;
+        }
+        self.index.insert(doc.name.clone(), OnDisk { version: doc.version, etag: Some(doc.etag.clone()) });
+        Ok(())
+    }
+
+    /// Deletes `name`'s envelope, leaving a tombstone with its last version.
+    /// Returns whether there was anything to delete.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn remove(&mut self, name: &CacheName) -> io::Result<bool> {
+        let Some(current) = self.index.get(name).cloned() else { return Ok(false) };
+        let existed = current.etag.is_some();
+        let tomb = serde_json::json!({
+            "name": name.as_str(),
+            "version": current.version,
+            "deleted_at": Utc::now().to_rfc3339(),
+        });
+        durable::write_atomic(&self.tombstone_of(name), tomb.to_string().as_bytes())?;
+        match std::fs::remove_file(self.path_of(name)) {
+            Ok(()) => durable::sync_dir(&self.caches_dir)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        self.index.insert(name.clone(), OnDisk { version: current.version, etag: None });
+        Ok(existed)
+    }
+
+    /// The index: what is on disk per cache.
+    pub fn index(&self) -> &HashMap<CacheName, OnDisk> {
+        &self.index
+    }
+}
+
+fn name_from_path(path: &Path, suffix: &str) -> Option<CacheName> {
+    let file_name = path.file_name()?.to_str()?;
+    CacheName::parse(file_name.strip_suffix(suffix)?).ok()
+}
+
+fn read_tombstone(path: &Path) -> Option<u64> {
+    let bytes = std::fs::read(path).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("version")?.as_u64()
+}

@@ -1,0 +1,20 @@
+//! tiercache's actors: every piece of runtime state lives here.
+//!
+//! # Layout
+//! - [`domain`]: names, canonical JSON, checksums, documents, envelopes.
+//! - [`supervisor`]: the panic guard, restart counting and the give-up rule.
+//! - [`memory`]: the memory tier actor and its published snapshot.
+//! - [`files`]: the file tier actor (durable envelopes, verification, tombstones).
+//! - [`tiers`]: the read and save flows across the actors, as the API uses them.
+//! - [`metrics`]: the Prometheus registry.
+//! - [`system`]: starts the actors under supervision, in dependency order.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod domain;
+pub mod files;
+pub mod memory;
+pub mod metrics;
+pub mod supervisor;
+pub mod system;
+pub mod tiers;

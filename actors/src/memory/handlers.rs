@@ -1,0 +1,91 @@
+//! One handler per message, each inside the supervisor's panic guard.
+
+use super::messages::{Evict, Get, Load, LoadDone, LoadOutcome, Store};
+use super::{Entry, LoadError, MemoryTier, Tier, ACTOR};
+use crate::supervisor::{guard, ActorPanicked};
+use actix::{AsyncContext, Context, Handler, ResponseFuture};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+impl Handler<Get> for MemoryTier {
+    type Result = Result<Option<Arc<Entry>>, ActorPanicked>;
+
+    fn handle(&mut self, msg: Get, ctx: &mut Context<Self>) -> Self::Result {
+        let reporter = self.reporter.clone();
+        guard(ACTOR, &reporter, ctx, || {
+            fail::fail_point!("memory::get");
+            self.entries.get(&msg.name).cloned()
+        })
+    }
+}
+
+impl Handler<Load> for MemoryTier {
+    type Result = ResponseFuture<Result<LoadOutcome, LoadError>>;
+
+    fn handle(&mut self, msg: Load, ctx: &mut Context<Self>) -> Self::Result {
+        let reporter = self.reporter.clone();
+        let started = guard(ACTOR, &reporter, ctx, || {
+            fail::fail_point!("memory::get");
+            if let Some(entry) = self.entries.get(&msg.name).filter(|e| e.is_fresh(self.ttl)) {
+                return Err(LoadOutcome::Found(entry.clone(), Tier::Memory));
+            }
+            let (tx, rx) = oneshot::channel();
+            let waiters = self.loads.entry(msg.name.clone()).or_default();
+            waiters.push(tx);
+            Ok((rx, waiters.len() == 1))
+        });
+        let rx = match started {
+            Err(panicked) => return Box::pin(async move { Err(LoadError(panicked.to_string())) }),
+            Ok(Err(hit)) => return Box::pin(async move { Ok(hit) }),
+            Ok(Ok((rx, first))) => {
+                if first {
+                    let loader = self.loader.clone();
+                    let me = ctx.address();
+                    let name = msg.name;
+                    actix::spawn(async move {
+                        let result = loader.load(name.clone()).await;
+                        me.do_send(LoadDone { name, result });
+                    });
+                }
+                rx
+            }
+        };
+        Box::pin(async move {
+            rx.await.unwrap_or_else(|_| Err(LoadError("the memory tier restarted during the load".into())))
+        })
+    }
+}
+
+impl Handler<LoadDone> for MemoryTier {
+    type Result = ();
+
+    fn handle(&mut self, msg: LoadDone, _ctx: &mut Context<Self>) {
+        let waiters = self.loads.remove(&msg.name).unwrap_or_default();
+        let outcome = match msg.result {
+            Ok(Some((doc, tier))) => Ok(LoadOutcome::Found(self.store(doc), tier)),
+            Ok(None) => Ok(LoadOutcome::Missing),
+            Err(e) => Err(e),
+        };
+        for w in waiters {
+            let _ = w.send(outcome.clone());
+        }
+    }
+}
+
+impl Handler<Store> for MemoryTier {
+    type Result = Result<Arc<Entry>, ActorPanicked>;
+
+    fn handle(&mut self, msg: Store, ctx: &mut Context<Self>) -> Self::Result {
+        let reporter = self.reporter.clone();
+        guard(ACTOR, &reporter, ctx, || self.store(msg.doc))
+    }
+}
+
+impl Handler<Evict> for MemoryTier {
+    type Result = Result<(), ActorPanicked>;
+
+    fn handle(&mut self, msg: Evict, ctx: &mut Context<Self>) -> Self::Result {
+        let reporter = self.reporter.clone();
+        guard(ACTOR, &reporter, ctx, || self.evict(&msg.name))
+    }
+}

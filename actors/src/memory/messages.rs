@@ -1,0 +1,58 @@
+//! Messages the memory-tier actor accepts.
+
+use super::{Entry, LoadError, Tier};
+use crate::domain::{CacheName, Document};
+use crate::supervisor::ActorPanicked;
+use actix::Message;
+use std::sync::Arc;
+
+/// Look `name` up in memory (fresh or not). The API normally reads the snapshot
+/// instead; builds with failpoints send this so `memory::get` can fire.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Option<Arc<Entry>>, ActorPanicked>")]
+pub struct Get {
+    /// The cache.
+    pub name: CacheName,
+}
+
+/// What a load found.
+#[derive(Debug, Clone)]
+pub enum LoadOutcome {
+    /// Memory now holds this entry; `Tier` says where it came from.
+    Found(Arc<Entry>, Tier),
+    /// No tier has the cache.
+    Missing,
+}
+
+/// Return the fresh entry for `name`, loading it through the tiers below if needed.
+/// Single-flight: concurrent loads of one cache share one read.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<LoadOutcome, LoadError>")]
+pub struct Load {
+    /// The cache.
+    pub name: CacheName,
+}
+
+/// Internal: a load finished.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(super) struct LoadDone {
+    pub name: CacheName,
+    pub result: Result<Option<(Arc<Document>, Tier)>, LoadError>,
+}
+
+/// Put a just-saved (or just-loaded) document in memory.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Arc<Entry>, ActorPanicked>")]
+pub struct Store {
+    /// The document.
+    pub doc: Arc<Document>,
+}
+
+/// Drop `name` from memory.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), ActorPanicked>")]
+pub struct Evict {
+    /// The cache.
+    pub name: CacheName,
+}

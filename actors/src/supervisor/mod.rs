@@ -1,0 +1,59 @@
+//! Supervision: panics in actor handlers become restarts, restarts are counted, and too
+//! many within the window make the process give up (exit 70) so systemd restarts it.
+//!
+//! actix's own `Supervisor` restarts an actor only after `ctx.stop()`; a panicking
+//! handler just closes the mailbox. So every handler runs inside [`guard`], which
+//! catches the panic, reports it here and stops the actor; actix then calls
+//! `restarting()` (where the actor rebuilds its state from disk) and keeps the address
+//! and the queued messages.
+
+mod guard;
+mod restart_log;
+
+pub use guard::{guard, ActorPanicked, FailureReporter};
+pub use restart_log::{RestartLog, RestartPolicy};
+
+use crate::metrics::{ActorLabel, Metrics};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// The supervisor gave up on an actor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("actor {actor} restarted more than {max} times within {window:?}")]
+pub struct GaveUp {
+    /// The actor that kept failing.
+    pub actor: &'static str,
+    /// The configured limit.
+    pub max: u32,
+    /// The configured window.
+    pub window: std::time::Duration,
+}
+
+/// Receives failure reports from every actor and applies the restart policy.
+pub struct Supervisor {
+    rx: mpsc::UnboundedReceiver<&'static str>,
+    log: RestartLog,
+    metrics: Arc<Metrics>,
+}
+
+impl Supervisor {
+    /// A supervisor and the reporter its actors send failures to.
+    pub fn new(policy: RestartPolicy, metrics: Arc<Metrics>) -> (Self, FailureReporter) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Self { rx, log: RestartLog::new(policy), metrics }, FailureReporter::new(tx))
+    }
+
+    /// Runs until the restart limit is exceeded (returns why) or every reporter is gone.
+    pub async fn run(mut self) -> Option<GaveUp> {
+        while let Some(actor) = self.rx.recv().await {
+            self.metrics.actor_restarts.get_or_create(&ActorLabel { actor }).inc();
+            let count = self.log.record(actor, std::time::Instant::now());
+            tracing::warn!(actor, restarts_in_window = count, "actor failed and was restarted");
+            if let Some(gave_up) = self.log.exceeded(actor) {
+                tracing::error!(actor, alert = true, error = %gave_up, "supervisor gives up");
+                return Some(gave_up);
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,280 @@
+//! `/v1/caches...`: read, meta, save, delete, refresh, list (SPEC §5).
+
+use super::error::ApiError;
+use super::state::{AppState, CachePolicy};
+use actix_web::http::header::{self, HttpDate};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+use tiercache_actors::domain::{CacheName, Document, NewDocument, Precondition};
+use tiercache_actors::memory::Tier;
+use tiercache_actors::metrics::{CacheResult, CacheTier, TierLabel};
+use tiercache_actors::tiers::{ReadError, ReadOutcome, SaveError};
+
+/// Seconds a client should wait before asking again for a cache that has no data.
+const EMPTY_RETRY_AFTER: u64 = 30;
+
+fn lookup(state: &AppState, raw: &str) -> Result<(CacheName, CachePolicy), ApiError> {
+    let name = CacheName::parse(raw).map_err(|_| ApiError::unknown_cache(raw))?;
+    let policy = state.policy.load();
+    let cache = policy.caches.get(&name).cloned().ok_or_else(|| ApiError::unknown_cache(raw))?;
+    Ok((name, cache))
+}
+
+fn rfc3339(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn fetched_at(doc: &Document) -> DateTime<Utc> {
+    doc.last_fetch.unwrap_or(doc.saved_at)
+}
+
+/// Whether `doc` is past its schedule.
+fn past_schedule(doc: &Document, policy: &CachePolicy) -> bool {
+    policy
+        .refresh_every
+        .is_some_and(|every| chrono::Duration::from_std(every).is_ok_and(|every| fetched_at(doc) + every < Utc::now()))
+}
+
+fn next_refresh_at(doc: &Document, policy: &CachePolicy) -> Option<DateTime<Utc>> {
+    let every = chrono::Duration::from_std(policy.refresh_every?).ok()?;
+    Some(fetched_at(doc) + every)
+}
+
+async fn read(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Result<ReadOutcome, ApiError> {
+    match state.tiers.read(name).await {
+        Ok(mut outcome) => {
+            if past_schedule(&outcome.doc, policy) {
+                outcome.tier = Tier::Stale;
+            }
+            Ok(outcome)
+        }
+        Err(ReadError::Missing) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_data",
+            format!("cache {name} holds no data yet and no refresh is possible"),
+        )
+        .retry_after(EMPTY_RETRY_AFTER)),
+        Err(ReadError::Failed(e)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "tiers_unavailable",
+            format!("cache {name} could not be read: {e}"),
+        )
+        .retry_after(5)),
+    }
+}
+
+fn etag_matches(req: &HttpRequest, etag: &str) -> bool {
+    req.headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == etag))
+}
+
+/// `GET /v1/caches/{name}`.
+pub async fn get(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let (name, policy) = lookup(&state, &path)?;
+    let ReadOutcome { doc, tier } = read(&state, &name, &policy).await?;
+    let tier_str = tier.as_str();
+    state.metrics.reads.get_or_create(&CacheTier { cache: name.to_string(), tier: tier_str }).inc();
+    let fetched = fetched_at(&doc);
+    let age = (Utc::now() - fetched).num_seconds().max(0);
+    let last_modified = HttpDate::from(SystemTime::from(fetched));
+    let not_modified = etag_matches(&req, &doc.etag);
+    let mut res = if not_modified { HttpResponse::NotModified() } else { HttpResponse::Ok() };
+    res.insert_header((header::ETAG, doc.etag.as_str()))
+        .insert_header((header::LAST_MODIFIED, last_modified))
+        .insert_header(("X-Cache-Tier", tier_str))
+        .insert_header((header::AGE, age.to_string()))
+        .insert_header((header::CACHE_CONTROL, "no-cache"));
+    let response =
+        if not_modified { res.finish() } else { res.content_type("application/json").body(doc.body.clone()) };
+    state.metrics.read_duration.get_or_create(&TierLabel { tier: tier_str }).observe(started.elapsed().as_secs_f64());
+    Ok(response)
+}
+
+/// The meta object of SPEC §5; all nulls for a configured cache without data.
+fn meta_json(name: &CacheName, found: Option<&ReadOutcome>, policy: &CachePolicy, postgres_enabled: bool) -> Value {
+    let Some(ReadOutcome { doc, tier }) = found else {
+        return json!({
+            "name": name.as_str(), "version": null, "checksum": null, "size": null,
+            "last_fetch": null, "last_rich_fetch": null, "saved_at": null, "tier": null,
+            "stale": null, "next_refresh_at": null, "postgres_synced": null,
+        });
+    };
+    json!({
+        "name": name.as_str(),
+        "version": doc.version,
+        "checksum": doc.checksum.to_string(),
+        "size": doc.body.len(),
+        "last_fetch": doc.last_fetch.as_ref().map(rfc3339),
+        "last_rich_fetch": doc.last_rich_fetch.as_ref().map(rfc3339),
+        "saved_at": rfc3339(&doc.saved_at),
+        "tier": tier.as_str(),
+        "stale": *tier == Tier::Stale,
+        "next_refresh_at": next_refresh_at(doc, policy).as_ref().map(rfc3339),
+        // Without Postgres there is nothing to be in sync with.
+        "postgres_synced": if postgres_enabled { Value::Bool(false) } else { Value::Null },
+    })
+}
+
+async fn meta_of(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Result<Value, ApiError> {
+    let postgres_enabled = state.policy.load().postgres_enabled;
+    match read(state, name, policy).await {
+        Ok(outcome) => Ok(meta_json(name, Some(&outcome), policy, postgres_enabled)),
+        Err(e) if e.code == "no_data" => Ok(meta_json(name, None, policy, postgres_enabled)),
+        Err(e) => Err(e),
+    }
+}
+
+/// `GET /v1/caches/{name}/meta`.
+pub async fn meta(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let (name, policy) = lookup(&state, &path)?;
+    let body = meta_of(&state, &name, &policy).await?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `GET /v1/caches`: every configured cache with its meta, by name.
+pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let policy = state.policy.load_full();
+    let mut names: Vec<&CacheName> = policy.caches.keys().collect();
+    names.sort();
+    let mut caches = Vec::with_capacity(names.len());
+    for name in names {
+        caches.push(meta_of(&state, name, &policy.caches[name]).await?);
+    }
+    Ok(HttpResponse::Ok().json(json!({ "caches": caches })))
+}
+
+fn precondition(req: &HttpRequest) -> Precondition {
+    let values: Vec<&str> = req.headers().get_all(header::IF_MATCH).filter_map(|v| v.to_str().ok()).collect();
+    if values.is_empty() {
+        return Precondition::None;
+    }
+    let tags: Vec<String> = values.iter().flat_map(|v| v.split(',')).map(|t| t.trim().to_owned()).collect();
+    if tags.iter().any(|t| t == "*") {
+        Precondition::Exists
+    } else {
+        Precondition::OneOf(tags)
+    }
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("the body exceeds the limit of {limit} bytes"))
+}
+
+/// `PUT /v1/caches/{name}`: validated, durable on disk, in memory, then 200.
+pub async fn put(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (name, policy) = lookup(&state, &path)?;
+    let count = |result: &'static str| {
+        state.metrics.saves.get_or_create(&CacheResult { cache: name.to_string(), result }).inc();
+    };
+    if !is_json(&req) {
+        count("invalid");
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be sent as Content-Type: application/json",
+        ));
+    }
+    let limit = policy.max_size.min(state.policy.load().max_body);
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        count("too_large");
+        return Err(too_large(limit));
+    }
+    let body = match payload.to_bytes_limited(usize::try_from(limit).unwrap_or(usize::MAX)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            count("invalid");
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_body", format!("could not read the body: {e}")));
+        }
+        Err(_) => {
+            count("too_large");
+            return Err(too_large(limit));
+        }
+    };
+    let doc = NewDocument::from_json(&body).map_err(|e| {
+        count("invalid");
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("the body is not valid JSON: {e}"))
+    })?;
+    match state.tiers.save(&name, doc, precondition(&req)).await {
+        Ok(saved) => {
+            count("ok");
+            tracing::info!(cache = %name, version = saved.version, "saved");
+            Ok(saved_response(&saved))
+        }
+        Err(SaveError::PreconditionFailed { current }) => {
+            count("conflict");
+            Err(ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                format!("If-Match does not match the current version ({})", current.as_deref().unwrap_or("none")),
+            ))
+        }
+        Err(e @ SaveError::Storage(_)) => {
+            count("error");
+            tracing::error!(cache = %name, tier = "file", alert = true, error = %e, "save failed");
+            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", e.to_string()).retry_after(5))
+        }
+    }
+}
+
+fn saved_response(saved: &Arc<Document>) -> HttpResponse {
+    HttpResponse::Ok().insert_header((header::ETAG, saved.etag.as_str())).json(json!({
+        "name": saved.name.as_str(),
+        "version": saved.version,
+        "checksum": saved.checksum.to_string(),
+        "saved_at": rfc3339(&saved.saved_at),
+    }))
+}
+
+/// `DELETE /v1/caches/{name}`: purged from every tier.
+pub async fn delete(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let (name, _) = lookup(&state, &path)?;
+    match state.tiers.delete(&name).await {
+        Ok(existed) => {
+            tracing::info!(cache = %name, existed, "deleted");
+            Ok(HttpResponse::NoContent().finish())
+        }
+        Err(e) => {
+            tracing::error!(cache = %name, alert = true, error = %e, "delete failed");
+            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", e.to_string()).retry_after(5))
+        }
+    }
+}
+
+/// `POST /v1/caches/{name}/refresh`.
+pub async fn refresh(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let (name, policy) = lookup(&state, &path)?;
+    if !policy.has_source {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_source",
+            format!("cache {name} has no source configured; it is filled by PUT"),
+        ));
+    }
+    Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "refresher_unavailable", "the refresher is not running")
+        .retry_after(EMPTY_RETRY_AFTER))
+}

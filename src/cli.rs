@@ -1,0 +1,190 @@
+//! The command line of SPEC §3. Bad usage exits 64, not the usual parser's 2.
+
+use crate::exit::{Fatal, USAGE};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// The daemon in the foreground.
+    Run,
+    /// Validate and print the effective configuration.
+    CheckConfig,
+    /// Apply schema.sql.
+    Migrate,
+    /// Print one cache from a running daemon.
+    Get {
+        /// The cache.
+        name: String,
+        /// Print its meta instead.
+        meta: bool,
+    },
+    /// One screen of status from a running daemon.
+    Status {
+        /// Machine-readable.
+        json: bool,
+    },
+    /// Take a JSON document as a save.
+    Import {
+        /// The cache.
+        name: String,
+        /// The document.
+        file: PathBuf,
+    },
+    /// Write every cache as envelope files to a directory.
+    Export {
+        /// Target directory.
+        dir: PathBuf,
+    },
+    /// Restore envelope files.
+    Restore {
+        /// Source directory.
+        dir: PathBuf,
+        /// Allow going to a lower version.
+        force: bool,
+    },
+    /// Print usage.
+    Help,
+    /// Print the version.
+    Version,
+}
+
+/// The parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cli {
+    /// The command.
+    pub command: Command,
+    /// `--config FILE`.
+    pub config: Option<PathBuf>,
+}
+
+/// Usage text.
+pub const USAGE_TEXT: &str = "\
+usage: tiercache <command> [--config FILE]
+
+commands:
+  run                  run the daemon in the foreground
+  check-config         validate the configuration and print it (secrets redacted)
+  migrate              apply schema.sql to the configured Postgres
+  get NAME [--meta]    print a cache (or its meta) from the running daemon
+  status [--json]      status of the running daemon
+  import NAME FILE     save a JSON document as cache NAME
+  export DIR           write every cache as envelope files into DIR
+  restore DIR [--force]  restore envelope files from DIR
+";
+
+fn usage(msg: impl std::fmt::Display) -> Fatal {
+    Fatal::new(USAGE, format!("usage error: {msg} (try `tiercache help`)"))
+}
+
+/// Parses `args` (without the program name).
+///
+/// # Errors
+/// A [`Fatal`] with exit code 64 for bad usage.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Fatal> {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut config = None;
+    let mut flags: Vec<String> = Vec::new();
+    let mut words: Vec<String> = Vec::new();
+    while let Some(arg) = parser.next().map_err(usage)? {
+        match arg {
+            Short('c') | Long("config") => config = Some(PathBuf::from(parser.value().map_err(usage)?)),
+            Short('h') | Long("help") => return Ok(Cli { command: Command::Help, config }),
+            Short('V') | Long("version") => return Ok(Cli { command: Command::Version, config }),
+            Long(flag @ ("meta" | "json" | "force")) => flags.push(flag.to_owned()),
+            Value(v) => words.push(v.into_string().map_err(|_| usage("arguments must be UTF-8"))?),
+            other => return Err(usage(other.unexpected())),
+        }
+    }
+    let mut words = words.into_iter();
+    let verb = words.next().ok_or_else(|| usage("no command given"))?;
+    let rest: Vec<String> = words.collect();
+    let allow = |allowed: &[&str]| -> Result<(), Fatal> {
+        match flags.iter().find(|f| !allowed.contains(&f.as_str())) {
+            Some(f) => Err(usage(format!("--{f} does not apply to `{verb}`"))),
+            None => Ok(()),
+        }
+    };
+    let arity = |n: usize, what: &str| -> Result<(), Fatal> {
+        if rest.len() == n {
+            Ok(())
+        } else {
+            Err(usage(format!("`{verb}` takes {what}")))
+        }
+    };
+    let command = match verb.as_str() {
+        "run" | "check-config" | "migrate" | "help" | "version" => {
+            allow(&[])?;
+            arity(0, "no arguments")?;
+            match verb.as_str() {
+                "run" => Command::Run,
+                "check-config" => Command::CheckConfig,
+                "migrate" => Command::Migrate,
+                "help" => Command::Help,
+                _ => Command::Version,
+            }
+        }
+        "get" => {
+            allow(&["meta"])?;
+            arity(1, "NAME")?;
+            Command::Get { name: rest[0].clone(), meta: flags.iter().any(|f| f == "meta") }
+        }
+        "status" => {
+            allow(&["json"])?;
+            arity(0, "no arguments")?;
+            Command::Status { json: flags.iter().any(|f| f == "json") }
+        }
+        "import" => {
+            allow(&[])?;
+            arity(2, "NAME FILE")?;
+            Command::Import { name: rest[0].clone(), file: rest[1].clone().into() }
+        }
+        "export" => {
+            allow(&[])?;
+            arity(1, "DIR")?;
+            Command::Export { dir: rest[0].clone().into() }
+        }
+        "restore" => {
+            allow(&["force"])?;
+            arity(1, "DIR")?;
+            Command::Restore { dir: rest[0].clone().into(), force: flags.iter().any(|f| f == "force") }
+        }
+        other => return Err(usage(format!("unknown command `{other}`"))),
+    };
+    Ok(Cli { command, config })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Cli, Fatal> {
+        parse(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn parses_commands_and_config_anywhere() {
+        assert_eq!(p(&["run"]).unwrap().command, Command::Run);
+        let cli = p(&["--config", "a.toml", "get", "strava", "--meta"]).unwrap();
+        assert_eq!(cli.config, Some(PathBuf::from("a.toml")));
+        assert_eq!(cli.command, Command::Get { name: "strava".into(), meta: true });
+        assert_eq!(p(&["restore", "d", "--force"]).unwrap().command, Command::Restore { dir: "d".into(), force: true });
+    }
+
+    #[test]
+    fn bad_usage_is_64() {
+        for bad in [
+            &[][..],
+            &["frobnicate"],
+            &["run", "extra"],
+            &["get"],
+            &["run", "--bogus"],
+            &["run", "--meta"],
+            &["run", "--config"],
+        ] {
+            assert_eq!(p(bad).unwrap_err().code, 64, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! The configuration layer: built-in defaults, the TOML file, the seed plan's
+//! variables and `TIERCACHE__` overrides, merged and validated into [`Settings`].
+//!
+//! Everything is checked here, once, before anything binds or spawns; the rest of
+//! the program reads typed values and never re-validates. `check-config` and `run`
+//! both go through [`Settings::load`].
+
+mod durations;
+mod env_compat;
+mod layers;
+mod net;
+mod raw;
+mod redacted;
+mod secrets;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+pub use layers::DEFAULT_FILE;
+pub use net::ListenAddr;
+pub use tiercache_actors::domain::CacheName;
+
+/// The environment lookup: `std::env::var` in production, a map in tests, so that
+/// nothing here ever reads or writes the process environment directly.
+type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// A configuration error, printed by the binary as one line before exit 78.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("config error: {key}: {problem}")]
+pub struct ConfigError {
+    /// The key as the operator wrote it: `caches[1].refresh_every`, `api.foo`, or a
+    /// variable name such as `STRAVA_CACHE_HOURS`.
+    pub key: String,
+    /// What is wrong with it; never quotes a secret.
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self { key: key.into(), problem: problem.into() }
+    }
+}
+
+/// The validated configuration of one tiercache process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Which project's rows this instance owns in the shared Postgres tables.
+    pub project: String,
+    /// Envelope files, the lock file and exports; relative paths stay relative to
+    /// the working directory.
+    pub data_dir: PathBuf,
+    pub log: LogSettings,
+    pub api: ApiSettings,
+    pub memory: MemorySettings,
+    pub postgres: PostgresSettings,
+    pub retry: RetrySettings,
+    pub shutdown: ShutdownSettings,
+    pub refresh: RefreshSettings,
+    pub supervisor: SupervisorSettings,
+    pub caches: Vec<CacheSettings>,
+    /// Non-fatal notes for the startup log (config is loaded before logging is up).
+    pub warnings: Vec<String>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive; `RUST_LOG`, when set, wins.
+    pub level: String,
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub listen: Vec<ListenAddr>,
+    /// Largest accepted request body, in bytes.
+    pub max_body: u64,
+    /// Lines `scope:token`; `None` means no authentication.
+    pub tokens_file: Option<PathBuf>,
+    /// Validated CIDRs or bare IPs, as written; empty means all clients.
+    pub allow: Vec<String>,
+    /// Per client address; 0 turns rate limiting off.
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    /// Both or neither (checked): both set means HTTPS on TCP listeners.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+/// `[memory]`.
+#[derive(Debug, Clone)]
+pub struct MemorySettings {
+    pub ttl: Duration,
+}
+
+/// `[postgres]`, the Supabase tier.
+#[derive(Debug, Clone)]
+pub struct PostgresSettings {
+    pub enabled: bool,
+    /// A `postgres://` or `postgresql://` connection string (checked); a secret
+    /// because it usually holds the password.
+    pub url: Option<SecretString>,
+    /// Overrides a password in `url`; resolved (credentials directory included)
+    /// and checked readable at load time.
+    pub password_file: Option<PathBuf>,
+    /// `None`: the default of SPEC §7.
+    pub sslmode: Option<SslMode>,
+    pub ssl_root_cert: Option<PathBuf>,
+    pub pool_size: usize,
+    /// `false` behind a transaction pooler, which cannot keep prepared statements.
+    pub statement_cache: bool,
+    pub connect_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+/// `postgres.sslmode`, libpq's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The libpq spelling, as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// `[retry]`: background retries of saves that Postgres refused.
+#[derive(Debug, Clone)]
+pub struct RetrySettings {
+    pub enabled: bool,
+    /// Never more than `max_interval` (checked).
+    pub initial_interval: Duration,
+    pub max_interval: Duration,
+    /// At least 1.0 (checked), so intervals never shrink.
+    pub multiplier: f64,
+    /// For saves that Postgres rejects for good.
+    pub max_attempts: u32,
+}
+
+/// `[shutdown]`.
+#[derive(Debug, Clone)]
+pub struct ShutdownSettings {
+    pub graceful: bool,
+    pub timeout: Duration,
+}
+
+/// `[refresh]`.
+#[derive(Debug, Clone)]
+pub struct RefreshSettings {
+    pub emergency: bool,
+    pub fetch_timeout: Duration,
+    /// `None`: serve stale data however old.
+    pub max_stale: Option<Duration>,
+    pub jitter: Duration,
+}
+
+/// `[supervisor]`.
+#[derive(Debug, Clone)]
+pub struct SupervisorSettings {
+    /// Restarts of one actor within `restart_window`; more means exit 70. At least 1.
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+}
+
+/// One `[[caches]]` entry.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    pub name: CacheName,
+    /// `None`: never refreshed on a schedule (filled by PUT or on demand).
+    pub refresh_every: Option<Duration>,
+    pub rich_refresh_every: Option<Duration>,
+    /// Largest accepted document, in bytes.
+    pub max_size: u64,
+    pub retention_days: u32,
+    /// Optional JSON Schema file for integrity checks.
+    pub schema: Option<PathBuf>,
+    /// `None`: the cache is filled by PUT.
+    pub source: Option<SourceSettings>,
+}
+
+/// `[caches.source]`: where a refresh fetches from. `*_file` secrets are already
+/// read into the secret fields.
+#[derive(Clone)]
+pub enum SourceSettings {
+    Strava {
+        client_id: String,
+        client_secret: SecretString,
+        refresh_token: SecretString,
+        /// Kept so the refresher can store a rotated refresh token back.
+        refresh_token_file: Option<PathBuf>,
+        base_url: String,
+        per_page: u32,
+    },
+    Justgiving {
+        app_id: SecretString,
+        page_short_name: String,
+        base_url: String,
+    },
+    Http {
+        url: String,
+        /// Values may carry credentials, so `Debug` redacts them.
+        headers: BTreeMap<String, String>,
+        bearer_token: Option<SecretString>,
+    },
+    Command {
+        argv: Vec<String>,
+        timeout: Duration,
+    },
+}
+
+impl SourceSettings {
+    /// The `kind` key's value.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceSettings::Strava { .. } => "strava",
+            SourceSettings::Justgiving { .. } => "justgiving",
+            SourceSettings::Http { .. } => "http",
+            SourceSettings::Command { .. } => "command",
+        }
+    }
+}
+
+impl fmt::Debug for SourceSettings {
+    // Hand-written only for `headers`: secrecy already redacts the other secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceSettings::Strava {
+                client_id,
+                client_secret,
+                refresh_token,
+                refresh_token_file,
+                base_url,
+                per_page,
+            } => f
+                .debug_struct("Strava")
+                .field("client_id", client_id)
+                .field("client_secret", client_secret)
+                .field("refresh_token", refresh_token)
+                .field("refresh_token_file", refresh_token_file)
+                .field("base_url", base_url)
+                .field("per_page", per_page)
+                .finish(),
+            SourceSettings::Justgiving { app_id, page_short_name, base_url } => f
+                .debug_struct("Justgiving")
+                .field("app_id", app_id)
+                .field("page_short_name", page_short_name)
+                .field("base_url", base_url)
+                .finish(),
+            SourceSettings::Http { url, headers, bearer_token } => f
+                .debug_struct("Http")
+                .field("url", &redacted::redact_url(url))
+                .field("headers", &headers.keys().map(|k| (k, "[redacted]")).collect::<BTreeMap<_, _>>())
+                .field("bearer_token", bearer_token)
+                .finish(),
+            SourceSettings::Command { argv, timeout } => {
+                f.debug_struct("Command").field("argv", argv).field("timeout", timeout).finish()
+            }
+        }
+    }
+}
+
+impl Settings {
+    /// Loads, merges and validates the configuration.
+    ///
+    /// `file` is the `--config` path; `None` reads [`DEFAULT_FILE`] if it exists,
+    /// else uses the built-in defaults (memory and file tiers, the two seed caches).
+    /// `env` looks up environment variables; pass `&|k| std::env::var(k).ok()`.
+    ///
+    /// # Errors
+    /// The first problem found, as a [`ConfigError`] naming its key.
+    pub fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let file = layers::read_file(file)?;
+        Self::load_text(file.as_ref(), env)
+    }
+
+    /// [`Settings::load`] after the file is read; tests start here so that a stray
+    /// `./tiercache.toml` cannot change their outcome.
+    fn load_text(file: Option<&(PathBuf, String)>, env: Env<'_>) -> Result<Settings, ConfigError> {
+        let legacy = env_compat::Legacy::read(env)?;
+        let mut raw = layers::merge(file, &legacy, env)?;
+        let mut warnings = legacy.warnings.clone();
+        legacy.apply(&mut raw, &mut warnings)?;
+        validate::settings(raw, env, warnings)
+    }
+
+    /// The effective configuration as TOML, with every secret replaced by
+    /// `"[redacted]"`: what `check-config` prints. Keys are the appendix's, so the
+    /// output, once secrets are filled back in, is itself a valid config file.
+    pub fn to_redacted_toml(&self) -> String {
+        redacted::to_toml(self)
+    }
+}
+
+/// Checks the names of `TIERCACHE__…` variables against the known keys.
+///
+/// [`Settings::load`] only looks up the keys it knows, so a misspelt override
+/// would be silently ignored; the binary can pass the names of the process
+/// environment (`std::env::vars_os()`) here to refuse it instead.
+///
+/// # Errors
+/// A [`ConfigError`] whose key is the first unknown variable's name.
+pub fn check_override_names<I, S>(names: I) -> Result<(), ConfigError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    for name in names {
+        let name = name.as_ref();
+        if !name.starts_with("TIERCACHE__") {
+            continue;
+        }
+        let known = layers::OVERRIDABLE_KEYS.iter().any(|key| layers::override_var(key) == name.to_ascii_uppercase());
+        if !known {
+            return Err(ConfigError::new(
+                name,
+                "unknown configuration key (caches cannot be set from the environment)",
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! Listen addresses and CIDRs: the network-shaped strings of `[api]`.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+/// One `api.listen` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// `"HOST:PORT"`, checked to parse as a [`SocketAddr`] (no name lookup at startup).
+    Tcp(String),
+    /// `"unix:PATH"`, a Unix socket for a reverse proxy on the same host.
+    Unix(PathBuf),
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Tcp(addr) => f.write_str(addr),
+            ListenAddr::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// Parses one `api.listen` entry.
+///
+/// # Errors
+/// The problem text, for the caller to attach to the entry's key.
+pub fn parse_listen(entry: &str) -> Result<ListenAddr, String> {
+    if let Some(path) = entry.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err(format!("{entry:?} has no socket path after \"unix:\""));
+        }
+        return Ok(ListenAddr::Unix(PathBuf::from(path)));
+    }
+    entry
+        .parse::<SocketAddr>()
+        .map(|_| ListenAddr::Tcp(entry.to_owned()))
+        .map_err(|_| format!("{entry:?} is neither HOST:PORT (an IP address and a port) nor unix:PATH"))
+}
+
+/// Checks one `api.allow` entry: a CIDR such as `"10.0.0.0/8"` or a bare IP address.
+///
+/// # Errors
+/// The problem text, for the caller to attach to the entry's key.
+pub fn check_cidr(entry: &str) -> Result<(), String> {
+    let invalid = || format!("invalid CIDR {entry:?}");
+    let (ip, prefix) = match entry.split_once('/') {
+        Some((ip, prefix)) => (ip, Some(prefix)),
+        None => (entry, None),
+    };
+    let ip: IpAddr = ip.parse().map_err(|_| invalid())?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    if let Some(prefix) = prefix {
+        let digits = !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_digit());
+        match prefix.parse::<u8>() {
+            Ok(len) if digits && len <= max => {}
+            _ => return Err(invalid()),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_entries() {
+        assert_eq!(parse_listen("127.0.0.1:8077"), Ok(ListenAddr::Tcp("127.0.0.1:8077".into())));
+        assert_eq!(parse_listen("[::1]:80"), Ok(ListenAddr::Tcp("[::1]:80".into())));
+        assert_eq!(parse_listen("unix:/run/tiercache.sock"), Ok(ListenAddr::Unix("/run/tiercache.sock".into())));
+        for bad in ["", "unix:", "localhost:8077", "127.0.0.1", "127.0.0.1:99999", ":80"] {
+            assert!(parse_listen(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cidrs() {
+        for ok in ["10.0.0.0/8", "::1/128", "192.168.1.7", "::1", "0.0.0.0/0", "fd00::/8"] {
+            assert_eq!(check_cidr(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0/8", "10.0.0.0/+8", "a/8"] {
+            assert!(check_cidr(bad).is_err(), "{bad:?}");
+        }
+    }
+}

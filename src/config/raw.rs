@@ -1,0 +1,354 @@
+//! The serde mirror of the TOML file: every key of the SPEC appendix, nothing more.
+//!
+//! Types here only say what shape a value has; meaning (addresses, CIDRs, cache
+//! names, which source keys go together) is checked in `validate.rs`, where the
+//! error can name the key. Defaults live in the `Default` impls so that a missing
+//! file, a missing section and a missing key all mean the same thing.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use super::durations::{Dur, OptDur, Size};
+
+/// Default `max_size` of a cache and `max_body` of the API.
+pub const DEFAULT_SIZE: u64 = 16 << 20;
+
+/// The whole file, after the layers are merged.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawSettings {
+    pub project: String,
+    pub data_dir: String,
+    pub log: RawLog,
+    pub api: RawApi,
+    pub memory: RawMemory,
+    pub postgres: RawPostgres,
+    pub retry: RawRetry,
+    pub shutdown: RawShutdown,
+    pub refresh: RawRefresh,
+    pub supervisor: RawSupervisor,
+    /// A file without `[[caches]]` still gets the seed plan's two caches: a config
+    /// written only to point at Postgres should not silently serve 404s for
+    /// `strava` and `fundraising`. Declaring any `[[caches]]` replaces both.
+    pub caches: Vec<RawCache>,
+}
+
+impl Default for RawSettings {
+    fn default() -> Self {
+        Self {
+            project: "default".into(),
+            data_dir: "./data".into(),
+            log: RawLog::default(),
+            api: RawApi::default(),
+            memory: RawMemory::default(),
+            postgres: RawPostgres::default(),
+            retry: RawRetry::default(),
+            shutdown: RawShutdown::default(),
+            refresh: RawRefresh::default(),
+            supervisor: RawSupervisor::default(),
+            caches: vec![
+                RawCache::seed("strava", 6 * 3600, Some(24 * 3600)),
+                RawCache::seed("fundraising", 15 * 60, None),
+            ],
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawLog {
+    pub format: String,
+    pub level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self { format: "json".into(), level: "info".into() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawApi {
+    pub listen: StringList,
+    pub max_body: Size,
+    pub tokens_file: String,
+    pub allow: StringList,
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    pub tls_cert: String,
+    pub tls_key: String,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        Self {
+            listen: StringList(vec!["127.0.0.1:8077".into()]),
+            max_body: Size(DEFAULT_SIZE),
+            tokens_file: String::new(),
+            allow: StringList(Vec::new()),
+            rate_limit_per_second: 0,
+            rate_limit_burst: 0,
+            tls_cert: String::new(),
+            tls_key: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawMemory {
+    pub ttl: Dur,
+}
+
+impl Default for RawMemory {
+    fn default() -> Self {
+        Self { ttl: Dur(Duration::from_secs(300)) }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawPostgres {
+    pub enabled: bool,
+    pub url: RawSecret,
+    pub password_file: String,
+    pub sslmode: String,
+    pub ssl_root_cert: String,
+    pub pool_size: usize,
+    pub statement_cache: bool,
+    pub connect_timeout: Dur,
+    pub statement_timeout: Dur,
+}
+
+impl Default for RawPostgres {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            url: RawSecret::default(),
+            password_file: String::new(),
+            sslmode: String::new(),
+            ssl_root_cert: String::new(),
+            pool_size: 8,
+            statement_cache: true,
+            connect_timeout: Dur(Duration::from_secs(5)),
+            statement_timeout: Dur(Duration::from_secs(15)),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawRetry {
+    pub enabled: bool,
+    pub initial_interval: Dur,
+    pub max_interval: Dur,
+    pub multiplier: f64,
+    pub max_attempts: u32,
+}
+
+impl Default for RawRetry {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            initial_interval: Dur(Duration::from_millis(500)),
+            max_interval: Dur(Duration::from_secs(60)),
+            multiplier: 2.0,
+            max_attempts: 20,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawShutdown {
+    pub graceful: bool,
+    pub timeout: Dur,
+}
+
+impl Default for RawShutdown {
+    fn default() -> Self {
+        Self { graceful: true, timeout: Dur(Duration::from_secs(30)) }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawRefresh {
+    pub emergency: bool,
+    pub fetch_timeout: Dur,
+    pub max_stale: OptDur,
+    pub jitter: Dur,
+}
+
+impl Default for RawRefresh {
+    fn default() -> Self {
+        Self {
+            emergency: true,
+            fetch_timeout: Dur(Duration::from_secs(60)),
+            max_stale: OptDur(None),
+            jitter: Dur(Duration::ZERO),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawSupervisor {
+    pub max_restarts: u32,
+    pub restart_window: Dur,
+}
+
+impl Default for RawSupervisor {
+    fn default() -> Self {
+        Self { max_restarts: 5, restart_window: Dur(Duration::from_secs(60)) }
+    }
+}
+
+/// One `[[caches]]` entry. Only `name` is required.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    pub name: String,
+    #[serde(default)]
+    pub refresh_every: OptDur,
+    #[serde(default)]
+    pub rich_refresh_every: OptDur,
+    #[serde(default = "default_size")]
+    pub max_size: Size,
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+    #[serde(default)]
+    pub schema: String,
+    #[serde(default)]
+    pub source: Option<RawSource>,
+}
+
+impl RawCache {
+    fn seed(name: &str, every_secs: u64, rich_secs: Option<u64>) -> Self {
+        Self {
+            name: name.into(),
+            refresh_every: OptDur(Some(Duration::from_secs(every_secs))),
+            rich_refresh_every: OptDur(rich_secs.map(Duration::from_secs)),
+            max_size: default_size(),
+            retention_days: default_retention_days(),
+            schema: String::new(),
+            source: None,
+        }
+    }
+}
+
+fn default_size() -> Size {
+    Size(DEFAULT_SIZE)
+}
+
+fn default_retention_days() -> u32 {
+    30
+}
+
+/// `[caches.source]`, flat: the keys of every kind side by side.
+///
+/// A flat struct rather than a serde-tagged enum so that every error, including a
+/// bad `timeout` inside a command source, keeps its full key path; `validate.rs`
+/// then refuses keys that do not belong to the chosen `kind`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub kind: String,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<RawSecret>,
+    #[serde(default)]
+    pub client_secret_file: Option<String>,
+    #[serde(default)]
+    pub refresh_token: Option<RawSecret>,
+    #[serde(default)]
+    pub refresh_token_file: Option<String>,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub per_page: Option<u32>,
+    #[serde(default)]
+    pub app_id: Option<RawSecret>,
+    #[serde(default)]
+    pub app_id_file: Option<String>,
+    #[serde(default)]
+    pub page_short_name: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub bearer_token: Option<RawSecret>,
+    #[serde(default)]
+    pub bearer_token_file: Option<String>,
+    #[serde(default)]
+    pub argv: Option<Vec<String>>,
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+}
+
+/// A secret as read from the file or the environment: wrapped at once, so not even
+/// the raw layer can print it.
+#[derive(Clone, Default)]
+pub struct RawSecret(pub Option<SecretString>);
+
+impl RawSecret {
+    /// The secret, with the appendix's `""` meaning "not set".
+    pub fn into_option(self) -> Option<SecretString> {
+        use secrecy::ExposeSecret;
+        self.0.filter(|s| !s.expose_secret().is_empty())
+    }
+}
+
+impl fmt::Debug for RawSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "[redacted]" } else { "unset" })
+    }
+}
+
+impl<'de> Deserialize<'de> for RawSecret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(RawSecret(Some(SecretString::from(s))))
+    }
+}
+
+/// A list of strings that also accepts one comma-separated string, because an
+/// environment variable such as `TIERCACHE__API__LISTEN` can only carry a string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StringList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for StringList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ListVisitor;
+
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = StringList;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of strings or one comma-separated string")
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<StringList, E> {
+                Ok(StringList(s.split(',').map(str::trim).filter(|part| !part.is_empty()).map(str::to_owned).collect()))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StringList, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    items.push(item);
+                }
+                Ok(StringList(items))
+            }
+        }
+
+        d.deserialize_any(ListVisitor)
+    }
+}

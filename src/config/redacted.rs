@@ -1,0 +1,301 @@
+//! The effective configuration as TOML with secrets replaced: `check-config`'s output.
+//!
+//! A separate serialize-only mirror rather than `Serialize` on [`Settings`], so a
+//! secret can only reach the output through a line here that redacts it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde::Serialize;
+
+use super::durations::{format_duration, format_size};
+use super::{CacheSettings, LogFormat, Settings, SourceSettings};
+
+/// What every secret prints as.
+pub const REDACTED: &str = "[redacted]";
+
+#[derive(Serialize)]
+struct Doc {
+    project: String,
+    data_dir: String,
+    log: Log,
+    api: Api,
+    memory: Memory,
+    postgres: Postgres,
+    retry: Retry,
+    shutdown: Shutdown,
+    refresh: Refresh,
+    supervisor: Supervisor,
+    caches: Vec<Cache>,
+}
+
+#[derive(Serialize)]
+struct Log {
+    format: &'static str,
+    level: String,
+}
+
+#[derive(Serialize)]
+struct Api {
+    listen: Vec<String>,
+    max_body: String,
+    tokens_file: String,
+    allow: Vec<String>,
+    rate_limit_per_second: u32,
+    rate_limit_burst: u32,
+    tls_cert: String,
+    tls_key: String,
+}
+
+#[derive(Serialize)]
+struct Memory {
+    ttl: String,
+}
+
+#[derive(Serialize)]
+struct Postgres {
+    enabled: bool,
+    url: String,
+    password_file: String,
+    sslmode: &'static str,
+    ssl_root_cert: String,
+    pool_size: usize,
+    statement_cache: bool,
+    connect_timeout: String,
+    statement_timeout: String,
+}
+
+#[derive(Serialize)]
+struct Retry {
+    enabled: bool,
+    initial_interval: String,
+    max_interval: String,
+    multiplier: f64,
+    max_attempts: u32,
+}
+
+#[derive(Serialize)]
+struct Shutdown {
+    graceful: bool,
+    timeout: String,
+}
+
+#[derive(Serialize)]
+struct Refresh {
+    emergency: bool,
+    fetch_timeout: String,
+    max_stale: String,
+    jitter: String,
+}
+
+#[derive(Serialize)]
+struct Supervisor {
+    max_restarts: u32,
+    restart_window: String,
+}
+
+#[derive(Serialize)]
+struct Cache {
+    name: String,
+    refresh_every: String,
+    rich_refresh_every: String,
+    max_size: String,
+    retention_days: u32,
+    schema: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<Source>,
+}
+
+/// Only the keys of the source's kind are present.
+#[derive(Serialize, Default)]
+struct Source {
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_id: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    page_short_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    per_page: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bearer_token: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    argv: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeout: Option<String>,
+    /// Last: TOML writes a nested table after the plain keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    headers: Option<BTreeMap<String, &'static str>>,
+}
+
+/// Serializes `settings` as TOML with every secret replaced by [`REDACTED`].
+pub fn to_toml(s: &Settings) -> String {
+    let doc = Doc {
+        project: s.project.clone(),
+        data_dir: path(&s.data_dir),
+        log: Log {
+            format: match s.log.format {
+                LogFormat::Json => "json",
+                LogFormat::Pretty => "pretty",
+            },
+            level: s.log.level.clone(),
+        },
+        api: Api {
+            listen: s.api.listen.iter().map(ToString::to_string).collect(),
+            max_body: format_size(s.api.max_body),
+            tokens_file: opt_path(s.api.tokens_file.as_deref()),
+            allow: s.api.allow.clone(),
+            rate_limit_per_second: s.api.rate_limit_per_second,
+            rate_limit_burst: s.api.rate_limit_burst,
+            tls_cert: opt_path(s.api.tls_cert.as_deref()),
+            tls_key: opt_path(s.api.tls_key.as_deref()),
+        },
+        memory: Memory { ttl: format_duration(s.memory.ttl) },
+        postgres: Postgres {
+            enabled: s.postgres.enabled,
+            url: s.postgres.url.as_ref().map_or_else(String::new, |u| redact_url(u.expose_secret())),
+            password_file: opt_path(s.postgres.password_file.as_deref()),
+            sslmode: s.postgres.sslmode.map_or("", |m| m.as_str()),
+            ssl_root_cert: opt_path(s.postgres.ssl_root_cert.as_deref()),
+            pool_size: s.postgres.pool_size,
+            statement_cache: s.postgres.statement_cache,
+            connect_timeout: format_duration(s.postgres.connect_timeout),
+            statement_timeout: format_duration(s.postgres.statement_timeout),
+        },
+        retry: Retry {
+            enabled: s.retry.enabled,
+            initial_interval: format_duration(s.retry.initial_interval),
+            max_interval: format_duration(s.retry.max_interval),
+            multiplier: s.retry.multiplier,
+            max_attempts: s.retry.max_attempts,
+        },
+        shutdown: Shutdown { graceful: s.shutdown.graceful, timeout: format_duration(s.shutdown.timeout) },
+        refresh: Refresh {
+            emergency: s.refresh.emergency,
+            fetch_timeout: format_duration(s.refresh.fetch_timeout),
+            max_stale: opt_duration(s.refresh.max_stale),
+            jitter: format_duration(s.refresh.jitter),
+        },
+        supervisor: Supervisor {
+            max_restarts: s.supervisor.max_restarts,
+            restart_window: format_duration(s.supervisor.restart_window),
+        },
+        caches: s.caches.iter().map(cache).collect(),
+    };
+    // Plain strings, numbers and tables of them: serialization cannot fail.
+    toml::to_string(&doc).unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
+}
+
+fn cache(c: &CacheSettings) -> Cache {
+    Cache {
+        name: c.name.to_string(),
+        refresh_every: opt_duration(c.refresh_every),
+        rich_refresh_every: opt_duration(c.rich_refresh_every),
+        max_size: format_size(c.max_size),
+        retention_days: c.retention_days,
+        schema: opt_path(c.schema.as_deref()),
+        source: c.source.as_ref().map(source),
+    }
+}
+
+fn source(s: &SourceSettings) -> Source {
+    let kind = s.kind();
+    match s {
+        SourceSettings::Strava { client_id, refresh_token_file, base_url, per_page, .. } => Source {
+            kind,
+            client_id: Some(client_id.clone()),
+            client_secret: Some(REDACTED),
+            refresh_token: Some(REDACTED),
+            refresh_token_file: refresh_token_file.as_deref().map(path),
+            base_url: Some(base_url.clone()),
+            per_page: Some(*per_page),
+            ..Source::default()
+        },
+        SourceSettings::Justgiving { page_short_name, base_url, .. } => Source {
+            kind,
+            app_id: Some(REDACTED),
+            page_short_name: Some(page_short_name.clone()),
+            base_url: Some(base_url.clone()),
+            ..Source::default()
+        },
+        SourceSettings::Http { url, headers, bearer_token } => Source {
+            kind,
+            url: Some(redact_url(url)),
+            // Header values are often credentials (Authorization, API keys).
+            headers: Some(headers.keys().map(|k| (k.clone(), REDACTED)).collect()),
+            bearer_token: bearer_token.as_ref().map(|_| REDACTED),
+            ..Source::default()
+        },
+        SourceSettings::Command { argv, timeout } => {
+            Source { kind, argv: Some(argv.clone()), timeout: Some(format_duration(*timeout)), ..Source::default() }
+        }
+    }
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn opt_path(p: Option<&Path>) -> String {
+    p.map(path).unwrap_or_default()
+}
+
+fn opt_duration(d: Option<Duration>) -> String {
+    d.map(format_duration).unwrap_or_default()
+}
+
+/// A URL safe to print: the password of `user:password@` replaced, and the whole
+/// URL replaced when its query may carry a credential (`?password=`, `?token=`…).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        // Not a URL we understand: it may be anything, print nothing of it.
+        return REDACTED.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let lower_tail = tail.to_ascii_lowercase();
+    if ["password", "token", "secret", "key"].iter().any(|word| lower_tail.contains(word)) {
+        return REDACTED.to_owned();
+    }
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:{REDACTED}@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            redact_url("postgres://app:hunter2@db.example.com:5432/postgres"),
+            "postgres://app:[redacted]@db.example.com:5432/postgres"
+        );
+        assert_eq!(
+            redact_url("postgres://app@db/postgres?sslmode=require"),
+            "postgres://app@db/postgres?sslmode=require"
+        );
+        assert_eq!(redact_url("postgres://db/x?password=hunter2"), REDACTED);
+        assert_eq!(redact_url("postgresql://u:p%40ss@host/db"), "postgresql://u:[redacted]@host/db");
+        assert_eq!(redact_url("garbage hunter2"), REDACTED);
+        assert_eq!(redact_url("https://api.example.com/x"), "https://api.example.com/x");
+    }
+}

@@ -1,0 +1,356 @@
+//! Raw mirror → [`Settings`]: every check that needs more than a type, each error
+//! naming its key.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::env_compat::is_postgres_url;
+use super::raw::{RawApi, RawCache, RawPostgres, RawRetry, RawSettings, RawSource};
+use super::{
+    net, secrets, ApiSettings, CacheName, CacheSettings, ConfigError, Env, LogFormat, LogSettings, MemorySettings,
+    PostgresSettings, RefreshSettings, RetrySettings, Settings, ShutdownSettings, SourceSettings, SslMode,
+    SupervisorSettings,
+};
+
+/// Longest accepted `project`.
+const MAX_PROJECT_LEN: usize = 100;
+/// Strava's own limit on `per_page`.
+const MAX_STRAVA_PER_PAGE: u32 = 200;
+
+/// Checks the merged raw settings and builds the typed ones.
+///
+/// # Errors
+/// The first problem, as a [`ConfigError`] naming its key.
+pub fn settings(raw: RawSettings, env: Env<'_>, warnings: Vec<String>) -> Result<Settings, ConfigError> {
+    if raw.project.is_empty() {
+        return Err(ConfigError::new("project", "must not be empty"));
+    }
+    if raw.project.chars().count() > MAX_PROJECT_LEN {
+        return Err(ConfigError::new("project", format!("must be at most {MAX_PROJECT_LEN} characters")));
+    }
+    if raw.data_dir.is_empty() {
+        return Err(ConfigError::new("data_dir", "must not be empty"));
+    }
+    let log = LogSettings {
+        format: match raw.log.format.as_str() {
+            "json" => LogFormat::Json,
+            "pretty" => LogFormat::Pretty,
+            other => {
+                return Err(ConfigError::new("log.format", format!("expected \"json\" or \"pretty\", got {other:?}")))
+            }
+        },
+        level: raw.log.level,
+    };
+    let retry = retry(raw.retry)?;
+    if raw.supervisor.max_restarts == 0 {
+        return Err(ConfigError::new(
+            "supervisor.max_restarts",
+            "must be at least 1 (0 would exit at an actor's first failure)",
+        ));
+    }
+    if raw.supervisor.restart_window.0.is_zero() {
+        return Err(ConfigError::new("supervisor.restart_window", "must be more than 0s"));
+    }
+    Ok(Settings {
+        project: raw.project,
+        data_dir: PathBuf::from(raw.data_dir),
+        log,
+        api: api(raw.api, env)?,
+        memory: MemorySettings { ttl: raw.memory.ttl.0 },
+        postgres: postgres(raw.postgres, env)?,
+        retry,
+        shutdown: ShutdownSettings { graceful: raw.shutdown.graceful, timeout: raw.shutdown.timeout.0 },
+        refresh: RefreshSettings {
+            emergency: raw.refresh.emergency,
+            fetch_timeout: raw.refresh.fetch_timeout.0,
+            max_stale: raw.refresh.max_stale.0,
+            jitter: raw.refresh.jitter.0,
+        },
+        supervisor: SupervisorSettings {
+            max_restarts: raw.supervisor.max_restarts,
+            restart_window: raw.supervisor.restart_window.0,
+        },
+        caches: caches(raw.caches, env)?,
+        warnings,
+    })
+}
+
+/// `""` means unset throughout the appendix.
+fn non_empty(s: String) -> Option<String> {
+    Some(s).filter(|s| !s.is_empty())
+}
+
+fn api(raw: RawApi, env: Env<'_>) -> Result<ApiSettings, ConfigError> {
+    if raw.listen.0.is_empty() {
+        return Err(ConfigError::new("api.listen", "needs at least one address (HOST:PORT or unix:PATH)"));
+    }
+    let listen = raw
+        .listen
+        .0
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| net::parse_listen(entry).map_err(|p| ConfigError::new(format!("api.listen[{i}]"), p)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if raw.max_body.0 == 0 {
+        return Err(ConfigError::new("api.max_body", "must be more than 0"));
+    }
+    for (i, entry) in raw.allow.0.iter().enumerate() {
+        net::check_cidr(entry).map_err(|p| ConfigError::new(format!("api.allow[{i}]"), p))?;
+    }
+    // Credential files may come from systemd's LoadCredential= like the secrets.
+    let path = |s: String| non_empty(s).map(|s| secrets::resolve(&s, env));
+    let tls_cert = path(raw.tls_cert);
+    let tls_key = path(raw.tls_key);
+    match (&tls_cert, &tls_key) {
+        (Some(_), None) => {
+            return Err(ConfigError::new("api.tls_key", "must be set when api.tls_cert is (HTTPS needs both)"))
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::new("api.tls_cert", "must be set when api.tls_key is (HTTPS needs both)"))
+        }
+        _ => {}
+    }
+    Ok(ApiSettings {
+        listen,
+        max_body: raw.max_body.0,
+        tokens_file: path(raw.tokens_file),
+        allow: raw.allow.0,
+        rate_limit_per_second: raw.rate_limit_per_second,
+        rate_limit_burst: raw.rate_limit_burst,
+        tls_cert,
+        tls_key,
+    })
+}
+
+fn postgres(raw: RawPostgres, env: Env<'_>) -> Result<PostgresSettings, ConfigError> {
+    let url = raw.url.into_option();
+    match &url {
+        Some(url) if !is_postgres_url(url.expose_secret()) => {
+            return Err(ConfigError::new("postgres.url", "expected a postgres:// or postgresql:// connection string"))
+        }
+        None if raw.enabled => {
+            return Err(ConfigError::new(
+                "postgres.url",
+                "postgres.enabled is true but no connection string is set \
+                 (postgres.url, SUPABASE_DB_URL or DATABASE_URL)",
+            ))
+        }
+        _ => {}
+    }
+    let password_file = match non_empty(raw.password_file) {
+        // Read now only to fail at load time; the Postgres tier reads it again
+        // when it connects, so a rotated password is picked up.
+        Some(path) => Some(secrets::read("postgres.password_file", &path, env)?.0),
+        None => None,
+    };
+    let sslmode = match raw.sslmode.as_str() {
+        "" => None,
+        "disable" => Some(SslMode::Disable),
+        "prefer" => Some(SslMode::Prefer),
+        "require" => Some(SslMode::Require),
+        "verify-ca" => Some(SslMode::VerifyCa),
+        "verify-full" => Some(SslMode::VerifyFull),
+        other => {
+            return Err(ConfigError::new(
+                "postgres.sslmode",
+                format!("expected disable, prefer, require, verify-ca or verify-full, got {other:?}"),
+            ))
+        }
+    };
+    if raw.pool_size == 0 {
+        return Err(ConfigError::new("postgres.pool_size", "must be at least 1"));
+    }
+    Ok(PostgresSettings {
+        enabled: raw.enabled,
+        url,
+        password_file,
+        sslmode,
+        ssl_root_cert: non_empty(raw.ssl_root_cert).map(PathBuf::from),
+        pool_size: raw.pool_size,
+        statement_cache: raw.statement_cache,
+        connect_timeout: raw.connect_timeout.0,
+        statement_timeout: raw.statement_timeout.0,
+    })
+}
+
+fn retry(raw: RawRetry) -> Result<RetrySettings, ConfigError> {
+    // `!(x >= 1.0)` also refuses NaN.
+    if !(raw.multiplier >= 1.0) || raw.multiplier.is_infinite() {
+        return Err(ConfigError::new(
+            "retry.multiplier",
+            format!("must be a finite number of at least 1.0, got {}", raw.multiplier),
+        ));
+    }
+    if raw.initial_interval.0 > raw.max_interval.0 {
+        return Err(ConfigError::new("retry.initial_interval", "must not be longer than retry.max_interval"));
+    }
+    Ok(RetrySettings {
+        enabled: raw.enabled,
+        initial_interval: raw.initial_interval.0,
+        max_interval: raw.max_interval.0,
+        multiplier: raw.multiplier,
+        max_attempts: raw.max_attempts,
+    })
+}
+
+fn caches(raw: Vec<RawCache>, env: Env<'_>) -> Result<Vec<CacheSettings>, ConfigError> {
+    let mut seen = HashSet::new();
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, cache)| {
+            let key = |field: &str| format!("caches[{i}].{field}");
+            let name = CacheName::parse(&cache.name)
+                .map_err(|e| ConfigError::new(key("name"), format!("{:?}: {e}", cache.name)))?;
+            if !seen.insert(name.clone()) {
+                return Err(ConfigError::new(key("name"), format!("duplicate cache name \"{name}\"")));
+            }
+            for (field, every) in
+                [("refresh_every", cache.refresh_every.0), ("rich_refresh_every", cache.rich_refresh_every.0)]
+            {
+                if every == Some(Duration::ZERO) {
+                    return Err(ConfigError::new(key(field), "must be more than 0s (leave it unset for no schedule)"));
+                }
+            }
+            if cache.max_size.0 == 0 {
+                return Err(ConfigError::new(key("max_size"), "must be more than 0"));
+            }
+            Ok(CacheSettings {
+                name,
+                refresh_every: cache.refresh_every.0,
+                rich_refresh_every: cache.rich_refresh_every.0,
+                max_size: cache.max_size.0,
+                retention_days: cache.retention_days,
+                schema: non_empty(cache.schema).map(PathBuf::from),
+                source: cache.source.map(|s| source(s, &key("source"), env)).transpose()?,
+            })
+        })
+        .collect()
+}
+
+/// Builds one source; `at` is its key, e.g. `caches[0].source`.
+fn source(raw: RawSource, at: &str, env: Env<'_>) -> Result<SourceSettings, ConfigError> {
+    let key = |field: &str| format!("{at}.{field}");
+    let set = [
+        ("client_id", raw.client_id.is_some()),
+        ("client_secret", raw.client_secret.is_some()),
+        ("client_secret_file", raw.client_secret_file.is_some()),
+        ("refresh_token", raw.refresh_token.is_some()),
+        ("refresh_token_file", raw.refresh_token_file.is_some()),
+        ("base_url", raw.base_url.is_some()),
+        ("per_page", raw.per_page.is_some()),
+        ("app_id", raw.app_id.is_some()),
+        ("app_id_file", raw.app_id_file.is_some()),
+        ("page_short_name", raw.page_short_name.is_some()),
+        ("url", raw.url.is_some()),
+        ("headers", raw.headers.is_some()),
+        ("bearer_token", raw.bearer_token.is_some()),
+        ("bearer_token_file", raw.bearer_token_file.is_some()),
+        ("argv", raw.argv.is_some()),
+        ("timeout", raw.timeout.is_some()),
+    ];
+    let allowed: &[&str] = match raw.kind.as_str() {
+        "strava" => &[
+            "client_id",
+            "client_secret",
+            "client_secret_file",
+            "refresh_token",
+            "refresh_token_file",
+            "base_url",
+            "per_page",
+        ],
+        "justgiving" => &["app_id", "app_id_file", "page_short_name", "base_url"],
+        "http" => &["url", "headers", "bearer_token", "bearer_token_file"],
+        "command" => &["argv", "timeout"],
+        other => {
+            return Err(ConfigError::new(
+                key("kind"),
+                format!("expected strava, justgiving, http or command, got {other:?}"),
+            ))
+        }
+    };
+    if let Some((field, _)) = set.iter().find(|(f, is_set)| *is_set && !allowed.contains(f)) {
+        return Err(ConfigError::new(key(field), format!("unknown key for a source of kind \"{}\"", raw.kind)));
+    }
+
+    let required = |field: &str| ConfigError::new(key(field), "required key is missing");
+    let secret = |value: Option<SecretString>, file: Option<String>, field: &str| {
+        let file_field = format!("{field}_file");
+        match (value.filter(|s| !s.expose_secret().is_empty()), file) {
+            (Some(_), Some(_)) => {
+                Err(ConfigError::new(key(&file_field), format!("set either {field} or {file_field}, not both")))
+            }
+            (Some(value), None) => Ok(Some((value, None))),
+            (None, Some(path)) => {
+                let (path, value) = secrets::read(&key(&file_field), &path, env)?;
+                Ok(Some((value, Some(path))))
+            }
+            (None, None) => Ok(None),
+        }
+    };
+    let text = |value: Option<String>, field: &str| value.filter(|v| !v.is_empty()).ok_or_else(|| required(field));
+
+    Ok(match raw.kind.as_str() {
+        "strava" => {
+            let client_id = text(raw.client_id, "client_id")?;
+            let (client_secret, _) =
+                secret(raw.client_secret.and_then(|s| s.0), raw.client_secret_file, "client_secret")?
+                    .ok_or_else(|| required("client_secret"))?;
+            let (refresh_token, refresh_token_file) =
+                secret(raw.refresh_token.and_then(|s| s.0), raw.refresh_token_file, "refresh_token")?
+                    .ok_or_else(|| required("refresh_token"))?;
+            let per_page = raw.per_page.unwrap_or(MAX_STRAVA_PER_PAGE);
+            if per_page == 0 || per_page > MAX_STRAVA_PER_PAGE {
+                return Err(ConfigError::new(key("per_page"), format!("must be between 1 and {MAX_STRAVA_PER_PAGE}")));
+            }
+            SourceSettings::Strava {
+                client_id,
+                client_secret,
+                refresh_token,
+                refresh_token_file,
+                base_url: base_url(raw.base_url, "https://www.strava.com", &key("base_url"))?,
+                per_page,
+            }
+        }
+        "justgiving" => {
+            let (app_id, _) =
+                secret(raw.app_id.and_then(|s| s.0), raw.app_id_file, "app_id")?.ok_or_else(|| required("app_id"))?;
+            SourceSettings::Justgiving {
+                app_id,
+                page_short_name: text(raw.page_short_name, "page_short_name")?,
+                base_url: base_url(raw.base_url, "https://api.justgiving.com", &key("base_url"))?,
+            }
+        }
+        "http" => {
+            let url = text(raw.url, "url")?;
+            if !is_http_url(&url) {
+                return Err(ConfigError::new(key("url"), "expected an http:// or https:// URL"));
+            }
+            let bearer_token = secret(raw.bearer_token.and_then(|s| s.0), raw.bearer_token_file, "bearer_token")?
+                .map(|(token, _)| token);
+            SourceSettings::Http { url, headers: raw.headers.unwrap_or_default(), bearer_token }
+        }
+        _ => {
+            let argv = raw.argv.unwrap_or_default();
+            if argv.first().is_none_or(String::is_empty) {
+                return Err(ConfigError::new(key("argv"), "needs at least the program to run"));
+            }
+            SourceSettings::Command { argv, timeout: raw.timeout.map_or(Duration::from_secs(30), |t| t.0) }
+        }
+    })
+}
+
+fn is_http_url(url: &str) -> bool {
+    url.starts_with("https://") || url.starts_with("http://")
+}
+
+/// A source's `base_url`, defaulted; upstreams are only ever reached over HTTP(S).
+fn base_url(value: Option<String>, default: &str, key: &str) -> Result<String, ConfigError> {
+    match value.filter(|v| !v.is_empty()) {
+        None => Ok(default.to_owned()),
+        Some(url) if is_http_url(&url) => Ok(url.trim_end_matches('/').to_owned()),
+        Some(_) => Err(ConfigError::new(key, "expected an http:// or https:// URL")),
+    }
+}

@@ -1,0 +1,77 @@
+//! tiercache: a supervised daemon that keeps named JSON documents fast, fresh and
+//! durable in front of slow, rate-limited APIs.
+//!
+//! # Layout
+//! - [`cli`]: the command line (SPEC §3); bad usage exits 64.
+//! - [`config`]: file, legacy variables and `TIERCACHE__` overrides → [`config::Settings`].
+//! - [`daemon`]: `run`: actors, API, readiness, the signal-driven control loop.
+//! - [`api`]: the HTTP API (SPEC §5).
+//! - [`signals`]: Unix signals → control messages (SPEC §6).
+//! - [`telemetry`]: JSON or pretty logs (SPEC §8).
+//! - [`lock`]: the `data_dir` lock (exit 73).
+//! - [`exit`]: exit codes.
+//!
+//! All runtime state lives in the `tiercache-actors` crate.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod exit;
+pub mod lock;
+pub mod signals;
+mod status;
+pub mod telemetry;
+
+use cli::Command;
+use config::{LogFormat, Settings};
+use exit::Fatal;
+
+/// The whole program: returns the exit code.
+pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
+    match dispatch(args) {
+        Ok(()) => exit::OK,
+        Err(fatal) => {
+            eprintln!("{fatal}");
+            fatal.code
+        }
+    }
+}
+
+fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<(), Fatal> {
+    let cli = cli::parse(args)?;
+    let env = |k: &str| std::env::var(k).ok();
+    match cli.command {
+        Command::Help => {
+            print!("{}", cli::USAGE_TEXT);
+            Ok(())
+        }
+        Command::Version => {
+            println!("tiercache {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::CheckConfig => {
+            let settings = Settings::load(cli.config.as_deref(), &env)?;
+            print!("{}", settings.to_redacted_toml());
+            Ok(())
+        }
+        Command::Run => {
+            let settings = Settings::load(cli.config.as_deref(), &env)?;
+            #[cfg(feature = "failpoints")]
+            let _failpoints = fail::FailScenario::setup();
+            let log = telemetry::init(settings.log.format == LogFormat::Json, &settings.log.level, env("RUST_LOG"));
+            let source = daemon::ConfigSource { path: cli.config.clone() };
+            actix_rt::System::new().block_on(daemon::run(source, settings, log))
+        }
+        Command::Migrate
+        | Command::Get { .. }
+        | Command::Status { .. }
+        | Command::Import { .. }
+        | Command::Export { .. }
+        | Command::Restore { .. } => {
+            let _ = Settings::load(cli.config.as_deref(), &env)?;
+            Err(Fatal::new(exit::UNAVAILABLE, "this command is not available in this build yet"))
+        }
+    }
+}

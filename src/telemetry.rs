@@ -1,0 +1,50 @@
+//! Logs: one JSON object per line on stdout (SPEC §8) or pretty lines for people, with
+//! the level reloadable on SIGHUP. `RUST_LOG`, when set, wins over `log.level`.
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
+
+/// Changes the log filter of the running subscriber.
+pub struct LogControl {
+    handle: reload::Handle<EnvFilter, Registry>,
+    rust_log: Option<String>,
+}
+
+impl LogControl {
+    /// Applies `level` from the configuration, unless `RUST_LOG` was set at start.
+    ///
+    /// # Errors
+    /// A message when `level` is not a valid filter.
+    pub fn set_level(&self, level: &str) -> Result<(), String> {
+        if self.rust_log.is_some() {
+            return Ok(());
+        }
+        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        self.handle.reload(filter).map_err(|e| e.to_string())
+    }
+}
+
+/// Installs the global subscriber. `json` picks the SPEC's JSON lines; else pretty.
+pub fn init(json: bool, level: &str, rust_log: Option<String>) -> LogControl {
+    let filter = rust_log
+        .as_deref()
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .or_else(|| EnvFilter::try_new(level).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
+    if json {
+        let layer = fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_target(true)
+            .with_writer(std::io::stdout);
+        let _ = registry.with(layer).try_init();
+    } else {
+        let _ = registry.with(fmt::layer().with_writer(std::io::stdout)).try_init();
+    }
+    LogControl { handle, rust_log }
+}

@@ -1,0 +1,620 @@
+//! Tests of `schema.sql` (the repository's top level) on throwaway clusters: idempotence,
+//! constraints, row-level security, the audit log, and a database that imitates
+//! Supabase. Every test that creates roles has a cluster of its own (roles are
+//! cluster-wide).
+
+use std::path::PathBuf;
+
+use tiercache_testkit::pg::{quote_literal, PgCluster};
+
+fn schema_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("schema.sql")
+}
+
+fn schema() -> String {
+    std::fs::read_to_string(schema_path()).expect("read schema.sql")
+}
+
+/// A cluster with database `app` and the schema applied (twice) by `postgres`.
+fn cluster_with_schema() -> PgCluster {
+    let pg = PgCluster::start();
+    pg.create_database("app").unwrap();
+    for _ in 0..2 {
+        pg.psql_file("app", schema_path()).unwrap();
+    }
+    pg
+}
+
+fn checksum(c: char) -> String {
+    format!("sha256:{}", c.to_string().repeat(64))
+}
+
+/// The daemon's upsert, version-guarded, for the project named `project`. Returns
+/// the stored version when the row was written, nothing when the guard held.
+fn upsert(project: &str, cache: &str, version: i64, data: &str) -> String {
+    format!(
+        "INSERT INTO cache_storage AS c
+             (project_id, cache_type, data, version, checksum, last_fetch, saved_at, data_size)
+         VALUES ((SELECT id FROM projects WHERE project_name = {p}), {n}, {d}::jsonb, {version},
+                 {sum}, now(), now(), {size})
+         ON CONFLICT (project_id, cache_type) DO UPDATE SET
+             data = EXCLUDED.data, version = EXCLUDED.version, checksum = EXCLUDED.checksum,
+             last_fetch = EXCLUDED.last_fetch, saved_at = EXCLUDED.saved_at,
+             data_size = EXCLUDED.data_size
+         WHERE c.version < EXCLUDED.version
+         RETURNING version;",
+        p = quote_literal(project),
+        n = quote_literal(cache),
+        d = quote_literal(data),
+        sum = quote_literal(&checksum('a')),
+        size = data.len(),
+    )
+}
+
+/// `sql` must fail with an error containing `needle`.
+#[track_caller]
+fn assert_fails(result: tiercache_testkit::Result<String>, needle: &str) {
+    match result {
+        Ok(out) => panic!("expected an error containing {needle:?}, got success: {out:?}"),
+        Err(e) => assert!(
+            e.message().contains(needle),
+            "expected an error containing {needle:?}, got: {e}"
+        ),
+    }
+}
+
+/// Creates LOGIN roles, members of tiercache_app, each owning the project of the same
+/// name minus the `role_` prefix.
+fn add_project_roles(pg: &PgCluster, db: &str, names: &[&str]) {
+    for name in names {
+        pg.psql(
+            db,
+            &format!(
+                "CREATE ROLE role_{name} LOGIN;
+                 GRANT tiercache_app TO role_{name};
+                 INSERT INTO projects (project_name, db_role) VALUES ('{name}', 'role_{name}');"
+            ),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn applies_twice_and_again_over_data_on_plain_postgres() {
+    let pg = cluster_with_schema();
+    assert_eq!(
+        pg.psql(
+            "app",
+            "SELECT string_agg(relname || ':' || relrowsecurity || ':' || relforcerowsecurity, ',' ORDER BY relname)
+             FROM pg_class WHERE relname IN ('projects', 'cache_storage', 'cache_audit')"
+        )
+        .unwrap(),
+        "cache_audit:true:false,cache_storage:true:true,projects:true:true"
+    );
+    // Only the primary key and the UNIQUE(project_id, cache_type): every query uses those.
+    assert_eq!(
+        pg.psql(
+            "app",
+            "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE tablename = 'cache_storage'"
+        )
+        .unwrap(),
+        "cache_storage_pkey,cache_storage_project_cache_key"
+    );
+    // No Supabase roles here, so no Supabase policy.
+    assert_eq!(
+        pg.psql(
+            "app",
+            "SELECT string_agg(tablename || '.' || policyname, ',' ORDER BY tablename) FROM pg_policies"
+        )
+        .unwrap(),
+        "cache_audit.tiercache_own_audit,cache_storage.tiercache_own_caches,projects.tiercache_own_project"
+    );
+    // lz4 wherever the server has it (Debian's PostgreSQL has).
+    let lz4 = pg
+        .psql("app", "SET default_toast_compression = lz4; SELECT 1")
+        .is_ok();
+    let compression = pg
+        .psql(
+            "app",
+            "SELECT attcompression FROM pg_attribute WHERE attrelid = 'cache_storage'::regclass AND attname = 'data'",
+        )
+        .unwrap();
+    assert_eq!(compression, if lz4 { "l" } else { "" });
+
+    // Applying again over data keeps every row.
+    pg.psql("app", "INSERT INTO projects (project_name) VALUES ('p')")
+        .unwrap();
+    pg.psql("app", &upsert("p", "strava", 3, r#"{"a":1}"#))
+        .unwrap();
+    pg.psql_file("app", schema_path()).unwrap();
+    assert_eq!(
+        pg.psql("app", "SELECT version || ' ' || data::text FROM cache_storage")
+            .unwrap(),
+        r#"3 {"a": 1}"#
+    );
+    // And quietly: no notices on a second application.
+    let out = pg.psql_file("app", schema_path()).unwrap();
+    assert_eq!(out, "");
+}
+
+#[test]
+fn constraints_reject_bad_rows() {
+    let pg = cluster_with_schema();
+    pg.psql("app", "INSERT INTO projects (project_name) VALUES ('p')")
+        .unwrap();
+    let row = |project: &str, name: &str, version: &str, sum: &str, size: &str, days: &str| {
+        pg.psql(
+            "app",
+            &format!(
+                "INSERT INTO cache_storage
+                     (project_id, cache_type, data, version, checksum, saved_at, data_size, retention_days)
+                 VALUES ({project}, {name}, '{{}}', {version}, {sum}, now(), {size}, {days})"
+            ),
+        )
+    };
+    let p = "(SELECT id FROM projects WHERE project_name = 'p')";
+    let good = quote_literal(&checksum('0'));
+    let mut n = 0;
+    let mut name = || {
+        n += 1;
+        format!("'c{n}'")
+    };
+
+    // Good rows, at the bounds.
+    row(p, &name(), "1", &good, "0", "1").unwrap();
+    row(p, &quote_literal(&format!("a{}", "z".repeat(49))), "1", &good, "67108864", "3650").unwrap();
+    row(p, "'a_b-9'", "9223372036854775807", &good, "5", "30").unwrap();
+
+    // The cache name: the daemon's ^[a-z][a-z0-9_-]{0,49}$.
+    for bad in ["'Strava'", "'9lives'", "''", "'a b'", "'../x'", "'ä'"] {
+        assert_fails(row(p, bad, "1", &good, "1", "30"), "cache_storage_cache_type_format");
+    }
+    let too_long = quote_literal(&"a".repeat(51));
+    assert_fails(row(p, &too_long, "1", &good, "1", "30"), "too long");
+    assert_fails(row(p, "NULL", "1", &good, "1", "30"), "null value in column \"cache_type\"");
+    // The project.
+    assert_fails(row("NULL", &name(), "1", &good, "1", "30"), "null value in column \"project_id\"");
+    assert_fails(row("424242", &name(), "1", &good, "1", "30"), "foreign key");
+    // The version.
+    for bad in ["0", "-1"] {
+        assert_fails(row(p, &name(), bad, &good, "1", "30"), "cache_storage_version_positive");
+    }
+    assert_fails(row(p, &name(), "NULL", &good, "1", "30"), "null value in column \"version\"");
+    // The checksum.
+    for bad in [
+        quote_literal(&checksum('A')),
+        quote_literal(&"0".repeat(64)),
+        quote_literal(&format!("sha256:{}", "0".repeat(63))),
+        quote_literal(&format!("md5:{}", "0".repeat(64))),
+    ] {
+        assert_fails(row(p, &name(), "1", &bad, "1", "30"), "cache_storage_checksum_format");
+    }
+    // The size: 64 MiB at most.
+    for bad in ["67108865", "-1"] {
+        assert_fails(row(p, &name(), "1", &good, bad, "30"), "cache_storage_data_size_range");
+    }
+    assert_fails(row(p, &name(), "1", &good, "NULL", "30"), "null value in column \"data_size\"");
+    // Retention.
+    for bad in ["0", "3651"] {
+        assert_fails(row(p, &name(), "1", &good, "1", bad), "cache_storage_retention_days_range");
+    }
+    // One row per (project, cache).
+    assert_fails(row(p, "'c1'", "2", &good, "1", "30"), "cache_storage_project_cache_key");
+    // A version never goes down, whoever writes.
+    assert_fails(
+        pg.psql("app", "UPDATE cache_storage SET version = 0 + 1 WHERE cache_type = 'a_b-9'"),
+        "may not go down",
+    );
+    assert_eq!(pg.psql("app", "SELECT count(*) FROM cache_storage").unwrap(), "3");
+}
+
+#[test]
+fn version_guard_and_updated_at() {
+    let pg = cluster_with_schema();
+    pg.psql("app", "INSERT INTO projects (project_name) VALUES ('p')")
+        .unwrap();
+    assert_eq!(pg.psql("app", &upsert("p", "c", 2, r#"{"v":2}"#)).unwrap(), "2");
+    let created = pg
+        .psql("app", "SELECT updated_at FROM cache_storage")
+        .unwrap();
+    // Lower and equal versions are not written.
+    assert_eq!(pg.psql("app", &upsert("p", "c", 1, r#"{"v":1}"#)).unwrap(), "");
+    assert_eq!(pg.psql("app", &upsert("p", "c", 2, r#"{"v":"x"}"#)).unwrap(), "");
+    assert_eq!(pg.psql("app", "SELECT data->>'v' FROM cache_storage").unwrap(), "2");
+    // A higher one is, and moves updated_at.
+    assert_eq!(pg.psql("app", &upsert("p", "c", 5, r#"{"v":5}"#)).unwrap(), "5");
+    assert_eq!(
+        pg.psql(
+            "app",
+            &format!(
+                "SELECT data->>'v', updated_at > {} FROM cache_storage",
+                quote_literal(&created)
+            )
+        )
+        .unwrap(),
+        "5|t"
+    );
+}
+
+#[test]
+fn row_level_security_isolates_projects() {
+    let pg = cluster_with_schema();
+    add_project_roles(&pg, "app", &["a", "b"]);
+    let a = |sql: &str| pg.psql_as("app", "role_a", sql);
+    let b = |sql: &str| pg.psql_as("app", "role_b", sql);
+
+    // Each role finds its own project, and only that.
+    let id_a = a("SELECT id FROM projects WHERE project_name = 'a'").unwrap();
+    let id_b = pg
+        .psql("app", "SELECT id FROM projects WHERE project_name = 'b'")
+        .unwrap();
+    assert!(!id_a.is_empty() && !id_b.is_empty());
+    assert_eq!(a("SELECT id FROM projects WHERE project_name = 'b'").unwrap(), "");
+    assert_eq!(a("SELECT string_agg(project_name, ',') FROM projects").unwrap(), "a");
+
+    assert_eq!(a(&upsert("a", "strava", 1, r#"{"who":"a"}"#)).unwrap(), "1");
+    assert_eq!(b(&upsert("b", "strava", 1, r#"{"who":"b"}"#)).unwrap(), "1");
+    assert_eq!(b(&upsert("b", "fundraising", 1, "[]")).unwrap(), "1");
+
+    // A sees only its own rows.
+    assert_eq!(
+        a("SELECT string_agg(cache_type || '=' || (data->>'who'), ',') FROM cache_storage")
+            .unwrap(),
+        "strava=a"
+    );
+    assert_eq!(a(&format!("SELECT count(*) FROM cache_storage WHERE project_id = {id_b}")).unwrap(), "0");
+    // A cannot update or delete B's rows: they are not there for A.
+    assert_eq!(
+        a(&format!(
+            "WITH u AS (UPDATE cache_storage SET version = 99 WHERE project_id = {id_b} RETURNING 1)
+             SELECT count(*) FROM u"
+        ))
+        .unwrap(),
+        "0"
+    );
+    assert_eq!(
+        a(&format!(
+            "WITH d AS (DELETE FROM cache_storage WHERE project_id = {id_b} RETURNING 1)
+             SELECT count(*) FROM d"
+        ))
+        .unwrap(),
+        "0"
+    );
+    // A cannot insert a row for B, nor upsert over B's row, nor move its own row to B.
+    assert_fails(
+        a(&format!(
+            "INSERT INTO cache_storage (project_id, cache_type, data, version, checksum, saved_at, data_size)
+             VALUES ({id_b}, 'evil', '{{}}', 1, {}, now(), 2)",
+            quote_literal(&checksum('b'))
+        )),
+        "row-level security",
+    );
+    assert_fails(
+        a(&upsert("a", "strava", 1, "{}").replace(
+            "(SELECT id FROM projects WHERE project_name = 'a')",
+            &id_b,
+        )),
+        "row-level security",
+    );
+    assert_fails(
+        a(&format!("UPDATE cache_storage SET project_id = {id_b} WHERE cache_type = 'strava'")),
+        "row-level security",
+    );
+    // Nor touch projects.
+    assert_fails(a("INSERT INTO projects (project_name, db_role) VALUES ('c', 'role_a')"), "permission denied");
+    assert_fails(a("UPDATE projects SET db_role = 'role_a' WHERE project_name = 'b'"), "permission denied");
+    assert_fails(a("DELETE FROM projects"), "permission denied");
+    assert_fails(a("TRUNCATE cache_storage"), "permission denied");
+
+    // B's rows are intact.
+    assert_eq!(
+        pg.psql(
+            "app",
+            &format!("SELECT string_agg(cache_type || ':' || version, ',' ORDER BY cache_type) FROM cache_storage WHERE project_id = {id_b}")
+        )
+        .unwrap(),
+        "fundraising:1,strava:1"
+    );
+    // A role of no project sees nothing and may write nothing.
+    pg.psql("app", "CREATE ROLE stranger LOGIN; GRANT tiercache_app TO stranger")
+        .unwrap();
+    assert_eq!(pg.psql_as("app", "stranger", "SELECT count(*) FROM cache_storage").unwrap(), "0");
+    assert_eq!(pg.psql_as("app", "stranger", "SELECT count(*) FROM projects").unwrap(), "0");
+    assert_fails(pg.psql_as("app", "stranger", &upsert("a", "x", 1, "{}")), "null value in column \"project_id\"");
+    // A role without tiercache_app has no access at all.
+    pg.psql("app", "CREATE ROLE nobody LOGIN").unwrap();
+    assert_fails(pg.psql_as("app", "nobody", "SELECT 1 FROM cache_storage"), "permission denied");
+    assert_fails(pg.psql_as("app", "nobody", "SELECT 1 FROM projects"), "permission denied");
+}
+
+#[test]
+fn audit_records_every_write_and_cannot_be_forged() {
+    let pg = cluster_with_schema();
+    add_project_roles(&pg, "app", &["a", "b"]);
+    let a = |sql: &str| pg.psql_as("app", "role_a", sql);
+
+    a(&upsert("a", "strava", 1, "{}")).unwrap();
+    a(&upsert("a", "strava", 4, r#"{"x":1}"#)).unwrap();
+    assert_eq!(a(&upsert("a", "strava", 2, "{}")).unwrap(), "", "guarded: no write, no audit");
+    a("DELETE FROM cache_storage WHERE cache_type = 'strava'").unwrap();
+    pg.psql_as("app", "role_b", &upsert("b", "strava", 7, "{}"))
+        .unwrap();
+    // SET ROLE counts as that role.
+    pg.psql("app", &format!("SET ROLE role_a; {}", upsert("a", "fundraising", 1, "{}")))
+        .unwrap();
+
+    let expected = "role_a|a|strava|INSERT||1\n\
+                    role_a|a|strava|UPDATE|1|4\n\
+                    role_a|a|strava|DELETE|4|\n\
+                    role_b|b|strava|INSERT||7\n\
+                    role_a|a|fundraising|INSERT||1";
+    let query = "SELECT db_user, p.project_name, cache_type, operation, old_version, new_version
+                 FROM cache_audit a JOIN projects p ON p.id = a.project_id ORDER BY a.id";
+    assert_eq!(pg.psql("app", query).unwrap(), expected);
+    assert_eq!(
+        pg.psql("app", "SELECT bool_and(at IS NOT NULL AND at <= now()) FROM cache_audit")
+            .unwrap(),
+        "t"
+    );
+
+    // A reads only its own project's audit.
+    assert_eq!(
+        a("SELECT count(*), bool_and(db_user = 'role_a') FROM cache_audit").unwrap(),
+        "4|t"
+    );
+    // And cannot write it, whatever it claims.
+    let id_a = a("SELECT id FROM projects").unwrap();
+    assert_fails(
+        a(&format!(
+            "INSERT INTO cache_audit (db_user, project_id, cache_type, operation) VALUES ('role_b', {id_a}, 'strava', 'DELETE')"
+        )),
+        "permission denied",
+    );
+    assert_fails(a("UPDATE cache_audit SET db_user = 'x'"), "permission denied");
+    assert_fails(a("DELETE FROM cache_audit"), "permission denied");
+    assert_fails(a("TRUNCATE cache_audit"), "permission denied");
+    // Nor call the trigger functions.
+    assert_fails(a("SELECT public.tiercache_audit()"), "");
+    // The audit outlives a deleted project (whose rows cascade away, audited).
+    pg.psql("app", "DELETE FROM projects WHERE project_name = 'b'")
+        .unwrap();
+    assert_eq!(
+        pg.psql(
+            "app",
+            "SELECT string_agg(operation || ':' || db_user, ',' ORDER BY id) FROM cache_audit WHERE cache_type = 'strava' AND old_version = 7 OR new_version = 7"
+        )
+        .unwrap(),
+        "INSERT:role_b,DELETE:postgres"
+    );
+}
+
+#[test]
+fn a_non_superuser_owner_applies_it_and_obeys_the_policies() {
+    let pg = PgCluster::start();
+    pg.psql(
+        "postgres",
+        "CREATE ROLE tiercache_owner LOGIN CREATEROLE; CREATE DATABASE app OWNER tiercache_owner",
+    )
+    .unwrap();
+    let owner = |sql: &str| pg.psql_as("app", "tiercache_owner", sql);
+    for _ in 0..2 {
+        owner(&schema()).unwrap();
+    }
+    // FORCE: the owner sees only projects whose db_role it is, and can register its own
+    // (a single-role deployment where the daemon runs as the owner).
+    pg.psql("app", "INSERT INTO projects (project_name, db_role) VALUES ('other', 'someone')")
+        .unwrap();
+    assert_eq!(owner("SELECT count(*) FROM projects").unwrap(), "0");
+    owner("INSERT INTO projects (project_name, db_role) VALUES ('mine', current_user) ON CONFLICT (project_name) DO NOTHING")
+        .unwrap();
+    assert_eq!(owner(&upsert("mine", "strava", 1, "{}")).unwrap(), "1");
+    assert_eq!(owner("SELECT count(*) FROM cache_storage").unwrap(), "1");
+    // It can create project roles and grant them tiercache_app.
+    owner(
+        "CREATE ROLE role_p LOGIN IN ROLE tiercache_app;
+         INSERT INTO projects (project_name, db_role) VALUES ('p', 'role_p')",
+    )
+    .unwrap_err(); // ...but not a project row for another role: FORCEd policy.
+    pg.psql("app", "INSERT INTO projects (project_name, db_role) VALUES ('p', 'role_p')")
+        .unwrap();
+    assert_eq!(pg.psql_as("app", "role_p", &upsert("p", "c", 1, "{}")).unwrap(), "1");
+}
+
+#[test]
+fn refuses_the_seed_plans_table() {
+    let pg = PgCluster::start();
+    pg.create_database("app").unwrap();
+    pg.psql(
+        "app",
+        "CREATE TABLE projects (
+             id SERIAL PRIMARY KEY, project_name VARCHAR(100) NOT NULL UNIQUE, description TEXT,
+             created_at TIMESTAMP WITH TIME ZONE DEFAULT NOW(), is_active BOOLEAN DEFAULT true);
+         CREATE TABLE cache_storage (
+             id SERIAL PRIMARY KEY, project_id INTEGER REFERENCES projects(id),
+             cache_type VARCHAR(50) NOT NULL, data JSONB NOT NULL,
+             last_fetch TIMESTAMP WITH TIME ZONE, last_rich_fetch TIMESTAMP WITH TIME ZONE,
+             data_size INTEGER, cache_version VARCHAR(20) DEFAULT '1.0',
+             retention_days INTEGER DEFAULT 30, metadata JSONB DEFAULT '{}',
+             created_at TIMESTAMP WITH TIME ZONE DEFAULT NOW(),
+             updated_at TIMESTAMP WITH TIME ZONE DEFAULT NOW(),
+             UNIQUE(project_id, cache_type));",
+    )
+    .unwrap();
+    assert_fails(pg.psql_file("app", schema_path()), "seed plan");
+    // Nothing was half-applied.
+    assert_eq!(
+        pg.psql("app", "SELECT count(*) FROM pg_roles WHERE rolname = 'tiercache_app'")
+            .unwrap(),
+        "0"
+    );
+    // Renamed as the hint says, it applies; the seed's projects table gains db_role.
+    pg.psql("app", "ALTER TABLE cache_storage RENAME TO cache_storage_seed")
+        .unwrap();
+    pg.psql_file("app", schema_path()).unwrap();
+    pg.psql_file("app", schema_path()).unwrap();
+    assert_eq!(
+        pg.psql("app", "SELECT count(*) FROM information_schema.columns WHERE table_name = 'projects' AND column_name = 'db_role'")
+            .unwrap(),
+        "1"
+    );
+}
+
+/// Roles and settings as a Supabase project has them, in a throwaway cluster: the Data
+/// API's roles, an `auth` schema, and default privileges that give anon and
+/// authenticated every right on new objects in `public`. `supa_owner` stands for
+/// Supabase's `postgres` role (not a superuser; CREATEROLE and BYPASSRLS).
+fn supabase_imitation() -> PgCluster {
+    let pg = PgCluster::start();
+    pg.psql(
+        "postgres",
+        "CREATE ROLE supa_owner LOGIN CREATEROLE CREATEDB BYPASSRLS;
+         CREATE ROLE anon NOLOGIN NOINHERIT;
+         CREATE ROLE authenticated NOLOGIN NOINHERIT;
+         CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS;
+         CREATE ROLE authenticator LOGIN NOINHERIT;
+         GRANT anon, authenticated, service_role TO authenticator;
+         GRANT anon, authenticated, service_role TO supa_owner;
+         CREATE DATABASE supa OWNER supa_owner;",
+    )
+    .unwrap();
+    pg.psql(
+        "supa",
+        "CREATE SCHEMA auth AUTHORIZATION supa_owner;
+         CREATE FUNCTION auth.role() RETURNS text LANGUAGE sql STABLE AS
+             $$ SELECT nullif(current_setting('request.jwt.claims', true), '')::json->>'role' $$;
+         GRANT USAGE ON SCHEMA auth TO anon, authenticated, service_role;
+         GRANT USAGE ON SCHEMA public TO anon, authenticated, service_role;
+         ALTER DEFAULT PRIVILEGES FOR ROLE supa_owner IN SCHEMA public
+             GRANT ALL ON TABLES TO anon, authenticated, service_role;
+         ALTER DEFAULT PRIVILEGES FOR ROLE supa_owner IN SCHEMA public
+             GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
+         ALTER DEFAULT PRIVILEGES FOR ROLE supa_owner IN SCHEMA public
+             GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;",
+    )
+    .unwrap();
+    pg
+}
+
+#[test]
+fn supabase_imitation_applies_twice_and_shuts_out_the_data_api_roles() {
+    let pg = supabase_imitation();
+    let owner = |sql: &str| pg.psql_as("supa", "supa_owner", sql);
+    // The imitation works as Supabase's does: a new table is wide open to anon.
+    owner("CREATE TABLE probe (x int); INSERT INTO probe VALUES (1)")
+        .unwrap();
+    assert_eq!(
+        pg.psql_as("supa", "authenticator", "SET ROLE anon; SELECT x FROM probe")
+            .unwrap(),
+        "1"
+    );
+    assert_eq!(
+        pg.psql_as(
+            "supa",
+            "authenticator",
+            r#"SET request.jwt.claims = '{"role":"authenticated"}'; SELECT auth.role()"#
+        )
+        .unwrap(),
+        "authenticated"
+    );
+
+    for _ in 0..2 {
+        owner(&schema()).unwrap();
+    }
+    assert_eq!(
+        pg.psql(
+            "supa",
+            "SELECT string_agg(tablename || '.' || policyname || ':' || array_to_string(roles, '+'), ',' ORDER BY tablename, policyname)
+             FROM pg_policies WHERE policyname = 'tiercache_service_role'"
+        )
+        .unwrap(),
+        "cache_audit.tiercache_service_role:service_role,\
+         cache_storage.tiercache_service_role:service_role,\
+         projects.tiercache_service_role:service_role"
+    );
+
+    // service_role (through the authenticator, as the Data API does) keeps working.
+    let service = |sql: &str| {
+        pg.psql_as(
+            "supa",
+            "authenticator",
+            &format!(
+                r#"SET request.jwt.claims = '{{"role":"service_role"}}'; SET ROLE service_role; {sql}"#
+            ),
+        )
+    };
+    service("INSERT INTO projects (project_name, db_role) VALUES ('web', 'role_web')")
+        .unwrap();
+    assert_eq!(service(&upsert("web", "strava", 1, r#"{"a":1}"#)).unwrap(), "1");
+    assert_eq!(service("SELECT count(*) FROM cache_storage").unwrap(), "1");
+    assert_eq!(
+        service("SELECT db_user || ':' || operation FROM cache_audit").unwrap(),
+        "service_role:INSERT"
+    );
+    assert_fails(service("DELETE FROM cache_audit"), "permission denied");
+    assert_fails(
+        service("INSERT INTO cache_audit (project_id, cache_type, operation) VALUES (1, 'x', 'INSERT')"),
+        "permission denied",
+    );
+
+    // anon and authenticated: denied everything, with or without a JWT claim.
+    for role in ["anon", "authenticated"] {
+        for table in ["projects", "cache_storage", "cache_audit"] {
+            for prelude in [
+                String::new(),
+                format!(r#"SET request.jwt.claims = '{{"role":"{role}"}}';"#),
+            ] {
+                assert_fails(
+                    pg.psql_as(
+                        "supa",
+                        "authenticator",
+                        &format!("{prelude} SET ROLE {role}; SELECT count(*) FROM {table}"),
+                    ),
+                    "permission denied",
+                );
+            }
+        }
+        assert_fails(
+            pg.psql_as(
+                "supa",
+                "authenticator",
+                &format!("SET ROLE {role}; {}", upsert("web", "x", 1, "{}")),
+            ),
+            "permission denied",
+        );
+        assert_fails(
+            pg.psql_as(
+                "supa",
+                "authenticator",
+                &format!("SET ROLE {role}; SELECT nextval('cache_storage_id_seq')"),
+            ),
+            "permission denied",
+        );
+    }
+    assert_eq!(
+        pg.psql(
+            "supa",
+            "SELECT count(*) FROM information_schema.role_table_grants
+             WHERE grantee IN ('anon', 'authenticated')
+               AND table_name IN ('projects', 'cache_storage', 'cache_audit')"
+        )
+        .unwrap(),
+        "0"
+    );
+
+    // A project role made as docs/database.md says (by the owner, in the SQL editor).
+    owner(
+        "CREATE ROLE role_web LOGIN PASSWORD 'x' IN ROLE tiercache_app;
+         CREATE ROLE role_other LOGIN IN ROLE tiercache_app;",
+    )
+    .unwrap();
+    let web = |sql: &str| pg.psql_as("supa", "role_web", sql);
+    assert_eq!(web("SELECT data->>'a' FROM cache_storage").unwrap(), "1");
+    assert_eq!(web(&upsert("web", "strava", 2, r#"{"a":2}"#)).unwrap(), "2");
+    assert_eq!(
+        pg.psql_as("supa", "role_other", "SELECT count(*) FROM cache_storage")
+            .unwrap(),
+        "0"
+    );
+}

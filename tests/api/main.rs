@@ -1,0 +1,1 @@
+//! Black-box tests of the tiercache binary through HTTP, signals and files.
