@@ -24,11 +24,11 @@ BEGIN
     END IF;
     -- The seed plan's cache_storage (no checksum, nullable project_id) is not ours: it
     -- must not be mistaken for a migrated table. Its rows are not moved silently.
-    IF to_regclass('public.cache_storage') IS NOT NULL AND NOT EXISTS (
+    IF NOT EXISTS (
         SELECT 1 FROM pg_attribute
-        WHERE attrelid = 'public.cache_storage'::regclass
+        WHERE attrelid = to_regclass('public.cache_storage')
           AND attname = 'checksum' AND NOT attisdropped
-    ) THEN
+    ) AND to_regclass('public.cache_storage') IS NOT NULL THEN
         RAISE EXCEPTION 'public.cache_storage exists but is not tiercache''s (no checksum column; it looks like the seed plan''s table)'
             USING HINT = 'Rename it (ALTER TABLE public.cache_storage RENAME TO cache_storage_seed), apply schema.sql, then bring its documents back with `tiercache import` (docs/database.md).';
     END IF;

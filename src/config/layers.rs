@@ -146,8 +146,13 @@ fn path_error(err: serde_path_to_error::Error<::config::ConfigError>) -> ConfigE
         let problem = if rest.is_empty() { "unknown key".to_owned() } else { format!("unknown key; {rest}") };
         return ConfigError::new(join(field), problem);
     }
-    if let Some((field, _)) = backticked(&problem, "missing field `") {
-        return ConfigError::new(join(field), "required key is missing");
+    if let ::config::ConfigError::NotFound(at) = innermost(err.inner()) {
+        // The config crate reports a missing field with its own, run-together path
+        // (`caches[0]name`); the field is the identifier at its end.
+        let start = at
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(0, |i| i + 1);
+        return ConfigError::new(join(&at[start..]), "required key is missing");
     }
     let key = if path == "." { "configuration".to_owned() } else { path };
     ConfigError::new(key, problem)
@@ -158,11 +163,18 @@ fn backticked<'a>(text: &'a str, prefix: &str) -> Option<(&'a str, &'a str)> {
     text.strip_prefix(prefix)?.split_once('`')
 }
 
+/// The error inside the config crate's `At` wrappers.
+fn innermost(err: &::config::ConfigError) -> &::config::ConfigError {
+    match err {
+        ::config::ConfigError::At { error, .. } => innermost(error),
+        other => other,
+    }
+}
+
 /// The config crate's error without the key and origin it appends itself (we
 /// report the key from the tracked path instead).
 fn describe(err: &::config::ConfigError) -> String {
-    match err {
-        ::config::ConfigError::At { error, .. } => describe(error),
+    match innermost(err) {
         ::config::ConfigError::Type { unexpected, expected, .. } => {
             format!("invalid type: {unexpected}, expected {expected}")
         }

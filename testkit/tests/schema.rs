@@ -513,7 +513,7 @@ fn supabase_imitation_applies_twice_and_shuts_out_the_data_api_roles() {
         pg.psql_as(
             "supa",
             "authenticator",
-            r#"SET request.jwt.claims = '{"role":"authenticated"}'; SELECT auth.role()"#
+            r#"SET request.jwt.claims = '{"role":"authenticated"}'; SET ROLE authenticated; SELECT auth.role()"#
         )
         .unwrap(),
         "authenticated"
