@@ -3,41 +3,27 @@
 
 use crate::api::{self, AppState};
 use crate::config::Settings;
-use crate::exit::{Fatal, SOFTWARE, UNAVAILABLE};
+use crate::exit::{Fatal, CONFIG, SOFTWARE, UNAVAILABLE};
 use crate::lock::DataDirLock;
 use crate::signals::{self, Control};
 use crate::status;
 use crate::telemetry::LogControl;
+use crate::wiring;
 use actix_web::web;
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tiercache_actors::metrics::Metrics;
-use tiercache_actors::supervisor::RestartPolicy;
-use tiercache_actors::system::{self, SystemConfig};
+use tiercache_actors::startup;
+use tiercache_actors::system;
+use tiercache_actors::tiers::Tiers;
 use tokio::sync::mpsc;
 
 /// Where the configuration came from, so SIGHUP can read it again.
 pub struct ConfigSource {
     /// `--config`, if given.
     pub path: Option<PathBuf>,
-}
-
-fn system_config(settings: &Settings) -> SystemConfig {
-    SystemConfig {
-        data_dir: settings.data_dir.clone(),
-        project: settings.project.clone(),
-        memory_ttl: settings.memory.ttl,
-        restart_policy: RestartPolicy {
-            max_restarts: settings.supervisor.max_restarts,
-            window: settings.supervisor.restart_window,
-        },
-        // Only builds with failpoints, and only when `memory::get` is armed, pay for a
-        // message per memory hit.
-        hits_by_message: cfg!(feature = "failpoints")
-            && std::env::var("FAILPOINTS").is_ok_and(|f| f.contains("memory::get")),
-    }
 }
 
 /// Runs the daemon until it stops. Must run inside an actix `System`.
@@ -58,7 +44,8 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
 
     // 3. The actors, under supervision.
     let metrics = Arc::new(Metrics::new());
-    let running = system::start(&system_config(&settings), metrics.clone());
+    let running = system::start(&wiring::system_config(&settings)?, metrics.clone())
+        .map_err(|e| Fatal::new(CONFIG, format!("config error: postgres.url: {e}")))?;
     let supervisor = actix_rt::spawn(running.supervisor.run());
 
     // 4. The API, bound but not ready.
@@ -79,6 +66,27 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
         .list()
         .await
         .map_err(|e| Fatal::new(UNAVAILABLE, format!("the file tier did not start: {e}")))?;
+    // 6. Postgres: load the project's rows and repair the files before serving. When
+    //    Postgres is down, start from the files and keep trying in the background.
+    if running.tiers.store().is_some() {
+        let limit = settings.postgres.connect_timeout + settings.postgres.statement_timeout;
+        let synced = tokio::time::timeout(limit, startup::sync_from_postgres(&running.tiers)).await;
+        match synced {
+            Ok(Ok(report)) => {
+                tracing::info!(rows = report.rows, from_postgres = report.from_postgres,
+                    to_postgres = report.to_postgres, in_sync = report.in_sync, "loaded from Postgres");
+                purge_in_background(running.tiers.clone(), &settings);
+            }
+            Ok(Err(e)) => {
+                tracing::error!(tier = "postgres", alert = true, error = %e, "Postgres unavailable at startup; serving from files");
+                sync_in_background(running.tiers.clone(), &settings);
+            }
+            Err(_) => {
+                tracing::error!(tier = "postgres", alert = true, "Postgres did not answer at startup; serving from files");
+                sync_in_background(running.tiers.clone(), &settings);
+            }
+        }
+    }
     state.set_ready(true);
     tracing::info!(caches_on_disk = index.len(), project = %settings.project, "ready");
 
@@ -98,8 +106,15 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
                 Some(Control::Shutdown(signal)) => {
                     tracing::info!(signal, "shutting down");
                     state.set_ready(false);
-                    let stopped = tokio::time::timeout(settings.shutdown.timeout, server_handle.stop(true)).await;
-                    tracing::info!(finished = stopped.is_ok(), "stopped");
+                    let deadline = tokio::time::Instant::now() + settings.shutdown.timeout;
+                    let stopped = tokio::time::timeout_at(deadline, server_handle.stop(true)).await;
+                    tracing::info!(finished = stopped.is_ok(), "API stopped");
+                    if settings.shutdown.graceful {
+                        drain(&running.tiers, deadline).await;
+                    } else if let Some(queue) = running.tiers.queue() {
+                        let left = queue.view().snapshot().pending.len();
+                        tracing::info!(pending = left, "graceful drain is off; pending saves stay on disk for the next start");
+                    }
                     return Ok(());
                 }
                 Some(Control::Reload) => reload(&source, &mut settings, &state, &log),
@@ -144,4 +159,58 @@ fn reload(source: &ConfigSource, settings: &mut Settings, state: &AppState, log:
     }
     *settings = new;
     tracing::info!(level = %settings.log.level, "configuration reloaded");
+}
+
+/// Sends what the retry queue holds until it is empty or `deadline` passes; what is
+/// left stays on disk for the next start.
+async fn drain(tiers: &Tiers, deadline: tokio::time::Instant) {
+    let Some(queue) = tiers.queue() else { return };
+    let started = tokio::time::Instant::now();
+    queue.drain();
+    loop {
+        let left = queue.view().snapshot().pending.len();
+        if left == 0 {
+            tracing::info!(duration_ms = started.elapsed().as_millis() as u64, "retry queue drained");
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(pending = left, "shutdown timeout: pending saves stay on disk for the next start");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Retries the startup sync until Postgres answers, then runs the retention purge.
+fn sync_in_background(tiers: Tiers, settings: &Settings) {
+    let settings = settings.clone();
+    actix_rt::spawn(async move {
+        let mut wait = settings.retry.initial_interval;
+        loop {
+            tokio::time::sleep(wait).await;
+            match startup::sync_from_postgres(&tiers).await {
+                Ok(report) => {
+                    tracing::info!(rows = report.rows, from_postgres = report.from_postgres,
+                        to_postgres = report.to_postgres, "Postgres is back; files reconciled");
+                    purge_in_background(tiers, &settings);
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "Postgres still unavailable");
+                    wait = (wait.mul_f64(settings.retry.multiplier)).min(settings.retry.max_interval);
+                }
+            }
+        }
+    });
+}
+
+/// Retention of caches no longer configured: now and then once a day.
+fn purge_in_background(tiers: Tiers, settings: &Settings) {
+    let configured: Vec<_> = settings.caches.iter().map(|c| c.name.clone()).collect();
+    actix_rt::spawn(async move {
+        loop {
+            startup::purge_unconfigured(&tiers, &configured, 30).await;
+            tokio::time::sleep(std::time::Duration::from_secs(24 * 3600)).await;
+        }
+    });
 }

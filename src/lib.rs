@@ -23,6 +23,7 @@ pub mod lock;
 pub mod signals;
 mod status;
 pub mod telemetry;
+pub mod wiring;
 
 use cli::Command;
 use config::{LogFormat, Settings};

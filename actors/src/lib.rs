@@ -14,7 +14,10 @@
 pub mod domain;
 pub mod files;
 pub mod memory;
+pub mod retry_queue;
 pub mod metrics;
 pub mod supervisor;
+pub mod startup;
+pub mod store;
 pub mod system;
 pub mod tiers;

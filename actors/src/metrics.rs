@@ -8,6 +8,8 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use std::sync::atomic::AtomicU64;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -36,6 +38,20 @@ pub struct CacheResult {
     pub result: &'static str,
 }
 
+/// Label `result`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// Outcome.
+    pub result: &'static str,
+}
+
+/// Label `cache`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabel {
+    /// Cache name.
+    pub cache: String,
+}
+
 /// Label `actor`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActorLabel {
@@ -62,6 +78,16 @@ pub struct Metrics {
     pub actor_restarts: Family<ActorLabel, Counter>,
     /// `tiercache_corrupt_files_total{cache}`: envelopes moved aside.
     pub corrupt_files: Family<CacheResult, Counter>,
+    /// `tiercache_retry_queue_depth`.
+    pub queue_depth: Gauge,
+    /// `tiercache_retry_queue_oldest_age_seconds`.
+    pub queue_oldest_age: Gauge<f64, AtomicU64>,
+    /// `tiercache_dead_letters_total{cache}`.
+    pub dead_letters: Family<CacheLabel, Counter>,
+    /// `tiercache_postgres_writes_total{result}`.
+    pub postgres_writes: Family<ResultLabel, Counter>,
+    /// `tiercache_postgres_up`: 1 when the last statement reached Postgres.
+    pub postgres_up: Gauge,
 }
 
 impl Metrics {
@@ -80,7 +106,33 @@ impl Metrics {
         registry.register("actor_restarts", "Actor restarts by the supervisor", actor_restarts.clone());
         let corrupt_files = Family::<CacheResult, Counter>::default();
         registry.register("corrupt_files", "Corrupt envelopes found and moved aside", corrupt_files.clone());
-        Self { registry, reads, read_duration, saves, actor_restarts, corrupt_files }
+        let queue_depth = Gauge::default();
+        registry.register("retry_queue_depth", "Saves and deletes not yet in Postgres", queue_depth.clone());
+        let queue_oldest_age = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "retry_queue_oldest_age_seconds",
+            "Age of the oldest save not yet in Postgres",
+            queue_oldest_age.clone(),
+        );
+        let dead_letters = Family::<CacheLabel, Counter>::default();
+        registry.register("dead_letters", "Saves Postgres rejected for good", dead_letters.clone());
+        let postgres_writes = Family::<ResultLabel, Counter>::default();
+        registry.register("postgres_writes", "Writes to Postgres by result", postgres_writes.clone());
+        let postgres_up = Gauge::default();
+        registry.register("postgres_up", "Whether Postgres answered the last statement", postgres_up.clone());
+        Self {
+            registry,
+            reads,
+            read_duration,
+            saves,
+            actor_restarts,
+            corrupt_files,
+            queue_depth,
+            queue_oldest_age,
+            dead_letters,
+            postgres_writes,
+            postgres_up,
+        }
     }
 
     /// The registry in Prometheus text format.

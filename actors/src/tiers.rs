@@ -6,6 +6,8 @@
 use crate::domain::{CacheName, Document, NewDocument, Precondition};
 use crate::files::{FileHandle, FileTierError};
 use crate::memory::{LoadError, LoadOutcome, MemoryHandle, MemoryView, Tier};
+use crate::retry_queue::RetryQueueHandle;
+use crate::store::StoreHandle;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +53,8 @@ pub struct Tiers {
     view: MemoryView,
     ttl: Duration,
     hits_by_message: bool,
+    store: Option<StoreHandle>,
+    queue: Option<RetryQueueHandle>,
 }
 
 impl Tiers {
@@ -62,8 +66,20 @@ impl Tiers {
         view: MemoryView,
         ttl: Duration,
         hits_by_message: bool,
+        store: Option<StoreHandle>,
+        queue: Option<RetryQueueHandle>,
     ) -> Self {
-        Self { memory, files, view, ttl, hits_by_message }
+        Self { memory, files, view, ttl, hits_by_message, store, queue }
+    }
+
+    /// The Postgres store, when enabled.
+    pub fn store(&self) -> Option<&StoreHandle> {
+        self.store.as_ref()
+    }
+
+    /// The retry queue, when Postgres is enabled.
+    pub fn queue(&self) -> Option<&RetryQueueHandle> {
+        self.queue.as_ref()
     }
 
     /// The memory snapshot, for hits without a message.
@@ -128,6 +144,9 @@ impl Tiers {
             // The file is durable, so the save stands; memory refills from it.
             tracing::warn!(cache = %name, error = %e, "memory not updated after save; the file will serve");
         }
+        if let Some(queue) = &self.queue {
+            queue.enqueue_write(name.clone(), saved.version);
+        }
         Ok(saved)
     }
 
@@ -140,6 +159,9 @@ impl Tiers {
         let in_memory = self.view.get(name).is_some();
         if let Err(e) = self.memory.evict(name).await {
             tracing::warn!(cache = %name, error = %e, "memory eviction failed");
+        }
+        if let Some(queue) = &self.queue {
+            queue.enqueue_delete(name.clone());
         }
         Ok(existed || in_memory)
     }

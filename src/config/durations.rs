@@ -31,9 +31,25 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|_| invalid())
 }
 
-/// Formats a duration so that [`parse_duration`] reads it back unchanged.
+/// Formats a duration so that [`parse_duration`] reads it back unchanged, in one
+/// unit where possible and in the appendix's own spelling (`"60s"`, `"5m"`, `"24h"`).
 pub fn format_duration(d: Duration) -> String {
-    humantime::format_duration(d).to_string()
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
+        return humantime::format_duration(d).to_string();
+    }
+    let ms = d.as_millis();
+    if !ms.is_multiple_of(1000) {
+        return format!("{ms}ms");
+    }
+    let secs = d.as_secs();
+    if secs <= 60 || !secs.is_multiple_of(60) {
+        return format!("{secs}s");
+    }
+    let mins = secs / 60;
+    if !mins.is_multiple_of(60) {
+        return format!("{mins}m");
+    }
+    format!("{}h", mins / 60)
 }
 
 /// Units of a size, longest spelling first so `"kib"` is not read as `"b"`.
@@ -75,7 +91,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// Formats a size with the largest binary unit that divides it exactly.
 pub fn format_size(bytes: u64) -> String {
     for (name, factor) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if bytes != 0 && bytes % factor == 0 {
+        if bytes != 0 && bytes.is_multiple_of(factor) {
             return format!("{}{name}", bytes / factor);
         }
     }
@@ -163,9 +179,25 @@ mod tests {
     }
 
     #[test]
+    fn durations_format_like_the_appendix() {
+        for (ms, text) in [
+            (0, "0s"),
+            (500, "500ms"),
+            (1500, "1500ms"),
+            (60_000, "60s"),
+            (90_000, "90s"),
+            (300_000, "5m"),
+            (5_400_000, "90m"),
+            (86_400_000, "24h"),
+        ] {
+            assert_eq!(format_duration(Duration::from_millis(ms)), text);
+        }
+    }
+
+    #[test]
     fn durations_round_trip() {
-        for d in [0, 1, 500, 90_000, 5_400_500, 86_400_000 * 40] {
-            let d = Duration::from_millis(d);
+        for d in [0, 1, 500, 1_000_000, 90_000_000_000, 5_400_500_000_000, 3_456_000_000_000_000, 3_600_000_000_001] {
+            let d = Duration::from_nanos(d);
             assert_eq!(parse_duration(&format_duration(d)), Ok(d));
         }
     }

@@ -149,9 +149,7 @@ fn path_error(err: serde_path_to_error::Error<::config::ConfigError>) -> ConfigE
     if let ::config::ConfigError::NotFound(at) = innermost(err.inner()) {
         // The config crate reports a missing field with its own, run-together path
         // (`caches[0]name`); the field is the identifier at its end.
-        let start = at
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .map_or(0, |i| i + 1);
+        let start = at.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
         return ConfigError::new(join(&at[start..]), "required key is missing");
     }
     let key = if path == "." { "configuration".to_owned() } else { path };

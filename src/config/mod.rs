@@ -337,7 +337,7 @@ where
         if !name.starts_with("TIERCACHE__") {
             continue;
         }
-        let known = layers::OVERRIDABLE_KEYS.iter().any(|key| layers::override_var(key) == name.to_ascii_uppercase());
+        let known = layers::OVERRIDABLE_KEYS.iter().any(|key| layers::override_var(key) == name);
         if !known {
             return Err(ConfigError::new(
                 name,

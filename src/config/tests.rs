@@ -559,18 +559,3 @@ fn override_names_are_checked() {
     let e = check_override_names(["TIERCACHE__API__LISTN"]).unwrap_err();
     assert_eq!(e.key, "TIERCACHE__API__LISTN");
 }
-#[test]
-fn zz_show() {
-    for f in ["[api]\nfoo = 1\n", "foo=1\n", "[[caches]]\nrefresh_every = \"1h\"\n", "[api]\nmax_body = true\n", "[postgres]\npool_size = \"many\"\n",
-      "[api\nlisten = 1\n", "[memory]\nttl = 300\n", "[api]\nlisten = 5\n", "[[caches]]\nname = \"Bad\"\n", "[[caches]]\nname=\"a\"\n[caches.source]\nkind=\"strava\"\nclient_id=\"1\"\nclient_secret=\"s\"\nrefresh_token_file=\"/nonexistent/t\"\n", "[retry]\nmultiplier = 0.5\n", "x = [\n"] {
-        println!("{}", err(Some(f), &[]));
-    }
-    println!("{}", err(None, &[("SUPABASE_URL", "https://x.supabase.co")]));
-    println!("{}", err(None, &[("STRAVA_CACHE_HOURS", "six")]));
-    println!("{}", err(None, &[("TIERCACHE__API__MAX_BODY", "lots")]));
-    println!("{}", err(None, &[("TIERCACHE__POSTGRES__ENABLED", "maybe")]));
-    println!("{}", ok(None, &[]).to_redacted_toml());
-    let s = ok(Some("[[caches]]\nname=\"a\"\n[caches.source]\nkind=\"http\"\nurl=\"https://x/y\"\nheaders={A=\"b\"}\nbearer_token=\"t\"\n[[caches]]\nname=\"b\"\n[caches.source]\nkind=\"strava\"\nclient_id=\"1\"\nclient_secret=\"s\"\nrefresh_token=\"t\"\n"), &[]);
-    println!("{}", s.to_redacted_toml());
-    println!("{:#?}", s.caches);
-}

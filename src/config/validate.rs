@@ -177,8 +177,8 @@ fn postgres(raw: RawPostgres, env: Env<'_>) -> Result<PostgresSettings, ConfigEr
 }
 
 fn retry(raw: RawRetry) -> Result<RetrySettings, ConfigError> {
-    // `!(x >= 1.0)` also refuses NaN.
-    if !(raw.multiplier >= 1.0) || raw.multiplier.is_infinite() {
+    // NaN is not finite, so it is refused too.
+    if !raw.multiplier.is_finite() || raw.multiplier < 1.0 {
         return Err(ConfigError::new(
             "retry.multiplier",
             format!("must be a finite number of at least 1.0, got {}", raw.multiplier),

@@ -217,8 +217,10 @@ impl PgCluster {
     }
 
     fn initdb(&self) -> Result<()> {
-        let out = self
-            .command(self.bin.join("initdb"))
+        let mut cmd = self.command(self.bin.join("initdb"));
+        // initdb removes its half-made data directory on SIGTERM.
+        die_with_parent(&mut cmd, libc::SIGTERM);
+        let out = cmd
             .arg("-D")
             .arg(&self.data)
             .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"])
@@ -706,6 +708,7 @@ impl RunAs {
 }
 
 fn run_psql(mut cmd: Command, db: &str, user: &str, sql: &str) -> Result<String> {
+    die_with_parent(&mut cmd, libc::SIGKILL);
     cmd.args(["-U", user, "-d", db])
         .args(["-v", "ON_ERROR_STOP=1", "-X", "-q", "-A", "-t", "-f", "-"])
         .stdin(Stdio::piped())
@@ -790,6 +793,26 @@ fn pid_file_ready(path: &Path, pid: u32) -> bool {
     lines.first().map(|l| l.trim()) == Some(pid.to_string().as_str()) && lines.get(7).map(|l| l.trim()) == Some("ready")
 }
 
+/// Has the kernel send `sig` to the command's process when the thread that spawned it
+/// ends (Linux; elsewhere nothing). For tools that the spawning thread waits for
+/// (`initdb`, `psql`), that is when the test dies; servers go through
+/// [`spawn_long_lived`].
+fn die_with_parent(cmd: &mut Command, sig: libc::c_int) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: the closure runs in the forked child before exec and only makes the
+    // async-signal-safe prctl system call.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (cmd, sig);
+}
+
 /// Spawns a server from a thread that lives as long as the process, with a
 /// parent-death signal: the server is stopped when the test process dies, however it
 /// dies (the signal is sent when the *thread* that forked it ends, hence the thread).
@@ -797,19 +820,7 @@ fn spawn_long_lived(mut cmd: Command, death_signal: libc::c_int) -> io::Result<C
     type Job = (Command, mpsc::Sender<io::Result<Child>>);
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
 
-    #[cfg(target_os = "linux")]
-    // SAFETY: the closure runs in the forked child before exec and only makes the
-    // async-signal-safe prctl system call.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, death_signal as libc::c_ulong) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = death_signal;
+    die_with_parent(&mut cmd, death_signal);
 
     let spawner = SPAWNER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<Job>();

@@ -1,8 +1,8 @@
 //! A typed handle to the file-tier actor that retries a request once when the actor
 //! failed on it, so that requests arriving around a restart are answered.
 
-use super::messages::{AdoptFile, ListFiles, ReadFile, RemoveFile, WriteFile};
-use super::{FileTier, FileTierError, OnDisk};
+use super::messages::{AdoptFile, ForgetTombstone, ListFiles, ReadFile, RemoveFile, WriteFile};
+use super::{FileLookup, FileTier, FileTierError, OnDisk};
 use crate::domain::{CacheName, Document, NewDocument, Precondition};
 use actix::Addr;
 use std::collections::HashMap;
@@ -41,8 +41,16 @@ impl FileHandle {
     ///
     /// # Errors
     /// I/O errors, or the actor failing twice.
-    pub async fn read(&self, name: CacheName) -> Result<Option<Arc<Document>>, FileTierError> {
+    pub async fn read(&self, name: CacheName) -> Result<FileLookup, FileTierError> {
         self.call(ReadFile { name }).await
+    }
+
+    /// See [`ForgetTombstone`].
+    ///
+    /// # Errors
+    /// I/O errors, or the actor failing twice.
+    pub async fn forget_tombstone(&self, name: CacheName) -> Result<bool, FileTierError> {
+        self.call(ForgetTombstone { name }).await
     }
 
     /// See [`WriteFile`].
@@ -63,8 +71,8 @@ impl FileHandle {
     ///
     /// # Errors
     /// I/O errors, or the actor failing twice.
-    pub async fn adopt(&self, doc: Arc<Document>) -> Result<bool, FileTierError> {
-        self.call(AdoptFile { doc }).await
+    pub async fn adopt(&self, doc: Arc<Document>, expected: Option<u64>) -> Result<bool, FileTierError> {
+        self.call(AdoptFile { doc, expected }).await
     }
 
     /// See [`RemoveFile`].

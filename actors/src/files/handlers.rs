@@ -1,8 +1,8 @@
 //! One handler per message; each runs inside the supervisor's panic guard and starts
 //! with its failpoint (SPEC §11).
 
-use super::messages::{AdoptFile, ListFiles, ReadFile, RemoveFile, WriteFile};
-use super::{FileTier, FileTierError, OnDisk, ACTOR};
+use super::messages::{AdoptFile, ForgetTombstone, ListFiles, ReadFile, RemoveFile, WriteFile};
+use super::{FileLookup, FileTier, FileTierError, OnDisk, ACTOR};
 use crate::domain::{CacheName, Document};
 use crate::supervisor::{guard, ActorPanicked};
 use actix::{Context, Handler};
@@ -10,13 +10,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 impl Handler<ReadFile> for FileTier {
-    type Result = Result<Option<Arc<Document>>, FileTierError>;
+    type Result = Result<FileLookup, FileTierError>;
 
     fn handle(&mut self, msg: ReadFile, ctx: &mut Context<Self>) -> Self::Result {
         let reporter = self.reporter.clone();
         guard(ACTOR, &reporter, ctx, || {
             fail::fail_point!("file::read");
-            Ok(self.read_verified(&msg.name)?.map(Arc::new))
+            if self.is_deleted(&msg.name) {
+                return Ok(FileLookup { doc: None, deleted: true });
+            }
+            Ok(FileLookup { doc: self.read_verified(&msg.name)?.map(Arc::new), deleted: false })
         })?
     }
 }
@@ -40,7 +43,7 @@ impl Handler<AdoptFile> for FileTier {
         let reporter = self.reporter.clone();
         guard(ACTOR, &reporter, ctx, || {
             fail::fail_point!("file::write");
-            Ok(self.adopt(&msg.doc)?)
+            Ok(self.adopt(&msg.doc, msg.expected)?)
         })?
     }
 }
@@ -60,5 +63,14 @@ impl Handler<ListFiles> for FileTier {
     fn handle(&mut self, _msg: ListFiles, ctx: &mut Context<Self>) -> Self::Result {
         let reporter = self.reporter.clone();
         guard(ACTOR, &reporter, ctx, || self.index().clone())
+    }
+}
+
+impl Handler<ForgetTombstone> for FileTier {
+    type Result = Result<bool, FileTierError>;
+
+    fn handle(&mut self, msg: ForgetTombstone, ctx: &mut Context<Self>) -> Self::Result {
+        let reporter = self.reporter.clone();
+        guard(ACTOR, &reporter, ctx, || Ok(self.forget_tombstone(&msg.name)?))?
     }
 }

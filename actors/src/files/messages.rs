@@ -1,15 +1,15 @@
 //! Messages the file-tier actor accepts.
 
-use super::{FileTierError, OnDisk};
+use super::{FileLookup, FileTierError, OnDisk};
 use crate::domain::{CacheName, Document, NewDocument, Precondition};
 use crate::supervisor::ActorPanicked;
 use actix::Message;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Read and verify the envelope of `name`; `None` when absent or corrupt.
+/// Read and verify the envelope of `name` (absent when missing or corrupt).
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<Option<Arc<Document>>, FileTierError>")]
+#[rtype(result = "Result<FileLookup, FileTierError>")]
 pub struct ReadFile {
     /// The cache.
     pub name: CacheName,
@@ -35,6 +35,8 @@ pub struct WriteFile {
 pub struct AdoptFile {
     /// The document to store as is.
     pub doc: Arc<Document>,
+    /// Only if disk still holds this version (a rebase of exactly that save).
+    pub expected: Option<u64>,
 }
 
 /// Delete the envelope of `name`, leaving a tombstone; `true` if there was one.
@@ -49,3 +51,11 @@ pub struct RemoveFile {
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<HashMap<CacheName, OnDisk>, ActorPanicked>")]
 pub struct ListFiles;
+
+/// Drop the tombstone of `name`: Postgres has the delete.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<bool, FileTierError>")]
+pub struct ForgetTombstone {
+    /// The cache.
+    pub name: CacheName,
+}

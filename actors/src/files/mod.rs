@@ -14,7 +14,7 @@ mod handlers;
 mod messages;
 
 pub use handle::FileHandle;
-pub use messages::{AdoptFile, ListFiles, ReadFile, RemoveFile, WriteFile};
+pub use messages::{AdoptFile, ForgetTombstone, ListFiles, ReadFile, RemoveFile, WriteFile};
 
 use crate::domain::{envelope, CacheName, Document, NewDocument, Precondition};
 use crate::metrics::{CacheResult, Metrics};
@@ -59,8 +59,19 @@ pub struct FileTierConfig {
 pub struct OnDisk {
     /// Version of the envelope, or of the tombstone when deleted.
     pub version: u64,
-    /// ETag of the envelope; `None` for a tombstone.
+    /// ETag of the envelope; `None` when deleted or found corrupt.
     pub etag: Option<String>,
+    /// A tombstone is on disk: the delete has not reached Postgres yet.
+    pub deleted: bool,
+}
+
+/// What a read of the file tier found.
+#[derive(Debug, Clone, Default)]
+pub struct FileLookup {
+    /// The verified document, if any.
+    pub doc: Option<Arc<Document>>,
+    /// The cache was deleted and Postgres may still have it: do not read it from there.
+    pub deleted: bool,
 }
 
 /// The file tier's state.
@@ -68,6 +79,8 @@ pub struct FileTier {
     config: FileTierConfig,
     caches_dir: PathBuf,
     index: HashMap<CacheName, OnDisk>,
+    /// Newest version known in Postgres per cache: new versions go above it (SPEC §7).
+    floors: HashMap<CacheName, u64>,
     reporter: FailureReporter,
     metrics: Arc<Metrics>,
 }
@@ -81,7 +94,7 @@ impl FileTier {
     /// the actor starts).
     pub fn new(config: FileTierConfig, reporter: FailureReporter, metrics: Arc<Metrics>) -> Self {
         let caches_dir = config.data_dir.join("caches");
-        Self { config, caches_dir, index: HashMap::new(), reporter, metrics }
+        Self { config, caches_dir, index: HashMap::new(), floors: HashMap::new(), reporter, metrics }
     }
 
     fn path_of(&self, name: &CacheName) -> PathBuf {
@@ -99,6 +112,7 @@ impl FileTier {
     /// When the directories cannot be created or listed.
     pub fn rebuild_index(&mut self) -> io::Result<()> {
         self.index.clear();
+        self.floors.clear();
         for sub in ["caches", "tombstones", "corrupt"] {
             std::fs::create_dir_all(self.config.data_dir.join(sub))?;
         }
@@ -107,7 +121,7 @@ impl FileTier {
             let path = entry?.path();
             let Some(name) = name_from_path(&path, ".json") else { continue };
             if let Some(version) = read_tombstone(&path) {
-                self.index.insert(name, OnDisk { version, etag: None });
+                self.index.insert(name, OnDisk { version, etag: None, deleted: true });
             }
         }
         for entry in std::fs::read_dir(&self.caches_dir)? {
@@ -121,7 +135,7 @@ impl FileTier {
             if let Some(doc) = self.read_verified(&name)? {
                 let floor = self.index.get(&name).map_or(0, |d| d.version);
                 if doc.version > floor {
-                    self.index.insert(name, OnDisk { version: doc.version, etag: Some(doc.etag) });
+                    self.index.insert(name, OnDisk { version: doc.version, etag: Some(doc.etag), deleted: false });
                 }
             }
         }
@@ -180,7 +194,8 @@ impl FileTier {
         if !precondition.holds(current_etag.as_deref()) {
             return Err(FileTierError::PreconditionFailed { current: current_etag });
         }
-        let version = current.map_or(0, |c| c.version).max(floor) + 1;
+        let known = self.floors.get(name).copied().unwrap_or(0);
+        let version = current.map_or(0, |c| c.version).max(floor).max(known) + 1;
         let saved_at = Utc::now();
         // A PUT's last fetch is its save time (SPEC §5); refreshes bring their own.
         let last_fetch = new.last_fetch.or(Some(saved_at));
@@ -191,12 +206,20 @@ impl FileTier {
     }
 
     /// Stores `doc` as it is (a version made elsewhere, e.g. read from Postgres), unless
-    /// the disk already holds that version or a newer one. Returns whether it was written.
+    /// the disk already holds that version or a newer one, or (with `expected`) the disk
+    /// no longer holds version `expected`. Returns whether it was written. Either way
+    /// later saves get versions above `doc`'s.
     ///
     /// # Errors
     /// I/O errors.
-    pub fn adopt(&mut self, doc: &Document) -> io::Result<bool> {
-        if self.index.get(&doc.name).is_some_and(|d| d.version >= doc.version && d.etag.is_some()) {
+    pub fn adopt(&mut self, doc: &Document, expected: Option<u64>) -> io::Result<bool> {
+        let floor = self.floors.entry(doc.name.clone()).or_insert(0);
+        *floor = (*floor).max(doc.version);
+        let current = self.index.get(&doc.name);
+        if expected.is_some_and(|v| current.is_none_or(|d| d.version != v || d.etag.is_none())) {
+            return Ok(false);
+        }
+        if current.is_some_and(|d| d.version >= doc.version && (d.etag.is_some() || d.deleted)) {
             return Ok(false);
         }
         self.put_document(doc)?;
@@ -210,7 +233,7 @@ impl FileTier {
         if tomb.exists() {
             std::fs::remove_file(&tomb)?;
         }
-        self.index.insert(doc.name.clone(), OnDisk { version: doc.version, etag: Some(doc.etag.clone()) });
+        self.index.insert(doc.name.clone(), OnDisk { version: doc.version, etag: Some(doc.etag.clone()), deleted: false });
         Ok(())
     }
 
@@ -233,8 +256,31 @@ impl FileTier {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        self.index.insert(name.clone(), OnDisk { version: current.version, etag: None });
+        self.index.insert(name.clone(), OnDisk { version: current.version, etag: None, deleted: true });
         Ok(existed)
+    }
+
+    /// Drops the tombstone of `name` once Postgres has the delete, unless the cache was
+    /// saved again since. Returns whether a tombstone was removed.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn forget_tombstone(&mut self, name: &CacheName) -> io::Result<bool> {
+        if !self.index.get(name).is_some_and(|d| d.deleted) {
+            return Ok(false);
+        }
+        match std::fs::remove_file(self.tombstone_of(name)) {
+            Ok(()) => durable::sync_dir(&self.config.data_dir.join("tombstones"))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        self.index.remove(name);
+        Ok(true)
+    }
+
+    /// Whether `name` is deleted locally (its tombstone awaits Postgres).
+    pub fn is_deleted(&self, name: &CacheName) -> bool {
+        self.index.get(name).is_some_and(|d| d.deleted)
     }
 
     /// The index: what is on disk per cache.

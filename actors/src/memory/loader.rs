@@ -1,9 +1,10 @@
-//! The read-through chain below memory: file, then (with later tiers) Postgres and an
-//! emergency refresh. Runs once per cold cache however many readers wait.
+//! The read-through chain below memory: file, then Postgres (whose row rewrites the
+//! file). Runs once per cold cache however many readers wait.
 
 use super::Tier;
 use crate::domain::{CacheName, Document};
 use crate::files::FileHandle;
+use crate::store::StoreHandle;
 use std::sync::Arc;
 
 /// Every tier below memory failed (as opposed to simply having nothing).
@@ -15,12 +16,13 @@ pub struct LoadError(pub String);
 #[derive(Clone)]
 pub struct Loader {
     files: FileHandle,
+    store: Option<StoreHandle>,
 }
 
 impl Loader {
-    /// A loader reading from the file tier.
-    pub fn new(files: FileHandle) -> Self {
-        Self { files }
+    /// A loader reading from the file tier, then from Postgres when enabled.
+    pub fn new(files: FileHandle, store: Option<StoreHandle>) -> Self {
+        Self { files, store }
     }
 
     /// Finds `name` in the first tier that has a valid copy.
@@ -28,10 +30,30 @@ impl Loader {
     /// # Errors
     /// [`LoadError`] when a tier failed and none below it had the cache.
     pub async fn load(&self, name: CacheName) -> Result<Option<(Arc<Document>, Tier)>, LoadError> {
-        match self.files.read(name).await {
-            Ok(Some(doc)) => Ok(Some((doc, Tier::File))),
-            Ok(None) => Ok(None),
-            Err(e) => Err(LoadError(e.to_string())),
+        let file_error = match self.files.read(name.clone()).await {
+            Ok(found) if found.doc.is_some() => return Ok(found.doc.map(|d| (d, Tier::File))),
+            // Deleted here and not yet in Postgres: reading Postgres would resurrect it.
+            Ok(found) if found.deleted => return Ok(None),
+            Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        let Some(store) = &self.store else {
+            return file_error.map_or(Ok(None), |e| Err(LoadError(e)));
+        };
+        match store.read(name.clone()).await {
+            Ok(Some(doc)) => {
+                if let Err(e) = self.files.adopt(doc.clone(), None).await {
+                    tracing::warn!(cache = %name, tier = "file", error = %e, "could not rewrite the file from Postgres");
+                } else {
+                    tracing::info!(cache = %name, version = doc.version, "file rewritten from Postgres");
+                }
+                Ok(Some((doc, Tier::Postgres)))
+            }
+            Ok(None) => file_error.map_or(Ok(None), |e| Err(LoadError(e))),
+            Err(e) => Err(LoadError(match file_error {
+                Some(f) => format!("{f}; {e}"),
+                None => e.to_string(),
+            })),
         }
     }
 }

@@ -1,0 +1,278 @@
+//! Handlers, the tick that starts attempts, and what an attempt's result does.
+
+use super::messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, Reconcile};
+use super::{Op, Peers, RetryQueue, ACTOR};
+use crate::domain::{CacheName, Document};
+use crate::metrics::{CacheLabel, ResultLabel};
+use crate::store::{StoreError, WriteOutcome};
+use crate::supervisor::guard;
+use actix::{ActorFutureExt, AsyncContext, Context, Handler, WrapFuture};
+use chrono::Utc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Longest wait between attempts while draining for shutdown.
+const DRAIN_WAIT: Duration = Duration::from_millis(250);
+
+/// How one attempt ended.
+#[derive(Debug)]
+pub(super) enum Attempt {
+    /// Postgres holds the envelope that was at version `sent`; disk is now at `local_now`
+    /// (higher when Postgres gave the save a version above its row).
+    Synced { sent: u64, local_now: u64 },
+    /// The row is gone and the tombstone dropped.
+    Deleted,
+    /// Nothing on disk to send (deleted or corrupt meanwhile).
+    Nothing,
+    /// Postgres (or the file tier) failed.
+    Failed(StoreError),
+}
+
+async fn attempt(peers: Peers, name: CacheName, op: Op, retention_days: u32) -> Attempt {
+    match op {
+        Op::Delete => match peers.store.delete(name.clone()).await {
+            Ok(()) => {
+                if let Err(e) = peers.files.forget_tombstone(name.clone()).await {
+                    tracing::warn!(cache = %name, error = %e, "tombstone kept; the delete will be sent again");
+                }
+                Attempt::Deleted
+            }
+            Err(e) => Attempt::Failed(e),
+        },
+        Op::Write(_) => {
+            let lookup = match peers.files.read(name.clone()).await {
+                Ok(l) => l,
+                Err(e) => return Attempt::Failed(StoreError::Unavailable(format!("file tier: {e}"))),
+            };
+            let Some(doc) = lookup.doc else { return Attempt::Nothing };
+            match peers.store.write(doc.clone(), retention_days).await {
+                Ok(WriteOutcome::Written) => Attempt::Synced { sent: doc.version, local_now: doc.version },
+                Ok(WriteOutcome::Rebased { version }) => {
+                    let rebased = Arc::new(Document::new(
+                        doc.name.clone(),
+                        version,
+                        doc.checksum,
+                        doc.last_fetch,
+                        doc.last_rich_fetch,
+                        doc.saved_at,
+                        doc.body.clone(),
+                    ));
+                    let local_now = match peers.files.adopt(rebased.clone(), Some(doc.version)).await {
+                        Ok(true) => {
+                            let _ = peers.memory.store(rebased).await;
+                            version
+                        }
+                        _ => doc.version,
+                    };
+                    Attempt::Synced { sent: doc.version, local_now }
+                }
+                Err(e) => Attempt::Failed(e),
+            }
+        }
+    }
+}
+
+impl RetryQueue {
+    pub(super) fn reconcile(&mut self, ctx: &mut Context<Self>) {
+        let files = self.peers.files.clone();
+        ctx.wait(async move { files.list().await }.into_actor(self).map(|index, queue, _ctx| match index {
+            Ok(index) => {
+                for (name, on_disk) in index {
+                    if on_disk.deleted {
+                        queue.enqueue(name, Op::Delete);
+                    } else if on_disk.etag.is_some() && on_disk.version > queue.synced.get(&name).copied().unwrap_or(0) {
+                        queue.enqueue(name, Op::Write(on_disk.version));
+                    }
+                }
+                tracing::info!(actor = ACTOR, pending = queue.depth(), "retry queue rebuilt from disk");
+            }
+            Err(e) => tracing::error!(actor = ACTOR, alert = true, error = %e, "cannot rebuild the retry queue"),
+        }));
+    }
+
+    pub(super) fn tick(&mut self, ctx: &mut Context<Self>) {
+        let due = self.due(false);
+        if due.is_empty() {
+            if !self.pending.is_empty() {
+                self.publish(); // keeps the oldest-age gauge moving
+            }
+            return;
+        }
+        let reporter = self.reporter.clone();
+        let started = guard(ACTOR, &reporter, ctx, || {
+            fail::fail_point!("retry::drain");
+        });
+        if started.is_err() {
+            return;
+        }
+        for (name, op) in due {
+            self.in_flight.insert(name.clone());
+            let retention = self.config.retention_days.get(&name).copied().unwrap_or(30);
+            let fut = attempt(self.peers.clone(), name.clone(), op, retention);
+            ctx.spawn(fut.into_actor(self).map(move |result, queue, _ctx| queue.settle(name, op, result)));
+        }
+    }
+
+    pub(super) fn ping(&mut self, ctx: &mut Context<Self>) {
+        if !self.in_flight.is_empty() {
+            return;
+        }
+        let store = self.peers.store.clone();
+        ctx.spawn(async move { store.ping().await }.into_actor(self).map(|result, queue, _| {
+            queue.metrics.postgres_up.set(i64::from(!matches!(result, Err(StoreError::Unavailable(_)))));
+        }));
+    }
+
+    fn settle(&mut self, name: CacheName, op: Op, result: Attempt) {
+        self.in_flight.remove(&name);
+        let count = |queue: &Self, result: &'static str| {
+            queue.metrics.postgres_writes.get_or_create(&ResultLabel { result }).inc();
+        };
+        match result {
+            Attempt::Synced { sent, local_now } => {
+                count(self, "ok");
+                self.metrics.postgres_up.set(1);
+                self.synced.insert(name.clone(), local_now);
+                self.save_synced();
+                if self.pending.get(&name).is_some_and(|p| matches!(p.op, Op::Write(v) if v <= local_now.max(sent))) {
+                    self.pending.remove(&name);
+                }
+                tracing::debug!(cache = %name, version = local_now, "in Postgres");
+            }
+            Attempt::Deleted => {
+                count(self, "ok");
+                self.metrics.postgres_up.set(1);
+                self.synced.remove(&name);
+                self.save_synced();
+                if self.pending.get(&name).is_some_and(|p| p.op == Op::Delete) {
+                    self.pending.remove(&name);
+                }
+                tracing::info!(cache = %name, "delete reached Postgres");
+            }
+            Attempt::Nothing => {
+                if self.pending.get(&name).is_some_and(|p| p.op == op) {
+                    self.pending.remove(&name);
+                }
+            }
+            Attempt::Failed(error) => self.failed(name, op, error),
+        }
+        self.publish();
+    }
+
+    fn failed(&mut self, name: CacheName, op: Op, error: StoreError) {
+        let transient = error.is_transient();
+        self.metrics.postgres_writes.get_or_create(&ResultLabel { result: if transient { "error" } else { "rejected" } }).inc();
+        self.metrics.postgres_up.set(i64::from(!matches!(error, StoreError::Unavailable(_))));
+        if !self.config.enabled {
+            self.pending.remove(&name);
+            tracing::warn!(cache = %name, error = %error,
+                "background retry is off: the save stays on disk and is sent at the next start");
+            return;
+        }
+        let max_attempts = self.config.max_attempts;
+        let draining = self.draining;
+        let Some(p) = self.pending.get_mut(&name) else { return };
+        let mut wait = p.backoff.next_wait();
+        if draining {
+            wait = wait.min(DRAIN_WAIT);
+        }
+        p.next_at = Instant::now() + wait;
+        if transient {
+            p.rejections = 0;
+            tracing::warn!(cache = %name, error = %error, retry_in_ms = wait.as_millis() as u64, "Postgres write failed; will retry");
+            return;
+        }
+        p.rejections += 1;
+        tracing::warn!(cache = %name, error = %error, attempt = p.rejections, "Postgres rejected the write");
+        if p.rejections >= max_attempts && p.op == op {
+            self.dead_letter(&name, op, &error);
+        }
+    }
+
+    /// Moves a save Postgres keeps rejecting out of the way, so it blocks nothing.
+    fn dead_letter(&mut self, name: &CacheName, op: Op, error: &StoreError) {
+        let version = match op {
+            Op::Write(v) => v,
+            Op::Delete => 0,
+        };
+        let dir = self.config.data_dir.join("dead-letter");
+        let stamp = Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
+        let envelope = std::fs::read(self.config.data_dir.join("caches").join(format!("{name}.json"))).ok();
+        let record = serde_json::json!({
+            "name": name.as_str(),
+            "operation": if op == Op::Delete { "delete" } else { "write" },
+            "version": version,
+            "error": error.to_string(),
+            "dead_lettered_at": Utc::now().to_rfc3339(),
+            "envelope": envelope.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()),
+        });
+        let path = dir.join(format!("{name}.{stamp}.json"));
+        let written = std::fs::create_dir_all(&dir)
+            .and_then(|()| crate::files::durable::write_atomic(&path, record.to_string().as_bytes()));
+        tracing::error!(
+            cache = %name, version, alert = true, error = %error, dead_letter = %path.display(),
+            written = written.is_ok(), "Postgres rejected this save for good; moved to the dead letter"
+        );
+        self.metrics.dead_letters.get_or_create(&CacheLabel { cache: name.to_string() }).inc();
+        if let Op::Write(v) = op {
+            self.synced.insert(name.clone(), v);
+            self.save_synced();
+        }
+        self.pending.remove(name);
+    }
+}
+
+impl Handler<EnqueueWrite> for RetryQueue {
+    type Result = ();
+
+    fn handle(&mut self, msg: EnqueueWrite, ctx: &mut Context<Self>) {
+        self.enqueue(msg.name, Op::Write(msg.version));
+        self.tick(ctx);
+    }
+}
+
+impl Handler<EnqueueDelete> for RetryQueue {
+    type Result = ();
+
+    fn handle(&mut self, msg: EnqueueDelete, ctx: &mut Context<Self>) {
+        self.enqueue(msg.name, Op::Delete);
+        self.tick(ctx);
+    }
+}
+
+impl Handler<MarkSynced> for RetryQueue {
+    type Result = ();
+
+    fn handle(&mut self, msg: MarkSynced, _ctx: &mut Context<Self>) {
+        let known = self.synced.entry(msg.name.clone()).or_insert(0);
+        *known = (*known).max(msg.version);
+        if self.pending.get(&msg.name).is_some_and(|p| matches!(p.op, Op::Write(v) if v <= msg.version))
+            && !self.in_flight.contains(&msg.name)
+        {
+            self.pending.remove(&msg.name);
+        }
+        self.save_synced();
+        self.publish();
+    }
+}
+
+impl Handler<Reconcile> for RetryQueue {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Reconcile, ctx: &mut Context<Self>) {
+        self.reconcile(ctx);
+    }
+}
+
+impl Handler<Drain> for RetryQueue {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Drain, ctx: &mut Context<Self>) {
+        self.draining = true;
+        let now = Instant::now();
+        for p in self.pending.values_mut() {
+            p.next_at = p.next_at.min(now);
+        }
+        self.tick(ctx);
+    }
+}

@@ -1,0 +1,42 @@
+//! Messages the retry queue accepts.
+
+use crate::domain::CacheName;
+use actix::Message;
+
+/// A save of `name` at `version` is durable on disk and must reach Postgres.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct EnqueueWrite {
+    /// The cache.
+    pub name: CacheName,
+    /// The version saved.
+    pub version: u64,
+}
+
+/// `name` was deleted (its tombstone is on disk); the row must go.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct EnqueueDelete {
+    /// The cache.
+    pub name: CacheName,
+}
+
+/// Postgres is known to hold `version` of `name` (the startup comparison).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct MarkSynced {
+    /// The cache.
+    pub name: CacheName,
+    /// The version Postgres holds.
+    pub version: u64,
+}
+
+/// Rebuild the pending set from the file tier's index and the synced record.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Reconcile;
+
+/// Shutdown: try every pending cache now, with short waits between failures.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Drain;

@@ -1,0 +1,104 @@
+//! The startup flow of SPEC §2 between Postgres and the files: load the project's rows,
+//! write or repair files (newer side wins; a file newer than its row is queued for
+//! Postgres), and purge caches no longer configured once past their retention.
+
+use crate::domain::CacheName;
+use crate::store::StoreError;
+use crate::tiers::Tiers;
+use chrono::Utc;
+
+/// What the startup sync did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Rows read from Postgres.
+    pub rows: usize,
+    /// Files written or repaired from rows.
+    pub from_postgres: usize,
+    /// Files newer than their row, queued for Postgres.
+    pub to_postgres: usize,
+    /// Files already equal to their row.
+    pub in_sync: usize,
+}
+
+/// Reconciles the files with this project's rows. Needs Postgres enabled.
+///
+/// # Errors
+/// [`StoreError`] when Postgres cannot be read (the caller keeps trying in the background).
+pub async fn sync_from_postgres(tiers: &Tiers) -> Result<SyncReport, StoreError> {
+    let (Some(store), Some(queue)) = (tiers.store(), tiers.queue()) else { return Ok(SyncReport::default()) };
+    let rows = store.read_all().await?;
+    let index = tiers.files().list().await.map_err(|e| StoreError::Unavailable(format!("file tier: {e}")))?;
+    let mut report = SyncReport { rows: rows.len(), ..SyncReport::default() };
+    let mut seen = std::collections::HashSet::new();
+    for row in rows {
+        seen.insert(row.name.clone());
+        match index.get(&row.name) {
+            // Deleted here: the queue sends the delete; the row must not come back.
+            Some(d) if d.deleted => {}
+            Some(d) if d.etag.is_some() && d.version > row.version => {
+                queue.enqueue_write(row.name.clone(), d.version);
+                report.to_postgres += 1;
+            }
+            Some(d) if d.version == row.version && d.etag.as_deref() == Some(row.etag.as_str()) => {
+                queue.mark_synced(row.name.clone(), row.version);
+                report.in_sync += 1;
+            }
+            // Same version, other data: both were acknowledged; the file's save is sent
+            // and given a version above the row's (SPEC §7).
+            Some(d) if d.etag.is_some() && d.version == row.version => {
+                queue.enqueue_write(row.name.clone(), d.version);
+                report.to_postgres += 1;
+            }
+            _ => {
+                let version = row.version;
+                let name = row.name.clone();
+                match tiers.files().adopt(row, None).await {
+                    Ok(_) => {
+                        queue.mark_synced(name.clone(), version);
+                        report.from_postgres += 1;
+                        tracing::info!(cache = %name, version, tier = "postgres", "file written from Postgres");
+                    }
+                    Err(e) => tracing::error!(cache = %name, alert = true, error = %e, "cannot write the file from Postgres"),
+                }
+            }
+        }
+    }
+    for (name, d) in &index {
+        if !seen.contains(name) && d.etag.is_some() {
+            queue.enqueue_write(name.clone(), d.version);
+            report.to_postgres += 1;
+        }
+    }
+    Ok(report)
+}
+
+/// Retention (SPEC §7): caches no longer configured are purged from the files and from
+/// Postgres once unsaved for their `retention_days` (files use `default_days`, the row's
+/// own value decides in Postgres). Configured caches are never touched.
+pub async fn purge_unconfigured(tiers: &Tiers, configured: &[CacheName], default_days: u32) {
+    if let Ok(index) = tiers.files().list().await {
+        let cutoff = Utc::now() - chrono::Duration::days(i64::from(default_days));
+        for (name, d) in index {
+            if configured.contains(&name) || d.etag.is_none() {
+                continue;
+            }
+            let Ok(lookup) = tiers.files().read(name.clone()).await else { continue };
+            if lookup.doc.is_some_and(|doc| doc.saved_at < cutoff) {
+                match tiers.delete(&name).await {
+                    Ok(_) => tracing::info!(cache = %name, "purged: no longer configured and past its retention"),
+                    Err(e) => tracing::warn!(cache = %name, error = %e, "retention purge failed"),
+                }
+            }
+        }
+    }
+    if let Some(store) = tiers.store() {
+        match store.purge_unconfigured(configured.to_vec()).await {
+            Ok(purged) if !purged.is_empty() => {
+                tracing::info!(caches = ?purged, "purged from Postgres: no longer configured and past retention");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention purge in Postgres failed; will try again later"),
+        }
+    }
+}
+

@@ -1,0 +1,132 @@
+//! Turning the configuration into a deadpool of tokio-postgres connections: the URL
+//! (minus the libpq-only parameters), the password file, `sslmode`, timeouts.
+
+use super::tls::{client_config, TlsMode};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// What the store needs to connect.
+#[derive(Clone)]
+pub struct ConnectConfig {
+    /// `postgres://...`, possibly with `sslmode`/`sslrootcert` parameters.
+    pub url: String,
+    /// Overrides a password in the URL (`postgres.password_file`, already read).
+    pub password: Option<String>,
+    /// `postgres.sslmode`; `None`: the URL's, else by host (SPEC §7).
+    pub sslmode: Option<TlsMode>,
+    /// `postgres.ssl_root_cert`.
+    pub ssl_root_cert: Option<PathBuf>,
+    /// `postgres.pool_size`.
+    pub pool_size: usize,
+    /// `postgres.statement_cache`: false behind a transaction pooler.
+    pub statement_cache: bool,
+    /// `postgres.connect_timeout`.
+    pub connect_timeout: Duration,
+    /// `postgres.statement_timeout`.
+    pub statement_timeout: Duration,
+}
+
+impl std::fmt::Debug for ConnectConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectConfig").field("url", &"[redacted]").finish_non_exhaustive()
+    }
+}
+
+/// Splits libpq-only query parameters (`sslmode`, `sslrootcert`) off a URL, since
+/// tokio-postgres rejects `verify-ca` and `verify-full`.
+fn split_libpq_params(url: &str) -> (String, Option<String>, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else { return (url.to_owned(), None, None) };
+    let (mut sslmode, mut root) = (None, None);
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.split_once('=') {
+            Some(("sslmode", v)) => {
+                sslmode = Some(v.to_owned());
+                false
+            }
+            Some(("sslrootcert", v)) => {
+                root = Some(v.to_owned());
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    let url = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+    (url, sslmode, root)
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A ready pool (connections are made lazily) and the TLS connector for cancels.
+///
+/// # Errors
+/// A message naming what is wrong with the URL or the TLS settings.
+pub fn pool(cfg: &ConnectConfig) -> Result<(Pool, MakeRustlsConnect), String> {
+    let (url, url_sslmode, url_root) = split_libpq_params(&cfg.url);
+    let mut pg = tokio_postgres::Config::from_str(&url).map_err(|e| format!("invalid postgres url: {e}"))?;
+    if let Some(pw) = &cfg.password {
+        pg.password(pw.as_bytes());
+    }
+    pg.connect_timeout(cfg.connect_timeout);
+    pg.application_name("tiercache");
+    if cfg.statement_cache {
+        // Direct and session-pooled connections accept startup options; a transaction
+        // pooler may not, so there the client-side timeout alone applies.
+        pg.options(format!("-c statement_timeout={}", cfg.statement_timeout.as_millis()));
+    }
+    let unix = matches!(pg.get_hosts().first(), Some(Host::Unix(_)) | None);
+    let loopback = matches!(pg.get_hosts().first(), Some(Host::Tcp(h)) if is_loopback(h));
+    let explicit = match (&cfg.sslmode, url_sslmode) {
+        (Some(mode), _) => Some(*mode),
+        (None, Some(s)) => Some(TlsMode::parse(&s).ok_or_else(|| format!("invalid sslmode {s:?} in the url"))?),
+        (None, None) => None,
+    };
+    let mode = if unix {
+        TlsMode::Disable // TLS does not apply on Unix sockets.
+    } else {
+        explicit.unwrap_or(if loopback { TlsMode::Prefer } else { TlsMode::Require })
+    };
+    pg.ssl_mode(match mode {
+        TlsMode::Disable => SslMode::Disable,
+        TlsMode::Prefer => SslMode::Prefer,
+        _ => SslMode::Require,
+    });
+    let root = cfg.ssl_root_cert.clone().or(url_root.map(PathBuf::from));
+    let tls = MakeRustlsConnect::new(client_config(mode, root.as_deref())?);
+    let manager = Manager::from_config(pg, tls.clone(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let pool = Pool::builder(manager)
+        .max_size(cfg.pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(cfg.connect_timeout))
+        .create_timeout(Some(cfg.connect_timeout))
+        .recycle_timeout(Some(cfg.connect_timeout))
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok((pool, tls))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_libpq_only_parameters() {
+        let (url, mode, root) = split_libpq_params("postgres://u@h/db?sslmode=verify-full&application_name=x&sslrootcert=/ca.pem");
+        assert_eq!(url, "postgres://u@h/db?application_name=x");
+        assert_eq!(mode.as_deref(), Some("verify-full"));
+        assert_eq!(root.as_deref(), Some("/ca.pem"));
+        assert_eq!(split_libpq_params("postgres://h/db").0, "postgres://h/db");
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        assert!(is_loopback("localhost") && is_loopback("127.0.0.1") && is_loopback("::1"));
+        assert!(!is_loopback("db.example.supabase.co"));
+    }
+}

@@ -1,0 +1,86 @@
+//! A typed handle to the store actor; a request the actor failed on is tried once more.
+
+use super::messages::{DeleteRow, Ping, PurgeUnconfigured, ReadAll, ReadRow, WriteOutcome, WriteRow};
+use super::{Store, StoreError};
+use crate::domain::{CacheName, Document};
+use actix::Addr;
+use std::sync::Arc;
+
+/// Cheap to clone; the address survives restarts.
+#[derive(Clone)]
+pub struct StoreHandle {
+    addr: Addr<Store>,
+}
+
+impl StoreHandle {
+    /// Wraps the supervised address.
+    pub fn new(addr: Addr<Store>) -> Self {
+        Self { addr }
+    }
+
+    async fn call<M, T>(&self, msg: M) -> Result<T, StoreError>
+    where
+        M: actix::Message<Result = Result<T, StoreError>> + Clone + Send + 'static,
+        T: Send + 'static,
+        Store: actix::Handler<M>,
+    {
+        let gone = |e: actix::MailboxError| StoreError::Unavailable(format!("store actor unavailable: {e}"));
+        match self.addr.send(msg.clone()).await.map_err(gone)? {
+            Err(StoreError::Panicked(_)) => self.addr.send(msg).await.map_err(gone)?,
+            other => other,
+        }
+    }
+
+    /// See [`ReadRow`].
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn read(&self, name: CacheName) -> Result<Option<Arc<Document>>, StoreError> {
+        self.call(ReadRow { name }).await
+    }
+
+    /// See [`ReadAll`].
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn read_all(&self) -> Result<Vec<Arc<Document>>, StoreError> {
+        self.call(ReadAll).await
+    }
+
+    /// See [`WriteRow`].
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn write(&self, doc: Arc<Document>, retention_days: u32) -> Result<WriteOutcome, StoreError> {
+        self.call(WriteRow { doc, retention_days }).await
+    }
+
+    /// See [`DeleteRow`].
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn delete(&self, name: CacheName) -> Result<(), StoreError> {
+        self.call(DeleteRow { name }).await
+    }
+
+    /// See [`PurgeUnconfigured`].
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn purge_unconfigured(&self, keep: Vec<CacheName>) -> Result<Vec<String>, StoreError> {
+        self.call(PurgeUnconfigured { keep }).await
+    }
+
+    /// See [`Ping`].
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.call(Ping).await
+    }
+
+    /// Whether the actor's mailbox is open.
+    pub fn connected(&self) -> bool {
+        self.addr.connected()
+    }
+}

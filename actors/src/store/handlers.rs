@@ -1,0 +1,84 @@
+//! One handler per message. The synchronous start (where the failpoint sits) runs in
+//! the supervisor's guard; the statement itself runs as a future on the actor's thread.
+
+use super::messages::{DeleteRow, Ping, PurgeUnconfigured, ReadAll, ReadRow, WriteOutcome, WriteRow};
+use super::{Store, StoreError, ACTOR};
+use crate::domain::Document;
+use crate::supervisor::guard;
+use actix::{Context, Handler, ResponseFuture};
+use std::sync::Arc;
+
+impl Store {
+    fn start<T: 'static>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        failpoint: bool,
+        f: impl FnOnce(Store) -> ResponseFuture<Result<T, StoreError>>,
+    ) -> ResponseFuture<Result<T, StoreError>> {
+        let reporter = self.reporter.clone();
+        let me = self.clone();
+        match guard(ACTOR, &reporter, ctx, || {
+            if failpoint {
+                fail::fail_point!("store::read");
+            } else {
+                fail::fail_point!("store::write");
+            }
+        }) {
+            Ok(()) => f(me),
+            Err(panicked) => Box::pin(async move { Err(StoreError::Panicked(panicked)) }),
+        }
+    }
+}
+
+const READ: bool = true;
+const WRITE: bool = false;
+
+impl Handler<ReadRow> for Store {
+    type Result = ResponseFuture<Result<Option<Arc<Document>>, StoreError>>;
+
+    fn handle(&mut self, msg: ReadRow, ctx: &mut Context<Self>) -> Self::Result {
+        self.start(ctx, READ, |s| Box::pin(async move { Ok(s.read_one(&msg.name).await?.map(Arc::new)) }))
+    }
+}
+
+impl Handler<ReadAll> for Store {
+    type Result = ResponseFuture<Result<Vec<Arc<Document>>, StoreError>>;
+
+    fn handle(&mut self, _msg: ReadAll, ctx: &mut Context<Self>) -> Self::Result {
+        self.start(ctx, READ, |s| {
+            Box::pin(async move { Ok(s.read_all().await?.into_iter().map(Arc::new).collect()) })
+        })
+    }
+}
+
+impl Handler<WriteRow> for Store {
+    type Result = ResponseFuture<Result<WriteOutcome, StoreError>>;
+
+    fn handle(&mut self, msg: WriteRow, ctx: &mut Context<Self>) -> Self::Result {
+        self.start(ctx, WRITE, |s| Box::pin(async move { s.write(&msg.doc, msg.retention_days).await }))
+    }
+}
+
+impl Handler<DeleteRow> for Store {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+
+    fn handle(&mut self, msg: DeleteRow, ctx: &mut Context<Self>) -> Self::Result {
+        self.start(ctx, WRITE, |s| Box::pin(async move { s.delete(&msg.name).await }))
+    }
+}
+
+impl Handler<PurgeUnconfigured> for Store {
+    type Result = ResponseFuture<Result<Vec<String>, StoreError>>;
+
+    fn handle(&mut self, msg: PurgeUnconfigured, ctx: &mut Context<Self>) -> Self::Result {
+        self.start(ctx, WRITE, |s| Box::pin(async move { s.purge_unconfigured(&msg.keep).await }))
+    }
+}
+
+impl Handler<Ping> for Store {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+
+    fn handle(&mut self, _msg: Ping, ctx: &mut Context<Self>) -> Self::Result {
+        self.start(ctx, READ, |s| Box::pin(async move { s.ping().await }))
+    }
+}

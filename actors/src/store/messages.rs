@@ -1,0 +1,63 @@
+//! Messages the store actor accepts.
+
+use super::StoreError;
+use crate::domain::{CacheName, Document};
+use actix::Message;
+use std::sync::Arc;
+
+/// How a write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The row now holds the document at its own version.
+    Written,
+    /// The row now holds the document at this higher version (the row had an equal or
+    /// higher version with other data); the other tiers should adopt it.
+    Rebased {
+        /// The version Postgres holds.
+        version: u64,
+    },
+}
+
+/// Read one cache's row.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Option<Arc<Document>>, StoreError>")]
+pub struct ReadRow {
+    /// The cache.
+    pub name: CacheName,
+}
+
+/// Read every row of the project.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Vec<Arc<Document>>, StoreError>")]
+pub struct ReadAll;
+
+/// Write a document under the version guard.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<WriteOutcome, StoreError>")]
+pub struct WriteRow {
+    /// The document.
+    pub doc: Arc<Document>,
+    /// The cache's `retention_days`, stored in its row.
+    pub retention_days: u32,
+}
+
+/// Delete one cache's row.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct DeleteRow {
+    /// The cache.
+    pub name: CacheName,
+}
+
+/// Purge rows of caches no longer configured, past their retention.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Vec<String>, StoreError>")]
+pub struct PurgeUnconfigured {
+    /// The configured caches, never touched.
+    pub keep: Vec<CacheName>,
+}
+
+/// Check that Postgres answers.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct Ping;

@@ -1,0 +1,334 @@
+//! The Postgres ("supabase") tier: the source of truth, shared by every instance of a
+//! project.
+//!
+//! The actor owns the connection pool and the project's id. Every statement is scoped
+//! to the project; writes carry the version guard of SPEC §7 (a row never moves
+//! backwards, and an acknowledged save that meets an equal or higher row with another
+//! checksum is given a version above it). Rows are verified like files: a row whose
+//! data does not hash to its checksum is never served.
+
+mod actor;
+mod connect;
+mod handle;
+mod handlers;
+mod messages;
+mod sql;
+pub mod tls;
+
+pub use connect::ConnectConfig;
+pub use handle::StoreHandle;
+pub use messages::{DeleteRow, Ping, PurgeUnconfigured, ReadAll, ReadRow, WriteRow, WriteOutcome};
+pub use tls::TlsMode;
+
+use crate::domain::{canonical, CacheName, Checksum, Document};
+use crate::supervisor::{ActorPanicked, FailureReporter};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
+use tokio_postgres::Row;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// Actor name in logs and metrics.
+pub const ACTOR: &str = "store";
+
+/// What went wrong talking to Postgres, sorted by what the caller should do.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// Cannot reach Postgres, or it is restarting, stalled or timed out: retry later.
+    #[error("postgres unavailable: {0}")]
+    Unavailable(String),
+    /// A transient conflict (serialization failure, deadlock): retry.
+    #[error("postgres transient error: {0}")]
+    Transient(String),
+    /// Postgres refuses this for good (constraint, permission, bad data): do not retry
+    /// for ever.
+    #[error("postgres rejected the statement: {0}")]
+    Rejected(String),
+    /// The project is not registered and cannot be registered by this role.
+    #[error("project {0:?} is not in the projects table and this role cannot add it (docs/database.md)")]
+    NoProject(String),
+    /// The actor failed on this request.
+    #[error(transparent)]
+    Panicked(#[from] ActorPanicked),
+}
+
+impl StoreError {
+    /// Whether retrying later can help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Transient(_) | Self::Panicked(_))
+    }
+}
+
+fn classify(e: &tokio_postgres::Error) -> StoreError {
+    let text = e.to_string();
+    let detail = e.as_db_error().map(|d| format!("{}: {}", d.code().code(), d.message())).unwrap_or(text);
+    match e.code() {
+        None => StoreError::Unavailable(detail),
+        Some(c)
+            if *c == SqlState::T_R_SERIALIZATION_FAILURE
+                || *c == SqlState::T_R_DEADLOCK_DETECTED
+                || *c == SqlState::LOCK_NOT_AVAILABLE =>
+        {
+            StoreError::Transient(detail)
+        }
+        Some(c) => {
+            let class = &c.code()[..2];
+            // 08 connection, 53 resources, 57 operator intervention (shutdown, cancel,
+            // statement timeout), 58 system errors: all pass.
+            if matches!(class, "08" | "53" | "57" | "58" | "XX") {
+                StoreError::Unavailable(detail)
+            } else {
+                StoreError::Rejected(detail)
+            }
+        }
+    }
+}
+
+fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => classify(&e),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+/// What the actor needs to start.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Connection settings.
+    pub connect: ConnectConfig,
+    /// `project`.
+    pub project: String,
+}
+
+/// The store's state: shared with its in-flight futures, never with other actors.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+    reporter: FailureReporter,
+}
+
+struct Inner {
+    pool: Pool,
+    tls: MakeRustlsConnect,
+    project: String,
+    project_id: OnceCell<i32>,
+    statement_cache: bool,
+    statement_timeout: Duration,
+}
+
+fn to_document(row: &Row) -> Result<Document, String> {
+    let name: String = row.get(0);
+    let name = CacheName::parse(&name).map_err(|e| format!("bad cache_type {name:?}: {e}"))?;
+    let data: String = row.get(1);
+    let version: i64 = row.get(2);
+    let recorded: String = row.get(3);
+    let recorded = Checksum::parse(&recorded).ok_or_else(|| format!("{name}: bad checksum {recorded:?}"))?;
+    let body = canonical::canonicalize_slice(data.as_bytes()).map_err(|e| format!("{name}: bad data: {e}"))?;
+    let computed = Checksum::of(&body);
+    if computed != recorded {
+        return Err(format!("{name}: checksum mismatch: recorded {recorded}, computed {computed}"));
+    }
+    let version = u64::try_from(version).map_err(|_| format!("{name}: bad version {version}"))?;
+    Ok(Document::new(
+        name,
+        version,
+        recorded,
+        row.get::<_, Option<DateTime<Utc>>>(4),
+        row.get::<_, Option<DateTime<Utc>>>(5),
+        row.get::<_, DateTime<Utc>>(6),
+        body.into(),
+    ))
+}
+
+impl Store {
+    /// A store for `config` (no connection is made until the first request).
+    ///
+    /// # Errors
+    /// A message about the URL or TLS settings.
+    pub fn new(config: StoreConfig, reporter: FailureReporter) -> Result<Self, String> {
+        let (pool, tls) = connect::pool(&config.connect)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                tls,
+                project: config.project,
+                project_id: OnceCell::new(),
+                statement_cache: config.connect.statement_cache,
+                statement_timeout: config.connect.statement_timeout,
+            }),
+            reporter,
+        })
+    }
+
+    /// Runs one statement with the client-side timeout; a timed-out statement is
+    /// cancelled on the server so it does not hold locks.
+    async fn run(&self, sql: &str, params: &[(&(dyn tokio_postgres::types::ToSql + Sync), Type)]) -> Result<Vec<Row>, StoreError> {
+        let inner = &self.inner;
+        let client = inner.pool.get().await.map_err(pool_error)?;
+        let limit = inner.statement_timeout + Duration::from_secs(1);
+        match tokio::time::timeout(limit, sql::query(&client, inner.statement_cache, sql, params)).await {
+            Ok(result) => result.map_err(|e| classify(&e)),
+            Err(_) => {
+                let cancel = client.cancel_token();
+                let tls = inner.tls.clone();
+                tokio::spawn(async move {
+                    let _ = cancel.cancel_query(tls).await;
+                });
+                // This connection may be mid-protocol: do not give it back to the pool.
+                let _ = deadpool_postgres::Object::take(client);
+                Err(StoreError::Unavailable(format!("statement timed out after {limit:?}")))
+            }
+        }
+    }
+
+    async fn project_id(&self) -> Result<i32, StoreError> {
+        self.inner
+            .project_id
+            .get_or_try_init(|| async {
+                let project = self.inner.project.as_str();
+                let rows = self.run(sql::PROJECT_ID, &[(&project, Type::VARCHAR)]).await?;
+                if let Some(row) = rows.first() {
+                    return Ok(row.get::<_, i32>(0));
+                }
+                match self.run(sql::REGISTER_PROJECT, &[(&project, Type::VARCHAR)]).await {
+                    Ok(rows) if !rows.is_empty() => {
+                        tracing::info!(project, "registered the project in Postgres");
+                        Ok(rows[0].get::<_, i32>(0))
+                    }
+                    // Another instance registered it in between: read it again.
+                    Ok(_) => {
+                        let rows = self.run(sql::PROJECT_ID, &[(&project, Type::VARCHAR)]).await?;
+                        rows.first().map(|r| r.get::<_, i32>(0)).ok_or_else(|| StoreError::NoProject(project.to_owned()))
+                    }
+                    Err(StoreError::Rejected(_)) => Err(StoreError::NoProject(project.to_owned())),
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+            .copied()
+    }
+
+    /// One cache's row, verified; a corrupt row is logged and reads as absent.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn read_one(&self, name: &CacheName) -> Result<Option<Document>, StoreError> {
+        let id = self.project_id().await?;
+        let name_str = name.as_str();
+        let rows = self.run(&sql::read_one(), &[(&id, Type::INT4), (&name_str, Type::VARCHAR)]).await?;
+        Ok(rows.first().and_then(|row| self.verified(row)))
+    }
+
+    /// Every cache row of the project, verified.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn read_all(&self) -> Result<Vec<Document>, StoreError> {
+        let id = self.project_id().await?;
+        let rows = self.run(&sql::read_all(), &[(&id, Type::INT4)]).await?;
+        Ok(rows.iter().filter_map(|row| self.verified(row)).collect())
+    }
+
+    fn verified(&self, row: &Row) -> Option<Document> {
+        match to_document(row) {
+            Ok(doc) => Some(doc),
+            Err(e) => {
+                tracing::error!(tier = "postgres", alert = true, error = %e, "corrupt row in Postgres; not served");
+                None
+            }
+        }
+    }
+
+    /// Writes `doc` under the version guard. If the row already holds an equal or
+    /// higher version with another checksum, the document is written as the next
+    /// version above the row (the returned outcome says which).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn write(&self, doc: &Document, retention_days: u32) -> Result<WriteOutcome, StoreError> {
+        let id = self.project_id().await?;
+        let name = doc.name.as_str();
+        let data = std::str::from_utf8(&doc.body).map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let checksum = doc.checksum.to_string();
+        let size = i32::try_from(doc.body.len()).unwrap_or(i32::MAX);
+        let retention = i32::try_from(retention_days).unwrap_or(i32::MAX);
+        let mut version = i64::try_from(doc.version).map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let original = version;
+        // Bounded: each round either writes or learns a higher row version.
+        for _ in 0..5 {
+            let rows = self
+                .run(
+                    sql::UPSERT,
+                    &[
+                        (&id, Type::INT4),
+                        (&name, Type::VARCHAR),
+                        (&data, Type::TEXT),
+                        (&version, Type::INT8),
+                        (&checksum, Type::TEXT),
+                        (&doc.last_fetch, Type::TIMESTAMPTZ),
+                        (&doc.last_rich_fetch, Type::TIMESTAMPTZ),
+                        (&doc.saved_at, Type::TIMESTAMPTZ),
+                        (&size, Type::INT4),
+                        (&retention, Type::INT4),
+                    ],
+                )
+                .await?;
+            if !rows.is_empty() {
+                return Ok(if version == original {
+                    WriteOutcome::Written
+                } else {
+                    WriteOutcome::Rebased { version: version as u64 }
+                });
+            }
+            let current = self.run(sql::CURRENT_VERSION, &[(&id, Type::INT4), (&name, Type::VARCHAR)]).await?;
+            let Some(row) = current.first() else { continue }; // deleted in between: insert again
+            let (row_version, row_checksum): (i64, String) = (row.get(0), row.get(1));
+            if row_checksum == checksum && row_version >= version {
+                return Ok(if row_version == original {
+                    WriteOutcome::Written
+                } else {
+                    WriteOutcome::Rebased { version: row_version as u64 }
+                });
+            }
+            tracing::warn!(
+                cache = name, version = original, row_version,
+                "Postgres holds an equal or higher version with other data; writing this save above it"
+            );
+            version = row_version + 1;
+        }
+        Err(StoreError::Transient(format!("{name}: the row kept moving during the write")))
+    }
+
+    /// Deletes the row of `name` (no row is fine).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn delete(&self, name: &CacheName) -> Result<(), StoreError> {
+        let id = self.project_id().await?;
+        let name = name.as_str();
+        self.run(sql::DELETE, &[(&id, Type::INT4), (&name, Type::VARCHAR)]).await.map(drop)
+    }
+
+    /// Retention: purges rows of caches not in `keep` that are past their retention.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn purge_unconfigured(&self, keep: &[CacheName]) -> Result<Vec<String>, StoreError> {
+        let id = self.project_id().await?;
+        let keep: Vec<&str> = keep.iter().map(CacheName::as_str).collect();
+        let rows = self.run(sql::PURGE_UNCONFIGURED, &[(&id, Type::INT4), (&keep, Type::TEXT_ARRAY)]).await?;
+        Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+    }
+
+    /// Checks that Postgres answers and the project is known.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.project_id().await.map(drop)
+    }
+}

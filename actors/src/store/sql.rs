@@ -1,0 +1,68 @@
+//! The statements the store runs, and how it runs them: prepared and cached on direct
+//! connections, unnamed (`query_typed`) behind a transaction pooler.
+
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::Row;
+
+/// This project's id.
+pub const PROJECT_ID: &str = "SELECT id FROM projects WHERE project_name = $1";
+
+/// Registers the project with the connecting role as its `db_role` (works for the
+/// schema's owner; a least-privilege role needs the row made for it, docs/database.md).
+pub const REGISTER_PROJECT: &str = "INSERT INTO projects (project_name, db_role) VALUES ($1, current_user) \
+     ON CONFLICT (project_name) DO NOTHING RETURNING id";
+
+const COLUMNS: &str = "cache_type, data::text, version, checksum, last_fetch, last_rich_fetch, saved_at";
+
+/// One cache.
+pub fn read_one() -> String {
+    format!("SELECT {COLUMNS} FROM cache_storage WHERE project_id = $1 AND cache_type = $2")
+}
+
+/// Every cache of the project.
+pub fn read_all() -> String {
+    format!("SELECT {COLUMNS} FROM cache_storage WHERE project_id = $1")
+}
+
+/// The version guard: a row is only ever replaced by a higher version.
+pub const UPSERT: &str = "INSERT INTO cache_storage \
+     (project_id, cache_type, data, version, checksum, last_fetch, last_rich_fetch, saved_at, data_size, retention_days) \
+     VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7, $8, $9, $10) \
+     ON CONFLICT (project_id, cache_type) DO UPDATE SET \
+       data = EXCLUDED.data, version = EXCLUDED.version, checksum = EXCLUDED.checksum, \
+       last_fetch = EXCLUDED.last_fetch, last_rich_fetch = EXCLUDED.last_rich_fetch, \
+       saved_at = EXCLUDED.saved_at, data_size = EXCLUDED.data_size, retention_days = EXCLUDED.retention_days \
+     WHERE cache_storage.version < EXCLUDED.version \
+     RETURNING version";
+
+/// What the row holds when the guard refused a write.
+pub const CURRENT_VERSION: &str =
+    "SELECT version, checksum FROM cache_storage WHERE project_id = $1 AND cache_type = $2";
+
+/// DELETE of one cache.
+pub const DELETE: &str = "DELETE FROM cache_storage WHERE project_id = $1 AND cache_type = $2";
+
+/// Retention: rows of caches no longer configured, unsaved for their retention_days.
+pub const PURGE_UNCONFIGURED: &str = "DELETE FROM cache_storage WHERE project_id = $1 \
+     AND NOT (cache_type = ANY($2)) AND saved_at < now() - make_interval(days => retention_days) \
+     RETURNING cache_type";
+
+/// Runs `sql` with typed parameters.
+///
+/// # Errors
+/// The driver's error.
+pub async fn query(
+    client: &deadpool_postgres::Client,
+    cached: bool,
+    sql: &str,
+    params: &[(&(dyn ToSql + Sync), Type)],
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    if cached {
+        let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
+        let statement = client.prepare_typed_cached(sql, &types).await?;
+        let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
+        client.query(&statement, &values).await
+    } else {
+        client.query_typed(sql, params).await
+    }
+}

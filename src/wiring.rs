@@ -1,0 +1,81 @@
+//! From validated settings to the actors' own configuration types (the actors crate
+//! never sees the `config` crate).
+
+use crate::config::{Settings, SslMode};
+use crate::exit::{Fatal, CONFIG};
+use secrecy::ExposeSecret;
+use tiercache_actors::retry_queue::BackoffPolicy;
+use tiercache_actors::store::{ConnectConfig, TlsMode};
+use tiercache_actors::supervisor::RestartPolicy;
+use tiercache_actors::system::{PostgresConfig, SystemConfig};
+
+fn tls_mode(mode: SslMode) -> TlsMode {
+    match mode {
+        SslMode::Disable => TlsMode::Disable,
+        SslMode::Prefer => TlsMode::Prefer,
+        SslMode::Require => TlsMode::Require,
+        SslMode::VerifyCa => TlsMode::VerifyCa,
+        SslMode::VerifyFull => TlsMode::VerifyFull,
+    }
+}
+
+/// The Postgres part, read fresh (the password file too) each time it is called.
+///
+/// # Errors
+/// Exit 78 naming `postgres.password_file` when it cannot be read.
+pub fn postgres_config(settings: &Settings) -> Result<Option<PostgresConfig>, Fatal> {
+    let pg = &settings.postgres;
+    if !pg.enabled {
+        return Ok(None);
+    }
+    let url = pg.url.as_ref().map(|u| u.expose_secret().to_owned()).unwrap_or_default();
+    let password = match &pg.password_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
+                .map_err(|e| Fatal::new(CONFIG, format!("config error: postgres.password_file: cannot read: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(Some(PostgresConfig {
+        connect: ConnectConfig {
+            url,
+            password,
+            sslmode: pg.sslmode.map(tls_mode),
+            ssl_root_cert: pg.ssl_root_cert.clone(),
+            pool_size: pg.pool_size,
+            statement_cache: pg.statement_cache,
+            connect_timeout: pg.connect_timeout,
+            statement_timeout: pg.statement_timeout,
+        },
+        backoff: BackoffPolicy {
+            initial_interval: settings.retry.initial_interval,
+            max_interval: settings.retry.max_interval,
+            multiplier: settings.retry.multiplier,
+        },
+        max_attempts: settings.retry.max_attempts,
+        retry_enabled: settings.retry.enabled,
+    }))
+}
+
+/// Everything the actors need.
+///
+/// # Errors
+/// See [`postgres_config`].
+pub fn system_config(settings: &Settings) -> Result<SystemConfig, Fatal> {
+    Ok(SystemConfig {
+        data_dir: settings.data_dir.clone(),
+        project: settings.project.clone(),
+        memory_ttl: settings.memory.ttl,
+        restart_policy: RestartPolicy {
+            max_restarts: settings.supervisor.max_restarts,
+            window: settings.supervisor.restart_window,
+        },
+        // Only builds with failpoints, and only when `memory::get` is armed, pay for a
+        // message per memory hit.
+        hits_by_message: cfg!(feature = "failpoints")
+            && std::env::var("FAILPOINTS").is_ok_and(|f| f.contains("memory::get")),
+        retention_days: settings.caches.iter().map(|c| (c.name.clone(), c.retention_days)).collect(),
+        postgres: postgres_config(settings)?,
+    })
+}

@@ -1,0 +1,107 @@
+//! Failpoint panics in the memory and file actors: the actor is restarted, the restart
+//! is counted, the daemon keeps answering; past the restart limit the process exits 70.
+//! Needs the `failpoints` feature (`cargo test --all-features`).
+
+use crate::helpers::{spawn_app_with, Options, TestApp, EXIT_TIMEOUT};
+use std::time::{Duration, Instant};
+
+fn restarts_line(actor: &str, n: u32) -> String {
+    format!(r#"tiercache_actor_restarts_total{{actor="{actor}"}} {n}"#)
+}
+
+/// Waits until `/metrics` counts `n` restarts of `actor` (the count is recorded by the
+/// supervisor asynchronously).
+fn assert_restarts(app: &TestApp, actor: &str, n: u32) {
+    let want = restarts_line(actor, n);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = app.metrics();
+        if metrics.lines().any(|l| l == want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no `{want}` in /metrics:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn with_failpoints(spec: &str, max_restarts: u32) -> Options {
+    Options::new()
+        .env("FAILPOINTS", spec)
+        .tables(&format!("[supervisor]\nmax_restarts = {max_restarts}\nrestart_window = \"60s\""))
+}
+
+#[test]
+fn file_write_panic_is_survived() {
+    let mut app = spawn_app_with(with_failpoints("file::write=1*panic", 5));
+    let r = app.put_cache("strava", r#"{"a": 1}"#);
+    assert_eq!(r.status, 200, "the save is retried once after the restart: {r:?}");
+    assert_restarts(&app, "file", 1);
+    let g = app.get_cache("strava");
+    assert_eq!(g.status, 200);
+    assert_eq!(g.body, r#"{"a":1}"#);
+    assert_eq!(g.header("etag"), r.header("etag"));
+    // The restarted actor keeps its versions (rebuilt from disk).
+    let next = app.put_ok("strava", r#"{"a": 2}"#);
+    assert!(next.etag_version() > r.etag_version());
+    assert_eq!(app.get("/healthz").status, 200);
+    assert!(app.is_running());
+    // And the acknowledged saves are on disk.
+    app.restart();
+    assert_eq!(app.get_cache("strava").body, r#"{"a":2}"#);
+}
+
+#[test]
+fn memory_get_panic_is_survived() {
+    let app = spawn_app_with(with_failpoints("memory::get=1*panic", 5));
+    app.put_ok("strava", r#"{"a": 1}"#);
+    let r = app.get_cache("strava");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, r#"{"a":1}"#);
+    assert_restarts(&app, "memory", 1);
+    let r = app.get_cache("strava");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("x-cache-tier"), Some("memory"));
+    assert_eq!(app.get("/healthz").status, 200);
+}
+
+#[test]
+fn file_read_panic_is_survived() {
+    let mut app = spawn_app_with(with_failpoints("", 5));
+    app.put_ok("strava", r#"{"a": 1}"#);
+    app.stop();
+    app.options = app.options.clone().env("FAILPOINTS", "file::read=1*panic");
+    app.start();
+    let first = app.get_cache("strava");
+    if first.status == 200 {
+        assert_eq!(first.body, r#"{"a":1}"#);
+    } else {
+        assert_eq!(first.status, 503, "{first:?}");
+        first.assert_json_error();
+    }
+    let second = app.get_cache("strava");
+    assert_eq!(second.status, 200, "{second:?}");
+    assert_eq!(second.body, r#"{"a":1}"#);
+    assert_restarts(&app, "file", 1);
+    // The file was not mistaken for a corrupt one.
+    assert!(app.files_in("corrupt").is_empty());
+}
+
+#[test]
+fn restart_limit_exits_70() {
+    let mut app = spawn_app_with(with_failpoints("file::write=panic", 2));
+    for _ in 0..5 {
+        match app.try_request("PUT", "/v1/caches/strava", &[("Content-Type", "application/json")], Some(b"[1]")) {
+            Ok(r) => assert_ne!(r.status, 200, "a save was acknowledged though every write panics: {r:?}"),
+            Err(_) => break, // the process is going away
+        }
+        if !app.is_running() {
+            break;
+        }
+    }
+    let code = app.wait_exit(EXIT_TIMEOUT);
+    assert_eq!(code, Some(70), "stderr:\n{}", app.stderr());
+    let stderr = app.stderr();
+    let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+    assert!(last.contains("supervisor") && last.contains("gave up"), "last stderr line: {last:?}");
+    assert!(last.contains("file"), "names the actor: {last:?}");
+}
