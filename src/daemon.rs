@@ -73,8 +73,13 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
         let synced = tokio::time::timeout(limit, startup::sync_from_postgres(&running.tiers)).await;
         match synced {
             Ok(Ok(report)) => {
-                tracing::info!(rows = report.rows, from_postgres = report.from_postgres,
-                    to_postgres = report.to_postgres, in_sync = report.in_sync, "loaded from Postgres");
+                tracing::info!(
+                    rows = report.rows,
+                    from_postgres = report.from_postgres,
+                    to_postgres = report.to_postgres,
+                    in_sync = report.in_sync,
+                    "loaded from Postgres"
+                );
                 purge_in_background(running.tiers.clone(), &settings);
             }
             Ok(Err(e)) => {
@@ -82,7 +87,11 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
                 sync_in_background(running.tiers.clone(), &settings);
             }
             Err(_) => {
-                tracing::error!(tier = "postgres", alert = true, "Postgres did not answer at startup; serving from files");
+                tracing::error!(
+                    tier = "postgres",
+                    alert = true,
+                    "Postgres did not answer at startup; serving from files"
+                );
                 sync_in_background(running.tiers.clone(), &settings);
             }
         }
@@ -190,8 +199,12 @@ fn sync_in_background(tiers: Tiers, settings: &Settings) {
             tokio::time::sleep(wait).await;
             match startup::sync_from_postgres(&tiers).await {
                 Ok(report) => {
-                    tracing::info!(rows = report.rows, from_postgres = report.from_postgres,
-                        to_postgres = report.to_postgres, "Postgres is back; files reconciled");
+                    tracing::info!(
+                        rows = report.rows,
+                        from_postgres = report.from_postgres,
+                        to_postgres = report.to_postgres,
+                        "Postgres is back; files reconciled"
+                    );
                     purge_in_background(tiers, &settings);
                     return;
                 }

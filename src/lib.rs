@@ -20,6 +20,7 @@ pub mod config;
 pub mod daemon;
 pub mod exit;
 pub mod lock;
+pub mod migrate;
 pub mod signals;
 mod status;
 pub mod telemetry;
@@ -65,8 +66,8 @@ fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<(), Fa
             let source = daemon::ConfigSource { path: cli.config.clone() };
             actix_rt::System::new().block_on(daemon::run(source, settings, log))
         }
-        Command::Migrate
-        | Command::Get { .. }
+        Command::Migrate => migrate::run(&Settings::load(cli.config.as_deref(), &env)?),
+        Command::Get { .. }
         | Command::Status { .. }
         | Command::Import { .. }
         | Command::Export { .. }

@@ -14,10 +14,10 @@
 pub mod domain;
 pub mod files;
 pub mod memory;
-pub mod retry_queue;
 pub mod metrics;
-pub mod supervisor;
+pub mod retry_queue;
 pub mod startup;
 pub mod store;
+pub mod supervisor;
 pub mod system;
 pub mod tiers;

@@ -58,7 +58,9 @@ pub async fn sync_from_postgres(tiers: &Tiers) -> Result<SyncReport, StoreError>
                         report.from_postgres += 1;
                         tracing::info!(cache = %name, version, tier = "postgres", "file written from Postgres");
                     }
-                    Err(e) => tracing::error!(cache = %name, alert = true, error = %e, "cannot write the file from Postgres"),
+                    Err(e) => {
+                        tracing::error!(cache = %name, alert = true, error = %e, "cannot write the file from Postgres")
+                    }
                 }
             }
         }
@@ -101,4 +103,3 @@ pub async fn purge_unconfigured(tiers: &Tiers, configured: &[CacheName], default
         }
     }
 }
-

@@ -102,12 +102,21 @@ pub async fn get(
 }
 
 /// The meta object of SPEC §5; all nulls for a configured cache without data.
-fn meta_json(name: &CacheName, found: Option<&ReadOutcome>, policy: &CachePolicy, postgres_enabled: bool) -> Value {
+/// `postgres_synced`: null without Postgres, else whether nothing of this cache waits
+/// in the retry queue.
+fn postgres_synced(state: &AppState, name: &CacheName) -> Value {
+    match state.tiers.queue() {
+        Some(queue) => Value::Bool(!queue.view().snapshot().pending.contains_key(name)),
+        None => Value::Null,
+    }
+}
+
+fn meta_json(name: &CacheName, found: Option<&ReadOutcome>, policy: &CachePolicy, synced: Value) -> Value {
     let Some(ReadOutcome { doc, tier }) = found else {
         return json!({
             "name": name.as_str(), "version": null, "checksum": null, "size": null,
             "last_fetch": null, "last_rich_fetch": null, "saved_at": null, "tier": null,
-            "stale": null, "next_refresh_at": null, "postgres_synced": null,
+            "stale": null, "next_refresh_at": null, "postgres_synced": synced,
         });
     };
     json!({
@@ -121,16 +130,15 @@ fn meta_json(name: &CacheName, found: Option<&ReadOutcome>, policy: &CachePolicy
         "tier": tier.as_str(),
         "stale": *tier == Tier::Stale,
         "next_refresh_at": next_refresh_at(doc, policy).as_ref().map(rfc3339),
-        // Without Postgres there is nothing to be in sync with.
-        "postgres_synced": if postgres_enabled { Value::Bool(false) } else { Value::Null },
+        "postgres_synced": synced,
     })
 }
 
 async fn meta_of(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Result<Value, ApiError> {
-    let postgres_enabled = state.policy.load().postgres_enabled;
+    let synced = postgres_synced(state, name);
     match read(state, name, policy).await {
-        Ok(outcome) => Ok(meta_json(name, Some(&outcome), policy, postgres_enabled)),
-        Err(e) if e.code == "no_data" => Ok(meta_json(name, None, policy, postgres_enabled)),
+        Ok(outcome) => Ok(meta_json(name, Some(&outcome), policy, synced)),
+        Err(e) if e.code == "no_data" => Ok(meta_json(name, None, policy, synced)),
         Err(e) => Err(e),
     }
 }
@@ -151,7 +159,15 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
     for name in names {
         caches.push(meta_of(&state, name, &policy.caches[name]).await?);
     }
-    Ok(HttpResponse::Ok().json(json!({ "caches": caches })))
+    let queue = state.tiers.queue().map(|q| {
+        let snapshot = q.view().snapshot();
+        json!({
+            "enabled": snapshot.enabled,
+            "depth": snapshot.pending.len(),
+            "oldest_age_seconds": snapshot.oldest_age(),
+        })
+    });
+    Ok(HttpResponse::Ok().json(json!({ "caches": caches, "retry_queue": queue })))
 }
 
 fn precondition(req: &HttpRequest) -> Precondition {

@@ -16,7 +16,8 @@ fn bad_json_is_400_with_a_json_error() {
 #[test]
 fn wrong_content_type_is_415() {
     let app = spawn_app();
-    for headers in [&[][..], &[("Content-Type", "text/plain")], &[("Content-Type", "application/x-www-form-urlencoded")]]
+    for headers in
+        [&[][..], &[("Content-Type", "text/plain")], &[("Content-Type", "application/x-www-form-urlencoded")]]
     {
         let r = app.put_with("/v1/caches/strava", b"{}", headers);
         assert_eq!(r.status, 415, "{headers:?}: {r:?}");

@@ -126,13 +126,13 @@ fn missing_config_file_is_a_config_error() {
 #[test]
 fn check_config_prints_the_effective_config_without_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    let text =
-        format!("{}[postgres]\nurl = \"postgres://u:hunter2@db.example/x\"\n", base(dir.path()));
+    let text = format!("{}[postgres]\nurl = \"postgres://u:hunter2@db.example/x\"\n", base(dir.path()));
     let out = with_config("check-config", &text, &[("STRAVA_CACHE_HOURS", "3")]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(!out.stdout.contains("hunter2"), "secret printed:\n{}", out.stdout);
     assert!(!out.stderr.contains("hunter2"), "secret printed:\n{}", out.stderr);
-    let printed: toml::Table = toml::from_str(&out.stdout).unwrap_or_else(|e| panic!("not TOML ({e}):\n{}", out.stdout));
+    let printed: toml::Table =
+        toml::from_str(&out.stdout).unwrap_or_else(|e| panic!("not TOML ({e}):\n{}", out.stdout));
     assert!(printed.contains_key("api") && printed.contains_key("caches"), "{}", out.stdout);
     let caches = printed["caches"].as_array().expect("caches array");
     let strava = caches.iter().find(|c| c["name"].as_str() == Some("strava")).expect("strava is configured");

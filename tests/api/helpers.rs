@@ -205,10 +205,8 @@ impl Resp {
 
 /// Splits an ETag `"VERSION-C"` into its version and checksum prefix, checking its shape.
 pub fn parse_etag(etag: &str) -> (u64, String) {
-    let inner = etag
-        .strip_prefix('"')
-        .and_then(|e| e.strip_suffix('"'))
-        .unwrap_or_else(|| panic!("ETag not quoted: {etag:?}"));
+    let inner =
+        etag.strip_prefix('"').and_then(|e| e.strip_suffix('"')).unwrap_or_else(|| panic!("ETag not quoted: {etag:?}"));
     let (version, hex) = inner.split_once('-').unwrap_or_else(|| panic!("ETag without '-': {etag:?}"));
     assert_eq!(hex.len(), 16, "ETag checksum part is not 16 hex digits: {etag:?}");
     assert!(hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "ETag hex: {etag:?}");
@@ -533,11 +531,7 @@ impl TestApp {
 
     /// The JSON log lines of the current run (lines that are not JSON objects are skipped).
     pub fn log_lines(&self) -> Vec<Value> {
-        self.stdout()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(Value::is_object)
-            .collect()
+        self.stdout().lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter(Value::is_object).collect()
     }
 
     /// Waits until a log line of the current run satisfies `pred`, and returns it.
@@ -554,7 +548,9 @@ impl TestApp {
 
     /// Waits for a log line whose `message` contains `text`.
     pub fn wait_for_message(&self, text: &str) -> Value {
-        self.wait_for_log(&format!("with message containing {text:?}"), Duration::from_secs(5), |l| message(l).contains(text))
+        self.wait_for_log(&format!("with message containing {text:?}"), Duration::from_secs(5), |l| {
+            message(l).contains(text)
+        })
     }
 }
 

@@ -178,7 +178,8 @@ fn health_and_metrics() {
     assert!(metrics.contains(r#"tiercache_reads_total{cache="strava",tier="memory"} 1"#), "{metrics}");
     assert!(metrics.contains("tiercache_read_duration_seconds"), "{metrics}");
     assert!(metrics.contains(r#"tiercache_saves_total{cache="strava",result="ok"} 1"#), "{metrics}");
-    assert!(metrics.contains("tiercache_actor_restarts_total"), "{metrics}");
+    assert!(metrics.contains("tiercache_actor_restarts"), "{metrics}");
+    assert!(!metrics.contains(r#"tiercache_actor_restarts_total{"#), "restarts without a failure: {metrics}");
 }
 
 #[test]
@@ -191,9 +192,7 @@ fn unix_socket_listener_answers() {
     assert_eq!(mode, 0o660, "socket mode {mode:o}");
     app.put_ok("strava", r#"{"via": "tcp"}"#);
     let mut stream = std::os::unix::net::UnixStream::connect(&socket).expect("connect to the socket");
-    stream
-        .write_all(b"GET /v1/caches/strava HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    stream.write_all(b"GET /v1/caches/strava HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");

@@ -47,23 +47,34 @@ fn sighup_applies_a_new_log_level_and_rejects_a_bad_file() {
     app.wait_for_message("configuration reloaded");
     assert!(app.is_running(), "the process exited on SIGHUP");
     assert_eq!(app.pid(), pid);
-    // The new level is in force: requests now produce debug lines.
+    assert_eq!(app.get_cache("strava").status, 200);
+
+    // A level that hides INFO: the "saved" lines stop (the reload line itself is INFO,
+    // so the change shows only in what is no longer logged).
+    app.options.log = "level = \"warn\"\n".into();
+    app.write_config();
+    app.signal(Signal::SIGHUP);
+    let saved_logged =
+        |version: u64| app.log_lines().iter().any(|l| message(l) == "saved" && l["version"].as_u64() == Some(version));
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !app.log_lines().iter().any(|l| l["level"] == "DEBUG") {
-        assert!(Instant::now() < deadline, "no DEBUG line after reloading with level debug:\n{}", app.stdout());
-        assert_eq!(app.get_cache("strava").status, 200);
-        std::thread::sleep(Duration::from_millis(50));
+    loop {
+        let v = app.put_ok("strava", "[1]").etag_version();
+        std::thread::sleep(Duration::from_millis(100));
+        if !saved_logged(v) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "INFO lines still logged after reloading with level warn");
     }
+    let v = app.put_ok("strava", "[1]").etag_version();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!saved_logged(v), "INFO line logged at level warn");
 
     // A bad new file is rejected and the running configuration kept.
     let good = std::fs::read_to_string(app.config_path()).unwrap();
     app.write_raw_config(&format!("frobnicate = 1\n{good}"));
     app.signal(Signal::SIGHUP);
     let rejected = app.wait_for_message("reload rejected");
-    assert!(
-        rejected.to_string().contains("frobnicate"),
-        "the rejection names the bad key: {rejected}"
-    );
+    assert!(rejected.to_string().contains("frobnicate"), "the rejection names the bad key: {rejected}");
     assert!(app.is_running());
     assert_eq!(app.pid(), pid);
     assert_eq!(app.get("/readyz").status, 200);

@@ -233,7 +233,8 @@ impl FileTier {
         if tomb.exists() {
             std::fs::remove_file(&tomb)?;
         }
-        self.index.insert(doc.name.clone(), OnDisk { version: doc.version, etag: Some(doc.etag.clone()), deleted: false });
+        self.index
+            .insert(doc.name.clone(), OnDisk { version: doc.version, etag: Some(doc.etag.clone()), deleted: false });
         Ok(())
     }
 

@@ -80,7 +80,8 @@ impl RetryQueue {
                 for (name, on_disk) in index {
                     if on_disk.deleted {
                         queue.enqueue(name, Op::Delete);
-                    } else if on_disk.etag.is_some() && on_disk.version > queue.synced.get(&name).copied().unwrap_or(0) {
+                    } else if on_disk.etag.is_some() && on_disk.version > queue.synced.get(&name).copied().unwrap_or(0)
+                    {
                         queue.enqueue(name, Op::Write(on_disk.version));
                     }
                 }
@@ -161,7 +162,10 @@ impl RetryQueue {
 
     fn failed(&mut self, name: CacheName, op: Op, error: StoreError) {
         let transient = error.is_transient();
-        self.metrics.postgres_writes.get_or_create(&ResultLabel { result: if transient { "error" } else { "rejected" } }).inc();
+        self.metrics
+            .postgres_writes
+            .get_or_create(&ResultLabel { result: if transient { "error" } else { "rejected" } })
+            .inc();
         self.metrics.postgres_up.set(i64::from(!matches!(error, StoreError::Unavailable(_))));
         if !self.config.enabled {
             self.pending.remove(&name);

@@ -130,8 +130,14 @@ pub struct RetryQueue {
 
 impl RetryQueue {
     /// A queue over `config.data_dir`; its pending set is rebuilt from disk at start.
-    pub fn new(config: RetryConfig, peers: Peers, reporter: FailureReporter, metrics: Arc<Metrics>) -> (Self, QueueView) {
-        let published = Arc::new(ArcSwap::from_pointee(QueueSnapshot { enabled: config.enabled, ..Default::default() }));
+    pub fn new(
+        config: RetryConfig,
+        peers: Peers,
+        reporter: FailureReporter,
+        metrics: Arc<Metrics>,
+    ) -> (Self, QueueView) {
+        let published =
+            Arc::new(ArcSwap::from_pointee(QueueSnapshot { enabled: config.enabled, ..Default::default() }));
         let view = QueueView(published.clone());
         let queue = Self {
             config,
@@ -187,7 +193,13 @@ impl RetryQueue {
             None => {
                 self.pending.insert(
                     name,
-                    Pending { op, since: Utc::now(), rejections: 0, next_at: now, backoff: Backoff::new(&self.config.backoff) },
+                    Pending {
+                        op,
+                        since: Utc::now(),
+                        rejections: 0,
+                        next_at: now,
+                        backoff: Backoff::new(&self.config.backoff),
+                    },
                 );
             }
         }

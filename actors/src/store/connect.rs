@@ -64,6 +64,7 @@ fn is_loopback(host: &str) -> bool {
 }
 
 /// A ready pool (connections are made lazily) and the TLS connector for cancels.
+/// Also used by `tiercache migrate`, so both connect the same way.
 ///
 /// # Errors
 /// A message naming what is wrong with the URL or the TLS settings.
@@ -117,7 +118,8 @@ mod tests {
 
     #[test]
     fn strips_libpq_only_parameters() {
-        let (url, mode, root) = split_libpq_params("postgres://u@h/db?sslmode=verify-full&application_name=x&sslrootcert=/ca.pem");
+        let (url, mode, root) =
+            split_libpq_params("postgres://u@h/db?sslmode=verify-full&application_name=x&sslrootcert=/ca.pem");
         assert_eq!(url, "postgres://u@h/db?application_name=x");
         assert_eq!(mode.as_deref(), Some("verify-full"));
         assert_eq!(root.as_deref(), Some("/ca.pem"));

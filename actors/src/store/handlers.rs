@@ -45,9 +45,7 @@ impl Handler<ReadAll> for Store {
     type Result = ResponseFuture<Result<Vec<Arc<Document>>, StoreError>>;
 
     fn handle(&mut self, _msg: ReadAll, ctx: &mut Context<Self>) -> Self::Result {
-        self.start(ctx, READ, |s| {
-            Box::pin(async move { Ok(s.read_all().await?.into_iter().map(Arc::new).collect()) })
-        })
+        self.start(ctx, READ, |s| Box::pin(async move { Ok(s.read_all().await?.into_iter().map(Arc::new).collect()) }))
     }
 }
 

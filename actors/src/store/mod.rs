@@ -15,9 +15,9 @@ mod messages;
 mod sql;
 pub mod tls;
 
-pub use connect::ConnectConfig;
+pub use connect::{pool as connect_pool, ConnectConfig};
 pub use handle::StoreHandle;
-pub use messages::{DeleteRow, Ping, PurgeUnconfigured, ReadAll, ReadRow, WriteRow, WriteOutcome};
+pub use messages::{DeleteRow, Ping, PurgeUnconfigured, ReadAll, ReadRow, WriteOutcome, WriteRow};
 pub use tls::TlsMode;
 
 use crate::domain::{canonical, CacheName, Checksum, Document};
@@ -166,7 +166,11 @@ impl Store {
 
     /// Runs one statement with the client-side timeout; a timed-out statement is
     /// cancelled on the server so it does not hold locks.
-    async fn run(&self, sql: &str, params: &[(&(dyn tokio_postgres::types::ToSql + Sync), Type)]) -> Result<Vec<Row>, StoreError> {
+    async fn run(
+        &self,
+        sql: &str,
+        params: &[(&(dyn tokio_postgres::types::ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, StoreError> {
         let inner = &self.inner;
         let client = inner.pool.get().await.map_err(pool_error)?;
         let limit = inner.statement_timeout + Duration::from_secs(1);
@@ -202,7 +206,9 @@ impl Store {
                     // Another instance registered it in between: read it again.
                     Ok(_) => {
                         let rows = self.run(sql::PROJECT_ID, &[(&project, Type::VARCHAR)]).await?;
-                        rows.first().map(|r| r.get::<_, i32>(0)).ok_or_else(|| StoreError::NoProject(project.to_owned()))
+                        rows.first()
+                            .map(|r| r.get::<_, i32>(0))
+                            .ok_or_else(|| StoreError::NoProject(project.to_owned()))
                     }
                     Err(StoreError::Rejected(_)) => Err(StoreError::NoProject(project.to_owned())),
                     Err(e) => Err(e),
@@ -295,7 +301,9 @@ impl Store {
                 });
             }
             tracing::warn!(
-                cache = name, version = original, row_version,
+                cache = name,
+                version = original,
+                row_version,
                 "Postgres holds an equal or higher version with other data; writing this save above it"
             );
             version = row_version + 1;
