@@ -118,6 +118,7 @@ fn kill_9_during_a_storm_of_puts_loses_nothing() {
         stop.store(true, Ordering::SeqCst);
         app.kill9();
         let seen = storm.join().expect("the storm thread failed");
+        eprintln!("round {round}: {} saves acknowledged before the kill", seen.len());
         total_acked += seen.len();
         for (name, version, body) in seen {
             let a = acked.get_mut(name).unwrap();

@@ -1,0 +1,80 @@
+//! Upstream sources: each kind is a small module behind [`Source`].
+//!
+//! A source turns one fetch request into a JSON document. It never saves anything
+//! itself (the refresher runs the result through the normal save flow), except the
+//! state it must not lose, such as Strava's rotated refresh token, which goes through
+//! its [`StateStore`] before it is used.
+
+use crate::domain::Document;
+use chrono::{DateTime, Utc};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A boxed, sendable future (sources run on the refresher's runtime).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the refresher asks for.
+#[derive(Debug, Clone)]
+pub struct FetchRequest {
+    /// The fuller, expensive fetch (`rich_refresh_every`).
+    pub rich: bool,
+    /// The document currently held, if any (a rich refresh merges into it).
+    pub previous: Option<Arc<Document>>,
+    /// The whole fetch must finish within this (`refresh.fetch_timeout`).
+    pub timeout: Duration,
+}
+
+/// One rate-limit reading from upstream headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    /// `15m`, `daily`, `read_15m`, `read_daily`.
+    pub window: &'static str,
+    /// Requests left in the window.
+    pub remaining: i64,
+}
+
+/// A successful fetch.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The JSON document as fetched (canonicalised by the save flow).
+    pub body: Vec<u8>,
+    /// Rate-limit budget seen during the fetch.
+    pub rate_limits: Vec<RateLimit>,
+}
+
+/// Why a fetch failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SourceError {
+    /// Timeouts, connection errors, 5xx: retry with backoff.
+    #[error("upstream unavailable: {0}")]
+    Transient(String),
+    /// 429 or budget exhausted: do not call before `until`.
+    #[error("upstream rate limit reached; next call after {until}")]
+    RateLimited {
+        /// When the window resets.
+        until: DateTime<Utc>,
+    },
+    /// Bad credentials, 4xx, invalid JSON: retry with backoff, and alert.
+    #[error("upstream refused: {0}")]
+    Permanent(String),
+}
+
+/// A kind of upstream.
+pub trait Source: Send + Sync {
+    /// `strava`, `justgiving`, `http`, `command`.
+    fn kind(&self) -> &'static str;
+
+    /// Fetches the document.
+    fn fetch(&self, request: FetchRequest) -> BoxFuture<'_, Result<Fetched, SourceError>>;
+}
+
+/// Where a source keeps state it must never lose (e.g. a rotated OAuth refresh token).
+pub trait StateStore: Send + Sync {
+    /// The saved state of source `key`, if any.
+    fn load(&self, key: &str) -> BoxFuture<'_, Option<serde_json::Value>>;
+
+    /// Saves `state` durably; only once this returns `Ok` may the state be relied on.
+    fn save(&self, key: &str, state: serde_json::Value) -> BoxFuture<'_, Result<(), String>>;
+}
