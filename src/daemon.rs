@@ -99,6 +99,12 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
     state.set_ready(true);
     tracing::info!(caches_on_disk = index.len(), project = %settings.project, "ready");
 
+    // 7. Schedules start after readiness: overdue caches refresh now, readiness never
+    //    waits for an upstream API.
+    if let Some(refresher) = running.tiers.refresher() {
+        refresher.begin();
+    }
+
     let mut settings = settings;
     let mut supervisor = supervisor;
     loop {
@@ -126,9 +132,12 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
                     }
                     return Ok(());
                 }
-                Some(Control::Reload) => reload(&source, &mut settings, &state, &log),
+                Some(Control::Reload) => reload(&source, &mut settings, &state, &log, &running.tiers),
                 Some(Control::RefreshAll) => {
-                    tracing::info!("SIGUSR1: no cache has a running refresher in this build; nothing to refresh");
+                    if let Some(refresher) = running.tiers.refresher() {
+                        let started = refresher.refresh_all().await;
+                        tracing::info!(started, "SIGUSR1: refreshing every cache with a source");
+                    }
                 }
                 Some(Control::Status) => status::log_snapshot(&state, &settings).await,
                 None => return Ok(()),
@@ -138,7 +147,7 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
 }
 
 /// SIGHUP: re-reads the configuration; a bad one is rejected and the running one kept.
-fn reload(source: &ConfigSource, settings: &mut Settings, state: &AppState, log: &LogControl) {
+fn reload(source: &ConfigSource, settings: &mut Settings, state: &AppState, log: &LogControl, tiers: &Tiers) {
     let env = |k: &str| std::env::var(k).ok();
     let new = match Settings::load(source.path.as_deref(), &env) {
         Ok(new) => new,
@@ -151,6 +160,10 @@ fn reload(source: &ConfigSource, settings: &mut Settings, state: &AppState, log:
         tracing::error!(error = %e, "log level not applied");
     }
     state.policy.store(Arc::new(api::policy_from(&new)));
+    if let Some(refresher) = tiers.refresher() {
+        let refresh = wiring::refresh_config(&new);
+        refresher.reconfigure(system::refresh_caches(&new.data_dir, &refresh.caches));
+    }
     let needs_restart: Vec<&str> = [
         ("project", settings.project != new.project),
         ("data_dir", settings.data_dir != new.data_dir),

@@ -23,9 +23,20 @@ pub async fn log_snapshot(state: &AppState, settings: &Settings) {
             })
         })
         .collect();
+    let queue = tiers.queue().map(|q| {
+        let s = q.view().snapshot();
+        json!({ "depth": s.pending.len(), "oldest_age_seconds": s.oldest_age(), "pending": s.pending.keys().collect::<Vec<_>>() })
+    });
     let snapshot = json!({
         "ready": state.is_ready(),
-        "actors": { "memory": tiers.memory().connected(), "file": tiers.files().connected() },
+        "actors": {
+            "memory": tiers.memory().connected(),
+            "file": tiers.files().connected(),
+            "store": tiers.store().map(|s| s.connected()),
+            "retry": tiers.queue().map(|q| q.connected()),
+            "refresher": tiers.refresher().map(|r| r.connected()),
+        },
+        "retry_queue": queue,
         "caches": caches,
     });
     tracing::info!(snapshot = %snapshot, "status snapshot");

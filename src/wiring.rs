@@ -1,13 +1,72 @@
 //! From validated settings to the actors' own configuration types (the actors crate
 //! never sees the `config` crate).
 
-use crate::config::{Settings, SslMode};
+use crate::config::{Settings, SourceSettings, SslMode};
 use crate::exit::{Fatal, CONFIG};
 use secrecy::ExposeSecret;
+use std::time::Duration;
+use tiercache_actors::refresher::sources::SourceConfig;
+use tiercache_actors::refresher::RefreshPolicy;
 use tiercache_actors::retry_queue::BackoffPolicy;
 use tiercache_actors::store::{ConnectConfig, TlsMode};
 use tiercache_actors::supervisor::RestartPolicy;
-use tiercache_actors::system::{PostgresConfig, SystemConfig};
+use tiercache_actors::system::{PostgresConfig, RefreshConfig, SourcedCache, SystemConfig};
+
+fn source_config(source: &SourceSettings) -> SourceConfig {
+    match source {
+        SourceSettings::Strava { client_id, client_secret, refresh_token, refresh_token_file, base_url, per_page } => {
+            SourceConfig::Strava {
+                client_id: client_id.clone(),
+                client_secret: client_secret.expose_secret().to_owned(),
+                refresh_token: refresh_token.expose_secret().to_owned(),
+                refresh_token_file: refresh_token_file.clone(),
+                base_url: base_url.clone(),
+                per_page: *per_page,
+            }
+        }
+        SourceSettings::Justgiving { app_id, page_short_name, base_url } => SourceConfig::Justgiving {
+            app_id: app_id.expose_secret().to_owned(),
+            page_short_name: page_short_name.clone(),
+            base_url: base_url.clone(),
+        },
+        SourceSettings::Http { url, headers, bearer_token } => SourceConfig::Http {
+            url: url.clone(),
+            headers: headers.clone(),
+            bearer_token: bearer_token.as_ref().map(|t| t.expose_secret().to_owned()),
+        },
+        SourceSettings::Command { argv, timeout } => SourceConfig::Command { argv: argv.clone(), timeout: *timeout },
+    }
+}
+
+/// The refresher's part: caches with a source, `[refresh]`.
+pub fn refresh_config(settings: &Settings) -> RefreshConfig {
+    RefreshConfig {
+        caches: settings
+            .caches
+            .iter()
+            .filter_map(|c| {
+                Some(SourcedCache {
+                    name: c.name.clone(),
+                    every: c.refresh_every,
+                    rich_every: c.rich_refresh_every,
+                    max_size: c.max_size,
+                    source: source_config(c.source.as_ref()?),
+                })
+            })
+            .collect(),
+        policy: RefreshPolicy {
+            fetch_timeout: settings.refresh.fetch_timeout,
+            jitter: settings.refresh.jitter,
+            // Failed fetches: 1 s, doubling, at most 5 minutes (or the schedule, if shorter).
+            backoff: BackoffPolicy {
+                initial_interval: Duration::from_secs(1),
+                max_interval: Duration::from_secs(300),
+                multiplier: 2.0,
+            },
+        },
+        emergency: settings.refresh.emergency,
+    }
+}
 
 fn tls_mode(mode: SslMode) -> TlsMode {
     match mode {
@@ -77,5 +136,6 @@ pub fn system_config(settings: &Settings) -> Result<SystemConfig, Fatal> {
             && std::env::var("FAILPOINTS").is_ok_and(|f| f.contains("memory::get")),
         retention_days: settings.caches.iter().map(|c| (c.name.clone(), c.retention_days)).collect(),
         postgres: postgres_config(settings)?,
+        refresh: refresh_config(settings),
     })
 }

@@ -52,11 +52,25 @@ pub struct CacheLabel {
     pub cache: String,
 }
 
+/// Labels `cache` and `window`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheWindow {
+    /// Cache name.
+    pub cache: String,
+    /// Rate-limit window, e.g. `15m`, `daily`.
+    pub window: &'static str,
+}
+
 /// Label `actor`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActorLabel {
     /// Actor name, e.g. `memory`, `file`.
     pub actor: &'static str,
+}
+
+fn lag_histogram() -> Histogram {
+    // 10 ms .. ~45 min: due-to-done; the SPEC's target is under one second.
+    Histogram::new(exponential_buckets(0.01, 3.0, 12))
 }
 
 fn read_histogram() -> Histogram {
@@ -88,6 +102,14 @@ pub struct Metrics {
     pub postgres_writes: Family<ResultLabel, Counter>,
     /// `tiercache_postgres_up`: 1 when the last statement reached Postgres.
     pub postgres_up: Gauge,
+    /// `tiercache_refreshes_total{cache,result}`.
+    pub refreshes: Family<CacheResult, Counter>,
+    /// `tiercache_refresh_lag_seconds{cache}`: from due to done.
+    pub refresh_lag: Family<CacheLabel, Histogram, fn() -> Histogram>,
+    /// `tiercache_last_refresh_success_timestamp_seconds{cache}`.
+    pub last_refresh_success: Family<CacheLabel, Gauge<f64, AtomicU64>>,
+    /// `tiercache_upstream_rate_limit_remaining{cache,window}`.
+    pub rate_limit_remaining: Family<CacheWindow, Gauge>,
 }
 
 impl Metrics {
@@ -120,8 +142,30 @@ impl Metrics {
         registry.register("postgres_writes", "Writes to Postgres by result", postgres_writes.clone());
         let postgres_up = Gauge::default();
         registry.register("postgres_up", "Whether Postgres answered the last statement", postgres_up.clone());
+        let refreshes = Family::<CacheResult, Counter>::default();
+        registry.register("refreshes", "Refreshes by cache and result", refreshes.clone());
+        let refresh_lag = Family::<CacheLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+            lag_histogram as fn() -> Histogram,
+        );
+        registry.register("refresh_lag_seconds", "Seconds from a refresh's due time to its end", refresh_lag.clone());
+        let last_refresh_success = Family::<CacheLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "last_refresh_success_timestamp_seconds",
+            "Unix time of the last successful refresh",
+            last_refresh_success.clone(),
+        );
+        let rate_limit_remaining = Family::<CacheWindow, Gauge>::default();
+        registry.register(
+            "upstream_rate_limit_remaining",
+            "Requests left in the upstream's rate-limit window",
+            rate_limit_remaining.clone(),
+        );
         Self {
             registry,
+            refreshes,
+            refresh_lag,
+            last_refresh_success,
+            rate_limit_remaining,
             reads,
             read_duration,
             saves,

@@ -4,10 +4,14 @@ use crate::domain::CacheName;
 use crate::files::{FileHandle, FileTier, FileTierConfig};
 use crate::memory::{Loader, MemoryHandle, MemoryTier};
 use crate::metrics::Metrics;
+use crate::refresher::sources::{self, SourceConfig};
+use crate::refresher::state_store::FileStateStore;
+use crate::refresher::{RefreshCache, RefreshPolicy, Refresher, RefresherHandle};
 use crate::retry_queue::{BackoffPolicy, Peers, RetryConfig, RetryQueue, RetryQueueHandle};
+use crate::save_flow::SaveFlow;
 use crate::store::{ConnectConfig, Store, StoreConfig, StoreHandle};
 use crate::supervisor::{RestartPolicy, Supervisor};
-use crate::tiers::Tiers;
+use crate::tiers::{ReadPolicy, TierHandles, Tiers};
 use actix::{Arbiter, Supervisor as ActixSupervisor};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -27,6 +31,47 @@ pub struct PostgresConfig {
     pub retry_enabled: bool,
 }
 
+/// One cache with a source.
+#[derive(Debug, Clone)]
+pub struct SourcedCache {
+    /// The cache.
+    pub name: CacheName,
+    /// `refresh_every`.
+    pub every: Option<Duration>,
+    /// `rich_refresh_every`.
+    pub rich_every: Option<Duration>,
+    /// `max_size`.
+    pub max_size: u64,
+    /// The source.
+    pub source: SourceConfig,
+}
+
+/// The refresher's settings.
+#[derive(Debug, Clone)]
+pub struct RefreshConfig {
+    /// Caches with a source.
+    pub caches: Vec<SourcedCache>,
+    /// `[refresh]`.
+    pub policy: RefreshPolicy,
+    /// `refresh.emergency`.
+    pub emergency: bool,
+}
+
+/// Builds the refresher's view of the sourced caches (again on every reload).
+pub fn refresh_caches(data_dir: &std::path::Path, caches: &[SourcedCache]) -> Vec<RefreshCache> {
+    let state: Arc<dyn sources::StateStore> = Arc::new(FileStateStore::new(data_dir));
+    caches
+        .iter()
+        .map(|c| RefreshCache {
+            name: c.name.clone(),
+            every: c.every,
+            rich_every: c.rich_every,
+            max_size: c.max_size,
+            source: sources::build(&c.name, c.source.clone(), state.clone()),
+        })
+        .collect()
+}
+
 /// What the actors need from the configuration.
 #[derive(Debug, Clone)]
 pub struct SystemConfig {
@@ -44,6 +89,8 @@ pub struct SystemConfig {
     pub retention_days: HashMap<CacheName, u32>,
     /// `None` when Postgres is disabled.
     pub postgres: Option<PostgresConfig>,
+    /// Sources and schedules.
+    pub refresh: RefreshConfig,
 }
 
 /// The running actors.
@@ -100,12 +147,25 @@ pub fn start(config: &SystemConfig, metrics: Arc<Metrics>) -> Result<Running, St
                 retention_days: config.retention_days.clone(),
             };
             let peers = Peers { files: files.clone(), memory: memory.clone(), store: store.clone() };
-            let (queue, queue_view) = RetryQueue::new(retry_config, peers, reporter, metrics);
+            let (queue, queue_view) = RetryQueue::new(retry_config, peers, reporter.clone(), metrics.clone());
             Some(RetryQueueHandle::new(ActixSupervisor::start(move |_| queue), queue_view))
         }
         _ => None,
     };
 
-    let tiers = Tiers::new(memory, files, view, config.memory_ttl, config.hits_by_message, store, queue);
-    Ok(Running { tiers, supervisor, _file_arbiter: file_arbiter })
+    // 5. The refresher, idle until startup is done (`Begin`).
+    let refresher = {
+        let saver = SaveFlow::new(files.clone(), memory.clone(), queue.clone());
+        let caches = refresh_caches(&config.data_dir, &config.refresh.caches);
+        let refresher = Refresher::new(caches, config.refresh.policy.clone(), saver, reporter, metrics);
+        RefresherHandle::new(ActixSupervisor::start(move |_| refresher))
+    };
+
+    let handles = TierHandles { memory, files, view, store, queue, refresher: Some(refresher) };
+    let policy = ReadPolicy {
+        ttl: config.memory_ttl,
+        hits_by_message: config.hits_by_message,
+        emergency: config.refresh.emergency,
+    };
+    Ok(Running { tiers: Tiers::new(handles, policy), supervisor, _file_arbiter: file_arbiter })
 }

@@ -4,12 +4,16 @@
 //! no state of its own.
 
 use crate::domain::{CacheName, Document, NewDocument, Precondition};
-use crate::files::{FileHandle, FileTierError};
+use crate::files::FileHandle;
 use crate::memory::{LoadError, LoadOutcome, MemoryHandle, MemoryView, Tier};
+use crate::refresher::{RefreshError, RefresherHandle};
 use crate::retry_queue::RetryQueueHandle;
+use crate::save_flow::SaveFlow;
 use crate::store::StoreHandle;
 use std::sync::Arc;
 use std::time::Duration;
+
+pub use crate::save_flow::SaveError;
 
 /// A read's answer.
 #[derive(Debug, Clone)]
@@ -23,100 +27,111 @@ pub struct ReadOutcome {
 /// Why a read produced nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    /// No tier has the cache.
+    /// No tier has the cache and no refresh is possible.
     #[error("no tier holds this cache")]
     Missing,
     /// Tiers failed and no copy at all is held.
     #[error(transparent)]
     Failed(#[from] LoadError),
+    /// Nothing anywhere, and the emergency refresh failed.
+    #[error(transparent)]
+    Refresh(#[from] RefreshError),
 }
 
-/// Why a save was refused or failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SaveError {
-    /// `If-Match` did not hold.
-    #[error("precondition failed")]
-    PreconditionFailed {
-        /// The current ETag.
-        current: Option<String>,
-    },
-    /// The file could not be made durable; nothing was acknowledged.
-    #[error("could not write the cache durably: {0}")]
-    Storage(String),
+/// The actors behind the flows.
+#[derive(Clone)]
+pub struct TierHandles {
+    /// Memory tier.
+    pub memory: MemoryHandle,
+    /// File tier.
+    pub files: FileHandle,
+    /// The memory snapshot.
+    pub view: MemoryView,
+    /// Postgres, when enabled.
+    pub store: Option<StoreHandle>,
+    /// Retry queue, when Postgres is enabled.
+    pub queue: Option<RetryQueueHandle>,
+    /// Refresher, when any cache has a source.
+    pub refresher: Option<RefresherHandle>,
+}
+
+/// How reads behave.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadPolicy {
+    /// `memory.ttl`.
+    pub ttl: Duration,
+    /// Send memory hits through the actor (only so the `memory::get` failpoint can fire).
+    pub hits_by_message: bool,
+    /// `refresh.emergency`: refresh from upstream when no tier has the cache.
+    pub emergency: bool,
 }
 
 /// Handles to the tiers, cloned into every API worker.
 #[derive(Clone)]
 pub struct Tiers {
-    memory: MemoryHandle,
-    files: FileHandle,
-    view: MemoryView,
-    ttl: Duration,
-    hits_by_message: bool,
-    store: Option<StoreHandle>,
-    queue: Option<RetryQueueHandle>,
+    handles: TierHandles,
+    saver: SaveFlow,
+    policy: ReadPolicy,
 }
 
 impl Tiers {
-    /// Bundles the running actors. `hits_by_message` sends even memory hits through
-    /// the memory actor (only so that the `memory::get` failpoint can fire in tests).
-    pub fn new(
-        memory: MemoryHandle,
-        files: FileHandle,
-        view: MemoryView,
-        ttl: Duration,
-        hits_by_message: bool,
-        store: Option<StoreHandle>,
-        queue: Option<RetryQueueHandle>,
-    ) -> Self {
-        Self { memory, files, view, ttl, hits_by_message, store, queue }
-    }
-
-    /// The Postgres store, when enabled.
-    pub fn store(&self) -> Option<&StoreHandle> {
-        self.store.as_ref()
-    }
-
-    /// The retry queue, when Postgres is enabled.
-    pub fn queue(&self) -> Option<&RetryQueueHandle> {
-        self.queue.as_ref()
+    /// Bundles the running actors.
+    pub fn new(handles: TierHandles, policy: ReadPolicy) -> Self {
+        let saver = SaveFlow::new(handles.files.clone(), handles.memory.clone(), handles.queue.clone());
+        Self { handles, saver, policy }
     }
 
     /// The memory snapshot, for hits without a message.
     pub fn view(&self) -> &MemoryView {
-        &self.view
+        &self.handles.view
     }
 
     /// The file tier handle.
     pub fn files(&self) -> &FileHandle {
-        &self.files
+        &self.handles.files
     }
 
     /// The memory tier handle.
     pub fn memory(&self) -> &MemoryHandle {
-        &self.memory
+        &self.handles.memory
     }
 
-    /// Read flow: memory (fresh within the TTL) → the tiers below (single-flight) → an
-    /// expired copy marked stale when every tier failed.
+    /// The Postgres store, when enabled.
+    pub fn store(&self) -> Option<&StoreHandle> {
+        self.handles.store.as_ref()
+    }
+
+    /// The retry queue, when Postgres is enabled.
+    pub fn queue(&self) -> Option<&RetryQueueHandle> {
+        self.handles.queue.as_ref()
+    }
+
+    /// The refresher, when any cache has a source.
+    pub fn refresher(&self) -> Option<&RefresherHandle> {
+        self.handles.refresher.as_ref()
+    }
+
+    /// Read flow: memory (fresh within the TTL) → file → Postgres (single-flight) →
+    /// an emergency refresh (single-flight) → an expired copy marked stale when every
+    /// tier failed.
     ///
     /// # Errors
-    /// [`ReadError::Missing`] when no tier has it, [`ReadError::Failed`] when tiers
-    /// failed and nothing at all is held.
+    /// [`ReadError`] when nothing can be served.
     pub async fn read(&self, name: &CacheName) -> Result<ReadOutcome, ReadError> {
-        if !self.hits_by_message {
-            if let Some(entry) = self.view.fresh(name, self.ttl) {
+        let ttl = self.policy.ttl;
+        if !self.policy.hits_by_message {
+            if let Some(entry) = self.handles.view.fresh(name, ttl) {
                 return Ok(ReadOutcome { doc: entry.doc.clone(), tier: Tier::Memory });
             }
-        } else if let Ok(Some(entry)) = self.memory.get(name).await {
-            if entry.is_fresh(self.ttl) {
+        } else if let Ok(Some(entry)) = self.handles.memory.get(name).await {
+            if entry.is_fresh(ttl) {
                 return Ok(ReadOutcome { doc: entry.doc.clone(), tier: Tier::Memory });
             }
         }
-        match self.memory.load(name).await {
+        match self.handles.memory.load(name).await {
             Ok(LoadOutcome::Found(entry, tier)) => Ok(ReadOutcome { doc: entry.doc.clone(), tier }),
-            Ok(LoadOutcome::Missing) => Err(ReadError::Missing),
-            Err(e) => match self.view.get(name) {
+            Ok(LoadOutcome::Missing) => self.emergency(name).await,
+            Err(e) => match self.handles.view.get(name) {
                 Some(expired) => {
                     tracing::warn!(cache = %name, error = %e, "every tier failed; serving the expired copy");
                     Ok(ReadOutcome { doc: expired.doc.clone(), tier: Tier::Stale })
@@ -126,7 +141,24 @@ impl Tiers {
         }
     }
 
-    /// Save flow up to the acknowledgement: durable file, then memory.
+    /// Nothing in any tier: one upstream call however many readers wait.
+    async fn emergency(&self, name: &CacheName) -> Result<ReadOutcome, ReadError> {
+        let Some(refresher) = self.handles.refresher.as_ref().filter(|_| self.policy.emergency) else {
+            return Err(ReadError::Missing);
+        };
+        match refresher.refresh_now(name.clone(), true).await {
+            Ok(Some(doc)) => {
+                tracing::info!(cache = %name, version = doc.version, "served from an emergency refresh");
+                Ok(ReadOutcome { doc, tier: Tier::Refresh })
+            }
+            Ok(None) => Err(ReadError::Missing),
+            Err(RefreshError::NoSource(_)) => Err(ReadError::Missing),
+            Err(e) => Err(ReadError::Refresh(e)),
+        }
+    }
+
+    /// Save flow up to the acknowledgement: durable file, memory, retry queue; the
+    /// refresher's schedule moves with the new `last_fetch`.
     ///
     /// # Errors
     /// [`SaveError`]; nothing was changed then.
@@ -136,31 +168,25 @@ impl Tiers {
         doc: NewDocument,
         precondition: Precondition,
     ) -> Result<Arc<Document>, SaveError> {
-        let saved = self.files.write(name.clone(), doc, precondition, 0).await.map_err(|e| match e {
-            FileTierError::PreconditionFailed { current } => SaveError::PreconditionFailed { current },
-            other => SaveError::Storage(other.to_string()),
-        })?;
-        if let Err(e) = self.memory.store(saved.clone()).await {
-            // The file is durable, so the save stands; memory refills from it.
-            tracing::warn!(cache = %name, error = %e, "memory not updated after save; the file will serve");
-        }
-        if let Some(queue) = &self.queue {
-            queue.enqueue_write(name.clone(), saved.version);
+        let saved = self.saver.save(name, doc, precondition).await?;
+        if let Some(refresher) = &self.handles.refresher {
+            refresher.observed(&saved);
         }
         Ok(saved)
     }
 
-    /// Purges `name` from the file and memory tiers. Returns whether anything existed.
+    /// Purges `name` from the file and memory tiers and queues the delete for Postgres
+    /// (a tombstone stays on disk until Postgres has it). Returns whether anything existed.
     ///
     /// # Errors
     /// When the file could not be removed.
     pub async fn delete(&self, name: &CacheName) -> Result<bool, SaveError> {
-        let existed = self.files.remove(name.clone()).await.map_err(|e| SaveError::Storage(e.to_string()))?;
-        let in_memory = self.view.get(name).is_some();
-        if let Err(e) = self.memory.evict(name).await {
+        let existed = self.handles.files.remove(name.clone()).await.map_err(|e| SaveError::Storage(e.to_string()))?;
+        let in_memory = self.handles.view.get(name).is_some();
+        if let Err(e) = self.handles.memory.evict(name).await {
             tracing::warn!(cache = %name, error = %e, "memory eviction failed");
         }
-        if let Some(queue) = &self.queue {
+        if let Some(queue) = &self.handles.queue {
             queue.enqueue_delete(name.clone());
         }
         Ok(existed || in_memory)

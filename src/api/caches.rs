@@ -12,6 +12,7 @@ use std::time::{Instant, SystemTime};
 use tiercache_actors::domain::{CacheName, Document, NewDocument, Precondition};
 use tiercache_actors::memory::Tier;
 use tiercache_actors::metrics::{CacheResult, CacheTier, TierLabel};
+use tiercache_actors::refresher::RefreshError;
 use tiercache_actors::tiers::{ReadError, ReadOutcome, SaveError};
 
 /// Seconds a client should wait before asking again for a cache that has no data.
@@ -50,6 +51,17 @@ async fn read(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Resul
             if past_schedule(&outcome.doc, policy) {
                 outcome.tier = Tier::Stale;
             }
+            let max_stale = state.policy.load().max_stale;
+            if let Some(limit) = max_stale.and_then(|m| chrono::Duration::from_std(m).ok()) {
+                if fetched_at(&outcome.doc) + limit < Utc::now() {
+                    return Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "too_stale",
+                        format!("cache {name} is older than refresh.max_stale and no refresh has succeeded"),
+                    )
+                    .retry_after(EMPTY_RETRY_AFTER));
+                }
+            }
             Ok(outcome)
         }
         Err(ReadError::Missing) => Err(ApiError::new(
@@ -58,6 +70,18 @@ async fn read(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Resul
             format!("cache {name} holds no data yet and no refresh is possible"),
         )
         .retry_after(EMPTY_RETRY_AFTER)),
+        Err(ReadError::Refresh(e)) => {
+            let retry = match &e {
+                RefreshError::RateLimited(until) => (*until - Utc::now()).num_seconds().max(1) as u64,
+                _ => 5,
+            };
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "refresh_failed",
+                format!("cache {name} holds no data and the emergency refresh failed: {e}"),
+            )
+            .retry_after(retry))
+        }
         Err(ReadError::Failed(e)) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "tiers_unavailable",
@@ -291,6 +315,18 @@ pub async fn refresh(state: web::Data<AppState>, path: web::Path<String>) -> Res
             format!("cache {name} has no source configured; it is filled by PUT"),
         ));
     }
-    Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "refresher_unavailable", "the refresher is not running")
-        .retry_after(EMPTY_RETRY_AFTER))
+    let Some(refresher) = state.tiers.refresher() else {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "refresher_unavailable", "no refresher is running")
+            .retry_after(EMPTY_RETRY_AFTER));
+    };
+    match refresher.refresh_now(name.clone(), false).await {
+        Ok(_) => Ok(HttpResponse::Accepted().json(json!({ "name": name.as_str(), "refresh": "started" }))),
+        Err(RefreshError::RateLimited(until)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "rate_limited",
+            format!("the upstream rate limit for {name} resets at {until}"),
+        )
+        .retry_after((until - Utc::now()).num_seconds().max(1) as u64)),
+        Err(e) => Err(ApiError::new(StatusCode::CONFLICT, "no_source", e.to_string())),
+    }
 }

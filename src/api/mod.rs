@@ -44,6 +44,7 @@ pub fn policy_from(settings: &Settings) -> ApiPolicy {
             .collect(),
         max_body: settings.api.max_body,
         postgres_enabled: settings.postgres.enabled,
+        max_stale: settings.refresh.max_stale,
     }
 }
 

@@ -30,6 +30,8 @@ pub struct ApiPolicy {
     pub max_body: u64,
     /// Whether Postgres is enabled (for `postgres_synced`).
     pub postgres_enabled: bool,
+    /// `refresh.max_stale`: data older than this is refused with 503.
+    pub max_stale: Option<Duration>,
 }
 
 /// Shared by every worker.

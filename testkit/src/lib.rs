@@ -2,8 +2,11 @@
 //!
 //! [`pg`] starts throwaway PostgreSQL clusters (and a PgBouncer in front of one) from
 //! the machine's own binaries, so that tests never touch a shared server. See
-//! `docs/database.md` for how the tests use it.
+//! `docs/database.md` for how the tests use it. [`daemon`] runs the real `tiercache`
+//! binary on a temporary directory and talks to it over HTTP.
 
+pub mod daemon;
 pub mod pg;
 
+pub use daemon::{Daemon, DaemonOptions, Response};
 pub use pg::{external_url, Error, PgBouncer, PgCluster, PgOptions, Result, EXTERNAL_URL_VAR};

@@ -198,3 +198,45 @@ fn unix_socket_listener_answers() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.ends_with(r#"{"via":"tcp"}"#), "{answer}");
 }
+
+#[test]
+fn expired_memory_copy_is_read_again_from_the_file() {
+    // The seed plan's variable for `memory.ttl`.
+    let app = spawn_app_with(Options::new().env("CACHE_TTL_SECONDS", "1"));
+    app.put_ok("strava", "[1]");
+    assert_eq!(app.get_cache("strava").header("x-cache-tier"), Some("memory"));
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    let r = app.get_cache("strava");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-cache-tier"), Some("file"), "{r:?}");
+    assert_eq!(r.body, "[1]");
+    assert_eq!(app.get_cache("strava").header("x-cache-tier"), Some("memory"));
+}
+
+#[test]
+fn data_past_its_schedule_is_served_as_stale() {
+    let app = spawn_app_with(Options::new().tables("[[caches]]\nname = \"quick\"\nrefresh_every = \"1s\""));
+    app.put_ok("quick", "[1]");
+    let meta = app.get("/v1/caches/quick/meta").json();
+    assert_eq!(meta["stale"], false, "{meta}");
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    let r = app.get_cache("quick");
+    assert_eq!(r.status, 200, "stale data is still served: {r:?}");
+    assert_eq!(r.header("x-cache-tier"), Some("stale"));
+    assert_eq!(r.body, "[1]");
+    let meta = app.get("/v1/caches/quick/meta").json();
+    assert_eq!(meta["stale"], true, "{meta}");
+    assert_eq!(meta["tier"], "stale", "{meta}");
+}
+
+#[test]
+fn last_modified_is_the_last_fetch() {
+    let app = spawn_app();
+    app.put_ok("strava", "[1]");
+    let r = app.get_cache("strava");
+    let last_modified = chrono::DateTime::parse_from_rfc2822(r.header("last-modified").unwrap())
+        .unwrap_or_else(|e| panic!("Last-Modified {:?}: {e}", r.header("last-modified")));
+    let meta = app.get("/v1/caches/strava/meta").json();
+    let last_fetch = rfc3339(&meta["last_fetch"]);
+    assert_eq!(last_modified.timestamp(), last_fetch.timestamp(), "HTTP dates have whole seconds");
+}

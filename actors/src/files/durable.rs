@@ -11,12 +11,23 @@ use std::path::Path;
 /// Any I/O error; the old file is then untouched (a stray `.tmp` may remain and is
 /// removed at the next start).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_mode(path, bytes, 0o644)
+}
+
+/// [`write_atomic`] with the file created with `mode` (e.g. 0600 for secrets), so the
+/// content is never readable by others, not even for a moment.
+///
+/// # Errors
+/// As [`write_atomic`].
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().ok_or_else(|| io::Error::other("path has no parent directory"))?;
     let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
     {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+        let _ = fs::remove_file(&tmp);
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }

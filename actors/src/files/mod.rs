@@ -63,6 +63,26 @@ pub struct OnDisk {
     pub etag: Option<String>,
     /// A tombstone is on disk: the delete has not reached Postgres yet.
     pub deleted: bool,
+    /// The envelope's last fetch (the refresher's schedule starts from it).
+    pub last_fetch: Option<chrono::DateTime<Utc>>,
+    /// The envelope's last rich fetch.
+    pub last_rich_fetch: Option<chrono::DateTime<Utc>>,
+}
+
+impl OnDisk {
+    fn of(doc: &Document) -> Self {
+        Self {
+            version: doc.version,
+            etag: Some(doc.etag.clone()),
+            deleted: false,
+            last_fetch: doc.last_fetch,
+            last_rich_fetch: doc.last_rich_fetch,
+        }
+    }
+
+    fn tombstone(version: u64) -> Self {
+        Self { version, etag: None, deleted: true, last_fetch: None, last_rich_fetch: None }
+    }
 }
 
 /// What a read of the file tier found.
@@ -121,7 +141,7 @@ impl FileTier {
             let path = entry?.path();
             let Some(name) = name_from_path(&path, ".json") else { continue };
             if let Some(version) = read_tombstone(&path) {
-                self.index.insert(name, OnDisk { version, etag: None, deleted: true });
+                self.index.insert(name, OnDisk::tombstone(version));
             }
         }
         for entry in std::fs::read_dir(&self.caches_dir)? {
@@ -135,7 +155,7 @@ impl FileTier {
             if let Some(doc) = self.read_verified(&name)? {
                 let floor = self.index.get(&name).map_or(0, |d| d.version);
                 if doc.version > floor {
-                    self.index.insert(name, OnDisk { version: doc.version, etag: Some(doc.etag), deleted: false });
+                    self.index.insert(name, OnDisk::of(&doc));
                 }
             }
         }
@@ -233,8 +253,7 @@ impl FileTier {
         if tomb.exists() {
             std::fs::remove_file(&tomb)?;
         }
-        self.index
-            .insert(doc.name.clone(), OnDisk { version: doc.version, etag: Some(doc.etag.clone()), deleted: false });
+        self.index.insert(doc.name.clone(), OnDisk::of(doc));
         Ok(())
     }
 
@@ -244,7 +263,8 @@ impl FileTier {
     /// # Errors
     /// I/O errors.
     pub fn remove(&mut self, name: &CacheName) -> io::Result<bool> {
-        let Some(current) = self.index.get(name).cloned() else { return Ok(false) };
+        // A tombstone even for a cache unknown here: Postgres may hold a row of it.
+        let current = self.index.get(name).cloned().unwrap_or(OnDisk::tombstone(0));
         let existed = current.etag.is_some();
         let tomb = serde_json::json!({
             "name": name.as_str(),
@@ -257,7 +277,7 @@ impl FileTier {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        self.index.insert(name.clone(), OnDisk { version: current.version, etag: None, deleted: true });
+        self.index.insert(name.clone(), OnDisk::tombstone(current.version));
         Ok(existed)
     }
 

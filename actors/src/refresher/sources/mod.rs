@@ -5,6 +5,20 @@
 //! state it must not lose, such as Strava's rotated refresh token, which goes through
 //! its [`StateStore`] before it is used.
 
+pub mod client;
+pub mod clock;
+pub mod command;
+pub mod config;
+pub mod http;
+pub mod justgiving;
+pub mod ratelimit;
+pub mod strava;
+#[cfg(test)]
+mod test_server;
+
+pub use clock::{Clock, SystemClock, TestClock};
+pub use config::{build, build_with_clock, SourceConfig};
+
 use crate::domain::Document;
 use chrono::{DateTime, Utc};
 use std::future::Future;

@@ -1,0 +1,60 @@
+//! A typed handle to the refresher.
+
+use super::messages::{Begin, Observed, Reconfigure, RefreshAll, RefreshNow};
+use super::{RefreshCache, RefreshError, Refresher};
+use crate::domain::{CacheName, Document};
+use actix::Addr;
+use std::sync::Arc;
+
+/// Cheap to clone; the address survives restarts.
+#[derive(Clone)]
+pub struct RefresherHandle {
+    addr: Addr<Refresher>,
+}
+
+impl RefresherHandle {
+    /// Wraps the supervised address.
+    pub fn new(addr: Addr<Refresher>) -> Self {
+        Self { addr }
+    }
+
+    /// See [`Begin`].
+    pub fn begin(&self) {
+        self.addr.do_send(Begin);
+    }
+
+    /// See [`RefreshNow`]; with `wait`, the document the refresh produced.
+    ///
+    /// # Errors
+    /// [`RefreshError`].
+    pub async fn refresh_now(&self, name: CacheName, wait: bool) -> Result<Option<Arc<Document>>, RefreshError> {
+        match self.addr.send(RefreshNow { name, wait }).await {
+            Ok(result) => result,
+            Err(e) => Err(RefreshError::Failed(format!("refresher unavailable: {e}"))),
+        }
+    }
+
+    /// See [`RefreshAll`]; how many refreshes started.
+    pub async fn refresh_all(&self) -> usize {
+        self.addr.send(RefreshAll).await.unwrap_or(0)
+    }
+
+    /// See [`Reconfigure`].
+    pub fn reconfigure(&self, caches: Vec<RefreshCache>) {
+        self.addr.do_send(Reconfigure { caches });
+    }
+
+    /// See [`Observed`].
+    pub fn observed(&self, doc: &Document) {
+        self.addr.do_send(Observed {
+            name: doc.name.clone(),
+            last_fetch: doc.last_fetch,
+            last_rich_fetch: doc.last_rich_fetch,
+        });
+    }
+
+    /// Whether the actor's mailbox is open.
+    pub fn connected(&self) -> bool {
+        self.addr.connected()
+    }
+}

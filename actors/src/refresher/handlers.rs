@@ -1,0 +1,253 @@
+//! Handlers, the tick that starts due fetches, and what a fetch's end does.
+
+use super::messages::{Begin, FetchFailure, Observed, Reconfigure, RefreshAll, RefreshNow};
+use super::schedule::{due_at, Due};
+use super::sources::{FetchRequest, SourceError};
+use super::{RefreshError, Refresher, ACTOR};
+use crate::domain::{CacheName, Document, NewDocument, Precondition};
+use crate::metrics::{CacheLabel, CacheResult, CacheWindow};
+use crate::retry_queue::backoff::Backoff;
+use crate::supervisor::guard;
+use actix::{ActorFutureExt, AsyncContext, Context, Handler, ResponseFuture, WrapFuture};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+impl Refresher {
+    /// Reads each cache's fetch times from the file tier's index.
+    pub(super) fn load_times(&mut self, ctx: &mut Context<Self>) {
+        let files = self.saver_files();
+        ctx.wait(async move { files.list().await }.into_actor(self).map(|index, refresher, _| match index {
+            Ok(index) => {
+                for (name, state) in &mut refresher.caches {
+                    if let Some(d) = index.get(name).filter(|d| d.etag.is_some()) {
+                        state.last_fetch = d.last_fetch;
+                        state.last_rich_fetch = d.last_rich_fetch;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(actor = ACTOR, error = %e, "cannot read fetch times; every cache counts as overdue")
+            }
+        }));
+    }
+
+    fn saver_files(&self) -> crate::files::FileHandle {
+        self.saver.files().clone()
+    }
+
+    pub(super) fn tick(&mut self, ctx: &mut Context<Self>) {
+        if !self.begun {
+            return;
+        }
+        let now = Utc::now();
+        let due: Vec<(CacheName, Due, DateTime<Utc>)> = self
+            .caches
+            .iter()
+            .filter(|(_, s)| !s.in_flight)
+            .filter_map(|(name, s)| {
+                let (at, kind) =
+                    due_at(s.last_fetch, s.last_rich_fetch, s.config.every, s.config.rich_every, s.jitter, s.retry_at)?;
+                (at <= now).then(|| (name.clone(), kind, at))
+            })
+            .collect();
+        for (name, kind, at) in due {
+            let due = (at > DateTime::<Utc>::MIN_UTC).then_some(at);
+            self.start_fetch(ctx, name, kind == Due::Rich, due);
+        }
+    }
+
+    /// Starts one fetch of `name` unless one is in flight. `due`: when it was due (for
+    /// the lag metric), `None` for on-demand fetches.
+    fn start_fetch(&mut self, ctx: &mut Context<Self>, name: CacheName, rich: bool, due: Option<DateTime<Utc>>) {
+        let reporter = self.reporter.clone();
+        if guard(ACTOR, &reporter, ctx, || {
+            fail::fail_point!("refresher::fetch");
+        })
+        .is_err()
+        {
+            return;
+        }
+        let Some(state) = self.caches.get_mut(&name) else { return };
+        if state.in_flight {
+            return;
+        }
+        state.in_flight = true;
+        let source = state.config.source.clone();
+        let max_size = state.config.max_size;
+        let previous_rich = state.last_rich_fetch;
+        let timeout = self.policy.fetch_timeout;
+        let saver = self.saver.clone();
+        let metrics = self.metrics.clone();
+        let cache = name.clone();
+        let fut = async move {
+            let previous = if rich { saver.files().read(cache.clone()).await.ok().and_then(|l| l.doc) } else { None };
+            let request = FetchRequest { rich, previous, timeout };
+            let fetched = match tokio::time::timeout(timeout, source.fetch(request)).await {
+                Err(_) => return Err(FetchFailure::Failed(format!("timed out after {timeout:?}"))),
+                Ok(Err(SourceError::RateLimited { until })) => return Err(FetchFailure::RateLimited(until)),
+                Ok(Err(e)) => return Err(FetchFailure::Failed(e.to_string())),
+                Ok(Ok(f)) => f,
+            };
+            for limit in &fetched.rate_limits {
+                metrics
+                    .rate_limit_remaining
+                    .get_or_create(&CacheWindow { cache: cache.to_string(), window: limit.window })
+                    .set(limit.remaining);
+            }
+            if fetched.body.len() as u64 > max_size {
+                return Err(FetchFailure::Failed(format!(
+                    "fetched document is {} bytes, above max_size {max_size}",
+                    fetched.body.len()
+                )));
+            }
+            let mut doc = NewDocument::from_json(&fetched.body)
+                .map_err(|e| FetchFailure::Failed(format!("upstream sent invalid JSON: {e}")))?;
+            let now = Utc::now();
+            doc.last_fetch = Some(now);
+            doc.last_rich_fetch = if rich { Some(now) } else { previous_rich };
+            saver
+                .save(&cache, doc, Precondition::None)
+                .await
+                .map_err(|e| FetchFailure::Failed(format!("could not save: {e}")))
+        };
+        ctx.spawn(fut.into_actor(self).map(move |result, refresher, _| refresher.finish(name, rich, due, result)));
+    }
+
+    fn finish(
+        &mut self,
+        name: CacheName,
+        rich: bool,
+        due: Option<DateTime<Utc>>,
+        result: Result<Arc<Document>, FetchFailure>,
+    ) {
+        let Some(state) = self.caches.get_mut(&name) else { return };
+        state.in_flight = false;
+        let waiters = std::mem::take(&mut state.waiters);
+        let label = |result: &'static str| CacheResult { cache: name.to_string(), result };
+        match &result {
+            Ok(doc) => {
+                state.last_fetch = doc.last_fetch;
+                state.last_rich_fetch = doc.last_rich_fetch;
+                state.retry_at = None;
+                state.blocked_until = None;
+                state.failures = 0;
+                state.backoff = Backoff::new(&self.policy.backoff);
+                let now = Utc::now();
+                self.metrics.refreshes.get_or_create(&label("ok")).inc();
+                self.metrics
+                    .last_refresh_success
+                    .get_or_create(&CacheLabel { cache: name.to_string() })
+                    .set(now.timestamp_millis() as f64 / 1000.0);
+                let lag = due.map(|d| (now - d).num_milliseconds().max(0) as f64 / 1000.0);
+                if let Some(lag) = lag {
+                    self.metrics.refresh_lag.get_or_create(&CacheLabel { cache: name.to_string() }).observe(lag);
+                }
+                tracing::info!(cache = %name, version = doc.version, rich, lag_seconds = lag, "refreshed");
+            }
+            Err(FetchFailure::RateLimited(until)) => {
+                state.retry_at = Some(*until);
+                state.blocked_until = Some(*until);
+                self.metrics.refreshes.get_or_create(&label("rate_limited")).inc();
+                tracing::warn!(cache = %name, retry_at = %until, "upstream rate limit reached; waiting for the window");
+            }
+            Err(FetchFailure::Failed(e)) => {
+                state.failures += 1;
+                let wait = state.backoff.next_wait();
+                state.retry_at = Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default());
+                self.metrics.refreshes.get_or_create(&label("error")).inc();
+                tracing::warn!(
+                    cache = %name, error = %e, failures = state.failures, retry_in_ms = wait.as_millis() as u64,
+                    alert = state.failures >= 5, "refresh failed; the old data keeps being served"
+                );
+            }
+        }
+        let answer = result.map_err(RefreshError::from);
+        for w in waiters {
+            let _ = w.send(answer.clone());
+        }
+    }
+}
+
+impl Handler<Begin> for Refresher {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Begin, ctx: &mut Context<Self>) {
+        self.begun = true;
+        self.load_times(ctx);
+    }
+}
+
+impl Handler<RefreshNow> for Refresher {
+    type Result = ResponseFuture<Result<Option<Arc<Document>>, RefreshError>>;
+
+    fn handle(&mut self, msg: RefreshNow, ctx: &mut Context<Self>) -> Self::Result {
+        let Some(state) = self.caches.get_mut(&msg.name) else {
+            let name = msg.name.to_string();
+            return Box::pin(async move { Err(RefreshError::NoSource(name)) });
+        };
+        // A rate-limit window is respected by every kind of refresh.
+        if let Some(until) = state.blocked_until.filter(|t| *t > Utc::now()) {
+            return Box::pin(async move { Err(RefreshError::RateLimited(until)) });
+        }
+        let rx = msg.wait.then(|| {
+            let (tx, rx) = oneshot::channel();
+            state.waiters.push(tx);
+            rx
+        });
+        if !state.in_flight {
+            self.start_fetch(ctx, msg.name, false, None);
+        }
+        Box::pin(async move {
+            match rx {
+                None => Ok(None),
+                Some(rx) => match rx.await {
+                    Ok(result) => result.map(Some),
+                    Err(_) => Err(RefreshError::Failed("the refresher restarted during the fetch".into())),
+                },
+            }
+        })
+    }
+}
+
+impl Handler<RefreshAll> for Refresher {
+    type Result = usize;
+
+    fn handle(&mut self, _msg: RefreshAll, ctx: &mut Context<Self>) -> usize {
+        let now = Utc::now();
+        let names: Vec<CacheName> = self
+            .caches
+            .iter()
+            .filter(|(_, s)| !s.in_flight && !s.blocked_until.is_some_and(|t| t > now))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in &names {
+            self.start_fetch(ctx, name.clone(), false, None);
+        }
+        names.len()
+    }
+}
+
+impl Handler<Reconfigure> for Refresher {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reconfigure, _ctx: &mut Context<Self>) {
+        self.set_caches(msg.caches);
+        tracing::info!(actor = ACTOR, caches = self.caches.len(), "refresh schedules and sources reloaded");
+    }
+}
+
+impl Handler<Observed> for Refresher {
+    type Result = ();
+
+    fn handle(&mut self, msg: Observed, _ctx: &mut Context<Self>) {
+        if let Some(state) = self.caches.get_mut(&msg.name) {
+            if msg.last_fetch > state.last_fetch {
+                state.last_fetch = msg.last_fetch;
+            }
+            if msg.last_rich_fetch > state.last_rich_fetch {
+                state.last_rich_fetch = msg.last_rich_fetch;
+            }
+        }
+    }
+}

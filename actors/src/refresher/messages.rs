@@ -1,0 +1,64 @@
+//! Messages the refresher accepts.
+
+use super::{RefreshCache, RefreshError};
+use crate::domain::{CacheName, Document};
+use actix::Message;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+/// Startup is done: load what exists and start the schedules.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Begin;
+
+/// Refresh `name` now (joining a fetch in flight). With `wait`, answers with the
+/// resulting document (the emergency refresh); without, answers at once.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Option<Arc<Document>>, RefreshError>")]
+pub struct RefreshNow {
+    /// The cache.
+    pub name: CacheName,
+    /// Wait for the result.
+    pub wait: bool,
+}
+
+/// SIGUSR1: refresh every cache with a source now.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "usize")]
+pub struct RefreshAll;
+
+/// SIGHUP: new schedules and sources.
+#[derive(Clone, Message)]
+#[rtype(result = "()")]
+pub struct Reconfigure {
+    /// The caches with sources.
+    pub caches: Vec<RefreshCache>,
+}
+
+/// A document of `name` was saved (a PUT): its `last_fetch` moves the schedule.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Observed {
+    /// The cache.
+    pub name: CacheName,
+    /// Its last fetch.
+    pub last_fetch: Option<DateTime<Utc>>,
+    /// Its last rich fetch.
+    pub last_rich_fetch: Option<DateTime<Utc>>,
+}
+
+/// How a fetch failed, as the schedule needs to know it.
+#[derive(Debug, Clone)]
+pub(super) enum FetchFailure {
+    Failed(String),
+    RateLimited(DateTime<Utc>),
+}
+
+impl From<FetchFailure> for RefreshError {
+    fn from(f: FetchFailure) -> Self {
+        match f {
+            FetchFailure::Failed(m) => RefreshError::Failed(m),
+            FetchFailure::RateLimited(t) => RefreshError::RateLimited(t),
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The refresher: keeps each cache with a source fresh on its schedule.
+//!
+//! Each cache is due at `last_fetch + refresh_every` (a rich fetch at
+//! `last_rich_fetch + rich_refresh_every`), plus `refresh.jitter`; `last_fetch` lives in
+//! the envelope, so restarts do not reset the schedule. One fetch per cache at a time:
+//! the schedule, SIGUSR1, `POST /refresh` and emergency refreshes all join the fetch in
+//! flight. A failed fetch never overwrites data; it is retried with backoff (and not
+//! before a rate-limit window resets). Results go through the normal save flow.
+
+mod actor;
+mod handle;
+mod handlers;
+mod messages;
+mod schedule;
+pub mod sources;
+pub mod state_store;
+
+pub use handle::RefresherHandle;
+pub use messages::{Begin, Reconfigure, RefreshAll, RefreshNow};
+pub use schedule::{due_at, Due};
+
+use crate::domain::{CacheName, Document};
+use crate::metrics::Metrics;
+use crate::retry_queue::backoff::{Backoff, BackoffPolicy};
+use crate::save_flow::SaveFlow;
+use crate::supervisor::FailureReporter;
+use chrono::{DateTime, Utc};
+use sources::Source;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Actor name in logs and metrics.
+pub const ACTOR: &str = "refresher";
+
+/// Why a refresh produced no document.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RefreshError {
+    /// The cache has no source.
+    #[error("cache {0} has no source")]
+    NoSource(String),
+    /// The upstream call failed; the message says why.
+    #[error("refresh failed: {0}")]
+    Failed(String),
+    /// Rate-limited upstream until this time.
+    #[error("upstream rate limit; retry after {0}")]
+    RateLimited(DateTime<Utc>),
+}
+
+/// One cache the refresher looks after.
+#[derive(Clone)]
+pub struct RefreshCache {
+    /// The cache.
+    pub name: CacheName,
+    /// `refresh_every`; `None`: refreshed only on demand.
+    pub every: Option<Duration>,
+    /// `rich_refresh_every`.
+    pub rich_every: Option<Duration>,
+    /// Where data comes from.
+    pub source: Arc<dyn Source>,
+    /// `max_size`: a fetched document above it is refused.
+    pub max_size: u64,
+}
+
+/// `[refresh]` settings.
+#[derive(Debug, Clone)]
+pub struct RefreshPolicy {
+    /// `refresh.fetch_timeout`.
+    pub fetch_timeout: Duration,
+    /// `refresh.jitter`: each due time moves by up to this much.
+    pub jitter: Duration,
+    /// Waits after failed fetches.
+    pub backoff: BackoffPolicy,
+}
+
+type Waiter = oneshot::Sender<Result<Arc<Document>, RefreshError>>;
+
+/// Per-cache state.
+struct CacheState {
+    config: RefreshCache,
+    last_fetch: Option<DateTime<Utc>>,
+    last_rich_fetch: Option<DateTime<Utc>>,
+    /// Fixed per cache, so a due time does not move on every tick.
+    jitter: Duration,
+    in_flight: bool,
+    waiters: Vec<Waiter>,
+    /// After a failure: not before this.
+    retry_at: Option<DateTime<Utc>>,
+    /// Upstream's rate-limit window: no call of any kind before this.
+    blocked_until: Option<DateTime<Utc>>,
+    backoff: Backoff,
+    failures: u32,
+}
+
+/// The refresher's state.
+pub struct Refresher {
+    caches: HashMap<CacheName, CacheState>,
+    policy: RefreshPolicy,
+    saver: SaveFlow,
+    /// Set by [`Begin`]: schedules run only once startup has loaded what exists.
+    begun: bool,
+    reporter: FailureReporter,
+    metrics: Arc<Metrics>,
+}
+
+impl Refresher {
+    /// A refresher for `caches`; idle until [`Begin`].
+    pub fn new(
+        caches: Vec<RefreshCache>,
+        policy: RefreshPolicy,
+        saver: SaveFlow,
+        reporter: FailureReporter,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let mut refresher = Self { caches: HashMap::new(), policy, saver, begun: false, reporter, metrics };
+        refresher.set_caches(caches);
+        refresher
+    }
+
+    fn set_caches(&mut self, caches: Vec<RefreshCache>) {
+        let mut old = std::mem::take(&mut self.caches);
+        for config in caches {
+            let jitter = schedule::jitter_for(&config.name, self.policy.jitter);
+            let state = match old.remove(&config.name) {
+                Some(mut s) => {
+                    s.config = config;
+                    s.jitter = jitter;
+                    s
+                }
+                None => CacheState {
+                    config,
+                    last_fetch: None,
+                    last_rich_fetch: None,
+                    jitter,
+                    in_flight: false,
+                    waiters: Vec::new(),
+                    retry_at: None,
+                    blocked_until: None,
+                    backoff: Backoff::new(&self.policy.backoff),
+                    failures: 0,
+                },
+            };
+            self.caches.insert(state.config.name.clone(), state);
+        }
+        for (name, state) in old {
+            for w in state.waiters {
+                let _ = w.send(Err(RefreshError::NoSource(name.to_string())));
+            }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The save flow of SPEC §2 up to the acknowledgement, shared by PUTs and refreshes:
+//! durable file, then memory, then the retry queue takes it to Postgres.
+
+use crate::domain::{CacheName, Document, NewDocument, Precondition};
+use crate::files::{FileHandle, FileTierError};
+use crate::memory::MemoryHandle;
+use crate::retry_queue::RetryQueueHandle;
+use std::sync::Arc;
+
+/// Why a save was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    /// `If-Match` did not hold.
+    #[error("precondition failed")]
+    PreconditionFailed {
+        /// The current ETag.
+        current: Option<String>,
+    },
+    /// The file could not be made durable; nothing was acknowledged.
+    #[error("could not write the cache durably: {0}")]
+    Storage(String),
+}
+
+/// Handles to the tiers a save touches.
+#[derive(Clone)]
+pub struct SaveFlow {
+    files: FileHandle,
+    memory: MemoryHandle,
+    queue: Option<RetryQueueHandle>,
+}
+
+impl SaveFlow {
+    /// Bundles the handles; `queue` is `None` without Postgres.
+    pub fn new(files: FileHandle, memory: MemoryHandle, queue: Option<RetryQueueHandle>) -> Self {
+        Self { files, memory, queue }
+    }
+
+    /// The file tier.
+    pub fn files(&self) -> &FileHandle {
+        &self.files
+    }
+
+    /// Writes `doc` durably, puts it in memory and queues it for Postgres. Once this
+    /// returns `Ok` the save survives `kill -9` and power loss.
+    ///
+    /// # Errors
+    /// [`SaveError`]; nothing was changed then.
+    pub async fn save(
+        &self,
+        name: &CacheName,
+        doc: NewDocument,
+        precondition: Precondition,
+    ) -> Result<Arc<Document>, SaveError> {
+        let saved = self.files.write(name.clone(), doc, precondition, 0).await.map_err(|e| match e {
+            FileTierError::PreconditionFailed { current } => SaveError::PreconditionFailed { current },
+            other => SaveError::Storage(other.to_string()),
+        })?;
+        if let Err(e) = self.memory.store(saved.clone()).await {
+            // The file is durable, so the save stands; memory refills from it.
+            tracing::warn!(cache = %name, error = %e, "memory not updated after save; the file will serve");
+        }
+        if let Some(queue) = &self.queue {
+            queue.enqueue_write(name.clone(), saved.version);
+        }
+        Ok(saved)
+    }
+}

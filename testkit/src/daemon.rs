@@ -1,0 +1,703 @@
+//! The real `tiercache` binary, run by a test on a temporary working directory.
+//!
+//! A [`Daemon`] owns a temporary directory that is the daemon's working directory and
+//! holds its configuration (`tiercache.toml`), its `data_dir` (`./data` unless the
+//! configuration says otherwise) and the captured output of each run
+//! (`stdout.N.log`, `stderr.N.log`). The API listens on `127.0.0.1` at a free port,
+//! unless the configuration sets `api.listen` itself. [`Daemon::restart`] starts it
+//! again on the same directory and port.
+//!
+//! ```no_run
+//! use tiercache_testkit::daemon::{Daemon, DaemonOptions};
+//! let bin = std::path::Path::new("target/debug/tiercache"); // env!("CARGO_BIN_EXE_tiercache")
+//! let mut d = Daemon::start(bin, DaemonOptions::new("[[caches]]\nname = \"a\"\n"));
+//! let put = d.put("/v1/caches/a", br#"{"x":1}"#, &[("Content-Type", "application/json")]);
+//! assert_eq!(put.status, 200);
+//! assert_eq!(d.get("/v1/caches/a", &[]).header("x-cache-tier"), Some("memory"));
+//! d.restart();
+//! ```
+//!
+//! The process is killed when the value is dropped, and also (parent-death signal)
+//! when the test process dies. Set `TEST_LOG=1` to have every run's output printed to
+//! the test's standard error when the value is dropped (use `--nocapture`).
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub use nix::sys::signal::Signal;
+
+/// How long a daemon gets to become ready, unless [`DaemonOptions::ready_timeout`] says.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long [`Daemon::restart`] and [`Daemon::stop`] wait for a clean exit.
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Variables of the test's environment that would change the daemon's configuration;
+/// they are never passed on (set them with [`DaemonOptions::env`]).
+const SCRUBBED_ENV: &[&str] = &[
+    "RUST_LOG",
+    "SUPABASE_ENABLED",
+    "SUPABASE_DB_URL",
+    "SUPABASE_URL",
+    "SUPABASE_SERVICE_KEY",
+    "DATABASE_URL",
+    "PROJECT_ID",
+    "STRAVA_CACHE_HOURS",
+    "FUNDRAISING_CACHE_MINUTES",
+    "CACHE_TTL_SECONDS",
+    "GRACEFUL_SHUTDOWN",
+    "EMERGENCY_REFRESH",
+    "BACKGROUND_RETRY",
+    "FAILPOINTS",
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "CREDENTIALS_DIRECTORY",
+];
+
+/// How a [`Daemon`] is started.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// The configuration file's text (TOML). `data_dir` defaults to `"./data"` and
+    /// `api.listen` to `["127.0.0.1:PORT"]` with a free port; both are added when absent.
+    pub config: String,
+    /// Environment variables of the daemon (over a scrubbed environment).
+    pub env: Vec<(String, String)>,
+    /// Whether [`Daemon::start`] waits for `GET /readyz` to answer 200.
+    pub wait_ready: bool,
+    /// How long to wait for readiness.
+    pub ready_timeout: Duration,
+}
+
+impl DaemonOptions {
+    /// `config` as the configuration file; waits for readiness.
+    pub fn new(config: impl Into<String>) -> Self {
+        DaemonOptions { config: config.into(), env: Vec::new(), wait_ready: true, ready_timeout: READY_TIMEOUT }
+    }
+
+    /// Sets an environment variable of the daemon (replacing an earlier value).
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let key = key.into();
+        self.env.retain(|(k, _)| *k != key);
+        self.env.push((key, value.into()));
+        self
+    }
+
+    /// Whether [`Daemon::start`] and [`Daemon::restart`] wait for `/readyz`.
+    pub fn wait_ready(mut self, on: bool) -> Self {
+        self.wait_ready = on;
+        self
+    }
+
+    /// How long to wait for readiness.
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+}
+
+/// An HTTP answer of any status.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Header names in lower case, in the order received, with their values.
+    pub headers: Vec<(String, String)>,
+    /// The body as text (lossy UTF-8).
+    pub body: String,
+}
+
+impl Response {
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as JSON; panics with the body when it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?} (status {})", self.body, self.status))
+    }
+
+    /// The version in the `ETag` (`"VERSION-C"`), if any.
+    pub fn etag_version(&self) -> Option<u64> {
+        let etag = self.header("etag")?;
+        etag.trim_matches('"').split_once('-')?.0.parse().ok()
+    }
+}
+
+/// The real binary on a temporary directory. See the [module documentation](self).
+pub struct Daemon {
+    bin: PathBuf,
+    opts: DaemonOptions,
+    dir: Option<tempfile::TempDir>,
+    root: PathBuf,
+    port: u16,
+    /// Whether the port is ours to change (the configuration did not set `api.listen`).
+    own_port: bool,
+    data_dir: PathBuf,
+    child: Option<Child>,
+    runs: usize,
+    agent: ureq::Agent,
+}
+
+impl fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Daemon")
+            .field("dir", &self.root)
+            .field("port", &self.port)
+            .field("pid", &self.child.as_ref().map(Child::id))
+            .field("runs", &self.runs)
+            .finish()
+    }
+}
+
+impl Daemon {
+    /// Writes the configuration into a new temporary directory and starts `bin run` there
+    /// (waiting for readiness unless the options say not to). Panics with the daemon's
+    /// output when it cannot start.
+    pub fn start(bin: &Path, opts: DaemonOptions) -> Daemon {
+        let mut d = Daemon::new(bin, opts);
+        // A port free when looked at may be taken by a parallel test before the daemon
+        // binds it: then try another.
+        for attempt in 1.. {
+            match d.try_start() {
+                Ok(()) => return d,
+                Err(e) if d.own_port && attempt < 5 && e.contains("listen") => {
+                    d.port = free_port();
+                    d.write_config();
+                }
+                Err(e) => panic!("the daemon did not start: {e}\nstdout:\n{}", d.stdout()),
+            }
+        }
+        unreachable!()
+    }
+
+    /// The directory and configuration, nothing started yet ([`Daemon::start_again`]
+    /// starts it).
+    pub fn new(bin: &Path, opts: DaemonOptions) -> Daemon {
+        let dir = tempfile::Builder::new().prefix("tiercache-daemon-").tempdir().expect("temporary directory");
+        let root = dir.path().to_path_buf();
+        let mut d = Daemon {
+            bin: bin.to_path_buf(),
+            opts,
+            dir: Some(dir),
+            root: root.clone(),
+            port: 0,
+            own_port: true,
+            data_dir: root.join("data"),
+            child: None,
+            runs: 0,
+            agent: agent(),
+        };
+        d.port = free_port();
+        d.write_config();
+        d
+    }
+
+    /// The configuration file as written: the options' text with `data_dir` and
+    /// `api.listen` added when absent.
+    fn config_text(&mut self) -> String {
+        let mut table: toml::Table = self
+            .opts
+            .config
+            .parse()
+            .unwrap_or_else(|e| panic!("DaemonOptions::config is not TOML: {e}\n{}", self.opts.config));
+        let data_dir = match table.get("data_dir").and_then(toml::Value::as_str) {
+            Some(d) => d.to_owned(),
+            None => {
+                table.insert("data_dir".into(), "./data".into());
+                "./data".to_owned()
+            }
+        };
+        self.data_dir = self.root.join(&data_dir);
+        let api = table.entry("api").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let api = api.as_table_mut().expect("[api] is a table");
+        match api.get("listen").and_then(toml::Value::as_array) {
+            Some(listen) => {
+                self.own_port = false;
+                // The first TCP address gives the port the helpers talk to.
+                if let Some(port) = listen
+                    .iter()
+                    .filter_map(toml::Value::as_str)
+                    .filter(|l| !l.starts_with("unix:"))
+                    .find_map(|l| l.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
+                {
+                    self.port = port;
+                }
+            }
+            None => {
+                api.insert("listen".into(), toml::Value::Array(vec![format!("127.0.0.1:{}", self.port).into()]));
+            }
+        }
+        toml::to_string(&table).expect("serialize the configuration")
+    }
+
+    fn write_config(&mut self) {
+        let text = self.config_text();
+        fs::write(self.config_path(), text).expect("write tiercache.toml");
+    }
+
+    /// The options; changes apply from the next (re)start.
+    pub fn options_mut(&mut self) -> &mut DaemonOptions {
+        &mut self.opts
+    }
+
+    /// Replaces the configuration text (the file is rewritten at once, with `data_dir`
+    /// and the same port added as before).
+    pub fn set_config(&mut self, config: impl Into<String>) {
+        self.opts.config = config.into();
+        self.write_config();
+    }
+
+    /// Sets an environment variable for the next (re)start.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.opts.env.retain(|(k, _)| k != key);
+        self.opts.env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// Removes an environment variable for the next (re)start.
+    pub fn remove_env(&mut self, key: &str) {
+        self.opts.env.retain(|(k, _)| k != key);
+    }
+
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The API's TCP port (kept across restarts).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The working directory.
+    pub fn dir(&self) -> &Path {
+        &self.root
+    }
+
+    /// `data_dir`, resolved against the working directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone()
+    }
+
+    /// `data_dir/caches/NAME.json`.
+    pub fn cache_file(&self, name: &str) -> PathBuf {
+        self.data_dir.join("caches").join(format!("{name}.json"))
+    }
+
+    /// The configuration file.
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("tiercache.toml")
+    }
+
+    /// The running process's id; panics when it is not running.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the daemon is not running").id()
+    }
+
+    /// Number of starts so far (the current run's logs are `stdout.RUNS.log`).
+    pub fn runs(&self) -> usize {
+        self.runs
+    }
+
+    /// Starts the process without waiting for anything.
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "the daemon is already running");
+        self.write_config();
+        self.runs += 1;
+        let stdout = File::create(self.log_path("stdout", self.runs)).expect("stdout file");
+        let stderr = File::create(self.log_path("stderr", self.runs)).expect("stderr file");
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("run").arg("--config").arg(self.config_path()).current_dir(&self.root);
+        cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
+        for var in SCRUBBED_ENV {
+            cmd.env_remove(var);
+        }
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("TIERCACHE__") {
+                cmd.env_remove(key);
+            }
+        }
+        for (k, v) in &self.opts.env {
+            cmd.env(k, v);
+        }
+        let child = spawn_long_lived(cmd).unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
+        self.child = Some(child);
+        self.agent = agent();
+    }
+
+    /// Starts the process and, when the options say so, waits until `/readyz` answers
+    /// 200. `Err` with the daemon's standard error when it exits or is not ready in time.
+    pub fn try_start(&mut self) -> Result<(), String> {
+        self.spawn();
+        if !self.opts.wait_ready {
+            return Ok(());
+        }
+        let deadline = Instant::now() + self.opts.ready_timeout;
+        loop {
+            if let Some(code) = self.try_exit_code() {
+                return Err(format!("exited with {code}: {}", self.stderr()));
+            }
+            if self.try_request("GET", "/readyz", None, &[]).is_ok_and(|r| r.status == 200) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("not ready within {:?}; stderr: {}", self.opts.ready_timeout, self.stderr()));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts a stopped daemon again on the same directory and port; panics when it
+    /// cannot.
+    pub fn start_again(&mut self) {
+        if let Err(e) = self.try_start() {
+            panic!("the daemon did not start again: {e}\nstdout:\n{}", self.stdout());
+        }
+    }
+
+    /// Stops a running daemon with SIGTERM (asserting exit 0 within [`EXIT_TIMEOUT`]),
+    /// then starts it again on the same directory and port. A stopped one is just
+    /// started.
+    pub fn restart(&mut self) {
+        if self.is_running() {
+            self.stop();
+        }
+        self.start_again();
+    }
+
+    /// SIGTERM, then asserts a clean exit (0) within [`EXIT_TIMEOUT`].
+    pub fn stop(&mut self) {
+        self.signal(Signal::SIGTERM);
+        let code = self.wait_exit(EXIT_TIMEOUT);
+        assert_eq!(code, Some(0), "exit code after SIGTERM; stderr:\n{}\nstdout:\n{}", self.stderr(), self.stdout());
+    }
+
+    /// Sends `sig` to the running process.
+    pub fn signal(&self, sig: Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid()).expect("pid"));
+        nix::sys::signal::kill(pid, sig).unwrap_or_else(|e| panic!("cannot send {sig} to the daemon: {e}"));
+    }
+
+    /// `kill -9` and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the process is alive (a process that exited is reaped).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => match c.try_wait() {
+                Ok(None) => true,
+                _ => {
+                    self.child = None;
+                    false
+                }
+            },
+            None => false,
+        }
+    }
+
+    fn try_exit_code(&mut self) -> Option<i32> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(exit_code(status))
+    }
+
+    /// Waits for the process to exit and returns its exit code (128 + the signal when a
+    /// signal ended it); `None` when it is still running after `timeout` or was not
+    /// running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.child.as_ref()?;
+            if let Some(code) = self.try_exit_code() {
+                return Some(code);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Any request; the answer whatever its status, `Err` only for transport errors
+    /// (connection refused or reset, timeout).
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> Result<Response, String> {
+        let mut req = self.agent.request(method, &self.url(path));
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let result = match body {
+            Some(bytes) => req.send_bytes(bytes),
+            None => req.call(),
+        };
+        match result {
+            Ok(resp) | Err(ureq::Error::Status(_, resp)) => Ok(into_response(resp)),
+            Err(ureq::Error::Transport(t)) => Err(t.to_string()),
+        }
+    }
+
+    /// Any request; panics on transport errors.
+    pub fn request(&self, method: &str, path: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> Response {
+        self.try_request(method, path, body, headers)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}\nstderr:\n{}", self.stderr()))
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        self.request("GET", path, None, headers)
+    }
+
+    /// `PUT path` with `body`. Give `Content-Type` yourself (or use [`Daemon::put_json`]).
+    pub fn put(&self, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Response {
+        self.request("PUT", path, Some(body), headers)
+    }
+
+    /// `DELETE path`.
+    pub fn delete(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        self.request("DELETE", path, None, headers)
+    }
+
+    /// `PUT /v1/caches/NAME` with `Content-Type: application/json`.
+    pub fn put_json(&self, name: &str, json: &str) -> Response {
+        self.put(&format!("/v1/caches/{name}"), json.as_bytes(), &[("Content-Type", "application/json")])
+    }
+
+    /// `GET /v1/caches/NAME`.
+    pub fn get_cache(&self, name: &str) -> Response {
+        self.get(&format!("/v1/caches/{name}"), &[])
+    }
+
+    /// `GET /metrics`, the text.
+    pub fn metrics(&self) -> String {
+        let r = self.get("/metrics", &[]);
+        assert_eq!(r.status, 200, "/metrics: {r:?}");
+        r.body
+    }
+
+    /// The value of one sample in `/metrics` (`name{labels}` exactly as printed, or a
+    /// bare name), if present.
+    pub fn metric(&self, sample: &str) -> Option<f64> {
+        metric_value(&self.metrics(), sample)
+    }
+
+    fn log_path(&self, stream: &str, run: usize) -> PathBuf {
+        self.root.join(format!("{stream}.{run}.log"))
+    }
+
+    /// Standard output of the current (or last) run.
+    pub fn stdout(&self) -> String {
+        fs::read_to_string(self.log_path("stdout", self.runs)).unwrap_or_default()
+    }
+
+    /// Standard error of the current (or last) run.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(self.log_path("stderr", self.runs)).unwrap_or_default()
+    }
+
+    /// The lines of standard output of the current (or last) run.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout().lines().map(str::to_owned).collect()
+    }
+
+    /// Standard output of every run so far, in order.
+    pub fn stdout_all(&self) -> String {
+        (1..=self.runs).map(|run| fs::read_to_string(self.log_path("stdout", run)).unwrap_or_default()).collect()
+    }
+
+    /// The log lines of the current run that are JSON objects.
+    pub fn log_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(serde_json::Value::is_object)
+            .collect()
+    }
+
+    /// Waits until a JSON log line of the current run satisfies `pred`, and returns it;
+    /// panics with the output after `timeout`.
+    pub fn wait_for_log(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.log_lines().into_iter().find(&pred) {
+                return line;
+            }
+            assert!(Instant::now() < deadline, "no log line {what} within {timeout:?}; stdout:\n{}", self.stdout());
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::env::var_os("TEST_LOG").is_some_and(|v| !v.is_empty() && v != "0") {
+            for run in 1..=self.runs {
+                for stream in ["stdout", "stderr"] {
+                    let text = fs::read_to_string(self.log_path(stream, run)).unwrap_or_default();
+                    eprintln!("----- daemon {} {stream}, run {run} -----\n{text}", self.root.display());
+                }
+            }
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.close();
+        }
+    }
+}
+
+/// The value of `sample` (a metric name with its labels as printed, e.g.
+/// `tiercache_dead_letters_total{cache="poison"}`, or a bare name) in Prometheus text.
+pub fn metric_value(text: &str, sample: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// An exit code, or 128 + the signal that ended the process.
+pub fn exit_code(status: ExitStatus) -> i32 {
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+fn agent() -> ureq::Agent {
+    // No pooled connections: a killed or restarted daemon never leaves the client
+    // holding a dead one.
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(30))
+        .max_idle_connections(0)
+        .max_idle_connections_per_host(0)
+        .build()
+}
+
+fn into_response(resp: ureq::Response) -> Response {
+    let status = resp.status();
+    let mut headers = Vec::new();
+    for name in resp.headers_names() {
+        for value in resp.all(&name) {
+            headers.push((name.to_ascii_lowercase(), value.to_owned()));
+        }
+    }
+    let mut body = Vec::new();
+    let _ = resp.into_reader().take(256 << 20).read_to_end(&mut body);
+    Response { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+}
+
+/// A port free on `127.0.0.1` now and not handed out before by this module.
+pub fn free_port() -> u16 {
+    static TAKEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("cannot bind a TCP port on 127.0.0.1");
+        if port != 5432 && TAKEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
+}
+
+/// Spawns from a thread that lives as long as the test process, with a parent-death
+/// signal (sent when the *thread* that forked the child ends): the daemon dies with the
+/// test process however that dies, but not when the test's own thread ends first.
+fn spawn_long_lived(mut cmd: Command) -> io::Result<Child> {
+    type Job = (Command, mpsc::Sender<io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+
+    #[cfg(target_os = "linux")]
+    // SAFETY: the closure runs in the forked child before exec and only makes the
+    // async-signal-safe prctl system call.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        thread::Builder::new()
+            .name("testkit-daemon-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("cannot start the daemon spawner thread");
+        Mutex::new(tx)
+    });
+    let (reply_tx, reply_rx) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((cmd, reply_tx))
+        .map_err(|_| io::Error::other("the daemon spawner thread is gone"))?;
+    reply_rx.recv().map_err(|_| io::Error::other("the daemon spawner thread is gone"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_values() {
+        let text = "# HELP x y\nfoo_total{cache=\"a\"} 3\nfoo_total{cache=\"ab\"} 4\nbar 1.5\n";
+        assert_eq!(metric_value(text, "foo_total{cache=\"a\"}"), Some(3.0));
+        assert_eq!(metric_value(text, "foo_total{cache=\"ab\"}"), Some(4.0));
+        assert_eq!(metric_value(text, "bar"), Some(1.5));
+        assert_eq!(metric_value(text, "foo_total"), None);
+    }
+
+    #[test]
+    fn config_gets_data_dir_and_listen() {
+        let mut d = Daemon::new(Path::new("/bin/false"), DaemonOptions::new("[api]\nmax_body = \"1MiB\"\n"));
+        let text = d.config_text();
+        let t: toml::Table = text.parse().unwrap();
+        assert_eq!(t["data_dir"].as_str(), Some("./data"));
+        assert_eq!(t["api"]["max_body"].as_str(), Some("1MiB"));
+        assert_eq!(t["api"]["listen"][0].as_str(), Some(format!("127.0.0.1:{}", d.port()).as_str()));
+        assert_eq!(d.data_dir(), d.dir().join("./data"));
+
+        d.set_config("data_dir = \"x\"\n[api]\nlisten = [\"unix:s\", \"127.0.0.1:1234\"]\n");
+        let t: toml::Table = fs::read_to_string(d.config_path()).unwrap().parse().unwrap();
+        assert_eq!(t["api"]["listen"].as_array().unwrap().len(), 2);
+        assert_eq!(d.port(), 1234);
+        assert_eq!(d.data_dir(), d.dir().join("x"));
+    }
+
+    #[test]
+    fn start_failure_is_reported() {
+        let mut d = Daemon::new(Path::new("/bin/false"), DaemonOptions::new(""));
+        let err = d.try_start().unwrap_err();
+        assert!(err.contains("exited with 1"), "{err}");
+        assert_eq!(d.wait_exit(Duration::from_secs(1)), None);
+    }
+}

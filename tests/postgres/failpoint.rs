@@ -1,0 +1,40 @@
+//! The failpoint `retry::drain` panics the retry queue's actor once, while Postgres is
+//! down: the supervisor restarts it, and every save still reaches Postgres.
+
+use crate::helpers::{cluster, put_ok, wait_for, wait_for_row, wait_queue_empty, Conf, ARRIVAL, DB};
+use serde_json::json;
+use std::time::Duration;
+
+#[test]
+fn a_panic_in_retry_drain_restarts_the_actor_and_loses_no_save() {
+    let mut pg = cluster();
+    let d = tiercache_testkit::Daemon::start(
+        std::path::Path::new(crate::helpers::BIN),
+        Conf::new(pg.url(DB, "postgres"))
+            .caches(&["f1", "f2", "f3"])
+            .options()
+            .env("FAILPOINTS", "retry::drain=1*panic"),
+    );
+    pg.stop();
+    let mut last = Vec::new();
+    for i in 0..4 {
+        for name in ["f1", "f2", "f3"] {
+            let doc = json!({"cache": name, "i": i});
+            let (v, _) = put_ok(&d, name, &doc);
+            if i == 3 {
+                last.push((name, v, doc));
+            }
+        }
+    }
+    let restarts = wait_for("the retry actor to be restarted", Duration::from_secs(10), || {
+        d.metric("tiercache_actor_restarts_total{actor=\"retry\"}").filter(|n| *n >= 1.0)
+    });
+    assert!(restarts >= 1.0);
+    assert_eq!(d.get("/healthz", &[]).status, 200);
+
+    pg.start_again();
+    for (name, v, doc) in &last {
+        wait_for_row(&pg, "default", name, *v, doc);
+    }
+    wait_queue_empty(&d, ARRIVAL);
+}

@@ -1,0 +1,413 @@
+//! Shared pieces of the Postgres tests: a throwaway cluster with `schema.sql` applied,
+//! the daemon's configuration for it, reading rows back with psql, and waiting.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tiercache_testkit::pg::quote_literal;
+use tiercache_testkit::{Daemon, DaemonOptions, PgCluster, PgOptions};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_tiercache");
+
+/// The database the tests use in each cluster.
+pub const DB: &str = "app";
+
+/// How long a save may take to reach a running Postgres.
+pub const ARRIVAL: Duration = Duration::from_secs(15);
+
+/// `schema.sql` at the top of the repository.
+pub fn schema_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schema.sql")
+}
+
+/// A cluster with database `app` and the schema applied, as the documentation says
+/// (`psql -f schema.sql` as `postgres`).
+pub fn cluster() -> PgCluster {
+    cluster_with(PgOptions::new())
+}
+
+/// [`cluster`] with options (TLS, TCP...).
+pub fn cluster_with(opts: PgOptions) -> PgCluster {
+    let pg = PgCluster::start_with(opts);
+    pg.create_database(DB).expect("create database app");
+    pg.psql_file(DB, schema_path()).expect("apply schema.sql");
+    pg
+}
+
+/// The daemon's configuration: Postgres on, caches declared by name, retries fast.
+#[derive(Debug, Clone)]
+pub struct Conf {
+    url: String,
+    top: String,
+    postgres: String,
+    retry: String,
+    tables: String,
+    caches: Vec<String>,
+}
+
+impl Conf {
+    /// Postgres at `url`, no caches yet.
+    pub fn new(url: impl Into<String>) -> Self {
+        Conf {
+            url: url.into(),
+            top: String::new(),
+            postgres: String::new(),
+            retry: "initial_interval = \"100ms\"\nmax_interval = \"1s\"\n".into(),
+            tables: String::new(),
+            caches: Vec::new(),
+        }
+    }
+
+    /// Declares caches (`[[caches]] name = ...`, no source, no schedule needed).
+    pub fn caches(mut self, names: &[&str]) -> Self {
+        self.caches.extend(names.iter().map(|n| n.to_string()));
+        self
+    }
+
+    /// Top-level keys (`project = "a"`).
+    pub fn top(mut self, lines: &str) -> Self {
+        self.top.push_str(lines);
+        self.top.push('\n');
+        self
+    }
+
+    /// More lines of `[postgres]`.
+    pub fn postgres(mut self, lines: &str) -> Self {
+        self.postgres.push_str(lines);
+        self.postgres.push('\n');
+        self
+    }
+
+    /// Replaces the lines of `[retry]` (default: 100 ms to 1 s).
+    pub fn retry(mut self, lines: &str) -> Self {
+        self.retry = format!("{lines}\n");
+        self
+    }
+
+    /// Further tables (`[shutdown]`...).
+    pub fn tables(mut self, text: &str) -> Self {
+        self.tables.push_str(text);
+        self.tables.push('\n');
+        self
+    }
+
+    /// The TOML text.
+    pub fn text(&self) -> String {
+        let mut s = format!(
+            "{top}\n[log]\nformat = \"json\"\n\n[postgres]\nenabled = true\nurl = {url}\nconnect_timeout = \"3s\"\n{pg}\n[retry]\n{retry}\n{tables}\n",
+            top = self.top,
+            url = toml_str(&self.url),
+            pg = self.postgres,
+            retry = self.retry,
+            tables = self.tables,
+        );
+        for c in &self.caches {
+            s.push_str(&format!("[[caches]]\nname = {}\n", toml_str(c)));
+        }
+        s
+    }
+
+    /// Daemon options for this configuration.
+    pub fn options(&self) -> DaemonOptions {
+        DaemonOptions::new(self.text())
+    }
+
+    /// Starts a daemon on it and waits until it is ready.
+    pub fn start(&self) -> Daemon {
+        Daemon::start(Path::new(BIN), self.options())
+    }
+}
+
+/// A TOML basic string.
+pub fn toml_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// One `cache_storage` row, read as `postgres` (who bypasses row-level security).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub project: String,
+    pub version: u64,
+    pub checksum: String,
+    pub data: Value,
+}
+
+/// The row of `cache` in project `project`, if any (panics when psql fails).
+pub fn row_of(pg: &PgCluster, project: &str, cache: &str) -> Option<Row> {
+    try_row_of(pg, project, cache).unwrap_or_else(|e| panic!("reading the row of {cache}: {e}"))
+}
+
+/// [`row_of`] in the default project.
+pub fn row(pg: &PgCluster, cache: &str) -> Option<Row> {
+    row_of(pg, "default", cache)
+}
+
+/// [`row_of`], with psql's error instead of a panic.
+pub fn try_row_of(pg: &PgCluster, project: &str, cache: &str) -> Result<Option<Row>, String> {
+    let out = pg
+        .psql(
+            DB,
+            &format!(
+                "SELECT p.project_name, c.version, c.checksum, c.data::text FROM cache_storage c \
+                 JOIN projects p ON p.id = c.project_id \
+                 WHERE p.project_name = {} AND c.cache_type = {}",
+                quote_literal(project),
+                quote_literal(cache)
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+    if out.trim().is_empty() {
+        return Ok(None);
+    }
+    let mut parts = out.splitn(4, '|');
+    let (p, v, c, d) = (parts.next(), parts.next(), parts.next(), parts.next());
+    let (Some(p), Some(v), Some(c), Some(d)) = (p, v, c, d) else {
+        return Err(format!("unexpected psql output {out:?}"));
+    };
+    Ok(Some(Row {
+        project: p.to_owned(),
+        version: v.parse().map_err(|e| format!("version {v:?}: {e}"))?,
+        checksum: c.to_owned(),
+        data: serde_json::from_str(d).map_err(|e| format!("data {d:?}: {e}"))?,
+    }))
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, and returns that; panics naming `what`
+/// (and the last value seen, through `f`'s own output) after `timeout`.
+#[track_caller]
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until the row of `cache` holds `version` (exactly) with `data`, and returns it.
+#[track_caller]
+pub fn wait_for_row(pg: &PgCluster, project: &str, cache: &str, version: u64, data: &Value) -> Row {
+    let mut last = None;
+    let deadline = Instant::now() + ARRIVAL;
+    loop {
+        let r = row_of(pg, project, cache);
+        if let Some(r) = &r {
+            if r.version == version && &r.data == data {
+                return r.clone();
+            }
+            assert!(r.version <= version, "{project}/{cache}: the row went past version {version}: {r:?}");
+        }
+        last = r.or(last);
+        assert!(
+            Instant::now() < deadline,
+            "{project}/{cache}: version {version} with {data} did not reach Postgres within {ARRIVAL:?}; last row seen: {last:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// PUT of a JSON document that must be acknowledged; returns (version, checksum).
+#[track_caller]
+pub fn put_ok(d: &Daemon, cache: &str, body: &Value) -> (u64, String) {
+    let r = d.put_json(cache, &body.to_string());
+    assert_eq!(r.status, 200, "PUT {cache}: {r:?}");
+    let j = r.json();
+    let version = j["version"].as_u64().unwrap_or_else(|| panic!("no version in {j}"));
+    let checksum = j["checksum"].as_str().unwrap_or_else(|| panic!("no checksum in {j}")).to_owned();
+    (version, checksum)
+}
+
+/// GET of a cache that must answer 200; returns (version from the ETag, tier, body).
+#[track_caller]
+pub fn get_ok(d: &Daemon, cache: &str) -> (u64, String, Value) {
+    let r = d.get_cache(cache);
+    assert_eq!(r.status, 200, "GET {cache}: {r:?}\nstdout:\n{}", d.stdout());
+    let version = r.etag_version().unwrap_or_else(|| panic!("no ETag version: {r:?}"));
+    let tier = r.header("x-cache-tier").unwrap_or_default().to_owned();
+    (version, tier, r.json())
+}
+
+/// `retry_queue.depth` of `GET /v1/caches`.
+pub fn queue_depth(d: &Daemon) -> u64 {
+    let r = d.get("/v1/caches", &[]);
+    assert_eq!(r.status, 200, "/v1/caches: {r:?}");
+    let j = r.json();
+    j["retry_queue"]["depth"].as_u64().unwrap_or_else(|| panic!("no retry_queue.depth in {j}"))
+}
+
+/// Waits for `retry_queue.depth` to reach 0.
+#[track_caller]
+pub fn wait_queue_empty(d: &Daemon, timeout: Duration) {
+    let mut last = 0;
+    let deadline = Instant::now() + timeout;
+    loop {
+        last = d
+            .try_request("GET", "/v1/caches", None, &[])
+            .ok()
+            .and_then(|r| r.json()["retry_queue"]["depth"].as_u64())
+            .unwrap_or(last);
+        if last == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "retry queue still holds {last} caches after {timeout:?}; stdout:\n{}",
+            d.stdout()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The `message` of a JSON log line.
+pub fn message(line: &Value) -> &str {
+    line.get("message").and_then(Value::as_str).unwrap_or_default()
+}
+
+/// Files in `dir` (empty when it does not exist), sorted.
+pub fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|e| e.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A psql session kept open by the test (stdin piped), for holding locks.
+pub struct Session {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Session {
+    /// Opens psql as `postgres` on `app` through the cluster's socket.
+    pub fn open(pg: &PgCluster) -> Session {
+        let mut cmd = Command::new(pg.bin_dir().join("psql"));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("PG") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.arg("-h")
+            .arg(pg.socket_dir())
+            .arg("-p")
+            .arg(pg.port().to_string())
+            .args(["-U", "postgres", "-d", DB, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn psql");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("psql stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Session { child, stdin, lines: rx }
+    }
+
+    /// Sends SQL and waits for a line `marker` that the SQL must print (e.g. with
+    /// `SELECT 'marker';` at its end).
+    pub fn run_until(&mut self, sql: &str, marker: &str, timeout: Duration) {
+        let stdin = self.stdin.as_mut().expect("session closed");
+        stdin
+            .write_all(sql.as_bytes())
+            .and_then(|()| stdin.write_all(b"\n"))
+            .and_then(|()| stdin.flush())
+            .expect("write to psql");
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.trim() == marker => return,
+                Ok(_) => continue,
+                Err(e) => panic!("psql did not print {marker:?} within {timeout:?}: {e}"),
+            }
+        }
+    }
+
+    /// Holds `LOCK TABLE cache_storage IN ACCESS EXCLUSIVE MODE` in an open transaction.
+    pub fn lock_cache_storage(pg: &PgCluster) -> Session {
+        let mut s = Session::open(pg);
+        s.run_until(
+            "BEGIN; LOCK TABLE cache_storage IN ACCESS EXCLUSIVE MODE; SELECT 'locked';",
+            "locked",
+            Duration::from_secs(10),
+        );
+        s
+    }
+
+    /// Ends the transaction (ROLLBACK) and closes the session.
+    pub fn release(mut self) {
+        self.close();
+    }
+
+    fn close(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.write_all(b"ROLLBACK;\n\\q\n");
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A small xorshift generator; print the seed so a failure can be replayed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Seeded from the clock (or `TIERCACHE_TEST_SEED`).
+    pub fn from_env_or_clock() -> Rng {
+        let seed = std::env::var("TIERCACHE_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+        }) | 1;
+        eprintln!("seed {seed} (TIERCACHE_TEST_SEED={seed} replays it)");
+        Rng(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// In `lo..hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo)
+    }
+}

@@ -1,0 +1,32 @@
+//! Black-box tests of the tiercache binary against real PostgreSQL: the Postgres tier
+//! (issue 3: round trip, recovery from Postgres, corrupt files, the version guard,
+//! deletes, outages, row-level security, TLS, a transaction pooler) and the retry queue
+//! (issue 4: outages, stalls and SIGTERM, `kill -9`, the dead letter, a failpoint,
+//! `BACKGROUND_RETRY=false`).
+//!
+//! Each test starts its own throwaway cluster (`tiercache_testkit::pg`, run as the
+//! `postgres` user on a Unix socket, with `schema.sql` applied by psql) and its own
+//! daemons (`tiercache_testkit::daemon`), so tests run in parallel and share nothing.
+//! `TEST_LOG=1 cargo test --all-features --test postgres -- --nocapture` prints the
+//! daemons' logs.
+
+mod helpers;
+
+// Issue 3: the Postgres tier.
+mod corrupt_file;
+mod delete;
+mod outage_at_startup;
+mod pooler;
+mod rls;
+mod round_trip;
+mod tls;
+mod version_guard;
+
+// Issue 4: the retry queue.
+mod background_retry_off;
+mod dead_letter;
+#[cfg(feature = "failpoints")]
+mod failpoint;
+mod kill9_storm;
+mod queue_outage;
+mod shutdown_stall;

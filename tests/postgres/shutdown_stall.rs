@@ -1,0 +1,88 @@
+//! SIGTERM while Postgres is stalled by `LOCK TABLE cache_storage IN ACCESS EXCLUSIVE
+//! MODE` held in another session: the drain waits within `shutdown.timeout`; what does
+//! not make it stays on disk and the next start sends it.
+
+use crate::helpers::{cluster, put_ok, queue_depth, row, wait_for_row, wait_queue_empty, Conf, Session, DB};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use tiercache_testkit::daemon::Signal;
+use tiercache_testkit::{Daemon, PgCluster};
+
+const CACHES: [&str; 3] = ["s1", "s2", "s3"];
+
+/// One save per cache that reaches Postgres (so the project and the rows exist), then
+/// the lock, then a few more saves per cache that cannot reach it. Returns the lock and
+/// the last acknowledged (version, document) per cache.
+fn stall(pg: &PgCluster, d: &Daemon) -> (Session, Vec<(u64, Value)>) {
+    for name in CACHES {
+        let (v, _) = put_ok(d, name, &json!({"cache": name, "i": 0}));
+        wait_for_row(pg, "default", name, v, &json!({"cache": name, "i": 0}));
+    }
+    let lock = Session::lock_cache_storage(pg);
+    let mut last = Vec::new();
+    for name in CACHES {
+        let mut acked = (0, Value::Null);
+        for i in 1..=3 {
+            let doc = json!({"cache": name, "i": i});
+            acked = (put_ok(d, name, &doc).0, doc);
+        }
+        last.push(acked);
+    }
+    // The writes are stuck behind the lock.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(queue_depth(d), CACHES.len() as u64);
+    (lock, last)
+}
+
+#[test]
+fn sigterm_drains_once_the_lock_is_released_within_the_timeout() {
+    let pg = cluster();
+    let mut d = Conf::new(pg.url(DB, "postgres")).caches(&CACHES).tables("[shutdown]\ntimeout = \"10s\"\n").start();
+    let (lock, last) = stall(&pg, &d);
+
+    let t0 = Instant::now();
+    d.signal(Signal::SIGTERM);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(d.is_running(), "the daemon must wait for the drain, not exit with saves pending");
+    assert_eq!(
+        d.try_request("GET", "/readyz", None, &[]).map(|r| r.status).unwrap_or(503),
+        503,
+        "not ready while stopping"
+    );
+    lock.release();
+
+    let code = d.wait_exit(Duration::from_secs(15));
+    let took = t0.elapsed();
+    assert_eq!(code, Some(0), "exit after the drain; stdout:\n{}", d.stdout());
+    assert!(took < Duration::from_secs(10), "took {took:?}, beyond shutdown.timeout");
+    for (name, (v, doc)) in CACHES.iter().zip(&last) {
+        let r = row(&pg, name).unwrap();
+        assert_eq!((r.version, &r.data), (*v, doc), "{name} is current in Postgres at exit");
+    }
+}
+
+#[test]
+fn a_lock_held_past_the_timeout_leaves_saves_for_the_next_start() {
+    let pg = cluster();
+    let mut d = Conf::new(pg.url(DB, "postgres")).caches(&CACHES).tables("[shutdown]\ntimeout = \"3s\"\n").start();
+    let (lock, last) = stall(&pg, &d);
+
+    let t0 = Instant::now();
+    d.signal(Signal::SIGTERM);
+    let code = d.wait_exit(Duration::from_secs(15));
+    let took = t0.elapsed();
+    assert_eq!(code, Some(0), "a clean exit though the drain did not finish; stdout:\n{}", d.stdout());
+    assert!(took < Duration::from_millis(3000 + 2000), "took {took:?}: shutdown.timeout is 3 s");
+    assert!(took >= Duration::from_millis(2500), "exited after {took:?}: it did not try to drain");
+    d.wait_for_log("saying saves stay on disk", Duration::from_secs(1), |l| {
+        l["level"] == "WARN" && l.to_string().contains("pending")
+    });
+    lock.release();
+
+    // The next start sends what was left.
+    d.start_again();
+    wait_queue_empty(&d, Duration::from_secs(15));
+    for (name, (v, doc)) in CACHES.iter().zip(&last) {
+        wait_for_row(&pg, "default", name, *v, doc);
+    }
+}
