@@ -68,6 +68,7 @@ pub fn refresh_caches(data_dir: &std::path::Path, caches: &[SourcedCache]) -> Ve
             rich_every: c.rich_every,
             max_size: c.max_size,
             source: sources::build(&c.name, c.source.clone(), state.clone()),
+            spec: c.source.clone(),
         })
         .collect()
 }

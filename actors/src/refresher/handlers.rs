@@ -218,7 +218,7 @@ impl Handler<RefreshAll> for Refresher {
         let names: Vec<CacheName> = self
             .caches
             .iter()
-            .filter(|(_, s)| !s.in_flight && !s.blocked_until.is_some_and(|t| t > now))
+            .filter(|(_, s)| !s.in_flight && s.blocked_until.is_none_or(|t| t <= now))
             .map(|(n, _)| n.clone())
             .collect();
         for name in &names {

@@ -59,6 +59,9 @@ pub struct RefreshCache {
     pub rich_every: Option<Duration>,
     /// Where data comes from.
     pub source: Arc<dyn Source>,
+    /// What `source` was built from: an unchanged source survives a reload (with its
+    /// access token and rate budget).
+    pub spec: sources::SourceConfig,
     /// `max_size`: a fetched document above it is refused.
     pub max_size: u64,
 }
@@ -124,7 +127,12 @@ impl Refresher {
             let jitter = schedule::jitter_for(&config.name, self.policy.jitter);
             let state = match old.remove(&config.name) {
                 Some(mut s) => {
+                    let keep_source = s.config.spec == config.spec;
+                    let old_source = s.config.source.clone();
                     s.config = config;
+                    if keep_source {
+                        s.config.source = old_source;
+                    }
                     s.jitter = jitter;
                     s
                 }
