@@ -197,6 +197,14 @@ BEGIN
             (db_user, project_id, cache_type, operation, old_version, new_version)
         VALUES (writer, NEW.project_id, NEW.cache_type, TG_OP, NULL, NEW.version);
     END IF;
+    -- Every instance of the project LISTENs here and drops or replaces its copy when
+    -- another instance wrote a newer version (SPEC §10). Delivered at commit.
+    PERFORM pg_notify(
+        'tiercache_' || COALESCE(NEW.project_id, OLD.project_id),
+        json_build_object(
+            'cache', COALESCE(NEW.cache_type, OLD.cache_type),
+            'version', CASE WHEN TG_OP = 'DELETE' THEN OLD.version ELSE NEW.version END,
+            'op', TG_OP)::text);
     RETURN NULL;
 END
 $$;

@@ -13,6 +13,7 @@
 
 pub mod domain;
 pub mod files;
+pub mod listener;
 pub mod memory;
 pub mod metrics;
 pub mod refresher;

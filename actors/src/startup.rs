@@ -28,6 +28,9 @@ pub async fn sync_from_postgres(tiers: &Tiers) -> Result<SyncReport, StoreError>
     let (Some(store), Some(queue)) = (tiers.store(), tiers.queue()) else { return Ok(SyncReport::default()) };
     let rows = store.read_all().await?;
     let index = tiers.files().list().await.map_err(|e| StoreError::Unavailable(format!("file tier: {e}")))?;
+    // Asked after the rows and the index: a save the queue finishes meanwhile shows in
+    // the index as newer than its row, or makes the adopt below a no-op.
+    let pending = queue.pending().await.map_err(|e| StoreError::Unavailable(format!("retry queue: {e}")))?;
     let mut report = SyncReport { rows: rows.len(), ..SyncReport::default() };
     let mut seen = std::collections::HashSet::new();
     for row in rows {
@@ -46,6 +49,13 @@ pub async fn sync_from_postgres(tiers: &Tiers) -> Result<SyncReport, StoreError>
             // Same version, other data: both were acknowledged; the file's save is sent
             // and given a version above the row's (SPEC §7).
             Some(d) if d.etag.is_some() && d.version == row.version => {
+                queue.enqueue_write(row.name.clone(), d.version);
+                report.to_postgres += 1;
+            }
+            // An acknowledged save Postgres never got, below a row it could not know of
+            // (data_dir lost while Postgres was away, another instance's save): it is not
+            // dropped for the row, but sent and given a version above it (SPEC §7).
+            Some(d) if d.etag.is_some() && pending.contains(&row.name) => {
                 queue.enqueue_write(row.name.clone(), d.version);
                 report.to_postgres += 1;
             }

@@ -158,9 +158,24 @@ pub fn start(config: &SystemConfig, metrics: Arc<Metrics>) -> Result<Running, St
     let refresher = {
         let saver = SaveFlow::new(files.clone(), memory.clone(), queue.clone());
         let caches = refresh_caches(&config.data_dir, &config.refresh.caches);
-        let refresher = Refresher::new(caches, config.refresh.policy.clone(), saver, reporter, metrics);
+        // Leadership needs a session; behind a transaction pooler there is none.
+        let leadership = store.clone().filter(|_| config.postgres.as_ref().is_some_and(|p| p.connect.statement_cache));
+        let refresher = Refresher::new(caches, config.refresh.policy.clone(), saver, reporter.clone(), metrics.clone())
+            .with_leadership(leadership);
         RefresherHandle::new(ActixSupervisor::start(move |_| refresher))
     };
+
+    // 6. Cross-instance invalidation: LISTEN on the project's channel.
+    if let (Some(pg), Some(store), Some(queue)) = (&config.postgres, &store, &queue) {
+        let peers = crate::listener::ListenerPeers {
+            store: store.clone(),
+            files: files.clone(),
+            memory: memory.clone(),
+            queue: queue.clone(),
+            refresher: Some(refresher.clone()),
+        };
+        crate::listener::spawn(peers, pg.connect.clone(), config.project.clone());
+    }
 
     let handles = TierHandles { memory, files, view, store, queue, refresher: Some(refresher) };
     let policy = ReadPolicy {

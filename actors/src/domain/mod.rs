@@ -4,8 +4,11 @@ pub mod canonical;
 mod checksum;
 mod document;
 pub mod envelope;
+pub mod limits;
 mod name;
+pub mod schema;
 
 pub use checksum::Checksum;
 pub use document::{Document, NewDocument, Precondition};
 pub use name::{CacheName, InvalidName, MAX_NAME_LEN};
+pub use schema::{DocumentSchema, SchemaError};

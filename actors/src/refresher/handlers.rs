@@ -52,7 +52,8 @@ impl Refresher {
             })
             .collect();
         for (name, kind, at) in due {
-            let due = (at > DateTime::<Utc>::MIN_UTC).then_some(at);
+            // Never fetched: due now (and still a scheduled refresh, under leadership).
+            let due = Some(if at > DateTime::<Utc>::MIN_UTC { at } else { now });
             self.start_fetch(ctx, name, kind == Due::Rich, due);
         }
     }
@@ -80,7 +81,19 @@ impl Refresher {
         let saver = self.saver.clone();
         let metrics = self.metrics.clone();
         let cache = name.clone();
+        // Scheduled refreshes only: on-demand ones (POST, SIGUSR1, emergency) are rare
+        // and someone is waiting for them.
+        let leader = self.leader.clone().filter(|_| due.is_some());
         let fut = async move {
+            if let Some(store) = leader {
+                match store.try_lead(cache.clone()).await {
+                    Ok(true) => {}
+                    Ok(false) => return Err(FetchFailure::NotLeader),
+                    // Postgres is away: nobody can coordinate; freshness wins over the
+                    // (rare) duplicate upstream call.
+                    Err(e) => tracing::debug!(cache = %cache, error = %e, "leadership unknown; refreshing anyway"),
+                }
+            }
             let previous = if rich { saver.files().read(cache.clone()).await.ok().and_then(|l| l.doc) } else { None };
             let request = FetchRequest { rich, previous, timeout };
             let fetched = match tokio::time::timeout(timeout, source.fetch(request)).await {
@@ -144,6 +157,14 @@ impl Refresher {
                     self.metrics.refresh_lag.get_or_create(&CacheLabel { cache: name.to_string() }).observe(lag);
                 }
                 tracing::info!(cache = %name, version = doc.version, rich, lag_seconds = lag, "refreshed");
+            }
+            Err(FetchFailure::NotLeader) => {
+                // Look again soon: if the leader dies, its lock goes with its connection.
+                let every = state.config.every.unwrap_or(std::time::Duration::from_secs(60));
+                let check =
+                    (every / 4).clamp(std::time::Duration::from_millis(200), std::time::Duration::from_secs(30));
+                state.retry_at = Some(Utc::now() + chrono::Duration::from_std(check).unwrap_or_default());
+                tracing::debug!(cache = %name, "another instance leads this cache's refreshes");
             }
             Err(FetchFailure::RateLimited(until)) => {
                 state.retry_at = Some(*until);

@@ -52,6 +52,8 @@ pub struct Observed {
 pub(super) enum FetchFailure {
     Failed(String),
     RateLimited(DateTime<Utc>),
+    /// Another instance holds this cache's refresh leadership.
+    NotLeader,
 }
 
 impl From<FetchFailure> for RefreshError {
@@ -59,6 +61,7 @@ impl From<FetchFailure> for RefreshError {
         match f {
             FetchFailure::Failed(m) => RefreshError::Failed(m),
             FetchFailure::RateLimited(t) => RefreshError::RateLimited(t),
+            FetchFailure::NotLeader => RefreshError::Failed("another instance refreshes this cache".into()),
         }
     }
 }

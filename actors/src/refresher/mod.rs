@@ -103,6 +103,9 @@ pub struct Refresher {
     saver: SaveFlow,
     /// Set by [`Begin`]: schedules run only once startup has loaded what exists.
     begun: bool,
+    /// With several instances on one Postgres: only the holder of a cache's advisory
+    /// lock runs its scheduled refreshes (SPEC §10).
+    leader: Option<crate::store::StoreHandle>,
     reporter: FailureReporter,
     metrics: Arc<Metrics>,
 }
@@ -116,9 +119,16 @@ impl Refresher {
         reporter: FailureReporter,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let mut refresher = Self { caches: HashMap::new(), policy, saver, begun: false, reporter, metrics };
+        let mut refresher =
+            Self { caches: HashMap::new(), policy, saver, begun: false, leader: None, reporter, metrics };
         refresher.set_caches(caches);
         refresher
+    }
+
+    /// Coordinates scheduled refreshes through `store`'s advisory locks.
+    pub fn with_leadership(mut self, store: Option<crate::store::StoreHandle>) -> Self {
+        self.leader = store;
+        self
     }
 
     fn set_caches(&mut self, caches: Vec<RefreshCache>) {

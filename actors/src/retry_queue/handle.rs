@@ -1,10 +1,11 @@
 //! A typed handle to the retry queue. Its messages are fire-and-forget: the durable
 //! record is the envelope on disk, so a lost message is repaired by the next rebuild.
 
-use super::messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, Reconcile};
+use super::messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, PendingCaches, Reconcile};
 use super::{QueueView, RetryQueue};
 use crate::domain::CacheName;
-use actix::Addr;
+use actix::{Addr, MailboxError};
+use std::collections::BTreeSet;
 
 /// Cheap to clone.
 #[derive(Clone)]
@@ -37,6 +38,14 @@ impl RetryQueueHandle {
     /// See [`Reconcile`].
     pub fn reconcile(&self) {
         self.addr.do_send(Reconcile);
+    }
+
+    /// See [`PendingCaches`].
+    ///
+    /// # Errors
+    /// When the actor's mailbox is closed.
+    pub async fn pending(&self) -> Result<BTreeSet<CacheName>, MailboxError> {
+        self.addr.send(PendingCaches).await
     }
 
     /// See [`Drain`].

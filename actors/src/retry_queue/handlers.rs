@@ -1,12 +1,12 @@
 //! Handlers, the tick that starts attempts, and what an attempt's result does.
 
-use super::messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, Reconcile};
+use super::messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, PendingCaches, Reconcile};
 use super::{Op, Peers, RetryQueue, ACTOR};
 use crate::domain::{CacheName, Document};
 use crate::metrics::{CacheLabel, ResultLabel};
 use crate::store::{StoreError, WriteOutcome};
 use crate::supervisor::guard;
-use actix::{ActorFutureExt, AsyncContext, Context, Handler, WrapFuture};
+use actix::{ActorFutureExt, AsyncContext, Context, Handler, MessageResult, WrapFuture};
 use chrono::Utc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -265,6 +265,14 @@ impl Handler<Reconcile> for RetryQueue {
 
     fn handle(&mut self, _msg: Reconcile, ctx: &mut Context<Self>) {
         self.reconcile(ctx);
+    }
+}
+
+impl Handler<PendingCaches> for RetryQueue {
+    type Result = MessageResult<PendingCaches>;
+
+    fn handle(&mut self, _msg: PendingCaches, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.pending.keys().cloned().collect())
     }
 }
 

@@ -2,6 +2,7 @@
 
 use crate::domain::CacheName;
 use actix::Message;
+use std::collections::BTreeSet;
 
 /// A save of `name` at `version` is durable on disk and must reach Postgres.
 #[derive(Debug, Clone, Message)]
@@ -40,3 +41,10 @@ pub struct Reconcile;
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct Drain;
+
+/// Which caches have something not yet in Postgres (a save or a delete). Answered after
+/// the queue has rebuilt itself from disk, so the startup sync can tell an
+/// acknowledged save that Postgres never got from a file Postgres has moved past.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "BTreeSet<CacheName>")]
+pub struct PendingCaches;

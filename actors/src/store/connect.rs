@@ -63,12 +63,12 @@ fn is_loopback(host: &str) -> bool {
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// A ready pool (connections are made lazily) and the TLS connector for cancels.
-/// Also used by `tiercache migrate`, so both connect the same way.
+/// The driver's configuration and TLS connector, for dedicated connections (LISTEN,
+/// advisory locks) that must not come from the pool.
 ///
 /// # Errors
 /// A message naming what is wrong with the URL or the TLS settings.
-pub fn pool(cfg: &ConnectConfig) -> Result<(Pool, MakeRustlsConnect), String> {
+pub fn driver_config(cfg: &ConnectConfig) -> Result<(tokio_postgres::Config, MakeRustlsConnect), String> {
     let (url, url_sslmode, url_root) = split_libpq_params(&cfg.url);
     let mut pg = tokio_postgres::Config::from_str(&url).map_err(|e| format!("invalid postgres url: {e}"))?;
     if let Some(pw) = &cfg.password {
@@ -100,6 +100,16 @@ pub fn pool(cfg: &ConnectConfig) -> Result<(Pool, MakeRustlsConnect), String> {
     });
     let root = cfg.ssl_root_cert.clone().or(url_root.map(PathBuf::from));
     let tls = MakeRustlsConnect::new(client_config(mode, root.as_deref())?);
+    Ok((pg, tls))
+}
+
+/// A ready pool (connections are made lazily) and the TLS connector for cancels.
+/// Also used by `tiercache migrate`, so both connect the same way.
+///
+/// # Errors
+/// A message naming what is wrong with the URL or the TLS settings.
+pub fn pool(cfg: &ConnectConfig) -> Result<(Pool, MakeRustlsConnect), String> {
+    let (pg, tls) = driver_config(cfg)?;
     let manager = Manager::from_config(pg, tls.clone(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
     let pool = Pool::builder(manager)
         .max_size(cfg.pool_size)

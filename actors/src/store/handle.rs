@@ -1,6 +1,6 @@
 //! A typed handle to the store actor; a request the actor failed on is tried once more.
 
-use super::messages::{DeleteRow, Ping, PurgeUnconfigured, ReadAll, ReadRow, WriteOutcome, WriteRow};
+use super::messages::{DeleteRow, Ping, PurgeUnconfigured, ReadAll, ReadRow, TryLead, WriteOutcome, WriteRow};
 use super::{Store, StoreError};
 use crate::domain::{CacheName, Document};
 use actix::Addr;
@@ -69,6 +69,14 @@ impl StoreHandle {
     /// [`StoreError`].
     pub async fn purge_unconfigured(&self, keep: Vec<CacheName>) -> Result<Vec<String>, StoreError> {
         self.call(PurgeUnconfigured { keep }).await
+    }
+
+    /// See [`TryLead`].
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn try_lead(&self, name: CacheName) -> Result<bool, StoreError> {
+        self.call(TryLead { name }).await
     }
 
     /// See [`Ping`].

@@ -1,7 +1,7 @@
 //! One handler per message. The synchronous start (where the failpoint sits) runs in
 //! the supervisor's guard; the statement itself runs as a future on the actor's thread.
 
-use super::messages::{DeleteRow, Ping, PurgeUnconfigured, ReadAll, ReadRow, WriteOutcome, WriteRow};
+use super::messages::{DeleteRow, Ping, PurgeUnconfigured, ReadAll, ReadRow, TryLead, WriteOutcome, WriteRow};
 use super::{Store, StoreError, ACTOR};
 use crate::domain::Document;
 use crate::supervisor::guard;
@@ -78,5 +78,13 @@ impl Handler<Ping> for Store {
 
     fn handle(&mut self, _msg: Ping, ctx: &mut Context<Self>) -> Self::Result {
         self.start(ctx, READ, |s| Box::pin(async move { s.ping().await }))
+    }
+}
+
+impl Handler<TryLead> for Store {
+    type Result = ResponseFuture<Result<bool, StoreError>>;
+
+    fn handle(&mut self, msg: TryLead, ctx: &mut Context<Self>) -> Self::Result {
+        self.start(ctx, READ, |s| Box::pin(async move { s.try_lead(&msg.name).await }))
     }
 }

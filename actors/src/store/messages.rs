@@ -61,3 +61,11 @@ pub struct PurgeUnconfigured {
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), StoreError>")]
 pub struct Ping;
+
+/// Take or confirm refresh leadership of one cache (advisory lock).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<bool, StoreError>")]
+pub struct TryLead {
+    /// The cache.
+    pub name: CacheName,
+}

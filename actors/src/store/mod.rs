@@ -15,7 +15,7 @@ mod messages;
 mod sql;
 pub mod tls;
 
-pub use connect::{pool as connect_pool, ConnectConfig};
+pub use connect::{driver_config, pool as connect_pool, ConnectConfig};
 pub use handle::StoreHandle;
 pub use messages::{DeleteRow, Ping, PurgeUnconfigured, ReadAll, ReadRow, WriteOutcome, WriteRow};
 pub use tls::TlsMode;
@@ -63,8 +63,24 @@ impl StoreError {
     }
 }
 
+/// An error with its causes: tokio-postgres says only "error performing TLS handshake"
+/// and keeps why (an unknown issuer, a name mismatch) in its source.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 fn classify(e: &tokio_postgres::Error) -> StoreError {
-    let text = e.to_string();
+    let text = with_causes(e);
     let detail = e.as_db_error().map(|d| format!("{}: {}", d.code().code(), d.message())).unwrap_or(text);
     match e.code() {
         None => StoreError::Unavailable(detail),
@@ -104,6 +120,13 @@ pub struct StoreConfig {
     pub project: String,
 }
 
+/// The leadership session and the locks it holds.
+#[derive(Default)]
+struct Leader {
+    client: Option<tokio_postgres::Client>,
+    held: std::collections::HashSet<CacheName>,
+}
+
 /// The store's state: shared with its in-flight futures, never with other actors.
 #[derive(Clone)]
 pub struct Store {
@@ -113,6 +136,9 @@ pub struct Store {
 
 struct Inner {
     pool: Pool,
+    /// Dedicated session for refresh leadership (session-level advisory locks).
+    leader: tokio::sync::Mutex<Leader>,
+    connect: ConnectConfig,
     tls: MakeRustlsConnect,
     project: String,
     project_id: OnceCell<i32>,
@@ -154,6 +180,8 @@ impl Store {
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
+                leader: tokio::sync::Mutex::new(Leader::default()),
+                connect: config.connect.clone(),
                 tls,
                 project: config.project,
                 project_id: OnceCell::new(),
@@ -330,6 +358,56 @@ impl Store {
         let keep: Vec<&str> = keep.iter().map(CacheName::as_str).collect();
         let rows = self.run(sql::PURGE_UNCONFIGURED, &[(&id, Type::INT4), (&keep, Type::TEXT_ARRAY)]).await?;
         Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+    }
+
+    /// Whether this instance leads the refreshes of `name`: it holds (or just took) the
+    /// session-level advisory lock `tiercache:PROJECT:NAME` on its dedicated connection.
+    /// A holder that dies releases the lock with its connection.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Postgres cannot be reached (no one refreshes then; the caller
+    /// decides).
+    pub async fn try_lead(&self, name: &CacheName) -> Result<bool, StoreError> {
+        let mut leader = self.inner.leader.lock().await;
+        if leader.client.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
+            leader.held.clear();
+            let (config, tls) = connect::driver_config(&self.inner.connect).map_err(StoreError::Rejected)?;
+            let (client, connection) = config.connect(tls).await.map_err(|e| classify(&e))?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            leader.client = Some(client);
+        }
+        if leader.held.contains(name) {
+            return Ok(true);
+        }
+        let key = format!("tiercache:{}:{}", self.inner.project, name);
+        let client = leader.client.as_ref().expect("connected above");
+        let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 1] = [(&key, Type::TEXT)];
+        let query = client.query_typed("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", &params);
+        let rows = tokio::time::timeout(self.inner.statement_timeout, query)
+            .await
+            .map_err(|_| StoreError::Unavailable("advisory lock timed out".into()))?
+            .map_err(|e| classify(&e))?;
+        let got: bool = rows.first().is_some_and(|r| r.get(0));
+        if got {
+            leader.held.insert(name.clone());
+            tracing::info!(cache = %name, "this instance now leads the refreshes of this cache");
+        }
+        Ok(got)
+    }
+
+    /// This project's id (resolved once).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn project(&self) -> Result<i32, StoreError> {
+        self.project_id().await
+    }
+
+    /// The connection settings, for the listener's dedicated connection.
+    pub fn connect_config(&self) -> &ConnectConfig {
+        &self.inner.connect
     }
 
     /// Checks that Postgres answers and the project is known.

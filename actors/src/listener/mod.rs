@@ -1,0 +1,149 @@
+//! Cross-instance invalidation (SPEC §10): every write to `cache_storage` sends a NOTIFY
+//! on the project's channel (a trigger in schema.sql); this task LISTENs on a dedicated
+//! connection and replaces the local copy (file and memory) when another instance wrote
+//! a newer version, or drops it when another instance deleted the cache.
+//!
+//! After a lost connection it reconnects, LISTENs again and reconciles versions with one
+//! query, so a notification missed in between leaves no stale copy. LISTEN needs a
+//! session: behind a transaction pooler it cannot work, and the listener says so once
+//! and stays off (copies are then refreshed by the memory TTL and the refresher only).
+
+mod apply;
+
+use crate::files::FileHandle;
+use crate::memory::MemoryHandle;
+use crate::refresher::RefresherHandle;
+use crate::retry_queue::backoff::{Backoff, BackoffPolicy};
+use crate::retry_queue::RetryQueueHandle;
+use crate::store::{driver_config, ConnectConfig, StoreHandle};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_postgres::types::Type;
+use tokio_postgres::{AsyncMessage, Notification};
+
+/// What the listener updates.
+#[derive(Clone)]
+pub struct ListenerPeers {
+    /// Reads newer rows.
+    pub store: StoreHandle,
+    /// Adopts them.
+    pub files: FileHandle,
+    /// Serves them.
+    pub memory: MemoryHandle,
+    /// Knows what is still ours to send (never overwritten by another instance's write).
+    pub queue: RetryQueueHandle,
+    /// Learns the new `last_fetch`.
+    pub refresher: Option<RefresherHandle>,
+}
+
+/// How a listening session ended.
+enum Ended {
+    /// The connection dropped: reconnect.
+    Lost(String),
+    /// Notifications do not arrive on this connection (a transaction pooler).
+    Unsupported,
+}
+
+/// Starts listening in the background; returns at once.
+pub fn spawn(peers: ListenerPeers, connect: ConnectConfig, project: String) {
+    if !connect.statement_cache {
+        tracing::warn!(
+            "postgres.statement_cache = false means a transaction pooler: LISTEN/NOTIFY cannot work there, so \
+             cross-instance invalidation is off and other instances' writes show up after memory.ttl; \
+             use the session pooler (port 5432) or a direct connection for several instances"
+        );
+        return;
+    }
+    actix::spawn(async move {
+        let mut backoff = Backoff::new(&BackoffPolicy {
+            initial_interval: Duration::from_millis(200),
+            max_interval: Duration::from_secs(30),
+            multiplier: 2.0,
+        });
+        loop {
+            match session(&peers, &connect, &project).await {
+                Ended::Unsupported => {
+                    tracing::warn!(
+                        "NOTIFY does not reach this connection (a transaction pooler?): cross-instance \
+                         invalidation is off; other instances' writes show up after memory.ttl"
+                    );
+                    return;
+                }
+                Ended::Lost(why) => {
+                    let wait = backoff.next_wait();
+                    tracing::warn!(error = %why, retry_in_ms = wait.as_millis() as u64, "LISTEN connection lost; reconnecting");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    });
+}
+
+async fn session(peers: &ListenerPeers, connect: &ConnectConfig, project: &str) -> Ended {
+    let lost = |e: &dyn std::fmt::Display| Ended::Lost(e.to_string());
+    let (config, tls) = match driver_config(connect) {
+        Ok(c) => c,
+        Err(e) => return lost(&e),
+    };
+    let (client, mut connection) = match config.connect(tls).await {
+        Ok(c) => c,
+        Err(e) => return lost(&e),
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel::<Notification>();
+    let driver = tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    if tx.send(n).is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return,
+            }
+        }
+    });
+    let result = listen(peers, &client, &mut rx, project).await;
+    driver.abort();
+    result
+}
+
+async fn listen(
+    peers: &ListenerPeers,
+    client: &tokio_postgres::Client,
+    rx: &mut mpsc::UnboundedReceiver<Notification>,
+    project: &str,
+) -> Ended {
+    let lost = |e: &dyn std::fmt::Display| Ended::Lost(e.to_string());
+    let rows =
+        match client.query_typed("SELECT id FROM projects WHERE project_name = $1", &[(&project, Type::VARCHAR)]).await
+        {
+            Ok(rows) => rows,
+            Err(e) => return lost(&e),
+        };
+    let Some(id) = rows.first().map(|r| r.get::<_, i32>(0)) else {
+        return Ended::Lost(format!("project {project:?} is not registered yet"));
+    };
+    let channel = format!("tiercache_{id}");
+    if let Err(e) = client.batch_execute(&format!("LISTEN {channel}")).await {
+        return lost(&e);
+    }
+    // A probe through our own channel proves notifications reach this session.
+    let probe = format!("{{\"probe\":{}}}", std::process::id());
+    if let Err(e) =
+        client.query_typed("SELECT pg_notify($1, $2)", &[(&channel, Type::TEXT), (&probe, Type::TEXT)]).await
+    {
+        return lost(&e);
+    }
+    match tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return Ended::Lost("connection closed".into()),
+        Err(_) => return Ended::Unsupported,
+    }
+    tracing::info!(channel = %channel, "listening for other instances' writes");
+    apply::reconcile(peers, client, id).await;
+    while let Some(n) = rx.recv().await {
+        apply::notification(peers, n.payload()).await;
+    }
+    Ended::Lost("connection closed".into())
+}
