@@ -5,6 +5,7 @@ use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::exit::{Fatal, CONFIG, SOFTWARE, UNAVAILABLE};
 use crate::lock::DataDirLock;
+use crate::sd_notify::{self, Notifier};
 use crate::signals::{self, Control};
 use crate::status;
 use crate::telemetry::LogControl;
@@ -37,6 +38,12 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
         tracing::warn!(warning = %warning, "configuration warning");
     }
 
+    // 1b. The API's tokens, schemas and TLS certificate, read before any actor starts:
+    //     a bad one is a configuration error (exit 78).
+    let security = api::Security::load(&settings, None)?;
+    let tls = api::security::tls_from(&settings)?;
+    security.log_summary("API security policy");
+
     // 2. Signals first, so that a SIGTERM during startup is not lost.
     let (control_tx, mut control_rx) = mpsc::unbounded_channel();
     signals::forward(control_tx)
@@ -52,6 +59,8 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
     let state = web::Data::new(AppState {
         tiers: running.tiers.clone(),
         policy: ArcSwap::from_pointee(api::policy_from(&settings)),
+        security: ArcSwap::from_pointee(security),
+        tls,
         ready: AtomicBool::new(false),
         metrics,
     });
@@ -98,6 +107,10 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
     }
     state.set_ready(true);
     tracing::info!(caches_on_disk = index.len(), project = %settings.project, "ready");
+    // systemd: READY=1, then the health loop's WATCHDOG=1 pings and STATUS= updates.
+    let notifier = Arc::new(Notifier::from_env());
+    notifier.ready(&sd_notify::summary(&running.tiers, settings.caches.len()));
+    actix_rt::spawn(notifier.clone().health_loop(running.tiers.clone(), settings.caches.len()));
 
     // 7. Schedules start after readiness: overdue caches refresh now, readiness never
     //    waits for an upstream API.
@@ -120,19 +133,24 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
             control = control_rx.recv() => match control {
                 Some(Control::Shutdown(signal)) => {
                     tracing::info!(signal, "shutting down");
+                    notifier.stopping("stopping: draining saves to Postgres");
                     state.set_ready(false);
                     let deadline = tokio::time::Instant::now() + settings.shutdown.timeout;
                     let stopped = tokio::time::timeout_at(deadline, server_handle.stop(true)).await;
                     tracing::info!(finished = stopped.is_ok(), "API stopped");
                     if settings.shutdown.graceful {
-                        drain(&running.tiers, deadline).await;
+                        drain(&running.tiers, deadline, &notifier).await;
                     } else if let Some(queue) = running.tiers.queue() {
                         let left = queue.view().snapshot().pending.len();
                         tracing::info!(pending = left, "graceful drain is off; pending saves stay on disk for the next start");
                     }
                     return Ok(());
                 }
-                Some(Control::Reload) => reload(&source, &mut settings, &state, &log, &running.tiers),
+                Some(Control::Reload) => {
+                    notifier.reloading();
+                    reload(&source, &mut settings, &state, &log, &running.tiers);
+                    notifier.ready(&sd_notify::summary(&running.tiers, settings.caches.len()));
+                }
                 Some(Control::RefreshAll) => {
                     if let Some(refresher) = running.tiers.refresher() {
                         let started = refresher.refresh_all().await;
@@ -156,10 +174,27 @@ fn reload(source: &ConfigSource, settings: &mut Settings, state: &AppState, log:
             return;
         }
     };
+    // Tokens, schemas and the certificate are checked before anything is applied: a
+    // bad one rejects the whole reload, and the running ones stay in force.
+    let security = api::Security::load(&new, Some(&state.security.load()));
+    let certificate = api::security::load_tls_for_reload(&new);
+    let (security, certificate) = match (security, certificate) {
+        (Ok(security), Ok(certificate)) => (security, certificate),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, alert = true, "reload rejected; keeping the running configuration");
+            return;
+        }
+    };
     if let Err(e) = log.set_level(&new.log.level) {
         tracing::error!(error = %e, "log level not applied");
     }
     state.policy.store(Arc::new(api::policy_from(&new)));
+    security.log_summary("API security policy reloaded");
+    state.security.store(Arc::new(security));
+    if let (Some(resolver), Some(certificate)) = (&state.tls, certificate) {
+        resolver.replace(certificate);
+        tracing::info!("TLS certificate reloaded");
+    }
     if let Some(refresher) = tiers.refresher() {
         let refresh = wiring::refresh_config(&new);
         refresher.reconfigure(system::refresh_caches(&new.data_dir, &refresh.caches));
@@ -172,6 +207,7 @@ fn reload(source: &ConfigSource, settings: &mut Settings, state: &AppState, log:
         ("postgres", format!("{:?}", settings.postgres) != format!("{:?}", new.postgres)),
         ("supervisor", format!("{:?}", settings.supervisor) != format!("{:?}", new.supervisor)),
         ("log.format", settings.log.format != new.log.format),
+        ("api.tls_cert", settings.api.tls_cert.is_some() != new.api.tls_cert.is_some()),
     ]
     .into_iter()
     .filter_map(|(key, changed)| changed.then_some(key))
@@ -180,17 +216,27 @@ fn reload(source: &ConfigSource, settings: &mut Settings, state: &AppState, log:
         tracing::warn!(key, "changed in the configuration file; takes effect at the next restart");
     }
     *settings = new;
-    tracing::info!(level = %settings.log.level, "configuration reloaded");
+    tracing::info!(log_level = %settings.log.level, "configuration reloaded");
 }
 
 /// Sends what the retry queue holds until it is empty or `deadline` passes; what is
-/// left stays on disk for the next start.
-async fn drain(tiers: &Tiers, deadline: tokio::time::Instant) {
+/// left stays on disk for the next start. While saves keep leaving the queue, systemd
+/// is asked (`EXTEND_TIMEOUT_USEC`) not to kill the process before `deadline`.
+pub(crate) async fn drain(tiers: &Tiers, deadline: tokio::time::Instant, notifier: &Notifier) {
     let Some(queue) = tiers.queue() else { return };
     let started = tokio::time::Instant::now();
     queue.drain();
+    let mut last_left = usize::MAX;
+    let mut extended_at: Option<tokio::time::Instant> = None;
     loop {
         let left = queue.view().snapshot().pending.len();
+        let now = tokio::time::Instant::now();
+        if left > 0 && left < last_left && extended_at.is_none_or(|t| now - t >= std::time::Duration::from_secs(1)) {
+            let more = deadline.saturating_duration_since(now) + std::time::Duration::from_secs(5);
+            notifier.extend_timeout(more, &format!("stopping: draining {left} pending saves to Postgres"));
+            extended_at = Some(now);
+        }
+        last_left = last_left.min(left);
         if left == 0 {
             tracing::info!(duration_ms = started.elapsed().as_millis() as u64, "retry queue drained");
             return;

@@ -9,6 +9,9 @@
 //! - [`signals`]: Unix signals → control messages (SPEC §6).
 //! - [`telemetry`]: JSON or pretty logs (SPEC §8).
 //! - [`lock`]: the `data_dir` lock (exit 73).
+//! - [`sd_notify`]: systemd notifications and the watchdog's health loop.
+//! - `commands`: `import`, `export` and `restore`, offline on the `data_dir`; `get` and
+//!   `status`, clients of a running daemon's API.
 //! - [`exit`]: exit codes.
 //!
 //! All runtime state lives in the `tiercache-actors` crate.
@@ -16,11 +19,13 @@
 
 pub mod api;
 pub mod cli;
+mod commands;
 pub mod config;
 pub mod daemon;
 pub mod exit;
 pub mod lock;
 pub mod migrate;
+pub mod sd_notify;
 pub mod signals;
 mod status;
 pub mod telemetry;
@@ -64,16 +69,23 @@ fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<(), Fa
             let _failpoints = fail::FailScenario::setup();
             let log = telemetry::init(settings.log.format == LogFormat::Json, &settings.log.level, env("RUST_LOG"));
             let source = daemon::ConfigSource { path: cli.config.clone() };
-            actix_rt::System::new().block_on(daemon::run(source, settings, log))
+            let runner = actix_rt::System::new();
+            let result = runner.block_on(daemon::run(source, settings, log));
+            if let Err(fatal) = &result {
+                // Exit here: dropping a system whose actors are still running would
+                // restart them outside a runtime and bury this line under panics.
+                eprintln!("{fatal}");
+                std::process::exit(fatal.code);
+            }
+            result
         }
         Command::Migrate => migrate::run(&Settings::load(cli.config.as_deref(), &env)?),
-        Command::Get { .. }
-        | Command::Status { .. }
-        | Command::Import { .. }
-        | Command::Export { .. }
-        | Command::Restore { .. } => {
-            let _ = Settings::load(cli.config.as_deref(), &env)?;
-            Err(Fatal::new(exit::UNAVAILABLE, "this command is not available in this build yet"))
+        Command::Import { name, file } => commands::import(&Settings::load(cli.config.as_deref(), &env)?, &name, &file),
+        Command::Export { dir } => commands::export(&Settings::load(cli.config.as_deref(), &env)?, &dir),
+        Command::Restore { dir, force } => {
+            commands::restore(&Settings::load(cli.config.as_deref(), &env)?, &dir, force)
         }
+        Command::Get { name, meta } => commands::get(&Settings::load(cli.config.as_deref(), &env)?, &name, meta),
+        Command::Status { json } => commands::status(&Settings::load(cli.config.as_deref(), &env)?, json),
     }
 }

@@ -46,5 +46,17 @@ pub fn init(json: bool, level: &str, rust_log: Option<String>) -> LogControl {
     } else {
         let _ = registry.with(fmt::layer().with_writer(std::io::stdout)).try_init();
     }
+    // A panic (caught by the supervisor or not) is a log line like any other, not a
+    // message on stderr outside the JSON stream.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(error = %payload, location = %location, "panic");
+    }));
     LogControl { handle, rust_log }
 }

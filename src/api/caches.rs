@@ -1,6 +1,7 @@
 //! `/v1/caches...`: read, meta, save, delete, refresh, list (SPEC §5).
 
 use super::error::ApiError;
+use super::security::schema_rejection;
 use super::state::{AppState, CachePolicy};
 use actix_web::http::header::{self, HttpDate};
 use actix_web::http::StatusCode;
@@ -9,6 +10,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
+use tiercache_actors::domain::limits::{check_depth, MAX_DEPTH};
 use tiercache_actors::domain::{CacheName, Document, NewDocument, Precondition};
 use tiercache_actors::memory::Tier;
 use tiercache_actors::metrics::{CacheResult, CacheTier, TierLabel};
@@ -255,10 +257,25 @@ pub async fn put(
             return Err(too_large(limit));
         }
     };
+    // Depth first, on the raw bytes: a hostile body is refused before the parser recurses.
+    check_depth(&body, MAX_DEPTH).map_err(|e| {
+        count("invalid");
+        ApiError::new(StatusCode::BAD_REQUEST, "too_deep", e.to_string())
+    })?;
     let doc = NewDocument::from_json(&body).map_err(|e| {
         count("invalid");
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("the body is not valid JSON: {e}"))
     })?;
+    let schema = state.security.load().schemas.get(&name).cloned();
+    if let Some(schema) = schema {
+        // The canonical body was just produced from valid JSON: it parses.
+        let value: Value = serde_json::from_slice(&doc.body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
+        if let Err(errors) = schema.validate(&value) {
+            count("invalid");
+            return Ok(schema_rejection(&name, &errors));
+        }
+    }
     match state.tiers.save(&name, doc, precondition(&req)).await {
         Ok(saved) => {
             count("ok");

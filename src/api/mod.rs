@@ -1,10 +1,17 @@
 //! The HTTP API of SPEC §5 on every configured listener (TCP and `unix:` sockets).
 
+pub mod allow;
+mod auth;
 mod caches;
 pub mod error;
 mod health;
+pub mod rate_limit;
+pub mod security;
 pub mod state;
+pub mod tls;
+pub mod tokens;
 
+pub use security::Security;
 pub use state::{ApiPolicy, AppState, CachePolicy};
 
 use crate::config::{ListenAddr, Settings};
@@ -22,7 +29,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/caches/{name}", web::put().to(caches::put))
         .route("/v1/caches/{name}", web::delete().to(caches::delete))
         .route("/v1/caches/{name}/meta", web::get().to(caches::meta))
-        .route("/v1/caches/{name}/refresh", web::post().to(caches::refresh));
+        .route("/v1/caches/{name}/refresh", web::post().to(caches::refresh))
+        .default_service(web::to(not_found));
+}
+
+/// Any other path or method: a JSON 404 like every other error.
+async fn not_found() -> actix_web::HttpResponse {
+    use actix_web::ResponseError;
+    error::ApiError::new(actix_web::http::StatusCode::NOT_FOUND, "not_found", "no such resource").error_response()
 }
 
 /// Builds the policy the API enforces from the settings (again on every reload).
@@ -56,18 +70,32 @@ pub fn policy_from(settings: &Settings) -> ApiPolicy {
 /// created.
 pub fn bind(settings: &Settings, state: web::Data<AppState>) -> Result<actix_web::dev::Server, Fatal> {
     let max_body = usize::try_from(settings.api.max_body).unwrap_or(usize::MAX);
+    let tls = match &state.tls {
+        Some(resolver) => Some(tls::server_config(resolver.clone()).map_err(|e| {
+            Fatal::new(CONFIG, format!("config error: api.tls_cert: cannot build the TLS configuration: {e}"))
+        })?),
+        None => None,
+    };
     let mut server = HttpServer::new(move || {
-        App::new().app_data(state.clone()).app_data(web::PayloadConfig::new(max_body)).configure(routes)
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(max_body))
+            .wrap(actix_web::middleware::from_fn(auth::guard))
+            .configure(routes)
     })
     .disable_signals()
     .shutdown_timeout(5);
     for (i, listen) in settings.api.listen.iter().enumerate() {
         match listen {
             ListenAddr::Tcp(addr) => {
-                server = server.bind(addr.as_str()).map_err(|e| {
+                let bound = match &tls {
+                    Some(config) => server.bind_rustls_0_23(addr.as_str(), config.clone()),
+                    None => server.bind(addr.as_str()),
+                };
+                server = bound.map_err(|e| {
                     Fatal::new(CONFIG, format!("config error: api.listen[{i}]: cannot listen on {addr}: {e}"))
                 })?;
-                tracing::info!(address = %addr, "listening");
+                tracing::info!(address = %addr, tls = tls.is_some(), "listening");
             }
             ListenAddr::Unix(path) => {
                 if path.exists() {

@@ -1,6 +1,8 @@
 //! What every API worker shares: the tier handles, the per-cache policies (swapped on
 //! SIGHUP), readiness and the metrics.
 
+use super::security::Security;
+use super::tls::CertResolver;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,6 +42,11 @@ pub struct AppState {
     pub tiers: Tiers,
     /// Swapped whole on SIGHUP.
     pub policy: ArcSwap<ApiPolicy>,
+    /// Tokens, allow-list, rate limiter and schemas; swapped whole on SIGHUP.
+    pub security: ArcSwap<Security>,
+    /// The certificate of the HTTPS listeners (`None`: plain HTTP); SIGHUP replaces
+    /// the certificate inside it.
+    pub tls: Option<Arc<CertResolver>>,
     /// Flipped on once startup is done, off when shutting down.
     pub ready: AtomicBool,
     /// The registry.

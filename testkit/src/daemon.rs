@@ -38,8 +38,10 @@ pub use nix::sys::signal::Signal;
 /// How long a daemon gets to become ready, unless [`DaemonOptions::ready_timeout`] says.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// How long [`Daemon::restart`] and [`Daemon::stop`] wait for a clean exit.
-pub const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long [`Daemon::restart`] and [`Daemon::stop`] wait for a clean exit: beyond the
+/// daemon's default `shutdown.timeout` (30 s), so a slow drain fails the test with the
+/// exit code rather than a timeout.
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// Variables of the test's environment that would change the daemon's configuration;
 /// they are never passed on (set them with [`DaemonOptions::env`]).

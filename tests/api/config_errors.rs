@@ -158,3 +158,13 @@ fn bad_usage_exits_64_with_one_line() {
         assert_eq!(out.stderr_lines().len(), 1, "{args:?}: one stderr line: {:?}", out.stderr);
     }
 }
+
+#[test]
+fn listen_address_in_use_is_one_config_error_line() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let text = format!("data_dir = \"data\"\n[api]\nlisten = [\"127.0.0.1:{port}\"]\n");
+    let line = assert_config_error(&with_config("run", &text, &[]), "api.listen[0]");
+    assert!(line.contains(&port.to_string()), "{line}");
+    drop(busy);
+}

@@ -64,8 +64,6 @@ fn tampered_data_with_valid_json_is_never_served() {
 }
 
 #[test]
-#[ignore = "daemon bug: actors/src/files/mod.rs rebuild_index() forgets the version of a corrupt file found at \
-            startup, so the next PUT reuses its version (1 after 1)"]
 fn file_corrupted_while_stopped_is_never_served() {
     let mut app = spawn_app();
     let put = app.put_ok("strava", r#"{"n": 12345}"#);

@@ -55,8 +55,6 @@ fn every_stdout_line_is_a_flat_json_object() {
 }
 
 #[test]
-#[ignore = "daemon bug: src/daemon.rs reload() logs `configuration reloaded` with a field named `level`, \
-            which duplicates the line's standard `level` key"]
 fn reload_lines_are_flat_json_without_duplicate_keys() {
     let mut app = spawn_app();
     app.signal(Signal::SIGHUP);

@@ -7,6 +7,7 @@
 mod helpers;
 
 mod bad_input;
+mod cli_get_status;
 mod conditional;
 mod config_errors;
 mod corrupt_file;
@@ -14,7 +15,15 @@ mod delete;
 mod kill9_storm;
 mod lock;
 mod logs;
+mod ops_commands;
+mod ops_notify;
 mod round_trip;
+mod security_auth;
+mod security_fuzz;
+mod security_input;
+mod security_network;
+mod security_secrets;
+mod security_support;
 mod signals;
 #[cfg(feature = "failpoints")]
 mod supervision;

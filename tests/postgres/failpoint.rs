@@ -38,3 +38,30 @@ fn a_panic_in_retry_drain_restarts_the_actor_and_loses_no_save() {
     }
     wait_queue_empty(&d, ARRIVAL);
 }
+
+/// `store::read` and `store::write` panic the store actor once each: the startup read
+/// and the first write are retried, the actor restarts, and nothing is lost.
+#[test]
+fn panics_in_store_read_and_write_restart_the_store_and_lose_nothing() {
+    let pg = cluster();
+    let mut d = tiercache_testkit::Daemon::start(
+        std::path::Path::new(crate::helpers::BIN),
+        Conf::new(pg.url(DB, "postgres"))
+            .caches(&["f1", "f2"])
+            .options()
+            .env("FAILPOINTS", "store::read=1*panic;store::write=1*panic"),
+    );
+    let (v1, _) = put_ok(&d, "f1", &json!({"f": 1}));
+    let (v2, _) = put_ok(&d, "f2", &json!({"f": 2}));
+    wait_for_row(&pg, "default", "f1", v1, &json!({"f": 1}));
+    wait_for_row(&pg, "default", "f2", v2, &json!({"f": 2}));
+    let restarts = d.metric("tiercache_actor_restarts_total{actor=\"store\"}").unwrap_or(0.0);
+    assert!(restarts >= 1.0, "store restarts: {restarts}\n{}", d.metrics());
+
+    // Reading from Postgres after the restarts: a start without files.
+    d.stop();
+    std::fs::remove_dir_all(d.data_dir()).unwrap();
+    d.remove_env("FAILPOINTS");
+    d.start_again();
+    assert_eq!(crate::helpers::get_ok(&d, "f1").2, json!({"f": 1}));
+}

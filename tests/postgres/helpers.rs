@@ -99,8 +99,10 @@ impl Conf {
 
     /// The TOML text.
     pub fn text(&self) -> String {
+        // A connect timeout short enough for the tests, unless they set their own.
+        let connect_timeout = if self.postgres.contains("connect_timeout") { "" } else { "connect_timeout = \"3s\"\n" };
         let mut s = format!(
-            "{top}\n[log]\nformat = \"json\"\n\n[postgres]\nenabled = true\nurl = {url}\nconnect_timeout = \"3s\"\n{pg}\n[retry]\n{retry}\n{tables}\n",
+            "{top}\n[log]\nformat = \"json\"\n\n[postgres]\nenabled = true\nurl = {url}\n{connect_timeout}{pg}\n[retry]\n{retry}\n{tables}\n",
             top = self.top,
             url = toml_str(&self.url),
             pg = self.postgres,

@@ -89,10 +89,12 @@ fn kill_9_during_a_save_storm_with_postgres_up_and_down_loses_nothing() {
         let run_for = Duration::from_millis(rng.range(50, 600));
         let toggle_pg = rng.next() % 3 == 0;
         let seed = rng.next();
-        let saved = std::thread::scope(|s| {
+        let mut saved = std::thread::scope(|s| {
             let d = &d;
             let stop = &stop;
-            let storm = s.spawn(move || storm(d, stop, round, seed));
+            // Two clients at once, so saves of one cache also race each other.
+            let storms: Vec<_> =
+                (0..2u64).map(|t| s.spawn(move || storm(d, stop, round, seed.wrapping_add(t)))).collect();
             if toggle_pg {
                 std::thread::sleep(run_for / 2);
                 if pg.is_running() {
@@ -106,8 +108,9 @@ fn kill_9_during_a_save_storm_with_postgres_up_and_down_loses_nothing() {
             }
             d.signal(Signal::SIGKILL);
             stop.store(true, Ordering::Relaxed);
-            storm.join().expect("storm thread")
+            storms.into_iter().flat_map(|t| t.join().expect("storm thread")).collect::<Vec<_>>()
         });
+        saved.sort_by_key(|(name, v, _)| (*name, *v));
         assert_eq!(d.wait_exit(Duration::from_secs(5)), Some(128 + 9), "round {round}");
         total += saved.len();
         for (name, v, doc) in saved {

@@ -2,7 +2,25 @@
 //! transaction mode, as Supabase's pooler on port 6543), where named prepared
 //! statements break.
 //!
-//! With `statement_cache = true` through the same PgBouncer: STATEMENT_CACHE_TRUE_NOTE
+//! What `statement_cache = true` does through the same PgBouncer (observed with
+//! PgBouncer 1.18 and this daemon; documented, not asserted):
+//!
+//! - With PgBouncer's defaults nothing connects at all: the daemon sends its
+//!   `statement_timeout` as the startup parameter `options`, which PgBouncer refuses
+//!   (`08P01: unsupported startup parameter: options`). The daemon starts from its
+//!   files, acknowledges every save and retries them for ever (the error is classed as
+//!   "unavailable"); no row ever arrives.
+//! - With `ignore_startup_parameters = extra_float_digits,options` it connects, and the
+//!   named statements go wrong as soon as transactions land on another server
+//!   connection: `26000: prepared statement "s5" does not exist` (classed "rejected",
+//!   so a save can reach the dead letter after `retry.max_attempts` although nothing is
+//!   wrong with it), and worse, a statement name bound on a connection where it names
+//!   another statement (`22021: invalid byte sequence for encoding "UTF8": 0x00` when
+//!   the startup read's parameters met the upsert's statement). Rows arrived in the end
+//!   in that run, by luck of the round robin.
+//!
+//! So `statement_cache = false` is required behind a transaction pooler, as the
+//! configuration reference says.
 
 use crate::helpers::{cluster, get_ok, put_ok, wait_for_row, Conf, DB};
 use serde_json::json;

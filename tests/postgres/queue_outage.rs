@@ -38,6 +38,7 @@ fn a_hundred_saves_during_an_outage_all_reach_postgres_afterwards() {
     }
     assert!(listed["retry_queue"]["oldest_age_seconds"].as_f64().is_some_and(|a| a >= 0.0), "{listed}");
     assert_eq!(d.metric("tiercache_retry_queue_depth"), Some(CACHES.len() as f64));
+    assert_eq!(d.metric("tiercache_postgres_up"), Some(0.0), "Postgres is down");
 
     pg.start_again();
     wait_queue_empty(&d, Duration::from_secs(20));
@@ -46,6 +47,8 @@ fn a_hundred_saves_during_an_outage_all_reach_postgres_afterwards() {
         assert_eq!(r.version, *v);
     }
     assert_eq!(d.metric("tiercache_retry_queue_depth"), Some(0.0));
+    assert_eq!(d.metric("tiercache_postgres_up"), Some(1.0), "Postgres is back");
+    assert!(d.metric("tiercache_postgres_writes_total{result=\"ok\"}").is_some_and(|n| n >= CACHES.len() as f64));
     // Coalesced: each cache's row was written once, with its newest version only.
     let writes =
         pg.psql(DB, "SELECT cache_type || ':' || count(*) FROM cache_audit GROUP BY cache_type ORDER BY 1").unwrap();

@@ -52,4 +52,43 @@ fn a_project_role_never_sees_another_projects_caches() {
         .psql(DB, "SELECT DISTINCT p.project_name || ':' || a.db_user FROM cache_audit a JOIN projects p ON p.id = a.project_id ORDER BY 1")
         .unwrap();
     assert_eq!(audit_users, "a:tiercache_a\nb:tiercache_b", "each project written only by its own role");
+
+    // A project role that tries to pass for project b (whose row it cannot see) cannot
+    // register it either: a clear error, b's rows untouched, the daemon still serves
+    // from its files.
+    let dc = Conf::new(pg.url(DB, "tiercache_a")).top("project = \"b\"").caches(&caches).start();
+    let line = dc.wait_for_log("naming the unregistered project", std::time::Duration::from_secs(10), |l| {
+        l["level"] == "ERROR" && l["error"].as_str().is_some_and(|e| e.contains("\"b\"") && e.contains("projects"))
+    });
+    eprintln!("an unregistered project is logged as: {line}");
+    let (v, _) = put_ok(&dc, "only_b", &json!({"forged": true}));
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(row_of(&pg, "b", "only_b").unwrap().data, json!({"b's": "secret"}), "b's row was overwritten (v{v})");
+    assert_eq!(pg.psql(DB, "SELECT count(*) FROM projects").unwrap(), "2", "no project was added");
+}
+
+/// A project role whose project is not registered yet: the daemon says so clearly, its
+/// saves wait in the retry queue (not in the dead letter: nothing is wrong with them),
+/// and they arrive once the operator registers the project.
+#[test]
+fn saves_wait_for_the_project_to_be_registered() {
+    let pg = cluster();
+    pg.psql(DB, "CREATE ROLE tiercache_c LOGIN IN ROLE tiercache_app;").unwrap();
+    let d = Conf::new(pg.url(DB, "tiercache_c"))
+        .top("project = \"c\"")
+        .caches(&["x"])
+        .retry("initial_interval = \"50ms\"\nmax_interval = \"100ms\"\nmax_attempts = 3")
+        .start();
+    d.wait_for_log("naming the unregistered project", std::time::Duration::from_secs(10), |l| {
+        l["level"] == "ERROR" && l["error"].as_str().is_some_and(|e| e.contains("\"c\"") && e.contains("projects"))
+    });
+    let (v, _) = put_ok(&d, "x", &json!({"x": 1}));
+    // Well past max_attempts at these intervals.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let dead = crate::helpers::files_in(&d.data_dir().join("dead-letter"));
+    assert!(dead.is_empty(), "saves of an unregistered project were dead-lettered: {dead:?}");
+    assert_eq!(crate::helpers::queue_depth(&d), 1);
+
+    pg.psql(DB, "INSERT INTO projects (project_name, db_role) VALUES ('c', 'tiercache_c')").unwrap();
+    wait_for_row(&pg, "c", "x", v, &json!({"x": 1}));
 }

@@ -86,3 +86,26 @@ fn a_lock_held_past_the_timeout_leaves_saves_for_the_next_start() {
         wait_for_row(&pg, "default", name, *v, doc);
     }
 }
+
+#[test]
+fn graceful_shutdown_off_exits_at_once_and_the_next_start_sends_the_saves() {
+    let pg = cluster();
+    let conf = Conf::new(pg.url(DB, "postgres")).caches(&CACHES).tables("[shutdown]\ntimeout = \"10s\"\n");
+    let mut d =
+        Daemon::start(std::path::Path::new(crate::helpers::BIN), conf.options().env("GRACEFUL_SHUTDOWN", "false"));
+    let (lock, last) = stall(&pg, &d);
+
+    let t0 = Instant::now();
+    d.signal(Signal::SIGTERM);
+    let code = d.wait_exit(Duration::from_secs(15));
+    let took = t0.elapsed();
+    assert_eq!(code, Some(0), "stdout:\n{}", d.stdout());
+    assert!(took < Duration::from_secs(3), "took {took:?}: without the graceful drain nothing is waited for");
+    lock.release();
+
+    d.start_again();
+    wait_queue_empty(&d, Duration::from_secs(15));
+    for (name, (v, doc)) in CACHES.iter().zip(&last) {
+        wait_for_row(&pg, "default", name, *v, doc);
+    }
+}

@@ -176,6 +176,14 @@ impl FileTier {
         match envelope::decode(&self.config.project, name, &bytes) {
             Ok(doc) => Ok(Some(doc)),
             Err(err) => {
+                // Whatever version the damaged file claims stays a floor: versions never repeat.
+                let claimed = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64))
+                    .unwrap_or(0);
+                let known = self.index.get(name).map_or(0, |d| d.version);
+                let floor = self.floors.entry(name.clone()).or_insert(0);
+                *floor = (*floor).max(claimed).max(known);
                 let aside = self.config.data_dir.join("corrupt").join(format!("{name}.{}.json", now_stamp()));
                 let moved = std::fs::rename(&path, &aside);
                 tracing::error!(

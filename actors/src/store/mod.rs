@@ -57,9 +57,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether retrying later can help.
+    /// Whether retrying later can help. An unregistered project is not the save's
+    /// fault and an operator's fix away (docs/database.md): its saves wait for it rather
+    /// than going to the dead letter.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::Transient(_) | Self::Panicked(_))
+        matches!(self, Self::Unavailable(_) | Self::Transient(_) | Self::NoProject(_) | Self::Panicked(_))
     }
 }
 

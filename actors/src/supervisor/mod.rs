@@ -40,6 +40,10 @@ impl Supervisor {
     /// A supervisor and the reporter its actors send failures to.
     pub fn new(policy: RestartPolicy, metrics: Arc<Metrics>) -> (Self, FailureReporter) {
         let (tx, rx) = mpsc::unbounded_channel();
+        // Every actor's series exists from the start, at 0, so rates and alerts work.
+        for actor in ["memory", "file", "store", "retry", "refresher"] {
+            let _ = metrics.actor_restarts.get_or_create(&ActorLabel { actor });
+        }
         (Self { rx, log: RestartLog::new(policy), metrics }, FailureReporter::new(tx))
     }
 

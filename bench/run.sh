@@ -1,0 +1,305 @@
+#!/usr/bin/env bash
+# tiercache's benchmarks, side by side with their anchors, in one go (issue 8).
+#
+#   bench/run.sh                 # everything; prints one table at the end
+#   BENCH_DURATION=5s bench/run.sh   # shorter wrk runs
+#   BENCH_KEEP=1 bench/run.sh        # keep the temp dir (configs, wrk outputs, logs)
+#
+# Installs what it compares against when missing (Debian's nginx, wrk, curl; as root),
+# builds tiercache in release, then on 127.0.0.1 and free ports:
+#   - GET of a 10 KB and a 1 MB cache from memory vs nginx serving the same bytes as a
+#     static file (wrk, 64 connections, 2 threads, requests/s and p99 via --latency);
+#   - conditional GET (If-None-Match -> 304), tiercache and nginx;
+#   - PUT of a 10 KB document (durable before the answer) vs the bare durable-write
+#     loop (temp + fsync + rename + fsync of the directory, one writer);
+#   - cold read of 1 MB caches from file: the daemon restarted, each cache's first GET
+#     timed with curl;
+#   - resident memory with 100 caches of 1 MB each in memory vs the data size;
+#   - the in-process memory hit (actors/benches/memory_hit.rs).
+# The machines are shared and small: wrk runs on the same cores as the server it
+# measures, so compare the ratios of one run, not absolute numbers across runs.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DURATION=${BENCH_DURATION:-10s}
+CONNECTIONS=${BENCH_CONNECTIONS:-64}
+THREADS=${BENCH_THREADS:-2}
+COLD_CACHES=${BENCH_COLD_CACHES:-10}
+RSS_CACHES=100
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+# --- what we compare against ------------------------------------------------------
+missing=()
+command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if ((${#missing[@]})); then
+    [[ $(id -u) == 0 ]] || die "missing ${missing[*]}; run as root or install them"
+    log "installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# --- build ----------------------------------------------------------------------------
+log "building tiercache (release)"
+(cd "$ROOT" && cargo build --release --quiet -p tiercache --bin tiercache --example durable_write)
+BIN="$ROOT/target/release/tiercache"
+DURABLE="$ROOT/target/release/examples/durable_write"
+
+TMP=$(mktemp -d /tmp/tiercache-bench.XXXXXX)
+TC_PID=""
+NGINX_PID=""
+cleanup() {
+    if [[ -n $TC_PID ]]; then kill "$TC_PID" 2>/dev/null || true; wait "$TC_PID" 2>/dev/null || true; fi
+    if [[ -n $NGINX_PID ]]; then kill -QUIT "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; fi
+    if [[ -n ${BENCH_KEEP:-} ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+
+# A TCP port on 127.0.0.1 that nothing answers on.
+free_port() {
+    local port
+    for _ in $(seq 200); do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+    die "no free port"
+}
+
+# A JSON document of about $1 bytes; $2 makes it unique.
+gen_json() {
+    awk -v size="$1" -v seed="$2" 'BEGIN {
+        printf "{\"activities\":["; n = 0; len = 16
+        while (len < size) {
+            item = sprintf("%s{\"distance\":%d.5,\"id\":%d,\"kudos\":%d,\"name\":\"activity-%s-%06d\"}",
+                           (n ? "," : ""), (n * 37 + seed) % 9973, n, n % 17, seed, n)
+            printf "%s", item; len += length(item); n++
+        }
+        printf "]}"
+    }'
+}
+
+# --- tiercache ------------------------------------------------------------------------
+TC_PORT=$(free_port)
+mkdir -p "$TMP/data" "$TMP/www" "$TMP/docs"
+{
+    printf 'data_dir = "%s/data"\n\n[log]\nlevel = "warn"\n\n' "$TMP"
+    printf '[api]\nlisten = ["127.0.0.1:%s"]\nmax_body = "16MiB"\n\n' "$TC_PORT"
+    printf '[memory]\nttl = "1h"\n\n'
+    for name in k10 m1 put10 $(seq -f 'c%03g' 1 $RSS_CACHES); do
+        printf '[[caches]]\nname = "%s"\n\n' "$name"
+    done
+} >"$TMP/tiercache.toml"
+URL="http://127.0.0.1:$TC_PORT"
+
+start_tiercache() {
+    (cd "$TMP" && exec "$BIN" run --config "$TMP/tiercache.toml" >>"$TMP/tiercache.log" 2>&1) &
+    TC_PID=$!
+    for _ in $(seq 200); do
+        if curl -fs -o /dev/null "$URL/readyz"; then return; fi
+        kill -0 "$TC_PID" 2>/dev/null || die "tiercache exited: $(tail -5 "$TMP/tiercache.log")"
+        sleep 0.05
+    done
+    die "tiercache not ready"
+}
+stop_tiercache() {
+    kill -TERM "$TC_PID"
+    wait "$TC_PID" || true
+    TC_PID=""
+}
+
+put_file() { # cache file
+    local code
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
+        --data-binary "@$2" "$URL/v1/caches/$1")
+    [[ $code == 200 ]] || die "PUT $1 answered $code"
+}
+
+log "starting tiercache on $URL"
+start_tiercache
+gen_json 10240 1 >"$TMP/docs/k10.json"
+gen_json 1048576 2 >"$TMP/docs/m1.json"
+put_file k10 "$TMP/docs/k10.json"
+put_file m1 "$TMP/docs/m1.json"
+log "loading $RSS_CACHES caches of 1 MB"
+for i in $(seq 1 $RSS_CACHES); do
+    name=$(printf 'c%03d' "$i")
+    gen_json 1048576 $((100 + i)) >"$TMP/docs/$name.json"
+    put_file "$name" "$TMP/docs/$name.json"
+done
+# nginx serves exactly the bytes tiercache serves (canonical JSON).
+curl -fs -D "$TMP/k10.headers" -o "$TMP/www/k10.json" "$URL/v1/caches/k10"
+curl -fs -o "$TMP/www/m1.json" "$URL/v1/caches/m1"
+TC_ETAG=$(awk 'tolower($1) == "etag:" { sub(/\r$/, "", $2); print $2 }' "$TMP/k10.headers")
+K10_BYTES=$(stat -c %s "$TMP/www/k10.json")
+M1_BYTES=$(stat -c %s "$TMP/www/m1.json")
+
+# --- nginx ----------------------------------------------------------------------------
+NGINX_PORT=$(free_port)
+mkdir -p "$TMP/nginx/logs" "$TMP/nginx/tmp"
+cat >"$TMP/nginx/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+user root;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    client_body_temp_path $TMP/nginx/tmp/body;
+    proxy_temp_path $TMP/nginx/tmp/proxy;
+    fastcgi_temp_path $TMP/nginx/tmp/fastcgi;
+    uwsgi_temp_path $TMP/nginx/tmp/uwsgi;
+    scgi_temp_path $TMP/nginx/tmp/scgi;
+    types { application/json json; }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        root $TMP/www;
+    }
+}
+EOF
+log "starting nginx on 127.0.0.1:$NGINX_PORT"
+nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" &
+NGINX_PID=$!
+NGINX="http://127.0.0.1:$NGINX_PORT"
+for _ in $(seq 100); do curl -fs -o /dev/null "$NGINX/k10.json" && break; sleep 0.05; done
+cmp -s <(curl -fs "$NGINX/m1.json") <(curl -fs "$URL/v1/caches/m1") || die "nginx and tiercache bytes differ"
+NGINX_ETAG=$(curl -fsI "$NGINX/k10.json" | awk 'tolower($1) == "etag:" { sub(/\r$/, "", $2); print $2 }')
+
+# --- wrk ------------------------------------------------------------------------------
+cat >"$TMP/inm-tiercache.lua" <<EOF
+wrk.headers["If-None-Match"] = '$TC_ETAG'
+EOF
+cat >"$TMP/inm-nginx.lua" <<EOF
+wrk.headers["If-None-Match"] = '$NGINX_ETAG'
+EOF
+cat >"$TMP/put.lua" <<EOF
+-- PUT of a 10 KB document, different bytes every request (thread id and counter).
+wrk.method = "PUT"
+wrk.headers["Content-Type"] = "application/json"
+local f = assert(io.open("$TMP/docs/k10.json", "rb"))
+local rest = string.sub(f:read("*a"), 2)
+f:close()
+local threads = 0
+function setup(thread)
+    threads = threads + 1
+    thread:set("tid", threads)
+end
+local n = 0
+function request()
+    n = n + 1
+    return wrk.format(nil, nil, nil, '{"n":' .. n .. ',"t":' .. tid .. ',' .. rest)
+end
+EOF
+
+# wrk LABEL URL [LUA]: prints "RPS P99_MS NON2XX" and keeps the full output.
+run_wrk() {
+    local label=$1 url=$2 script=${3:-}
+    local args=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency)
+    [[ -n $script ]] && args+=(-s "$script")
+    log "wrk $label ($url)"
+    wrk "${args[@]}" "$url" >"$TMP/wrk-$label.txt" 2>&1 || die "wrk $label failed: $(cat "$TMP/wrk-$label.txt")"
+    awk '
+        /Requests\/sec:/ { rps = $2 }
+        $1 == "99%" {
+            v = $2
+            if (v ~ /us$/) { sub(/us$/, "", v); p99 = v / 1000 }
+            else if (v ~ /ms$/) { sub(/ms$/, "", v); p99 = v }
+            else if (v ~ /s$/) { sub(/s$/, "", v); p99 = v * 1000 }
+        }
+        /Non-2xx or 3xx responses:/ { bad = $NF }
+        END { printf "%s %s %s\n", rps, p99, bad + 0 }
+    ' "$TMP/wrk-$label.txt"
+}
+
+r=$(run_wrk tc-get-10k "$URL/v1/caches/k10")
+read -r TC_K10_RPS TC_K10_P99 TC_K10_BAD <<<"$r"
+r=$(run_wrk nginx-get-10k "$NGINX/k10.json")
+read -r NG_K10_RPS NG_K10_P99 _ <<<"$r"
+r=$(run_wrk tc-get-1m "$URL/v1/caches/m1")
+read -r TC_M1_RPS TC_M1_P99 TC_M1_BAD <<<"$r"
+r=$(run_wrk nginx-get-1m "$NGINX/m1.json")
+read -r NG_M1_RPS NG_M1_P99 _ <<<"$r"
+r=$(run_wrk tc-304 "$URL/v1/caches/k10" "$TMP/inm-tiercache.lua")
+read -r TC_304_RPS TC_304_P99 _ <<<"$r"
+r=$(run_wrk nginx-304 "$NGINX/k10.json" "$TMP/inm-nginx.lua")
+read -r NG_304_RPS NG_304_P99 _ <<<"$r"
+r=$(run_wrk tc-put-10k "$URL/v1/caches/put10" "$TMP/put.lua")
+read -r TC_PUT_RPS TC_PUT_P99 TC_PUT_BAD <<<"$r"
+# A 304 is a 3xx: wrk does not count it as an error. Check the answers really are 304.
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $TC_ETAG" "$URL/v1/caches/k10")
+[[ $code == 304 ]] || die "tiercache answered $code to If-None-Match"
+
+log "bare durable write loop, 5 s"
+DURABLE_RPS=$("$DURABLE" "$TMP/durable" 5 10240 | awk '/writes_per_second/ { print $2 }')
+
+# --- cold read from file, then resident memory ------------------------------------------
+log "restarting tiercache for cold reads"
+stop_tiercache
+start_tiercache
+RSS_START_KB=$(awk '/VmRSS/ { print $2 }' "/proc/$TC_PID/status")
+: >"$TMP/cold.txt"
+for i in $(seq 1 "$COLD_CACHES"); do
+    name=$(printf 'c%03d' "$i")
+    curl -s -D "$TMP/cold.headers" -o /dev/null -w '%{time_total}\n' "$URL/v1/caches/$name" >>"$TMP/cold.txt"
+    tier=$(awk 'tolower($1) == "x-cache-tier:" { sub(/\r$/, "", $2); print $2 }' "$TMP/cold.headers")
+    [[ $tier == file ]] || die "cold read of $name answered from tier '$tier', not file"
+done
+read -r COLD_MEDIAN COLD_MIN COLD_MAX < <(sort -n "$TMP/cold.txt" | awk '
+    { v[NR] = $1 * 1000 }
+    END { printf "%.2f %.2f %.2f\n", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }')
+# One warm GET for comparison (same tool, same connection setup).
+WARM_MS=$(curl -s -o /dev/null -w '%{time_total}\n' "$URL/v1/caches/c001" | awk '{ printf "%.2f", $1 * 1000 }')
+DATA_BYTES=0
+for i in $(seq 1 $RSS_CACHES); do
+    name=$(printf 'c%03d' "$i")
+    bytes=$(curl -fs -o /dev/null -w '%{size_download}' "$URL/v1/caches/$name")
+    DATA_BYTES=$((DATA_BYTES + bytes))
+done
+sleep 1
+RSS_KB=$(awk '/VmRSS/ { print $2 }' "/proc/$TC_PID/status")
+stop_tiercache
+
+# --- in process ---------------------------------------------------------------------------
+log "in-process memory hit (cargo bench)"
+(cd "$ROOT" && MEMORY_HIT_ITERS=${MEMORY_HIT_ITERS:-2000000} cargo bench --quiet -p tiercache-actors --bench memory_hit) \
+    >"$TMP/memory_hit.txt" 2>&1 || die "memory_hit failed: $(tail -5 "$TMP/memory_hit.txt")"
+HIT_NS=$(awk '/^MemoryView::fresh\(k10\)/ { print $2 }' "$TMP/memory_hit.txt")
+READ_NS=$(awk '/^Tiers::read\(k10\)/ { print $2 }' "$TMP/memory_hit.txt")
+
+# --- the table -----------------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2fx", a / b }'; }
+row() { printf '| %-34s | %14s | %-26s | %7s | %-12s |\n' "$@"; }
+echo
+echo "tiercache $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ); wrk -t$THREADS -c$CONNECTIONS -d$DURATION on the same cores"
+echo "documents: 10 KB = $K10_BYTES bytes, 1 MB = $M1_BYTES bytes (canonical JSON, identical bytes from nginx)"
+echo
+row "benchmark" "tiercache" "anchor" "ratio" "target"
+row "----------------------------------" "--------------" "--------------------------" "-------" "------------"
+row "GET 10 KB from memory, req/s" "$TC_K10_RPS" "nginx $NG_K10_RPS" "$(ratio "$TC_K10_RPS" "$NG_K10_RPS")" ">= 1.0x"
+row "GET 10 KB from memory, p99 ms" "$TC_K10_P99" "nginx $NG_K10_P99" "$(ratio "$TC_K10_P99" "$NG_K10_P99")" "<= 1.5x"
+row "GET 1 MB from memory, req/s" "$TC_M1_RPS" "nginx $NG_M1_RPS" "$(ratio "$TC_M1_RPS" "$NG_M1_RPS")" ">= 1.0x"
+row "GET 1 MB from memory, p99 ms" "$TC_M1_P99" "nginx $NG_M1_P99" "$(ratio "$TC_M1_P99" "$NG_M1_P99")" "<= 1.5x"
+row "conditional GET (304), req/s" "$TC_304_RPS" "nginx $NG_304_RPS" "$(ratio "$TC_304_RPS" "$NG_304_RPS")" "-"
+row "conditional GET (304), p99 ms" "$TC_304_P99" "nginx $NG_304_P99" "$(ratio "$TC_304_P99" "$NG_304_P99")" "-"
+row "PUT 10 KB (durable), req/s" "$TC_PUT_RPS" "durable write $DURABLE_RPS/s" "$(ratio "$TC_PUT_RPS" "$DURABLE_RPS")" ">= 0.8x"
+row "PUT 10 KB (durable), p99 ms" "$TC_PUT_P99" "-" "-" "-"
+row "cold read 1 MB from file, ms" "$COLD_MEDIAN" "warm GET $WARM_MS ms" "$(ratio "$COLD_MEDIAN" "$WARM_MS")" "< 5 ms"
+row "  (min / max of $COLD_CACHES caches)" "$COLD_MIN / $COLD_MAX" "-" "-" "-"
+row "RSS, $RSS_CACHES x 1 MB in memory, MiB" "$(awk -v k="$RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')" \
+    "data $(awk -v b="$DATA_BYTES" 'BEGIN { printf "%.1f", b / 1048576 }') MiB" \
+    "$(ratio "$((RSS_KB * 1024))" "$DATA_BYTES")" "< 2.0x"
+row "  RSS right after start, MiB" "$(awk -v k="$RSS_START_KB" 'BEGIN { printf "%.1f", k / 1024 }')" "-" "-" "-"
+row "in-process memory hit, ns" "$HIT_NS" "Tiers::read $READ_NS ns" "-" "< 1000 ns"
+echo
+if ((TC_K10_BAD + TC_M1_BAD + TC_PUT_BAD > 0)); then
+    echo "WARNING: non-2xx answers: GET 10 KB $TC_K10_BAD, GET 1 MB $TC_M1_BAD, PUT $TC_PUT_BAD (see wrk outputs; BENCH_KEEP=1)"
+fi

@@ -1,0 +1,136 @@
+//! The reloadable security policy of the API: tokens, allow-list, rate limiter and the
+//! per-cache JSON Schemas; built from the settings at startup (a problem is exit 78)
+//! and again on SIGHUP (a problem rejects the reload and keeps the running policy).
+
+use super::allow::AllowList;
+use super::rate_limit::ClientRateLimiter;
+use super::tls::{self, CertResolver};
+use super::tokens::TokenSet;
+use crate::config::{ConfigError, Settings};
+use actix_web::HttpResponse;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tiercache_actors::domain::{CacheName, DocumentSchema};
+
+/// Everything the guard middleware and the save path enforce.
+#[derive(Debug, Default)]
+pub struct Security {
+    /// `None`: no `api.tokens_file`, no authentication.
+    pub tokens: Option<Arc<TokenSet>>,
+    /// `api.allow`.
+    pub allow: AllowList,
+    /// `None`: `api.rate_limit_per_second = 0`.
+    pub limiter: Option<Arc<ClientRateLimiter>>,
+    /// Compiled `caches[].schema`, by cache.
+    pub schemas: HashMap<CacheName, Arc<DocumentSchema>>,
+}
+
+fn config_error(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError { key: key.into(), problem: problem.into() }
+}
+
+impl Security {
+    /// Builds the policy of `settings`. `previous` is the running policy on a reload:
+    /// its rate limiter (and so what each client has used) is kept when the quota did
+    /// not change.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the key at fault: `api.tokens_file` (with the line),
+    /// `api.allow[i]`, `caches[i].schema`.
+    pub fn load(settings: &Settings, previous: Option<&Security>) -> Result<Self, ConfigError> {
+        let api = &settings.api;
+        let tokens = match &api.tokens_file {
+            Some(path) => {
+                let set = TokenSet::load(path).map_err(|e| config_error("api.tokens_file", e.to_string()))?;
+                warn_if_readable_by_others(path);
+                if set.is_empty() {
+                    tracing::warn!("api.tokens_file holds no token: every /v1 request will be refused with 401");
+                }
+                Some(Arc::new(set))
+            }
+            None => None,
+        };
+        let allow =
+            AllowList::parse(&api.allow).map_err(|(i, problem)| config_error(format!("api.allow[{i}]"), problem))?;
+        let limiter = match previous.and_then(|p| p.limiter.as_ref()) {
+            Some(running) if running.same_quota(api.rate_limit_per_second, api.rate_limit_burst) => {
+                Some(running.clone())
+            }
+            _ => ClientRateLimiter::new(api.rate_limit_per_second, api.rate_limit_burst).map(Arc::new),
+        };
+        let mut schemas = HashMap::new();
+        for (i, cache) in settings.caches.iter().enumerate() {
+            if let Some(path) = &cache.schema {
+                let schema = DocumentSchema::load(path)
+                    .map_err(|e| config_error(format!("caches[{i}].schema"), e.to_string()))?;
+                schemas.insert(cache.name.clone(), Arc::new(schema));
+            }
+        }
+        Ok(Self { tokens, allow, limiter, schemas })
+    }
+
+    /// One log line's worth of what is enforced (counts only, never a token).
+    pub fn log_summary(&self, what: &str) {
+        tracing::info!(
+            tokens = self.tokens.as_ref().map(|t| t.len()),
+            allow = (!self.allow.is_empty()).then(|| self.allow.len()),
+            rate_limit = self.limiter.is_some(),
+            schemas = self.schemas.len(),
+            "{what}"
+        );
+    }
+}
+
+fn warn_if_readable_by_others(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o004 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                "api.tokens_file is readable by every user of this machine; chmod 0600 or 0640 it"
+            );
+        }
+    }
+}
+
+/// The TLS certificate resolver of `settings`, when `api.tls_cert` and `api.tls_key`
+/// are set.
+///
+/// # Errors
+/// A [`ConfigError`] naming `api.tls_cert` or `api.tls_key`.
+pub fn tls_from(settings: &Settings) -> Result<Option<Arc<CertResolver>>, ConfigError> {
+    match (&settings.api.tls_cert, &settings.api.tls_key) {
+        (Some(cert), Some(key)) => {
+            CertResolver::load(cert, key).map(|r| Some(Arc::new(r))).map_err(|e| config_error(e.key, e.problem))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// On SIGHUP: loads the new certificate and key (without serving them yet).
+///
+/// # Errors
+/// A [`ConfigError`] naming the file's key.
+pub fn load_tls_for_reload(settings: &Settings) -> Result<Option<rustls::sign::CertifiedKey>, ConfigError> {
+    match (&settings.api.tls_cert, &settings.api.tls_key) {
+        (Some(cert), Some(key)) => {
+            tls::load_certified_key(cert, key).map(Some).map_err(|e| config_error(e.key, e.problem))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// 422 for a document that fails its cache's schema: `{"error", "code", "errors"}`
+/// with the first few problems.
+pub fn schema_rejection(name: &CacheName, errors: &[String]) -> HttpResponse {
+    let first = errors.first().map(String::as_str).unwrap_or("invalid");
+    HttpResponse::UnprocessableEntity().content_type("application/json").body(
+        json!({
+            "error": format!("the document does not match the schema of cache {name}: {first}"),
+            "code": "schema_mismatch",
+            "errors": errors,
+        })
+        .to_string(),
+    )
+}

@@ -1,0 +1,148 @@
+//! `import`, `export` and `restore` (SPEC §3): offline commands on the `data_dir`.
+//!
+//! Each takes the `data_dir` lock (exit 73 while a daemon runs there) and starts the
+//! same actors as the daemon, on the same configuration, without the API and without
+//! schedules: the file tier indexes the directory, and with Postgres enabled the
+//! startup sync loads the project's rows first, so versions continue above what
+//! Postgres holds. Saves go through the file tier and the retry queue like any other;
+//! at the end the queue is drained to Postgres within `shutdown.timeout`, and what is
+//! not drained stays on disk for the daemon's next start (SPEC §7).
+//!
+//! Exit codes beyond SPEC §3's (sysexits): 65 bad data (not JSON, a bad timestamp, a
+//! damaged envelope), 66 input missing or unreadable.
+
+mod export;
+pub(crate) mod get;
+mod import;
+mod restore;
+pub(crate) mod status;
+
+pub use export::export;
+pub use get::get;
+pub use import::import;
+pub use restore::restore;
+pub use status::status;
+
+use crate::config::{CacheSettings, Settings};
+use crate::exit::{Fatal, CONFIG, SOFTWARE, UNAVAILABLE, USAGE};
+use crate::lock::DataDirLock;
+use crate::sd_notify::Notifier;
+use crate::wiring;
+use std::cell::RefCell;
+use std::future::Future;
+use std::io::IsTerminal;
+use std::rc::Rc;
+use std::sync::Arc;
+use tiercache_actors::domain::CacheName;
+use tiercache_actors::metrics::Metrics;
+use tiercache_actors::startup;
+use tiercache_actors::system;
+use tiercache_actors::tiers::Tiers;
+
+/// The input is not what it must be (EX_DATAERR).
+pub(crate) const DATAERR: i32 = 65;
+/// The input file or directory is missing or unreadable (EX_NOINPUT).
+pub(crate) const NOINPUT: i32 = 66;
+
+/// The running actors of one offline command.
+pub(crate) struct Offline {
+    /// The flows, as the daemon has them.
+    pub tiers: Tiers,
+    /// With Postgres enabled: whether the startup sync read the rows. `false` means the
+    /// current versions are known from the files only.
+    pub postgres_synced: bool,
+    /// Caches saved by the command, for the drain.
+    saved: Rc<RefCell<Vec<CacheName>>>,
+}
+
+impl Offline {
+    /// Records that `name` was saved (and queued for Postgres).
+    pub fn saved(&self, name: &CacheName) {
+        self.saved.borrow_mut().push(name.clone());
+    }
+}
+
+/// The cache `name` as configured, or exit 64 saying why not.
+pub(crate) fn configured<'a>(settings: &'a Settings, command: &str, name: &str) -> Result<&'a CacheSettings, Fatal> {
+    let parsed = CacheName::parse(name)
+        .map_err(|e| Fatal::new(USAGE, format!("{command}: {name:?} is not a cache name: {e}")))?;
+    settings.caches.iter().find(|c| c.name == parsed).ok_or_else(|| {
+        let known: Vec<&str> = settings.caches.iter().map(|c| c.name.as_str()).collect();
+        Fatal::new(USAGE, format!("{command}: cache {name:?} is not configured (configured: {})", known.join(", ")))
+    })
+}
+
+/// Logs of an offline command go to standard error, from `warn` up (`RUST_LOG` wins),
+/// so that standard output carries only the command's report.
+fn init_logs() {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Takes the lock, starts the actors, syncs from Postgres when enabled, runs `work`,
+/// then drains the retry queue (bounded by `shutdown.timeout`).
+pub(crate) fn run_offline<F, Fut>(settings: &Settings, work: F) -> Result<(), Fatal>
+where
+    F: FnOnce(Offline) -> Fut,
+    Fut: Future<Output = Result<(), Fatal>>,
+{
+    init_logs();
+    let _lock = DataDirLock::acquire(&settings.data_dir)?;
+    let config = wiring::system_config(settings)?;
+    actix_rt::System::new().block_on(async move {
+        let running = system::start(&config, Arc::new(Metrics::new()))
+            .map_err(|e| Fatal::new(CONFIG, format!("config error: postgres.url: {e}")))?;
+        let supervisor = actix_rt::spawn(running.supervisor.run());
+        let tiers = running.tiers.clone();
+        tiers
+            .files()
+            .list()
+            .await
+            .map_err(|e| Fatal::new(UNAVAILABLE, format!("the file tier did not start: {e}")))?;
+        let mut postgres_synced = false;
+        if tiers.store().is_some() {
+            let limit = settings.postgres.connect_timeout + settings.postgres.statement_timeout;
+            match tokio::time::timeout(limit, startup::sync_from_postgres(&tiers)).await {
+                Ok(Ok(_)) => postgres_synced = true,
+                Ok(Err(e)) => tracing::warn!(error = %e, "Postgres unavailable; working from the files alone"),
+                Err(_) => tracing::warn!("Postgres did not answer in time; working from the files alone"),
+            }
+        }
+        let saved = Rc::new(RefCell::new(Vec::new()));
+        let outcome = work(Offline { tiers: tiers.clone(), postgres_synced, saved: saved.clone() }).await;
+        if let Some(queue) = tiers.queue() {
+            // The queue learns of the saves by fire-and-forget messages: let it take them
+            // in before the drain looks at what is pending (a save already sent by then
+            // only costs this wait).
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+            while tokio::time::Instant::now() < deadline {
+                let pending = queue.view().snapshot();
+                if saved.borrow().iter().all(|name| pending.pending.contains_key(name)) {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            let deadline = tokio::time::Instant::now() + settings.shutdown.timeout;
+            crate::daemon::drain(&tiers, deadline, &Notifier::disabled()).await;
+            let left = tiers.queue().map_or(0, |q| q.view().snapshot().pending.len());
+            if left > 0 {
+                eprintln!(
+                    "note: {left} cache(s) not yet in Postgres; they stay queued in the data directory and the daemon sends them at its next start"
+                );
+            }
+        }
+        if supervisor.is_finished() {
+            if let Ok(Some(gave_up)) = supervisor.await {
+                return Err(Fatal::new(SOFTWARE, format!("supervisor gave up: {gave_up}")));
+            }
+        }
+        outcome
+    })
+}

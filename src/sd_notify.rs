@@ -1,0 +1,185 @@
+//! systemd's notification protocol (SPEC §6): `READY=1`, `RELOADING=1`, `STOPPING=1`,
+//! `STATUS=`, `EXTEND_TIMEOUT_USEC=` and the watchdog's `WATCHDOG=1`, sent through the
+//! `sd-notify` crate to `$NOTIFY_SOCKET`. Without that variable every call is a no-op,
+//! so the daemon behaves the same outside systemd.
+//!
+//! # The watchdog
+//!
+//! When `$WATCHDOG_USEC` is set (systemd's `WatchdogSec=`), [`Notifier::health_loop`]
+//! sends `WATCHDOG=1` every half of it, but only while every critical actor answers:
+//!
+//! - the file tier, on a thread of its own, must answer a `ListFiles` round trip (it
+//!   carries no failpoint and costs one map clone) within half the ping interval. Its
+//!   handlers run one at a time, so a handler that is wedged (a blocked disk, the
+//!   `file::read=sleep(..)` or `file::write=sleep(..)` failpoints) holds the answer
+//!   back and the pings stop;
+//! - the memory tier, the store, the retry queue and the refresher run on the main
+//!   thread, the same thread as this loop: a handler wedged there stops this loop
+//!   itself, and one that failed for good leaves a closed mailbox (`connected()`),
+//!   which also stops the pings. Asking them by message would add nothing, and a
+//!   message through `memory::get` would trip that failpoint in tests.
+//!
+//! Postgres being down does not stop the pings: a restart cannot fix it, and the
+//! daemon keeps serving from its files meanwhile (`tiercache_postgres_up` alerts).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+use tiercache_actors::tiers::Tiers;
+
+/// Sends notifications when systemd (or a test) listens on `$NOTIFY_SOCKET`.
+#[derive(Debug)]
+pub struct Notifier {
+    /// `$NOTIFY_SOCKET` was set at start.
+    enabled: bool,
+    /// `$WATCHDOG_USEC` (for this process), when the watchdog is on.
+    watchdog: Option<Duration>,
+    /// Set by [`Notifier::stopping`]: the health loop keeps pinging through the drain
+    /// but no longer overwrites the shutdown's `STATUS=`.
+    stopping: AtomicBool,
+}
+
+impl Notifier {
+    /// Reads `$NOTIFY_SOCKET` and `$WATCHDOG_USEC` (with `$WATCHDOG_PID`, when set,
+    /// naming this process).
+    pub fn from_env() -> Self {
+        let enabled = std::env::var_os("NOTIFY_SOCKET").is_some_and(|s| !s.is_empty());
+        let watchdog = if enabled { sd_notify::watchdog_enabled().filter(|d| !d.is_zero()) } else { None };
+        Self { enabled, watchdog, stopping: AtomicBool::new(false) }
+    }
+
+    /// Sends nothing (the offline commands, which share the drain with the daemon).
+    pub fn disabled() -> Self {
+        Self { enabled: false, watchdog: None, stopping: AtomicBool::new(false) }
+    }
+
+    /// Whether anything is sent at all.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The watchdog timeout, when systemd asked for pings.
+    pub fn watchdog(&self) -> Option<Duration> {
+        self.watchdog
+    }
+
+    fn send(&self, states: &[NotifyState<'_>]) {
+        if !self.enabled {
+            return;
+        }
+        if let Err(e) = sd_notify::notify(states) {
+            tracing::warn!(error = %e, "cannot notify the service manager");
+        }
+    }
+
+    /// Startup is done (or a reload finished): `READY=1` with a status line.
+    pub fn ready(&self, status: &str) {
+        self.send(&[NotifyState::Ready, NotifyState::Status(status)]);
+    }
+
+    /// A one-line status for `systemctl status`.
+    pub fn status(&self, status: &str) {
+        self.send(&[NotifyState::Status(status)]);
+    }
+
+    /// SIGHUP received: `RELOADING=1` with `MONOTONIC_USEC` (what `Type=notify-reload`
+    /// needs); [`Notifier::ready`] follows once the reload is done or rejected.
+    pub fn reloading(&self) {
+        match NotifyState::monotonic_usec_now() {
+            Ok(now) => self.send(&[NotifyState::Reloading, now, NotifyState::Status("reloading the configuration")]),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the monotonic clock for RELOADING=1");
+                self.send(&[NotifyState::Reloading]);
+            }
+        }
+    }
+
+    /// Graceful shutdown begins: `STOPPING=1`.
+    pub fn stopping(&self, status: &str) {
+        self.stopping.store(true, Ordering::Relaxed);
+        self.send(&[NotifyState::Stopping, NotifyState::Status(status)]);
+    }
+
+    /// The drain is making progress: ask systemd for `more` before its stop timeout
+    /// kills the process (`EXTEND_TIMEOUT_USEC=`).
+    pub fn extend_timeout(&self, more: Duration, status: &str) {
+        let usec = u32::try_from(more.as_micros()).unwrap_or(u32::MAX);
+        self.send(&[NotifyState::ExtendTimeoutUsec(usec), NotifyState::Status(status)]);
+    }
+
+    /// One `WATCHDOG=1`.
+    fn ping(&self) {
+        self.send(&[NotifyState::Watchdog]);
+    }
+
+    /// Runs until the process ends: every half watchdog period (or every 5 s without a
+    /// watchdog) checks the actors, sends `WATCHDOG=1` when they all answer, and
+    /// updates `STATUS=` when it changed. Does nothing without `$NOTIFY_SOCKET`.
+    pub async fn health_loop(self: Arc<Self>, tiers: Tiers, caches: usize) {
+        if !self.enabled {
+            return;
+        }
+        let period = self.watchdog.map_or(Duration::from_secs(5), |w| w / 2);
+        let answer_within = period / 2;
+        // READY=1 carried the first status.
+        let mut last_status = summary(&tiers, caches);
+        let mut was_healthy = true;
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let problem = unhealthy(&tiers, answer_within).await;
+            if problem.is_none() && self.watchdog.is_some() {
+                self.ping();
+            }
+            match (&problem, was_healthy) {
+                (Some(p), true) => tracing::error!(
+                    alert = true,
+                    problem = %p,
+                    "health check failed; watchdog pings withheld (systemd restarts the service if this lasts)"
+                ),
+                (None, false) => tracing::info!("health check passes again; watchdog pings resume"),
+                _ => {}
+            }
+            was_healthy = problem.is_none();
+            let status = match &problem {
+                Some(p) => format!("unhealthy: {p}"),
+                None => summary(&tiers, caches),
+            };
+            if status != last_status && !self.stopping.load(Ordering::Relaxed) {
+                self.status(&status);
+                last_status = status;
+            }
+        }
+    }
+}
+
+/// The one-line status: `ready: 2 caches, queue 0` (the queue only with Postgres).
+pub fn summary(tiers: &Tiers, caches: usize) -> String {
+    let plural = if caches == 1 { "" } else { "s" };
+    match tiers.queue() {
+        Some(queue) => {
+            let depth = queue.view().snapshot().pending.len();
+            format!("ready: {caches} cache{plural}, queue {depth}")
+        }
+        None => format!("ready: {caches} cache{plural}, postgres off"),
+    }
+}
+
+/// Why the actors are not healthy, or `None` when they all answer.
+async fn unhealthy(tiers: &Tiers, answer_within: Duration) -> Option<String> {
+    match tokio::time::timeout(answer_within, tiers.files().list()).await {
+        Err(_) => return Some(format!("the file tier did not answer within {answer_within:?}")),
+        Ok(Err(e)) => return Some(format!("the file tier failed: {e}")),
+        Ok(Ok(_)) => {}
+    }
+    let closed = [
+        ("memory", tiers.memory().connected()),
+        ("store", tiers.store().is_none_or(|s| s.connected())),
+        ("retry", tiers.queue().is_none_or(|q| q.connected())),
+        ("refresher", tiers.refresher().is_none_or(|r| r.connected())),
+    ];
+    closed.iter().find(|(_, up)| !up).map(|(actor, _)| format!("the {actor} actor's mailbox is closed"))
+}
