@@ -43,13 +43,20 @@ impl Security {
         let tokens = match &api.tokens_file {
             Some(path) => {
                 let set = TokenSet::load(path).map_err(|e| config_error("api.tokens_file", e.to_string()))?;
-                warn_if_readable_by_others(path);
+                if set.has_plain_tokens() {
+                    warn_if_readable_by_others(path);
+                }
                 if set.is_empty() {
                     tracing::warn!("api.tokens_file holds no token: every /v1 request will be refused with 401");
                 }
                 Some(Arc::new(set))
             }
-            None => None,
+            None => {
+                if previous.is_some_and(|p| p.tokens.is_some()) {
+                    tracing::warn!("api.tokens_file is no longer set: /v1 requests need no token from now on");
+                }
+                None
+            }
         };
         let allow =
             AllowList::parse(&api.allow).map_err(|(i, problem)| config_error(format!("api.allow[{i}]"), problem))?;
@@ -88,7 +95,8 @@ fn warn_if_readable_by_others(path: &std::path::Path) {
         if meta.permissions().mode() & 0o004 != 0 {
             tracing::warn!(
                 path = %path.display(),
-                "api.tokens_file is readable by every user of this machine; chmod 0600 or 0640 it"
+                "api.tokens_file holds tokens in clear and is readable by every user of this machine; \
+                 chmod 0600 or 0640 it, or give the tokens as sha256:HEX"
             );
         }
     }

@@ -101,17 +101,15 @@ impl ResolvesServerCert for CertResolver {
 }
 
 /// The rustls server configuration of every HTTPS listener: TLS 1.2 and 1.3 with
-/// ring's safe defaults, no client certificates, HTTP/1.1.
+/// ring's safe defaults, no client certificates (actix-web adds the ALPN protocols).
 ///
 /// # Errors
 /// Only if the ring provider refused its own default protocol versions.
 pub fn server_config(resolver: Arc<CertResolver>) -> Result<ServerConfig, rustls::Error> {
-    let mut config = ServerConfig::builder_with_provider(provider())
+    Ok(ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_cert_resolver(resolver);
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+        .with_cert_resolver(resolver))
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ impl Scope {
 struct Entry {
     digest: [u8; 32],
     scope: Scope,
+    /// Given in clear in the file (not as `sha256:HEX`).
+    plain: bool,
 }
 
 /// The valid tokens, several at once (rotation: add the new one, reload, move the
@@ -118,6 +120,7 @@ impl TokenSet {
                 _ => return Err(bad("the scope before the first colon must be \"read\" or \"write\"")),
             };
             let token = token.trim();
+            let plain = !token.starts_with("sha256:");
             let digest = match token.strip_prefix("sha256:") {
                 Some(hex_digest) => {
                     let mut digest = [0u8; 32];
@@ -136,7 +139,7 @@ impl TokenSet {
                     Sha256::digest(token.as_bytes()).into()
                 }
             };
-            entries.push(Entry { digest, scope });
+            entries.push(Entry { digest, scope, plain });
         }
         Ok(Self { entries })
     }
@@ -144,6 +147,12 @@ impl TokenSet {
     /// How many tokens are valid.
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Whether the file gave any token in clear (then it must not be readable by
+    /// others; a file of `sha256:` entries holds no secret).
+    pub fn has_plain_tokens(&self) -> bool {
+        self.entries.iter().any(|e| e.plain)
     }
 
     /// Whether no token is valid (every authenticated request is refused).
@@ -199,6 +208,8 @@ mod tests {
         );
         let set = TokenSet::parse(&text).unwrap();
         assert_eq!(set.len(), 3);
+        assert!(set.has_plain_tokens());
+        assert!(!TokenSet::parse(&format!("read:sha256:{hashed}")).unwrap().has_plain_tokens());
         assert_eq!(set.scope_of("reader-token"), Some(Scope::Read));
         assert_eq!(set.scope_of("writer:with:colons"), Some(Scope::Write));
         assert_eq!(set.scope_of("hashed-token"), Some(Scope::Write));

@@ -103,20 +103,50 @@ fn read_all(stream: &mut impl Read) -> Vec<u8> {
             // TLS peer closing without close_notify: what was read is the answer.
             Err(_) => break,
         }
+        if is_complete(&out) {
+            break;
+        }
     }
     out
 }
 
-/// Sends `request` (the exact bytes) over a new TCP connection and reads until the
-/// server closes it. `Err` for a connection that gave no HTTP response.
+/// Whether `bytes` hold a whole response (by `Content-Length` or the last chunk), so
+/// that reading can stop without waiting for the server to close.
+fn is_complete(bytes: &[u8]) -> bool {
+    let Some(split) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
+    let head = String::from_utf8_lossy(&bytes[..split]).to_ascii_lowercase();
+    let body = &bytes[split + 4..];
+    if let Some(len) = head.lines().find_map(|l| l.strip_prefix("content-length:")) {
+        return len.trim().parse::<usize>().is_ok_and(|n| body.len() >= n);
+    }
+    if head.contains("transfer-encoding: chunked") {
+        return body.ends_with(b"0\r\n\r\n");
+    }
+    false
+}
+
+/// Sends `request` (the exact bytes) over a new TCP connection and reads the answer.
+/// `Err` for a connection that gave no HTTP response.
 pub fn raw_tcp(port: u16, request: &[u8]) -> Result<RawResp, String> {
+    raw_tcp_within(port, request, Duration::from_secs(15))
+}
+
+/// [`raw_tcp`], waiting at most `timeout` for each read.
+pub fn raw_tcp_within(port: u16, request: &[u8], timeout: Duration) -> Result<RawResp, String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(15))).expect("read timeout");
+    stream.set_read_timeout(Some(timeout)).expect("read timeout");
     stream.set_write_timeout(Some(Duration::from_secs(15))).expect("write timeout");
-    // The server may answer (and close) before the whole body is sent: a failed
-    // write is then no error, the answer is what counts.
-    let _ = stream.write_all(request);
-    let bytes = read_all(&mut stream);
+    let mut writer = stream.try_clone().expect("clone the stream");
+    let bytes = std::thread::scope(|s| {
+        // The server may answer (and stop reading) before the whole body is sent: the
+        // body goes out from another thread, and the answer is what counts.
+        s.spawn(move || {
+            let _ = writer.write_all(request);
+        });
+        let bytes = read_all(&mut stream);
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        bytes
+    });
     parse_response(&bytes).ok_or_else(|| format!("no HTTP response: {:?}", String::from_utf8_lossy(&bytes)))
 }
 

@@ -87,7 +87,7 @@ fn kill_9_during_a_save_storm_with_postgres_up_and_down_loses_nothing() {
         }
         let stop = AtomicBool::new(false);
         let run_for = Duration::from_millis(rng.range(50, 600));
-        let toggle_pg = rng.next() % 3 == 0;
+        let toggle_pg = rng.next().is_multiple_of(3);
         let seed = rng.next();
         let mut saved = std::thread::scope(|s| {
             let d = &d;

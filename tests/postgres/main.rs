@@ -28,5 +28,12 @@ mod dead_letter;
 #[cfg(feature = "failpoints")]
 mod failpoint;
 mod kill9_storm;
+
+// Issue 9: several instances.
+mod multi_instance;
 mod queue_outage;
 mod shutdown_stall;
+
+// Issue 7: operations.
+mod ops_notify;
+mod ops_restore;

@@ -81,10 +81,12 @@ pub fn spawn(peers: ListenerPeers, connect: ConnectConfig, project: String) {
 
 async fn session(peers: &ListenerPeers, connect: &ConnectConfig, project: &str) -> Ended {
     let lost = |e: &dyn std::fmt::Display| Ended::Lost(e.to_string());
-    let (config, tls) = match driver_config(connect) {
+    let (mut config, tls) = match driver_config(connect) {
         Ok(c) => c,
         Err(e) => return lost(&e),
     };
+    // Named, so an operator can tell it apart in pg_stat_activity.
+    config.application_name("tiercache-listen");
     let (client, mut connection) = match config.connect(tls).await {
         Ok(c) => c,
         Err(e) => return lost(&e),

@@ -93,6 +93,12 @@ fn classify(e: &tokio_postgres::Error) -> StoreError {
         {
             StoreError::Transient(detail)
         }
+        // A prepared statement that vanished: a transaction pooler with
+        // `statement_cache = true`. The configuration is wrong, not the data: never
+        // dead-letter a good save for it.
+        Some(c) if *c == SqlState::INVALID_SQL_STATEMENT_NAME => StoreError::Unavailable(format!(
+            "{detail} (behind a transaction pooler set postgres.statement_cache = false)"
+        )),
         Some(c) => {
             let class = &c.code()[..2];
             // 08 connection, 53 resources, 57 operator intervention (shutdown, cancel,
