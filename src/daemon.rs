@@ -51,7 +51,9 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
 
     // 3. The actors, under supervision.
     let metrics = Arc::new(Metrics::new());
-    let running = system::start(&wiring::system_config(&settings)?, metrics.clone())
+    let mut system_config = wiring::system_config(&settings)?;
+    system_config.schemas = security.schemas.clone();
+    let running = system::start(&system_config, metrics.clone())
         .map_err(|e| Fatal::new(CONFIG, format!("config error: postgres.url: {e}")))?;
     let supervisor = actix_rt::spawn(running.supervisor.run());
 
@@ -190,6 +192,8 @@ fn reload(source: &ConfigSource, settings: &mut Settings, state: &AppState, log:
     }
     state.policy.store(Arc::new(api::policy_from(&new)));
     security.log_summary("API security policy reloaded");
+    let schemas = Arc::new(security.schemas.clone());
+    tiers.memory().set_schemas(schemas.clone());
     state.security.store(Arc::new(security));
     if let (Some(resolver), Some(certificate)) = (&state.tls, certificate) {
         resolver.replace(certificate);
@@ -197,7 +201,7 @@ fn reload(source: &ConfigSource, settings: &mut Settings, state: &AppState, log:
     }
     if let Some(refresher) = tiers.refresher() {
         let refresh = wiring::refresh_config(&new);
-        refresher.reconfigure(system::refresh_caches(&new.data_dir, &refresh.caches));
+        refresher.reconfigure(system::refresh_caches(&new.data_dir, &refresh.caches, &schemas));
     }
     let needs_restart: Vec<&str> = [
         ("project", settings.project != new.project),

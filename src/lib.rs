@@ -60,6 +60,9 @@ fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<(), Fa
         }
         Command::CheckConfig => {
             let settings = Settings::load(cli.config.as_deref(), &env)?;
+            // The files the keys point at are checked too: tokens, schemas, certificates.
+            api::Security::load(&settings, None)?;
+            api::security::tls_from(&settings)?;
             print!("{}", settings.to_redacted_toml());
             Ok(())
         }

@@ -58,7 +58,7 @@ pub struct RefreshConfig {
 }
 
 /// Builds the refresher's view of the sourced caches (again on every reload).
-pub fn refresh_caches(data_dir: &std::path::Path, caches: &[SourcedCache]) -> Vec<RefreshCache> {
+pub fn refresh_caches(data_dir: &std::path::Path, caches: &[SourcedCache], schemas: &Schemas) -> Vec<RefreshCache> {
     let state: Arc<dyn sources::StateStore> = Arc::new(FileStateStore::new(data_dir));
     caches
         .iter()
@@ -69,6 +69,7 @@ pub fn refresh_caches(data_dir: &std::path::Path, caches: &[SourcedCache]) -> Ve
             max_size: c.max_size,
             source: sources::build(&c.name, c.source.clone(), state.clone()),
             spec: c.source.clone(),
+            schema: schemas.get(&c.name).cloned(),
         })
         .collect()
 }
@@ -92,7 +93,13 @@ pub struct SystemConfig {
     pub postgres: Option<PostgresConfig>,
     /// Sources and schedules.
     pub refresh: RefreshConfig,
+    /// Per-cache JSON Schemas: every load from file or Postgres and every refresh
+    /// result is checked against its cache's schema (PUTs are checked by the API).
+    pub schemas: Schemas,
 }
+
+/// Compiled schemas by cache.
+pub type Schemas = HashMap<CacheName, Arc<crate::domain::schema::DocumentSchema>>;
 
 /// The running actors.
 pub struct Running {
@@ -133,7 +140,7 @@ pub fn start(config: &SystemConfig, metrics: Arc<Metrics>) -> Result<Running, St
     };
 
     // 3. The memory tier, reading through the file tier and Postgres on misses.
-    let loader = Loader::new(files.clone(), store.clone());
+    let loader = Loader::new(files.clone(), store.clone(), Arc::new(config.schemas.clone()));
     let (memory_tier, view) = MemoryTier::new(loader, config.memory_ttl, reporter.clone(), metrics.clone());
     let memory = MemoryHandle::new(ActixSupervisor::start(move |_| memory_tier));
 
@@ -157,7 +164,7 @@ pub fn start(config: &SystemConfig, metrics: Arc<Metrics>) -> Result<Running, St
     // 5. The refresher, idle until startup is done (`Begin`).
     let refresher = {
         let saver = SaveFlow::new(files.clone(), memory.clone(), queue.clone());
-        let caches = refresh_caches(&config.data_dir, &config.refresh.caches);
+        let caches = refresh_caches(&config.data_dir, &config.refresh.caches, &config.schemas);
         // Leadership needs a session; behind a transaction pooler there is none.
         let leadership = store.clone().filter(|_| config.postgres.as_ref().is_some_and(|p| p.connect.statement_cache));
         let refresher = Refresher::new(caches, config.refresh.policy.clone(), saver, reporter.clone(), metrics.clone())

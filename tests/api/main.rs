@@ -18,6 +18,7 @@ mod logs;
 mod ops_commands;
 mod ops_notify;
 mod round_trip;
+mod schema_loads;
 mod security_auth;
 mod security_fuzz;
 mod security_input;

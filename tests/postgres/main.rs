@@ -29,6 +29,9 @@ mod dead_letter;
 mod failpoint;
 mod kill9_storm;
 
+// Issue 7: chaos.
+mod chaos;
+
 // Issue 9: several instances.
 mod multi_instance;
 mod queue_outage;

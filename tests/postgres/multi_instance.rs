@@ -2,12 +2,12 @@
 //! advisory lock, and invalidation through LISTEN/NOTIFY, with three real daemons.
 
 use crate::helpers::*;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant};
 use tiercache_testkit::{Daemon, PgCluster};
 
 /// A `command` source that appends a line to `calls` for every upstream call.
-fn conf(pg: &PgCluster, calls: &PathBuf, every: &str) -> Conf {
+fn conf(pg: &PgCluster, calls: &Path, every: &str) -> Conf {
     let script = format!("echo x >> {}; echo '{{\"n\": 1}}'", calls.display());
     Conf::new(pg.url(DB, "postgres")).caches(&["shared"]).tables(&format!(
         "[[caches]]\nname = \"tick\"\nrefresh_every = {}\n[caches.source]\nkind = \"command\"\nargv = [\"sh\", \"-c\", {}]\n",
@@ -16,7 +16,7 @@ fn conf(pg: &PgCluster, calls: &PathBuf, every: &str) -> Conf {
     ))
 }
 
-fn calls(path: &PathBuf) -> usize {
+fn calls(path: &Path) -> usize {
     std::fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
 }
 

@@ -5,6 +5,7 @@ use super::Tier;
 use crate::domain::{CacheName, Document};
 use crate::files::FileHandle;
 use crate::store::StoreHandle;
+use crate::system::Schemas;
 use std::sync::Arc;
 
 /// Every tier below memory failed (as opposed to simply having nothing).
@@ -17,12 +18,36 @@ pub struct LoadError(pub String);
 pub struct Loader {
     files: FileHandle,
     store: Option<StoreHandle>,
+    schemas: Arc<Schemas>,
 }
 
 impl Loader {
     /// A loader reading from the file tier, then from Postgres when enabled.
-    pub fn new(files: FileHandle, store: Option<StoreHandle>) -> Self {
-        Self { files, store }
+    pub fn new(files: FileHandle, store: Option<StoreHandle>, schemas: Arc<Schemas>) -> Self {
+        Self { files, store, schemas }
+    }
+
+    /// Replaces the schemas (SIGHUP).
+    pub fn set_schemas(&mut self, schemas: Arc<Schemas>) {
+        self.schemas = schemas;
+    }
+
+    /// A document that fails its cache's schema is corrupt: never served.
+    fn conforms(&self, doc: &Document, tier: &'static str) -> bool {
+        let Some(schema) = self.schemas.get(&doc.name) else { return true };
+        let verdict = serde_json::from_slice::<serde_json::Value>(&doc.body)
+            .map_err(|e| vec![e.to_string()])
+            .and_then(|v| schema.validate(&v));
+        match verdict {
+            Ok(()) => true,
+            Err(errors) => {
+                tracing::error!(
+                    cache = %doc.name, tier, version = doc.version, alert = true, error = %errors.join("; "),
+                    "document fails the cache's schema; not served"
+                );
+                false
+            }
+        }
     }
 
     /// Finds `name` in the first tier that has a valid copy.
@@ -31,7 +56,9 @@ impl Loader {
     /// [`LoadError`] when a tier failed and none below it had the cache.
     pub async fn load(&self, name: CacheName) -> Result<Option<(Arc<Document>, Tier)>, LoadError> {
         let file_error = match self.files.read(name.clone()).await {
-            Ok(found) if found.doc.is_some() => return Ok(found.doc.map(|d| (d, Tier::File))),
+            Ok(found) if found.doc.as_ref().is_some_and(|d| self.conforms(d, "file")) => {
+                return Ok(found.doc.map(|d| (d, Tier::File)));
+            }
             // Deleted here and not yet in Postgres: reading Postgres would resurrect it.
             Ok(found) if found.deleted => return Ok(None),
             Ok(_) => None,
@@ -41,6 +68,7 @@ impl Loader {
             return file_error.map_or(Ok(None), |e| Err(LoadError(e)));
         };
         match store.read(name.clone()).await {
+            Ok(Some(doc)) if !self.conforms(&doc, "postgres") => file_error.map_or(Ok(None), |e| Err(LoadError(e))),
             Ok(Some(doc)) => {
                 if let Err(e) = self.files.adopt(doc.clone(), None).await {
                     tracing::warn!(cache = %name, tier = "file", error = %e, "could not rewrite the file from Postgres");

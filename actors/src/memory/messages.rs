@@ -56,3 +56,8 @@ pub struct Evict {
     /// The cache.
     pub name: CacheName,
 }
+
+/// New per-cache schemas for loads (SIGHUP).
+#[derive(Clone, Message)]
+#[rtype(result = "()")]
+pub struct SetSchemas(pub Arc<crate::system::Schemas>);

@@ -76,6 +76,7 @@ impl Refresher {
         state.in_flight = true;
         let source = state.config.source.clone();
         let max_size = state.config.max_size;
+        let schema = state.config.schema.clone();
         let previous_rich = state.last_rich_fetch;
         let timeout = self.policy.fetch_timeout;
         let saver = self.saver.clone();
@@ -113,6 +114,13 @@ impl Refresher {
                     "fetched document is {} bytes, above max_size {max_size}",
                     fetched.body.len()
                 )));
+            }
+            if let Some(schema) = &schema {
+                let value: serde_json::Value = serde_json::from_slice(&fetched.body)
+                    .map_err(|e| FetchFailure::Failed(format!("upstream sent invalid JSON: {e}")))?;
+                schema.validate(&value).map_err(|errors| {
+                    FetchFailure::Failed(format!("fetched document fails the cache's schema: {}", errors.join("; ")))
+                })?;
             }
             let mut doc = NewDocument::from_json(&fetched.body)
                 .map_err(|e| FetchFailure::Failed(format!("upstream sent invalid JSON: {e}")))?;
