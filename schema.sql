@@ -120,6 +120,20 @@ COMMENT ON TABLE public.projects IS
     'tiercache projects; db_role names the database role that may use the project''s caches';
 COMMENT ON TABLE public.cache_storage IS
     'tiercache: one row per (project, cache); the source of truth of the cache daemon';
+-- State a source must never lose, such as Strava's rotated OAuth refresh token: saved
+-- here (and in data_dir/sources/) before the daemon uses it, so neither a restart nor a
+-- lost data_dir strands it with a dead token.
+CREATE TABLE IF NOT EXISTS public.source_state (
+    project_id  INTEGER NOT NULL
+                REFERENCES public.projects (id) ON DELETE CASCADE,
+    state_key   VARCHAR(100) NOT NULL
+                CONSTRAINT source_state_key_format
+                CHECK (state_key ~ '^[a-z]+:[a-z][a-z0-9_-]{0,49}$'),
+    state       JSONB NOT NULL,
+    updated_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT source_state_pkey PRIMARY KEY (project_id, state_key)
+);
+
 COMMENT ON TABLE public.cache_audit IS
     'tiercache: every insert, update and delete of cache_storage, written by trigger';
 
@@ -232,6 +246,8 @@ ALTER TABLE public.cache_storage ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.cache_storage FORCE ROW LEVEL SECURITY;
 ALTER TABLE public.cache_audit ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.cache_audit NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE public.source_state ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.source_state FORCE ROW LEVEL SECURITY;
 
 -- The seed plan's policy: auth.role() does not exist on plain PostgreSQL, is NULL on a
 -- direct connection, and the roles it names bypass RLS anyway. It protects nothing.
@@ -249,6 +265,12 @@ CREATE POLICY tiercache_own_caches ON public.cache_storage
     USING (project_id IN (SELECT p.id FROM public.projects p WHERE p.db_role = current_user))
     WITH CHECK (project_id IN (SELECT p.id FROM public.projects p WHERE p.db_role = current_user));
 
+DROP POLICY IF EXISTS tiercache_own_state ON public.source_state;
+CREATE POLICY tiercache_own_state ON public.source_state
+    FOR ALL TO PUBLIC
+    USING (project_id IN (SELECT p.id FROM public.projects p WHERE p.db_role = current_user))
+    WITH CHECK (project_id IN (SELECT p.id FROM public.projects p WHERE p.db_role = current_user));
+
 DROP POLICY IF EXISTS tiercache_own_audit ON public.cache_audit;
 CREATE POLICY tiercache_own_audit ON public.cache_audit
     FOR SELECT TO PUBLIC
@@ -261,7 +283,7 @@ CREATE POLICY tiercache_own_audit ON public.cache_audit
 -- their caches; read their audit. They cannot create or change projects, nor write the
 -- audit. PUBLIC has no table privileges by default; the REVOKEs make sure of it.
 
-REVOKE ALL ON public.projects, public.cache_storage, public.cache_audit FROM PUBLIC;
+REVOKE ALL ON public.projects, public.cache_storage, public.cache_audit, public.source_state FROM PUBLIC;
 REVOKE ALL ON SEQUENCE public.projects_id_seq, public.cache_storage_id_seq,
     public.cache_audit_id_seq FROM PUBLIC;
 
@@ -270,6 +292,7 @@ GRANT SELECT ON public.projects TO tiercache_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON public.cache_storage TO tiercache_app;
 GRANT USAGE ON SEQUENCE public.cache_storage_id_seq TO tiercache_app;
 GRANT SELECT ON public.cache_audit TO tiercache_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.source_state TO tiercache_app;
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER
     ON public.cache_audit FROM tiercache_app;
 
@@ -287,7 +310,7 @@ DECLARE
 BEGIN
     FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP
         IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
-            EXECUTE format('REVOKE ALL ON public.projects, public.cache_storage, public.cache_audit FROM %I', r);
+            EXECUTE format('REVOKE ALL ON public.projects, public.cache_storage, public.cache_audit, public.source_state FROM %I', r);
             EXECUTE format('REVOKE ALL ON SEQUENCE public.projects_id_seq, public.cache_storage_id_seq, public.cache_audit_id_seq FROM %I', r);
             EXECUTE format('REVOKE ALL ON FUNCTION public.tiercache_before_update(), public.tiercache_audit() FROM %I', r);
         END IF;
@@ -297,13 +320,15 @@ BEGIN
         EXECUTE 'REVOKE ALL ON FUNCTION public.tiercache_before_update(), public.tiercache_audit() FROM service_role';
         EXECUTE 'REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON public.cache_audit FROM service_role';
         EXECUTE 'GRANT SELECT ON public.cache_audit TO service_role';
-        EXECUTE 'GRANT SELECT, INSERT, UPDATE, DELETE ON public.projects, public.cache_storage TO service_role';
+        EXECUTE 'GRANT SELECT, INSERT, UPDATE, DELETE ON public.projects, public.cache_storage, public.source_state TO service_role';
         EXECUTE 'GRANT USAGE ON SEQUENCE public.projects_id_seq, public.cache_storage_id_seq TO service_role';
 
         EXECUTE 'DROP POLICY IF EXISTS tiercache_service_role ON public.projects';
         EXECUTE 'CREATE POLICY tiercache_service_role ON public.projects FOR ALL TO service_role USING (true) WITH CHECK (true)';
         EXECUTE 'DROP POLICY IF EXISTS tiercache_service_role ON public.cache_storage';
         EXECUTE 'CREATE POLICY tiercache_service_role ON public.cache_storage FOR ALL TO service_role USING (true) WITH CHECK (true)';
+        EXECUTE 'DROP POLICY IF EXISTS tiercache_service_role ON public.source_state';
+        EXECUTE 'CREATE POLICY tiercache_service_role ON public.source_state FOR ALL TO service_role USING (true) WITH CHECK (true)';
         EXECUTE 'DROP POLICY IF EXISTS tiercache_service_role ON public.cache_audit';
         EXECUTE 'CREATE POLICY tiercache_service_role ON public.cache_audit FOR SELECT TO service_role USING (true)';
     END IF;

@@ -5,7 +5,7 @@ use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::exit::{Fatal, CONFIG, SOFTWARE, UNAVAILABLE};
 use crate::lock::DataDirLock;
-use crate::sd_notify::{self, Notifier};
+use crate::sd_notify::Notifier;
 use crate::signals::{self, Control};
 use crate::status;
 use crate::telemetry::LogControl;
@@ -111,8 +111,8 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
     tracing::info!(caches_on_disk = index.len(), project = %settings.project, "ready");
     // systemd: READY=1, then the health loop's WATCHDOG=1 pings and STATUS= updates.
     let notifier = Arc::new(Notifier::from_env());
-    notifier.ready(&sd_notify::summary(&running.tiers, settings.caches.len()));
-    actix_rt::spawn(notifier.clone().health_loop(running.tiers.clone(), settings.caches.len()));
+    notifier.ready(&running.tiers, settings.caches.len());
+    actix_rt::spawn(notifier.clone().health_loop(running.tiers.clone()));
 
     // 7. Schedules start after readiness: overdue caches refresh now, readiness never
     //    waits for an upstream API.
@@ -151,7 +151,7 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
                 Some(Control::Reload) => {
                     notifier.reloading();
                     reload(&source, &mut settings, &state, &log, &running.tiers);
-                    notifier.ready(&sd_notify::summary(&running.tiers, settings.caches.len()));
+                    notifier.ready(&running.tiers, settings.caches.len());
                 }
                 Some(Control::RefreshAll) => {
                     if let Some(refresher) = running.tiers.refresher() {
@@ -201,7 +201,7 @@ fn reload(source: &ConfigSource, settings: &mut Settings, state: &AppState, log:
     }
     if let Some(refresher) = tiers.refresher() {
         let refresh = wiring::refresh_config(&new);
-        refresher.reconfigure(system::refresh_caches(&new.data_dir, &refresh.caches, &schemas));
+        refresher.reconfigure(system::refresh_caches(&new.data_dir, &refresh.caches, &schemas, tiers.store().cloned()));
     }
     let needs_restart: Vec<&str> = [
         ("project", settings.project != new.project),

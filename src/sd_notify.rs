@@ -22,7 +22,7 @@
 //! Postgres being down does not stop the pings: a restart cannot fix it, and the
 //! daemon keeps serving from its files meanwhile (`tiercache_postgres_up` alerts).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +39,8 @@ pub struct Notifier {
     /// Set by [`Notifier::stopping`]: the health loop keeps pinging through the drain
     /// but no longer overwrites the shutdown's `STATUS=`.
     stopping: AtomicBool,
+    /// Configured caches, for `STATUS=` (a reload may change it).
+    caches: AtomicUsize,
 }
 
 impl Notifier {
@@ -47,12 +49,12 @@ impl Notifier {
     pub fn from_env() -> Self {
         let enabled = std::env::var_os("NOTIFY_SOCKET").is_some_and(|s| !s.is_empty());
         let watchdog = if enabled { sd_notify::watchdog_enabled().filter(|d| !d.is_zero()) } else { None };
-        Self { enabled, watchdog, stopping: AtomicBool::new(false) }
+        Self { enabled, watchdog, stopping: AtomicBool::new(false), caches: AtomicUsize::new(0) }
     }
 
     /// Sends nothing (the offline commands, which share the drain with the daemon).
     pub fn disabled() -> Self {
-        Self { enabled: false, watchdog: None, stopping: AtomicBool::new(false) }
+        Self { enabled: false, watchdog: None, stopping: AtomicBool::new(false), caches: AtomicUsize::new(0) }
     }
 
     /// Whether anything is sent at all.
@@ -74,9 +76,11 @@ impl Notifier {
         }
     }
 
-    /// Startup is done (or a reload finished): `READY=1` with a status line.
-    pub fn ready(&self, status: &str) {
-        self.send(&[NotifyState::Ready, NotifyState::Status(status)]);
+    /// Startup is done (or a reload finished): `READY=1` with the status line of
+    /// [`summary`] for `caches` configured caches.
+    pub fn ready(&self, tiers: &Tiers, caches: usize) {
+        self.caches.store(caches, Ordering::Relaxed);
+        self.send(&[NotifyState::Ready, NotifyState::Status(&summary(tiers, caches))]);
     }
 
     /// A one-line status for `systemctl status`.
@@ -117,14 +121,14 @@ impl Notifier {
     /// Runs until the process ends: every half watchdog period (or every 5 s without a
     /// watchdog) checks the actors, sends `WATCHDOG=1` when they all answer, and
     /// updates `STATUS=` when it changed. Does nothing without `$NOTIFY_SOCKET`.
-    pub async fn health_loop(self: Arc<Self>, tiers: Tiers, caches: usize) {
+    pub async fn health_loop(self: Arc<Self>, tiers: Tiers) {
         if !self.enabled {
             return;
         }
         let period = self.watchdog.map_or(Duration::from_secs(5), |w| w / 2);
         let answer_within = period / 2;
         // READY=1 carried the first status.
-        let mut last_status = summary(&tiers, caches);
+        let mut last_status = summary(&tiers, self.caches.load(Ordering::Relaxed));
         let mut was_healthy = true;
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -146,7 +150,7 @@ impl Notifier {
             was_healthy = problem.is_none();
             let status = match &problem {
                 Some(p) => format!("unhealthy: {p}"),
-                None => summary(&tiers, caches),
+                None => summary(&tiers, self.caches.load(Ordering::Relaxed)),
             };
             if status != last_status && !self.stopping.load(Ordering::Relaxed) {
                 self.status(&status);

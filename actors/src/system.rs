@@ -58,8 +58,13 @@ pub struct RefreshConfig {
 }
 
 /// Builds the refresher's view of the sourced caches (again on every reload).
-pub fn refresh_caches(data_dir: &std::path::Path, caches: &[SourcedCache], schemas: &Schemas) -> Vec<RefreshCache> {
-    let state: Arc<dyn sources::StateStore> = Arc::new(FileStateStore::new(data_dir));
+pub fn refresh_caches(
+    data_dir: &std::path::Path,
+    caches: &[SourcedCache],
+    schemas: &Schemas,
+    store: Option<StoreHandle>,
+) -> Vec<RefreshCache> {
+    let state: Arc<dyn sources::StateStore> = Arc::new(FileStateStore::new(data_dir, store));
     caches
         .iter()
         .map(|c| RefreshCache {
@@ -164,7 +169,7 @@ pub fn start(config: &SystemConfig, metrics: Arc<Metrics>) -> Result<Running, St
     // 5. The refresher, idle until startup is done (`Begin`).
     let refresher = {
         let saver = SaveFlow::new(files.clone(), memory.clone(), queue.clone());
-        let caches = refresh_caches(&config.data_dir, &config.refresh.caches, &config.schemas);
+        let caches = refresh_caches(&config.data_dir, &config.refresh.caches, &config.schemas, store.clone());
         // Leadership needs a session; behind a transaction pooler there is none.
         let leadership = store.clone().filter(|_| config.postgres.as_ref().is_some_and(|p| p.connect.statement_cache));
         let refresher = Refresher::new(caches, config.refresh.policy.clone(), saver, reporter.clone(), metrics.clone())

@@ -63,7 +63,6 @@ pub fn import(settings: &Settings, name: &str, file: &Path) -> Result<(), Fatal>
             .save(&cache_name, doc, Precondition::None)
             .await
             .map_err(|e| Fatal::new(CANTCREAT, format!("import: {cache_name}: {e}")))?;
-        offline.saved(&cache_name);
         println!("imported {cache_name} version {}", saved.version);
         Ok(())
     })

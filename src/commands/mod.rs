@@ -28,10 +28,8 @@ use crate::exit::{Fatal, CONFIG, SOFTWARE, UNAVAILABLE, USAGE};
 use crate::lock::DataDirLock;
 use crate::sd_notify::Notifier;
 use crate::wiring;
-use std::cell::RefCell;
 use std::future::Future;
 use std::io::IsTerminal;
-use std::rc::Rc;
 use std::sync::Arc;
 use tiercache_actors::domain::CacheName;
 use tiercache_actors::metrics::Metrics;
@@ -51,15 +49,6 @@ pub(crate) struct Offline {
     /// With Postgres enabled: whether the startup sync read the rows. `false` means the
     /// current versions are known from the files only.
     pub postgres_synced: bool,
-    /// Caches saved by the command, for the drain.
-    saved: Rc<RefCell<Vec<CacheName>>>,
-}
-
-impl Offline {
-    /// Records that `name` was saved (and queued for Postgres).
-    pub fn saved(&self, name: &CacheName) {
-        self.saved.borrow_mut().push(name.clone());
-    }
 }
 
 /// The cache `name` as configured, or exit 64 saying why not.
@@ -115,20 +104,12 @@ where
                 Err(_) => tracing::warn!("Postgres did not answer in time; working from the files alone"),
             }
         }
-        let saved = Rc::new(RefCell::new(Vec::new()));
-        let outcome = work(Offline { tiers: tiers.clone(), postgres_synced, saved: saved.clone() }).await;
+        let outcome = work(Offline { tiers: tiers.clone(), postgres_synced }).await;
         if let Some(queue) = tiers.queue() {
-            // The queue learns of the saves by fire-and-forget messages: let it take them
-            // in before the drain looks at what is pending (a save already sent by then
-            // only costs this wait).
-            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
-            while tokio::time::Instant::now() < deadline {
-                let pending = queue.view().snapshot();
-                if saved.borrow().iter().all(|name| pending.pending.contains_key(name)) {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
+            // The queue learns of the saves by fire-and-forget messages; one request
+            // answered after them (the mailbox is in order) means it has taken them in
+            // before the drain looks at what is pending.
+            let _ = queue.pending().await;
             let deadline = tokio::time::Instant::now() + settings.shutdown.timeout;
             crate::daemon::drain(&tiers, deadline, &Notifier::disabled()).await;
             let left = tiers.queue().map_or(0, |q| q.view().snapshot().pending.len());

@@ -140,7 +140,6 @@ pub fn restore(settings: &Settings, dir: &Path, force: bool) -> Result<(), Fatal
             if let Some(queue) = offline.tiers.queue() {
                 queue.enqueue_write(name.clone(), saved.version);
             }
-            offline.saved(&name);
             let moved = if backup.project == settings.project {
                 String::new()
             } else {

@@ -1,6 +1,8 @@
 //! A typed handle to the store actor; a request the actor failed on is tried once more.
 
-use super::messages::{DeleteRow, Ping, PurgeUnconfigured, ReadAll, ReadRow, TryLead, WriteOutcome, WriteRow};
+use super::messages::{
+    DeleteRow, LoadState, Ping, PurgeUnconfigured, ReadAll, ReadRow, SaveState, TryLead, WriteOutcome, WriteRow,
+};
 use super::{Store, StoreError};
 use crate::domain::{CacheName, Document};
 use actix::Addr;
@@ -77,6 +79,22 @@ impl StoreHandle {
     /// [`StoreError`].
     pub async fn try_lead(&self, name: CacheName) -> Result<bool, StoreError> {
         self.call(TryLead { name }).await
+    }
+
+    /// See [`SaveState`].
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn save_state(&self, key: String, state: serde_json::Value) -> Result<(), StoreError> {
+        self.call(SaveState { key, state }).await
+    }
+
+    /// See [`LoadState`].
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn load_state(&self, key: String) -> Result<Option<serde_json::Value>, StoreError> {
+        self.call(LoadState { key }).await
     }
 
     /// See [`Ping`].

@@ -1,7 +1,9 @@
 //! One handler per message. The synchronous start (where the failpoint sits) runs in
 //! the supervisor's guard; the statement itself runs as a future on the actor's thread.
 
-use super::messages::{DeleteRow, Ping, PurgeUnconfigured, ReadAll, ReadRow, TryLead, WriteOutcome, WriteRow};
+use super::messages::{
+    DeleteRow, LoadState, Ping, PurgeUnconfigured, ReadAll, ReadRow, SaveState, TryLead, WriteOutcome, WriteRow,
+};
 use super::{Store, StoreError, ACTOR};
 use crate::domain::Document;
 use crate::supervisor::guard;
@@ -86,5 +88,21 @@ impl Handler<TryLead> for Store {
 
     fn handle(&mut self, msg: TryLead, ctx: &mut Context<Self>) -> Self::Result {
         self.start(ctx, READ, |s| Box::pin(async move { s.try_lead(&msg.name).await }))
+    }
+}
+
+impl Handler<SaveState> for Store {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+
+    fn handle(&mut self, msg: SaveState, ctx: &mut Context<Self>) -> Self::Result {
+        self.start(ctx, WRITE, |s| Box::pin(async move { s.save_state(&msg.key, &msg.state).await }))
+    }
+}
+
+impl Handler<LoadState> for Store {
+    type Result = ResponseFuture<Result<Option<serde_json::Value>, StoreError>>;
+
+    fn handle(&mut self, msg: LoadState, ctx: &mut Context<Self>) -> Self::Result {
+        self.start(ctx, READ, |s| Box::pin(async move { s.load_state(&msg.key).await }))
     }
 }

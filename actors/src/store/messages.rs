@@ -69,3 +69,21 @@ pub struct TryLead {
     /// The cache.
     pub name: CacheName,
 }
+
+/// Save a source's state.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct SaveState {
+    /// `kind:cache`.
+    pub key: String,
+    /// The state.
+    pub state: serde_json::Value,
+}
+
+/// Load a source's state.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Option<serde_json::Value>, StoreError>")]
+pub struct LoadState {
+    /// `kind:cache`.
+    pub key: String,
+}

@@ -405,6 +405,26 @@ impl Store {
         Ok(got)
     }
 
+    /// Saves a source's state (e.g. a rotated refresh token) for the project.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn save_state(&self, key: &str, state: &serde_json::Value) -> Result<(), StoreError> {
+        let id = self.project_id().await?;
+        let text = state.to_string();
+        self.run(sql::SAVE_STATE, &[(&id, Type::INT4), (&key, Type::VARCHAR), (&text, Type::TEXT)]).await.map(drop)
+    }
+
+    /// A source's saved state, if any.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn load_state(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let id = self.project_id().await?;
+        let rows = self.run(sql::LOAD_STATE, &[(&id, Type::INT4), (&key, Type::VARCHAR)]).await?;
+        Ok(rows.first().and_then(|r| serde_json::from_str(r.get::<_, &str>(0)).ok()))
+    }
+
     /// This project's id (resolved once).
     ///
     /// # Errors

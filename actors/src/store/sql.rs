@@ -66,3 +66,11 @@ pub async fn query(
         client.query_typed(sql, params).await
     }
 }
+
+/// Upsert of a source's state.
+pub const SAVE_STATE: &str =
+    "INSERT INTO source_state (project_id, state_key, state) VALUES ($1, $2, $3::text::jsonb) \
+     ON CONFLICT (project_id, state_key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()";
+
+/// A source's state.
+pub const LOAD_STATE: &str = "SELECT state::text FROM source_state WHERE project_id = $1 AND state_key = $2";
