@@ -101,7 +101,7 @@ fn applies_twice_and_again_over_data_on_plain_postgres() {
     assert_eq!(
         pg.psql("app", "SELECT string_agg(tablename || '.' || policyname, ',' ORDER BY tablename) FROM pg_policies")
             .unwrap(),
-        "cache_audit.tiercache_own_audit,cache_storage.tiercache_own_caches,projects.tiercache_own_project"
+        "cache_audit.tiercache_own_audit,cache_storage.tiercache_own_caches,projects.tiercache_own_project,source_state.tiercache_own_state"
     );
     // lz4 wherever the server has it (Debian's PostgreSQL has).
     let lz4 = pg.psql("app", "SET default_toast_compression = lz4; SELECT 1").is_ok();
@@ -485,7 +485,8 @@ fn supabase_imitation_applies_twice_and_shuts_out_the_data_api_roles() {
         .unwrap(),
         "cache_audit.tiercache_service_role:service_role,\
          cache_storage.tiercache_service_role:service_role,\
-         projects.tiercache_service_role:service_role"
+         projects.tiercache_service_role:service_role,\
+         source_state.tiercache_service_role:service_role"
     );
 
     // service_role (through the authenticator, as the Data API does) keeps working.
