@@ -203,12 +203,26 @@ fn reload(source: &ConfigSource, settings: &mut Settings, state: &AppState, log:
         let refresh = wiring::refresh_config(&new);
         refresher.reconfigure(system::refresh_caches(&new.data_dir, &refresh.caches, &schemas, tiers.store().cloned()));
     }
+    // Credentials are read again (password_file, $CREDENTIALS_DIRECTORY): a rotated
+    // database password reaches new connections without a restart.
+    if let (Some(store), Ok(Some(pg))) = (tiers.store(), wiring::postgres_config(&new)) {
+        let store = store.clone();
+        actix_rt::spawn(async move {
+            match store.reconnect(pg.connect).await {
+                Ok(true) => tracing::info!("Postgres connection settings reloaded"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, alert = true, "new Postgres settings refused; keeping the running pool")
+                }
+            }
+        });
+    }
     let needs_restart: Vec<&str> = [
         ("project", settings.project != new.project),
         ("data_dir", settings.data_dir != new.data_dir),
         ("api.listen", format!("{:?}", settings.api.listen) != format!("{:?}", new.api.listen)),
         ("memory.ttl", settings.memory.ttl != new.memory.ttl),
-        ("postgres", format!("{:?}", settings.postgres) != format!("{:?}", new.postgres)),
+        ("postgres.enabled", settings.postgres.enabled != new.postgres.enabled),
         ("supervisor", format!("{:?}", settings.supervisor) != format!("{:?}", new.supervisor)),
         ("log.format", settings.log.format != new.log.format),
         ("api.tls_cert", settings.api.tls_cert.is_some() != new.api.tls_cert.is_some()),

@@ -310,14 +310,12 @@ fn serve(stream: TcpStream, shared: &Shared) {
 
     let responder = {
         let mut routes = lock(&shared.routes);
-        routes
-            .iter_mut()
-            .rev()
-            .find(|r| r.method == request.method && request.route().starts_with(&r.prefix))
-            .map(|r| {
+        routes.iter_mut().rev().find(|r| r.method == request.method && request.route().starts_with(&r.prefix)).map(
+            |r| {
                 r.calls += 1;
                 (r.responder.clone(), r.calls - 1)
-            })
+            },
+        )
     };
     let reply = match responder {
         Some((f, n)) => f(&request, n),

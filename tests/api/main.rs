@@ -29,3 +29,12 @@ mod signals;
 #[cfg(feature = "failpoints")]
 mod supervision;
 mod unknown;
+
+// The refresher and its sources against a fake upstream (issue 5).
+mod fake_upstream;
+mod refresh_failures;
+mod refresh_on_demand;
+mod refresh_schedule;
+mod refresh_sources;
+mod refresh_strava;
+mod refresh_support;

@@ -103,15 +103,13 @@ pub fn gaps(times: &[Instant]) -> Vec<f64> {
 /// GET `/v1/caches/NAME` until its body parses to `want`; returns the answer.
 #[track_caller]
 pub fn wait_for_body(app: &TestApp, name: &str, want: &Value, timeout: Duration) -> crate::helpers::Resp {
-    let mut last = None;
     let deadline = Instant::now() + timeout;
     loop {
         let r = app.get_cache(name);
         if r.status == 200 && serde_json::from_str::<Value>(&r.body).ok().as_ref() == Some(want) {
             return r;
         }
-        last = Some(r);
-        assert!(Instant::now() < deadline, "GET {name} never gave {want} within {timeout:?}; last: {last:?}");
+        assert!(Instant::now() < deadline, "GET {name} never gave {want} within {timeout:?}; last: {r:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -31,6 +31,7 @@ mod kill9_storm;
 
 // Issue 7: chaos.
 mod chaos;
+mod password_rotation;
 
 // Issue 9: several instances.
 mod multi_instance;

@@ -10,7 +10,7 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// What the store needs to connect.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct ConnectConfig {
     /// `postgres://...`, possibly with `sslmode`/`sslrootcert` parameters.
     pub url: String,

@@ -1,7 +1,8 @@
 //! A typed handle to the store actor; a request the actor failed on is tried once more.
 
 use super::messages::{
-    DeleteRow, LoadState, Ping, PurgeUnconfigured, ReadAll, ReadRow, SaveState, TryLead, WriteOutcome, WriteRow,
+    DeleteRow, LoadState, Ping, PurgeUnconfigured, ReadAll, ReadRow, Reconnect, SaveState, TryLead, WriteOutcome,
+    WriteRow,
 };
 use super::{Store, StoreError};
 use crate::domain::{CacheName, Document};
@@ -95,6 +96,14 @@ impl StoreHandle {
     /// [`StoreError`].
     pub async fn load_state(&self, key: String) -> Result<Option<serde_json::Value>, StoreError> {
         self.call(LoadState { key }).await
+    }
+
+    /// See [`Reconnect`]: whether the settings changed.
+    ///
+    /// # Errors
+    /// A message about the URL or TLS settings (the running pool is kept).
+    pub async fn reconnect(&self, connect: super::ConnectConfig) -> Result<bool, String> {
+        self.addr.send(Reconnect(connect)).await.map_err(|e| e.to_string())?
     }
 
     /// See [`Ping`].

@@ -2,7 +2,8 @@
 //! the supervisor's guard; the statement itself runs as a future on the actor's thread.
 
 use super::messages::{
-    DeleteRow, LoadState, Ping, PurgeUnconfigured, ReadAll, ReadRow, SaveState, TryLead, WriteOutcome, WriteRow,
+    DeleteRow, LoadState, Ping, PurgeUnconfigured, ReadAll, ReadRow, Reconnect, SaveState, TryLead, WriteOutcome,
+    WriteRow,
 };
 use super::{Store, StoreError, ACTOR};
 use crate::domain::Document;
@@ -104,5 +105,17 @@ impl Handler<LoadState> for Store {
 
     fn handle(&mut self, msg: LoadState, ctx: &mut Context<Self>) -> Self::Result {
         self.start(ctx, READ, |s| Box::pin(async move { s.load_state(&msg.key).await }))
+    }
+}
+
+impl Handler<Reconnect> for Store {
+    type Result = Result<bool, String>;
+
+    fn handle(&mut self, msg: Reconnect, _ctx: &mut Context<Self>) -> Self::Result {
+        let changed = self.reconnect(msg.0)?;
+        if changed {
+            tracing::info!(actor = ACTOR, "Postgres connection settings changed; new connections use them");
+        }
+        Ok(changed)
     }
 }

@@ -87,3 +87,8 @@ pub struct LoadState {
     /// `kind:cache`.
     pub key: String,
 }
+
+/// New connection settings (a rotated password).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<bool, String>")]
+pub struct Reconnect(pub super::ConnectConfig);

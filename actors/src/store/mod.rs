@@ -438,6 +438,33 @@ impl Store {
         &self.inner.connect
     }
 
+    /// New connection settings (SIGHUP: a rotated password): later requests use a new
+    /// pool; requests in flight finish on the old one, which then closes.
+    ///
+    /// # Errors
+    /// A message about the URL or TLS settings; the running pool is kept then.
+    pub fn reconnect(&mut self, connect: ConnectConfig) -> Result<bool, String> {
+        if connect == self.inner.connect {
+            return Ok(false);
+        }
+        let (pool, tls) = connect::pool(&connect)?;
+        let project_id = OnceCell::new();
+        if let Some(id) = self.inner.project_id.get() {
+            let _ = project_id.set(*id);
+        }
+        self.inner = Arc::new(Inner {
+            pool,
+            leader: tokio::sync::Mutex::new(Leader::default()),
+            statement_cache: connect.statement_cache,
+            statement_timeout: connect.statement_timeout,
+            connect,
+            tls,
+            project: self.inner.project.clone(),
+            project_id,
+        });
+        Ok(true)
+    }
+
     /// Checks that Postgres answers and the project is known.
     ///
     /// # Errors

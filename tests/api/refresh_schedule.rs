@@ -1,0 +1,132 @@
+//! The refresh schedule (SPEC §2 "Refresh" and "Startup", issue 5): a cache is due at
+//! `last_fetch + refresh_every` and refreshed within a second of that; the due time
+//! survives a restart; a cache that is overdue at startup is refreshed at once, with
+//! nobody reading it.
+
+use crate::fake_upstream::{FakeUpstream, Reply};
+use crate::helpers::{run_cmd, spawn_app_with, Options, TestApp};
+use crate::refresh_support::{gaps, http_cache, metric_value, refreshed_lines, wait_refreshed, wait_until};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// How long the 2 s schedule is watched. The issue says "for a minute"; 12 s (six
+/// periods) shows the same thing and keeps the suite well under a minute of wall time.
+const WATCH: Duration = Duration::from_secs(12);
+
+#[test]
+fn a_two_second_schedule_fires_on_time() {
+    let up = FakeUpstream::start();
+    up.route_fn("GET", "/feed", |_, n| Reply::ok(&json!({"n": n})));
+    let app = spawn_app_with(Options::new().tables(&http_cache("feed", &up.url("/feed"), Some("2s"))));
+
+    // Never fetched: due at once, then every 2 s after each fetch, with nobody reading.
+    let started = Instant::now();
+    std::thread::sleep(WATCH);
+    let calls: Vec<Instant> = up.requests_to("GET", "/feed").iter().map(|r| r.at).collect();
+    let spacing = gaps(&calls);
+    assert!(calls.len() >= 6, "{} upstream calls in {WATCH:?}: {:?}", calls.len(), up.summary());
+    assert!(calls.len() <= 8, "more calls than a 2 s schedule allows: {:?}", up.summary());
+    assert!(calls[0] - started < Duration::from_secs(2), "first call only after {:?}", calls[0] - started);
+    for gap in &spacing {
+        // The next fetch is due 2 s after the previous one ended: never early, and at
+        // most a second late (plus the few ms of the fetch itself).
+        assert!((1.95..3.1).contains(gap), "calls not 2 s apart: {spacing:?}");
+    }
+
+    // The daemon's own account: each "refreshed" line has its lag under a second.
+    let lines = wait_refreshed(&app, "feed", calls.len() - 1, Duration::from_secs(2));
+    let lags: Vec<f64> = lines.iter().filter_map(|l| l.get("lag_seconds").and_then(Value::as_f64)).collect();
+    assert!(lags.len() >= calls.len() - 1, "refreshed lines without lag_seconds: {lines:?}");
+    assert!(lags.iter().all(|lag| (0.0..1.0).contains(lag)), "lags {lags:?}");
+
+    let metrics = app.metrics();
+    let ok = metric_value(&metrics, "tiercache_refreshes_total", &[("cache", "feed"), ("result", "ok")]);
+    assert!(ok.is_some_and(|n| n >= (calls.len() - 1) as f64), "refreshes_total ok {ok:?}:\n{metrics}");
+    let lag_count = metric_value(&metrics, "tiercache_refresh_lag_seconds_count", &[("cache", "feed")]);
+    assert!(lag_count.is_some_and(|n| n >= (calls.len() - 1) as f64), "lag histogram {lag_count:?}:\n{metrics}");
+    let success = metric_value(&metrics, "tiercache_last_refresh_success_timestamp_seconds", &[("cache", "feed")])
+        .unwrap_or_else(|| panic!("no last success timestamp:\n{metrics}"));
+    let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+    assert!((now - success).abs() < 3.0, "last success {success}, now {now}");
+
+    // meta: the next refresh is 2 s after the last fetch.
+    let meta = app.get("/v1/caches/feed/meta").json();
+    let at = |k: &str| {
+        let s = meta[k].as_str().unwrap_or_else(|| panic!("meta.{k}: {meta}"));
+        chrono::DateTime::parse_from_rfc3339(s).unwrap_or_else(|e| panic!("meta.{k} {s:?}: {e}"))
+    };
+    assert_eq!((at("next_refresh_at") - at("last_fetch")).num_milliseconds(), 2000, "{meta}");
+}
+
+#[test]
+fn a_restart_does_not_reset_the_schedule() {
+    let up = FakeUpstream::start();
+    up.route_fn("GET", "/feed", |_, n| Reply::ok(&json!({"n": n})));
+    let mut app = spawn_app_with(Options::new().tables(&http_cache("feed", &up.url("/feed"), Some("6s"))));
+    let first = up.wait_for("GET", "/feed", 1, Duration::from_secs(3))[0].at;
+    wait_refreshed(&app, "feed", 1, Duration::from_secs(3));
+
+    // Stopped a second after the refresh; the next one stays due 6 s after it.
+    std::thread::sleep(Duration::from_secs(1).saturating_sub(first.elapsed()));
+    app.restart();
+    let restarted = Instant::now();
+    assert!(first.elapsed() < Duration::from_millis(5500), "the restart took too long to test anything");
+    while first.elapsed() < Duration::from_millis(5700) {
+        assert_eq!(up.count("GET", "/feed"), 1, "a call after the restart, before the schedule: {:?}", up.summary());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = up.wait_for("GET", "/feed", 2, Duration::from_secs(3))[1].at;
+    let gap = (second - first).as_secs_f64();
+    assert!(
+        (5.95..7.2).contains(&gap),
+        "second call {gap:.2} s after the first (restarted at +{:?})",
+        restarted - first
+    );
+    let lines = wait_refreshed(&app, "feed", 1, Duration::from_secs(2));
+    let lag = lines[0].get("lag_seconds").and_then(Value::as_f64);
+    assert!(lag.is_some_and(|l| l < 1.0), "lag after the restart: {lines:?}");
+}
+
+#[test]
+fn an_overdue_cache_is_refreshed_at_startup_without_a_reader() {
+    let up = FakeUpstream::start();
+    up.route("GET", "/feed", Reply::ok(&json!({"fresh": true})));
+    let mut app = TestApp::new(Options::new().tables(&http_cache("feed", &up.url("/feed"), Some("1h"))));
+
+    // The old app's cache file, fetched long ago: overdue by far on a 1 h schedule.
+    let old = app.dir.path().join("old.json");
+    std::fs::write(&old, r#"{"timestamp": "2020-01-01T00:00:00Z", "fresh": false}"#).unwrap();
+    let config = app.config_path();
+    let out =
+        run_cmd(app.dir.path(), &["import", "feed", old.to_str().unwrap(), "--config", config.to_str().unwrap()], &[]);
+    assert_eq!(out.code, 0, "import: {out:?}");
+
+    app.start();
+    let ready = Instant::now();
+    let call = up.wait_for("GET", "/feed", 1, Duration::from_secs(3))[0].at;
+    assert!(
+        call.saturating_duration_since(ready) < Duration::from_millis(1500),
+        "refreshed {:?} after ready",
+        call - ready
+    );
+    let line = wait_refreshed(&app, "feed", 1, Duration::from_secs(3)).remove(0);
+    assert!(line.get("version").is_some(), "{line}");
+    // Nobody read it before: the log of the run has no read of it.
+    assert!(
+        refreshed_lines(&app, "feed").len() == 1 && up.count("GET", "/feed") == 1,
+        "one refresh, one call: {:?}",
+        up.summary()
+    );
+    let r = app.get_cache("feed");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json(), json!({"fresh": true}));
+    assert_eq!(r.header("x-cache-tier"), Some("memory"), "{r:?}");
+    // And not again: the next one is an hour away.
+    let meta = wait_until("meta with next_refresh_at", Duration::from_secs(2), || {
+        let m = app.get("/v1/caches/feed/meta").json();
+        m["next_refresh_at"].is_string().then_some(m)
+    });
+    let next = chrono::DateTime::parse_from_rfc3339(meta["next_refresh_at"].as_str().unwrap()).unwrap();
+    let in_secs = (next.to_utc() - chrono::Utc::now()).num_seconds();
+    assert!((3500..=3600).contains(&in_secs), "next refresh in {in_secs} s: {meta}");
+}
