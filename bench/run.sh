@@ -272,8 +272,9 @@ stop_tiercache
 log "in-process memory hit (cargo bench)"
 (cd "$ROOT" && MEMORY_HIT_ITERS=${MEMORY_HIT_ITERS:-2000000} cargo bench --quiet -p tiercache-actors --bench memory_hit) \
     >"$TMP/memory_hit.txt" 2>&1 || die "memory_hit failed: $(tail -5 "$TMP/memory_hit.txt")"
-HIT_NS=$(awk '/^MemoryView::fresh\(k10\)/ { print $2 }' "$TMP/memory_hit.txt")
-READ_NS=$(awk '/^Tiers::read\(k10\)/ { print $2 }' "$TMP/memory_hit.txt")
+ns_of() { awk -v re="$1" '$0 ~ re { for (i = 2; i <= NF; i++) if ($i == "ns/op") { print $(i - 1); exit } }' "$TMP/memory_hit.txt"; }
+HIT_NS=$(ns_of '^MemoryView::fresh\\(k10\\)')
+READ_NS=$(ns_of '^Tiers::read\\(k10\\)')
 
 # --- the table -----------------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2fx", a / b }'; }

@@ -74,13 +74,16 @@ fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<(), Fa
             let source = daemon::ConfigSource { path: cli.config.clone() };
             let runner = actix_rt::System::new();
             let result = runner.block_on(daemon::run(source, settings, log));
-            if let Err(fatal) = &result {
-                // Exit here: dropping a system whose actors are still running would
-                // restart them outside a runtime and bury this line under panics.
-                eprintln!("{fatal}");
-                std::process::exit(fatal.code);
+            // Exit here, without dropping the system: its actors would restart outside a
+            // runtime, and its blocking pool would wait for upstream fetches that the
+            // shutdown has abandoned (SPEC §1). Everything acknowledged is on disk.
+            match result {
+                Ok(()) => std::process::exit(exit::OK),
+                Err(fatal) => {
+                    eprintln!("{fatal}");
+                    std::process::exit(fatal.code);
+                }
             }
-            result
         }
         Command::Migrate => migrate::run(&Settings::load(cli.config.as_deref(), &env)?),
         Command::Import { name, file } => commands::import(&Settings::load(cli.config.as_deref(), &env)?, &name, &file),

@@ -76,6 +76,7 @@ fn main() {
         hits_by_message: false,
         retention_days: HashMap::new(),
         postgres: None,
+        schemas: Default::default(),
         refresh: RefreshConfig {
             caches: Vec::new(),
             policy: RefreshPolicy {

@@ -74,7 +74,9 @@ async fn read(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Resul
         .retry_after(EMPTY_RETRY_AFTER)),
         Err(ReadError::Refresh(e)) => {
             let retry = match &e {
-                RefreshError::RateLimited(until) => (*until - Utc::now()).num_seconds().max(1) as u64,
+                RefreshError::RateLimited(until) | RefreshError::BackingOff(until, _) => {
+                    (*until - Utc::now()).num_seconds().max(1) as u64
+                }
                 _ => 5,
             };
             Err(ApiError::new(

@@ -34,6 +34,8 @@ pub struct Recorded {
     pub body: Vec<u8>,
     /// When the request (head and body) had arrived.
     pub at: Instant,
+    /// The same, on the wall clock (to compare with the daemon's log timestamps).
+    pub wall: chrono::DateTime<chrono::Utc>,
 }
 
 impl Recorded {
@@ -252,12 +254,17 @@ impl FakeUpstream {
         }
     }
 
-    /// One line per request (method, path, time since the first one), for messages.
+    /// One line per request (method, path, arrival on the wall clock and since the
+    /// first one), for messages.
     pub fn summary(&self) -> Vec<String> {
         let log = self.requests();
         let t0 = log.first().map(|r| r.at);
         log.iter()
-            .map(|r| format!("{} {} at +{:?}", r.method, r.path, t0.map(|t| r.at - t).unwrap_or_default()))
+            .map(|r| {
+                let since = t0.map(|t| r.at - t).unwrap_or_default();
+                let wall = r.wall.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                format!("{} {} at {wall} (+{since:.3?})", r.method, r.path)
+            })
             .collect()
     }
 }
@@ -305,7 +312,7 @@ fn serve(stream: TcpStream, shared: &Shared) {
     if reader.read_exact(&mut body).is_err() {
         return;
     }
-    let request = Recorded { method, path, headers, body, at: Instant::now() };
+    let request = Recorded { method, path, headers, body, at: Instant::now(), wall: chrono::Utc::now() };
     lock(&shared.log).push(request.clone());
 
     let responder = {

