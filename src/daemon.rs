@@ -64,6 +64,10 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
         security: ArcSwap::from_pointee(security),
         tls,
         ready: AtomicBool::new(false),
+        read_metrics: ArcSwap::from_pointee(api::state::ReadMetrics::new(
+            &metrics,
+            settings.caches.iter().map(|c| &c.name),
+        )),
         metrics,
     });
     let server = api::bind(&settings, state.clone())?;
@@ -191,6 +195,9 @@ fn reload(source: &ConfigSource, settings: &mut Settings, state: &AppState, log:
         tracing::error!(error = %e, "log level not applied");
     }
     state.policy.store(Arc::new(api::policy_from(&new)));
+    state
+        .read_metrics
+        .store(Arc::new(api::state::ReadMetrics::new(&state.metrics, new.caches.iter().map(|c| &c.name))));
     security.log_summary("API security policy reloaded");
     let schemas = Arc::new(security.schemas.clone());
     tiers.memory().set_schemas(schemas.clone());

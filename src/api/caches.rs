@@ -3,17 +3,17 @@
 use super::error::ApiError;
 use super::security::schema_rejection;
 use super::state::{AppState, CachePolicy};
-use actix_web::http::header::{self, HttpDate};
+use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 use tiercache_actors::domain::limits::{check_depth, MAX_DEPTH};
 use tiercache_actors::domain::{CacheName, Document, NewDocument, Precondition};
 use tiercache_actors::memory::Tier;
-use tiercache_actors::metrics::{CacheResult, CacheTier, TierLabel};
+use tiercache_actors::metrics::CacheResult;
 use tiercache_actors::refresher::RefreshError;
 use tiercache_actors::tiers::{ReadError, ReadOutcome, SaveError};
 
@@ -111,21 +111,21 @@ pub async fn get(
     let started = Instant::now();
     let (name, policy) = lookup(&state, &path)?;
     let ReadOutcome { doc, tier } = read(&state, &name, &policy).await?;
-    let tier_str = tier.as_str();
-    state.metrics.reads.get_or_create(&CacheTier { cache: name.to_string(), tier: tier_str }).inc();
-    let fetched = fetched_at(&doc);
-    let age = (Utc::now() - fetched).num_seconds().max(0);
-    let last_modified = HttpDate::from(SystemTime::from(fetched));
+    let age = (Utc::now() - fetched_at(&doc)).num_seconds().max(0);
     let not_modified = etag_matches(&req, &doc.etag);
     let mut res = if not_modified { HttpResponse::NotModified() } else { HttpResponse::Ok() };
     res.insert_header((header::ETAG, doc.etag.as_str()))
-        .insert_header((header::LAST_MODIFIED, last_modified))
-        .insert_header(("X-Cache-Tier", tier_str))
-        .insert_header((header::AGE, age.to_string()))
+        .insert_header((header::LAST_MODIFIED, doc.last_modified.as_str()))
+        .insert_header(("X-Cache-Tier", tier.as_str()))
+        .insert_header((header::AGE, age))
         .insert_header((header::CACHE_CONTROL, "no-cache"));
     let response =
         if not_modified { res.finish() } else { res.content_type("application/json").body(doc.body.clone()) };
-    state.metrics.read_duration.get_or_create(&TierLabel { tier: tier_str }).observe(started.elapsed().as_secs_f64());
+    let metrics = state.read_metrics.load();
+    if let Some(counters) = metrics.reads.get(&name) {
+        counters[tier.index()].inc();
+    }
+    metrics.duration[tier.index()].observe(started.elapsed().as_secs_f64());
     Ok(response)
 }
 

@@ -4,12 +4,15 @@
 use super::security::Security;
 use super::tls::CertResolver;
 use arc_swap::ArcSwap;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tiercache_actors::domain::CacheName;
-use tiercache_actors::metrics::Metrics;
+use tiercache_actors::memory::Tier;
+use tiercache_actors::metrics::{CacheTier, Metrics, TierLabel};
 use tiercache_actors::tiers::Tiers;
 
 /// The API's view of one configured cache.
@@ -36,6 +39,32 @@ pub struct ApiPolicy {
     pub max_stale: Option<Duration>,
 }
 
+/// The read metrics of each configured cache, looked up once (at start and on
+/// reload) so that a read increments a counter without building a label set.
+pub struct ReadMetrics {
+    /// `tiercache_reads_total{cache,tier}` by cache, indexed by `Tier::index`.
+    pub reads: HashMap<CacheName, [Counter; 5]>,
+    /// `tiercache_read_duration_seconds{tier}`, indexed by `Tier::index`.
+    pub duration: [Histogram; 5],
+}
+
+impl ReadMetrics {
+    /// The handles for `caches`.
+    pub fn new<'a>(metrics: &Metrics, caches: impl Iterator<Item = &'a CacheName>) -> Self {
+        let reads = caches
+            .map(|name| {
+                let counter = |tier: Tier| {
+                    metrics.reads.get_or_create(&CacheTier { cache: name.to_string(), tier: tier.as_str() }).clone()
+                };
+                (name.clone(), Tier::ALL.map(counter))
+            })
+            .collect();
+        let duration =
+            Tier::ALL.map(|tier| metrics.read_duration.get_or_create(&TierLabel { tier: tier.as_str() }).clone());
+        Self { reads, duration }
+    }
+}
+
 /// Shared by every worker.
 pub struct AppState {
     /// The flows.
@@ -51,6 +80,8 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// The registry.
     pub metrics: Arc<Metrics>,
+    /// Counters and histograms of the read path (swapped on reload).
+    pub read_metrics: ArcSwap<ReadMetrics>,
 }
 
 impl AppState {

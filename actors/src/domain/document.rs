@@ -26,6 +26,9 @@ pub struct Document {
     pub body: Bytes,
     /// `"VERSION-C"`, see SPEC §5.
     pub etag: String,
+    /// `Last-Modified` (the last fetch, else the save time) in HTTP date format:
+    /// made once here, so serving a read formats no date.
+    pub last_modified: String,
 }
 
 impl Document {
@@ -40,7 +43,8 @@ impl Document {
         body: Bytes,
     ) -> Self {
         let etag = checksum.etag(version);
-        Self { name, version, checksum, last_fetch, last_rich_fetch, saved_at, body, etag }
+        let last_modified = last_fetch.unwrap_or(saved_at).format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        Self { name, version, checksum, last_fetch, last_rich_fetch, saved_at, body, etag, last_modified }
     }
 }
 

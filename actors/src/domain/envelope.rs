@@ -81,6 +81,48 @@ pub fn encode(project: &str, doc: &Document) -> Vec<u8> {
     out
 }
 
+/// The envelope without its data: what the fast path parses.
+#[derive(Deserialize)]
+struct Header {
+    format: u32,
+    project: String,
+    name: String,
+    version: u64,
+    checksum: Checksum,
+    last_fetch: Option<DateTime<Utc>>,
+    last_rich_fetch: Option<DateTime<Utc>>,
+    saved_at: DateTime<Utc>,
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Splits an envelope as [`encode`] writes it into its header (as a small JSON object)
+/// and the data's byte range, without scanning the data. Inside a JSON string a quote
+/// is always escaped, so the first `"saved_at":"` is the header's own.
+fn split(bytes: &[u8]) -> Option<(Vec<u8>, std::ops::Range<usize>)> {
+    const SAVED_AT: &[u8] = b"\"saved_at\":\"";
+    const DATA: &[u8] = b"\",\"data\":";
+    let head = find(bytes.get(..4096.min(bytes.len()))?, SAVED_AT)? + SAVED_AT.len();
+    let close = head + find(bytes.get(head..head + 64.min(bytes.len() - head))?, DATA)?;
+    let end = bytes.len()
+        - if bytes.ends_with(b"}\n") {
+            2
+        } else if bytes.ends_with(b"}") {
+            1
+        } else {
+            return None;
+        };
+    let start = close + DATA.len();
+    if start >= end {
+        return None;
+    }
+    let mut header = bytes[..=close].to_vec();
+    header.push(b'}');
+    Some((header, start..end))
+}
+
 /// Parses and verifies an envelope for cache `name` of `project`.
 ///
 /// The data is hashed as found; if that misses (the file was reformatted by hand), it
@@ -89,20 +131,64 @@ pub fn encode(project: &str, doc: &Document) -> Vec<u8> {
 /// # Errors
 /// [`EnvelopeError`] for anything that must not be served.
 pub fn decode(project: &str, name: &CacheName, bytes: &[u8]) -> Result<Document, EnvelopeError> {
-    let raw: Raw<'_> = serde_json::from_slice(bytes)?;
-    if raw.format != FORMAT {
-        return Err(EnvelopeError::Format(raw.format));
+    decode_bytes(project, name, bytes::Bytes::copy_from_slice(bytes))
+}
+
+/// [`decode`] over an owned buffer: the document's body is a slice of it (no copy), and
+/// an envelope as tiercache writes it is verified by its checksum without parsing the
+/// data (a 1 MB cache loads in the time of one SHA-256).
+///
+/// # Errors
+/// [`EnvelopeError`] for anything that must not be served.
+pub fn decode_bytes(project: &str, name: &CacheName, bytes: bytes::Bytes) -> Result<Document, EnvelopeError> {
+    if let Some((header, range)) = split(&bytes) {
+        if let Ok(h) = serde_json::from_slice::<Header>(&header) {
+            let body = bytes.slice(range);
+            if Checksum::of(&body) == h.checksum {
+                check_owner(project, name, h.format, &h.project, &h.name, h.version)?;
+                return Ok(Document::new(
+                    name.clone(),
+                    h.version,
+                    h.checksum,
+                    h.last_fetch,
+                    h.last_rich_fetch,
+                    h.saved_at,
+                    body,
+                ));
+            }
+        }
     }
-    if raw.project != project || raw.name != name.as_str() {
+    decode_slow(project, name, &bytes)
+}
+
+fn check_owner(
+    project: &str,
+    name: &CacheName,
+    format: u32,
+    found_project: &str,
+    found_name: &str,
+    version: u64,
+) -> Result<(), EnvelopeError> {
+    if format != FORMAT {
+        return Err(EnvelopeError::Format(format));
+    }
+    if found_project != project || found_name != name.as_str() {
         return Err(EnvelopeError::WrongOwner {
-            project: raw.project,
-            name: raw.name,
+            project: found_project.to_owned(),
+            name: found_name.to_owned(),
             expected: format!("{project}/{name}"),
         });
     }
-    if raw.version == 0 {
+    if version == 0 {
         return Err(EnvelopeError::Version);
     }
+    Ok(())
+}
+
+/// The full parse: for envelopes reformatted or edited by hand.
+fn decode_slow(project: &str, name: &CacheName, bytes: &[u8]) -> Result<Document, EnvelopeError> {
+    let raw: Raw<'_> = serde_json::from_slice(bytes)?;
+    check_owner(project, name, raw.format, &raw.project, &raw.name, raw.version)?;
     let found = raw.data.get().as_bytes();
     let mut body = bytes::Bytes::copy_from_slice(found);
     let mut computed = Checksum::of(&body);
@@ -148,5 +234,27 @@ mod tests {
         assert!(matches!(decode("p", &d.name, changed.as_bytes()), Err(EnvelopeError::Checksum { .. })));
         assert!(decode("q", &d.name, text.as_bytes()).is_err());
         assert!(decode("p", &d.name, &text.as_bytes()[..text.len() / 2]).is_err());
+    }
+
+    #[test]
+    fn the_fast_path_reads_what_encode_writes_and_nothing_else() {
+        let d = doc();
+        let bytes = encode("p", &d);
+        let (header, range) = split(&bytes).expect("our own layout");
+        assert_eq!(&bytes[range], &d.body[..]);
+        assert!(serde_json::from_slice::<Header>(&header).is_ok());
+        // A data change is caught by the checksum, then the slow path reports it.
+        let text = String::from_utf8(bytes).unwrap().replace("[1,2]", "[1,3]");
+        assert!(matches!(decode("p", &d.name, text.as_bytes()), Err(EnvelopeError::Checksum { .. })));
+        // Keys in another order: the slow path still verifies it.
+        let reordered = format!(
+            "{{\"data\":{},\"format\":1,\"project\":\"p\",\"name\":\"strava\",\"version\":3,\"checksum\":\"{}\",\"last_fetch\":null,\"last_rich_fetch\":null,\"saved_at\":\"2026-01-01T00:00:00Z\"}}",
+            String::from_utf8(d.body.to_vec()).unwrap(),
+            d.checksum
+        );
+        assert_eq!(decode("p", &d.name, reordered.as_bytes()).unwrap().body, d.body);
+        // A project whose name holds the marker cannot fool the split.
+        let tricky = encode("a\"saved_at\":\"x", &d);
+        assert_eq!(decode("a\"saved_at\":\"x", &d.name, &tricky).unwrap().body, d.body);
     }
 }

@@ -173,7 +173,8 @@ impl FileTier {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        match envelope::decode(&self.config.project, name, &bytes) {
+        let bytes = bytes::Bytes::from(bytes);
+        match envelope::decode_bytes(&self.config.project, name, bytes.clone()) {
             Ok(doc) => Ok(Some(doc)),
             Err(err) => {
                 // Whatever version the damaged file claims stays a floor: versions never repeat.

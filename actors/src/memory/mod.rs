@@ -43,6 +43,14 @@ pub enum Tier {
 }
 
 impl Tier {
+    /// Every tier, in [`Tier::index`] order.
+    pub const ALL: [Tier; 5] = [Tier::Memory, Tier::File, Tier::Postgres, Tier::Refresh, Tier::Stale];
+
+    /// Position in [`Tier::ALL`], for per-tier arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The header and label value.
     pub fn as_str(self) -> &'static str {
         match self {
