@@ -40,7 +40,10 @@ fn parse_metrics(text: &str) -> (Option<bool>, BTreeMap<String, u64>) {
                 .find_map(|kv| kv.trim().strip_prefix("actor=\""))
                 .and_then(|v| v.split('"').next())
                 .unwrap_or("?");
-            *restarts.entry(actor.to_owned()).or_insert(0) += value as u64;
+            // Every actor's series exists from the start at zero; only restarts count.
+            if value > 0.0 {
+                *restarts.entry(actor.to_owned()).or_insert(0) += value as u64;
+            }
         }
     }
     (up, restarts)
@@ -243,7 +246,7 @@ mod tests {
             caches: vec![
                 json!({"name": "strava", "version": 3, "tier": "memory", "stale": false,
                        "last_fetch": (now - chrono::Duration::seconds(65)).to_rfc3339(),
-                       "next_refresh_at": (now + chrono::Duration::hours(2)).to_rfc3339(),
+                       "next_refresh_at": (now + chrono::Duration::seconds(7230)).to_rfc3339(),
                        "postgres_synced": true}),
                 json!({"name": "fundraising", "version": null, "tier": null, "postgres_synced": null}),
             ],
@@ -252,7 +255,7 @@ mod tests {
             restarts: Some(BTreeMap::from([("memory".into(), 1)])),
         };
         let text = render_text(&report, now);
-        assert!(text.contains("strava       memory   3        1m05s  in 1h59m"), "{text}");
+        assert!(text.contains("strava       memory   3        1m05s  in 2h00m"), "{text}");
         assert!(text.contains("fundraising  no data"), "{text}");
         assert!(text.contains("retry queue: 1 pending, oldest 12s"), "{text}");
         assert!(text.contains("postgres: DOWN"), "{text}");

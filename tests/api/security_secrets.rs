@@ -57,18 +57,26 @@ fn security_no_secret_reaches_a_log_line() {
     app.signal(Signal::SIGTERM);
     assert_eq!(app.wait_exit(EXIT_TIMEOUT), Some(0), "{}", app.stderr());
 
-    // check-config of the same configuration.
-    let out = command(app.dir.path())
-        .arg("check-config")
-        .arg("--config")
-        .arg(app.config_path())
-        .output()
-        .expect("run check-config");
+    // check-config of the same configuration: it checks the tokens file too, so the
+    // bad file is refused (without quoting it), then the good one passes.
+    let check = || {
+        command(app.dir.path())
+            .arg("check-config")
+            .arg("--config")
+            .arg(app.config_path())
+            .output()
+            .expect("check-config")
+    };
+    let refused = check();
+    assert_eq!(refused.status.code(), Some(78), "{}", String::from_utf8_lossy(&refused.stderr));
+    write_file(&app, "tokens", &format!("write:{ROTATED}\nread:{READER}\n"));
+    let out = check();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let mut texts = vec![
         ("check-config stdout".to_owned(), String::from_utf8_lossy(&out.stdout).into_owned()),
         ("check-config stderr".to_owned(), String::from_utf8_lossy(&out.stderr).into_owned()),
+        ("refused check-config stderr".to_owned(), String::from_utf8_lossy(&refused.stderr).into_owned()),
     ];
     for entry in std::fs::read_dir(app.dir.path()).unwrap() {
         let path = entry.unwrap().path();
