@@ -15,6 +15,7 @@ mod helpers;
 // Issue 3: the Postgres tier.
 mod corrupt_file;
 mod delete;
+mod migrate;
 mod outage_at_startup;
 mod pooler;
 mod rls;
