@@ -6,10 +6,10 @@
 //! the position of a match in the file shows in the response time. Nothing here ever
 //! formats a token or a digest into an error or a log line.
 
-use sha2::{Digest, Sha256};
 use std::fmt;
 use std::path::Path;
 use subtle::ConstantTimeEq;
+use tiercache_actors::domain::sha256;
 
 /// What a token may do. `Write` includes `Read`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -136,7 +136,7 @@ impl TokenSet {
                         return Err(bad("the token holds white space, control or non-ASCII characters \
                              (it could not be sent in an Authorization header)"));
                     }
-                    Sha256::digest(token.as_bytes()).into()
+                    sha256(token.as_bytes())
                 }
             };
             entries.push(Entry { digest, scope, plain });
@@ -165,7 +165,7 @@ impl TokenSet {
     /// Every entry is compared, in constant time, whatever matches: the time taken
     /// depends only on the number of tokens.
     pub fn scope_of(&self, presented: &str) -> Option<Scope> {
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let digest: [u8; 32] = sha256(presented.as_bytes());
         let mut read = subtle::Choice::from(0);
         let mut write = subtle::Choice::from(0);
         for entry in &self.entries {
@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn parses_plain_hashed_comments_and_blanks() {
-        let hashed = hex::encode(Sha256::digest(b"hashed-token"));
+        let hashed = hex::encode(sha256(b"hashed-token"));
         let text = format!(
             "# API tokens\n\nread:reader-token\n  write:writer:with:colons  \nwrite:sha256:{hashed}\r\n# end\n"
         );

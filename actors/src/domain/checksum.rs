@@ -1,16 +1,23 @@
 //! SHA-256 checksums of canonical documents, and the ETags made from them.
 
-use sha2::{Digest, Sha256};
 use std::fmt;
 
 /// The SHA-256 of a document's canonical bytes, written `sha256:HEX`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Checksum([u8; 32]);
 
+/// SHA-256 of `bytes`, with ring's assembly (already in the tree for TLS): about twice
+/// the speed of a portable implementation on CPUs without SHA instructions, and every
+/// cold read hashes the whole document.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().try_into().expect("SHA-256 is 32 bytes")
+}
+
 impl Checksum {
     /// Hashes `bytes`.
     pub fn of(bytes: &[u8]) -> Self {
-        Self(Sha256::digest(bytes).into())
+        Self(sha256(bytes))
     }
 
     /// Parses `sha256:HEX` (64 lowercase or uppercase hex digits).

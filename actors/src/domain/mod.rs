@@ -8,7 +8,7 @@ pub mod limits;
 mod name;
 pub mod schema;
 
-pub use checksum::Checksum;
+pub use checksum::{sha256, Checksum};
 pub use document::{Document, NewDocument, Precondition};
 pub use name::{CacheName, InvalidName, MAX_NAME_LEN};
 pub use schema::{DocumentSchema, SchemaError};
