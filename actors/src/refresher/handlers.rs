@@ -157,6 +157,8 @@ impl Refresher {
                 state.backoff = Backoff::new(&self.policy.backoff);
                 let now = Utc::now();
                 self.metrics.refreshes.get_or_create(&label("ok")).inc();
+                // A refresh result is a save like a PUT.
+                self.metrics.saves.get_or_create(&label("ok")).inc();
                 self.metrics
                     .last_refresh_success
                     .get_or_create(&CacheLabel { cache: name.to_string() })
