@@ -4,7 +4,7 @@
 
 use crate::helpers::{run_cmd, spawn_app_with, Options, Output, TestApp};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use tiercache_actors::domain::sha256;
 
 /// `tiercache ARGS --config CONFIG` in the app's directory.
 fn cli(app: &TestApp, config: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -109,7 +109,7 @@ fn talks_over_a_unix_socket_when_it_is_the_first_listener() {
 
 #[test]
 fn uses_a_clear_token_from_the_tokens_file_or_tiercache_token() {
-    let hashed = hex::encode(Sha256::digest(b"hashed-secret"));
+    let hashed = hex::encode(sha256(b"hashed-secret"));
     let mut app = TestApp::new(Options::new().caches(&["notes"]).api("tokens_file = \"tokens\""));
     std::fs::write(app.dir.path().join("tokens"), format!("write:sha256:{hashed}\nread:plain-read-token\n")).unwrap();
     app.start();

@@ -5,14 +5,14 @@
 
 use crate::helpers::{Options, TestApp};
 use crate::security_support::{reload, start_with_files, write_file};
-use sha2::{Digest, Sha256};
+use tiercache_actors::domain::sha256;
 
 const READER: &str = "rd-5f1e0c9a7b3d4e2f8a6c";
 const WRITER: &str = "wr-9c8b7a6f5e4d3c2b1a0f";
 const HASHED_WRITER: &str = "hw-0a1b2c3d4e5f60718293";
 
 fn tokens_file() -> String {
-    let digest = hex::encode(Sha256::digest(HASHED_WRITER.as_bytes()));
+    let digest = hex::encode(sha256(HASHED_WRITER.as_bytes()));
     format!("# tiercache API tokens\n\nread:{READER}\nwrite:{WRITER}\n\n# by hash\nwrite:sha256:{digest}\n")
 }
 

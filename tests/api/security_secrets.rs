@@ -7,8 +7,8 @@
 use crate::helpers::{command, Options, EXIT_TIMEOUT};
 use crate::security_support::{reload, start_with_files, write_file};
 use nix::sys::signal::Signal;
-use sha2::{Digest, Sha256};
 use std::time::Duration;
+use tiercache_actors::domain::sha256;
 
 const PASSWORD: &str = "SECRETPW";
 const READER: &str = "reader-tok-3a9f1c22d7e4";
@@ -20,7 +20,7 @@ const IN_BAD_FILE: &str = "badfile-tok-1029384756ab";
 
 #[test]
 fn security_no_secret_reaches_a_log_line() {
-    let hashed_digest = hex::encode(Sha256::digest(HASHED.as_bytes()));
+    let hashed_digest = hex::encode(sha256(HASHED.as_bytes()));
     let options = Options::new().log("level = \"debug\"").api("tokens_file = \"tokens\"").tables(&format!(
         "[postgres]\nenabled = true\nurl = \"postgres://u:{PASSWORD}@127.0.0.1:1/db\"\nconnect_timeout = \"1s\"\n\
              [retry]\nenabled = true\ninitial_interval = \"50ms\"\nmax_interval = \"200ms\"\n\
