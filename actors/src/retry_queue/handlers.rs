@@ -11,6 +11,9 @@ use chrono::Utc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How often the synced record may be rewritten.
+const SYNCED_EVERY: Duration = Duration::from_secs(1);
+
 /// Longest wait between attempts while draining for shutdown.
 const DRAIN_WAIT: Duration = Duration::from_millis(250);
 
@@ -92,6 +95,13 @@ impl RetryQueue {
     }
 
     pub(super) fn tick(&mut self, ctx: &mut Context<Self>) {
+        // The synced record is a hint for the next start, not part of any
+        // acknowledgement: written at most once a second, never once per write.
+        if self.synced_dirty && self.synced_written.elapsed() >= SYNCED_EVERY {
+            self.save_synced();
+            self.synced_dirty = false;
+            self.synced_written = Instant::now();
+        }
         let due = self.due(false);
         if due.is_empty() {
             if !self.pending.is_empty() {
@@ -134,9 +144,13 @@ impl RetryQueue {
                 count(self, "ok");
                 self.metrics.postgres_up.set(1);
                 self.synced.insert(name.clone(), local_now);
-                self.save_synced();
+                self.synced_dirty = true;
                 if self.pending.get(&name).is_some_and(|p| matches!(p.op, Op::Write(v) if v <= local_now.max(sent))) {
                     self.pending.remove(&name);
+                } else if let Some(p) = self.pending.get_mut(&name) {
+                    // What is still pending was saved while this write was in flight:
+                    // its age starts then, not when the cache first fell behind.
+                    p.since = p.newer_since.take().unwrap_or_else(Utc::now);
                 }
                 tracing::debug!(cache = %name, version = local_now, "in Postgres");
             }
@@ -144,7 +158,7 @@ impl RetryQueue {
                 count(self, "ok");
                 self.metrics.postgres_up.set(1);
                 self.synced.remove(&name);
-                self.save_synced();
+                self.synced_dirty = true;
                 if self.pending.get(&name).is_some_and(|p| p.op == Op::Delete) {
                     self.pending.remove(&name);
                 }
@@ -220,7 +234,7 @@ impl RetryQueue {
         self.metrics.dead_letters.get_or_create(&CacheLabel { cache: name.to_string() }).inc();
         if let Op::Write(v) = op {
             self.synced.insert(name.clone(), v);
-            self.save_synced();
+            self.synced_dirty = true;
         }
         self.pending.remove(name);
     }
@@ -255,7 +269,7 @@ impl Handler<MarkSynced> for RetryQueue {
         {
             self.pending.remove(&msg.name);
         }
-        self.save_synced();
+        self.synced_dirty = true;
         self.publish();
     }
 }

@@ -54,6 +54,9 @@ pub struct Pending {
     pub op: Op,
     /// Since when this cache has been out of sync.
     pub since: DateTime<Utc>,
+    /// When the first save arrived while an attempt was in flight (that attempt may
+    /// not carry it).
+    newer_since: Option<DateTime<Utc>>,
     /// Attempts that Postgres rejected for good, in a row.
     pub rejections: u32,
     /// When to try next.
@@ -123,6 +126,10 @@ pub struct RetryQueue {
     in_flight: HashSet<CacheName>,
     /// Shutdown is draining: waits between failures are kept short.
     draining: bool,
+    /// `synced` changed since `queue/synced.json` was last written.
+    synced_dirty: bool,
+    /// When `queue/synced.json` was last written.
+    synced_written: Instant,
     published: Arc<ArcSwap<QueueSnapshot>>,
     reporter: FailureReporter,
     metrics: Arc<Metrics>,
@@ -146,6 +153,8 @@ impl RetryQueue {
             synced: HashMap::new(),
             in_flight: HashSet::new(),
             draining: false,
+            synced_dirty: false,
+            synced_written: Instant::now(),
             published,
             reporter,
             metrics,
@@ -189,6 +198,9 @@ impl RetryQueue {
                 };
                 p.rejections = 0;
                 p.next_at = now;
+                if self.in_flight.contains(&name) && p.newer_since.is_none() {
+                    p.newer_since = Some(Utc::now());
+                }
             }
             None => {
                 self.pending.insert(
@@ -196,6 +208,7 @@ impl RetryQueue {
                     Pending {
                         op,
                         since: Utc::now(),
+                        newer_since: None,
                         rejections: 0,
                         next_at: now,
                         backoff: Backoff::new(&self.config.backoff),
