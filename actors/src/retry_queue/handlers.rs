@@ -11,9 +11,6 @@ use chrono::Utc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How often the synced record may be rewritten.
-const SYNCED_EVERY: Duration = Duration::from_secs(1);
-
 /// Longest wait between attempts while draining for shutdown.
 const DRAIN_WAIT: Duration = Duration::from_millis(250);
 
@@ -95,13 +92,6 @@ impl RetryQueue {
     }
 
     pub(super) fn tick(&mut self, ctx: &mut Context<Self>) {
-        // The synced record is a hint for the next start, not part of any
-        // acknowledgement: written at most once a second, never once per write.
-        if self.synced_dirty && self.synced_written.elapsed() >= SYNCED_EVERY {
-            self.save_synced();
-            self.synced_dirty = false;
-            self.synced_written = Instant::now();
-        }
         let due = self.due(false);
         if due.is_empty() {
             if !self.pending.is_empty() {
@@ -144,7 +134,7 @@ impl RetryQueue {
                 count(self, "ok");
                 self.metrics.postgres_up.set(1);
                 self.synced.insert(name.clone(), local_now);
-                self.synced_dirty = true;
+                self.save_synced();
                 if self.pending.get(&name).is_some_and(|p| matches!(p.op, Op::Write(v) if v <= local_now.max(sent))) {
                     self.pending.remove(&name);
                 } else if let Some(p) = self.pending.get_mut(&name) {
@@ -158,7 +148,7 @@ impl RetryQueue {
                 count(self, "ok");
                 self.metrics.postgres_up.set(1);
                 self.synced.remove(&name);
-                self.synced_dirty = true;
+                self.save_synced();
                 if self.pending.get(&name).is_some_and(|p| p.op == Op::Delete) {
                     self.pending.remove(&name);
                 }
@@ -234,7 +224,7 @@ impl RetryQueue {
         self.metrics.dead_letters.get_or_create(&CacheLabel { cache: name.to_string() }).inc();
         if let Op::Write(v) = op {
             self.synced.insert(name.clone(), v);
-            self.synced_dirty = true;
+            self.save_synced();
         }
         self.pending.remove(name);
     }
@@ -269,7 +259,7 @@ impl Handler<MarkSynced> for RetryQueue {
         {
             self.pending.remove(&msg.name);
         }
-        self.synced_dirty = true;
+        self.save_synced();
         self.publish();
     }
 }

@@ -126,10 +126,6 @@ pub struct RetryQueue {
     in_flight: HashSet<CacheName>,
     /// Shutdown is draining: waits between failures are kept short.
     draining: bool,
-    /// `synced` changed since `queue/synced.json` was last written.
-    synced_dirty: bool,
-    /// When `queue/synced.json` was last written.
-    synced_written: Instant,
     published: Arc<ArcSwap<QueueSnapshot>>,
     reporter: FailureReporter,
     metrics: Arc<Metrics>,
@@ -153,8 +149,6 @@ impl RetryQueue {
             synced: HashMap::new(),
             in_flight: HashSet::new(),
             draining: false,
-            synced_dirty: false,
-            synced_written: Instant::now(),
             published,
             reporter,
             metrics,
@@ -175,8 +169,10 @@ impl RetryQueue {
             .unwrap_or_default();
     }
 
-    /// Records what Postgres confirmed. Not on the acknowledgement path: losing this
-    /// file only means saves are sent again, which the version guard makes harmless.
+    /// Records what Postgres confirmed, right after it did. Not on the acknowledgement
+    /// path, but kept exact: a save wrongly taken for unsent would be written again
+    /// above a newer row made meanwhile by another instance. (Writing it on every
+    /// confirmation costs two fsyncs on this thread; see docs/performance.md.)
     fn save_synced(&self) {
         let map: BTreeMap<&str, u64> = self.synced.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         let path = self.synced_path();
