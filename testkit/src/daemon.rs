@@ -24,12 +24,12 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::Read;
 use std::net::{Ipv4Addr, TcpListener};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Mutex, OnceLock};
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -334,7 +334,8 @@ impl Daemon {
         for (k, v) in &self.opts.env {
             cmd.env(k, v);
         }
-        let child = spawn_long_lived(cmd).unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
+        let child = crate::spawn::spawn_long_lived(cmd, libc::SIGKILL)
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
         self.child = Some(child);
         self.agent = agent();
     }
@@ -623,46 +624,6 @@ pub fn free_port() -> u16 {
             return port;
         }
     }
-}
-
-/// Spawns from a thread that lives as long as the test process, with a parent-death
-/// signal (sent when the *thread* that forked the child ends): the daemon dies with the
-/// test process however that dies, but not when the test's own thread ends first.
-fn spawn_long_lived(mut cmd: Command) -> io::Result<Child> {
-    type Job = (Command, mpsc::Sender<io::Result<Child>>);
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
-
-    #[cfg(target_os = "linux")]
-    // SAFETY: the closure runs in the forked child before exec and only makes the
-    // async-signal-safe prctl system call.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-
-    let spawner = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Job>();
-        thread::Builder::new()
-            .name("testkit-daemon-spawner".into())
-            .spawn(move || {
-                for (mut cmd, reply) in rx {
-                    let _ = reply.send(cmd.spawn());
-                }
-            })
-            .expect("cannot start the daemon spawner thread");
-        Mutex::new(tx)
-    });
-    let (reply_tx, reply_rx) = mpsc::channel();
-    spawner
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .send((cmd, reply_tx))
-        .map_err(|_| io::Error::other("the daemon spawner thread is gone"))?;
-    reply_rx.recv().map_err(|_| io::Error::other("the daemon spawner thread is gone"))?
 }
 
 #[cfg(test)]

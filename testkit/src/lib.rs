@@ -7,6 +7,7 @@
 
 pub mod daemon;
 pub mod pg;
+mod spawn;
 
 pub use daemon::{Daemon, DaemonOptions, Response};
 pub use pg::{external_url, Error, PgBouncer, PgCluster, PgOptions, Result, EXTERNAL_URL_VAR};
