@@ -1,7 +1,7 @@
 //! `kill -9` during a storm of PUTs, repeated: no acknowledged version is ever lost, no
 //! cache file is ever left unreadable, nothing is ever found corrupt.
 
-use crate::helpers::{spawn_app_with, Options, TestApp};
+use crate::helpers::{spawn_app_with, Options, Rng, TestApp};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -9,18 +9,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const CACHES: [&str; 3] = ["a", "b", "c"];
 const ROUNDS: u32 = 10;
-
-/// A small xorshift generator; the seed is printed so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// What the storm saw acknowledged for one cache.
 #[derive(Default)]

@@ -7,7 +7,7 @@
 //! When the tests run as root, the daemon runs as `nobody`, so that even a traversal
 //! bug could not write anywhere that matters.
 
-use crate::helpers::{command, free_port};
+use crate::helpers::{command, free_port, Rng};
 use crate::security_support::{raw_tcp, raw_tcp_within, request_bytes, RawResp};
 use std::collections::BTreeSet;
 use std::fs;
@@ -92,21 +92,6 @@ fn tree(root: &Path, skip: &[&Path]) -> BTreeSet<PathBuf> {
         }
     }
     out
-}
-
-/// A small deterministic generator (xorshift), so that a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[(self.next() % items.len() as u64) as usize]
-    }
 }
 
 /// Raw path segments (as sent on the request line) for a cache name.
