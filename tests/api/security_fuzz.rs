@@ -8,7 +8,7 @@
 //! bug could not write anywhere that matters.
 
 use crate::helpers::{command, free_port, Rng};
-use crate::security_support::{raw_tcp, raw_tcp_within, request_bytes, RawResp};
+use crate::security_support::{raw_request_bytes, raw_tcp, raw_tcp_within, request_bytes, RawResp};
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -239,27 +239,6 @@ fn authorizations() -> Vec<Option<String>> {
     ]
 }
 
-fn request(method: &str, path: &[u8], headers: &[(String, Vec<u8>)], body: Option<&[u8]>) -> Vec<u8> {
-    let mut out = method.as_bytes().to_vec();
-    out.push(b' ');
-    out.extend_from_slice(path);
-    out.extend_from_slice(b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        out.extend_from_slice(k.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(v);
-        out.extend_from_slice(b"\r\n");
-    }
-    if let Some(body) = body {
-        out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
-    if let Some(body) = body {
-        out.extend_from_slice(body);
-    }
-    out
-}
-
 /// One request of the corpus.
 struct Case {
     label: String,
@@ -298,7 +277,7 @@ fn corpus() -> Vec<Case> {
                 headers.push(("Content-Type".to_owned(), b"application/json".to_vec()));
             }
             let label = format!("{method} {:?}", String::from_utf8_lossy(&path));
-            out.push(case(label, &path, request(method, &path, &headers, body)));
+            out.push(case(label, &path, raw_request_bytes(method, &path, &headers, body)));
         }
     }
 
@@ -337,7 +316,7 @@ fn corpus() -> Vec<Case> {
             headers.iter().map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v))).collect::<Vec<_>>(),
             body.map(|b| String::from_utf8_lossy(&b[..b.len().min(40)]).into_owned()),
         );
-        out.push(case(label, &path, request(method, &path, &headers, body)));
+        out.push(case(label, &path, raw_request_bytes(method, &path, &headers, body)));
     }
 
     // Malformed framing and headers.

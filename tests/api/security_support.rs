@@ -161,9 +161,21 @@ pub fn raw_unix(path: &Path, request: &[u8]) -> Result<RawResp, String> {
 
 /// A request's bytes: `Connection: close`, `Content-Length` when there is a body.
 pub fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Vec<u8> {
-    let mut out = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n").into_bytes();
+    let headers: Vec<(String, Vec<u8>)> = headers.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
+    raw_request_bytes(method, path.as_bytes(), &headers, body)
+}
+
+/// [`request_bytes`] with the path and header values as raw bytes (hostile input).
+pub fn raw_request_bytes(method: &str, path: &[u8], headers: &[(String, Vec<u8>)], body: Option<&[u8]>) -> Vec<u8> {
+    let mut out = method.as_bytes().to_vec();
+    out.push(b' ');
+    out.extend_from_slice(path);
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
     for (k, v) in headers {
-        out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
     }
     if let Some(body) = body {
         out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
