@@ -29,7 +29,10 @@
 #      Postgres writes made (coalescing), queue depth and oldest age at the end, drain
 #      time, RSS; with Postgres disabled, with Postgres as it is, and with Postgres slowed
 #      by a trigger that sleeps BENCH_PG_SLOW seconds (0.02) BEFORE INSERT OR UPDATE on
-#      cache_storage (an upsert of an existing row fires both, so it waits twice).
+#      cache_storage (an upsert of an existing row fires both, so it waits twice);
+#   4. startup: BENCH_STARTUP_CACHES (100) caches of 1 MB saved and drained to Postgres,
+#      then the time from exec to /readyz answering 200, with the files in sync and with
+#      data_dir removed (every file rewritten from Postgres before ready).
 # The cluster is stopped and removed at the end. Everything shares the same cores:
 # compare the ratios of one run, not absolute numbers across runs.
 set -euo pipefail
@@ -42,6 +45,7 @@ STORM_SAVES=${BENCH_STORM_SAVES:-10000}
 STORM_CACHES=${BENCH_STORM_CACHES:-10}
 STORM_CONNECTIONS=${BENCH_STORM_CONNECTIONS:-8}
 SLOW=${BENCH_PG_SLOW:-0.02}
+STARTUP_CACHES=${BENCH_STARTUP_CACHES:-100}
 PROJECT=bench
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -341,6 +345,64 @@ CREATE TRIGGER bench_slow_write BEFORE INSERT OR UPDATE ON public.cache_storage
     FOR EACH ROW EXECUTE FUNCTION public.bench_slow_write();
 EOF
 storm slow
+psql_q -c "DROP TRIGGER bench_slow_write ON public.cache_storage"
+
+# --- startup from Postgres -------------------------------------------------------------------
+# STARTUP_CACHES caches of 1 MB saved through a daemon and drained to Postgres; then the
+# time from exec to the first 200 of /readyz (polled every 10 ms), twice: with the files
+# in sync, and with data_dir removed (every file rewritten from its row).
+STARTUP_DIR="$TMP/startup"
+start_daemon() { # DIR: a daemon on $URL, returns once /readyz answers 200; prints seconds
+    local t0 t1
+    t0=$(date +%s%N)
+    (cd "$1" && exec "$BIN" run --config "$1/tiercache.toml" >>"$1/tiercache.log" 2>&1) &
+    TC_PID=$!
+    for _ in $(seq 3000); do
+        if curl -fs -o /dev/null "$URL/readyz"; then
+            t1=$(date +%s%N)
+            awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) / 1e9 }'
+            return
+        fi
+        kill -0 "$TC_PID" 2>/dev/null || die "tiercache exited: $(tail -5 "$1/tiercache.log")"
+        sleep 0.01
+    done
+    die "tiercache not ready"
+}
+stop_daemon() { kill -TERM "$TC_PID"; wait "$TC_PID" || true; TC_PID=""; }
+queue_depth() { curl -fs "$URL/metrics" | awk '$1 == "tiercache_retry_queue_depth" { print $2 }'; }
+log "startup: $STARTUP_CACHES caches of 1 MB saved and drained to Postgres"
+psql_q -c "TRUNCATE cache_storage, cache_audit"
+mkdir -p "$STARTUP_DIR/data"
+{
+    printf 'project = "%s"\ndata_dir = "%s/data"\n\n' "$PROJECT" "$STARTUP_DIR"
+    printf '[log]\nlevel = "info"\n\n'
+    printf '[api]\nlisten = ["127.0.0.1:%s"]\nmax_body = "16MiB"\n\n' "$TC_PORT"
+    printf '[postgres]\nenabled = true\nurl = "%s"\n\n' "$PG_URL"
+    for i in $(seq 1 "$STARTUP_CACHES"); do printf '[[caches]]\nname = "s%03d"\n\n' "$i"; done
+} >"$STARTUP_DIR/tiercache.toml"
+start_daemon "$STARTUP_DIR" >/dev/null
+for i in $(seq 1 "$STARTUP_CACHES"); do
+    gen_json 1048576 $((500 + i)) >"$STARTUP_DIR/doc.json"
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
+        --data-binary "@$STARTUP_DIR/doc.json" "$URL/v1/caches/$(printf 's%03d' "$i")")
+    [[ $code == 200 ]] || die "startup: PUT answered $code"
+done
+for _ in $(seq 600); do [[ $(queue_depth) == 0 ]] && break; sleep 0.1; done
+[[ $(queue_depth) == 0 ]] || die "startup: the queue did not drain"
+stop_daemon
+STARTUP_ROWS=$(psql_q -c "SELECT count(*) FROM cache_storage WHERE project_id = $PID_PROJECT")
+STARTUP_MB=$(psql_q -c "SELECT round(sum(data_size) / 1048576.0, 1) FROM cache_storage WHERE project_id = $PID_PROJECT")
+log "startup with the files in sync"
+STARTUP_SYNCED_S=$(start_daemon "$STARTUP_DIR")
+stop_daemon
+log "startup with data_dir removed"
+rm -rf "$STARTUP_DIR/data"
+mkdir -p "$STARTUP_DIR/data"
+STARTUP_FRESH_S=$(start_daemon "$STARTUP_DIR")
+STARTUP_FILES=$(find "$STARTUP_DIR/data/caches" -name 's*.json' | wc -l)
+STARTUP_TIER=$(curl -fs -o /dev/null -D - "$URL/v1/caches/s050" | awk 'tolower($1) == "x-cache-tier:" { sub(/\r$/, "", $2); print $2 }')
+stop_daemon
+grep '"loaded from Postgres"' "$STARTUP_DIR/tiercache.log" | tail -1 >"$STARTUP_DIR/report.txt" || true
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 sf() { awk -v k="$2" '$1 == k { print $2 }' "$TMP/storm-$1/storm.txt"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
@@ -364,6 +426,9 @@ row "  StoreHandle::read alone, mean ms" "$RS_R10_STORE" "pgbench select $SEL10_
 row "read 1 MB row into file tier, mean ms" "$RS_R1M_MEAN" "pgbench select $SEL1M_MEAN" "$(ratio "$RS_R1M_MEAN" "$SEL1M_MEAN")" "-"
 row "  p99 ms ($READ_ITERS reads)" "$RS_R1M_P99" "pgbench select $SEL1M_P99" "$(ratio "$RS_R1M_P99" "$SEL1M_P99")" "-"
 row "  StoreHandle::read alone, mean ms" "$RS_R1M_STORE" "pgbench select $SEL1M_MEAN" "$(ratio "$RS_R1M_STORE" "$SEL1M_MEAN")" "-"
+row "startup, $STARTUP_ROWS rows of 1 MB, files in sync, s" "$STARTUP_SYNCED_S" "-" "-" "< 3 s"
+row "startup, same, data_dir removed, s" "$STARTUP_FRESH_S" "$STARTUP_MB MB in Postgres" "-" "< 3 s"
+row "  files rewritten / tier of a GET after" "$STARTUP_FILES / $STARTUP_TIER" "-" "-" "-"
 echo
 echo "storm: $STORM_SAVES PUTs of 10 KB, round-robin over $STORM_CACHES caches, $STORM_CONNECTIONS keep-alive connections (bench/put_storm.py), a fresh daemon each;"
 echo "PG slowed: pg_sleep($SLOW) BEFORE INSERT OR UPDATE on cache_storage; ratio = slowed / not slowed; last column: Postgres disabled (no queue)"

@@ -1,10 +1,10 @@
 //! A typed handle to the store actor; a request the actor failed on is tried once more.
 
 use super::messages::{
-    DeleteRow, LoadState, Ping, PurgeUnconfigured, ReadAll, ReadRow, Reconnect, SaveState, TryLead, WriteOutcome,
+    DeleteRow, LoadState, Ping, PurgeUnconfigured, ReadHeads, ReadRow, Reconnect, SaveState, TryLead, WriteOutcome,
     WriteRow,
 };
-use super::{Store, StoreError};
+use super::{RowHead, Store, StoreError};
 use crate::domain::{CacheName, Document};
 use actix::Addr;
 use std::sync::Arc;
@@ -42,12 +42,12 @@ impl StoreHandle {
         self.call(ReadRow { name }).await
     }
 
-    /// See [`ReadAll`].
+    /// See [`ReadHeads`].
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn read_all(&self) -> Result<Vec<Arc<Document>>, StoreError> {
-        self.call(ReadAll).await
+    pub async fn read_heads(&self) -> Result<Vec<RowHead>, StoreError> {
+        self.call(ReadHeads).await
     }
 
     /// See [`WriteRow`].

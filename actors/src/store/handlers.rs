@@ -2,10 +2,10 @@
 //! the supervisor's guard; the statement itself runs as a future on the actor's thread.
 
 use super::messages::{
-    DeleteRow, LoadState, Ping, PurgeUnconfigured, ReadAll, ReadRow, Reconnect, SaveState, TryLead, WriteOutcome,
+    DeleteRow, LoadState, Ping, PurgeUnconfigured, ReadHeads, ReadRow, Reconnect, SaveState, TryLead, WriteOutcome,
     WriteRow,
 };
-use super::{Store, StoreError, ACTOR};
+use super::{RowHead, Store, StoreError, ACTOR};
 use crate::domain::Document;
 use crate::supervisor::guard;
 use actix::{Context, Handler, ResponseFuture};
@@ -44,11 +44,11 @@ impl Handler<ReadRow> for Store {
     }
 }
 
-impl Handler<ReadAll> for Store {
-    type Result = ResponseFuture<Result<Vec<Arc<Document>>, StoreError>>;
+impl Handler<ReadHeads> for Store {
+    type Result = ResponseFuture<Result<Vec<RowHead>, StoreError>>;
 
-    fn handle(&mut self, _msg: ReadAll, ctx: &mut Context<Self>) -> Self::Result {
-        self.start(ctx, READ, |s| Box::pin(async move { Ok(s.read_all().await?.into_iter().map(Arc::new).collect()) }))
+    fn handle(&mut self, _msg: ReadHeads, ctx: &mut Context<Self>) -> Self::Result {
+        self.start(ctx, READ, |s| Box::pin(async move { s.read_heads().await }))
     }
 }
 

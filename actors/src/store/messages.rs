@@ -26,10 +26,10 @@ pub struct ReadRow {
     pub name: CacheName,
 }
 
-/// Read every row of the project.
+/// Read name, version and ETag of every row of the project (no data).
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<Vec<Arc<Document>>, StoreError>")]
-pub struct ReadAll;
+#[rtype(result = "Result<Vec<super::RowHead>, StoreError>")]
+pub struct ReadHeads;
 
 /// Write a document under the version guard.
 #[derive(Debug, Clone, Message)]

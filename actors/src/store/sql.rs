@@ -19,10 +19,9 @@ pub fn read_one() -> String {
     format!("SELECT {COLUMNS} FROM cache_storage WHERE project_id = $1 AND cache_type = $2")
 }
 
-/// Every cache of the project.
-pub fn read_all() -> String {
-    format!("SELECT {COLUMNS} FROM cache_storage WHERE project_id = $1")
-}
+/// Every cache of the project, without its data: what the startup sync compares with
+/// the files before fetching only the rows it needs.
+pub const READ_HEADS: &str = "SELECT cache_type, version, checksum FROM cache_storage WHERE project_id = $1";
 
 /// The version guard: a row is only ever replaced by a higher version.
 pub const UPSERT: &str = "INSERT INTO cache_storage \
