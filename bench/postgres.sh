@@ -352,7 +352,7 @@ psql_q -c "DROP TRIGGER bench_slow_write ON public.cache_storage"
 # time from exec to the first 200 of /readyz (polled every 10 ms), twice: with the files
 # in sync, and with data_dir removed (every file rewritten from its row).
 STARTUP_DIR="$TMP/startup"
-start_daemon() { # DIR: a daemon on $URL, returns once /readyz answers 200; prints seconds
+start_daemon() { # DIR: a daemon on $URL, returns once /readyz answers 200; sets STARTED_S
     local t0 t1
     t0=$(date +%s%N)
     (cd "$1" && exec "$BIN" run --config "$1/tiercache.toml" >>"$1/tiercache.log" 2>&1) &
@@ -360,7 +360,7 @@ start_daemon() { # DIR: a daemon on $URL, returns once /readyz answers 200; prin
     for _ in $(seq 3000); do
         if curl -fs -o /dev/null "$URL/readyz"; then
             t1=$(date +%s%N)
-            awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) / 1e9 }'
+            STARTED_S=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
             return
         fi
         kill -0 "$TC_PID" 2>/dev/null || die "tiercache exited: $(tail -5 "$1/tiercache.log")"
@@ -380,7 +380,7 @@ mkdir -p "$STARTUP_DIR/data"
     printf '[postgres]\nenabled = true\nurl = "%s"\n\n' "$PG_URL"
     for i in $(seq 1 "$STARTUP_CACHES"); do printf '[[caches]]\nname = "s%03d"\n\n' "$i"; done
 } >"$STARTUP_DIR/tiercache.toml"
-start_daemon "$STARTUP_DIR" >/dev/null
+start_daemon "$STARTUP_DIR"
 for i in $(seq 1 "$STARTUP_CACHES"); do
     gen_json 1048576 $((500 + i)) >"$STARTUP_DIR/doc.json"
     code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
@@ -393,12 +393,14 @@ stop_daemon
 STARTUP_ROWS=$(psql_q -c "SELECT count(*) FROM cache_storage WHERE project_id = $PID_PROJECT")
 STARTUP_MB=$(psql_q -c "SELECT round(sum(data_size) / 1048576.0, 1) FROM cache_storage WHERE project_id = $PID_PROJECT")
 log "startup with the files in sync"
-STARTUP_SYNCED_S=$(start_daemon "$STARTUP_DIR")
+start_daemon "$STARTUP_DIR"
+STARTUP_SYNCED_S=$STARTED_S
 stop_daemon
 log "startup with data_dir removed"
 rm -rf "$STARTUP_DIR/data"
 mkdir -p "$STARTUP_DIR/data"
-STARTUP_FRESH_S=$(start_daemon "$STARTUP_DIR")
+start_daemon "$STARTUP_DIR"
+STARTUP_FRESH_S=$STARTED_S
 STARTUP_FILES=$(find "$STARTUP_DIR/data/caches" -name 's*.json' | wc -l)
 STARTUP_TIER=$(curl -fs -o /dev/null -D - "$URL/v1/caches/s050" | awk 'tolower($1) == "x-cache-tier:" { sub(/\r$/, "", $2); print $2 }')
 stop_daemon

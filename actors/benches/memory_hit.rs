@@ -10,7 +10,9 @@
 //! - `Tiers::read`: the whole read flow on a memory hit (what the API handler awaits);
 //! - the `tiercache_reads_total` increment as the API handler does it (a label with an
 //!   owned cache name, looked up in the metric family), for comparison;
-//! - decoding a 1 MB envelope file (the CPU part of a cold read) and its SHA-256.
+//! - decoding a 1 MB envelope file (the CPU part of a cold read) and its SHA-256;
+//! - canonicalising 1 MB of JSONB text (the CPU part of a read from Postgres besides
+//!   the SHA-256), streamed and through a `serde_json::Value` tree.
 //!
 //! No criterion: each measurement is the best of several rounds of a fixed number of
 //! iterations, in ns per operation. Set `MEMORY_HIT_ITERS` to change the count.
@@ -19,7 +21,7 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tiercache_actors::domain::{envelope, CacheName, Checksum, NewDocument, Precondition};
+use tiercache_actors::domain::{canonical, envelope, CacheName, Checksum, NewDocument, Precondition};
 use tiercache_actors::metrics::{CacheTier, Metrics, TierLabel};
 use tiercache_actors::refresher::RefreshPolicy;
 use tiercache_actors::retry_queue::BackoffPolicy;
@@ -149,6 +151,19 @@ fn main() {
         println!("{:<52} {:>9.3} ms", "  = cold-read CPU per 1 MB cache", ns / 1e6);
         measure("Checksum::of 1 MB (SHA-256)", decode_iters, || {
             black_box(Checksum::of(black_box(&m1.body)));
+        });
+        // The CPU part of a read from Postgres: the row's `data::text` (JSONB prints
+        // `", "` and `": "`; these documents have neither inside strings) back to the
+        // canonical form, streamed, and through a `Value` tree as before, for comparison.
+        let jsonb = String::from_utf8(m1.body.to_vec()).expect("UTF-8").replace(',', ", ").replace(':', ": ");
+        let streamed = canonical::canonicalize_slice(jsonb.as_bytes()).expect("JSON");
+        assert_eq!(streamed, m1.body.as_ref(), "the canonical form of the JSONB text is the document");
+        measure("canonicalize_slice of 1 MB JSONB text (streamed)", decode_iters, || {
+            black_box(canonical::canonicalize_slice(black_box(jsonb.as_bytes())).expect("JSON"));
+        });
+        measure("canonicalize of 1 MB JSONB text via a Value tree", decode_iters, || {
+            let value: serde_json::Value = serde_json::from_slice(black_box(jsonb.as_bytes())).expect("JSON");
+            black_box(canonical::canonicalize(&value));
         });
         actix::System::current().stop();
     });

@@ -23,7 +23,7 @@ pub struct SyncReport {
 
 /// How many rows are fetched ahead of the file being written: Postgres sends the next
 /// row and the blocking pool verifies it while the file tier writes the previous one.
-const FETCH_AHEAD: usize = 3;
+const FETCH_AHEAD: usize = 4;
 
 /// Reconciles the files with this project's rows. Needs Postgres enabled.
 ///

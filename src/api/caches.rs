@@ -53,8 +53,7 @@ async fn read(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Resul
             if past_schedule(&outcome.doc, policy) {
                 outcome.tier = Tier::Stale;
             }
-            let max_stale = state.policy.load().max_stale;
-            if let Some(limit) = max_stale.and_then(|m| chrono::Duration::from_std(m).ok()) {
+            if let Some(limit) = policy.max_stale.and_then(|m| chrono::Duration::from_std(m).ok()) {
                 if fetched_at(&outcome.doc) + limit < Utc::now() {
                     return Err(ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,

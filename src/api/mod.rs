@@ -52,13 +52,13 @@ pub fn policy_from(settings: &Settings) -> ApiPolicy {
                         max_size: c.max_size,
                         refresh_every: c.refresh_every,
                         has_source: c.source.is_some(),
+                        max_stale: settings.refresh.max_stale,
                     },
                 )
             })
             .collect(),
         max_body: settings.api.max_body,
         postgres_enabled: settings.postgres.enabled,
-        max_stale: settings.refresh.max_stale,
     }
 }
 

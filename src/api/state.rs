@@ -24,6 +24,9 @@ pub struct CachePolicy {
     pub refresh_every: Option<Duration>,
     /// Whether a source is configured (a refresh is possible).
     pub has_source: bool,
+    /// `refresh.max_stale` (global, copied here so a read loads the policy once):
+    /// data older than this is refused with 503.
+    pub max_stale: Option<Duration>,
 }
 
 /// The reloadable part of the API's configuration.
@@ -35,8 +38,6 @@ pub struct ApiPolicy {
     pub max_body: u64,
     /// Whether Postgres is enabled (for `postgres_synced`).
     pub postgres_enabled: bool,
-    /// `refresh.max_stale`: data older than this is refused with 503.
-    pub max_stale: Option<Duration>,
 }
 
 /// The read metrics of each configured cache, looked up once (at start and on

@@ -22,9 +22,29 @@ use std::fmt;
 /// # Errors
 /// The `serde_json` error for input that is not JSON (or nests deeper than 128 levels).
 pub fn canonicalize_slice(input: &[u8]) -> Result<Vec<u8>, serde_json::Error> {
-    let mut out = Vec::with_capacity(input.len());
-    let mut de = serde_json::Deserializer::from_slice(input);
-    Canon { out: &mut out }.deserialize(&mut de)?;
+    match std::str::from_utf8(input) {
+        // Validated once here, so the parser does not validate every string again.
+        Ok(text) => canonicalize_str(text),
+        // serde_json's own error, with its position.
+        Err(_) => stream(&mut serde_json::Deserializer::from_slice(input), input.len()),
+    }
+}
+
+/// [`canonicalize_slice`] for text already known to be UTF-8 (a row's `data::text`).
+///
+/// # Errors
+/// The `serde_json` error for input that is not JSON.
+pub fn canonicalize_str(input: &str) -> Result<Vec<u8>, serde_json::Error> {
+    stream(&mut serde_json::Deserializer::from_str(input), input.len())
+}
+
+fn stream<'de, R: serde_json::de::Read<'de>>(
+    de: &mut serde_json::Deserializer<R>,
+    len: usize,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(len);
+    let mut work = Work { entries: Vec::new(), scratch: Vec::new() };
+    Canon { out: &mut out, work: &mut work }.deserialize(&mut *de)?;
     de.end()?;
     Ok(out)
 }
@@ -110,12 +130,28 @@ fn write_f64(f: f64, out: &mut Vec<u8>) {
     }
 }
 
-/// Streams one JSON value into `out` in canonical form.
-struct Canon<'a> {
-    out: &'a mut Vec<u8>,
+/// Buffers shared by every level of one streaming run, so that objects do not allocate.
+struct Work<'de> {
+    /// The members of the objects being written, innermost last.
+    entries: Vec<Entry<'de>>,
+    /// Where an object's members are moved while they are put in key order.
+    scratch: Vec<u8>,
 }
 
-impl<'de> DeserializeSeed<'de> for Canon<'_> {
+/// One object member already written to the output: `"key":value` at `from..to`.
+struct Entry<'de> {
+    key: Key<'de>,
+    from: usize,
+    to: usize,
+}
+
+/// Streams one JSON value into `out` in canonical form.
+struct Canon<'a, 'de> {
+    out: &'a mut Vec<u8>,
+    work: &'a mut Work<'de>,
+}
+
+impl<'de> DeserializeSeed<'de> for Canon<'_, 'de> {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -123,7 +159,7 @@ impl<'de> DeserializeSeed<'de> for Canon<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Canon<'_> {
+impl<'de> Visitor<'de> for Canon<'_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -155,6 +191,11 @@ impl<'de> Visitor<'de> for Canon<'_> {
         Ok(())
     }
 
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<(), E> {
+        write_unescaped(s, self.out);
+        Ok(())
+    }
+
     fn visit_str<E>(self, s: &str) -> Result<(), E> {
         write_string(s, self.out);
         Ok(())
@@ -168,7 +209,7 @@ impl<'de> Visitor<'de> for Canon<'_> {
             if !first {
                 self.out.push(b',');
             }
-            if seq.next_element_seed(Canon { out: self.out })?.is_none() {
+            if seq.next_element_seed(Canon { out: self.out, work: self.work })?.is_none() {
                 self.out.truncate(mark);
                 break;
             }
@@ -179,34 +220,53 @@ impl<'de> Visitor<'de> for Canon<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        // Values are written in input order after the object's start; once the object
-        // ends they are moved into key order. Each object's bytes are moved once per
-        // level of nesting, which for real documents (a few levels) is cheap.
-        let start = self.out.len();
-        let mut entries: Vec<(Key<'de>, usize, usize)> = Vec::new();
-        while let Some(key) = map.next_key_seed(KeySeed)? {
-            let from = self.out.len();
-            map.next_value_seed(Canon { out: self.out })?;
-            entries.push((key, from, self.out.len()));
-        }
-        // Stable, so that of duplicate keys the last one wins, as in a `Value` map.
-        entries.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-        let values = self.out.split_off(start);
+        // Members are written in input order; if their keys were not already in order
+        // (or repeat), they are then moved into key order through the scratch buffer.
+        // Canonical input (most PUTs) is never moved.
         self.out.push(b'{');
-        for (i, (key, from, to)) in entries.iter().enumerate() {
-            if entries.get(i + 1).is_some_and(|next| next.0.as_str() == key.as_str()) {
-                continue;
-            }
-            if self.out.len() > start + 1 {
+        let body = self.out.len();
+        let base = self.work.entries.len();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            if self.work.entries.len() > base {
                 self.out.push(b',');
             }
-            write_string(key.as_str(), self.out);
+            let from = self.out.len();
+            key.write(self.out);
             self.out.push(b':');
-            self.out.extend_from_slice(&values[from - start..to - start]);
+            map.next_value_seed(Canon { out: self.out, work: self.work })?;
+            self.work.entries.push(Entry { key, from, to: self.out.len() });
         }
+        let Work { entries, scratch } = &mut *self.work;
+        let members = &mut entries[base..];
+        if !members.windows(2).all(|w| w[0].key.as_str() < w[1].key.as_str()) {
+            // Stable, so that of duplicate keys the last one wins, as in a `Value` map.
+            members.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
+            scratch.clear();
+            scratch.extend_from_slice(&self.out[body..]);
+            self.out.truncate(body);
+            for (i, entry) in members.iter().enumerate() {
+                if members.get(i + 1).is_some_and(|next| next.key.as_str() == entry.key.as_str()) {
+                    continue;
+                }
+                if self.out.len() > body {
+                    self.out.push(b',');
+                }
+                self.out.extend_from_slice(&scratch[entry.from - body..entry.to - body]);
+            }
+        }
+        entries.truncate(base);
         self.out.push(b'}');
         Ok(())
     }
+}
+
+/// Writes a string that the parser borrowed from the input: it had no escapes there,
+/// so it holds nothing that needs one (JSON forbids raw quotes, backslashes and control
+/// characters in strings), and its canonical form is itself in quotes.
+fn write_unescaped(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
 }
 
 /// An object key: borrowed from the input unless it had escapes.
@@ -220,6 +280,13 @@ impl Key<'_> {
         match self {
             Key::Borrowed(s) => s,
             Key::Owned(s) => s,
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Key::Borrowed(s) => write_unescaped(s, out),
+            Key::Owned(s) => write_string(s, out),
         }
     }
 }
@@ -299,6 +366,13 @@ mod tests {
     }
 
     #[test]
+    fn strings_with_escapes_and_without() {
+        assert_eq!(canon(r#"{"k\u0022":"a\/b","x":"plain é"}"#), r#"{"k\"":"a/b","x":"plain é"}"#);
+        assert!(canonicalize_slice(b"\"\xff\"").is_err(), "not UTF-8");
+        assert!(canonicalize_slice(b"\"a\x01b\"").is_err(), "raw control character");
+    }
+
+    #[test]
     fn refuses_trailing_garbage_and_bad_json() {
         assert!(canonicalize_slice(b"{} x").is_err());
         assert!(canonicalize_slice(b"{\"a\":}").is_err());
@@ -320,6 +394,9 @@ mod tests {
             let doc = random_json(&mut next, 0);
             let via_value = canonicalize(&serde_json::from_str::<Value>(&doc).unwrap());
             assert_eq!(canonicalize_slice(doc.as_bytes()).unwrap(), via_value, "{doc}");
+            let mut de = serde_json::Deserializer::from_slice(doc.as_bytes());
+            let bytes_path = stream(&mut de, 0);
+            assert_eq!(bytes_path.unwrap(), via_value, "parsed from bytes: {doc}");
         }
     }
 

@@ -178,11 +178,11 @@ fn to_head(row: &Row) -> Result<RowHead, String> {
 fn to_document(row: &Row) -> Result<Document, String> {
     let name: String = row.get(0);
     let name = CacheName::parse(&name).map_err(|e| format!("bad cache_type {name:?}: {e}"))?;
-    let data: String = row.get(1);
+    let data: &str = row.get(1);
     let version: i64 = row.get(2);
     let recorded: String = row.get(3);
     let recorded = Checksum::parse(&recorded).ok_or_else(|| format!("{name}: bad checksum {recorded:?}"))?;
-    let body = canonical::canonicalize_slice(data.as_bytes()).map_err(|e| format!("{name}: bad data: {e}"))?;
+    let body = canonical::canonicalize_str(data).map_err(|e| format!("{name}: bad data: {e}"))?;
     let computed = Checksum::of(&body);
     if computed != recorded {
         return Err(format!("{name}: checksum mismatch: recorded {recorded}, computed {computed}"));
