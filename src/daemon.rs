@@ -111,6 +111,7 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
             }
         }
     }
+    running.startup_synced.open();
     state.set_ready(true);
     tracing::info!(caches_on_disk = index.len(), project = %settings.project, "ready");
     // systemd: READY=1, then the health loop's WATCHDOG=1 pings and STATUS= updates.

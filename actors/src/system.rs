@@ -114,6 +114,20 @@ pub struct Running {
     pub supervisor: Supervisor,
     /// Keeps the file tier's thread alive.
     _file_arbiter: Arbiter,
+    /// Tells the listener that the startup sync is over.
+    pub startup_synced: StartupGate,
+}
+
+/// Opened once the startup sync with Postgres is over, whatever its outcome. Until then
+/// the listener, already LISTENing, holds back its own reconciliation, which would
+/// otherwise fetch the same rows a second time while the sync fetches them.
+pub struct StartupGate(tokio::sync::watch::Sender<bool>);
+
+impl StartupGate {
+    /// Lets the listener reconcile.
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
 }
 
 /// Starts every actor. Must run inside an actix `System`.
@@ -178,6 +192,7 @@ pub fn start(config: &SystemConfig, metrics: Arc<Metrics>) -> Result<Running, St
     };
 
     // 6. Cross-instance invalidation: LISTEN on the project's channel.
+    let (startup_synced, startup_synced_rx) = tokio::sync::watch::channel(false);
     if let (Some(pg), Some(store), Some(queue)) = (&config.postgres, &store, &queue) {
         let peers = crate::listener::ListenerPeers {
             store: store.clone(),
@@ -185,6 +200,7 @@ pub fn start(config: &SystemConfig, metrics: Arc<Metrics>) -> Result<Running, St
             memory: memory.clone(),
             queue: queue.clone(),
             refresher: Some(refresher.clone()),
+            startup_synced: startup_synced_rx,
         };
         crate::listener::spawn(peers, pg.connect.clone(), config.project.clone());
     }
@@ -195,5 +211,10 @@ pub fn start(config: &SystemConfig, metrics: Arc<Metrics>) -> Result<Running, St
         hits_by_message: config.hits_by_message,
         emergency: config.refresh.emergency,
     };
-    Ok(Running { tiers: Tiers::new(handles, policy), supervisor, _file_arbiter: file_arbiter })
+    Ok(Running {
+        tiers: Tiers::new(handles, policy),
+        supervisor,
+        _file_arbiter: file_arbiter,
+        startup_synced: StartupGate(startup_synced),
+    })
 }

@@ -34,6 +34,9 @@ pub struct ListenerPeers {
     pub queue: RetryQueueHandle,
     /// Learns the new `last_fetch`.
     pub refresher: Option<RefresherHandle>,
+    /// Becomes true once the daemon's startup sync is over: the first reconciliation
+    /// waits for it rather than fetch the rows the sync is fetching.
+    pub startup_synced: tokio::sync::watch::Receiver<bool>,
 }
 
 /// How a listening session ended.
@@ -143,6 +146,8 @@ async fn listen(
         Err(_) => return Ended::Unsupported,
     }
     tracing::info!(channel = %channel, "listening for other instances' writes");
+    // Notifications that arrive meanwhile wait in `rx`; a dropped sender means no sync.
+    let _ = peers.startup_synced.clone().wait_for(|done| *done).await;
     apply::reconcile(peers, client, id).await;
     while let Some(n) = rx.recv().await {
         apply::notification(peers, n.payload()).await;

@@ -7,15 +7,19 @@
 //! yields the same bytes either way, so a document read back from Postgres has the
 //! checksum it was saved with.
 //!
-//! Two writers produce the same bytes: [`canonicalize`] for a `Value` already in hand,
-//! and [`canonicalize_slice`], which streams raw JSON through serde's visitor straight
-//! into the output without building a `Value` tree. Reads from Postgres and PUTs go
-//! through the streaming one: for a 1 MB document the tree's allocations were most of
-//! the cost (docs/performance.md).
+//! Three paths produce the same bytes: [`canonicalize`] for a `Value` already in hand;
+//! for raw JSON ([`canonicalize_slice`], [`canonicalize_str`]) a byte scanner
+//! (`scan.rs`) that copies tokens already in canonical form, and behind it, for input it
+//! does not handle or that is not JSON, serde's visitor writing straight into the
+//! output (`stream.rs`). No path builds a `Value` tree: for a 1 MB document read from
+//! Postgres the tree cost more than the query (docs/performance.md).
 
-use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+mod members;
+mod scan;
+mod stream;
+
 use serde_json::{Number, Value};
-use std::fmt;
+use stream::stream;
 
 /// Parses `input` as JSON and returns its canonical bytes.
 ///
@@ -35,18 +39,10 @@ pub fn canonicalize_slice(input: &[u8]) -> Result<Vec<u8>, serde_json::Error> {
 /// # Errors
 /// The `serde_json` error for input that is not JSON.
 pub fn canonicalize_str(input: &str) -> Result<Vec<u8>, serde_json::Error> {
-    stream(&mut serde_json::Deserializer::from_str(input), input.len())
-}
-
-fn stream<'de, R: serde_json::de::Read<'de>>(
-    de: &mut serde_json::Deserializer<R>,
-    len: usize,
-) -> Result<Vec<u8>, serde_json::Error> {
-    let mut out = Vec::with_capacity(len);
-    let mut work = Work { entries: Vec::new(), scratch: Vec::new() };
-    Canon { out: &mut out, work: &mut work }.deserialize(&mut *de)?;
-    de.end()?;
-    Ok(out)
+    match scan::scan(input) {
+        Some(canonical) => Ok(canonical),
+        None => stream(&mut serde_json::Deserializer::from_str(input), input.len()),
+    }
 }
 
 /// Writes `value` in canonical form.
@@ -130,136 +126,6 @@ fn write_f64(f: f64, out: &mut Vec<u8>) {
     }
 }
 
-/// Buffers shared by every level of one streaming run, so that objects do not allocate.
-struct Work<'de> {
-    /// The members of the objects being written, innermost last.
-    entries: Vec<Entry<'de>>,
-    /// Where an object's members are moved while they are put in key order.
-    scratch: Vec<u8>,
-}
-
-/// One object member already written to the output: `"key":value` at `from..to`.
-struct Entry<'de> {
-    key: Key<'de>,
-    from: usize,
-    to: usize,
-}
-
-/// Streams one JSON value into `out` in canonical form.
-struct Canon<'a, 'de> {
-    out: &'a mut Vec<u8>,
-    work: &'a mut Work<'de>,
-}
-
-impl<'de> DeserializeSeed<'de> for Canon<'_, 'de> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Canon<'_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        self.out.extend_from_slice(b"null");
-        Ok(())
-    }
-
-    fn visit_bool<E>(self, b: bool) -> Result<(), E> {
-        write_bool(b, self.out);
-        Ok(())
-    }
-
-    fn visit_i64<E>(self, i: i64) -> Result<(), E> {
-        write_i64(i, self.out);
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, u: u64) -> Result<(), E> {
-        write_u64(u, self.out);
-        Ok(())
-    }
-
-    fn visit_f64<E>(self, f: f64) -> Result<(), E> {
-        write_f64(f, self.out);
-        Ok(())
-    }
-
-    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<(), E> {
-        write_unescaped(s, self.out);
-        Ok(())
-    }
-
-    fn visit_str<E>(self, s: &str) -> Result<(), E> {
-        write_string(s, self.out);
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        self.out.push(b'[');
-        let mut first = true;
-        loop {
-            let mark = self.out.len();
-            if !first {
-                self.out.push(b',');
-            }
-            if seq.next_element_seed(Canon { out: self.out, work: self.work })?.is_none() {
-                self.out.truncate(mark);
-                break;
-            }
-            first = false;
-        }
-        self.out.push(b']');
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        // Members are written in input order; if their keys were not already in order
-        // (or repeat), they are then moved into key order through the scratch buffer.
-        // Canonical input (most PUTs) is never moved.
-        self.out.push(b'{');
-        let body = self.out.len();
-        let base = self.work.entries.len();
-        while let Some(key) = map.next_key_seed(KeySeed)? {
-            if self.work.entries.len() > base {
-                self.out.push(b',');
-            }
-            let from = self.out.len();
-            key.write(self.out);
-            self.out.push(b':');
-            map.next_value_seed(Canon { out: self.out, work: self.work })?;
-            self.work.entries.push(Entry { key, from, to: self.out.len() });
-        }
-        let Work { entries, scratch } = &mut *self.work;
-        let members = &mut entries[base..];
-        if !members.windows(2).all(|w| w[0].key.as_str() < w[1].key.as_str()) {
-            // Stable, so that of duplicate keys the last one wins, as in a `Value` map.
-            members.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
-            scratch.clear();
-            scratch.extend_from_slice(&self.out[body..]);
-            self.out.truncate(body);
-            for (i, entry) in members.iter().enumerate() {
-                if members.get(i + 1).is_some_and(|next| next.key.as_str() == entry.key.as_str()) {
-                    continue;
-                }
-                if self.out.len() > body {
-                    self.out.push(b',');
-                }
-                self.out.extend_from_slice(&scratch[entry.from - body..entry.to - body]);
-            }
-        }
-        entries.truncate(base);
-        self.out.push(b'}');
-        Ok(())
-    }
-}
-
 /// Writes a string that the parser borrowed from the input: it had no escapes there,
 /// so it holds nothing that needs one (JSON forbids raw quotes, backslashes and control
 /// characters in strings), and its canonical form is itself in quotes.
@@ -267,58 +133,6 @@ fn write_unescaped(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     out.extend_from_slice(s.as_bytes());
     out.push(b'"');
-}
-
-/// An object key: borrowed from the input unless it had escapes.
-enum Key<'de> {
-    Borrowed(&'de str),
-    Owned(String),
-}
-
-impl Key<'_> {
-    fn as_str(&self) -> &str {
-        match self {
-            Key::Borrowed(s) => s,
-            Key::Owned(s) => s,
-        }
-    }
-
-    fn write(&self, out: &mut Vec<u8>) {
-        match self {
-            Key::Borrowed(s) => write_unescaped(s, out),
-            Key::Owned(s) => write_string(s, out),
-        }
-    }
-}
-
-struct KeySeed;
-
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Key<'de>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Key<'de>, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed {
-    type Value = Key<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object key")
-    }
-
-    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
-        Ok(Key::Borrowed(s))
-    }
-
-    fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
-        Ok(Key::Owned(s.to_owned()))
-    }
-
-    fn visit_string<E>(self, s: String) -> Result<Key<'de>, E> {
-        Ok(Key::Owned(s))
-    }
 }
 
 #[cfg(test)]
@@ -374,9 +188,50 @@ mod tests {
 
     #[test]
     fn refuses_trailing_garbage_and_bad_json() {
-        assert!(canonicalize_slice(b"{} x").is_err());
-        assert!(canonicalize_slice(b"{\"a\":}").is_err());
-        assert!(canonicalize_slice(b"").is_err());
+        for bad in [
+            "{} x",
+            "{\"a\":}",
+            "",
+            "[1,]",
+            "{\"a\":1,}",
+            "[01]",
+            "[-]",
+            "[+1]",
+            "[1.]",
+            "[.5]",
+            "[1e]",
+            "[--1]",
+            "[1 2]",
+            "{\"a\" 1}",
+            "{a:1}",
+            "[tru]",
+            "[nul]",
+            "[\"\\x\"]",
+            "[\"\\ud800\"]",
+            "[1e400]",
+            "\"a",
+            "[",
+            "{",
+            "]",
+            "[1}",
+            "{\"a\":1]",
+            "[\"a\u{1}\"]",
+        ] {
+            assert!(canonicalize_slice(bad.as_bytes()).is_err(), "{bad:?} accepted");
+            assert!(scan::scan(bad).is_none(), "{bad:?} accepted by the scanner");
+        }
+    }
+
+    #[test]
+    fn scanner_copies_plain_tokens_and_leaves_the_rest_to_serde() {
+        let jsonb = r#"{"id": 7, "big": 123456789012345678901, "neg": -12, "z": -0, "f": 1.50, "e": 1E2, "s": "a\"b"}"#;
+        let expected = r#"{"big":1.2345678901234568e+20,"e":100,"f":1.5,"id":7,"neg":-12,"s":"a\"b","z":0}"#;
+        assert_eq!(scan::scan(jsonb).as_deref(), Some(expected.as_bytes()));
+        let mut de = serde_json::Deserializer::from_str(jsonb);
+        assert_eq!(stream(&mut de, 0).unwrap(), expected.as_bytes());
+        let deep = format!("{}{}", "[".repeat(120), "]".repeat(120));
+        assert!(scan::scan(&deep).is_none(), "deep input is left to serde_json");
+        assert_eq!(canon(&deep), deep);
     }
 
     /// The streaming writer and the `Value` writer agree byte for byte, on documents
@@ -395,13 +250,47 @@ mod tests {
             let via_value = canonicalize(&serde_json::from_str::<Value>(&doc).unwrap());
             assert_eq!(canonicalize_slice(doc.as_bytes()).unwrap(), via_value, "{doc}");
             let mut de = serde_json::Deserializer::from_slice(doc.as_bytes());
-            let bytes_path = stream(&mut de, 0);
-            assert_eq!(bytes_path.unwrap(), via_value, "parsed from bytes: {doc}");
+            assert_eq!(stream(&mut de, 0).unwrap(), via_value, "general parser, from bytes: {doc}");
+            let mut de = serde_json::Deserializer::from_str(&doc);
+            assert_eq!(stream(&mut de, 0).unwrap(), via_value, "general parser, from text: {doc}");
+            assert_eq!(scan::scan(&doc).as_deref(), Some(via_value.as_slice()), "scanner: {doc}");
         }
     }
 
+    /// The scanner's plain-decimal shortcut against serde_json's parse and shortest
+    /// form, on many decimals near its limits.
+    #[test]
+    fn plain_decimals_are_their_own_canonical_form() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..200_000 {
+            let token = random_decimal(&mut next);
+            let via_value = canonicalize(&serde_json::from_str::<Value>(&token).unwrap());
+            assert_eq!(scan::scan(&token).as_deref(), Some(via_value.as_slice()), "{token}");
+        }
+    }
+
+    /// A decimal near the scanner's plain-decimal limits: up to 17 integer digits, a
+    /// leading `0.`, leading zeros in the fraction, trailing zeros.
+    fn random_decimal(next: &mut impl FnMut() -> u64) -> String {
+        let sign = if next().is_multiple_of(2) { "-" } else { "" };
+        let int = if next().is_multiple_of(3) {
+            "0".to_owned()
+        } else {
+            (next() % 10u64.pow((next() % 17) as u32 + 1)).to_string()
+        };
+        let frac =
+            format!("{:0width$}", next() % 10u64.pow((next() % 12) as u32 + 1), width = (next() % 12) as usize + 1);
+        format!("{sign}{int}.{frac}")
+    }
+
     fn random_json(next: &mut impl FnMut() -> u64, depth: usize) -> String {
-        let pick = next() % if depth > 4 { 7 } else { 9 };
+        let pick = next() % if depth > 4 { 8 } else { 10 };
         match pick {
             0 => "null".into(),
             1 => "true".into(),
@@ -410,7 +299,8 @@ mod tests {
             4 => format!("{:e}", f64::from_bits(next() & 0x7fef_ffff_ffff_ffff)),
             5 => format!("{}.{}0", next() % 100, next() % 10),
             6 => ["\"a\"", "\"\\u00e9\\n\"", "\"x\\\"y\"", "\"\""][(next() % 4) as usize].into(),
-            7 => {
+            7 => random_decimal(next),
+            8 => {
                 let n = next() % 5;
                 let items: Vec<String> = (0..n).map(|_| random_json(next, depth + 1)).collect();
                 format!("[ {} ]", items.join(" , "))
