@@ -151,9 +151,6 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
                         let left = queue.view().snapshot().pending.len();
                         tracing::info!(pending = left, "graceful drain is off; pending saves stay on disk for the next start");
                     }
-                    if let Some(queue) = running.tiers.queue() {
-                        queue.flush_record().await;
-                    }
                     return Ok(());
                 }
                 Some(Control::Reload) => {

@@ -1,6 +1,6 @@
 //! Handlers, the tick that starts attempts, and what an attempt's result does.
 
-use super::messages::{Drain, EnqueueDelete, EnqueueWrite, FlushRecord, MarkSynced, PendingCaches, Reconcile};
+use super::messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, PendingCaches, Reconcile};
 use super::{Op, Peers, RetryQueue, ACTOR};
 use crate::domain::{CacheName, Document};
 use crate::metrics::{CacheLabel, ResultLabel};
@@ -290,13 +290,5 @@ impl Handler<Drain> for RetryQueue {
             p.next_at = p.next_at.min(now);
         }
         self.tick(ctx);
-    }
-}
-
-impl Handler<FlushRecord> for RetryQueue {
-    type Result = ();
-
-    fn handle(&mut self, _msg: FlushRecord, _ctx: &mut Context<Self>) {
-        self.flush_record();
     }
 }

@@ -48,8 +48,3 @@ pub struct Drain;
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "BTreeSet<CacheName>")]
 pub struct PendingCaches;
-
-/// Wait until `queue/synced.json` holds every confirmed version (before exiting).
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct FlushRecord;

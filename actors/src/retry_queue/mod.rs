@@ -17,11 +17,10 @@ pub mod backoff;
 mod handle;
 mod handlers;
 mod messages;
-mod synced_record;
 
 pub use self::backoff::BackoffPolicy;
 pub use handle::RetryQueueHandle;
-pub use messages::{Drain, EnqueueDelete, EnqueueWrite, FlushRecord, MarkSynced, PendingCaches, Reconcile};
+pub use messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, PendingCaches, Reconcile};
 
 use self::backoff::Backoff;
 use crate::domain::CacheName;
@@ -124,8 +123,6 @@ pub struct RetryQueue {
     peers: Peers,
     pending: BTreeMap<CacheName, Pending>,
     synced: HashMap<CacheName, u64>,
-    /// Writes `synced` to `queue/synced.json` off this thread.
-    record: synced_record::SyncedRecord,
     in_flight: HashSet<CacheName>,
     /// Shutdown is draining: waits between failures are kept short.
     draining: bool,
@@ -145,9 +142,7 @@ impl RetryQueue {
         let published =
             Arc::new(ArcSwap::from_pointee(QueueSnapshot { enabled: config.enabled, ..Default::default() }));
         let view = QueueView(published.clone());
-        let record = synced_record::SyncedRecord::start(config.data_dir.join("queue").join("synced.json"));
         let queue = Self {
-            record,
             config,
             peers,
             pending: BTreeMap::new(),
@@ -166,8 +161,6 @@ impl RetryQueue {
     }
 
     fn load_synced(&mut self) {
-        // After a restart, records handed to the writer before it must be on disk first.
-        self.record.flush();
         let path = self.synced_path();
         self.synced = std::fs::read(&path)
             .ok()
@@ -176,18 +169,18 @@ impl RetryQueue {
             .unwrap_or_default();
     }
 
-    /// Records what Postgres confirmed, right after it did: the whole record goes to the
-    /// writer thread at once (not later, so that a crash leaves it at most a write or
-    /// two behind: a save wrongly taken for unsent would be written again above a newer
-    /// row made meanwhile by another instance).
+    /// Records what Postgres confirmed, right after it did. Not on the acknowledgement
+    /// path, but kept exact: a save wrongly taken for unsent would be written again
+    /// above a newer row made meanwhile by another instance. (Writing it on every
+    /// confirmation costs two fsyncs on this thread; see docs/performance.md.)
     fn save_synced(&self) {
         let map: BTreeMap<&str, u64> = self.synced.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        self.record.submit(serde_json::to_vec(&map).expect("json"));
-    }
-
-    /// Waits until the record on disk holds everything confirmed so far.
-    pub fn flush_record(&self) {
-        self.record.flush();
+        let path = self.synced_path();
+        let result = std::fs::create_dir_all(path.parent().expect("queue dir"))
+            .and_then(|()| crate::files::durable::write_atomic(&path, &serde_json::to_vec(&map).expect("json")));
+        if let Err(e) = result {
+            tracing::warn!(actor = ACTOR, error = %e, "could not record synced versions; they will be sent again");
+        }
     }
 
     /// Adds (or widens) a pending operation for `name`, due now.
