@@ -39,6 +39,9 @@ mod multi_instance;
 mod queue_outage;
 mod shutdown_stall;
 
+// Issue 8: the command-line clients with Postgres.
+mod status_cli;
+
 // Issue 7: operations.
 mod ops_notify;
 mod ops_restore;
