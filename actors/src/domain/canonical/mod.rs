@@ -238,13 +238,7 @@ mod tests {
     /// with every kind of value, escaped keys, nesting and duplicate keys.
     #[test]
     fn streaming_matches_value_writer() {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..2000 {
             let doc = random_json(&mut next, 0);
             let via_value = canonicalize(&serde_json::from_str::<Value>(&doc).unwrap());
@@ -261,17 +255,21 @@ mod tests {
     /// form, on many decimals near its limits.
     #[test]
     fn plain_decimals_are_their_own_canonical_form() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..200_000 {
             let token = random_decimal(&mut next);
             let via_value = canonicalize(&serde_json::from_str::<Value>(&token).unwrap());
             assert_eq!(scan::scan(&token).as_deref(), Some(via_value.as_slice()), "{token}");
+        }
+    }
+
+    /// A seeded xorshift64 generator: the same documents on every run.
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
         }
     }
 
