@@ -48,8 +48,8 @@ SLOW=${BENCH_PG_SLOW:-0.02}
 STARTUP_CACHES=${BENCH_STARTUP_CACHES:-100}
 PROJECT=bench
 
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 IS_ROOT=0
 [[ $(id -u) == 0 ]] && IS_ROOT=1
 
@@ -67,12 +67,7 @@ missing=()
 [[ -n $(pg_bin_dir) ]] || missing+=(postgresql)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
-if ((${#missing[@]})); then
-    ((IS_ROOT)) || die "missing ${missing[*]}; run as root or install them"
-    log "installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+install_missing "${missing[@]}"
 PGBIN=$(pg_bin_dir)
 [[ -n $PGBIN ]] || die "no PostgreSQL binaries under /usr/lib/postgresql/*/bin"
 if ((IS_ROOT)); then
@@ -104,33 +99,6 @@ cleanup() {
     if [[ -n ${BENCH_KEEP:-} ]]; then log "kept $TMP and $PGROOT"; else rm -rf "$TMP" "$PGROOT"; fi
 }
 trap cleanup EXIT
-
-# A TCP port on 127.0.0.1 that nothing answers on.
-free_port() {
-    local port
-    for _ in $(seq 200); do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-    die "no free port"
-}
-
-# A JSON document of about $1 bytes; $2 makes it unique (the generator of bench/run.sh;
-# its output is already canonical: sorted keys, no spaces, plain numbers).
-gen_json() {
-    awk -v size="$1" -v seed="$2" 'BEGIN {
-        printf "{\"activities\":["; n = 0; len = 16
-        while (len < size) {
-            item = sprintf("%s{\"distance\":%d.5,\"id\":%d,\"kudos\":%d,\"name\":\"activity-%s-%06d\"}",
-                           (n ? "," : ""), (n * 37 + seed) % 9973, n, n % 17, seed, n)
-            printf "%s", item; len += length(item); n++
-        }
-        printf "]}"
-    }'
-}
 
 # --- the throwaway cluster -------------------------------------------------------------
 PG_PORT=$(free_port)
@@ -229,7 +197,6 @@ store_upsert() { # LABEL SECONDS READ_ITERS: the bench's output in $TMP/LABEL.tx
     grep -q "checksum $K10_SUM" "$TMP/$1.txt" || die "store_upsert sent another document than pgbench"
 }
 field() { awk -v k="$2" -v i="$3" '$1 == k { print $i }' "$TMP/$1.txt"; }
-median() { sort -g | awk '{ v[NR] = $1 } END { printf "%s\n", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 range() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s\n", lo, hi }'; }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -402,7 +369,7 @@ mkdir -p "$STARTUP_DIR/data"
 start_daemon "$STARTUP_DIR"
 STARTUP_FRESH_S=$STARTED_S
 STARTUP_FILES=$(find "$STARTUP_DIR/data/caches" -name 's*.json' | wc -l)
-STARTUP_TIER=$(curl -fs -o /dev/null -D - "$URL/v1/caches/s050" | awk 'tolower($1) == "x-cache-tier:" { sub(/\r$/, "", $2); print $2 }')
+STARTUP_TIER=$(curl -fs -o /dev/null -D - "$URL/v1/caches/$(printf 's%03d' "$STARTUP_CACHES")" | awk 'tolower($1) == "x-cache-tier:" { sub(/\r$/, "", $2); print $2 }')
 stop_daemon
 grep '"loaded from Postgres"' "$STARTUP_DIR/tiercache.log" | tail -1 >"$STARTUP_DIR/report.txt" || true
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -410,7 +377,6 @@ sf() { awk -v k="$2" '$1 == k { print $2 }' "$TMP/storm-$1/storm.txt"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 # --- the table -----------------------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2fx", a / b }'; }
 row() { printf '| %-44s | %16s | %-30s | %7s | %-8s |\n' "$@"; }
 echo
 echo "tiercache $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ); PostgreSQL $PG_VERSION, throwaway cluster, Unix socket, fsync on, synchronous_commit on"

@@ -29,20 +29,15 @@ THREADS=${BENCH_THREADS:-2}
 COLD_CACHES=${BENCH_COLD_CACHES:-10}
 RSS_CACHES=100
 
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # --- what we compare against ------------------------------------------------------
 missing=()
 command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
-if ((${#missing[@]})); then
-    [[ $(id -u) == 0 ]] || die "missing ${missing[*]}; run as root or install them"
-    log "installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+install_missing "${missing[@]}"
 
 # --- build ----------------------------------------------------------------------------
 log "building tiercache (release)"
@@ -59,32 +54,6 @@ cleanup() {
     if [[ -n ${BENCH_KEEP:-} ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
-
-# A TCP port on 127.0.0.1 that nothing answers on.
-free_port() {
-    local port
-    for _ in $(seq 200); do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-    die "no free port"
-}
-
-# A JSON document of about $1 bytes; $2 makes it unique.
-gen_json() {
-    awk -v size="$1" -v seed="$2" 'BEGIN {
-        printf "{\"activities\":["; n = 0; len = 16
-        while (len < size) {
-            item = sprintf("%s{\"distance\":%d.5,\"id\":%d,\"kudos\":%d,\"name\":\"activity-%s-%06d\"}",
-                           (n ? "," : ""), (n * 37 + seed) % 9973, n, n % 17, seed, n)
-            printf "%s", item; len += length(item); n++
-        }
-        printf "]}"
-    }'
-}
 
 # --- tiercache ------------------------------------------------------------------------
 TC_PORT=$(free_port)
@@ -224,7 +193,6 @@ run_wrk() {
 
 # Side by side: ROUNDS rounds per pair, tiercache first in odd rounds and nginx first in
 # even ones, so a burst of load from a neighbour hits both alike; medians are reported.
-median() { sort -g | awk '{ v[NR] = $1 } END { printf "%s\n", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 # pair LABEL TC_URL NGINX_URL [TC_LUA NGINX_LUA]: sets TC_RPS TC_P99 TC_BAD NG_RPS NG_P99
 pair() {
     local label=$1 round out
@@ -306,7 +274,6 @@ HIT_NS=$(ns_of '^MemoryView::fresh\\(k10\\)')
 READ_NS=$(ns_of '^Tiers::read\\(k10\\)')
 
 # --- the table -----------------------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2fx", a / b }'; }
 row() { printf '| %-40s | %14s | %-26s | %7s | %-12s |\n' "$@"; }
 echo
 echo "tiercache $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ); wrk -t$THREADS -c$CONNECTIONS -d$DURATION x $ROUNDS interleaved rounds on the same cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
