@@ -3,9 +3,11 @@
 //! [`pg`] starts throwaway PostgreSQL clusters (and a PgBouncer in front of one) from
 //! the machine's own binaries, so that tests never touch a shared server. See
 //! `docs/database.md` for how the tests use it. [`daemon`] runs the real `tiercache`
-//! binary on a temporary directory and talks to it over HTTP.
+//! binary on a temporary directory and talks to it over HTTP. [`fake_http`] stands in for
+//! the upstream APIs.
 
 pub mod daemon;
+pub mod fake_http;
 pub mod pg;
 mod spawn;
 
