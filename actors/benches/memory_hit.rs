@@ -17,6 +17,8 @@
 //! No criterion: each measurement is the best of several rounds of a fixed number of
 //! iterations, in ns per operation. Set `MEMORY_HIT_ITERS` to change the count.
 
+mod common;
+
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -51,21 +53,6 @@ fn measure(label: &str, iters: u64, mut f: impl FnMut()) -> f64 {
         per_op[ROUNDS / 2]
     );
     per_op[0]
-}
-
-/// A JSON document of about `size` bytes.
-fn document(size: usize) -> Vec<u8> {
-    let mut items = Vec::new();
-    let mut len = 0;
-    let mut i = 0;
-    while len < size {
-        let item =
-            format!(r#"{{"id":{i},"name":"activity-{i:06}","distance":{}.5,"kudos":{}}}"#, i * 37 % 9973, i % 17);
-        len += item.len() + 1;
-        items.push(item);
-        i += 1;
-    }
-    format!(r#"{{"activities":[{}]}}"#, items.join(",")).into_bytes()
 }
 
 fn main() {
@@ -107,7 +94,7 @@ fn main() {
             .chain((0..30).map(|i| (Box::leak(format!("other{i:02}").into_boxed_str()) as &str, 100)))
         {
             let name = CacheName::parse(name).expect("name");
-            let doc = NewDocument::from_json(&document(size)).expect("JSON");
+            let doc = NewDocument::from_json(&common::generated(size)).expect("JSON");
             tiers.save(&name, doc, Precondition::None).await.expect("saved");
             names.push(name);
         }
@@ -158,7 +145,7 @@ fn main() {
         let jsonb = String::from_utf8(m1.body.to_vec()).expect("UTF-8").replace(',', ", ").replace(':', ": ");
         let streamed = canonical::canonicalize_slice(jsonb.as_bytes()).expect("JSON");
         assert_eq!(streamed, m1.body.as_ref(), "the canonical form of the JSONB text is the document");
-        measure("canonicalize_slice of 1 MB JSONB text (streamed)", decode_iters, || {
+        measure("canonicalize_slice of 1 MB JSONB text (daemon parser)", decode_iters, || {
             black_box(canonical::canonicalize_slice(black_box(jsonb.as_bytes())).expect("JSON"));
         });
         measure("canonicalize of 1 MB JSONB text via a Value tree", decode_iters, || {

@@ -30,6 +30,8 @@
 //! documents, so pgbench can send the same bytes; generated here when unset),
 //! `STORE_UPSERT_CACHE` (the row the upsert loop writes, `rs10k`).
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,26 +43,11 @@ use tiercache_actors::supervisor::FailureReporter;
 const PROJECT: &str = "bench";
 const RETENTION_DAYS: u32 = 30;
 
-/// A JSON document of about `size` bytes (the generator of `memory_hit` and `run.sh`).
-fn generated(size: usize) -> Vec<u8> {
-    let mut items = Vec::new();
-    let mut len = 0;
-    let mut i = 0;
-    while len < size {
-        let item =
-            format!(r#"{{"distance":{}.5,"id":{i},"kudos":{},"name":"activity-{i:06}"}}"#, i * 37 % 9973, i % 17);
-        len += item.len() + 1;
-        items.push(item);
-        i += 1;
-    }
-    format!(r#"{{"activities":[{}]}}"#, items.join(",")).into_bytes()
-}
-
 /// The canonical document from the file named by `var`, else a generated one.
 fn document(var: &str, size: usize) -> NewDocument {
     let raw = match std::env::var(var) {
         Ok(path) if !path.is_empty() => std::fs::read(&path).unwrap_or_else(|e| panic!("{var}={path}: {e}")),
-        _ => generated(size),
+        _ => common::generated(size),
     };
     let doc = NewDocument::from_json(&raw).expect("the document is JSON");
     if doc.body[..] != raw[..] {
