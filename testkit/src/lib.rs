@@ -10,6 +10,8 @@ pub mod daemon;
 pub mod fake_http;
 pub mod pg;
 mod spawn;
+pub mod wait;
 
 pub use daemon::{Daemon, DaemonOptions, Response};
 pub use pg::{external_url, Error, PgBouncer, PgCluster, PgOptions, Result, EXTERNAL_URL_VAR};
+pub use wait::wait_for;

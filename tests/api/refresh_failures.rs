@@ -8,7 +8,7 @@
 use crate::fake_upstream::{strava_token, with_strava_limits, FakeUpstream, Reply};
 use crate::helpers::{spawn_app_with, Options};
 use crate::refresh_support::{
-    failed_lines, gaps, http_cache, metric_value, retry_after, strava_cache, wait_for_body, wait_refreshed, wait_until,
+    failed_lines, gaps, http_cache, metric_value, retry_after, strava_cache, wait_for, wait_for_body, wait_refreshed,
 };
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -75,7 +75,7 @@ fn a_fetch_that_times_out_is_abandoned_and_the_old_data_served_as_stale() {
     assert_eq!(r.header("x-cache-tier"), Some("stale"), "{r:?}");
 
     // Given up after the 1 s timeout, not after the 3 s the upstream takes.
-    let line = wait_until("a \"refresh failed\" line", Duration::from_secs(3), || failed_lines(&app, "feed").pop());
+    let line = wait_for("a \"refresh failed\" line", Duration::from_secs(3), || failed_lines(&app, "feed").pop());
     let gave_up = first.elapsed();
     assert!(gave_up < Duration::from_millis(2800), "failure seen only {gave_up:?} after the call");
     let error = line["error"].as_str().unwrap_or_default().to_ascii_lowercase();
@@ -208,7 +208,7 @@ fn a_strava_429_waits_for_the_fifteen_minute_window() {
     );
     let app = spawn_app_with(Options::new().tables(&strava_cache(&up.base_url(), "1s", None, 200)));
     let first = up.wait_for("GET", "/api/v3/athlete/activities", 1, Duration::from_secs(3))[0].at;
-    let line = wait_until("the rate-limit warning", Duration::from_secs(2), || {
+    let line = wait_for("the rate-limit warning", Duration::from_secs(2), || {
         app.log_lines().into_iter().find(|l| crate::helpers::message(l).contains("rate limit"))
     });
     // `retry_at` is logged as chrono shows a UTC time: "2024-05-01 10:15:00 UTC".
@@ -255,7 +255,7 @@ fn a_panic_at_the_fetch_failpoint_restarts_the_refresher_and_the_schedule_goes_o
         Some("2s"),
     )));
     let want = r#"tiercache_actor_restarts_total{actor="refresher"} 1"#;
-    wait_until("the refresher's restart in /metrics", Duration::from_secs(5), || {
+    wait_for("the refresher's restart in /metrics", Duration::from_secs(5), || {
         app.metrics().lines().any(|l| l == want).then_some(())
     });
     // The schedule goes on: the overdue (never fetched) cache, then every 2 s.

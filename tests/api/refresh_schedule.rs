@@ -5,7 +5,7 @@
 
 use crate::fake_upstream::{FakeUpstream, Reply};
 use crate::helpers::{run_cmd, spawn_app_with, Options, TestApp};
-use crate::refresh_support::{gaps, http_cache, metric_value, refreshed_lines, timeline, wait_refreshed, wait_until};
+use crate::refresh_support::{gaps, http_cache, metric_value, refreshed_lines, timeline, wait_for, wait_refreshed};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -129,7 +129,7 @@ fn an_overdue_cache_is_refreshed_at_startup_without_a_reader() {
     assert_eq!(r.json(), json!({"fresh": true}));
     assert_eq!(r.header("x-cache-tier"), Some("memory"), "{r:?}");
     // And not again: the next one is an hour away.
-    let meta = wait_until("meta with next_refresh_at", Duration::from_secs(2), || {
+    let meta = wait_for("meta with next_refresh_at", Duration::from_secs(2), || {
         let m = app.get("/v1/caches/feed/meta").json();
         m["next_refresh_at"].is_string().then_some(m)
     });

@@ -4,7 +4,7 @@
 
 use crate::fake_upstream::{justgiving_page, FakeUpstream, Reply};
 use crate::helpers::{spawn_app_with, Options};
-use crate::refresh_support::{failed_lines, retry_after, wait_refreshed, wait_until};
+use crate::refresh_support::{failed_lines, retry_after, wait_for, wait_refreshed};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -77,18 +77,16 @@ fn a_command_past_its_timeout_is_killed_and_the_refresh_fails() {
     assert!(retry_after(&r) >= 1, "{r:?}");
     assert!(took < Duration::from_secs(3), "the read waited {took:?} for a command with a 500 ms timeout");
 
-    let line = wait_until("a \"refresh failed\" line", Duration::from_secs(2), || failed_lines(&app, "cmd").pop());
+    let line = wait_for("a \"refresh failed\" line", Duration::from_secs(2), || failed_lines(&app, "cmd").pop());
     let error = line["error"].as_str().unwrap_or_default();
     assert!(error.contains("timed out") && error.contains("killed"), "{line}");
 
-    let pids = wait_until("the command's pid files", Duration::from_secs(2), || {
+    let pids = wait_for("the command's pid files", Duration::from_secs(2), || {
         Some((read_pid(&shell_pid)?, read_pid(&sleep_pid)?))
     });
-    wait_until(
-        &format!("the shell ({}) and its sleep ({}) to be gone", pids.0, pids.1),
-        Duration::from_secs(3),
-        || (gone(pids.0) && gone(pids.1)).then_some(()),
-    );
+    wait_for(&format!("the shell ({}) and its sleep ({}) to be gone", pids.0, pids.1), Duration::from_secs(3), || {
+        (gone(pids.0) && gone(pids.1)).then_some(())
+    });
     assert_eq!(app.get("/healthz").status, 200);
 }
 

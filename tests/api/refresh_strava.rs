@@ -5,7 +5,7 @@
 
 use crate::fake_upstream::{strava_detail, strava_page, strava_summary, strava_token, FakeUpstream, Recorded, Reply};
 use crate::helpers::{spawn_app_with, Options};
-use crate::refresh_support::{metric_value, strava_cache, wait_refreshed, wait_until};
+use crate::refresh_support::{metric_value, strava_cache, wait_for, wait_refreshed};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -111,7 +111,7 @@ fn the_rotated_refresh_token_is_used_after_a_restart_and_after_kill_9() {
     // access token that came with the second rotation.
     up.route_fn("GET", ACTIVITIES, |_, _| strava_page(&[]).delay(Duration::from_secs(3)));
     assert_eq!(app.request("POST", "/v1/caches/strava/refresh", &[], None).status, 202);
-    wait_until("the activities call with the second access token", Duration::from_secs(3), || {
+    wait_for("the activities call with the second access token", Duration::from_secs(3), || {
         up.requests_to("GET", ACTIVITIES).iter().any(|r| bearer(r) == "Bearer access-2").then_some(())
     });
     app.kill9();

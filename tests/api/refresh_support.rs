@@ -25,18 +25,7 @@ pub fn strava_cache(base_url: &str, every: &str, rich: Option<&str>, per_page: u
     )
 }
 
-/// Polls `f` every 20 ms until it gives `Some`, or panics naming `what` after `timeout`.
-#[track_caller]
-pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+pub use tiercache_testkit::wait_for;
 
 /// The value of `name{labels...}` in a Prometheus text exposition (labels may come in
 /// any order, and the sample may have more labels than asked for).

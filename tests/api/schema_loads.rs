@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 const SCHEMA: &str = r#"{"type": "object", "required": ["total"]}"#;
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -28,9 +28,9 @@ fn a_file_that_fails_a_new_schema_is_not_served() {
     assert!(text.contains("schema ="), "{text}");
     app.write_raw_config(&text);
     app.signal(Signal::SIGHUP);
-    wait_until("the reload", || app.stdout().contains("configuration reloaded"));
+    wait_for("the reload", || app.stdout().contains("configuration reloaded"));
     // Once memory's copy expires, the file is read again and refused.
-    wait_until("the file to be refused", || app.get_cache("totals").status == 503);
+    wait_for("the file to be refused", || app.get_cache("totals").status == 503);
     assert!(app.stdout().contains("fails the cache's schema"), "{}", app.stdout());
     // A conforming save is served again.
     app.put_ok("totals", r#"{"total": "12.50"}"#);
@@ -46,7 +46,7 @@ fn a_refresh_result_that_fails_the_schema_is_not_saved() {
         "[[caches]]\nname = \"feed\"\nrefresh_every = \"1h\"\nschema = {schema:?}\n[caches.source]\nkind = \"command\"\n\
          argv = [\"sh\", \"-c\", \"echo '{{\\\"wrong\\\": 1}}'\"]\n"
     )));
-    wait_until("the refusal", || app.stdout().contains("fails the cache's schema"));
+    wait_for("the refusal", || app.stdout().contains("fails the cache's schema"));
     let r = app.get_cache("feed");
     assert_eq!(r.status, 503, "nothing valid to serve");
     assert!(app.files_in("caches").is_empty(), "nothing was saved");

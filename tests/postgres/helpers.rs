@@ -190,19 +190,7 @@ pub fn try_row_of(pg: &PgCluster, project: &str, cache: &str) -> Result<Option<R
     }))
 }
 
-/// Polls `f` every 50 ms until it returns `Some`, and returns that; panics naming `what`
-/// (and the last value seen, through `f`'s own output) after `timeout`.
-#[track_caller]
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+pub use tiercache_testkit::wait_for;
 
 /// Waits until the row of `cache` holds `version` (exactly) with `data`, and returns it.
 #[track_caller]
