@@ -4,6 +4,7 @@
 use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::exit::{Fatal, CONFIG, SOFTWARE, UNAVAILABLE};
+use crate::liveness::Liveness;
 use crate::lock::DataDirLock;
 use crate::sd_notify::Notifier;
 use crate::signals::{self, Control};
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tiercache_actors::metrics::Metrics;
+use tiercache_actors::retry_queue::backoff::Backoff;
 use tiercache_actors::startup;
 use tiercache_actors::system;
 use tiercache_actors::tiers::Tiers;
@@ -58,6 +60,8 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
     let supervisor = actix_rt::spawn(running.supervisor.run());
 
     // 4. The API, bound but not ready.
+    let notifier = Arc::new(Notifier::from_env());
+    let liveness = Arc::new(Liveness::new(notifier.health_period()));
     let state = web::Data::new(AppState {
         tiers: running.tiers.clone(),
         policy: ArcSwap::from_pointee(api::policy_from(&settings)),
@@ -69,6 +73,7 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
             settings.caches.iter().map(|c| &c.name),
         )),
         metrics,
+        liveness: liveness.clone(),
     });
     let server = api::bind(&settings, state.clone())?;
     let server_handle = server.handle();
@@ -114,10 +119,10 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
     running.startup_synced.open();
     state.set_ready(true);
     tracing::info!(caches_on_disk = index.len(), project = %settings.project, "ready");
-    // systemd: READY=1, then the health loop's WATCHDOG=1 pings and STATUS= updates.
-    let notifier = Arc::new(Notifier::from_env());
+    // systemd: READY=1, then the health loop's verdicts (`/healthz`), WATCHDOG=1
+    // pings and STATUS= updates.
     notifier.ready(&running.tiers, settings.caches.len());
-    actix_rt::spawn(notifier.clone().health_loop(running.tiers.clone()));
+    actix_rt::spawn(notifier.clone().health_loop(running.tiers.clone(), liveness));
 
     // 7. Schedules start after readiness: overdue caches refresh now, readiness never
     //    waits for an upstream API.
@@ -142,6 +147,9 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
                     tracing::info!(signal, "shutting down");
                     notifier.stopping("stopping: draining saves to Postgres");
                     state.set_ready(false);
+                    if let Some(refresher) = running.tiers.refresher() {
+                        refresher.quiesce();
+                    }
                     let deadline = tokio::time::Instant::now() + settings.shutdown.timeout;
                     let stopped = tokio::time::timeout_at(deadline, server_handle.stop(true)).await;
                     tracing::info!(finished = stopped.is_ok(), "API stopped");
@@ -279,9 +287,10 @@ pub(crate) async fn drain(tiers: &Tiers, deadline: tokio::time::Instant, notifie
 fn sync_in_background(tiers: Tiers, settings: &Settings) {
     let settings = settings.clone();
     actix_rt::spawn(async move {
-        let mut wait = settings.retry.initial_interval;
+        // The same waits, jitter included, as every other retry (`[retry]`).
+        let mut backoff = Backoff::new(&wiring::retry_backoff(&settings));
         loop {
-            tokio::time::sleep(wait).await;
+            tokio::time::sleep(backoff.next_wait()).await;
             match startup::sync_from_postgres(&tiers).await {
                 Ok(report) => {
                     tracing::info!(
@@ -293,10 +302,7 @@ fn sync_in_background(tiers: Tiers, settings: &Settings) {
                     purge_in_background(tiers, &settings);
                     return;
                 }
-                Err(e) => {
-                    tracing::debug!(error = %e, "Postgres still unavailable");
-                    wait = (wait.mul_f64(settings.retry.multiplier)).min(settings.retry.max_interval);
-                }
+                Err(e) => tracing::debug!(error = %e, "Postgres still unavailable"),
             }
         }
     });

@@ -8,6 +8,7 @@
 //! - [`api`]: the HTTP API (SPEC §5).
 //! - [`signals`]: Unix signals → control messages (SPEC §6).
 //! - [`telemetry`]: JSON or pretty logs (SPEC §8).
+//! - [`liveness`]: the health loop's latest verdict, for `/healthz` and the watchdog.
 //! - [`lock`]: the `data_dir` lock (exit 73).
 //! - [`sd_notify`]: systemd notifications and the watchdog's health loop.
 //! - `commands`: `import`, `export` and `restore`, offline on the `data_dir`; `get` and
@@ -23,6 +24,7 @@ mod commands;
 pub mod config;
 pub mod daemon;
 pub mod exit;
+pub mod liveness;
 pub mod lock;
 pub mod migrate;
 pub mod sd_notify;

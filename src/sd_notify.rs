@@ -6,7 +6,8 @@
 //! # The watchdog
 //!
 //! When `$WATCHDOG_USEC` is set (systemd's `WatchdogSec=`), [`Notifier::health_loop`]
-//! sends `WATCHDOG=1` every half of it, but only while every critical actor answers:
+//! sends `WATCHDOG=1` every half of it, but only while every critical actor answers
+//! (the same verdict makes `/healthz` answer 503, with or without systemd):
 //!
 //! - the file tier, on a thread of its own, must answer a `ListFiles` round trip (it
 //!   carries no failpoint and costs one map clone) within half the ping interval. Its
@@ -26,8 +27,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::liveness::Liveness;
 use sd_notify::NotifyState;
 use tiercache_actors::tiers::Tiers;
+
+/// How often the actors are checked when systemd asks for no watchdog pings.
+pub const HEALTH_PERIOD: Duration = Duration::from_secs(2);
 
 /// Sends notifications when systemd (or a test) listens on `$NOTIFY_SOCKET`.
 #[derive(Debug)]
@@ -118,14 +123,17 @@ impl Notifier {
         self.send(&[NotifyState::Watchdog]);
     }
 
-    /// Runs until the process ends: every half watchdog period (or every 5 s without a
-    /// watchdog) checks the actors, sends `WATCHDOG=1` when they all answer, and
-    /// updates `STATUS=` when it changed. Does nothing without `$NOTIFY_SOCKET`.
-    pub async fn health_loop(self: Arc<Self>, tiers: Tiers) {
-        if !self.enabled {
-            return;
-        }
-        let period = self.watchdog.map_or(Duration::from_secs(5), |w| w / 2);
+    /// How often the health loop judges: every half watchdog period, or every
+    /// [`HEALTH_PERIOD`] without a watchdog (for `/healthz`).
+    pub fn health_period(&self) -> Duration {
+        self.watchdog.map_or(HEALTH_PERIOD, |w| w / 2)
+    }
+
+    /// Runs until the process ends: every [`Notifier::health_period`] checks the
+    /// actors and records the verdict in `liveness` (`/healthz`); under systemd also
+    /// sends `WATCHDOG=1` when they all answer and updates `STATUS=` when it changed.
+    pub async fn health_loop(self: Arc<Self>, tiers: Tiers, liveness: Arc<Liveness>) {
+        let period = liveness.period();
         let answer_within = period / 2;
         // READY=1 carried the first status.
         let mut last_status = summary(&tiers, self.caches.load(Ordering::Relaxed));
@@ -135,6 +143,7 @@ impl Notifier {
         loop {
             ticks.tick().await;
             let problem = unhealthy(&tiers, answer_within).await;
+            liveness.record(problem.clone());
             if problem.is_none() && self.watchdog.is_some() {
                 self.ping();
             }
@@ -142,12 +151,15 @@ impl Notifier {
                 (Some(p), true) => tracing::error!(
                     alert = true,
                     problem = %p,
-                    "health check failed; watchdog pings withheld (systemd restarts the service if this lasts)"
+                    "health check failed; watchdog pings withheld and /healthz answers 503 (systemd restarts the service if this lasts)"
                 ),
-                (None, false) => tracing::info!("health check passes again; watchdog pings resume"),
+                (None, false) => tracing::info!("health check passes again"),
                 _ => {}
             }
             was_healthy = problem.is_none();
+            if !self.enabled {
+                continue;
+            }
             let status = match &problem {
                 Some(p) => format!("unhealthy: {p}"),
                 None => summary(&tiers, self.caches.load(Ordering::Relaxed)),

@@ -107,11 +107,7 @@ pub fn postgres_config(settings: &Settings) -> Result<Option<PostgresConfig>, Fa
             connect_timeout: pg.connect_timeout,
             statement_timeout: pg.statement_timeout,
         },
-        backoff: BackoffPolicy {
-            initial_interval: settings.retry.initial_interval,
-            max_interval: settings.retry.max_interval,
-            multiplier: settings.retry.multiplier,
-        },
+        backoff: retry_backoff(settings),
         max_attempts: settings.retry.max_attempts,
         retry_enabled: settings.retry.enabled,
     }))
@@ -140,4 +136,13 @@ pub fn system_config(settings: &Settings) -> Result<SystemConfig, Fatal> {
         // Compiled by the API's security policy; the daemon fills them in.
         schemas: Default::default(),
     })
+}
+
+/// `[retry]`'s waits: the retry queue's and the background startup sync's.
+pub fn retry_backoff(settings: &Settings) -> BackoffPolicy {
+    BackoffPolicy {
+        initial_interval: settings.retry.initial_interval,
+        max_interval: settings.retry.max_interval,
+        multiplier: settings.retry.multiplier,
+    }
 }

@@ -188,7 +188,8 @@ pub fn start(config: &SystemConfig, metrics: Arc<Metrics>) -> Result<Running, St
         let leadership = store.clone().filter(|_| config.postgres.as_ref().is_some_and(|p| p.connect.statement_cache));
         let refresher = Refresher::new(caches, config.refresh.policy.clone(), saver, reporter.clone(), metrics.clone())
             .with_leadership(leadership);
-        RefresherHandle::new(ActixSupervisor::start(move |_| refresher))
+        let view = refresher.view();
+        RefresherHandle::new(ActixSupervisor::start(move |_| refresher), view)
     };
 
     // 6. Cross-instance invalidation: LISTEN on the project's channel.

@@ -118,23 +118,36 @@ impl Tiers {
     /// # Errors
     /// [`ReadError`] when nothing can be served.
     pub async fn read(&self, name: &CacheName) -> Result<ReadOutcome, ReadError> {
+        match self.peek(name).await? {
+            Some(found) => Ok(found),
+            None => self.emergency(name).await,
+        }
+    }
+
+    /// The read flow without its last step: what the tiers hold, never an upstream
+    /// call (meta and the list of caches must not spend the upstream's budget).
+    /// `Ok(None)` when no tier has the cache.
+    ///
+    /// # Errors
+    /// [`ReadError::Failed`] when a tier failed and no expired copy is held.
+    pub async fn peek(&self, name: &CacheName) -> Result<Option<ReadOutcome>, ReadError> {
         let ttl = self.policy.ttl;
         if !self.policy.hits_by_message {
             if let Some(entry) = self.handles.view.fresh(name, ttl) {
-                return Ok(ReadOutcome { doc: entry.doc.clone(), tier: Tier::Memory });
+                return Ok(Some(ReadOutcome { doc: entry.doc.clone(), tier: Tier::Memory }));
             }
         } else if let Ok(Some(entry)) = self.handles.memory.get(name).await {
             if entry.is_fresh(ttl) {
-                return Ok(ReadOutcome { doc: entry.doc.clone(), tier: Tier::Memory });
+                return Ok(Some(ReadOutcome { doc: entry.doc.clone(), tier: Tier::Memory }));
             }
         }
         match self.handles.memory.load(name).await {
-            Ok(LoadOutcome::Found(entry, tier)) => Ok(ReadOutcome { doc: entry.doc.clone(), tier }),
-            Ok(LoadOutcome::Missing) => self.emergency(name).await,
+            Ok(LoadOutcome::Found(entry, tier)) => Ok(Some(ReadOutcome { doc: entry.doc.clone(), tier })),
+            Ok(LoadOutcome::Missing) => Ok(None),
             Err(e) => match self.handles.view.get(name) {
                 Some(expired) => {
                     tracing::warn!(cache = %name, error = %e, "every tier failed; serving the expired copy");
-                    Ok(ReadOutcome { doc: expired.doc.clone(), tier: Tier::Stale })
+                    Ok(Some(ReadOutcome { doc: expired.doc.clone(), tier: Tier::Stale }))
                 }
                 None => Err(ReadError::Failed(e)),
             },

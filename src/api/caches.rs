@@ -14,7 +14,7 @@ use tiercache_actors::domain::limits::{check_depth, MAX_DEPTH};
 use tiercache_actors::domain::{CacheName, Document, NewDocument, Precondition};
 use tiercache_actors::memory::Tier;
 use tiercache_actors::metrics::CacheResult;
-use tiercache_actors::refresher::RefreshError;
+use tiercache_actors::refresher::{RefreshError, RefreshFailure};
 use tiercache_actors::tiers::{ReadError, ReadOutcome, SaveError};
 
 /// Seconds a client should wait before asking again for a cache that has no data.
@@ -53,7 +53,10 @@ async fn read(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Resul
             if past_schedule(&outcome.doc, policy) {
                 outcome.tier = Tier::Stale;
             }
-            if let Some(limit) = policy.max_stale.and_then(|m| chrono::Duration::from_std(m).ok()) {
+            // Only a cache with a source can become fresh again: a PUT-only cache is
+            // as fresh as its writer keeps it.
+            let max_stale = policy.max_stale.filter(|_| policy.has_source);
+            if let Some(limit) = max_stale.and_then(|m| chrono::Duration::from_std(m).ok()) {
                 if fetched_at(&outcome.doc) + limit < Utc::now() {
                     return Err(ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -138,43 +141,77 @@ fn postgres_synced(state: &AppState, name: &CacheName) -> Value {
     }
 }
 
-fn meta_json(name: &CacheName, found: Option<&ReadOutcome>, policy: &CachePolicy, synced: Value) -> Value {
-    let Some(ReadOutcome { doc, tier }) = found else {
-        return json!({
+/// Why a cache cannot be served or refreshed right now, as meta shows it.
+#[derive(Default)]
+struct Trouble {
+    /// A tier below memory failed and nothing could be read.
+    read_error: Option<String>,
+    /// The last refresh failed (cleared by the next success).
+    refresh: Option<RefreshFailure>,
+}
+
+fn meta_json(
+    name: &CacheName,
+    found: Option<&ReadOutcome>,
+    policy: &CachePolicy,
+    synced: Value,
+    trouble: Trouble,
+) -> Value {
+    let refresh_error = trouble.refresh.as_ref().map(|f| f.error.clone());
+    // `error`: why nothing is served; a failing refresh matters here only without data.
+    let error = trouble.read_error.or_else(|| refresh_error.clone().filter(|_| found.is_none()));
+    let mut meta = match found {
+        None => json!({
             "name": name.as_str(), "version": null, "checksum": null, "size": null,
             "last_fetch": null, "last_rich_fetch": null, "saved_at": null, "tier": null,
             "stale": null, "next_refresh_at": null, "postgres_synced": synced,
-        });
+        }),
+        Some(ReadOutcome { doc, tier }) => json!({
+            "name": name.as_str(),
+            "version": doc.version,
+            "checksum": doc.checksum.to_string(),
+            "size": doc.body.len(),
+            "last_fetch": doc.last_fetch.as_ref().map(rfc3339),
+            "last_rich_fetch": doc.last_rich_fetch.as_ref().map(rfc3339),
+            "saved_at": rfc3339(&doc.saved_at),
+            "tier": tier.as_str(),
+            "stale": *tier == Tier::Stale,
+            "next_refresh_at": next_refresh_at(doc, policy).as_ref().map(rfc3339),
+            "postgres_synced": synced,
+        }),
     };
-    json!({
-        "name": name.as_str(),
-        "version": doc.version,
-        "checksum": doc.checksum.to_string(),
-        "size": doc.body.len(),
-        "last_fetch": doc.last_fetch.as_ref().map(rfc3339),
-        "last_rich_fetch": doc.last_rich_fetch.as_ref().map(rfc3339),
-        "saved_at": rfc3339(&doc.saved_at),
-        "tier": tier.as_str(),
-        "stale": *tier == Tier::Stale,
-        "next_refresh_at": next_refresh_at(doc, policy).as_ref().map(rfc3339),
-        "postgres_synced": synced,
-    })
+    meta["last_refresh_error"] = refresh_error.into();
+    meta["last_refresh_error_at"] = trouble.refresh.as_ref().map(|f| rfc3339(&f.at)).into();
+    meta["error"] = error.into();
+    meta
 }
 
-async fn meta_of(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Result<Value, ApiError> {
+/// What the tiers hold about `name`, judged like a read (stale past its schedule) but
+/// never refreshing from upstream and never failing: a broken cache shows its error.
+async fn meta_of(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Value {
     let synced = postgres_synced(state, name);
-    match read(state, name, policy).await {
-        Ok(outcome) => Ok(meta_json(name, Some(&outcome), policy, synced)),
-        Err(e) if e.code == "no_data" => Ok(meta_json(name, None, policy, synced)),
-        Err(e) => Err(e),
-    }
+    let mut trouble =
+        Trouble { read_error: None, refresh: state.tiers.refresher().and_then(|r| r.view().failure(name)) };
+    let found = match state.tiers.peek(name).await {
+        Ok(Some(mut outcome)) => {
+            if past_schedule(&outcome.doc, policy) {
+                outcome.tier = Tier::Stale;
+            }
+            Some(outcome)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            trouble.read_error = Some(format!("cache {name} could not be read: {e}"));
+            None
+        }
+    };
+    meta_json(name, found.as_ref(), policy, synced, trouble)
 }
 
 /// `GET /v1/caches/{name}/meta`.
 pub async fn meta(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let (name, policy) = lookup(&state, &path)?;
-    let body = meta_of(&state, &name, &policy).await?;
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(meta_of(&state, &name, &policy).await))
 }
 
 /// `GET /v1/caches`: every configured cache with its meta, by name.
@@ -184,7 +221,7 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
     names.sort();
     let mut caches = Vec::with_capacity(names.len());
     for name in names {
-        caches.push(meta_of(&state, name, &policy.caches[name]).await?);
+        caches.push(meta_of(&state, name, &policy.caches[name]).await);
     }
     let queue = state.tiers.queue().map(|q| {
         let snapshot = q.view().snapshot();

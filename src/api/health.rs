@@ -3,9 +3,15 @@
 use super::state::AppState;
 use actix_web::{web, HttpResponse};
 
-/// 200 while the process and its supervisor live (this handler runs only then).
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(r#"{"status":"ok"}"#)
+/// 200 while the process and its supervisor live and every actor answers within the
+/// health loop's period; 503 with the reason otherwise (what systemd's watchdog sees).
+pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    match state.liveness.verdict() {
+        Ok(()) => HttpResponse::Ok().content_type("application/json").body(r#"{"status":"ok"}"#),
+        Err(why) => HttpResponse::ServiceUnavailable()
+            .content_type("application/json")
+            .body(serde_json::json!({"error": why, "code": "unhealthy"}).to_string()),
+    }
 }
 
 /// 200 once startup is done; 503 before and while shutting down.

@@ -83,6 +83,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Counters and histograms of the read path (swapped on reload).
     pub read_metrics: ArcSwap<ReadMetrics>,
+    /// The health loop's latest verdict (`/healthz`).
+    pub liveness: Arc<crate::liveness::Liveness>,
 }
 
 impl AppState {

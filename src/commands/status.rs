@@ -109,6 +109,28 @@ fn next_refresh(meta: &Value, now: DateTime<Utc>) -> String {
     }
 }
 
+/// One line per cache that cannot be served (`error`) or whose refreshes fail
+/// (`last_refresh_error`), under the table: what an operator diagnosing bad credentials
+/// needs first.
+fn problems(caches: &[Value]) -> String {
+    let mut out = String::new();
+    for meta in caches {
+        let s = |k: &str| meta.get(k).and_then(Value::as_str);
+        let name = s("name").unwrap_or("?");
+        if let Some(error) = s("error") {
+            out.push_str(&format!("{name}: not served: {error}\n"));
+        } else if let Some(error) = s("last_refresh_error") {
+            let since = s("last_refresh_error_at").map(|t| format!(" (at {t})")).unwrap_or_default();
+            out.push_str(&format!("{name}: last refresh failed{since}: {error}\n"));
+        }
+    }
+    if out.is_empty() {
+        out
+    } else {
+        format!("\n{out}")
+    }
+}
+
 fn render_text(report: &Report, now: DateTime<Utc>) -> String {
     let mut out = String::new();
     let state = if report.ready { "ready" } else { "not ready (starting or shutting down)" };
@@ -137,6 +159,7 @@ fn render_text(report: &Report, now: DateTime<Utc>) -> String {
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
+    out.push_str(&problems(&report.caches));
     out.push('\n');
     match report.retry_queue.as_object() {
         None => out.push_str("retry queue: none (Postgres disabled)\n"),

@@ -7,6 +7,7 @@
 mod helpers;
 
 mod bad_input;
+mod broken_cache;
 mod cli_get_status;
 mod conditional;
 mod config_errors;

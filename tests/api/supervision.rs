@@ -109,3 +109,76 @@ fn restart_limit_exits_70() {
         .unwrap_or_else(|| panic!("no line about the supervisor giving up:\n{stderr}"));
     assert!(why.contains("file"), "names the actor: {why:?}");
 }
+
+/// A GET that must be answered, never left hanging: on its own thread, bounded.
+fn answered_within(app: &TestApp, path: &str, limit: Duration) -> crate::helpers::Resp {
+    let url = app.url(path);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build();
+        let _ = tx.send(crate::helpers::try_request(&agent, "GET", &url, &[], None));
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => panic!("GET {path}: {e}"),
+        Err(_) => panic!("GET {path} was not answered within {limit:?}"),
+    }
+}
+
+#[test]
+fn a_panic_in_a_cold_reads_load_is_survived_and_the_reader_answered() {
+    let mut app = spawn_app_with(with_failpoints("", 5));
+    app.put_ok("strava", r#"{"a": 1}"#);
+    app.stop();
+    app.options = app.options.clone().env("FAILPOINTS", "memory::load=1*panic");
+    app.start();
+    // The load panics after the handler returned; the reader is answered (the load is
+    // tried again after the restart) instead of waiting for ever.
+    let first = answered_within(&app, "/v1/caches/strava", Duration::from_secs(10));
+    assert_eq!(first.status, 200, "{first:?}");
+    assert_eq!(first.body, r#"{"a":1}"#);
+    assert_restarts(&app, "memory", 1);
+    let second = answered_within(&app, "/v1/caches/strava", Duration::from_secs(10));
+    assert_eq!(second.status, 200, "{second:?}");
+    assert_eq!(app.get("/healthz").status, 200);
+    assert!(app.is_running());
+}
+
+#[test]
+fn a_panic_in_a_fetch_in_flight_restarts_the_refresher_and_answers_the_reader() {
+    let app = spawn_app_with(with_failpoints("refresher::fetch_async=1*panic", 5).tables(
+        "[[caches]]\nname = \"feed\"\n[caches.source]\nkind = \"command\"\nargv = [\"sh\", \"-c\", \"echo '{\\\"fed\\\": true}'\"]\n",
+    ));
+    // An empty cache: the reader waits on an emergency refresh whose fetch panics.
+    let first = answered_within(&app, "/v1/caches/feed", Duration::from_secs(10));
+    assert!(matches!(first.status, 200 | 503), "{first:?}");
+    assert_restarts(&app, "refresher", 1);
+    let served = crate::refresh_support::wait_for("the feed to be served", Duration::from_secs(15), || {
+        let r = answered_within(&app, "/v1/caches/feed", Duration::from_secs(10));
+        (r.status == 200).then_some(r)
+    });
+    assert_eq!(served.body, r#"{"fed":true}"#);
+    assert_eq!(app.get("/healthz").status, 200);
+}
+
+#[test]
+fn healthz_answers_503_while_an_actor_does_not_answer() {
+    // The file tier's read sleeps 8 s: a reader of a cold cache wedges its thread.
+    let app = spawn_app_with(with_failpoints("file::read=sleep(8000)", 5));
+    assert_eq!(app.get("/healthz").status, 200);
+    let url = app.url("/v1/caches/strava");
+    let reader = std::thread::spawn(move || {
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
+        crate::helpers::try_request(&agent, "GET", &url, &[], None)
+    });
+    let unhealthy = crate::refresh_support::wait_for("/healthz to answer 503", Duration::from_secs(7), || {
+        let r = app.get("/healthz");
+        (r.status == 503).then_some(r)
+    });
+    assert_eq!(unhealthy.assert_json_error(), "unhealthy");
+    assert!(unhealthy.json()["error"].as_str().unwrap_or("").contains("file tier"), "{unhealthy:?}");
+    let _ = reader.join();
+    crate::refresh_support::wait_for("/healthz to answer 200 again", Duration::from_secs(10), || {
+        (app.get("/healthz").status == 200).then_some(())
+    });
+}

@@ -1,5 +1,7 @@
-//! The failpoint `retry::drain` panics the retry queue's actor once, while Postgres is
-//! down: the supervisor restarts it, and every save still reaches Postgres.
+//! Failpoint panics in the actors that talk to Postgres, at the start of a handler
+//! (`retry::drain`, `store::read`, `store::write`) and inside the asynchronous work a
+//! handler started (`retry::attempt`, `store::query`): the supervisor restarts the
+//! actor and counts it, and every save still reaches Postgres.
 
 use crate::helpers::{cluster, put_ok, wait_for, wait_for_row, wait_queue_empty, Conf, ARRIVAL, DB};
 use serde_json::json;
@@ -64,4 +66,44 @@ fn panics_in_store_read_and_write_restart_the_store_and_lose_nothing() {
     d.remove_env("FAILPOINTS");
     d.start_again();
     assert_eq!(crate::helpers::get_ok(&d, "f1").2, json!({"f": 1}));
+}
+
+/// `retry::attempt` panics inside a write to Postgres already in flight (the handler
+/// has returned): the retry queue is restarted and counted, rebuilds itself from disk,
+/// and the save still reaches Postgres.
+#[test]
+fn a_panic_in_a_write_in_flight_restarts_the_retry_queue_and_loses_no_save() {
+    let pg = cluster();
+    let d = tiercache_testkit::Daemon::start(
+        std::path::Path::new(crate::helpers::BIN),
+        Conf::new(pg.url(DB, "postgres")).caches(&["f1"]).options().env("FAILPOINTS", "retry::attempt=1*panic"),
+    );
+    let (v, _) = put_ok(&d, "f1", &json!({"f": 1}));
+    wait_for_row(&pg, "default", "f1", v, &json!({"f": 1}));
+    let restarts = wait_for("the retry actor to be restarted", Duration::from_secs(10), || {
+        d.metric("tiercache_actor_restarts_total{actor=\"retry\"}").filter(|n| *n >= 1.0)
+    });
+    assert_eq!(restarts, 1.0);
+    wait_queue_empty(&d, ARRIVAL);
+    assert_eq!(d.get("/healthz", &[]).status, 200);
+    assert_eq!(crate::helpers::get_ok(&d, "f1").2, json!({"f": 1}));
+}
+
+/// `store::query` panics inside a statement in flight: the store is restarted and
+/// counted, the caller retries, and reads and writes go on.
+#[test]
+fn a_panic_in_a_statement_in_flight_restarts_the_store_and_loses_nothing() {
+    let pg = cluster();
+    let d = tiercache_testkit::Daemon::start(
+        std::path::Path::new(crate::helpers::BIN),
+        Conf::new(pg.url(DB, "postgres")).caches(&["f1"]).options().env("FAILPOINTS", "store::query=1*panic"),
+    );
+    let (v, _) = put_ok(&d, "f1", &json!({"f": 1}));
+    wait_for_row(&pg, "default", "f1", v, &json!({"f": 1}));
+    let restarts = wait_for("the store to be restarted", Duration::from_secs(10), || {
+        d.metric("tiercache_actor_restarts_total{actor=\"store\"}").filter(|n| *n >= 1.0)
+    });
+    assert_eq!(restarts, 1.0);
+    wait_queue_empty(&d, ARRIVAL);
+    assert_eq!(d.get("/healthz", &[]).status, 200);
 }

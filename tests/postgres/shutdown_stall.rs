@@ -109,3 +109,33 @@ fn graceful_shutdown_off_exits_at_once_and_the_next_start_sends_the_saves() {
         wait_for_row(&pg, "default", name, *v, doc);
     }
 }
+
+/// Once SIGTERM arrives the refresher starts no new fetch, even while the drain waits
+/// for a stopped Postgres and a 1 s schedule keeps coming due.
+#[test]
+fn no_fetch_starts_after_sigterm_while_the_drain_waits() {
+    let mut pg = cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls");
+    let script = format!("echo x >> '{}'; echo '{{\"t\": 1}}'", calls.display());
+    let mut d = Conf::new(pg.url(DB, "postgres"))
+        .caches(&CACHES)
+        .tables(&format!(
+            "[shutdown]\ntimeout = \"4s\"\n[[caches]]\nname = \"ticker\"\nrefresh_every = \"1s\"\n\
+             [caches.source]\nkind = \"command\"\nargv = [\"sh\", \"-c\", {}]\n",
+            crate::helpers::toml_str(&script)
+        ))
+        .start();
+    let count = || std::fs::read_to_string(&calls).map(|s| s.lines().count()).unwrap_or(0);
+    crate::helpers::wait_for("two scheduled fetches", Duration::from_secs(10), || (count() >= 2).then_some(()));
+    pg.stop();
+    put_ok(&d, "s1", &json!({"pending": true}));
+    d.signal(Signal::SIGTERM);
+    // A fetch already running at the signal may finish; none starts after it.
+    std::thread::sleep(Duration::from_millis(300));
+    let at_signal = count();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(d.is_running(), "the drain is still waiting for Postgres");
+    assert_eq!(count(), at_signal, "fetches started during the drain");
+    assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(0), "stdout:\n{}", d.stdout());
+}

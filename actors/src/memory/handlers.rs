@@ -2,8 +2,8 @@
 
 use super::messages::{Evict, Get, Load, LoadDone, LoadOutcome, SetSchemas, Store};
 use super::{Entry, LoadError, MemoryTier, Tier, ACTOR};
-use crate::supervisor::{guard, ActorPanicked};
-use actix::{AsyncContext, Context, Handler, ResponseFuture};
+use crate::supervisor::{guard, guard_async, ActorPanicked};
+use actix::{ActorContext, AsyncContext, Context, Handler, ResponseFuture};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -43,7 +43,7 @@ impl Handler<Load> for MemoryTier {
                     let me = ctx.address();
                     let name = msg.name;
                     actix::spawn(async move {
-                        let result = loader.load(name.clone()).await;
+                        let result = guard_async(ACTOR, reporter, loader.load(name.clone())).await;
                         me.do_send(LoadDone { name, result });
                     });
                 }
@@ -59,15 +59,21 @@ impl Handler<Load> for MemoryTier {
 impl Handler<LoadDone> for MemoryTier {
     type Result = ();
 
-    fn handle(&mut self, msg: LoadDone, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: LoadDone, ctx: &mut Context<Self>) {
         let waiters = self.loads.remove(&msg.name).unwrap_or_default();
+        let panicked = msg.result.is_err();
         let outcome = match msg.result {
-            Ok(Some((doc, tier))) => Ok(LoadOutcome::Found(self.store(doc), tier)),
-            Ok(None) => Ok(LoadOutcome::Missing),
-            Err(e) => Err(e),
+            Ok(Ok(Some((doc, tier)))) => Ok(LoadOutcome::Found(self.store(doc), tier)),
+            Ok(Ok(None)) => Ok(LoadOutcome::Missing),
+            Ok(Err(e)) => Err(e),
+            Err(panicked) => Err(LoadError(format!("{panicked}; the load is tried again"))),
         };
         for w in waiters {
             let _ = w.send(outcome.clone());
+        }
+        if panicked {
+            // Already reported by `guard_async`: restart with nothing half-done.
+            ctx.stop();
         }
     }
 }

@@ -55,6 +55,7 @@ impl Loader {
     /// # Errors
     /// [`LoadError`] when a tier failed and none below it had the cache.
     pub async fn load(&self, name: CacheName) -> Result<Option<(Arc<Document>, Tier)>, LoadError> {
+        fail::fail_point!("memory::load");
         let file_error = match self.files.read(name.clone()).await {
             Ok(found) if found.doc.as_ref().is_some_and(|d| self.conforms(d, "file")) => {
                 return Ok(found.doc.map(|d| (d, Tier::File)));

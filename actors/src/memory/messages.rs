@@ -33,12 +33,15 @@ pub struct Load {
     pub name: CacheName,
 }
 
-/// Internal: a load finished.
+/// What the tiers below memory gave a load.
+pub(super) type Loaded = Result<Option<(Arc<Document>, Tier)>, LoadError>;
+
+/// Internal: a load finished, or panicked (the outer error).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub(super) struct LoadDone {
     pub name: CacheName,
-    pub result: Result<Option<(Arc<Document>, Tier)>, LoadError>,
+    pub result: Result<Loaded, ActorPanicked>,
 }
 
 /// Put a just-saved (or just-loaded) document in memory.

@@ -1,7 +1,7 @@
 //! A typed handle to the refresher.
 
-use super::messages::{Begin, Observed, Reconfigure, RefreshAll, RefreshNow};
-use super::{RefreshCache, RefreshError, Refresher};
+use super::messages::{Begin, Observed, Quiesce, Reconfigure, RefreshAll, RefreshNow};
+use super::{RefreshCache, RefreshError, RefreshView, Refresher};
 use crate::domain::{CacheName, Document};
 use actix::Addr;
 use std::sync::Arc;
@@ -10,12 +10,18 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct RefresherHandle {
     addr: Addr<Refresher>,
+    view: RefreshView,
 }
 
 impl RefresherHandle {
-    /// Wraps the supervised address.
-    pub fn new(addr: Addr<Refresher>) -> Self {
-        Self { addr }
+    /// Wraps the supervised address and the view its actor publishes to.
+    pub fn new(addr: Addr<Refresher>, view: RefreshView) -> Self {
+        Self { addr, view }
+    }
+
+    /// The caches whose last refresh failed (no message).
+    pub fn view(&self) -> &RefreshView {
+        &self.view
     }
 
     /// See [`Begin`].
@@ -32,6 +38,11 @@ impl RefresherHandle {
             Ok(result) => result,
             Err(e) => Err(RefreshError::Failed(format!("refresher unavailable: {e}"))),
         }
+    }
+
+    /// See [`Quiesce`]: graceful shutdown.
+    pub fn quiesce(&self) {
+        self.addr.do_send(Quiesce);
     }
 
     /// See [`RefreshAll`]; how many refreshes started.

@@ -1,6 +1,6 @@
 //! Handlers, the tick that starts due fetches, and what a fetch's end does.
 
-use super::messages::{Begin, FetchFailure, Observed, Reconfigure, RefreshAll, RefreshNow};
+use super::messages::{Begin, FetchFailure, Observed, Quiesce, Reconfigure, RefreshAll, RefreshNow};
 use super::schedule::{due_at, Due};
 use super::sources::{FetchRequest, SourceError};
 use super::{RefreshError, Refresher, ACTOR};
@@ -8,7 +8,7 @@ use crate::domain::{CacheName, Document, NewDocument, Precondition};
 use crate::metrics::{CacheLabel, CacheResult, CacheWindow};
 use crate::retry_queue::backoff::Backoff;
 use crate::supervisor::guard;
-use actix::{ActorFutureExt, AsyncContext, Context, Handler, ResponseFuture, WrapFuture};
+use actix::{ActorContext, ActorFutureExt, AsyncContext, Context, Handler, ResponseFuture, WrapFuture};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -37,7 +37,7 @@ impl Refresher {
     }
 
     pub(super) fn tick(&mut self, ctx: &mut Context<Self>) {
-        if !self.begun {
+        if !self.begun || self.quiesced {
             return;
         }
         let now = Utc::now();
@@ -97,6 +97,7 @@ impl Refresher {
             }
             let previous = if rich { saver.files().read(cache.clone()).await.ok().and_then(|l| l.doc) } else { None };
             let request = FetchRequest { rich, previous, timeout };
+            fail::fail_point!("refresher::fetch_async");
             let fetched = match tokio::time::timeout(timeout, source.fetch(request)).await {
                 Err(_) => return Err(FetchFailure::Failed(format!("timed out after {timeout:?}"))),
                 Ok(Err(SourceError::RateLimited { until })) => return Err(FetchFailure::RateLimited(until)),
@@ -132,7 +133,15 @@ impl Refresher {
                 .await
                 .map_err(|e| FetchFailure::Failed(format!("could not save: {e}")))
         };
-        ctx.spawn(fut.into_actor(self).map(move |result, refresher, _| refresher.finish(name, rich, due, result)));
+        let fut = crate::supervisor::guard_async(ACTOR, reporter, fut);
+        ctx.spawn(fut.into_actor(self).map(move |result, refresher, ctx| match result {
+            Ok(result) => refresher.finish(name, rich, due, result),
+            Err(panicked) => {
+                // Already reported: answer the waiters, then restart with nothing in flight.
+                refresher.finish(name, rich, due, Err(FetchFailure::Failed(panicked.to_string())));
+                ctx.stop();
+            }
+        }));
     }
 
     fn finish(
@@ -154,6 +163,7 @@ impl Refresher {
                 state.blocked_until = None;
                 state.failures = 0;
                 state.last_error = None;
+                state.last_error_at = None;
                 state.backoff = Backoff::new(&self.policy.backoff);
                 let now = Utc::now();
                 self.metrics.refreshes.get_or_create(&label("ok")).inc();
@@ -186,6 +196,7 @@ impl Refresher {
             Err(FetchFailure::Failed(e)) => {
                 state.failures += 1;
                 state.last_error = Some(e.clone());
+                state.last_error_at = Some(Utc::now());
                 // Never wait longer than the schedule itself.
                 let mut wait = state.backoff.next_wait();
                 if let Some(every) = state.config.every {
@@ -203,6 +214,7 @@ impl Refresher {
         for w in waiters {
             let _ = w.send(answer.clone());
         }
+        self.publish();
     }
 }
 
@@ -215,6 +227,15 @@ impl Handler<Begin> for Refresher {
     }
 }
 
+impl Handler<Quiesce> for Refresher {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Quiesce, _ctx: &mut Context<Self>) {
+        self.quiesced = true;
+        tracing::info!(actor = ACTOR, "shutting down: no new refresh starts");
+    }
+}
+
 impl Handler<RefreshNow> for Refresher {
     type Result = ResponseFuture<Result<Option<Arc<Document>>, RefreshError>>;
 
@@ -223,6 +244,9 @@ impl Handler<RefreshNow> for Refresher {
             let name = msg.name.to_string();
             return Box::pin(async move { Err(RefreshError::NoSource(name)) });
         };
+        if self.quiesced {
+            return Box::pin(async { Err(RefreshError::Failed("shutting down: no new refresh starts".into())) });
+        }
         // A rate-limit window is respected by every kind of refresh.
         if let Some(until) = state.blocked_until.filter(|t| *t > Utc::now()) {
             return Box::pin(async move { Err(RefreshError::RateLimited(until)) });
@@ -258,6 +282,9 @@ impl Handler<RefreshAll> for Refresher {
     type Result = usize;
 
     fn handle(&mut self, _msg: RefreshAll, ctx: &mut Context<Self>) -> usize {
+        if self.quiesced {
+            return 0;
+        }
         let now = Utc::now();
         let names: Vec<CacheName> = self
             .caches

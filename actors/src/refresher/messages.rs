@@ -22,6 +22,12 @@ pub struct RefreshNow {
     pub wait: bool,
 }
 
+/// Graceful shutdown: start no new fetch of any kind (fetches in flight finish or are
+/// abandoned with the process).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Quiesce;
+
 /// SIGUSR1: refresh every cache with a source now.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "usize")]

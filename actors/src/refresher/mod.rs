@@ -14,10 +14,12 @@ mod messages;
 mod schedule;
 pub mod sources;
 pub mod state_store;
+mod view;
 
 pub use handle::RefresherHandle;
-pub use messages::{Begin, Reconfigure, RefreshAll, RefreshNow};
+pub use messages::{Begin, Quiesce, Reconfigure, RefreshAll, RefreshNow};
 pub use schedule::{due_at, Due};
+pub use view::{RefreshFailure, RefreshView};
 
 use crate::domain::{CacheName, Document};
 use crate::metrics::Metrics;
@@ -102,6 +104,8 @@ struct CacheState {
     failures: u32,
     /// Why the last fetch failed, for readers turned away during the backoff.
     last_error: Option<String>,
+    /// When it failed.
+    last_error_at: Option<DateTime<Utc>>,
 }
 
 /// The refresher's state.
@@ -111,11 +115,15 @@ pub struct Refresher {
     saver: SaveFlow,
     /// Set by [`Begin`]: schedules run only once startup has loaded what exists.
     begun: bool,
+    /// Set by [`Quiesce`]: shutting down, no new fetch starts.
+    quiesced: bool,
     /// With several instances on one Postgres: only the holder of a cache's advisory
     /// lock runs its scheduled refreshes (SPEC §10).
     leader: Option<crate::store::StoreHandle>,
     reporter: FailureReporter,
     metrics: Arc<Metrics>,
+    /// Published after every fetch's end and every reload.
+    view: RefreshView,
 }
 
 impl Refresher {
@@ -127,10 +135,37 @@ impl Refresher {
         reporter: FailureReporter,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let mut refresher =
-            Self { caches: HashMap::new(), policy, saver, begun: false, leader: None, reporter, metrics };
+        let mut refresher = Self {
+            caches: HashMap::new(),
+            policy,
+            saver,
+            begun: false,
+            quiesced: false,
+            leader: None,
+            reporter,
+            metrics,
+            view: RefreshView::default(),
+        };
         refresher.set_caches(caches);
         refresher
+    }
+
+    /// The view this refresher publishes its failures to.
+    pub fn view(&self) -> RefreshView {
+        self.view.clone()
+    }
+
+    /// Publishes the caches whose last refresh failed.
+    fn publish(&self) {
+        let failing = self
+            .caches
+            .iter()
+            .filter_map(|(name, s)| {
+                let (error, at) = (s.last_error.clone()?, s.last_error_at?);
+                Some((name.clone(), RefreshFailure { error, at, failures: s.failures, retry_at: s.retry_at }))
+            })
+            .collect();
+        self.view.publish(failing);
     }
 
     /// Coordinates scheduled refreshes through `store`'s advisory locks.
@@ -166,6 +201,7 @@ impl Refresher {
                     backoff: Backoff::new(&self.policy.backoff),
                     failures: 0,
                     last_error: None,
+                    last_error_at: None,
                 },
             };
             self.caches.insert(state.config.name.clone(), state);
@@ -175,5 +211,6 @@ impl Refresher {
                 let _ = w.send(Err(RefreshError::NoSource(name.to_string())));
             }
         }
+        self.publish();
     }
 }

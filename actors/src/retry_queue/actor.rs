@@ -28,6 +28,6 @@ impl Supervised for RetryQueue {
         tracing::info!(actor = ACTOR, "restarting retry queue; rebuilding it from disk");
         self.pending.clear();
         self.in_flight.clear();
-        self.draining = false;
+        // `draining` stays: a restart during shutdown keeps draining.
     }
 }

@@ -5,8 +5,8 @@ use super::{Op, Peers, RetryQueue, ACTOR};
 use crate::domain::{CacheName, Document};
 use crate::metrics::{CacheLabel, ResultLabel};
 use crate::store::{StoreError, WriteOutcome};
-use crate::supervisor::guard;
-use actix::{ActorFutureExt, AsyncContext, Context, Handler, MessageResult, WrapFuture};
+use crate::supervisor::{guard, guard_async};
+use actix::{ActorContext, ActorFutureExt, AsyncContext, Context, Handler, MessageResult, WrapFuture};
 use chrono::Utc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +29,7 @@ pub(super) enum Attempt {
 }
 
 async fn attempt(peers: Peers, name: CacheName, op: Op, retention_days: u32) -> Attempt {
+    fail::fail_point!("retry::attempt");
     match op {
         Op::Delete => match peers.store.delete(name.clone()).await {
             Ok(()) => {
@@ -109,8 +110,13 @@ impl RetryQueue {
         for (name, op) in due {
             self.in_flight.insert(name.clone());
             let retention = self.config.retention_days.get(&name).copied().unwrap_or(30);
-            let fut = attempt(self.peers.clone(), name.clone(), op, retention);
-            ctx.spawn(fut.into_actor(self).map(move |result, queue, _ctx| queue.settle(name, op, result)));
+            let fut = guard_async(ACTOR, reporter.clone(), attempt(self.peers.clone(), name.clone(), op, retention));
+            ctx.spawn(fut.into_actor(self).map(move |result, queue, ctx| match result {
+                Ok(result) => queue.settle(name, op, result),
+                // Already reported: the restart rebuilds the queue from disk, so the
+                // save is sent again; nothing waits on an attempt.
+                Err(_) => ctx.stop(),
+            }));
         }
     }
 

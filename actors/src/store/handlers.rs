@@ -2,13 +2,13 @@
 //! the supervisor's guard; the statement itself runs as a future on the actor's thread.
 
 use super::messages::{
-    DeleteRow, LoadState, Ping, PurgeUnconfigured, ReadHeads, ReadRow, Reconnect, SaveState, TryLead, WriteOutcome,
-    WriteRow,
+    DeleteRow, LoadState, Ping, PurgeUnconfigured, ReadHeads, ReadRow, Reconnect, Restart, SaveState, TryLead,
+    WriteOutcome, WriteRow,
 };
 use super::{RowHead, Store, StoreError, ACTOR};
 use crate::domain::Document;
-use crate::supervisor::guard;
-use actix::{Context, Handler, ResponseFuture};
+use crate::supervisor::{guard, guard_async};
+use actix::{ActorContext, AsyncContext, Context, Handler, ResponseFuture};
 use std::sync::Arc;
 
 impl Store {
@@ -27,7 +27,25 @@ impl Store {
                 fail::fail_point!("store::write");
             }
         }) {
-            Ok(()) => f(me),
+            Ok(()) => {
+                let statement = f(me);
+                let myself = ctx.address();
+                Box::pin(async move {
+                    let in_flight = async move {
+                        fail::fail_point!("store::query");
+                        statement.await
+                    };
+                    match guard_async(ACTOR, reporter, in_flight).await {
+                        Ok(result) => result,
+                        Err(panicked) => {
+                            // Already reported: restart the actor; the caller sees a
+                            // transient error and retries as after any failure.
+                            myself.do_send(Restart);
+                            Err(StoreError::Panicked(panicked))
+                        }
+                    }
+                })
+            }
             Err(panicked) => Box::pin(async move { Err(StoreError::Panicked(panicked)) }),
         }
     }
@@ -117,5 +135,13 @@ impl Handler<Reconnect> for Store {
             tracing::info!(actor = ACTOR, "Postgres connection settings changed; new connections use them");
         }
         Ok(changed)
+    }
+}
+
+impl Handler<Restart> for Store {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Restart, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }

@@ -92,3 +92,8 @@ pub struct LoadState {
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<bool, String>")]
 pub struct Reconnect(pub super::ConnectConfig);
+
+/// Internal: a statement in flight panicked (already reported); restart the actor.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub(super) struct Restart;

@@ -31,6 +31,15 @@ impl FailureReporter {
     }
 }
 
+/// The text a panic was raised with.
+pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
 /// Runs `f`; if it panics, reports the failure and stops the actor so that actix's
 /// `Supervisor` restarts it (`restarting()` rebuilds its state).
 ///
@@ -49,12 +58,7 @@ where
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => Ok(r),
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned());
-            tracing::error!(actor, error = %what, "actor handler panicked; restarting it");
+            tracing::error!(actor, error = %panic_message(&*panic), "actor handler panicked; restarting it");
             reporter.report(actor);
             ctx.stop();
             Err(ActorPanicked(actor))

@@ -5,11 +5,15 @@
 //! handler just closes the mailbox. So every handler runs inside [`guard`], which
 //! catches the panic, reports it here and stops the actor; actix then calls
 //! `restarting()` (where the actor rebuilds its state from disk) and keeps the address
-//! and the queued messages.
+//! and the queued messages. Work an actor starts asynchronously (a load, a fetch, a
+//! write) runs inside [`guard_async`], which reports its panic the same way; the actor
+//! then answers its waiters and stops itself.
 
+mod async_guard;
 mod guard;
 mod restart_log;
 
+pub use async_guard::guard_async;
 pub use guard::{guard, ActorPanicked, FailureReporter};
 pub use restart_log::{RestartLog, RestartPolicy};
 
