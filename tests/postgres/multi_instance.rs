@@ -118,3 +118,43 @@ fn after_its_listen_connection_is_cut_an_instance_is_not_stale() {
     });
     assert!(b.stdout_all().contains("LISTEN connection lost"), "B noticed the cut");
 }
+
+/// On-demand refreshes (SIGUSR1, `POST /refresh`) sent to every instance at once make
+/// one upstream call in total: the instances that do not lead wait for the leader's
+/// result through LISTEN/NOTIFY, and every instance serves it.
+#[test]
+fn on_demand_refreshes_of_several_instances_make_one_upstream_call() {
+    let pg = cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let calls_file = dir.path().join("calls");
+    let script = format!("echo x >> {}; sleep 1; echo \"{{\\\"n\\\": $(date +%s%N)}}\"", calls_file.display());
+    let c = Conf::new(pg.url(DB, "postgres")).tables(&format!(
+        "[[caches]]\nname = \"tick\"\n[caches.source]\nkind = \"command\"\nargv = [\"sh\", \"-c\", {}]\n",
+        toml_str(&script),
+    ));
+    let daemons: Vec<Daemon> = (0..2).map(|_| c.start()).collect();
+    for d in &daemons {
+        d.signal(tiercache_testkit::daemon::Signal::SIGUSR1);
+    }
+    let served = |d: &Daemon| {
+        let r = d.get("/v1/caches/tick", &[]);
+        (r.status == 200).then(|| r.json())
+    };
+    let first = wait_for("the first instance to serve the refresh", Duration::from_secs(10), || served(&daemons[0]));
+    wait_for("the second instance to serve the same document", Duration::from_secs(10), || {
+        served(&daemons[1]).filter(|doc| *doc == first)
+    });
+    std::thread::sleep(Duration::from_secs(6)); // past the wait for the leader's result
+    assert_eq!(calls(&calls_file), 1, "SIGUSR1 to both instances made more than one upstream call");
+
+    for d in &daemons {
+        let r = d.request("POST", "/v1/caches/tick/refresh", None, &[]);
+        assert_eq!(r.status, 202, "{r:?}");
+    }
+    wait_for("both instances to serve the second refresh", Duration::from_secs(10), || {
+        let docs: Vec<_> = daemons.iter().filter_map(served).collect();
+        (docs.len() == 2 && docs[0] == docs[1] && docs[0] != first).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(calls(&calls_file), 2, "POST /refresh to both instances made more than one upstream call");
+}

@@ -13,6 +13,35 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
+/// How long an on-demand refresh that another instance leads waits for that
+/// instance's result before fetching itself.
+const PEER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long an on-demand refresh waits to learn whether this instance leads.
+const LEAD_QUESTION_ON_DEMAND: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Waits up to `grace` for the file tier to hold a document of `cache` fetched after
+/// `known` (the listener writes another instance's newer row there).
+async fn peer_result(
+    saver: &crate::save_flow::SaveFlow,
+    cache: &CacheName,
+    known: Option<DateTime<Utc>>,
+    grace: std::time::Duration,
+) -> Option<Arc<Document>> {
+    let deadline = tokio::time::Instant::now() + grace;
+    loop {
+        if let Ok(Some(doc)) = saver.files().read(cache.clone()).await.map(|l| l.doc) {
+            if doc.last_fetch.is_some() && doc.last_fetch > known {
+                return Some(doc);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 impl Refresher {
     /// Reads each cache's fetch times from the file tier's index.
     pub(super) fn load_times(&mut self, ctx: &mut Context<Self>) {
@@ -82,13 +111,29 @@ impl Refresher {
         let saver = self.saver.clone();
         let metrics = self.metrics.clone();
         let cache = name.clone();
-        // Scheduled refreshes only: on-demand ones (POST, SIGUSR1, emergency) are rare
-        // and someone is waiting for them.
-        let leader = self.leader.clone().filter(|_| due.is_some());
+        let leader = self.leader.clone();
+        let on_demand = due.is_none();
+        let known_fetch = state.last_fetch;
         let fut = async move {
             if let Some(store) = leader {
-                match store.try_lead(cache.clone()).await {
+                // Someone waits for an on-demand refresh: an unreachable Postgres must
+                // not hold it up for a whole connect timeout.
+                let ask = if on_demand { LEAD_QUESTION_ON_DEMAND } else { timeout };
+                let lead = tokio::time::timeout(ask, store.try_lead(cache.clone()))
+                    .await
+                    .unwrap_or_else(|_| Err(crate::store::StoreError::Unavailable("no answer in time".into())));
+                match lead {
                     Ok(true) => {}
+                    // On demand (POST, SIGUSR1, an emergency read), several instances
+                    // are often asked at once: the leader's result arrives through
+                    // LISTEN/NOTIFY; fetch here only if it does not come.
+                    Ok(false) if on_demand => {
+                        let grace = PEER_GRACE.min(timeout);
+                        if let Some(doc) = peer_result(&saver, &cache, known_fetch, grace).await {
+                            tracing::info!(cache = %cache, version = doc.version, "refreshed by the leading instance");
+                            return Ok(doc);
+                        }
+                    }
                     Ok(false) => return Err(FetchFailure::NotLeader),
                     // Postgres is away: nobody can coordinate; freshness wins over the
                     // (rare) duplicate upstream call.
