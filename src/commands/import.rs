@@ -2,7 +2,7 @@
 //! `{"timestamp": ..., "activities": [...]}`) becomes the next version of cache NAME.
 //!
 //! The document is canonicalised like a PUT's body and checked against the cache's
-//! `max_size`. Its fetch time comes from its top-level `last_fetch`, else `timestamp`
+//! `max_size` and JSON Schema. Its fetch time comes from its top-level `last_fetch`, else `timestamp`
 //! (RFC 3339; a date-time without an offset, as Python's `isoformat()` writes it, is
 //! taken as UTC; or a number of unix seconds); `last_rich_fetch` likewise. Without
 //! either, the import's own time is the fetch time, as for a PUT.
@@ -13,6 +13,7 @@ use crate::exit::{Fatal, CANTCREAT};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;
 use std::path::Path;
+use tiercache_actors::domain::schema::DocumentSchema;
 use tiercache_actors::domain::{NewDocument, Precondition};
 
 /// How far in the future a fetch time may lie (clock skew); further is refused, since
@@ -23,8 +24,8 @@ const MAX_FUTURE: chrono::Duration = chrono::Duration::minutes(5);
 ///
 /// # Errors
 /// 64 for a name that is not configured, 66 for an unreadable file, 65 for a document
-/// that is not JSON, too large, or has a bad fetch time, 73 for the lock or a failed
-/// write.
+/// that is not JSON, too large, fails the cache's JSON Schema or has a bad fetch time,
+/// 78 for a schema that cannot be loaded, 73 for the lock or a failed write.
 pub fn import(settings: &Settings, name: &str, file: &Path) -> Result<(), Fatal> {
     let cache = configured(settings, "import", name)?;
     let shown = file.display();
@@ -39,6 +40,7 @@ pub fn import(settings: &Settings, name: &str, file: &Path) -> Result<(), Fatal>
         ));
     }
     let value: Value = serde_json::from_slice(&doc.body).expect("canonical JSON parses");
+    conforms(settings, name, &value, &shown.to_string())?;
     let now = Utc::now();
     let time = |key: &str| -> Result<Option<DateTime<Utc>>, Fatal> {
         let Some(found) = value.get(key) else { return Ok(None) };
@@ -65,6 +67,25 @@ pub fn import(settings: &Settings, name: &str, file: &Path) -> Result<(), Fatal>
             .map_err(|e| Fatal::new(CANTCREAT, format!("import: {cache_name}: {e}")))?;
         println!("imported {cache_name} version {}", saved.version);
         Ok(())
+    })
+}
+
+/// The cache's JSON Schema, when it has one, accepts `value`: the daemon would refuse to
+/// serve a document that fails it, so importing one would only lose the cache.
+fn conforms(settings: &Settings, name: &str, value: &Value, shown: &str) -> Result<(), Fatal> {
+    let Some((i, path)) = settings
+        .caches
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c.name.as_str() == name)
+        .and_then(|(i, c)| Some((i, c.schema.as_ref()?)))
+    else {
+        return Ok(());
+    };
+    let schema = DocumentSchema::load(path)
+        .map_err(|e| Fatal::new(crate::exit::CONFIG, format!("config error: caches[{i}].schema: {e}")))?;
+    schema.validate(value).map_err(|errors| {
+        Fatal::new(DATAERR, format!("import: {shown} fails the JSON Schema of cache {name}: {}", errors.join("; ")))
     })
 }
 

@@ -212,3 +212,25 @@ fn restore_refuses_damaged_envelopes_and_changes_nothing() {
     let out = tiercache(&fresh, &["restore", empty.to_str().unwrap()]);
     assert_eq!(out.code, 66, "{out:?}");
 }
+
+#[test]
+fn import_refuses_a_document_that_fails_the_caches_schema() {
+    let schema = r#"{"type": "object", "required": ["activities"], "properties": {"activities": {"type": "array"}}}"#;
+    let config = "[[caches]]\nname = \"strava\"\nschema = \"strava.schema.json\"\n";
+    let mut d = Daemon::new(Path::new(BIN), DaemonOptions::new(config));
+    std::fs::write(d.dir().join("strava.schema.json"), schema).unwrap();
+    let bad = d.dir().join("bad.json");
+    std::fs::write(&bad, r#"{"timestamp": "2026-11-20T10:00:00Z", "activities": "none"}"#).unwrap();
+    let out = tiercache(&d, &["import", "strava", bad.to_str().unwrap()]);
+    assert_eq!(out.code, 65, "{out:?}");
+    let lines = out.stderr_lines();
+    assert_eq!(lines.len(), 1, "one line on stderr: {out:?}");
+    assert!(lines[0].contains("JSON Schema") && lines[0].contains("activities"), "names the schema error: {out:?}");
+    assert!(!d.cache_file("strava").exists(), "nothing was written");
+
+    let good = d.dir().join("good.json");
+    std::fs::write(&good, r#"{"timestamp": "2026-11-20T10:00:00Z", "activities": []}"#).unwrap();
+    ok(&tiercache(&d, &["import", "strava", good.to_str().unwrap()]));
+    d.start_again();
+    assert_eq!(get_ok(&d, "strava").1, json!({"timestamp": "2026-11-20T10:00:00Z", "activities": []}));
+}
