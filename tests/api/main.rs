@@ -7,6 +7,7 @@
 mod helpers;
 
 mod bad_input;
+mod check_config_promises;
 mod cli_get_status;
 mod conditional;
 mod config_errors;
@@ -23,6 +24,8 @@ mod security_auth;
 mod security_fuzz;
 mod security_input;
 mod security_network;
+mod security_protected;
+mod security_refusals;
 mod security_secrets;
 mod security_support;
 mod signals;
