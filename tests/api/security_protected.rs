@@ -1,10 +1,11 @@
 //! Protected mode: a TCP listener beyond loopback without `api.tokens_file` is
 //! refused at startup (exit 78, one line naming `api.listen` and both ways out),
 //! by `run` and `check-config` alike, unless `api.allow_unauthenticated = true`.
-//! Loopback and `unix:` listeners, and listeners with tokens, are not affected.
+//! Loopback and `unix:` listeners, and listeners with tokens, are not affected; a
+//! reload that would expose the API without tokens is rejected.
 
-use crate::helpers::Options;
-use crate::helpers::{free_port, run_cmd, Output, TestApp};
+use crate::helpers::{free_port, run_cmd, Options, Output, TestApp};
+use crate::security_support::reload;
 use std::fs;
 
 const WRITER: &str = "pm-writer-7c1d9e0b5a3f";
@@ -126,4 +127,19 @@ fn security_tokens_file_or_loopback_need_no_opt_out() {
     assert!(out.stderr_lines().is_empty(), "{out:?}");
     let app = start_raw(&[], &[], |port| config("\"127.0.0.1:{port}\", \"unix:api.sock\"", port, ""));
     assert_eq!(app.put_cache("strava", "[1]").status, 200);
+}
+
+#[test]
+fn security_a_reload_that_drops_the_tokens_of_an_exposed_listener_is_rejected() {
+    let tokens = format!("write:{WRITER}\n");
+    let app =
+        start_raw(&[("tokens", &tokens)], &[], |port| config("\"0.0.0.0:{port}\"", port, "tokens_file = \"tokens\""));
+    let pid = app.pid();
+    app.write_raw_config(&config("\"0.0.0.0:{port}\"", app.port, ""));
+    assert!(!reload(&app), "the reload was applied:\n{}", app.stdout());
+    let rejected = app.wait_for_message("reload rejected");
+    assert!(rejected["error"].as_str().unwrap_or_default().contains("api.listen"), "{rejected}");
+    // The running tokens stay.
+    assert_eq!(app.put_cache("strava", "[1]").status, 401);
+    assert_eq!(app.pid(), pid);
 }
