@@ -116,7 +116,7 @@ mod tests {
         let e = load(&format!("{pg}{caches}"), &[]).unwrap_err();
         assert_eq!(e.key, "caches[1].max_size", "{e}");
         assert!(e.problem.contains("65MiB") && e.problem.contains("64MiB"), "{e}");
-        // Postgres turned on by the seed plan's variable counts too.
+        // Postgres turned on by SUPABASE_ENABLED counts too.
         let e = load(caches, &[("SUPABASE_ENABLED", "true"), ("SUPABASE_DB_URL", "postgres://u@db/x")]).unwrap_err();
         assert_eq!(e.key, "caches[1].max_size");
         // Without Postgres the files and memory hold any size.
