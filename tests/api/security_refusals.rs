@@ -3,7 +3,7 @@
 //! `forbidden_scope`, 403 `not_allowed` (allow-list) and 429 `rate_limited`, each
 //! series at 0 from the start.
 
-use crate::helpers::{Options, TestApp};
+use crate::helpers::Options;
 use crate::security_support::{raw_unix, reload, request_bytes, start_with_files};
 
 const READER: &str = "rf-reader-4b8e1a2c9d0f";
@@ -35,7 +35,7 @@ fn bearer(token: &str) -> String {
 #[test]
 fn security_refusals_are_counted_by_reason() {
     let tokens = format!("read:{READER}\nwrite:{WRITER}\n");
-    let mut app: TestApp = start_with_files(options(""), &[("tokens", &tokens)]);
+    let mut app = start_with_files(options(""), &[("tokens", &tokens)]);
     assert_eq!(all_refusals(&app.metrics()), [0, 0, 0, 0], "every series exists at 0 from the start");
 
     // 401 twice (no token, an invalid one), 403 once (a read token writing).
