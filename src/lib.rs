@@ -63,8 +63,12 @@ fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<(), Fa
         Command::CheckConfig => {
             let settings = Settings::load(cli.config.as_deref(), &env)?;
             // The files the keys point at are checked too: tokens, schemas, certificates.
-            api::Security::load(&settings, None)?;
+            let security = api::Security::load(&settings, None)?;
             api::security::tls_from(&settings)?;
+            // What `run` would log at startup, on stderr so that stdout stays the config.
+            for warning in settings.warnings.iter().chain(&security.warnings) {
+                eprintln!("warning: {warning}");
+            }
             print!("{}", settings.to_redacted_toml());
             Ok(())
         }

@@ -68,6 +68,42 @@ pub struct ActorLabel {
     pub actor: &'static str,
 }
 
+/// Why the API refused a request before any handler ran (label `reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// 401: no bearer token, or one that is not valid.
+    Unauthenticated,
+    /// 403: a valid token whose scope is too narrow (a read token on a write).
+    ForbiddenScope,
+    /// 403: the client address is not in `api.allow`.
+    NotAllowed,
+    /// 429: the client is over its rate limit.
+    RateLimited,
+}
+
+impl Refusal {
+    /// Every reason, each with a series at 0 from the start.
+    pub const ALL: [Refusal; 4] =
+        [Refusal::Unauthenticated, Refusal::ForbiddenScope, Refusal::NotAllowed, Refusal::RateLimited];
+
+    /// The `reason` label's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Unauthenticated => "unauthenticated",
+            Refusal::ForbiddenScope => "forbidden_scope",
+            Refusal::NotAllowed => "not_allowed",
+            Refusal::RateLimited => "rate_limited",
+        }
+    }
+}
+
+/// Label `reason`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// A [`Refusal`]'s name.
+    pub reason: &'static str,
+}
+
 fn lag_histogram() -> Histogram {
     // 10 ms .. ~45 min: due-to-done; the SPEC's target is under one second.
     Histogram::new(exponential_buckets(0.01, 3.0, 12))
@@ -110,6 +146,8 @@ pub struct Metrics {
     pub last_refresh_success: Family<CacheLabel, Gauge<f64, AtomicU64>>,
     /// `tiercache_upstream_rate_limit_remaining{cache,window}`.
     pub rate_limit_remaining: Family<CacheWindow, Gauge>,
+    /// `tiercache_http_refusals_total{reason}`: 401, 403 and 429 of the API's guard.
+    pub http_refusals: Family<ReasonLabel, Counter>,
 }
 
 impl Metrics {
@@ -160,8 +198,19 @@ impl Metrics {
             "Requests left in the upstream's rate-limit window",
             rate_limit_remaining.clone(),
         );
+        let http_refusals = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "http_refusals",
+            "API requests refused before a handler ran (401, 403, 429), by reason",
+            http_refusals.clone(),
+        );
+        // At 0 from the start, so that rate() and increase() see the first refusal.
+        for reason in Refusal::ALL {
+            let _ = http_refusals.get_or_create(&ReasonLabel { reason: reason.as_str() });
+        }
         Self {
             registry,
+            http_refusals,
             refreshes,
             refresh_lag,
             last_refresh_success,
@@ -179,6 +228,11 @@ impl Metrics {
         }
     }
 
+    /// Counts one refusal of the API's guard.
+    pub fn refused(&self, reason: Refusal) {
+        self.http_refusals.get_or_create(&ReasonLabel { reason: reason.as_str() }).inc();
+    }
+
     /// The registry in Prometheus text format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -190,5 +244,25 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_start_at_zero_and_count_by_reason() {
+        let metrics = Metrics::new();
+        let text = metrics.encode();
+        for reason in ["unauthenticated", "forbidden_scope", "not_allowed", "rate_limited"] {
+            let line = format!("tiercache_http_refusals_total{{reason=\"{reason}\"}} 0");
+            assert!(text.contains(&line), "no {line:?} in:\n{text}");
+        }
+        metrics.refused(Refusal::RateLimited);
+        metrics.refused(Refusal::RateLimited);
+        let text = metrics.encode();
+        assert!(text.contains("tiercache_http_refusals_total{reason=\"rate_limited\"} 2"), "{text}");
+        assert!(text.contains("tiercache_http_refusals_total{reason=\"not_allowed\"} 0"), "{text}");
     }
 }

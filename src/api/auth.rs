@@ -13,7 +13,7 @@
 //! the three open paths needs a token, unknown paths included.
 //!
 //! Refusals are logged with the client address and the reason, never with a token,
-//! a header value or the body.
+//! a header value or the body, and counted in `tiercache_http_refusals_total{reason}`.
 
 use super::error::ApiError;
 use super::rate_limit::retry_after_secs;
@@ -25,6 +25,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse, ResponseError};
+use tiercache_actors::metrics::Refusal;
 
 /// Paths that need no token and are not rate limited (they still obey `api.allow`).
 const OPEN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
@@ -50,6 +51,7 @@ fn refusal(state: &AppState, req: &ServiceRequest) -> Option<HttpResponse> {
     let client = req.peer_addr().map(|a| a.ip());
     let shown_client = || client.map_or_else(|| "unix".to_owned(), |ip| ip.to_canonical().to_string());
     if !security.allow.permits(client) {
+        state.metrics.refused(Refusal::NotAllowed);
         tracing::warn!(client = %shown_client(), method = %req.method(), "refused: client address is not in api.allow");
         let error = ApiError::new(StatusCode::FORBIDDEN, "address_not_allowed", "this client address is not allowed");
         return Some(error.error_response());
@@ -59,6 +61,7 @@ fn refusal(state: &AppState, req: &ServiceRequest) -> Option<HttpResponse> {
     }
     if let (Some(limiter), Some(ip)) = (&security.limiter, client) {
         if let Err(wait) = limiter.check(ip) {
+            state.metrics.refused(Refusal::RateLimited);
             tracing::debug!(client = %shown_client(), "refused: rate limit");
             let secs = retry_after_secs(wait);
             let error = ApiError::new(
@@ -73,6 +76,7 @@ fn refusal(state: &AppState, req: &ServiceRequest) -> Option<HttpResponse> {
     let tokens = security.tokens.as_ref()?;
     let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer);
     let Some(presented) = presented else {
+        state.metrics.refused(Refusal::Unauthenticated);
         tracing::warn!(client = %shown_client(), method = %req.method(), "refused: no bearer token");
         let error = ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -84,11 +88,13 @@ fn refusal(state: &AppState, req: &ServiceRequest) -> Option<HttpResponse> {
     let needed = needed_scope(req.method());
     match tokens.scope_of(presented) {
         None => {
+            state.metrics.refused(Refusal::Unauthenticated);
             tracing::warn!(client = %shown_client(), method = %req.method(), "refused: invalid bearer token");
             let error = ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the bearer token is not valid");
             Some(with_challenge(&error, "Bearer realm=\"tiercache\", error=\"invalid_token\""))
         }
         Some(scope) if !scope.allows(needed) => {
+            state.metrics.refused(Refusal::ForbiddenScope);
             tracing::warn!(
                 client = %shown_client(),
                 method = %req.method(),

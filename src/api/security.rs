@@ -24,6 +24,8 @@ pub struct Security {
     pub limiter: Option<Arc<ClientRateLimiter>>,
     /// Compiled `caches[].schema`, by cache.
     pub schemas: HashMap<CacheName, Arc<DocumentSchema>>,
+    /// What `load` warned about (already logged), for `check-config` to print.
+    pub warnings: Vec<String>,
 }
 
 fn config_error(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
@@ -40,14 +42,17 @@ impl Security {
     /// `api.allow[i]`, `caches[i].schema`.
     pub fn load(settings: &Settings, previous: Option<&Security>) -> Result<Self, ConfigError> {
         let api = &settings.api;
+        let mut warnings = Vec::new();
         let tokens = match &api.tokens_file {
             Some(path) => {
                 let set = TokenSet::load(path).map_err(|e| config_error("api.tokens_file", e.to_string()))?;
                 if set.has_plain_tokens() {
-                    warn_if_readable_by_others(path);
+                    warnings.extend(warn_if_readable_by_others(path));
                 }
                 if set.is_empty() {
-                    tracing::warn!("api.tokens_file holds no token: every /v1 request will be refused with 401");
+                    let warning = "api.tokens_file holds no token: every /v1 request will be refused with 401";
+                    tracing::warn!("{warning}");
+                    warnings.push(warning.to_owned());
                 }
                 Some(Arc::new(set))
             }
@@ -74,7 +79,7 @@ impl Security {
                 schemas.insert(cache.name.clone(), Arc::new(schema));
             }
         }
-        Ok(Self { tokens, allow, limiter, schemas })
+        Ok(Self { tokens, allow, limiter, schemas, warnings })
     }
 
     /// One log line's worth of what is enforced (counts only, never a token).
@@ -89,17 +94,19 @@ impl Security {
     }
 }
 
-fn warn_if_readable_by_others(path: &std::path::Path) {
+/// Why a tokens file with clear tokens should not be world-readable.
+const READABLE_BY_OTHERS: &str = "api.tokens_file holds tokens in clear and is readable by every user of this \
+     machine; chmod 0600 or 0640 it, or give the tokens as sha256:HEX";
+
+/// Logs and returns a warning when a tokens file with clear tokens is world-readable.
+fn warn_if_readable_by_others(path: &std::path::Path) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.permissions().mode() & 0o004 != 0 {
-            tracing::warn!(
-                path = %path.display(),
-                "api.tokens_file holds tokens in clear and is readable by every user of this machine; \
-                 chmod 0600 or 0640 it, or give the tokens as sha256:HEX"
-            );
-        }
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.permissions().mode() & 0o004 == 0 {
+        return None;
     }
+    tracing::warn!(path = %path.display(), "{READABLE_BY_OTHERS}");
+    Some(format!("{READABLE_BY_OTHERS} ({})", path.display()))
 }
 
 /// The TLS certificate resolver of `settings`, when `api.tls_cert` and `api.tls_key`

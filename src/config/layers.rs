@@ -23,6 +23,7 @@ pub const OVERRIDABLE_KEYS: &[&str] = &[
     "api.listen",
     "api.max_body",
     "api.tokens_file",
+    "api.allow_unauthenticated",
     "api.allow",
     "api.rate_limit_per_second",
     "api.rate_limit_burst",

@@ -7,6 +7,7 @@
 
 mod durations;
 mod env_compat;
+mod exposure;
 mod layers;
 mod net;
 mod raw;
@@ -93,6 +94,9 @@ pub struct ApiSettings {
     pub max_body: u64,
     /// Lines `scope:token`; `None` means no authentication.
     pub tokens_file: Option<PathBuf>,
+    /// Lets a TCP listener beyond loopback run without `tokens_file` (checked: off,
+    /// such a listener is a configuration error).
+    pub allow_unauthenticated: bool,
     /// Validated CIDRs or bare IPs, as written; empty means all clients.
     pub allow: Vec<String>,
     /// Per client address; 0 turns rate limiting off.

@@ -22,6 +22,19 @@ impl fmt::Display for ListenAddr {
     }
 }
 
+impl ListenAddr {
+    /// Whether clients beyond this machine may reach the listener: a TCP address
+    /// whose IP is not loopback (`0.0.0.0`, `::`, a LAN address). `unix:` sockets are
+    /// local (their file mode is their access control).
+    pub fn is_beyond_loopback(&self) -> bool {
+        match self {
+            // Parsed at load, so the parse cannot fail; if it ever did, assume exposed.
+            ListenAddr::Tcp(addr) => addr.parse::<SocketAddr>().map_or(true, |a| !a.ip().to_canonical().is_loopback()),
+            ListenAddr::Unix(_) => false,
+        }
+    }
+}
+
 /// Parses one `api.listen` entry.
 ///
 /// # Errors
@@ -72,6 +85,16 @@ mod tests {
         assert_eq!(parse_listen("unix:/run/tiercache.sock"), Ok(ListenAddr::Unix("/run/tiercache.sock".into())));
         for bad in ["", "unix:", "localhost:8077", "127.0.0.1", "127.0.0.1:99999", ":80"] {
             assert!(parse_listen(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn beyond_loopback() {
+        for exposed in ["0.0.0.0:80", "[::]:80", "192.168.1.7:80", "10.0.0.1:80", "[fd00::1]:80"] {
+            assert!(parse_listen(exposed).unwrap().is_beyond_loopback(), "{exposed}");
+        }
+        for local in ["127.0.0.1:80", "127.0.0.53:80", "[::1]:80", "[::ffff:127.0.0.1]:80", "unix:/run/t.sock"] {
+            assert!(!parse_listen(local).unwrap().is_beyond_loopback(), "{local}");
         }
     }
 

@@ -116,6 +116,7 @@ fn file_overrides_defaults() {
             level = "debug"
             [api]
             listen = ["0.0.0.0:9000", "unix:/run/tiercache.sock"]
+            allow_unauthenticated = true
             max_body = "1MiB"
             allow = ["10.0.0.0/8", "::1"]
             [memory]
@@ -149,6 +150,7 @@ fn file_overrides_defaults() {
         s.api.listen,
         vec![ListenAddr::Tcp("0.0.0.0:9000".into()), ListenAddr::Unix("/run/tiercache.sock".into())]
     );
+    assert!(s.api.allow_unauthenticated);
     assert_eq!(s.api.max_body, 1 << 20);
     assert_eq!(s.api.allow, ["10.0.0.0/8", "::1"]);
     assert_eq!(s.memory.ttl, secs(60));

@@ -10,9 +10,9 @@ use secrecy::{ExposeSecret, SecretString};
 use super::env_compat::is_postgres_url;
 use super::raw::{RawApi, RawCache, RawPostgres, RawRetry, RawSettings, RawSource};
 use super::{
-    net, secrets, ApiSettings, CacheName, CacheSettings, ConfigError, Env, LogFormat, LogSettings, MemorySettings,
-    PostgresSettings, RefreshSettings, RetrySettings, Settings, ShutdownSettings, SourceSettings, SslMode,
-    SupervisorSettings,
+    exposure, net, secrets, ApiSettings, CacheName, CacheSettings, ConfigError, Env, LogFormat, LogSettings,
+    MemorySettings, PostgresSettings, RefreshSettings, RetrySettings, Settings, ShutdownSettings, SourceSettings,
+    SslMode, SupervisorSettings,
 };
 
 /// Longest accepted `project`.
@@ -54,7 +54,7 @@ pub fn settings(raw: RawSettings, env: Env<'_>, warnings: Vec<String>) -> Result
     if raw.supervisor.restart_window.0.is_zero() {
         return Err(ConfigError::new("supervisor.restart_window", "must be more than 0s"));
     }
-    Ok(Settings {
+    let mut settings = Settings {
         project: raw.project,
         data_dir: PathBuf::from(raw.data_dir),
         log,
@@ -75,7 +75,9 @@ pub fn settings(raw: RawSettings, env: Env<'_>, warnings: Vec<String>) -> Result
         },
         caches: caches(raw.caches, env)?,
         warnings,
-    })
+    };
+    exposure::check(&mut settings)?;
+    Ok(settings)
 }
 
 /// `""` means unset throughout the appendix.
@@ -117,6 +119,7 @@ fn api(raw: RawApi, env: Env<'_>) -> Result<ApiSettings, ConfigError> {
         listen,
         max_body: raw.max_body.0,
         tokens_file: path(raw.tokens_file),
+        allow_unauthenticated: raw.allow_unauthenticated,
         allow: raw.allow.0,
         rate_limit_per_second: raw.rate_limit_per_second,
         rate_limit_burst: raw.rate_limit_burst,

@@ -8,6 +8,7 @@ mod helpers;
 
 mod bad_input;
 mod broken_cache;
+mod check_config_promises;
 mod cli_get_status;
 mod conditional;
 mod config_errors;
@@ -24,6 +25,8 @@ mod security_auth;
 mod security_fuzz;
 mod security_input;
 mod security_network;
+mod security_protected;
+mod security_refusals;
 mod security_secrets;
 mod security_support;
 mod signals;
