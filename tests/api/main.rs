@@ -12,6 +12,7 @@ mod conditional;
 mod config_errors;
 mod corrupt_file;
 mod delete;
+mod disk_full;
 mod kill9_storm;
 mod lock;
 mod logs;
