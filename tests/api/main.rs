@@ -16,6 +16,7 @@ mod disk_full;
 mod kill9_storm;
 mod lock;
 mod logs;
+mod malformed_requests;
 mod ops_commands;
 mod ops_notify;
 mod round_trip;
