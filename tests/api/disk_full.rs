@@ -2,7 +2,8 @@
 //! save is refused (503, JSON error) without leaving its temporary file, so the space it
 //! took is free again at once and the next saves work without a restart.
 //!
-//! Mounting needs root (as in CI); otherwise the test says so and does nothing.
+//! Mounting needs root (as in CI); otherwise the test says so and does nothing. The
+//! other steps of the write (fsync, the directory's fsync) fail by failpoint.
 
 use crate::helpers::{free_port, Options, TestApp};
 use std::path::{Path, PathBuf};
@@ -106,4 +107,46 @@ fn a_save_that_fills_the_disk_leaves_no_temp_file_and_later_saves_work() {
     assert_eq!(metric(&app, r#"tiercache_file_write_errors_total{cache="strava",kind="no_space"}"#), Some(1.0));
     assert_eq!(metric(&app, r#"tiercache_saves_total{cache="strava",result="error"}"#), Some(1.0));
     app.stop();
+}
+
+/// The other steps of the write, by failpoint: failing before the rename changes
+/// nothing; failing after it (the directory's fsync) leaves the new version in place,
+/// and that is then what is served, not the old one still in memory.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_write_failing_before_or_after_its_rename_leaves_what_is_served_equal_to_the_disk() {
+    use crate::helpers::spawn_app_with;
+    // Counted per durable write: the second fails its fsync, the fourth its directory's.
+    let failpoints = "durable::fsync=1*off->1*return(strava.json)->off;\
+                      durable::fsync_dir=2*off->1*return(strava.json)->off";
+    let app = spawn_app_with(Options::new().env("FAILPOINTS", failpoints));
+    let v1 = app.put_ok("strava", r#"{"n": 1}"#);
+
+    let failed = app.put_cache("strava", r#"{"n": 2}"#);
+    assert_eq!(failed.status, 503, "{failed:?}");
+    assert_eq!(failed.assert_json_error(), "storage_unavailable");
+    assert!(failed.body.contains("at fsync"), "{failed:?}");
+    let read = app.get_cache("strava");
+    assert_eq!((read.json(), read.header("etag")), (serde_json::json!({"n": 1}), v1.header("etag")));
+    assert!(
+        app.files_in("caches").iter().all(|p| p.extension().is_none_or(|x| x != "tmp")),
+        "{:?}",
+        app.files_in("caches")
+    );
+
+    let v2 = app.put_ok("strava", r#"{"n": 2}"#);
+    assert_eq!(v2.etag_version(), v1.etag_version() + 1);
+
+    let in_place = app.put_cache("strava", r#"{"n": 3}"#);
+    assert_eq!(in_place.status, 503, "{in_place:?}");
+    assert!(in_place.body.contains("at fsync_dir"), "{in_place:?}");
+    let read = app.get_cache("strava");
+    assert_eq!((read.json(), read.etag_version()), (serde_json::json!({"n": 3}), v2.etag_version() + 1));
+    let v4 = app.put_with(
+        "/v1/caches/strava",
+        br#"{"n": 4}"#,
+        &[("Content-Type", "application/json"), ("If-Match", read.header("etag").unwrap())],
+    );
+    assert_eq!((v4.status, v4.etag_version()), (200, v2.etag_version() + 2), "{v4:?}");
+    assert_eq!(metric(&app, r#"tiercache_file_write_errors_total{cache="strava",kind="io"}"#), Some(2.0));
 }

@@ -36,6 +36,7 @@ impl Step {
         }
     }
 
+    #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
     fn failpoint(self) -> &'static str {
         match self {
             Self::Create => "durable::create",
