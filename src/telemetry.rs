@@ -1,6 +1,14 @@
 //! Logs: one JSON object per line on stdout (SPEC §8) or pretty lines for people, with
 //! the level reloadable on SIGHUP. `RUST_LOG`, when set, wins over `log.level`.
+//! Malformed HTTP requests are counted rather than logged ([`rejected_requests`]).
 
+mod rejected_requests;
+
+pub use rejected_requests::RejectedRequests;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use tiercache_actors::metrics::ReasonLabel;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
@@ -9,6 +17,7 @@ use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
 pub struct LogControl {
     handle: reload::Handle<EnvFilter, Registry>,
     rust_log: Option<String>,
+    rejected: RejectedRequests,
 }
 
 impl LogControl {
@@ -23,6 +32,12 @@ impl LogControl {
         let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
         self.handle.reload(filter).map_err(|e| e.to_string())
     }
+
+    /// Counts malformed HTTP requests into `family` (the daemon's
+    /// `tiercache_http_requests_rejected_total`).
+    pub fn count_rejected_requests(&self, family: Family<ReasonLabel, Counter>) {
+        self.rejected.count_into(family);
+    }
 }
 
 /// Installs the global subscriber. `json` picks the SPEC's JSON lines; else pretty.
@@ -33,7 +48,8 @@ pub fn init(json: bool, level: &str, rust_log: Option<String>) -> LogControl {
         .or_else(|| EnvFilter::try_new(level).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::new(filter);
-    let registry = tracing_subscriber::registry().with(filter);
+    let rejected = RejectedRequests::default();
+    let registry = tracing_subscriber::registry().with(filter).with(rejected.clone());
     if json {
         let layer = fmt::layer()
             .json()
@@ -58,5 +74,5 @@ pub fn init(json: bool, level: &str, rust_log: Option<String>) -> LogControl {
             .unwrap_or_default();
         tracing::error!(error = %payload, location = %location, "panic");
     }));
-    LogControl { handle, rust_log }
+    LogControl { handle, rust_log, rejected }
 }

@@ -38,6 +38,22 @@ pub struct CacheResult {
     pub result: &'static str,
 }
 
+/// Labels `cache` and `kind`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheKind {
+    /// Cache name.
+    pub cache: String,
+    /// Error kind, e.g. `no_space`, `read_only`, `permission`, `io`.
+    pub kind: &'static str,
+}
+
+/// Label `reason`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Why, from a fixed set (e.g. `method`, `header`, `too_large`).
+    pub reason: &'static str,
+}
+
 /// Label `result`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
@@ -128,6 +144,12 @@ pub struct Metrics {
     pub actor_restarts: Family<ActorLabel, Counter>,
     /// `tiercache_corrupt_files_total{cache}`: envelopes moved aside.
     pub corrupt_files: Family<CacheResult, Counter>,
+    /// `tiercache_file_write_errors_total{cache,kind}`: durable writes that failed.
+    pub file_write_errors: Family<CacheKind, Counter>,
+    /// `tiercache_http_requests_rejected_total{reason}`: malformed requests refused by
+    /// the HTTP layer before routing (counted from its log records, see the binary's
+    /// telemetry).
+    pub http_requests_rejected: Family<ReasonLabel, Counter>,
     /// `tiercache_retry_queue_depth`.
     pub queue_depth: Gauge,
     /// `tiercache_retry_queue_oldest_age_seconds`.
@@ -166,6 +188,18 @@ impl Metrics {
         registry.register("actor_restarts", "Actor restarts by the supervisor", actor_restarts.clone());
         let corrupt_files = Family::<CacheResult, Counter>::default();
         registry.register("corrupt_files", "Corrupt envelopes found and moved aside", corrupt_files.clone());
+        let file_write_errors = Family::<CacheKind, Counter>::default();
+        registry.register(
+            "file_write_errors",
+            "Durable file writes that failed (their temporary file removed), by cache and error kind",
+            file_write_errors.clone(),
+        );
+        let http_requests_rejected = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "http_requests_rejected",
+            "Malformed HTTP requests refused before routing, by reason",
+            http_requests_rejected.clone(),
+        );
         let queue_depth = Gauge::default();
         registry.register("retry_queue_depth", "Saves and deletes not yet in Postgres", queue_depth.clone());
         let queue_oldest_age = Gauge::<f64, AtomicU64>::default();
@@ -220,6 +254,8 @@ impl Metrics {
             saves,
             actor_restarts,
             corrupt_files,
+            file_write_errors,
+            http_requests_rejected,
             queue_depth,
             queue_oldest_age,
             dead_letters,

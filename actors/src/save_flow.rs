@@ -2,7 +2,7 @@
 //! durable file, then memory, then the retry queue takes it to Postgres.
 
 use crate::domain::{CacheName, Document, NewDocument, Precondition};
-use crate::files::{FileHandle, FileTierError};
+use crate::files::{durable, FileHandle, FileTierError};
 use crate::memory::MemoryHandle;
 use crate::retry_queue::RetryQueueHandle;
 use std::sync::Arc;
@@ -51,10 +51,21 @@ impl SaveFlow {
         doc: NewDocument,
         precondition: Precondition,
     ) -> Result<Arc<Document>, SaveError> {
-        let saved = self.files.write(name.clone(), doc, precondition, 0).await.map_err(|e| match e {
-            FileTierError::PreconditionFailed { current } => SaveError::PreconditionFailed { current },
-            other => SaveError::Storage(other.to_string()),
-        })?;
+        let saved = match self.files.write(name.clone(), doc, precondition, 0).await {
+            Ok(saved) => saved,
+            Err(FileTierError::PreconditionFailed { current }) => {
+                return Err(SaveError::PreconditionFailed { current })
+            }
+            Err(other) => {
+                // Failing after its rename, the write left the new version on disk: memory
+                // must not keep serving the old one over it. Otherwise memory stays, as
+                // the old version is still the one on disk.
+                if matches!(&other, FileTierError::Io(e) if durable::in_place(e)) {
+                    let _ = self.memory.evict(name).await;
+                }
+                return Err(SaveError::Storage(other.to_string()));
+            }
+        };
         if let Err(e) = self.memory.store(saved.clone()).await {
             // The file is durable, so the save stands; memory refills from it.
             tracing::warn!(cache = %name, error = %e, "memory not updated after save; the file will serve");

@@ -1,15 +1,105 @@
 //! Durable, atomic file replacement: temp file, fsync, rename, fsync of the directory.
+//!
+//! A write that fails at any step before the rename removes its temporary file, so a
+//! disk filled by one failed write is free again at once (and not only at the next start).
 
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
+
+/// The step of a durable write that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Creating the temporary file.
+    Create,
+    /// Writing the bytes into it.
+    Write,
+    /// `fsync` of the temporary file.
+    Sync,
+    /// Renaming it over the target.
+    Rename,
+    /// `fsync` of the directory after the rename: the new content is in place (and
+    /// readable) but may not survive a power loss.
+    SyncDir,
+}
+
+impl Step {
+    /// Name of the step in error messages and of its failpoint (`durable::NAME`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Write => "write",
+            Self::Sync => "fsync",
+            Self::Rename => "rename",
+            Self::SyncDir => "fsync_dir",
+        }
+    }
+
+    #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+    fn failpoint(self) -> &'static str {
+        match self {
+            Self::Create => "durable::create",
+            Self::Write => "durable::write",
+            Self::Sync => "durable::fsync",
+            Self::Rename => "durable::rename",
+            Self::SyncDir => "durable::fsync_dir",
+        }
+    }
+}
+
+/// A failed durable write: which step, and the I/O error. It travels inside the
+/// `io::Error` that [`write_atomic`] returns (same kind); [`failure_of`] gets it back.
+#[derive(Debug)]
+pub struct WriteFailure {
+    /// The step that failed.
+    pub step: Step,
+    /// What the OS said.
+    pub source: io::Error,
+}
+
+impl fmt::Display for WriteFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "durable write failed at {}: {}", self.step.as_str(), self.source)
+    }
+}
+
+impl std::error::Error for WriteFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// The [`WriteFailure`] inside an error returned by [`write_atomic`], if it is one.
+pub fn failure_of(err: &io::Error) -> Option<&WriteFailure> {
+    err.get_ref().and_then(|e| e.downcast_ref::<WriteFailure>())
+}
+
+/// Whether the new content is in place despite the error (only the directory's `fsync`
+/// after the rename failed): the caller's view of the disk must then follow it.
+pub fn in_place(err: &io::Error) -> bool {
+    failure_of(err).is_some_and(|f| f.step == Step::SyncDir)
+}
+
+/// The error kind of a failed write as a metric label: `no_space` (disk full or quota),
+/// `read_only`, `permission` or `io` (anything else).
+pub fn kind_label(err: &io::Error) -> &'static str {
+    let kind = failure_of(err).map_or(err.kind(), |f| f.source.kind());
+    match kind {
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => "no_space",
+        io::ErrorKind::ReadOnlyFilesystem => "read_only",
+        io::ErrorKind::PermissionDenied => "permission",
+        _ => "io",
+    }
+}
 
 /// Replaces `path` with `bytes` so that after a crash or power loss either the old or the
 /// new content is there, never a mix, and once this returns the new content survives.
 ///
 /// # Errors
-/// Any I/O error; the old file is then untouched (a stray `.tmp` may remain and is
-/// removed at the next start).
+/// Any I/O error, carrying a [`WriteFailure`] that names the step. Before the rename the
+/// old file is untouched and the temporary file is removed; at [`Step::SyncDir`] the new
+/// content is already in place.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic_mode(path, bytes, 0o644)
 }
@@ -20,19 +110,52 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// # Errors
 /// As [`write_atomic`].
 pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().ok_or_else(|| io::Error::other("path has no parent directory"))?;
     let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
-    {
+    let _ = fs::remove_file(&tmp);
+    let replaced = write_temp(&tmp, bytes, mode).and_then(|()| step(Step::Rename, &tmp, || fs::rename(&tmp, path)));
+    if let Err((at, source)) = replaced {
+        // Created or not, the temporary file must not outlive the failure: it may hold
+        // the very space whose lack made the write fail.
         let _ = fs::remove_file(&tmp);
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+        return Err(failed(at, source));
     }
-    fs::rename(&tmp, path)?;
-    sync_dir(dir)
+    step(Step::SyncDir, &tmp, || sync_dir(dir)).map_err(|(step, source)| failed(step, source))
+}
+
+/// Creates `tmp` with `bytes` and syncs it.
+fn write_temp(tmp: &Path, bytes: &[u8], mode: u32) -> Result<(), (Step, io::Error)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = step(Step::Create, tmp, || OpenOptions::new().write(true).create_new(true).mode(mode).open(tmp))?;
+    step(Step::Write, tmp, || f.write_all(bytes))?;
+    step(Step::Sync, tmp, || f.sync_all())
+}
+
+/// Runs one step (after its failpoint) and tags its error with the step.
+fn step<T>(step: Step, tmp: &Path, op: impl FnOnce() -> io::Result<T>) -> Result<T, (Step, io::Error)> {
+    injected(step, tmp).and_then(|()| op()).map_err(|e| (step, e))
+}
+
+fn failed(step: Step, source: io::Error) -> io::Error {
+    io::Error::new(source.kind(), WriteFailure { step, source })
+}
+
+/// The failpoint `durable::STEP` (feature `failpoints`). `return` fails every durable
+/// write at that step; `return(PREFIX)` only those whose temporary file's name starts
+/// with PREFIX (e.g. `return(strava.json)`), so one cache can be made to fail.
+#[cfg_attr(not(feature = "failpoints"), allow(unused_variables))]
+fn injected(step: Step, tmp: &Path) -> io::Result<()> {
+    fail::fail_point!(step.failpoint(), |prefix: Option<String>| {
+        let name = tmp.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if prefix.is_none_or(|p| name.starts_with(&p)) {
+            Err(io::Error::other(format!("injected by failpoint {}", step.failpoint())))
+        } else {
+            Ok(())
+        }
+    });
+    Ok(())
 }
 
 /// Makes a rename or unlink in `dir` durable.
@@ -44,16 +167,4 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replaces_content_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a.json");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-}
+mod tests;

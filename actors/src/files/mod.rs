@@ -17,7 +17,7 @@ pub use handle::FileHandle;
 pub use messages::{AdoptFile, ForgetTombstone, ListFiles, ReadFile, RemoveFile, WriteFile};
 
 use crate::domain::{envelope, CacheName, Document, NewDocument, Precondition};
-use crate::metrics::{CacheResult, Metrics};
+use crate::metrics::{CacheKind, CacheResult, Metrics};
 use crate::supervisor::{ActorPanicked, FailureReporter};
 use chrono::Utc;
 use std::collections::HashMap;
@@ -255,15 +255,30 @@ impl FileTier {
         Ok(true)
     }
 
+    /// Writes `doc`'s envelope and keeps the index equal to what is on disk: unchanged
+    /// when the write failed before its rename (the old version is still there and
+    /// served), the new version once the rename happened, even if a later step failed.
     fn put_document(&mut self, doc: &Document) -> io::Result<()> {
         let bytes = envelope::encode(&self.config.project, doc);
-        durable::write_atomic(&self.path_of(&doc.name), &bytes)?;
+        if let Err(e) = durable::write_atomic(&self.path_of(&doc.name), &bytes) {
+            self.count_write_error(&doc.name, &e);
+            if durable::in_place(&e) {
+                self.index.insert(doc.name.clone(), OnDisk::of(doc));
+            }
+            return Err(e);
+        }
+        self.index.insert(doc.name.clone(), OnDisk::of(doc));
         let tomb = self.tombstone_of(&doc.name);
         if tomb.exists() {
             std::fs::remove_file(&tomb)?;
         }
-        self.index.insert(doc.name.clone(), OnDisk::of(doc));
         Ok(())
+    }
+
+    /// Counts a failed durable write in `tiercache_file_write_errors_total`.
+    fn count_write_error(&self, name: &CacheName, err: &io::Error) {
+        let kind = durable::kind_label(err);
+        self.metrics.file_write_errors.get_or_create(&CacheKind { cache: name.to_string(), kind }).inc();
     }
 
     /// Deletes `name`'s envelope, leaving a tombstone with its last version.
@@ -280,13 +295,21 @@ impl FileTier {
             "version": current.version,
             "deleted_at": Utc::now().to_rfc3339(),
         });
-        durable::write_atomic(&self.tombstone_of(name), tomb.to_string().as_bytes())?;
+        // Once the tombstone is on disk the cache reads as deleted (also after a restart),
+        // whatever fails after that.
+        if let Err(e) = durable::write_atomic(&self.tombstone_of(name), tomb.to_string().as_bytes()) {
+            self.count_write_error(name, &e);
+            if durable::in_place(&e) {
+                self.index.insert(name.clone(), OnDisk::tombstone(current.version));
+            }
+            return Err(e);
+        }
+        self.index.insert(name.clone(), OnDisk::tombstone(current.version));
         match std::fs::remove_file(self.path_of(name)) {
             Ok(()) => durable::sync_dir(&self.caches_dir)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        self.index.insert(name.clone(), OnDisk::tombstone(current.version));
         Ok(existed)
     }
 
@@ -329,3 +352,7 @@ fn read_tombstone(path: &Path) -> Option<u64> {
     let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     v.get("version")?.as_u64()
 }
+
+// Their faults are injected with the durable write's failpoints.
+#[cfg(all(test, feature = "failpoints"))]
+mod tests;
