@@ -50,7 +50,8 @@ pub struct CacheKind {
 /// Label `reason`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
-    /// Why, from a fixed set (e.g. `method`, `header`, `too_large`).
+    /// Why, from a fixed set: a malformed request's kind (`method`, `header`,
+    /// `too_large`, ...) or a [`Refusal`]'s name.
     pub reason: &'static str,
 }
 
@@ -111,13 +112,6 @@ impl Refusal {
             Refusal::RateLimited => "rate_limited",
         }
     }
-}
-
-/// Label `reason`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabel {
-    /// A [`Refusal`]'s name.
-    pub reason: &'static str,
 }
 
 fn lag_histogram() -> Histogram {
