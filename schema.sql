@@ -134,6 +134,9 @@ CREATE TABLE IF NOT EXISTS public.source_state (
     CONSTRAINT source_state_pkey PRIMARY KEY (project_id, state_key)
 );
 
+COMMENT ON TABLE public.source_state IS
+    'tiercache: state a source must never lose (Strava''s rotated refresh token), one row per (project, source)';
+
 COMMENT ON TABLE public.cache_audit IS
     'tiercache: every insert, update and delete of cache_storage, written by trigger';
 
@@ -211,14 +214,12 @@ BEGIN
             (db_user, project_id, cache_type, operation, old_version, new_version)
         VALUES (writer, NEW.project_id, NEW.cache_type, TG_OP, NULL, NEW.version);
     END IF;
-    -- Every instance of the project LISTENs here and drops or replaces its copy when
-    -- another instance wrote a newer version (SPEC §10). Delivered at commit.
-    PERFORM pg_notify(
-        'tiercache_' || COALESCE(NEW.project_id, OLD.project_id),
-        json_build_object(
-            'cache', COALESCE(NEW.cache_type, OLD.cache_type),
-            'version', CASE WHEN TG_OP = 'DELETE' THEN OLD.version ELSE NEW.version END,
-            'op', TG_OP)::text);
+    -- Every instance of the project LISTENs here and then reads its rows back through
+    -- its own connection (row-level security applies), replacing or dropping its copies.
+    -- Delivered at commit. The payload is empty: any role may LISTEN on any channel, so
+    -- a notification must tell nobody another project's cache names, versions or
+    -- operations; and any role may NOTIFY, so the daemon never acts on a payload.
+    PERFORM pg_notify('tiercache_' || COALESCE(NEW.project_id, OLD.project_id), '');
     RETURN NULL;
 END
 $$;
@@ -299,26 +300,48 @@ REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER
 -- ---------------------------------------------------------------------------------
 -- Supabase (only where its roles exist)
 -- ---------------------------------------------------------------------------------
--- Supabase grants anon and authenticated (the Data API's roles) every right on new
--- tables, sequences and functions in public. tiercache's tables are not for the Data
--- API: take it all back. service_role keeps working on the caches (it has BYPASSRLS;
--- the policy keeps it working should that ever change), may read the audit, and may
--- not forge or erase audit rows.
+-- Supabase grants anon, authenticated and service_role every right on new tables,
+-- sequences and functions in public (its default privileges), TRUNCATE, TRIGGER and
+-- REFERENCES included: TRUNCATE would wipe every project's rows without an audit row,
+-- and a trigger added to the audit table would make every write fail. tiercache's
+-- objects are not for the Data API, so all of it is taken back. The objects are found
+-- by query, not listed by hand, so a table added to this file later cannot be
+-- forgotten: every table whose comment starts with "tiercache", the sequences those
+-- tables own, and every function named tiercache_*. service_role then gets back only
+-- what it needs to manage the caches (it has BYPASSRLS; the policies keep it working
+-- should that ever change): no TRUNCATE, TRIGGER or REFERENCES anywhere, read-only
+-- audit, no UPDATE (setval) on any sequence.
 DO $$
 DECLARE
     r text;
+    obj text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP
-        IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
-            EXECUTE format('REVOKE ALL ON public.projects, public.cache_storage, public.cache_audit, public.source_state FROM %I', r);
-            EXECUTE format('REVOKE ALL ON SEQUENCE public.projects_id_seq, public.cache_storage_id_seq, public.cache_audit_id_seq FROM %I', r);
-            EXECUTE format('REVOKE ALL ON FUNCTION public.tiercache_before_update(), public.tiercache_audit() FROM %I', r);
-        END IF;
+    FOREACH r IN ARRAY ARRAY['anon', 'authenticated', 'service_role'] LOOP
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r);
+        FOR obj IN
+            SELECT c.oid::regclass::text FROM pg_class c
+            WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+              AND obj_description(c.oid, 'pg_class') LIKE 'tiercache%'
+        LOOP
+            EXECUTE format('REVOKE ALL ON TABLE %s FROM %I', obj, r);
+        END LOOP;
+        FOR obj IN
+            SELECT s.oid::regclass::text FROM pg_class s
+            JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid
+                            AND d.refclassid = 'pg_class'::regclass
+            WHERE s.relkind = 'S' AND obj_description(d.refobjid, 'pg_class') LIKE 'tiercache%'
+        LOOP
+            EXECUTE format('REVOKE ALL ON SEQUENCE %s FROM %I', obj, r);
+        END LOOP;
+        FOR obj IN
+            SELECT p.oid::regprocedure::text FROM pg_proc p
+            WHERE p.pronamespace = 'public'::regnamespace AND p.proname LIKE 'tiercache\_%'
+        LOOP
+            EXECUTE format('REVOKE ALL ON FUNCTION %s FROM %I', obj, r);
+        END LOOP;
     END LOOP;
 
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
-        EXECUTE 'REVOKE ALL ON FUNCTION public.tiercache_before_update(), public.tiercache_audit() FROM service_role';
-        EXECUTE 'REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON public.cache_audit FROM service_role';
         EXECUTE 'GRANT SELECT ON public.cache_audit TO service_role';
         EXECUTE 'GRANT SELECT, INSERT, UPDATE, DELETE ON public.projects, public.cache_storage, public.source_state TO service_role';
         EXECUTE 'GRANT USAGE ON SEQUENCE public.projects_id_seq, public.cache_storage_id_seq TO service_role';

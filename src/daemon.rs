@@ -91,6 +91,9 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
     //    Postgres is down, start from the files and keep trying in the background.
     if running.tiers.store().is_some() {
         let limit = settings.postgres.connect_timeout + settings.postgres.statement_timeout;
+        if let Some(pg) = &system_config.postgres {
+            crate::pooler_check::refuse_transaction_pooler(&pg.connect, limit).await?;
+        }
         let synced = tokio::time::timeout(limit, startup::sync_from_postgres(&running.tiers)).await;
         match synced {
             Ok(Ok(report)) => {

@@ -10,6 +10,7 @@
 //! - [`telemetry`]: JSON or pretty logs (SPEC §8).
 //! - [`liveness`]: the health loop's latest verdict, for `/healthz` and the watchdog.
 //! - [`lock`]: the `data_dir` lock (exit 73).
+//! - `pooler_check`: `statement_cache = true` behind a transaction pooler is refused.
 //! - [`sd_notify`]: systemd notifications and the watchdog's health loop.
 //! - `commands`: `import`, `export` and `restore`, offline on the `data_dir`; `get` and
 //!   `status`, clients of a running daemon's API.
@@ -27,6 +28,7 @@ pub mod exit;
 pub mod liveness;
 pub mod lock;
 pub mod migrate;
+mod pooler_check;
 pub mod sd_notify;
 pub mod signals;
 mod status;

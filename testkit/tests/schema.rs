@@ -541,6 +541,53 @@ fn supabase_imitation_applies_twice_and_shuts_out_the_data_api_roles() {
         "0"
     );
 
+    // No role of the Data API keeps a right that could wipe, stall or forge: no TRUNCATE,
+    // TRIGGER or REFERENCES for service_role on any table, nothing at all for anon and
+    // authenticated, and no setval on any sequence. The objects are every table of the
+    // schema (each carries a "tiercache" comment, which is how schema.sql finds them).
+    owner("DROP TABLE probe").unwrap();
+    assert_eq!(
+        pg.psql(
+            "supa",
+            "SELECT string_agg(c.relname, ',') FROM pg_class c
+             WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'
+               AND obj_description(c.oid, 'pg_class') NOT LIKE 'tiercache%'"
+        )
+        .unwrap(),
+        "",
+        "every table of schema.sql carries a tiercache comment"
+    );
+    assert_eq!(
+        pg.psql(
+            "supa",
+            "SELECT string_agg(grantee || ':' || table_name || ':' || privilege_type, ',' ORDER BY 1)
+             FROM information_schema.role_table_grants
+             WHERE table_schema = 'public'
+               AND (grantee IN ('anon', 'authenticated')
+                    OR (grantee = 'service_role' AND privilege_type IN ('TRUNCATE', 'TRIGGER', 'REFERENCES')))"
+        )
+        .unwrap(),
+        ""
+    );
+    for (role, sequence) in [
+        ("service_role", "cache_audit_id_seq"),
+        ("service_role", "cache_storage_id_seq"),
+        ("service_role", "projects_id_seq"),
+        ("anon", "projects_id_seq"),
+    ] {
+        assert_eq!(
+            pg.psql("supa", &format!("SELECT has_sequence_privilege('{role}', '{sequence}', 'UPDATE')")).unwrap(),
+            "f",
+            "{role} may setval {sequence}"
+        );
+    }
+    assert_fails(service("TRUNCATE cache_storage"), "permission denied");
+    assert_fails(
+        service("CREATE TRIGGER stall BEFORE INSERT ON cache_audit FOR EACH ROW EXECUTE FUNCTION tiercache_audit()"),
+        "permission denied",
+    );
+    assert_eq!(service("SELECT count(*) FROM cache_storage").unwrap(), "1", "TRUNCATE removed nothing");
+
     // A project role made as docs/database.md says (by the owner, in the SQL editor).
     owner(
         "CREATE ROLE role_web LOGIN PASSWORD 'x' IN ROLE tiercache_app;

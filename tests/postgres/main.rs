@@ -36,6 +36,7 @@ mod password_rotation;
 
 // Issue 9: several instances.
 mod multi_instance;
+mod projects_isolation;
 mod queue_outage;
 mod shutdown_stall;
 

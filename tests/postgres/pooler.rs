@@ -20,7 +20,8 @@
 //!   in that run, by luck of the round robin.
 //!
 //! So `statement_cache = false` is required behind a transaction pooler, as the
-//! configuration reference says.
+//! configuration reference says, and the daemon refuses to start with
+//! `statement_cache = true` when it detects one (the second test).
 
 use crate::helpers::{cluster, get_ok, put_ok, wait_for_row, Conf, DB};
 use serde_json::json;
@@ -63,4 +64,28 @@ fn statement_cache_off_works_through_pgbouncer_in_transaction_mode() {
     assert!(errors.is_empty(), "prepared statement errors through the pooler:\n{}", errors.join("\n"));
     drop(d);
     drop(bouncer);
+}
+
+/// `statement_cache = true` through a transaction pooler is refused at startup (exit 78,
+/// one line naming the key); through a session pooler it is fine.
+#[test]
+fn statement_cache_on_behind_a_transaction_pooler_is_refused_at_startup() {
+    let pg = cluster();
+    // PgBouncer passes the daemon's startup options on, as Supabase's pooler does.
+    let ignore = [("ignore_startup_parameters", "extra_float_digits,options")];
+    let bouncer = PgBouncer::start_with(&pg, DB, &ignore);
+    let conf = Conf::new(bouncer.url(DB, "postgres")).caches(&["p1"]);
+    let mut d = tiercache_testkit::Daemon::new(std::path::Path::new(crate::helpers::BIN), conf.options());
+    d.spawn();
+    assert_eq!(d.wait_exit(std::time::Duration::from_secs(20)), Some(78), "stdout:\n{}", d.stdout());
+    let stderr = d.stderr();
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(lines[0].starts_with("config error: postgres.statement_cache:"), "{stderr}");
+    assert!(lines[0].contains("statement_cache = false"), "says the way out: {stderr}");
+
+    let session = PgBouncer::start_with(&pg, DB, &[ignore[0], ("pool_mode", "session")]);
+    let d = Conf::new(session.url(DB, "postgres")).caches(&["p1"]).start();
+    let (v, _) = put_ok(&d, "p1", &json!({"via": "session pooler"}));
+    wait_for_row(&pg, "default", "p1", v, &json!({"via": "session pooler"}));
 }

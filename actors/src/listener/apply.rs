@@ -1,27 +1,23 @@
 //! What a notification (or the reconciliation after a reconnect) does to local copies.
+//!
+//! A notification is only a hint that something of the project changed: any database
+//! role can `NOTIFY` on any channel, so its payload is never trusted (the schema sends
+//! none). The daemon acts only on what it reads back through its own connection, which
+//! row-level security limits to its project: a row newer than the local copy is
+//! adopted, and a local copy whose row is gone is dropped only when the project's audit
+//! (written by a trigger as the table owner, never by a project role) records that
+//! delete.
 
 use super::ListenerPeers;
 use crate::domain::{CacheName, Document};
-use serde::Deserialize;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio_postgres::types::Type;
-
-#[derive(Deserialize)]
-struct Payload {
-    cache: String,
-    version: i64,
-    op: String,
-}
 
 /// Whether `name` still has a local save on its way to Postgres: such a copy is never
 /// replaced (it will be written above the other instance's row; last save wins).
 fn ours_pending(peers: &ListenerPeers, name: &CacheName) -> bool {
     peers.queue.view().snapshot().pending.contains_key(name)
-}
-
-async fn local_version(peers: &ListenerPeers, name: &CacheName) -> Option<(u64, bool)> {
-    let index = peers.files.list().await.ok()?;
-    index.get(name).map(|d| (d.version, d.etag.is_some()))
 }
 
 async fn adopt(peers: &ListenerPeers, doc: Arc<Document>) {
@@ -39,38 +35,37 @@ async fn adopt(peers: &ListenerPeers, doc: Arc<Document>) {
     }
 }
 
-/// Handles one NOTIFY payload.
-pub async fn notification(peers: &ListenerPeers, payload: &str) {
-    let Ok(p) = serde_json::from_str::<Payload>(payload) else { return }; // probes and foreign payloads
-    let Ok(name) = CacheName::parse(&p.cache) else { return };
-    let version = u64::try_from(p.version).unwrap_or(0);
-    if ours_pending(peers, &name) {
-        return;
-    }
-    let local = local_version(peers, &name).await;
-    if p.op == "DELETE" {
-        // Deleted elsewhere: drop our copy, unless we hold something newer.
-        if local.is_some_and(|(v, live)| live && v <= version) {
-            let removed = peers.files.remove(name.clone()).await;
-            let _ = peers.files.forget_tombstone(name.clone()).await;
-            let _ = peers.memory.evict(&name).await;
-            if removed.is_ok() {
-                tracing::info!(cache = %name, version, "deleted by another instance");
-            }
+/// Whether the project's audit records a delete of `name` at `version` or above.
+async fn delete_recorded(client: &tokio_postgres::Client, project_id: i32, name: &CacheName, version: u64) -> bool {
+    let version = i64::try_from(version).unwrap_or(i64::MAX);
+    let found = client
+        .query_typed(
+            "SELECT 1 FROM cache_audit WHERE project_id = $1 AND cache_type = $2 \
+             AND operation = 'DELETE' AND old_version >= $3 LIMIT 1",
+            &[(&project_id, Type::INT4), (&name.as_str(), Type::VARCHAR), (&version, Type::INT8)],
+        )
+        .await;
+    match found {
+        Ok(rows) => !rows.is_empty(),
+        Err(e) => {
+            tracing::warn!(cache = %name, error = %e, "could not read the audit; the local copy is kept");
+            false
         }
-        return;
-    }
-    if local.is_some_and(|(v, _)| v >= version) {
-        return; // our own write, or already adopted
-    }
-    match peers.store.read(name.clone()).await {
-        Ok(Some(doc)) => adopt(peers, doc).await,
-        Ok(None) => {}
-        Err(e) => tracing::warn!(cache = %name, error = %e, "could not read another instance's write"),
     }
 }
 
-/// After (re)connecting: one query for every row's version; newer rows are adopted.
+async fn drop_deleted(peers: &ListenerPeers, name: &CacheName, version: u64) {
+    let removed = peers.files.remove(name.clone()).await;
+    let _ = peers.files.forget_tombstone(name.clone()).await;
+    let _ = peers.memory.evict(name).await;
+    if removed.is_ok() {
+        tracing::info!(cache = %name, version, "deleted by another instance");
+    }
+}
+
+/// Reads every row's version through this instance's own connection and brings local
+/// copies in line: newer rows adopted, audited deletes dropped. Runs after (re)connecting
+/// and after every notification, whatever its payload.
 pub async fn reconcile(peers: &ListenerPeers, client: &tokio_postgres::Client, project_id: i32) {
     let rows = match client
         .query_typed(
@@ -81,20 +76,32 @@ pub async fn reconcile(peers: &ListenerPeers, client: &tokio_postgres::Client, p
     {
         Ok(rows) => rows,
         Err(e) => {
-            tracing::warn!(error = %e, "could not reconcile versions after connecting");
+            tracing::warn!(error = %e, "could not reconcile versions with Postgres");
             return;
         }
     };
     let Ok(index) = peers.files.list().await else { return };
+    let mut in_postgres = HashMap::new();
     for row in rows {
         let Ok(name) = CacheName::parse(row.get::<_, &str>(0)) else { continue };
-        let version = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
-        let local = index.get(&name);
-        if local.is_some_and(|d| d.version >= version || d.deleted) || ours_pending(peers, &name) {
+        in_postgres.insert(name, u64::try_from(row.get::<_, i64>(1)).unwrap_or(0));
+    }
+    for (name, version) in &in_postgres {
+        let local = index.get(name);
+        if local.is_some_and(|d| d.version >= *version || d.deleted) || ours_pending(peers, name) {
             continue;
         }
         if let Ok(Some(doc)) = peers.store.read(name.clone()).await {
             adopt(peers, doc).await;
+        }
+    }
+    for (name, on_disk) in &index {
+        let live = on_disk.etag.is_some() && !on_disk.deleted;
+        if !live || in_postgres.contains_key(name) || ours_pending(peers, name) {
+            continue;
+        }
+        if delete_recorded(client, project_id, name, on_disk.version).await {
+            drop_deleted(peers, name, on_disk.version).await;
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Cross-instance invalidation (SPEC §10): every write to `cache_storage` sends a NOTIFY
 //! on the project's channel (a trigger in schema.sql); this task LISTENs on a dedicated
-//! connection and replaces the local copy (file and memory) when another instance wrote
-//! a newer version, or drops it when another instance deleted the cache.
+//! connection and, for each notification, reads the project's row versions back through
+//! its own connection: it replaces the local copy (file and memory) when another
+//! instance wrote a newer version, and drops it when the audit records that another
+//! instance deleted the cache. The payload is never trusted (see `apply`).
 //!
 //! After a lost connection it reconnects, LISTENs again and reconciles versions with one
 //! query, so a notification missed in between leaves no stale copy. LISTEN needs a
@@ -149,8 +151,11 @@ async fn listen(
     // Notifications that arrive meanwhile wait in `rx`; a dropped sender means no sync.
     let _ = peers.startup_synced.clone().wait_for(|done| *done).await;
     apply::reconcile(peers, client, id).await;
-    while let Some(n) = rx.recv().await {
-        apply::notification(peers, n.payload()).await;
+    // Each notification is a hint: whatever it says, read the rows back (one query for
+    // a burst of them).
+    while rx.recv().await.is_some() {
+        while rx.try_recv().is_ok() {}
+        apply::reconcile(peers, client, id).await;
     }
     Ended::Lost("connection closed".into())
 }

@@ -17,6 +17,21 @@ use tokio::sync::oneshot;
 /// instance's result before fetching itself.
 const PEER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Periods without a fresh result after which an instance that does not lead a
+/// cache refreshes it anyway.
+const LEADER_SILENCE_PERIODS: i32 = 3;
+
+/// Whether the leader of a cache has been silent for [`LEADER_SILENCE_PERIODS`]: no
+/// fresh result since `since` (the later of the last fetch and the first time this
+/// instance found itself not leading). An advisory lock has no permission check, so a
+/// session of any role (another project's, by mistake or on purpose) could hold it and
+/// stop every refresh; this bounds the damage to a few periods.
+fn leader_silent(since: Option<DateTime<Utc>>, every: Option<std::time::Duration>) -> bool {
+    let (Some(since), Some(every)) = (since, every) else { return false };
+    let Ok(every) = chrono::Duration::from_std(every) else { return false };
+    Utc::now() - since > every * LEADER_SILENCE_PERIODS
+}
+
 /// How long an on-demand refresh waits to learn whether this instance leads.
 const LEAD_QUESTION_ON_DEMAND: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -114,6 +129,13 @@ impl Refresher {
         let leader = self.leader.clone();
         let on_demand = due.is_none();
         let known_fetch = state.last_fetch;
+        // No fresh result since then, while another instance leads: past a few periods
+        // of that, this instance refreshes anyway (the lock is only advisory: any role
+        // can hold it, see `leader_silent`).
+        let silent_since = state.not_leader_since.max(state.last_fetch);
+        let newly_taking_over = !state.taking_over && leader_silent(silent_since, state.config.every);
+        state.taking_over |= newly_taking_over;
+        let take_over = state.taking_over;
         let fut = async move {
             if let Some(store) = leader {
                 // Someone waits for an on-demand refresh: an unreachable Postgres must
@@ -124,6 +146,15 @@ impl Refresher {
                     .unwrap_or_else(|_| Err(crate::store::StoreError::Unavailable("no answer in time".into())));
                 match lead {
                     Ok(true) => {}
+                    Ok(false) if take_over => {
+                        if newly_taking_over {
+                            tracing::warn!(
+                                cache = %cache, alert = true, periods = LEADER_SILENCE_PERIODS,
+                                "another session holds this cache's refresh lock but no fresh result has \
+                                 arrived for several periods; refreshing here anyway"
+                            );
+                        }
+                    }
                     // On demand (POST, SIGUSR1, an emergency read), several instances
                     // are often asked at once: the leader's result arrives through
                     // LISTEN/NOTIFY; fetch here only if it does not come.
@@ -204,6 +235,7 @@ impl Refresher {
             Ok(doc) => {
                 state.last_fetch = doc.last_fetch;
                 state.last_rich_fetch = doc.last_rich_fetch;
+                state.not_leader_since = None;
                 state.retry_at = None;
                 state.blocked_until = None;
                 state.failures = 0;
@@ -225,6 +257,7 @@ impl Refresher {
                 tracing::info!(cache = %name, version = doc.version, rich, lag_seconds = lag, "refreshed");
             }
             Err(FetchFailure::NotLeader) => {
+                state.not_leader_since.get_or_insert_with(Utc::now);
                 // Look again soon: if the leader dies, its lock goes with its connection.
                 let every = state.config.every.unwrap_or(std::time::Duration::from_secs(60));
                 let check =
@@ -360,6 +393,9 @@ impl Handler<Observed> for Refresher {
         if let Some(state) = self.caches.get_mut(&msg.name) {
             if msg.last_fetch > state.last_fetch {
                 state.last_fetch = msg.last_fetch;
+                // Someone else refreshes again: leadership counts again.
+                state.not_leader_since = None;
+                state.taking_over = false;
             }
             if msg.last_rich_fetch > state.last_rich_fetch {
                 state.last_rich_fetch = msg.last_rich_fetch;

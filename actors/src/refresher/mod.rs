@@ -106,6 +106,12 @@ struct CacheState {
     last_error: Option<String>,
     /// When it failed.
     last_error_at: Option<DateTime<Utc>>,
+    /// Since when another instance has held this cache's leadership without a fresh
+    /// result reaching this one (cleared by any fresh result).
+    not_leader_since: Option<DateTime<Utc>>,
+    /// The leader stayed silent for several periods: this instance refreshes whatever
+    /// the lock says, until another instance's fresh result arrives again.
+    taking_over: bool,
 }
 
 /// The refresher's state.
@@ -202,6 +208,8 @@ impl Refresher {
                     failures: 0,
                     last_error: None,
                     last_error_at: None,
+                    not_leader_since: None,
+                    taking_over: false,
                 },
             };
             self.caches.insert(state.config.name.clone(), state);

@@ -12,6 +12,7 @@ mod connect;
 mod handle;
 mod handlers;
 mod messages;
+pub mod pooler;
 mod sql;
 pub mod tls;
 
