@@ -155,13 +155,25 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
                         refresher.quiesce();
                     }
                     let deadline = tokio::time::Instant::now() + settings.shutdown.timeout;
-                    let stopped = tokio::time::timeout_at(deadline, server_handle.stop(true)).await;
-                    tracing::info!(finished = stopped.is_ok(), "API stopped");
-                    if settings.shutdown.graceful {
-                        drain(&running.tiers, deadline, &notifier).await;
-                    } else if let Some(queue) = running.tiers.queue() {
-                        let left = queue.view().snapshot().pending.len();
-                        tracing::info!(pending = left, "graceful drain is off; pending saves stay on disk for the next start");
+                    let stop_and_drain = async {
+                        let stopped = tokio::time::timeout_at(deadline, server_handle.stop(true)).await;
+                        tracing::info!(finished = stopped.is_ok(), "API stopped");
+                        if settings.shutdown.graceful {
+                            drain(&running.tiers, deadline, &notifier).await;
+                        } else if let Some(queue) = running.tiers.queue() {
+                            let left = queue.view().snapshot().pending.len();
+                            tracing::info!(pending = left, "graceful drain is off; pending saves stay on disk for the next start");
+                        }
+                    };
+                    tokio::select! {
+                        () = stop_and_drain => {}
+                        again = signals::another_shutdown(&mut control_rx) => {
+                            let left = running.tiers.queue().map_or(0, |q| q.view().snapshot().pending.len());
+                            tracing::warn!(
+                                signal = again, pending = left,
+                                "second signal: stopping now; pending saves stay on disk for the next start"
+                            );
+                        }
                     }
                     return Ok(());
                 }
@@ -263,6 +275,22 @@ fn reload(source: &ConfigSource, settings: &mut Settings, state: &AppState, log:
 pub(crate) async fn drain(tiers: &Tiers, deadline: tokio::time::Instant, notifier: &Notifier) {
     let Some(queue) = tiers.queue() else { return };
     let started = tokio::time::Instant::now();
+    let snapshot = queue.view().snapshot();
+    let pending = snapshot.pending.len();
+    if pending == 0 {
+        return;
+    }
+    if let Some(why) = &snapshot.blocked {
+        tracing::warn!(pending, error = %why, "pending saves cannot reach Postgres now; they stay on disk for the next start");
+        return;
+    }
+    let up_to = deadline.saturating_duration_since(started);
+    tracing::info!(
+        pending,
+        timeout_ms = up_to.as_millis() as u64,
+        "draining {pending} saves to Postgres, up to {}; signal again to stop now",
+        humantime::format_duration(std::time::Duration::from_secs(up_to.as_secs().max(1)))
+    );
     queue.drain();
     let mut last_left = usize::MAX;
     let mut extended_at: Option<tokio::time::Instant> = None;

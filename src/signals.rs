@@ -42,3 +42,15 @@ pub fn forward(tx: mpsc::UnboundedSender<Control>) -> std::io::Result<()> {
     })?;
     Ok(())
 }
+
+/// Waits for another SIGTERM or SIGINT (a second Ctrl-C during the drain), ignoring
+/// the other signals; never returns once every sender is gone.
+pub async fn another_shutdown(rx: &mut mpsc::UnboundedReceiver<Control>) -> &'static str {
+    loop {
+        match rx.recv().await {
+            Some(Control::Shutdown(signal)) => return signal,
+            Some(_) => {}
+            None => std::future::pending::<()>().await,
+        }
+    }
+}

@@ -139,3 +139,55 @@ fn no_fetch_starts_after_sigterm_while_the_drain_waits() {
     assert_eq!(count(), at_signal, "fetches started during the drain");
     assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(0), "stdout:\n{}", d.stdout());
 }
+
+/// Postgres down at SIGINT: one line says what the drain waits for and how to stop it;
+/// a second SIGINT stops at once, and the pending save stays on disk for the next start.
+#[test]
+fn a_second_signal_stops_the_drain_at_once_and_loses_nothing() {
+    let mut pg = cluster();
+    let mut d = Conf::new(pg.url(DB, "postgres")).caches(&CACHES).tables("[shutdown]\ntimeout = \"30s\"\n").start();
+    let (v0, _) = put_ok(&d, "s1", &json!({"i": 0}));
+    wait_for_row(&pg, "default", "s1", v0, &json!({"i": 0}));
+    pg.stop();
+    let (v1, _) = put_ok(&d, "s1", &json!({"i": 1}));
+    d.signal(Signal::SIGINT);
+    let draining = d.wait_for_log("the drain's first line", Duration::from_secs(10), |l| {
+        crate::helpers::message(l).starts_with("draining 1 saves to Postgres")
+    });
+    assert!(crate::helpers::message(&draining).contains("signal again to stop now"), "{draining}");
+    std::thread::sleep(Duration::from_secs(1));
+    let t0 = Instant::now();
+    d.signal(Signal::SIGINT);
+    assert_eq!(d.wait_exit(Duration::from_secs(5)), Some(0), "stdout:\n{}", d.stdout());
+    assert!(t0.elapsed() < Duration::from_secs(3), "the second signal took {:?}", t0.elapsed());
+    let stdout = d.stdout();
+    assert!(stdout.contains("second signal: stopping now"), "{stdout}");
+    let warns = d.log_lines().iter().filter(|l| l["level"] == "WARN").count();
+    assert!(warns <= 3, "a WARN flood during the drain ({warns} lines):\n{stdout}");
+
+    pg.start_again();
+    d.start_again();
+    wait_for_row(&pg, "default", "s1", v1, &json!({"i": 1}));
+}
+
+/// A project that is not registered cannot drain: the stop does not wait for it.
+#[test]
+fn an_unregistered_project_does_not_hold_up_the_stop() {
+    let pg = cluster();
+    pg.psql(DB, "CREATE ROLE tiercache_x LOGIN IN ROLE tiercache_app;").unwrap();
+    let mut d = Conf::new(pg.url(DB, "tiercache_x"))
+        .top("project = \"x\"")
+        .caches(&CACHES)
+        .tables("[shutdown]\ntimeout = \"30s\"\n")
+        .start();
+    put_ok(&d, "s1", &json!({"i": 1}));
+    d.wait_for_log("an attempt to find the project unregistered", Duration::from_secs(10), |l| {
+        l.to_string().contains("not registered")
+    });
+    let t0 = Instant::now();
+    d.signal(Signal::SIGTERM);
+    assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(0), "stdout:\n{}", d.stdout());
+    assert!(t0.elapsed() < Duration::from_secs(5), "waited {:?} for a drain that cannot succeed", t0.elapsed());
+    assert!(d.stdout().contains("cannot reach Postgres now"), "{}", d.stdout());
+    assert!(d.cache_file("s1").exists(), "the save stays on disk");
+}

@@ -132,6 +132,13 @@ impl RetryQueue {
 
     fn settle(&mut self, name: CacheName, op: Op, result: Attempt) {
         self.in_flight.remove(&name);
+        self.blocked = match &result {
+            Attempt::Failed(StoreError::NoProject(project)) => {
+                Some(format!("project {project:?} is not registered in Postgres"))
+            }
+            Attempt::Failed(_) => self.blocked.take(),
+            _ => None,
+        };
         let count = |queue: &Self, result: &'static str| {
             queue.metrics.postgres_writes.get_or_create(&ResultLabel { result }).inc();
         };
@@ -193,7 +200,13 @@ impl RetryQueue {
         p.next_at = Instant::now() + wait;
         if transient {
             p.rejections = 0;
-            tracing::warn!(cache = %name, error = %error, retry_in_ms = wait.as_millis() as u64, "Postgres write failed; will retry");
+            if draining {
+                // The shutdown's own lines say what is left; one WARN per retry would
+                // flood the log four times a second.
+                tracing::debug!(cache = %name, error = %error, "Postgres write failed while draining; will retry");
+            } else {
+                tracing::warn!(cache = %name, error = %error, retry_in_ms = wait.as_millis() as u64, "Postgres write failed; will retry");
+            }
             return;
         }
         p.rejections += 1;

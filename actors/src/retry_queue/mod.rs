@@ -71,6 +71,10 @@ pub struct QueueSnapshot {
     pub pending: BTreeMap<CacheName, DateTime<Utc>>,
     /// Whether the background retry is on.
     pub enabled: bool,
+    /// Why nothing can reach Postgres until an operator acts (today: the project is not
+    /// registered), as the last attempt found; `None` otherwise. A shutdown does not
+    /// wait for a drain that cannot succeed.
+    pub blocked: Option<String>,
 }
 
 impl QueueSnapshot {
@@ -126,6 +130,8 @@ pub struct RetryQueue {
     in_flight: HashSet<CacheName>,
     /// Shutdown is draining: waits between failures are kept short.
     draining: bool,
+    /// See [`QueueSnapshot::blocked`].
+    blocked: Option<String>,
     published: Arc<ArcSwap<QueueSnapshot>>,
     reporter: FailureReporter,
     metrics: Arc<Metrics>,
@@ -149,6 +155,7 @@ impl RetryQueue {
             synced: HashMap::new(),
             in_flight: HashSet::new(),
             draining: false,
+            blocked: None,
             published,
             reporter,
             metrics,
@@ -219,6 +226,7 @@ impl RetryQueue {
         let snapshot = QueueSnapshot {
             pending: self.pending.iter().map(|(k, p)| (k.clone(), p.since)).collect(),
             enabled: self.config.enabled,
+            blocked: self.blocked.clone(),
         };
         self.metrics.queue_depth.set(snapshot.pending.len() as i64);
         self.metrics.queue_oldest_age.set(snapshot.oldest_age().unwrap_or(0.0));
