@@ -1,0 +1,50 @@
+//! The retention purge in the daemon: how often it runs, and the configuration it
+//! sees (replaced on every reload).
+
+use crate::config::Settings;
+use crate::exit::{Fatal, CONFIG};
+use crate::wiring;
+use std::sync::Arc;
+use std::time::Duration;
+use tiercache_actors::retention::{self, Configured};
+use tiercache_actors::tiers::Tiers;
+use tokio::sync::watch;
+
+/// Overrides the hour between two passes (humantime, e.g. `"2s"`); meant for tests.
+pub const INTERVAL_VAR: &str = "TIERCACHE_RETENTION_INTERVAL";
+
+/// The time between two passes.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// The interval from [`INTERVAL_VAR`], else [`DEFAULT_INTERVAL`].
+///
+/// # Errors
+/// Exit 78 naming the variable when it is not a positive duration.
+pub fn interval(env: &dyn Fn(&str) -> Option<String>) -> Result<Duration, Fatal> {
+    let Some(text) = env(INTERVAL_VAR) else { return Ok(DEFAULT_INTERVAL) };
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(Fatal::new(CONFIG, format!("config error: {INTERVAL_VAR}: invalid duration {text:?}"))),
+    }
+}
+
+fn configured(settings: &Settings) -> Configured {
+    Arc::new(wiring::retention_days(settings))
+}
+
+/// Feeds the running purge the configuration in force.
+pub struct RetentionHandle(watch::Sender<Configured>);
+
+impl RetentionHandle {
+    /// Starts the purge: a pass now, then one every `every`.
+    pub fn start(tiers: Tiers, settings: &Settings, every: Duration) -> Self {
+        let (tx, rx) = watch::channel(configured(settings));
+        actix_rt::spawn(retention::run(tiers, settings.data_dir.clone(), rx, every));
+        Self(tx)
+    }
+
+    /// SIGHUP: the next pass uses `settings` (caches added or removed, new retentions).
+    pub fn reconfigure(&self, settings: &Settings) {
+        self.0.send_replace(configured(settings));
+    }
+}
