@@ -17,6 +17,7 @@ mod lock;
 mod logs;
 mod ops_commands;
 mod ops_notify;
+mod reload_keys;
 mod retention;
 mod round_trip;
 mod schema_loads;
