@@ -4,6 +4,7 @@
 use crate::config::Settings;
 use crate::exit::{Fatal, CONFIG};
 use crate::wiring;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tiercache_actors::retention::{self, Configured};
@@ -33,18 +34,24 @@ fn configured(settings: &Settings) -> Configured {
 }
 
 /// Feeds the running purge the configuration in force.
-pub struct RetentionHandle(watch::Sender<Configured>);
+pub struct RetentionHandle {
+    tx: watch::Sender<Configured>,
+    /// The running `data_dir` (a new one takes a restart).
+    data_dir: PathBuf,
+}
 
 impl RetentionHandle {
     /// Starts the purge: a pass now, then one every `every`.
     pub fn start(tiers: Tiers, settings: &Settings, every: Duration) -> Self {
         let (tx, rx) = watch::channel(configured(settings));
         actix_rt::spawn(retention::run(tiers, settings.data_dir.clone(), rx, every));
-        Self(tx)
+        Self { tx, data_dir: settings.data_dir.clone() }
     }
 
     /// SIGHUP: the next pass uses `settings` (caches added or removed, new retentions).
     pub fn reconfigure(&self, settings: &Settings) {
-        self.0.send_replace(configured(settings));
+        let configured = configured(settings);
+        retention::remember(&self.data_dir, &configured);
+        self.tx.send_replace(configured);
     }
 }

@@ -77,3 +77,31 @@ fn without_postgres_removed_caches_lose_their_files_after_their_retention() {
     assert!(app.cache_file("long").exists());
     assert_eq!(app.get_cache("keep").status, 200);
 }
+
+#[test]
+fn a_retention_given_by_a_reload_is_kept_even_if_no_pass_ran_before_removal() {
+    // Only the startup pass: everything below happens between two passes.
+    let mut app = spawn_app_with(options().env("TIERCACHE_RETENTION_INTERVAL", "1h").tables(&cache("keep", 30)));
+    wait_passes(&app, 1);
+    app.options.tables = [cache("keep", 30), cache("x", 90)].concat();
+    app.write_config();
+    app.signal(Signal::SIGHUP);
+    app.wait_for_message("configuration reloaded");
+    app.put_ok("x", "[1]");
+    app.options.tables = cache("keep", 30);
+    app.write_config();
+    app.signal(Signal::SIGHUP);
+    let reloads = || app.log_lines().iter().filter(|l| message(l) == "configuration reloaded").count();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while reloads() < 2 {
+        assert!(Instant::now() < deadline, "no second reload: {}", app.stdout());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    app.stop();
+    envelope::backdate(&app.cache_file("x"), 40);
+    app.options = app.options.clone().env("TIERCACHE_RETENTION_INTERVAL", "1s");
+    app.start();
+    wait_passes(&app, 2);
+    assert!(app.cache_file("x").exists(), "x was purged after 40 of its 90 days");
+    assert!(purged_files(&app).is_empty(), "{:?}", purged_files(&app));
+}

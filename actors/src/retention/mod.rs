@@ -62,8 +62,7 @@ pub async fn purge_unconfigured(
     configured: &watch::Receiver<Configured>,
 ) -> PurgeReport {
     let now_configured = configured.borrow().clone();
-    let mut record = RetentionRecord::load(data_dir);
-    record.remember(&now_configured);
+    let record = remember(data_dir, &now_configured);
     let pairs: Vec<(CacheName, u32)> = now_configured.iter().map(|(n, d)| (n.clone(), *d)).collect();
     let rows = match tiers.store() {
         Some(store) => store.retention_rows(pairs).await.unwrap_or_else(|e| {
@@ -74,7 +73,8 @@ pub async fn purge_unconfigured(
     };
     let mut report = PurgeReport { files: purge_files(tiers, configured, &record, &rows).await, rows: Vec::new() };
     if let Some(store) = tiers.store() {
-        match store.purge_unconfigured(now_configured.keys().cloned().collect()).await {
+        let keep: Vec<CacheName> = configured.borrow().keys().cloned().collect();
+        match store.purge_unconfigured(keep).await {
             Ok(purged) => {
                 for row in purged {
                     log_purge(&row.name, "postgres", row.saved_at, row.retention_days);
@@ -87,14 +87,31 @@ pub async fn purge_unconfigured(
         }
     }
     if let Ok(index) = tiers.files().list().await {
+        // Read again: a reload may have recorded values meanwhile (no await from here on).
+        let mut record = RetentionRecord::load(data_dir);
         let now_configured = configured.borrow().clone();
+        record.remember(&now_configured);
         record.retain(|name| now_configured.contains_key(name) || index.contains_key(name));
-    }
-    if let Err(e) = record.save() {
-        tracing::warn!(error = %e, "cannot write the retention record; will try again at the next pass");
+        save(&record);
     }
     tracing::debug!(files = report.files.len(), rows = report.rows.len(), "retention pass finished");
     report
+}
+
+/// Records the configured caches' `retention_days` in `data_dir` now (at every pass,
+/// and on reload, so that a cache removed before the next pass is still known), and
+/// returns the record.
+pub fn remember(data_dir: &Path, configured: &HashMap<CacheName, u32>) -> RetentionRecord {
+    let mut record = RetentionRecord::load(data_dir);
+    record.remember(configured);
+    save(&record);
+    record
+}
+
+fn save(record: &RetentionRecord) {
+    if let Err(e) = record.save() {
+        tracing::warn!(error = %e, "cannot write the retention record; will try again at the next pass");
+    }
 }
 
 /// The file side of a pass: envelopes of unconfigured caches older than their retention.
