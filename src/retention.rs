@@ -41,14 +41,15 @@ pub struct RetentionHandle {
 }
 
 impl RetentionHandle {
-    /// Starts the purge: a pass now, then one every `every`.
+    /// Starts the purge: a pass now, after every reload, and one every `every`.
     pub fn start(tiers: Tiers, settings: &Settings, every: Duration) -> Self {
         let (tx, rx) = watch::channel(configured(settings));
         actix_rt::spawn(retention::run(tiers, settings.data_dir.clone(), rx, every));
         Self { tx, data_dir: settings.data_dir.clone() }
     }
 
-    /// SIGHUP: the next pass uses `settings` (caches added or removed, new retentions).
+    /// SIGHUP: records the new retentions and runs a pass on `settings` (caches added
+    /// or removed).
     pub fn reconfigure(&self, settings: &Settings) {
         let configured = configured(settings);
         retention::remember(&self.data_dir, &configured);

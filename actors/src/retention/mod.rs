@@ -7,8 +7,8 @@
 //!   [`DEFAULT_DAYS`] when neither is known. The file is removed without a tombstone:
 //!   the purge never goes through the DELETE path, so it never deletes a row early.
 //!
-//! A pass runs at startup and then periodically ([`run`]), with or without Postgres,
-//! always on the configuration in force (reloads included).
+//! A pass runs at startup, after every reload and then periodically ([`run`]), with
+//! or without Postgres, always on the configuration in force.
 
 pub mod record;
 
@@ -38,14 +38,19 @@ pub struct PurgeReport {
     pub rows: Vec<CacheName>,
 }
 
-/// Runs a pass now and then every `every`, on the latest configuration `configured`
-/// holds; ends when its sender is dropped.
-pub async fn run(tiers: Tiers, data_dir: PathBuf, configured: watch::Receiver<Configured>, every: Duration) {
+/// Runs a pass now, after every change of `configured` (a reload) and otherwise every
+/// `every`; ends when the sender of `configured` is dropped.
+pub async fn run(tiers: Tiers, data_dir: PathBuf, mut configured: watch::Receiver<Configured>, every: Duration) {
     loop {
+        configured.borrow_and_update();
         purge_unconfigured(&tiers, &data_dir, &configured).await;
-        tokio::time::sleep(every).await;
-        if configured.has_changed().is_err() {
-            return;
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            changed = configured.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
         }
     }
 }
