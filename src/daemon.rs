@@ -161,7 +161,8 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
                 }
                 Some(Control::Reload) => {
                     notifier.reloading();
-                    let targets = reload::Targets { state: &state, log: &log, tiers: &running.tiers, retention: &retention };
+                    let tiers = &running.tiers;
+                    let targets = reload::Targets { state: &state, log: &log, tiers, retention: &retention };
                     reload::reload(&source, &mut settings, &targets);
                     notifier.ready(&running.tiers, settings.caches.len());
                 }
