@@ -6,6 +6,8 @@ use crate::config::Settings;
 use crate::exit::{Fatal, CONFIG, SOFTWARE, UNAVAILABLE};
 use crate::liveness::Liveness;
 use crate::lock::DataDirLock;
+use crate::reload;
+use crate::retention::{self, RetentionHandle};
 use crate::sd_notify::Notifier;
 use crate::signals::{self, Control};
 use crate::status;
@@ -45,6 +47,7 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
     let security = api::Security::load(&settings, None)?;
     let tls = api::security::tls_from(&settings)?;
     security.log_summary("API security policy");
+    let retention_every = retention::interval(&|k| std::env::var(k).ok())?;
 
     // 2. Signals first, so that a SIGTERM during startup is not lost.
     let (control_tx, mut control_rx) = mpsc::unbounded_channel();
@@ -104,7 +107,6 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
                     in_sync = report.in_sync,
                     "loaded from Postgres"
                 );
-                purge_in_background(running.tiers.clone(), &settings);
             }
             Ok(Err(e)) => {
                 tracing::error!(tier = "postgres", alert = true, error = %e, "Postgres unavailable at startup; serving from files");
@@ -128,7 +130,11 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
     notifier.ready(&running.tiers, settings.caches.len());
     actix_rt::spawn(notifier.clone().health_loop(running.tiers.clone(), liveness));
 
-    // 7. Schedules start after readiness: overdue caches refresh now, readiness never
+    // 7. Retention: a pass now (Postgres or not), then periodically, on the
+    //    configuration in force.
+    let retention = RetentionHandle::start(running.tiers.clone(), &settings, retention_every);
+
+    // 8. Schedules start after readiness: overdue caches refresh now, readiness never
     //    waits for an upstream API.
     if let Some(refresher) = running.tiers.refresher() {
         refresher.begin();
@@ -179,7 +185,9 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
                 }
                 Some(Control::Reload) => {
                     notifier.reloading();
-                    reload(&source, &mut settings, &state, &log, &running.tiers);
+                    let tiers = &running.tiers;
+                    let targets = reload::Targets { state: &state, log: &log, tiers, retention: &retention };
+                    reload::reload(&source, &mut settings, &targets);
                     notifier.ready(&running.tiers, settings.caches.len());
                 }
                 Some(Control::RefreshAll) => {
@@ -193,80 +201,6 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
             }
         }
     }
-}
-
-/// SIGHUP: re-reads the configuration; a bad one is rejected and the running one kept.
-fn reload(source: &ConfigSource, settings: &mut Settings, state: &AppState, log: &LogControl, tiers: &Tiers) {
-    let env = |k: &str| std::env::var(k).ok();
-    let new = match Settings::load(source.path.as_deref(), &env) {
-        Ok(new) => new,
-        Err(e) => {
-            tracing::error!(error = %e, alert = true, "reload rejected; keeping the running configuration");
-            return;
-        }
-    };
-    // Tokens, schemas and the certificate are checked before anything is applied: a
-    // bad one rejects the whole reload, and the running ones stay in force.
-    let security = api::Security::load(&new, Some(&state.security.load()));
-    let certificate = api::security::load_tls_for_reload(&new);
-    let (security, certificate) = match (security, certificate) {
-        (Ok(security), Ok(certificate)) => (security, certificate),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!(error = %e, alert = true, "reload rejected; keeping the running configuration");
-            return;
-        }
-    };
-    if let Err(e) = log.set_level(&new.log.level) {
-        tracing::error!(error = %e, "log level not applied");
-    }
-    state.policy.store(Arc::new(api::policy_from(&new)));
-    state
-        .read_metrics
-        .store(Arc::new(api::state::ReadMetrics::new(&state.metrics, new.caches.iter().map(|c| &c.name))));
-    security.log_summary("API security policy reloaded");
-    let schemas = Arc::new(security.schemas.clone());
-    tiers.memory().set_schemas(schemas.clone());
-    state.security.store(Arc::new(security));
-    if let (Some(resolver), Some(certificate)) = (&state.tls, certificate) {
-        resolver.replace(certificate);
-        tracing::info!("TLS certificate reloaded");
-    }
-    if let Some(refresher) = tiers.refresher() {
-        let refresh = wiring::refresh_config(&new);
-        refresher.reconfigure(system::refresh_caches(&new.data_dir, &refresh.caches, &schemas, tiers.store().cloned()));
-    }
-    // Credentials are read again (password_file, $CREDENTIALS_DIRECTORY): a rotated
-    // database password reaches new connections without a restart.
-    if let (Some(store), Ok(Some(pg))) = (tiers.store(), wiring::postgres_config(&new)) {
-        let store = store.clone();
-        actix_rt::spawn(async move {
-            match store.reconnect(pg.connect).await {
-                Ok(true) => tracing::info!("Postgres connection settings reloaded"),
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, alert = true, "new Postgres settings refused; keeping the running pool")
-                }
-            }
-        });
-    }
-    let needs_restart: Vec<&str> = [
-        ("project", settings.project != new.project),
-        ("data_dir", settings.data_dir != new.data_dir),
-        ("api.listen", format!("{:?}", settings.api.listen) != format!("{:?}", new.api.listen)),
-        ("memory.ttl", settings.memory.ttl != new.memory.ttl),
-        ("postgres.enabled", settings.postgres.enabled != new.postgres.enabled),
-        ("supervisor", format!("{:?}", settings.supervisor) != format!("{:?}", new.supervisor)),
-        ("log.format", settings.log.format != new.log.format),
-        ("api.tls_cert", settings.api.tls_cert.is_some() != new.api.tls_cert.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(key, changed)| changed.then_some(key))
-    .collect();
-    for key in &needs_restart {
-        tracing::warn!(key, "changed in the configuration file; takes effect at the next restart");
-    }
-    *settings = new;
-    tracing::info!(log_level = %settings.log.level, "configuration reloaded");
 }
 
 /// Sends what the retry queue holds until it is empty or `deadline` passes; what is
@@ -315,7 +249,7 @@ pub(crate) async fn drain(tiers: &Tiers, deadline: tokio::time::Instant, notifie
     }
 }
 
-/// Retries the startup sync until Postgres answers, then runs the retention purge.
+/// Retries the startup sync until Postgres answers.
 fn sync_in_background(tiers: Tiers, settings: &Settings) {
     let settings = settings.clone();
     actix_rt::spawn(async move {
@@ -331,22 +265,10 @@ fn sync_in_background(tiers: Tiers, settings: &Settings) {
                         to_postgres = report.to_postgres,
                         "Postgres is back; files reconciled"
                     );
-                    purge_in_background(tiers, &settings);
                     return;
                 }
                 Err(e) => tracing::debug!(error = %e, "Postgres still unavailable"),
             }
-        }
-    });
-}
-
-/// Retention of caches no longer configured: now and then once a day.
-fn purge_in_background(tiers: Tiers, settings: &Settings) {
-    let configured: Vec<_> = settings.caches.iter().map(|c| c.name.clone()).collect();
-    actix_rt::spawn(async move {
-        loop {
-            startup::purge_unconfigured(&tiers, &configured, 30).await;
-            tokio::time::sleep(std::time::Duration::from_secs(24 * 3600)).await;
         }
     });
 }

@@ -7,6 +7,8 @@
 //! - [`daemon`]: `run`: actors, API, readiness, the signal-driven control loop.
 //! - [`api`]: the HTTP API (SPEC §5).
 //! - [`signals`]: Unix signals → control messages (SPEC §6).
+//! - [`reload`]: SIGHUP, key by key: applied, or logged as needing a restart.
+//! - [`retention`]: the periodic purge of caches no longer configured.
 //! - [`telemetry`]: JSON or pretty logs (SPEC §8).
 //! - [`liveness`]: the health loop's latest verdict, for `/healthz` and the watchdog.
 //! - [`lock`]: the `data_dir` lock (exit 73).
@@ -29,6 +31,8 @@ pub mod liveness;
 pub mod lock;
 pub mod migrate;
 mod pooler_check;
+pub mod reload;
+pub mod retention;
 pub mod sd_notify;
 pub mod signals;
 mod status;

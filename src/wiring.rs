@@ -1,9 +1,11 @@
 //! From validated settings to the actors' own configuration types (the actors crate
 //! never sees the `config` crate).
 
+use crate::config::CacheName;
 use crate::config::{Settings, SourceSettings, SslMode};
 use crate::exit::{Fatal, CONFIG};
 use secrecy::ExposeSecret;
+use std::collections::HashMap;
 use std::time::Duration;
 use tiercache_actors::refresher::sources::SourceConfig;
 use tiercache_actors::refresher::RefreshPolicy;
@@ -113,6 +115,11 @@ pub fn postgres_config(settings: &Settings) -> Result<Option<PostgresConfig>, Fa
     }))
 }
 
+/// `retention_days` per configured cache.
+pub fn retention_days(settings: &Settings) -> HashMap<CacheName, u32> {
+    settings.caches.iter().map(|c| (c.name.clone(), c.retention_days)).collect()
+}
+
 /// Everything the actors need.
 ///
 /// # Errors
@@ -130,7 +137,7 @@ pub fn system_config(settings: &Settings) -> Result<SystemConfig, Fatal> {
         // message per memory hit.
         hits_by_message: cfg!(feature = "failpoints")
             && std::env::var("FAILPOINTS").is_ok_and(|f| f.contains("memory::get")),
-        retention_days: settings.caches.iter().map(|c| (c.name.clone(), c.retention_days)).collect(),
+        retention_days: retention_days(settings),
         postgres: postgres_config(settings)?,
         refresh: refresh_config(settings),
         // Compiled by the API's security policy; the daemon fills them in.

@@ -1,11 +1,9 @@
 //! The startup flow of SPEC §2 between Postgres and the files: load the project's rows,
 //! write or repair files (newer side wins; a file newer than its row is queued for
-//! Postgres), and purge caches no longer configured once past their retention.
+//! Postgres). Retention is [`crate::retention`]'s.
 
-use crate::domain::CacheName;
 use crate::store::StoreError;
 use crate::tiers::Tiers;
-use chrono::Utc;
 use futures_util::StreamExt;
 
 /// What the startup sync did.
@@ -99,34 +97,4 @@ pub async fn sync_from_postgres(tiers: &Tiers) -> Result<SyncReport, StoreError>
         }
     }
     Ok(report)
-}
-
-/// Retention (SPEC §7): caches no longer configured are purged from the files and from
-/// Postgres once unsaved for their `retention_days` (files use `default_days`, the row's
-/// own value decides in Postgres). Configured caches are never touched.
-pub async fn purge_unconfigured(tiers: &Tiers, configured: &[CacheName], default_days: u32) {
-    if let Ok(index) = tiers.files().list().await {
-        let cutoff = Utc::now() - chrono::Duration::days(i64::from(default_days));
-        for (name, d) in index {
-            if configured.contains(&name) || d.etag.is_none() {
-                continue;
-            }
-            let Ok(lookup) = tiers.files().read(name.clone()).await else { continue };
-            if lookup.doc.is_some_and(|doc| doc.saved_at < cutoff) {
-                match tiers.delete(&name).await {
-                    Ok(_) => tracing::info!(cache = %name, "purged: no longer configured and past its retention"),
-                    Err(e) => tracing::warn!(cache = %name, error = %e, "retention purge failed"),
-                }
-            }
-        }
-    }
-    if let Some(store) = tiers.store() {
-        match store.purge_unconfigured(configured.to_vec()).await {
-            Ok(purged) if !purged.is_empty() => {
-                tracing::info!(caches = ?purged, "purged from Postgres: no longer configured and past retention");
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "retention purge in Postgres failed; will try again later"),
-        }
-    }
 }

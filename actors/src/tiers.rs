@@ -10,6 +10,7 @@ use crate::refresher::{RefreshError, RefresherHandle};
 use crate::retry_queue::RetryQueueHandle;
 use crate::save_flow::SaveFlow;
 use crate::store::StoreHandle;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,13 +73,20 @@ pub struct Tiers {
     handles: TierHandles,
     saver: SaveFlow,
     policy: ReadPolicy,
+    /// `refresh.emergency`, shared by every clone so that a reload reaches them all.
+    emergency: Arc<AtomicBool>,
 }
 
 impl Tiers {
     /// Bundles the running actors.
     pub fn new(handles: TierHandles, policy: ReadPolicy) -> Self {
         let saver = SaveFlow::new(handles.files.clone(), handles.memory.clone(), handles.queue.clone());
-        Self { handles, saver, policy }
+        Self { handles, saver, policy, emergency: Arc::new(AtomicBool::new(policy.emergency)) }
+    }
+
+    /// SIGHUP: turns the emergency refresh on or off for every clone.
+    pub fn set_emergency(&self, on: bool) {
+        self.emergency.store(on, Ordering::Relaxed);
     }
 
     /// The memory snapshot, for hits without a message.
@@ -156,7 +164,7 @@ impl Tiers {
 
     /// Nothing in any tier: one upstream call however many readers wait.
     async fn emergency(&self, name: &CacheName) -> Result<ReadOutcome, ReadError> {
-        let Some(refresher) = self.handles.refresher.as_ref().filter(|_| self.policy.emergency) else {
+        let Some(refresher) = self.handles.refresher.as_ref().filter(|_| self.emergency.load(Ordering::Relaxed)) else {
             return Err(ReadError::Missing);
         };
         match refresher.refresh_now(name.clone(), true).await {

@@ -561,3 +561,13 @@ fn override_names_are_checked() {
     let e = check_override_names(["TIERCACHE__API__LISTN"]).unwrap_err();
     assert_eq!(e.key, "TIERCACHE__API__LISTN");
 }
+
+#[test]
+fn retention_days_is_bounded_as_in_the_database() {
+    for bad in ["0", "3651"] {
+        let file = format!("[[caches]]\nname = \"a\"\nretention_days = {bad}\n");
+        assert_eq!(err_key(&file), "caches[0].retention_days", "{bad}");
+    }
+    let s = ok(Some("[[caches]]\nname = \"a\"\nretention_days = 3650\n"), &[]);
+    assert_eq!(s.caches[0].retention_days, 3650);
+}

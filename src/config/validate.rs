@@ -220,6 +220,10 @@ fn caches(raw: Vec<RawCache>, env: Env<'_>) -> Result<Vec<CacheSettings>, Config
             if cache.max_size.0 == 0 {
                 return Err(ConfigError::new(key("max_size"), "must be more than 0"));
             }
+            // The row's CHECK: 0 would purge a removed cache at once.
+            if !(1..=3650).contains(&cache.retention_days) {
+                return Err(ConfigError::new(key("retention_days"), "must be between 1 and 3650"));
+            }
             Ok(CacheSettings {
                 name,
                 refresh_every: cache.refresh_every.0,

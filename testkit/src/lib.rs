@@ -4,9 +4,10 @@
 //! the machine's own binaries, so that tests never touch a shared server. See
 //! `docs/database.md` for how the tests use it. [`daemon`] runs the real `tiercache`
 //! binary on a temporary directory and talks to it over HTTP. [`fake_http`] stands in for
-//! the upstream APIs.
+//! the upstream APIs. [`envelope`] back-dates cache files for retention tests.
 
 pub mod daemon;
+pub mod envelope;
 pub mod fake_http;
 pub mod pg;
 mod spawn;

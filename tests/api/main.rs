@@ -21,6 +21,8 @@ mod logs;
 mod malformed_requests;
 mod ops_commands;
 mod ops_notify;
+mod reload_keys;
+mod retention;
 mod round_trip;
 mod schema_loads;
 mod security_auth;

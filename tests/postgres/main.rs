@@ -18,6 +18,7 @@ mod delete;
 mod migrate;
 mod outage_at_startup;
 mod pooler;
+mod retention;
 mod rls;
 mod round_trip;
 mod tls;

@@ -1,10 +1,11 @@
 //! A typed handle to the file-tier actor that retries a request once when the actor
 //! failed on it, so that requests arriving around a restart are answered.
 
-use super::messages::{AdoptFile, ForgetTombstone, ListFiles, ReadFile, RemoveFile, WriteFile};
+use super::messages::{AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, WriteFile};
 use super::{FileLookup, FileTier, FileTierError, OnDisk};
 use crate::domain::{CacheName, Document, NewDocument, Precondition};
 use actix::Addr;
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
@@ -81,6 +82,14 @@ impl FileHandle {
     /// I/O errors, or the actor failing twice.
     pub async fn remove(&self, name: CacheName) -> Result<bool, FileTierError> {
         self.call(RemoveFile { name }).await
+    }
+
+    /// See [`PurgeFile`].
+    ///
+    /// # Errors
+    /// I/O errors, or the actor failing twice.
+    pub async fn purge(&self, name: CacheName, cutoff: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, FileTierError> {
+        self.call(PurgeFile { name, cutoff }).await
     }
 
     /// See [`ListFiles`].

@@ -1,11 +1,12 @@
 //! One handler per message; each runs inside the supervisor's panic guard and starts
 //! with its failpoint (SPEC §11).
 
-use super::messages::{AdoptFile, ForgetTombstone, ListFiles, ReadFile, RemoveFile, WriteFile};
+use super::messages::{AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, WriteFile};
 use super::{FileLookup, FileTier, FileTierError, OnDisk, ACTOR};
 use crate::domain::{CacheName, Document};
 use crate::supervisor::{guard, ActorPanicked};
 use actix::{Context, Handler};
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -72,5 +73,14 @@ impl Handler<ForgetTombstone> for FileTier {
     fn handle(&mut self, msg: ForgetTombstone, ctx: &mut Context<Self>) -> Self::Result {
         let reporter = self.reporter.clone();
         guard(ACTOR, &reporter, ctx, || Ok(self.forget_tombstone(&msg.name)?))?
+    }
+}
+
+impl Handler<PurgeFile> for FileTier {
+    type Result = Result<Option<DateTime<Utc>>, FileTierError>;
+
+    fn handle(&mut self, msg: PurgeFile, ctx: &mut Context<Self>) -> Self::Result {
+        let reporter = self.reporter.clone();
+        guard(ACTOR, &reporter, ctx, || Ok(self.purge_older(&msg.name, msg.cutoff)?))?
     }
 }

@@ -4,6 +4,7 @@ use super::{FileLookup, FileTierError, OnDisk};
 use crate::domain::{CacheName, Document, NewDocument, Precondition};
 use crate::supervisor::ActorPanicked;
 use actix::Message;
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -58,4 +59,15 @@ pub struct ListFiles;
 pub struct ForgetTombstone {
     /// The cache.
     pub name: CacheName,
+}
+
+/// Retention: remove the envelope of `name` if saved before `cutoff`, with no
+/// tombstone; answers the purged envelope's save time.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Option<DateTime<Utc>>, FileTierError>")]
+pub struct PurgeFile {
+    /// The cache, no longer configured.
+    pub name: CacheName,
+    /// Only an envelope saved before this goes.
+    pub cutoff: DateTime<Utc>,
 }

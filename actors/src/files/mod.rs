@@ -14,12 +14,12 @@ mod handlers;
 mod messages;
 
 pub use handle::FileHandle;
-pub use messages::{AdoptFile, ForgetTombstone, ListFiles, ReadFile, RemoveFile, WriteFile};
+pub use messages::{AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, WriteFile};
 
 use crate::domain::{envelope, CacheName, Document, NewDocument, Precondition};
 use crate::metrics::{CacheKind, CacheResult, Metrics};
 use crate::supervisor::{ActorPanicked, FailureReporter};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -329,6 +329,33 @@ impl FileTier {
         }
         self.index.remove(name);
         Ok(true)
+    }
+
+    /// Retention: removes `name`'s envelope if it was saved before `cutoff`, leaving no
+    /// tombstone (unlike a DELETE, it sends nothing to Postgres, where the row has its
+    /// own retention). Checked here, where saves are serialised, so a save made since
+    /// the caller looked is never purged. Returns the purged envelope's save time.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn purge_older(&mut self, name: &CacheName, cutoff: DateTime<Utc>) -> io::Result<Option<DateTime<Utc>>> {
+        if self.index.get(name).is_none_or(|d| d.etag.is_none()) {
+            return Ok(None);
+        }
+        let Some(doc) = self.read_verified(name)? else { return Ok(None) };
+        if doc.saved_at >= cutoff {
+            return Ok(None);
+        }
+        match std::fs::remove_file(self.path_of(name)) {
+            Ok(()) => durable::sync_dir(&self.caches_dir)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        // Versions never repeat, even for a cache configured again later.
+        let floor = self.floors.entry(name.clone()).or_insert(0);
+        *floor = (*floor).max(doc.version);
+        self.index.remove(name);
+        Ok(Some(doc.saved_at))
     }
 
     /// Whether `name` is deleted locally (its tombstone awaits Postgres).

@@ -51,8 +51,8 @@ impl RefresherHandle {
     }
 
     /// See [`Reconfigure`].
-    pub fn reconfigure(&self, caches: Vec<RefreshCache>) {
-        self.addr.do_send(Reconfigure { caches });
+    pub fn reconfigure(&self, caches: Vec<RefreshCache>, policy: super::RefreshPolicy) {
+        self.addr.do_send(Reconfigure { caches, policy });
     }
 
     /// See [`Observed`].

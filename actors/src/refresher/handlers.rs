@@ -381,8 +381,16 @@ impl Handler<Reconfigure> for Refresher {
     type Result = ();
 
     fn handle(&mut self, msg: Reconfigure, _ctx: &mut Context<Self>) {
+        // The policy first: set_caches draws each cache's jitter from it.
+        self.policy = msg.policy;
         self.set_caches(msg.caches);
-        tracing::info!(actor = ACTOR, caches = self.caches.len(), "refresh schedules and sources reloaded");
+        tracing::info!(
+            actor = ACTOR,
+            caches = self.caches.len(),
+            fetch_timeout_ms = self.policy.fetch_timeout.as_millis() as u64,
+            jitter_ms = self.policy.jitter.as_millis() as u64,
+            "refresh schedules and sources reloaded"
+        );
     }
 }
 

@@ -33,12 +33,14 @@ pub struct Quiesce;
 #[rtype(result = "usize")]
 pub struct RefreshAll;
 
-/// SIGHUP: new schedules and sources.
+/// SIGHUP: new schedules, sources and `[refresh]` settings (fetch timeout, jitter).
 #[derive(Clone, Message)]
 #[rtype(result = "()")]
 pub struct Reconfigure {
     /// The caches with sources.
     pub caches: Vec<RefreshCache>,
+    /// `[refresh]`: applies to fetches started from now on.
+    pub policy: super::RefreshPolicy,
 }
 
 /// A document of `name` was saved (a PUT): its `last_fetch` moves the schedule.

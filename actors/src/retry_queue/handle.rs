@@ -1,7 +1,7 @@
 //! A typed handle to the retry queue. Its messages are fire-and-forget: the durable
 //! record is the envelope on disk, so a lost message is repaired by the next rebuild.
 
-use super::messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, PendingCaches, Reconcile};
+use super::messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, PendingCaches, Reconcile, Retune};
 use super::{QueueView, RetryQueue};
 use crate::domain::CacheName;
 use actix::{Addr, MailboxError};
@@ -46,6 +46,11 @@ impl RetryQueueHandle {
     /// When the actor's mailbox is closed.
     pub async fn pending(&self) -> Result<BTreeSet<CacheName>, MailboxError> {
         self.addr.send(PendingCaches).await
+    }
+
+    /// See [`Retune`].
+    pub fn retune(&self, settings: Retune) {
+        self.addr.do_send(settings);
     }
 
     /// See [`Drain`].

@@ -1,6 +1,7 @@
 //! Handlers, the tick that starts attempts, and what an attempt's result does.
 
-use super::messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, PendingCaches, Reconcile};
+use super::backoff::Backoff;
+use super::messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, PendingCaches, Reconcile, Retune};
 use super::{Op, Peers, RetryQueue, ACTOR};
 use crate::domain::{CacheName, Document};
 use crate::metrics::{CacheLabel, ResultLabel};
@@ -309,5 +310,31 @@ impl Handler<Drain> for RetryQueue {
             p.next_at = p.next_at.min(now);
         }
         self.tick(ctx);
+    }
+}
+
+impl Handler<Retune> for RetryQueue {
+    type Result = ();
+
+    fn handle(&mut self, msg: Retune, _ctx: &mut Context<Self>) {
+        if msg.backoff != self.config.backoff {
+            for p in self.pending.values_mut() {
+                p.backoff = Backoff::new(&msg.backoff);
+            }
+        }
+        self.config.backoff = msg.backoff;
+        self.config.max_attempts = msg.max_attempts;
+        self.config.enabled = msg.enabled;
+        self.config.retention_days = msg.retention_days;
+        self.publish();
+        tracing::info!(
+            actor = ACTOR,
+            enabled = msg.enabled,
+            max_attempts = msg.max_attempts,
+            initial_interval_ms = msg.backoff.initial_interval.as_millis() as u64,
+            max_interval_ms = msg.backoff.max_interval.as_millis() as u64,
+            multiplier = msg.backoff.multiplier,
+            "retry queue settings reloaded"
+        );
     }
 }

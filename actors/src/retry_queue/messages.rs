@@ -1,8 +1,9 @@
 //! Messages the retry queue accepts.
 
+use super::BackoffPolicy;
 use crate::domain::CacheName;
 use actix::Message;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// A save of `name` at `version` is durable on disk and must reach Postgres.
 #[derive(Debug, Clone, Message)]
@@ -48,3 +49,18 @@ pub struct Drain;
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "BTreeSet<CacheName>")]
 pub struct PendingCaches;
+
+/// SIGHUP: new `[retry]` settings and `retention_days`. Pending caches restart their
+/// backoff under the new intervals; rows written from now on carry the new retention.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Retune {
+    /// `[retry]` intervals.
+    pub backoff: BackoffPolicy,
+    /// `retry.max_attempts`.
+    pub max_attempts: u32,
+    /// `retry.enabled`.
+    pub enabled: bool,
+    /// `retention_days` per configured cache.
+    pub retention_days: HashMap<CacheName, u32>,
+}

@@ -20,7 +20,7 @@ mod messages;
 
 pub use self::backoff::BackoffPolicy;
 pub use handle::RetryQueueHandle;
-pub use messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, PendingCaches, Reconcile};
+pub use messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, PendingCaches, Reconcile, Retune};
 
 use self::backoff::Backoff;
 use crate::domain::CacheName;

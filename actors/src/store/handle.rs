@@ -1,10 +1,10 @@
 //! A typed handle to the store actor; a request the actor failed on is tried once more.
 
 use super::messages::{
-    DeleteRow, LoadState, Ping, PurgeUnconfigured, ReadHeads, ReadRow, Reconnect, SaveState, TryLead, WriteOutcome,
-    WriteRow,
+    DeleteRow, LoadState, Ping, PurgeUnconfigured, ReadHeads, ReadRow, Reconnect, RetentionRows, SaveState, TryLead,
+    WriteOutcome, WriteRow,
 };
-use super::{RowHead, Store, StoreError};
+use super::{RowHead, Store, StoreError, UnconfiguredRow};
 use crate::domain::{CacheName, Document};
 use actix::Addr;
 use std::sync::Arc;
@@ -70,8 +70,16 @@ impl StoreHandle {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn purge_unconfigured(&self, keep: Vec<CacheName>) -> Result<Vec<String>, StoreError> {
+    pub async fn purge_unconfigured(&self, keep: Vec<CacheName>) -> Result<Vec<UnconfiguredRow>, StoreError> {
         self.call(PurgeUnconfigured { keep }).await
+    }
+
+    /// See [`RetentionRows`].
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn retention_rows(&self, configured: Vec<(CacheName, u32)>) -> Result<Vec<UnconfiguredRow>, StoreError> {
+        self.call(RetentionRows { configured }).await
     }
 
     /// See [`TryLead`].

@@ -2,10 +2,10 @@
 //! the supervisor's guard; the statement itself runs as a future on the actor's thread.
 
 use super::messages::{
-    DeleteRow, LoadState, Ping, PurgeUnconfigured, ReadHeads, ReadRow, Reconnect, Restart, SaveState, TryLead,
-    WriteOutcome, WriteRow,
+    DeleteRow, LoadState, Ping, PurgeUnconfigured, ReadHeads, ReadRow, Reconnect, Restart, RetentionRows, SaveState,
+    TryLead, WriteOutcome, WriteRow,
 };
-use super::{RowHead, Store, StoreError, ACTOR};
+use super::{RowHead, Store, StoreError, UnconfiguredRow, ACTOR};
 use crate::domain::Document;
 use crate::supervisor::{guard, guard_async};
 use actix::{ActorContext, AsyncContext, Context, Handler, ResponseFuture};
@@ -87,10 +87,18 @@ impl Handler<DeleteRow> for Store {
 }
 
 impl Handler<PurgeUnconfigured> for Store {
-    type Result = ResponseFuture<Result<Vec<String>, StoreError>>;
+    type Result = ResponseFuture<Result<Vec<UnconfiguredRow>, StoreError>>;
 
     fn handle(&mut self, msg: PurgeUnconfigured, ctx: &mut Context<Self>) -> Self::Result {
         self.start(ctx, WRITE, |s| Box::pin(async move { s.purge_unconfigured(&msg.keep).await }))
+    }
+}
+
+impl Handler<RetentionRows> for Store {
+    type Result = ResponseFuture<Result<Vec<UnconfiguredRow>, StoreError>>;
+
+    fn handle(&mut self, msg: RetentionRows, ctx: &mut Context<Self>) -> Self::Result {
+        self.start(ctx, WRITE, |s| Box::pin(async move { s.retention_rows(&msg.configured).await }))
     }
 }
 

@@ -49,9 +49,18 @@ pub struct DeleteRow {
     pub name: CacheName,
 }
 
-/// Purge rows of caches no longer configured, past their retention.
+/// Store the configured caches' `retention_days` in their rows; answer the rows of
+/// caches no longer configured.
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<Vec<String>, StoreError>")]
+#[rtype(result = "Result<Vec<super::UnconfiguredRow>, StoreError>")]
+pub struct RetentionRows {
+    /// The configured caches and their `retention_days`.
+    pub configured: Vec<(CacheName, u32)>,
+}
+
+/// Purge rows of caches no longer configured, past their retention; answers them.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Vec<super::UnconfiguredRow>, StoreError>")]
 pub struct PurgeUnconfigured {
     /// The configured caches, never touched.
     pub keep: Vec<CacheName>,

@@ -18,7 +18,7 @@ pub mod tls;
 
 pub use connect::{driver_config, pool as connect_pool, ConnectConfig};
 pub use handle::StoreHandle;
-pub use messages::{DeleteRow, Ping, PurgeUnconfigured, ReadHeads, ReadRow, WriteOutcome, WriteRow};
+pub use messages::{DeleteRow, Ping, PurgeUnconfigured, ReadHeads, ReadRow, RetentionRows, WriteOutcome, WriteRow};
 pub use tls::TlsMode;
 
 use crate::domain::{canonical, CacheName, Checksum, Document};
@@ -153,6 +153,25 @@ struct Inner {
     project_id: OnceCell<i32>,
     statement_cache: bool,
     statement_timeout: Duration,
+}
+
+/// A row of a cache no longer configured, as the retention purge saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnconfiguredRow {
+    /// The cache, no longer configured.
+    pub name: CacheName,
+    /// When it was last saved.
+    pub saved_at: DateTime<Utc>,
+    /// The row's own retention.
+    pub retention_days: u32,
+}
+
+fn to_unconfigured(r: &Row) -> Option<UnconfiguredRow> {
+    Some(UnconfiguredRow {
+        name: CacheName::parse(r.get::<_, &str>(0)).ok()?,
+        saved_at: r.get(1),
+        retention_days: u32::try_from(r.get::<_, i32>(2)).unwrap_or(0),
+    })
 }
 
 /// What a row holds, without its data: enough to tell whether a file matches it.
@@ -392,15 +411,31 @@ impl Store {
         self.run(sql::DELETE, &[(&id, Type::INT4), (&name, Type::VARCHAR)]).await.map(drop)
     }
 
-    /// Retention: purges rows of caches not in `keep` that are past their retention.
+    /// Retention, first step: stores the configured caches' `retention_days` in their
+    /// rows, then answers the rows of caches no longer configured.
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn purge_unconfigured(&self, keep: &[CacheName]) -> Result<Vec<String>, StoreError> {
+    pub async fn retention_rows(&self, configured: &[(CacheName, u32)]) -> Result<Vec<UnconfiguredRow>, StoreError> {
+        let id = self.project_id().await?;
+        let names: Vec<&str> = configured.iter().map(|(n, _)| n.as_str()).collect();
+        let days: Vec<i32> = configured.iter().map(|(_, d)| i32::try_from(*d).unwrap_or(i32::MAX)).collect();
+        let params = [(&id as _, Type::INT4), (&names as _, Type::TEXT_ARRAY), (&days as _, Type::INT4_ARRAY)];
+        self.run(sql::STORE_RETENTION, &params).await?;
+        let rows = self.run(sql::UNCONFIGURED_ROWS, &[(&id, Type::INT4), (&names, Type::TEXT_ARRAY)]).await?;
+        Ok(rows.iter().filter_map(to_unconfigured).collect())
+    }
+
+    /// Retention: purges rows of caches not in `keep` past their own retention, and
+    /// answers them.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn purge_unconfigured(&self, keep: &[CacheName]) -> Result<Vec<UnconfiguredRow>, StoreError> {
         let id = self.project_id().await?;
         let keep: Vec<&str> = keep.iter().map(CacheName::as_str).collect();
         let rows = self.run(sql::PURGE_UNCONFIGURED, &[(&id, Type::INT4), (&keep, Type::TEXT_ARRAY)]).await?;
-        Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+        Ok(rows.iter().filter_map(to_unconfigured).collect())
     }
 
     /// Whether this instance leads the refreshes of `name`: it holds (or just took) the

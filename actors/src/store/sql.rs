@@ -41,10 +41,21 @@ pub const CURRENT_VERSION: &str =
 /// DELETE of one cache.
 pub const DELETE: &str = "DELETE FROM cache_storage WHERE project_id = $1 AND cache_type = $2";
 
-/// Retention: rows of caches no longer configured, unsaved for their retention_days.
+/// Retention: stores each configured cache's `retention_days` ($2 names, $3 days) in
+/// its row now, not only at its next save.
+pub const STORE_RETENTION: &str = "UPDATE cache_storage SET retention_days = c.days \
+     FROM unnest($2::text[], $3::int4[]) AS c(name, days) \
+     WHERE project_id = $1 AND cache_type = c.name AND retention_days <> c.days";
+
+/// Retention: the rows of caches no longer configured ($2: the configured names).
+pub const UNCONFIGURED_ROWS: &str = "SELECT cache_type, saved_at, retention_days FROM cache_storage \
+     WHERE project_id = $1 AND NOT (cache_type = ANY($2))";
+
+/// Retention: deletes the rows of caches no longer configured unsaved for their own
+/// `retention_days`. A row saved meanwhile is never deleted: the date is checked here.
 pub const PURGE_UNCONFIGURED: &str = "DELETE FROM cache_storage WHERE project_id = $1 \
      AND NOT (cache_type = ANY($2)) AND saved_at < now() - make_interval(days => retention_days) \
-     RETURNING cache_type";
+     RETURNING cache_type, saved_at, retention_days";
 
 /// Runs `sql` with typed parameters.
 ///

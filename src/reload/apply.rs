@@ -1,0 +1,101 @@
+//! SIGHUP: read the configuration again, reject it whole if anything is wrong, else
+//! hand each part to whoever applies it and log what needs a restart.
+
+use super::{diff, log as log_changes};
+use crate::api::{self, AppState};
+use crate::config::Settings;
+use crate::daemon::ConfigSource;
+use crate::retention::RetentionHandle;
+use crate::telemetry::LogControl;
+use crate::wiring;
+use std::sync::Arc;
+use tiercache_actors::retry_queue::Retune;
+use tiercache_actors::system;
+use tiercache_actors::tiers::Tiers;
+
+/// The running pieces a reload reaches.
+pub struct Targets<'a> {
+    /// The API's shared state.
+    pub state: &'a AppState,
+    /// The log filter.
+    pub log: &'a LogControl,
+    /// The actors.
+    pub tiers: &'a Tiers,
+    /// The retention purge.
+    pub retention: &'a RetentionHandle,
+}
+
+/// Re-reads the configuration; a bad one is rejected and the running one kept.
+pub fn reload(source: &ConfigSource, settings: &mut Settings, to: &Targets<'_>) {
+    let env = |k: &str| std::env::var(k).ok();
+    let rejected = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, alert = true, "reload rejected; keeping the running configuration");
+    };
+    let new = match Settings::load(source.path.as_deref(), &env) {
+        Ok(new) => new,
+        Err(e) => return rejected(&e),
+    };
+    // Tokens, schemas and the certificate are checked before anything is applied: a
+    // bad one rejects the whole reload, and the running ones stay in force.
+    let security = api::Security::load(&new, Some(&to.state.security.load()));
+    let certificate = api::security::load_tls_for_reload(&new);
+    let (security, certificate) = match (security, certificate) {
+        (Ok(security), Ok(certificate)) => (security, certificate),
+        (Err(e), _) | (_, Err(e)) => return rejected(&e),
+    };
+    if let Err(e) = to.log.set_level(&new.log.level) {
+        tracing::error!(error = %e, "log level not applied");
+    }
+    let state = to.state;
+    state.policy.store(Arc::new(api::policy_from(&new)));
+    state
+        .read_metrics
+        .store(Arc::new(api::state::ReadMetrics::new(&state.metrics, new.caches.iter().map(|c| &c.name))));
+    security.log_summary("API security policy reloaded");
+    let schemas = Arc::new(security.schemas.clone());
+    to.tiers.memory().set_schemas(schemas.clone());
+    state.security.store(Arc::new(security));
+    if let (Some(resolver), Some(certificate)) = (&state.tls, certificate) {
+        resolver.replace(certificate);
+        tracing::info!("TLS certificate reloaded");
+    }
+    apply_to_actors(&new, &schemas, to);
+    log_changes(&diff(settings, &new));
+    *settings = new;
+    tracing::info!(log_level = %settings.log.level, "configuration reloaded");
+}
+
+/// The refresher, the read policy, the retry queue, the retention purge and the pool.
+fn apply_to_actors(new: &Settings, schemas: &Arc<system::Schemas>, to: &Targets<'_>) {
+    let tiers = to.tiers;
+    if let Some(refresher) = tiers.refresher() {
+        let refresh = wiring::refresh_config(new);
+        let caches = system::refresh_caches(&new.data_dir, &refresh.caches, schemas, tiers.store().cloned());
+        refresher.reconfigure(caches, refresh.policy);
+    }
+    tiers.set_emergency(new.refresh.emergency);
+    to.retention.reconfigure(new);
+    // Credentials are read again (password_file, $CREDENTIALS_DIRECTORY): a rotated
+    // database password reaches new connections without a restart.
+    let Ok(Some(pg)) = wiring::postgres_config(new) else { return };
+    if let Some(queue) = tiers.queue() {
+        queue.retune(Retune {
+            backoff: pg.backoff,
+            max_attempts: pg.max_attempts,
+            enabled: pg.retry_enabled,
+            retention_days: wiring::retention_days(new),
+        });
+    }
+    if let Some(store) = tiers.store() {
+        let store = store.clone();
+        actix_rt::spawn(async move {
+            match store.reconnect(pg.connect).await {
+                Ok(true) => tracing::info!("Postgres connection settings reloaded"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, alert = true, "new Postgres settings refused; keeping the running pool")
+                }
+            }
+        });
+    }
+}

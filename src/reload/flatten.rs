@@ -1,0 +1,165 @@
+//! The configuration as a flat map `key → value`, the form in which two configurations
+//! are compared on reload.
+//!
+//! Every struct is destructured field by field, so adding a setting without deciding
+//! how a reload treats it does not compile. Secrets are reduced to a fingerprint: the
+//! map says that a secret changed, never what it is.
+
+use crate::config::{
+    ApiSettings, CacheSettings, LogSettings, MemorySettings, PostgresSettings, RefreshSettings, RetrySettings,
+    Settings, ShutdownSettings, SourceSettings, SupervisorSettings,
+};
+use secrecy::{ExposeSecret, SecretString};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::hash::{Hash, Hasher};
+
+/// Key (as in the file, caches as `caches[NAME].KEY`) → comparable value.
+pub type Flat = BTreeMap<String, String>;
+
+fn put(map: &mut Flat, key: impl Into<String>, value: impl Debug) {
+    map.insert(key.into(), format!("{value:?}"));
+}
+
+/// A fingerprint that changes with the secret and cannot be turned back into it.
+fn secret(s: &SecretString) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.expose_secret().hash(&mut h);
+    format!("secret:{:016x}", h.finish())
+}
+
+/// Flattens `s`.
+pub fn flatten(s: &Settings) -> Flat {
+    let Settings {
+        project,
+        data_dir,
+        log,
+        api,
+        memory,
+        postgres,
+        retry,
+        shutdown,
+        refresh,
+        supervisor,
+        caches,
+        warnings: _,
+    } = s;
+    let mut m = Flat::new();
+    put(&mut m, "project", project);
+    put(&mut m, "data_dir", data_dir);
+    let LogSettings { format, level } = log;
+    put(&mut m, "log.format", format);
+    put(&mut m, "log.level", level);
+    api_keys(&mut m, api);
+    let MemorySettings { ttl } = memory;
+    put(&mut m, "memory.ttl", ttl);
+    postgres_keys(&mut m, postgres);
+    let RetrySettings { enabled, initial_interval, max_interval, multiplier, max_attempts } = retry;
+    put(&mut m, "retry.enabled", enabled);
+    put(&mut m, "retry.initial_interval", initial_interval);
+    put(&mut m, "retry.max_interval", max_interval);
+    put(&mut m, "retry.multiplier", multiplier);
+    put(&mut m, "retry.max_attempts", max_attempts);
+    let ShutdownSettings { graceful, timeout } = shutdown;
+    put(&mut m, "shutdown.graceful", graceful);
+    put(&mut m, "shutdown.timeout", timeout);
+    let RefreshSettings { emergency, fetch_timeout, max_stale, jitter } = refresh;
+    put(&mut m, "refresh.emergency", emergency);
+    put(&mut m, "refresh.fetch_timeout", fetch_timeout);
+    put(&mut m, "refresh.max_stale", max_stale);
+    put(&mut m, "refresh.jitter", jitter);
+    let SupervisorSettings { max_restarts, restart_window } = supervisor;
+    put(&mut m, "supervisor.max_restarts", max_restarts);
+    put(&mut m, "supervisor.restart_window", restart_window);
+    let names: Vec<&str> = caches.iter().map(|c| c.name.as_str()).collect();
+    put(&mut m, "caches", names);
+    for cache in caches {
+        cache_keys(&mut m, cache);
+    }
+    m
+}
+
+fn api_keys(m: &mut Flat, api: &ApiSettings) {
+    let ApiSettings {
+        listen,
+        max_body,
+        tokens_file,
+        allow_unauthenticated,
+        allow,
+        rate_limit_per_second,
+        rate_limit_burst,
+        tls_cert,
+        tls_key,
+    } = api;
+    put(m, "api.listen", listen);
+    put(m, "api.max_body", max_body);
+    put(m, "api.tokens_file", tokens_file);
+    put(m, "api.allow_unauthenticated", allow_unauthenticated);
+    put(m, "api.allow", allow);
+    put(m, "api.rate_limit_per_second", rate_limit_per_second);
+    put(m, "api.rate_limit_burst", rate_limit_burst);
+    put(m, "api.tls_cert", tls_cert);
+    put(m, "api.tls_key", tls_key);
+}
+
+fn postgres_keys(m: &mut Flat, pg: &PostgresSettings) {
+    let PostgresSettings {
+        enabled,
+        url,
+        password_file,
+        sslmode,
+        ssl_root_cert,
+        pool_size,
+        statement_cache,
+        connect_timeout,
+        statement_timeout,
+    } = pg;
+    put(m, "postgres.enabled", enabled);
+    m.insert("postgres.url".into(), url.as_ref().map(secret).unwrap_or_default());
+    put(m, "postgres.password_file", password_file);
+    put(m, "postgres.sslmode", sslmode);
+    put(m, "postgres.ssl_root_cert", ssl_root_cert);
+    put(m, "postgres.pool_size", pool_size);
+    put(m, "postgres.statement_cache", statement_cache);
+    put(m, "postgres.connect_timeout", connect_timeout);
+    put(m, "postgres.statement_timeout", statement_timeout);
+}
+
+fn cache_keys(m: &mut Flat, cache: &CacheSettings) {
+    let CacheSettings { name, refresh_every, rich_refresh_every, max_size, retention_days, schema, source } = cache;
+    let key = |k: &str| format!("caches[{name}].{k}");
+    put(m, key("refresh_every"), refresh_every);
+    put(m, key("rich_refresh_every"), rich_refresh_every);
+    put(m, key("max_size"), max_size);
+    put(m, key("retention_days"), retention_days);
+    put(m, key("schema"), schema);
+    let Some(source) = source else { return };
+    let mut src = |k: &str, v: String| m.insert(key(&format!("source.{k}")), v);
+    src("kind", source.kind().to_owned());
+    match source {
+        SourceSettings::Strava { client_id, client_secret, refresh_token, refresh_token_file, base_url, per_page } => {
+            src("client_id", client_id.clone());
+            src("client_secret", secret(client_secret));
+            src("refresh_token", secret(refresh_token));
+            src("refresh_token_file", format!("{refresh_token_file:?}"));
+            src("base_url", base_url.clone());
+            src("per_page", per_page.to_string());
+        }
+        SourceSettings::Justgiving { app_id, page_short_name, base_url } => {
+            src("app_id", secret(app_id));
+            src("page_short_name", page_short_name.clone());
+            src("base_url", base_url.clone());
+        }
+        SourceSettings::Http { url, headers, bearer_token } => {
+            src("url", url.clone());
+            let headers: Vec<(&String, String)> =
+                headers.iter().map(|(k, v)| (k, secret(&SecretString::from(v.clone())))).collect();
+            src("headers", format!("{headers:?}"));
+            src("bearer_token", bearer_token.as_ref().map(secret).unwrap_or_default());
+        }
+        SourceSettings::Command { argv, timeout } => {
+            src("argv", format!("{argv:?}"));
+            src("timeout", format!("{timeout:?}"));
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! How SIGHUP treats each configuration key: applied at once (and by whom), or logged
+//! as needing a restart. docs/config.md shows the same table to operators.
+//!
+//! Keys are written as in the configuration file; keys of one `[[caches]]` entry as
+//! `caches.KEY` and those of its source as `caches.source.KEY`. A key missing here is
+//! treated as needing a restart, and the unit tests fail.
+
+/// What a reload does with a changed key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reload {
+    /// Takes effect at once; the text says where.
+    Applied(&'static str),
+    /// Takes effect at the next restart (logged by name).
+    Restart,
+    /// Applied while the key stays set (or unset); turning it on or off needs a restart.
+    AppliedUnlessToggled(&'static str),
+}
+
+use Reload::{Applied, AppliedUnlessToggled, Restart};
+
+const API_POLICY: &str = "the API (per request)";
+const SECURITY: &str = "the API's security policy";
+const POOL: &str = "the Postgres pool (new connections; requests in flight finish on the old pool)";
+const RETRY: &str = "the retry queue (pending saves restart their backoff)";
+const REFRESHER: &str = "the refresher";
+const SOURCES: &str = "the refresher (a new source client; secret files are read again)";
+
+/// Every key of the configuration and how a reload treats it.
+pub const TABLE: &[(&str, Reload)] = &[
+    ("project", Restart),
+    ("data_dir", Restart),
+    ("log.format", Restart),
+    ("log.level", Applied("the log filter (unless RUST_LOG is set)")),
+    ("api.listen", Restart),
+    ("api.max_body", Applied(API_POLICY)),
+    ("api.tokens_file", Applied(SECURITY)),
+    ("api.allow_unauthenticated", Applied("the configuration check (an exposed listener without tokens is refused)")),
+    ("api.allow", Applied(SECURITY)),
+    ("api.rate_limit_per_second", Applied(SECURITY)),
+    ("api.rate_limit_burst", Applied(SECURITY)),
+    ("api.tls_cert", AppliedUnlessToggled("the TLS listeners (new handshakes)")),
+    ("api.tls_key", AppliedUnlessToggled("the TLS listeners (new handshakes)")),
+    ("memory.ttl", Restart),
+    ("postgres.enabled", Restart),
+    ("postgres.url", Applied(POOL)),
+    ("postgres.password_file", Applied(POOL)),
+    ("postgres.sslmode", Applied(POOL)),
+    ("postgres.ssl_root_cert", Applied(POOL)),
+    ("postgres.pool_size", Applied(POOL)),
+    // Also decides at startup whether refresh leadership (session locks) is possible.
+    ("postgres.statement_cache", Restart),
+    ("postgres.connect_timeout", Applied(POOL)),
+    ("postgres.statement_timeout", Applied(POOL)),
+    ("retry.enabled", Applied(RETRY)),
+    ("retry.initial_interval", Applied(RETRY)),
+    ("retry.max_interval", Applied(RETRY)),
+    ("retry.multiplier", Applied(RETRY)),
+    ("retry.max_attempts", Applied(RETRY)),
+    ("shutdown.graceful", Applied("the next shutdown")),
+    ("shutdown.timeout", Applied("the next shutdown")),
+    ("refresh.emergency", Applied("reads of a cache no tier holds")),
+    ("refresh.fetch_timeout", Applied("the refresher (fetches started from now on)")),
+    ("refresh.max_stale", Applied(API_POLICY)),
+    ("refresh.jitter", Applied("the refresher (due times drawn again)")),
+    ("supervisor.max_restarts", Restart),
+    ("supervisor.restart_window", Restart),
+    ("caches", Applied("the API, the refresher, the retry queue and the retention purge (caches added or removed)")),
+    (
+        "caches.name",
+        Applied("the API, the refresher, the retry queue and the retention purge (caches added or removed)"),
+    ),
+    ("caches.refresh_every", Applied("the refresher and the API's staleness")),
+    ("caches.rich_refresh_every", Applied(REFRESHER)),
+    ("caches.max_size", Applied("the API and the refresher")),
+    ("caches.retention_days", Applied("the retention purge and the rows written from now on")),
+    ("caches.schema", Applied("the API, loads from files and Postgres, and the refresher")),
+    ("caches.source.kind", Applied(SOURCES)),
+    ("caches.source.client_id", Applied(SOURCES)),
+    ("caches.source.client_secret", Applied(SOURCES)),
+    ("caches.source.client_secret_file", Applied(SOURCES)),
+    ("caches.source.refresh_token", Applied(SOURCES)),
+    ("caches.source.refresh_token_file", Applied(SOURCES)),
+    ("caches.source.base_url", Applied(SOURCES)),
+    ("caches.source.per_page", Applied(SOURCES)),
+    ("caches.source.app_id", Applied(SOURCES)),
+    ("caches.source.app_id_file", Applied(SOURCES)),
+    ("caches.source.page_short_name", Applied(SOURCES)),
+    ("caches.source.url", Applied(SOURCES)),
+    ("caches.source.headers", Applied(SOURCES)),
+    ("caches.source.bearer_token", Applied(SOURCES)),
+    ("caches.source.bearer_token_file", Applied(SOURCES)),
+    ("caches.source.argv", Applied(SOURCES)),
+    ("caches.source.timeout", Applied(SOURCES)),
+];
+
+/// How a reload treats `key` (in the table's spelling); `None` for a key the table
+/// lacks, which callers treat as needing a restart.
+pub fn rule(key: &str) -> Option<Reload> {
+    TABLE.iter().find(|(k, _)| *k == key).map(|(_, r)| *r)
+}
