@@ -116,10 +116,15 @@ fn a_save_that_fills_the_disk_leaves_no_temp_file_and_later_saves_work() {
 #[test]
 fn a_write_failing_before_or_after_its_rename_leaves_what_is_served_equal_to_the_disk() {
     use crate::helpers::spawn_app_with;
-    // Counted per durable write: the second fails its fsync, the fourth its directory's.
-    let failpoints = "durable::fsync=1*off->1*return(strava.json)->off;\
-                      durable::fsync_dir=2*off->1*return(strava.json)->off";
+    // Counted per durable write: the first is the retention pass's record at startup
+    // (`retention.json`), then the PUTs: the second PUT fails its fsync, the fourth its
+    // directory's.
+    let failpoints = "durable::fsync=2*off->1*return(strava.json)->off;\
+                      durable::fsync_dir=3*off->1*return(strava.json)->off";
     let app = spawn_app_with(Options::new().env("FAILPOINTS", failpoints));
+    crate::refresh_support::wait_for("the retention pass's record", std::time::Duration::from_secs(10), || {
+        app.data_dir().join("retention.json").exists().then_some(())
+    });
     let v1 = app.put_ok("strava", r#"{"n": 1}"#);
 
     let failed = app.put_cache("strava", r#"{"n": 2}"#);

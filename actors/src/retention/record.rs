@@ -58,13 +58,18 @@ impl RetentionRecord {
         self.days.retain(|name, _| keep(name));
     }
 
-    /// Writes the record durably (temp file, fsync, rename).
+    /// Writes the record durably (temp file, fsync, rename), unless the file already
+    /// holds exactly this: every pass would otherwise cost two fsyncs for nothing.
     ///
     /// # Errors
     /// I/O errors.
     pub fn save(&self) -> io::Result<()> {
         let map: BTreeMap<&str, u32> = self.days.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        durable::write_atomic(&self.path, &serde_json::to_vec_pretty(&map).map_err(io::Error::other)?)
+        let bytes = serde_json::to_vec_pretty(&map).map_err(io::Error::other)?;
+        if std::fs::read(&self.path).is_ok_and(|on_disk| on_disk == bytes) {
+            return Ok(());
+        }
+        durable::write_atomic(&self.path, &bytes)
     }
 }
 
