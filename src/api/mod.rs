@@ -5,6 +5,7 @@ mod auth;
 mod caches;
 pub mod error;
 mod health;
+pub mod openapi;
 pub mod rate_limit;
 pub mod security;
 pub mod state;
@@ -16,21 +17,52 @@ pub use state::{ApiPolicy, AppState, CachePolicy};
 
 use crate::config::{ListenAddr, Settings};
 use crate::exit::{Fatal, CANTCREAT, CONFIG};
-use actix_web::{web, App, HttpServer};
+use actix_web::http::Method;
+use actix_web::{web, App, FromRequest, Handler, HttpServer, Responder};
 use std::os::unix::fs::PermissionsExt;
+
+/// One route of the API. [`endpoints`] is the only list of routes: [`routes`] registers
+/// it and the OpenAPI test compares it with `docs/openapi.yaml`, so a route cannot be
+/// added without documenting it.
+pub struct Endpoint {
+    /// The HTTP method.
+    pub method: Method,
+    /// The path pattern, in the router's and OpenAPI's `{param}` syntax.
+    pub path: &'static str,
+    route: actix_web::Route,
+}
+
+fn endpoint<F, Args>(method: Method, path: &'static str, handler: F) -> Endpoint
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    Endpoint { route: web::method(method.clone()).to(handler), method, path }
+}
+
+/// Every route of the API.
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        endpoint(Method::GET, "/healthz", health::healthz),
+        endpoint(Method::GET, "/readyz", health::readyz),
+        endpoint(Method::GET, "/metrics", health::metrics),
+        endpoint(Method::GET, "/v1/openapi.json", openapi::serve),
+        endpoint(Method::GET, "/v1/caches", caches::list),
+        endpoint(Method::GET, "/v1/caches/{name}", caches::get),
+        endpoint(Method::PUT, "/v1/caches/{name}", caches::put),
+        endpoint(Method::DELETE, "/v1/caches/{name}", caches::delete),
+        endpoint(Method::GET, "/v1/caches/{name}/meta", caches::meta),
+        endpoint(Method::POST, "/v1/caches/{name}/refresh", caches::refresh),
+    ]
+}
 
 /// Routes, shared by every listener.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
-        .route("/v1/caches", web::get().to(caches::list))
-        .route("/v1/caches/{name}", web::get().to(caches::get))
-        .route("/v1/caches/{name}", web::put().to(caches::put))
-        .route("/v1/caches/{name}", web::delete().to(caches::delete))
-        .route("/v1/caches/{name}/meta", web::get().to(caches::meta))
-        .route("/v1/caches/{name}/refresh", web::post().to(caches::refresh))
-        .default_service(web::to(not_found));
+    for Endpoint { path, route, .. } in endpoints() {
+        cfg.route(path, route);
+    }
+    cfg.default_service(web::to(not_found));
 }
 
 /// Any other path or method: a JSON 404 like every other error.
@@ -70,6 +102,8 @@ pub fn policy_from(settings: &Settings) -> ApiPolicy {
 /// created.
 pub fn bind(settings: &Settings, state: web::Data<AppState>) -> Result<actix_web::dev::Server, Fatal> {
     let max_body = usize::try_from(settings.api.max_body).unwrap_or(usize::MAX);
+    // Converted once, here, rather than on the first request.
+    let _ = openapi::document();
     let tls = match &state.tls {
         Some(resolver) => Some(tls::server_config(resolver.clone()).map_err(|e| {
             Fatal::new(CONFIG, format!("config error: api.tls_cert: cannot build the TLS configuration: {e}"))

@@ -15,6 +15,7 @@ mod delete;
 mod kill9_storm;
 mod lock;
 mod logs;
+mod openapi;
 mod ops_commands;
 mod ops_notify;
 mod round_trip;
