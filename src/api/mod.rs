@@ -17,8 +17,8 @@ pub use state::{ApiPolicy, AppState, CachePolicy};
 
 use crate::config::{ListenAddr, Settings};
 use crate::exit::{Fatal, CANTCREAT, CONFIG};
-use actix_web::http::Method;
-use actix_web::{web, App, FromRequest, Handler, HttpServer, Responder};
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::{web, App, FromRequest, Handler, HttpRequest, HttpResponse, HttpServer, Responder, ResponseError};
 use std::os::unix::fs::PermissionsExt;
 
 /// One route of the API. [`endpoints`] is the only list of routes: [`routes`] registers
@@ -57,18 +57,47 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-/// Routes, shared by every listener.
+/// Routes, shared by every listener: one resource per path, whose other methods answer
+/// 405 with `Allow`; any other path answers 404.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    for Endpoint { path, route, .. } in endpoints() {
-        cfg.route(path, route);
+    let mut paths: Vec<(&'static str, Vec<Endpoint>)> = Vec::new();
+    for e in endpoints() {
+        match paths.iter_mut().find(|(path, _)| *path == e.path) {
+            Some((_, same)) => same.push(e),
+            None => paths.push((e.path, vec![e])),
+        }
+    }
+    for (path, endpoints) in paths {
+        let allow = endpoints.iter().map(|e| e.method.as_str()).collect::<Vec<_>>().join(", ");
+        let mut resource = web::resource(path).default_service(web::to(move |req: HttpRequest| {
+            let allow = allow.clone();
+            async move { method_not_allowed(req.method(), allow) }
+        }));
+        for e in endpoints {
+            resource = resource.route(e.route);
+        }
+        cfg.service(resource);
     }
     cfg.default_service(web::to(not_found));
 }
 
-/// Any other path or method: a JSON 404 like every other error.
-async fn not_found() -> actix_web::HttpResponse {
-    use actix_web::ResponseError;
-    error::ApiError::new(actix_web::http::StatusCode::NOT_FOUND, "not_found", "no such resource").error_response()
+/// A path of the API with a method it does not have.
+fn method_not_allowed(method: &Method, allow: String) -> HttpResponse {
+    let error = error::ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed here; allowed: {allow}"),
+    );
+    let mut res = error.error_response();
+    if let Ok(value) = header::HeaderValue::from_str(&allow) {
+        res.headers_mut().insert(header::ALLOW, value);
+    }
+    res
+}
+
+/// Any other path: a JSON 404 like every other error.
+async fn not_found() -> HttpResponse {
+    error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource").error_response()
 }
 
 /// Builds the policy the API enforces from the settings (again on every reload).

@@ -38,6 +38,6 @@ fn only_the_document_is_open() {
     }
     // The path is open, but only GET is routed.
     let r = app.request("POST", "/v1/openapi.json", &[], None);
-    assert_eq!(r.status, 404, "{r:?}");
-    assert_eq!(r.assert_json_error(), "not_found");
+    assert_eq!(r.status, 405, "{r:?}");
+    assert_eq!(r.assert_json_error(), "method_not_allowed");
 }
