@@ -4,13 +4,14 @@
 //!   metrics included. Unix-socket clients are local and always pass.
 //! - Rate limit: per client address on everything but `/healthz`, `/readyz` and
 //!   `/metrics` (probes must not be throttled into a restart); 429 with `Retry-After`.
-//! - Tokens: when `api.tokens_file` is set, every path but those three needs
+//! - Tokens: when `api.tokens_file` is set, every path but those three and
+//!   `/v1/openapi.json` (the API's description, public like a login page) needs
 //!   `Authorization: Bearer TOKEN`: 401 without a valid one, 403 when a read token
 //!   asks for a write (`PUT`, `POST`, `DELETE`, any method but `GET`/`HEAD`/`OPTIONS`).
 //!
 //! The path compared is the one the router matches (percent-decoded), so no encoding
 //! of a path can reach a route while escaping the check; anything that is not one of
-//! the three open paths needs a token, unknown paths included.
+//! the open paths above needs a token, unknown paths included.
 //!
 //! Refusals are logged with the client address and the reason, never with a token,
 //! a header value or the body, and counted in `tiercache_http_refusals_total{reason}`.
@@ -29,6 +30,9 @@ use tiercache_actors::metrics::Refusal;
 
 /// Paths that need no token and are not rate limited (they still obey `api.allow`).
 const OPEN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// Paths that need no token but are rate limited.
+const TOKEN_FREE_PATHS: [&str; 1] = ["/v1/openapi.json"];
 
 /// The scope a request needs.
 fn needed_scope(method: &Method) -> Scope {
@@ -72,6 +76,9 @@ fn refusal(state: &AppState, req: &ServiceRequest) -> Option<HttpResponse> {
             .retry_after(secs);
             return Some(error.error_response());
         }
+    }
+    if TOKEN_FREE_PATHS.contains(&req.match_info().as_str()) {
+        return None;
     }
     let tokens = security.tokens.as_ref()?;
     let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer);

@@ -5,6 +5,7 @@ mod auth;
 mod caches;
 pub mod error;
 mod health;
+pub mod openapi;
 pub mod rate_limit;
 pub mod security;
 pub mod state;
@@ -16,27 +17,87 @@ pub use state::{ApiPolicy, AppState, CachePolicy};
 
 use crate::config::{ListenAddr, Settings};
 use crate::exit::{Fatal, CANTCREAT, CONFIG};
-use actix_web::{web, App, HttpServer};
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::{web, App, FromRequest, Handler, HttpRequest, HttpResponse, HttpServer, Responder, ResponseError};
 use std::os::unix::fs::PermissionsExt;
 
-/// Routes, shared by every listener.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
-        .route("/v1/caches", web::get().to(caches::list))
-        .route("/v1/caches/{name}", web::get().to(caches::get))
-        .route("/v1/caches/{name}", web::put().to(caches::put))
-        .route("/v1/caches/{name}", web::delete().to(caches::delete))
-        .route("/v1/caches/{name}/meta", web::get().to(caches::meta))
-        .route("/v1/caches/{name}/refresh", web::post().to(caches::refresh))
-        .default_service(web::to(not_found));
+/// One route of the API. [`endpoints`] is the only list of routes: [`routes`] registers
+/// it and the OpenAPI test compares it with `docs/openapi.yaml`, so a route cannot be
+/// added without documenting it.
+pub struct Endpoint {
+    /// The HTTP method.
+    pub method: Method,
+    /// The path pattern, in the router's and OpenAPI's `{param}` syntax.
+    pub path: &'static str,
+    route: actix_web::Route,
 }
 
-/// Any other path or method: a JSON 404 like every other error.
-async fn not_found() -> actix_web::HttpResponse {
-    use actix_web::ResponseError;
-    error::ApiError::new(actix_web::http::StatusCode::NOT_FOUND, "not_found", "no such resource").error_response()
+fn endpoint<F, Args>(method: Method, path: &'static str, handler: F) -> Endpoint
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    Endpoint { route: web::method(method.clone()).to(handler), method, path }
+}
+
+/// Every route of the API.
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        endpoint(Method::GET, "/healthz", health::healthz),
+        endpoint(Method::GET, "/readyz", health::readyz),
+        endpoint(Method::GET, "/metrics", health::metrics),
+        endpoint(Method::GET, "/v1/openapi.json", openapi::serve),
+        endpoint(Method::GET, "/v1/caches", caches::list),
+        endpoint(Method::GET, "/v1/caches/{name}", caches::get),
+        endpoint(Method::PUT, "/v1/caches/{name}", caches::put),
+        endpoint(Method::DELETE, "/v1/caches/{name}", caches::delete),
+        endpoint(Method::GET, "/v1/caches/{name}/meta", caches::meta),
+        endpoint(Method::POST, "/v1/caches/{name}/refresh", caches::refresh),
+    ]
+}
+
+/// Routes, shared by every listener: one resource per path, whose other methods answer
+/// 405 with `Allow`; any other path answers 404.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    let mut paths: Vec<(&'static str, Vec<Endpoint>)> = Vec::new();
+    for e in endpoints() {
+        match paths.iter_mut().find(|(path, _)| *path == e.path) {
+            Some((_, same)) => same.push(e),
+            None => paths.push((e.path, vec![e])),
+        }
+    }
+    for (path, endpoints) in paths {
+        let allow = endpoints.iter().map(|e| e.method.as_str()).collect::<Vec<_>>().join(", ");
+        let mut resource = web::resource(path).default_service(web::to(move |req: HttpRequest| {
+            let allow = allow.clone();
+            async move { method_not_allowed(req.method(), allow) }
+        }));
+        for e in endpoints {
+            resource = resource.route(e.route);
+        }
+        cfg.service(resource);
+    }
+    cfg.default_service(web::to(not_found));
+}
+
+/// A path of the API with a method it does not have.
+fn method_not_allowed(method: &Method, allow: String) -> HttpResponse {
+    let error = error::ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed here; allowed: {allow}"),
+    );
+    let mut res = error.error_response();
+    if let Ok(value) = header::HeaderValue::from_str(&allow) {
+        res.headers_mut().insert(header::ALLOW, value);
+    }
+    res
+}
+
+/// Any other path: a JSON 404 like every other error.
+async fn not_found() -> HttpResponse {
+    error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource").error_response()
 }
 
 /// Builds the policy the API enforces from the settings (again on every reload).
@@ -70,6 +131,8 @@ pub fn policy_from(settings: &Settings) -> ApiPolicy {
 /// created.
 pub fn bind(settings: &Settings, state: web::Data<AppState>) -> Result<actix_web::dev::Server, Fatal> {
     let max_body = usize::try_from(settings.api.max_body).unwrap_or(usize::MAX);
+    // Converted once, here, rather than on the first request.
+    let _ = openapi::document();
     let tls = match &state.tls {
         Some(resolver) => Some(tls::server_config(resolver.clone()).map_err(|e| {
             Fatal::new(CONFIG, format!("config error: api.tls_cert: cannot build the TLS configuration: {e}"))

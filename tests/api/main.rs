@@ -19,6 +19,7 @@ mod kill9_storm;
 mod lock;
 mod logs;
 mod malformed_requests;
+mod openapi;
 mod ops_commands;
 mod ops_notify;
 mod reload_keys;

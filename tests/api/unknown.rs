@@ -1,5 +1,5 @@
 //! Names that are not configured, or not valid names at all, are 404 and never touch
-//! the file system.
+//! the file system; a method that a path of the API does not have is 405 with `Allow`.
 
 use crate::helpers::{spawn_app, spawn_app_with, Options};
 
@@ -61,4 +61,29 @@ fn a_configured_name_of_50_characters_works() {
     // The built-in caches are replaced by the declared ones.
     assert_eq!(app.get_cache("strava").status, 404);
     assert_eq!(app.get_cache(&"a".repeat(51)).status, 404);
+}
+
+#[test]
+fn a_method_a_path_does_not_have_is_405_with_allow() {
+    let app = spawn_app();
+    let cases: &[(&str, &str, &str)] = &[
+        ("POST", "/v1/caches/strava", "GET, PUT, DELETE"),
+        ("PATCH", "/v1/caches/nosuch", "GET, PUT, DELETE"),
+        ("TRACE", "/healthz", "GET"),
+        ("DELETE", "/v1/caches", "GET"),
+        ("GET", "/v1/caches/strava/refresh", "POST"),
+        ("PUT", "/v1/caches/strava/meta", "GET"),
+    ];
+    for (method, path, allow) in cases {
+        let r = app.request(method, path, &[("Content-Type", "application/json")], Some(b"{}"));
+        assert_eq!(r.status, 405, "{method} {path}: {r:?}");
+        assert_eq!(r.assert_json_error(), "method_not_allowed", "{method} {path}");
+        assert_eq!(r.header("allow"), Some(*allow), "{method} {path}");
+    }
+    // A path the API does not have stays 404, whatever the method.
+    for method in ["GET", "POST"] {
+        let r = app.request(method, "/v1/nothing", &[], None);
+        assert_eq!(r.status, 404, "{method}: {r:?}");
+        assert_eq!(r.assert_json_error(), "not_found");
+    }
 }

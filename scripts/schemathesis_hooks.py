@@ -1,0 +1,22 @@
+"""Checks of scripts/schemathesis beyond schemathesis's own (loaded by SCHEMATHESIS_HOOKS)."""
+
+import schemathesis
+
+# The one 503 this setup can produce: a cache filled by PUT, without data (after a DELETE).
+# Without Postgres, with a source that always works and a writable data_dir, any other
+# 503 (storage_unavailable, tiers_unavailable, refresh_failed...) is a bug.
+EXPECTED_UNAVAILABLE = {"no_data"}
+
+
+@schemathesis.check
+def only_no_data_is_unavailable(ctx, response, case):
+    """A 503 is allowed only as `no_data`, with a JSON error body."""
+    if response.status_code != 503:
+        return None
+    try:
+        code = response.json().get("code")
+    except Exception as exc:  # noqa: BLE001 - any unparsable body is the failure
+        raise AssertionError(f"503 without a JSON error body: {exc}") from exc
+    if code not in EXPECTED_UNAVAILABLE:
+        raise AssertionError(f"503 with code {code!r}; only {sorted(EXPECTED_UNAVAILABLE)} is expected here")
+    return None
