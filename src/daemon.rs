@@ -209,13 +209,8 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
 pub(crate) async fn drain(tiers: &Tiers, deadline: tokio::time::Instant, notifier: &Notifier) {
     let Some(queue) = tiers.queue() else { return };
     let started = tokio::time::Instant::now();
-    let snapshot = queue.view().snapshot();
-    let pending = snapshot.pending.len();
+    let pending = queue.view().snapshot().pending.len();
     if pending == 0 {
-        return;
-    }
-    if let Some(why) = &snapshot.blocked {
-        tracing::warn!(pending, error = %why, "pending saves cannot reach Postgres now; they stay on disk for the next start");
         return;
     }
     let up_to = deadline.saturating_duration_since(started);
@@ -226,26 +221,46 @@ pub(crate) async fn drain(tiers: &Tiers, deadline: tokio::time::Instant, notifie
         humantime::format_duration(std::time::Duration::from_secs(up_to.as_secs().max(1)))
     );
     queue.drain();
-    let mut last_left = usize::MAX;
-    let mut extended_at: Option<tokio::time::Instant> = None;
+    let mut extension = TimeoutExtension::default();
     loop {
-        let left = queue.view().snapshot().pending.len();
-        let now = tokio::time::Instant::now();
-        if left > 0 && left < last_left && extended_at.is_none_or(|t| now - t >= std::time::Duration::from_secs(1)) {
-            let more = deadline.saturating_duration_since(now) + std::time::Duration::from_secs(5);
-            notifier.extend_timeout(more, &format!("stopping: draining {left} pending saves to Postgres"));
-            extended_at = Some(now);
-        }
-        last_left = last_left.min(left);
+        let snapshot = queue.view().snapshot();
+        let left = snapshot.pending.len();
         if left == 0 {
             tracing::info!(duration_ms = started.elapsed().as_millis() as u64, "retry queue drained");
+            return;
+        }
+        // Nothing can succeed before an operator acts (an unregistered project): no wait.
+        if let Some(why) = &snapshot.blocked {
+            tracing::warn!(pending = left, error = %why, "pending saves cannot reach Postgres now; they stay on disk for the next start");
             return;
         }
         if tokio::time::Instant::now() >= deadline {
             tracing::warn!(pending = left, "shutdown timeout: pending saves stay on disk for the next start");
             return;
         }
+        extension.ask_while_moving(left, deadline, notifier);
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Asks systemd for more time (`EXTEND_TIMEOUT_USEC`) while saves keep leaving the
+/// queue, at most once a second.
+#[derive(Default)]
+struct TimeoutExtension {
+    least_left: Option<usize>,
+    asked_at: Option<tokio::time::Instant>,
+}
+
+impl TimeoutExtension {
+    fn ask_while_moving(&mut self, left: usize, deadline: tokio::time::Instant, notifier: &Notifier) {
+        let now = tokio::time::Instant::now();
+        let moving = self.least_left.is_none_or(|least| left < least);
+        if moving && self.asked_at.is_none_or(|t| now - t >= std::time::Duration::from_secs(1)) {
+            let more = deadline.saturating_duration_since(now) + std::time::Duration::from_secs(5);
+            notifier.extend_timeout(more, &format!("stopping: draining {left} pending saves to Postgres"));
+            self.asked_at = Some(now);
+        }
+        self.least_left = Some(self.least_left.map_or(left, |least| least.min(left)));
     }
 }
 
