@@ -68,12 +68,17 @@ async fn read(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Resul
             }
             Ok(outcome)
         }
-        Err(ReadError::Missing) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_data",
-            format!("cache {name} holds no data yet and no refresh is possible"),
-        )
-        .retry_after(EMPTY_RETRY_AFTER)),
+        Err(ReadError::Missing) => {
+            let why = if state.tiers.files().quarantined(name).await {
+                format!(
+                    "cache {name} holds no data: its file was found corrupt and moved to data_dir/corrupt/ \
+                     (see the log); retrying will not help until the next save or refresh"
+                )
+            } else {
+                format!("cache {name} holds no data yet and no refresh is possible")
+            };
+            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_data", why).retry_after(EMPTY_RETRY_AFTER))
+        }
         Err(ReadError::Refresh(e)) => {
             let retry = match &e {
                 RefreshError::RateLimited(until) | RefreshError::BackingOff(until, _) => {
@@ -180,6 +185,10 @@ fn meta_json(
             "postgres_synced": synced,
         }),
     };
+    // While refreshes fail, the next one is due at the retry, not at the schedule.
+    if let Some(retry_at) = trouble.refresh.as_ref().and_then(|f| f.retry_at).filter(|_| policy.has_source) {
+        meta["next_refresh_at"] = rfc3339(&retry_at).into();
+    }
     meta["last_refresh_error"] = refresh_error.into();
     meta["last_refresh_error_at"] = trouble.refresh.as_ref().map(|f| rfc3339(&f.at)).into();
     meta["error"] = error.into();

@@ -34,6 +34,10 @@ fn a_cache_with_no_data_and_a_failing_source_does_not_break_the_list_or_status()
     assert!(error.contains("exit"), "says why: {error}");
     assert_eq!(broken["last_refresh_error"].as_str(), Some(error));
     assert!(broken["last_refresh_error_at"].is_string(), "{broken}");
+    // The next refresh shown is the retry after the failure, soon, not a schedule.
+    let next = chrono::DateTime::parse_from_rfc3339(broken["next_refresh_at"].as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("next_refresh_at of a failing cache: {e}: {broken}"));
+    assert!(next.to_utc() < chrono::Utc::now() + chrono::Duration::minutes(6), "{broken}");
 
     let meta = app.get("/v1/caches/broken/meta");
     assert_eq!(meta.status, 200, "{meta:?}");

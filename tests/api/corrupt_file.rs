@@ -76,10 +76,14 @@ fn file_corrupted_while_stopped_is_never_served() {
     let r = app.get_cache("strava");
     assert!(!r.body.contains("54321"), "tampered data served: {r:?}");
     assert_eq!(r.status, 503, "{r:?}");
+    // The answer says why, and that retrying alone will not help.
+    assert_eq!(r.assert_json_error(), "no_data");
+    let why = r.json()["error"].as_str().unwrap_or_default().to_owned();
+    assert!(why.contains("corrupt") && why.contains("retrying will not help"), "{why}");
     assert_moved_aside(&app);
     assert_corruption_logged(&app);
 
-    // SPEC §7: a new version is above the file's; a corrupt file's version must not be
+    // A new version is above the file's; a corrupt file's version must not be
     // handed out again (clients may hold its ETag).
     let next = app.put_ok("strava", r#"{"n": 2}"#);
     assert!(
@@ -88,6 +92,10 @@ fn file_corrupted_while_stopped_is_never_served() {
         next.etag_version(),
         put.etag_version()
     );
+    // Once saved again, nothing is said about the old corruption.
+    app.delete_cache("strava");
+    let gone = app.get_cache("strava");
+    assert!(!gone.json()["error"].as_str().unwrap_or_default().contains("corrupt"), "{gone:?}");
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! A typed handle to the file-tier actor that retries a request once when the actor
 //! failed on it, so that requests arriving around a restart are answered.
 
-use super::messages::{AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, WriteFile};
+use super::messages::{
+    AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, WasQuarantined, WriteFile,
+};
 use super::{FileLookup, FileTier, FileTierError, OnDisk};
 use crate::domain::{CacheName, Document, NewDocument, Precondition};
 use actix::Addr;
@@ -24,6 +26,12 @@ impl FileHandle {
     /// Wraps the supervised address.
     pub fn new(addr: Addr<FileTier>) -> Self {
         Self { addr }
+    }
+
+    /// Whether the file of `name` was found corrupt and nothing was written since
+    /// (false when the actor cannot say).
+    pub async fn quarantined(&self, name: &CacheName) -> bool {
+        self.call(WasQuarantined { name: name.clone() }).await.unwrap_or(false)
     }
 
     async fn call<M, T>(&self, msg: M) -> Result<T, FileTierError>

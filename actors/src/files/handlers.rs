@@ -1,7 +1,9 @@
 //! One handler per message; each runs inside the supervisor's panic guard and starts
 //! with its failpoint (SPEC §11).
 
-use super::messages::{AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, WriteFile};
+use super::messages::{
+    AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, WasQuarantined, WriteFile,
+};
 use super::{FileLookup, FileTier, FileTierError, OnDisk, ACTOR};
 use crate::domain::{CacheName, Document};
 use crate::supervisor::{guard, ActorPanicked};
@@ -82,5 +84,14 @@ impl Handler<PurgeFile> for FileTier {
     fn handle(&mut self, msg: PurgeFile, ctx: &mut Context<Self>) -> Self::Result {
         let reporter = self.reporter.clone();
         guard(ACTOR, &reporter, ctx, || Ok(self.purge_older(&msg.name, msg.cutoff)?))?
+    }
+}
+
+impl Handler<WasQuarantined> for FileTier {
+    type Result = Result<bool, FileTierError>;
+
+    fn handle(&mut self, msg: WasQuarantined, ctx: &mut Context<Self>) -> Self::Result {
+        let reporter = self.reporter.clone();
+        Ok(guard(ACTOR, &reporter, ctx, || self.is_quarantined(&msg.name))?)
     }
 }

@@ -71,3 +71,12 @@ pub struct PurgeFile {
     /// Only an envelope saved before this goes.
     pub cutoff: DateTime<Utc>,
 }
+
+/// Whether the file of `name` was found corrupt (moved aside) and nothing was written
+/// since, so that a reader can be told why there is no data.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<bool, FileTierError>")]
+pub struct WasQuarantined {
+    /// The cache.
+    pub name: CacheName,
+}

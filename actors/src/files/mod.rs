@@ -20,7 +20,7 @@ use crate::domain::{envelope, CacheName, Document, NewDocument, Precondition};
 use crate::metrics::{CacheKind, CacheResult, Metrics};
 use crate::supervisor::{ActorPanicked, FailureReporter};
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -101,6 +101,9 @@ pub struct FileTier {
     index: HashMap<CacheName, OnDisk>,
     /// Newest version known in Postgres per cache: new versions go above it (SPEC §7).
     floors: HashMap<CacheName, u64>,
+    /// Caches whose file was found corrupt and moved aside, until a new version is
+    /// written: a reader is told why there is nothing (kept across actor restarts).
+    quarantined: HashSet<CacheName>,
     reporter: FailureReporter,
     metrics: Arc<Metrics>,
 }
@@ -114,7 +117,20 @@ impl FileTier {
     /// the actor starts).
     pub fn new(config: FileTierConfig, reporter: FailureReporter, metrics: Arc<Metrics>) -> Self {
         let caches_dir = config.data_dir.join("caches");
-        Self { config, caches_dir, index: HashMap::new(), floors: HashMap::new(), reporter, metrics }
+        Self {
+            config,
+            caches_dir,
+            index: HashMap::new(),
+            floors: HashMap::new(),
+            quarantined: HashSet::new(),
+            reporter,
+            metrics,
+        }
+    }
+
+    /// Whether the file of `name` was found corrupt and nothing was written since.
+    pub fn is_quarantined(&self, name: &CacheName) -> bool {
+        self.quarantined.contains(name)
     }
 
     fn path_of(&self, name: &CacheName) -> PathBuf {
@@ -185,6 +201,7 @@ impl FileTier {
                 let known = self.index.get(name).map_or(0, |d| d.version);
                 let floor = self.floors.entry(name.clone()).or_insert(0);
                 *floor = (*floor).max(claimed).max(known);
+                self.quarantined.insert(name.clone());
                 let aside = self.config.data_dir.join("corrupt").join(format!("{name}.{}.json", now_stamp()));
                 let moved = std::fs::rename(&path, &aside);
                 tracing::error!(
@@ -268,6 +285,7 @@ impl FileTier {
             return Err(e);
         }
         self.index.insert(doc.name.clone(), OnDisk::of(doc));
+        self.quarantined.remove(&doc.name);
         let tomb = self.tombstone_of(&doc.name);
         if tomb.exists() {
             std::fs::remove_file(&tomb)?;
