@@ -1,11 +1,19 @@
 //! tiercache's actors: every piece of runtime state lives here.
 //!
 //! # Layout
-//! - [`domain`]: names, canonical JSON, checksums, documents, envelopes.
-//! - [`supervisor`]: the panic guard, restart counting and the give-up rule.
+//! - [`domain`]: names, canonical JSON, checksums, documents, envelopes, schemas.
+//! - [`supervisor`]: the panic guards (handlers and the asynchronous work they start),
+//!   restart counting and the give-up rule.
 //! - [`memory`]: the memory tier actor and its published snapshot.
 //! - [`files`]: the file tier actor (durable envelopes, verification, tombstones).
+//! - [`store`]: the Postgres actor (version-guarded writes, RLS-bound reads, leadership
+//!   locks, source state) and the transaction-pooler check.
+//! - [`retry_queue`]: write-behind to Postgres, coalesced, with backoff and a dead letter.
+//! - [`refresher`]: schedules, on-demand and emergency refreshes, and the sources.
+//! - [`listener`]: cross-instance invalidation (LISTEN; rows read back, never trusted).
+//! - [`save_flow`]: file, memory, then the retry queue: the one path of a save.
 //! - [`tiers`]: the read and save flows across the actors, as the API uses them.
+//! - [`startup`]: the startup sync between the files and Postgres.
 //! - [`retention`]: purging caches no longer configured, tier by tier.
 //! - [`metrics`]: the Prometheus registry.
 //! - [`system`]: starts the actors under supervision, in dependency order.
