@@ -203,7 +203,7 @@ pub fn start(config: &SystemConfig, metrics: Arc<Metrics>) -> Result<Running, St
             refresher: Some(refresher.clone()),
             startup_synced: startup_synced_rx,
         };
-        crate::listener::spawn(peers, pg.connect.clone(), config.project.clone());
+        crate::listener::spawn(peers, pg.connect.clone(), config.project.clone(), reporter.clone());
     }
 
     let handles = TierHandles { memory, files, view, store, queue, refresher: Some(refresher) };

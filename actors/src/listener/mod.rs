@@ -18,6 +18,7 @@ use crate::refresher::RefresherHandle;
 use crate::retry_queue::backoff::{Backoff, BackoffPolicy};
 use crate::retry_queue::RetryQueueHandle;
 use crate::store::{driver_config, ConnectConfig, StoreHandle};
+use crate::supervisor::{guard_async, FailureReporter};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::types::Type;
@@ -49,8 +50,13 @@ enum Ended {
     Unsupported,
 }
 
-/// Starts listening in the background; returns at once.
-pub fn spawn(peers: ListenerPeers, connect: ConnectConfig, project: String) {
+/// Name in logs and metrics (`tiercache_actor_restarts_total{actor="listener"}`).
+pub const ACTOR: &str = "listener";
+
+/// Starts listening in the background; returns at once. A panic inside a session is
+/// reported to the supervisor like an actor's (counted, limited) and the session starts
+/// again, so invalidation never stops silently.
+pub fn spawn(peers: ListenerPeers, connect: ConnectConfig, project: String, reporter: FailureReporter) {
     if !connect.statement_cache {
         tracing::warn!(
             "postgres.statement_cache = false means a transaction pooler: LISTEN/NOTIFY cannot work there, so \
@@ -66,7 +72,10 @@ pub fn spawn(peers: ListenerPeers, connect: ConnectConfig, project: String) {
             multiplier: 2.0,
         });
         loop {
-            match session(&peers, &connect, &project).await {
+            let ended = guard_async(ACTOR, reporter.clone(), session(&peers, &connect, &project))
+                .await
+                .unwrap_or_else(|panicked| Ended::Lost(panicked.to_string()));
+            match ended {
                 Ended::Unsupported => {
                     tracing::warn!(
                         "NOTIFY does not reach this connection (a transaction pooler?): cross-instance \

@@ -45,7 +45,7 @@ impl Supervisor {
     pub fn new(policy: RestartPolicy, metrics: Arc<Metrics>) -> (Self, FailureReporter) {
         let (tx, rx) = mpsc::unbounded_channel();
         // Every actor's series exists from the start, at 0, so rates and alerts work.
-        for actor in ["memory", "file", "store", "retry", "refresher"] {
+        for actor in ["memory", "file", "store", "retry", "refresher", crate::listener::ACTOR] {
             let _ = metrics.actor_restarts.get_or_create(&ActorLabel { actor });
         }
         (Self { rx, log: RestartLog::new(policy), metrics }, FailureReporter::new(tx))
