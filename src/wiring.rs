@@ -14,16 +14,23 @@ use tiercache_actors::system::{PostgresConfig, RefreshConfig, SourcedCache, Syst
 
 fn source_config(source: &SourceSettings) -> SourceConfig {
     match source {
-        SourceSettings::Strava { client_id, client_secret, refresh_token, refresh_token_file, base_url, per_page } => {
-            SourceConfig::Strava {
-                client_id: client_id.clone(),
-                client_secret: client_secret.expose_secret().to_owned(),
-                refresh_token: refresh_token.expose_secret().to_owned(),
-                refresh_token_file: refresh_token_file.clone(),
-                base_url: base_url.clone(),
-                per_page: *per_page,
-            }
-        }
+        SourceSettings::Strava {
+            client_id,
+            client_secret,
+            refresh_token,
+            refresh_token_file,
+            base_url,
+            per_page,
+            full_refresh_every,
+        } => SourceConfig::Strava {
+            client_id: client_id.clone(),
+            client_secret: client_secret.expose_secret().to_owned(),
+            refresh_token: refresh_token.expose_secret().to_owned(),
+            refresh_token_file: refresh_token_file.clone(),
+            base_url: base_url.clone(),
+            per_page: *per_page,
+            full_refresh_every: *full_refresh_every,
+        },
         SourceSettings::Justgiving { app_id, page_short_name, base_url } => SourceConfig::Justgiving {
             app_id: app_id.expose_secret().to_owned(),
             page_short_name: page_short_name.clone(),

@@ -360,9 +360,14 @@ pub async fn delete(state: web::Data<AppState>, path: web::Path<String>) -> Resu
     }
 }
 
-/// `POST /v1/caches/{name}/refresh`.
-pub async fn refresh(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// `POST /v1/caches/{name}/refresh[?full=true]`.
+pub async fn refresh(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let (name, policy) = lookup(&state, &path)?;
+    let full = super::refresh_query::full(req.query_string())?;
     if !policy.has_source {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -374,8 +379,15 @@ pub async fn refresh(state: web::Data<AppState>, path: web::Path<String>) -> Res
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "refresher_unavailable", "no refresher is running")
             .retry_after(EMPTY_RETRY_AFTER));
     };
-    match refresher.refresh_now(name.clone(), false).await {
-        Ok(_) => Ok(HttpResponse::Accepted().json(json!({ "name": name.as_str(), "refresh": "started" }))),
+    let started = if full {
+        refresher.refresh_full(name.clone()).await
+    } else {
+        refresher.refresh_now(name.clone(), false).await.map(|_| ())
+    };
+    match started {
+        Ok(()) => {
+            Ok(HttpResponse::Accepted().json(json!({ "name": name.as_str(), "refresh": "started", "full": full })))
+        }
         Err(RefreshError::RateLimited(until)) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "rate_limited",

@@ -6,6 +6,7 @@ mod caches;
 pub mod error;
 mod health;
 pub mod rate_limit;
+mod refresh_query;
 pub mod security;
 pub mod state;
 pub mod tls;

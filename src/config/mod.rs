@@ -218,6 +218,8 @@ pub enum SourceSettings {
         refresh_token_file: Option<PathBuf>,
         base_url: String,
         per_page: u32,
+        /// A full re-read of the activity list this often (incremental in between).
+        full_refresh_every: Duration,
     },
     Justgiving {
         app_id: SecretString,
@@ -259,6 +261,7 @@ impl fmt::Debug for SourceSettings {
                 refresh_token_file,
                 base_url,
                 per_page,
+                full_refresh_every,
             } => f
                 .debug_struct("Strava")
                 .field("client_id", client_id)
@@ -267,6 +270,7 @@ impl fmt::Debug for SourceSettings {
                 .field("refresh_token_file", refresh_token_file)
                 .field("base_url", base_url)
                 .field("per_page", per_page)
+                .field("full_refresh_every", full_refresh_every)
                 .finish(),
             SourceSettings::Justgiving { app_id, page_short_name, base_url } => f
                 .debug_struct("Justgiving")

@@ -275,6 +275,8 @@ pub struct RawSource {
     #[serde(default)]
     pub per_page: Option<u32>,
     #[serde(default)]
+    pub full_refresh_every: Option<Dur>,
+    #[serde(default)]
     pub app_id: Option<RawSecret>,
     #[serde(default)]
     pub app_id_file: Option<String>,

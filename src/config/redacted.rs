@@ -129,6 +129,8 @@ struct Source {
     #[serde(skip_serializing_if = "Option::is_none")]
     per_page: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    full_refresh_every: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bearer_token: Option<&'static str>,
@@ -214,16 +216,19 @@ fn cache(c: &CacheSettings) -> Cache {
 fn source(s: &SourceSettings) -> Source {
     let kind = s.kind();
     match s {
-        SourceSettings::Strava { client_id, refresh_token_file, base_url, per_page, .. } => Source {
-            kind,
-            client_id: Some(client_id.clone()),
-            client_secret: Some(REDACTED),
-            refresh_token: Some(REDACTED),
-            refresh_token_file: refresh_token_file.as_deref().map(path),
-            base_url: Some(base_url.clone()),
-            per_page: Some(*per_page),
-            ..Source::default()
-        },
+        SourceSettings::Strava { client_id, refresh_token_file, base_url, per_page, full_refresh_every, .. } => {
+            Source {
+                kind,
+                client_id: Some(client_id.clone()),
+                client_secret: Some(REDACTED),
+                refresh_token: Some(REDACTED),
+                refresh_token_file: refresh_token_file.as_deref().map(path),
+                base_url: Some(base_url.clone()),
+                per_page: Some(*per_page),
+                full_refresh_every: Some(format_duration(*full_refresh_every)),
+                ..Source::default()
+            }
+        }
         SourceSettings::Justgiving { page_short_name, base_url, .. } => Source {
             kind,
             app_id: Some(REDACTED),

@@ -396,6 +396,15 @@ fn source_requirements() {
             "kind = \"strava\"\nclient_id = \"1\"\nclient_secret = \"s\"\nrefresh_token = \"t\"\nper_page = 500",
             "caches[0].source.per_page",
         ),
+        (
+            "kind = \"strava\"\nclient_id = \"1\"\nclient_secret = \"s\"\nrefresh_token = \"t\"\nfull_refresh_every = \"0s\"",
+            "caches[0].source.full_refresh_every",
+        ),
+        (
+            "kind = \"strava\"\nclient_id = \"1\"\nclient_secret = \"s\"\nrefresh_token = \"t\"\nfull_refresh_every = \"daily\"",
+            "caches[0].source.full_refresh_every",
+        ),
+        ("kind = \"http\"\nurl = \"http://x\"\nfull_refresh_every = \"1h\"", "caches[0].source.full_refresh_every"),
         ("kind = \"justgiving\"\npage_short_name = \"p\"", "caches[0].source.app_id"),
         ("kind = \"justgiving\"\napp_id = \"a\"", "caches[0].source.page_short_name"),
         ("kind = \"http\"", "caches[0].source.url"),
@@ -456,12 +465,14 @@ fn secret_files_are_read() {
             refresh_token_file,
             base_url,
             per_page,
+            full_refresh_every,
         }) => {
             assert_eq!(client_id, "123");
             assert_eq!(client_secret.expose_secret(), "cred-secret");
             assert_eq!(refresh_token.expose_secret(), "file-token");
             assert_eq!(refresh_token_file.as_deref(), Some(token.as_path()));
             assert_eq!((base_url.as_str(), *per_page), ("https://www.strava.com", 200));
+            assert_eq!(*full_refresh_every, std::time::Duration::from_secs(86400), "default: daily");
         }
         other => panic!("{other:?}"),
     }

@@ -241,6 +241,7 @@ fn source(raw: RawSource, at: &str, env: Env<'_>) -> Result<SourceSettings, Conf
         ("refresh_token_file", raw.refresh_token_file.is_some()),
         ("base_url", raw.base_url.is_some()),
         ("per_page", raw.per_page.is_some()),
+        ("full_refresh_every", raw.full_refresh_every.is_some()),
         ("app_id", raw.app_id.is_some()),
         ("app_id_file", raw.app_id_file.is_some()),
         ("page_short_name", raw.page_short_name.is_some()),
@@ -260,6 +261,7 @@ fn source(raw: RawSource, at: &str, env: Env<'_>) -> Result<SourceSettings, Conf
             "refresh_token_file",
             "base_url",
             "per_page",
+            "full_refresh_every",
         ],
         "justgiving" => &["app_id", "app_id_file", "page_short_name", "base_url"],
         "http" => &["url", "headers", "bearer_token", "bearer_token_file"],
@@ -312,6 +314,7 @@ fn source(raw: RawSource, at: &str, env: Env<'_>) -> Result<SourceSettings, Conf
                 refresh_token_file,
                 base_url: base_url(raw.base_url, "https://www.strava.com", &key("base_url"))?,
                 per_page,
+                full_refresh_every: full_refresh_every(raw.full_refresh_every, &key("full_refresh_every"))?,
             }
         }
         "justgiving" => {
@@ -340,6 +343,16 @@ fn source(raw: RawSource, at: &str, env: Env<'_>) -> Result<SourceSettings, Conf
             SourceSettings::Command { argv, timeout: raw.timeout.map_or(Duration::from_secs(30), |t| t.0) }
         }
     })
+}
+
+/// Strava's `full_refresh_every`: default one day; zero would make every refresh full
+/// and is refused as a likely mistake.
+fn full_refresh_every(value: Option<super::durations::Dur>, key: &str) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(Duration::from_secs(24 * 3600)),
+        Some(d) if d.0.is_zero() => Err(ConfigError::new(key, "must be above zero")),
+        Some(d) => Ok(d.0),
+    }
 }
 
 fn is_http_url(url: &str) -> bool {

@@ -38,4 +38,5 @@ mod refresh_on_demand;
 mod refresh_schedule;
 mod refresh_sources;
 mod refresh_strava;
+mod refresh_strava_incremental;
 mod refresh_support;

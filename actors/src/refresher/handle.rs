@@ -34,7 +34,20 @@ impl RefresherHandle {
     /// # Errors
     /// [`RefreshError`].
     pub async fn refresh_now(&self, name: CacheName, wait: bool) -> Result<Option<Arc<Document>>, RefreshError> {
-        match self.addr.send(RefreshNow { name, wait }).await {
+        self.send(RefreshNow { name, wait, full: false }).await
+    }
+
+    /// `POST .../refresh?full=true`: like [`Self::refresh_now`] without waiting, but a full
+    /// re-read (joining a fetch in flight makes the next fetch the full one).
+    ///
+    /// # Errors
+    /// [`RefreshError`].
+    pub async fn refresh_full(&self, name: CacheName) -> Result<(), RefreshError> {
+        self.send(RefreshNow { name, wait: false, full: true }).await.map(|_| ())
+    }
+
+    async fn send(&self, msg: RefreshNow) -> Result<Option<Arc<Document>>, RefreshError> {
+        match self.addr.send(msg).await {
             Ok(result) => result,
             Err(e) => Err(RefreshError::Failed(format!("refresher unavailable: {e}"))),
         }

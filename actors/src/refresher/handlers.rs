@@ -114,6 +114,8 @@ impl Refresher {
         let leader = self.leader.clone();
         let on_demand = due.is_none();
         let known_fetch = state.last_fetch;
+        let full = std::mem::take(&mut state.want_full);
+        let builds_on_previous = rich || source.builds_on_previous();
         let fut = async move {
             if let Some(store) = leader {
                 // Someone waits for an on-demand refresh: an unreachable Postgres must
@@ -140,8 +142,12 @@ impl Refresher {
                     Err(e) => tracing::debug!(cache = %cache, error = %e, "leadership unknown; refreshing anyway"),
                 }
             }
-            let previous = if rich { saver.files().read(cache.clone()).await.ok().and_then(|l| l.doc) } else { None };
-            let request = FetchRequest { rich, previous, timeout };
+            let previous = if builds_on_previous {
+                saver.files().read(cache.clone()).await.ok().and_then(|l| l.doc)
+            } else {
+                None
+            };
+            let request = FetchRequest { rich, full, previous, timeout };
             fail::fail_point!("refresher::fetch_async");
             let fetched = match tokio::time::timeout(timeout, source.fetch(request)).await {
                 Err(_) => return Err(FetchFailure::Failed(format!("timed out after {timeout:?}"))),
@@ -303,6 +309,8 @@ impl Handler<RefreshNow> for Refresher {
                 return Box::pin(async move { Err(RefreshError::BackingOff(until, why)) });
             }
         }
+        // Joining a fetch in flight: the full read is the next one.
+        state.want_full |= msg.full;
         let rx = msg.wait.then(|| {
             let (tx, rx) = oneshot::channel();
             state.waiters.push(tx);

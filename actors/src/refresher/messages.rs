@@ -20,6 +20,8 @@ pub struct RefreshNow {
     pub name: CacheName,
     /// Wait for the result.
     pub wait: bool,
+    /// A full re-read (Strava: no incremental shortcut).
+    pub full: bool,
 }
 
 /// Graceful shutdown: start no new fetch of any kind (fetches in flight finish or are

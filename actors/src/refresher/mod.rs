@@ -95,6 +95,8 @@ struct CacheState {
     /// Fixed per cache, so a due time does not move on every tick.
     jitter: Duration,
     in_flight: bool,
+    /// A full re-read was asked for and has not started yet.
+    want_full: bool,
     waiters: Vec<Waiter>,
     /// After a failure: not before this.
     retry_at: Option<DateTime<Utc>>,
@@ -195,6 +197,7 @@ impl Refresher {
                     last_rich_fetch: None,
                     jitter,
                     in_flight: false,
+                    want_full: false,
                     waiters: Vec::new(),
                     retry_at: None,
                     blocked_until: None,

@@ -39,6 +39,8 @@ pub enum SourceConfig {
         base_url: String,
         /// Activities per page, at most [`STRAVA_MAX_PER_PAGE`].
         per_page: u32,
+        /// A full re-read this often; incremental (`after=`) refreshes in between.
+        full_refresh_every: Duration,
     },
     /// `kind = "justgiving"`.
     Justgiving {
@@ -93,7 +95,15 @@ impl fmt::Debug for Redacted {
 impl fmt::Debug for SourceConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Strava { client_id, client_secret: _, refresh_token: _, refresh_token_file, base_url, per_page } => f
+            Self::Strava {
+                client_id,
+                client_secret: _,
+                refresh_token: _,
+                refresh_token_file,
+                base_url,
+                per_page,
+                full_refresh_every,
+            } => f
                 .debug_struct("Strava")
                 .field("client_id", client_id)
                 .field("client_secret", &Redacted)
@@ -101,6 +111,7 @@ impl fmt::Debug for SourceConfig {
                 .field("refresh_token_file", refresh_token_file)
                 .field("base_url", base_url)
                 .field("per_page", per_page)
+                .field("full_refresh_every", full_refresh_every)
                 .finish(),
             Self::Justgiving { app_id: _, page_short_name, base_url } => f
                 .debug_struct("Justgiving")
@@ -143,10 +154,25 @@ pub fn build_with_clock(
 ) -> Arc<dyn Source> {
     let client = HttpClient::new();
     match config {
-        SourceConfig::Strava { client_id, client_secret, refresh_token, refresh_token_file, base_url, per_page } => {
+        SourceConfig::Strava {
+            client_id,
+            client_secret,
+            refresh_token,
+            refresh_token_file,
+            base_url,
+            per_page,
+            full_refresh_every,
+        } => {
             let per_page = per_page.clamp(1, STRAVA_MAX_PER_PAGE);
-            let settings =
-                strava::Settings { client_id, client_secret, refresh_token, refresh_token_file, base_url, per_page };
+            let settings = strava::Settings {
+                client_id,
+                client_secret,
+                refresh_token,
+                refresh_token_file,
+                base_url,
+                per_page,
+                full_refresh_every,
+            };
             Arc::new(StravaSource::new(cache.clone(), settings, state, clock, client))
         }
         SourceConfig::Justgiving { app_id, page_short_name, base_url } => {
@@ -173,6 +199,7 @@ mod tests {
                 refresh_token_file: Some("/var/lib/tiercache/strava_token".into()),
                 base_url: STRAVA_BASE_URL.into(),
                 per_page: 200,
+                full_refresh_every: Duration::from_secs(86400),
             },
             SourceConfig::Justgiving {
                 app_id: "SECRET-app".into(),

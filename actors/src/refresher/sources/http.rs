@@ -63,7 +63,7 @@ mod tests {
     use std::time::Duration;
 
     fn request() -> FetchRequest {
-        FetchRequest { rich: false, previous: None, timeout: Duration::from_secs(5) }
+        FetchRequest { rich: false, full: false, previous: None, timeout: Duration::from_secs(5) }
     }
 
     fn source(url: String, clock: Arc<dyn Clock>) -> HttpSource {

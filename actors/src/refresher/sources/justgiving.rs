@@ -79,7 +79,7 @@ mod tests {
     }
 
     fn request() -> FetchRequest {
-        FetchRequest { rich: false, previous: None, timeout: Duration::from_secs(5) }
+        FetchRequest { rich: false, full: false, previous: None, timeout: Duration::from_secs(5) }
     }
 
     #[tokio::test]

@@ -34,7 +34,11 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct FetchRequest {
     /// The fuller, expensive fetch (`rich_refresh_every`).
     pub rich: bool,
-    /// The document currently held, if any (a rich refresh merges into it).
+    /// A full re-read was asked for (`POST .../refresh?full=true`): no incremental
+    /// shortcut.
+    pub full: bool,
+    /// The document currently held, if any (a rich refresh merges into it; Strava's
+    /// incremental refresh builds on it).
     pub previous: Option<Arc<Document>>,
     /// The whole fetch must finish within this (`refresh.fetch_timeout`).
     pub timeout: Duration,
@@ -79,6 +83,12 @@ pub enum SourceError {
 pub trait Source: Send + Sync {
     /// `strava`, `justgiving`, `http`, `command`.
     fn kind(&self) -> &'static str;
+
+    /// Whether a fetch needs the held document even when not rich (Strava's
+    /// incremental refresh merges into it).
+    fn builds_on_previous(&self) -> bool {
+        false
+    }
 
     /// Fetches the document.
     fn fetch(&self, request: FetchRequest) -> BoxFuture<'_, Result<Fetched, SourceError>>;

@@ -3,6 +3,7 @@
 use super::super::client::status_error;
 use super::super::client::Deadline;
 use super::super::SourceError;
+use super::merge::start_date;
 use super::StravaSource;
 use serde_json::Value;
 
@@ -58,8 +59,4 @@ impl StravaSource {
         }
         Ok(())
     }
-}
-
-fn start_date(activity: &Value) -> &str {
-    activity.get("start_date").and_then(Value::as_str).unwrap_or("")
 }

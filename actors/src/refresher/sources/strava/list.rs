@@ -1,11 +1,14 @@
-//! The paginated activity list, assembled into the cache's document.
+//! The activity list, assembled into the cache's document: a full read of every page,
+//! or an incremental read (`after=` the newest activity held) merged into the held
+//! document. A full read runs every `full_refresh_every`, when asked for, and whenever
+//! there is nothing to build on.
 
 use super::super::client::{status_error, Deadline};
 use super::super::{FetchRequest, Fetched, SourceError};
+use super::merge::{activities_of, keep_previous_detail, newest_start, upsert};
 use super::StravaSource;
-use chrono::SecondsFormat;
-use serde_json::{Map, Value};
-use std::collections::HashMap;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
 use std::time::Duration;
 
 /// A runaway pager is a bug upstream, not a reason to spend the whole budget.
@@ -17,13 +20,69 @@ impl StravaSource {
         let fetched_at = self.clock.now();
         let mut retried = false;
 
+        let previous = request.previous.as_deref().and_then(|d| activities_of(&d.body));
+        let after = match &previous {
+            Some(held) if !request.full && !self.full_due(fetched_at).await => newest_start(held),
+            _ => None,
+        };
+        let mut activities = match (after, previous) {
+            (Some(after), Some(mut held)) => {
+                let fresh = self.list(Some(after), deadline, &mut retried).await?;
+                tracing::debug!(cache = %self.cache, after, new = fresh.len(), "incremental Strava refresh");
+                upsert(&mut held, fresh);
+                held
+            }
+            (_, previous) => {
+                let mut listed = self.list(None, deadline, &mut retried).await?;
+                keep_previous_detail(&mut listed, previous.unwrap_or_default());
+                listed
+            }
+        };
+        if request.rich {
+            // Keep a tenth of the time (at most 2 s) for assembling the document.
+            let reserve = (request.timeout / 10).min(Duration::from_secs(2));
+            self.add_details(&mut activities, deadline.earlier_by(reserve), &mut retried).await?;
+        }
+        if after.is_none() {
+            self.update_sync(|s| s.last_full = Some(fetched_at)).await;
+        }
+        self.document(fetched_at, activities)
+    }
+
+    /// Whether `full_refresh_every` has passed since the last full read (or none is
+    /// known, as after a restart without a recorded one).
+    async fn full_due(&self, now: DateTime<Utc>) -> bool {
+        let every = chrono::Duration::from_std(self.settings.full_refresh_every).unwrap_or(chrono::Duration::MAX);
+        self.sync_state().await.last_full.is_none_or(|at| now - at >= every)
+    }
+
+    /// The cache's document: `{"timestamp": FETCH_TIME, "activities": [...]}`.
+    pub(super) fn document(&self, fetched_at: DateTime<Utc>, activities: Vec<Value>) -> Result<Fetched, SourceError> {
+        let doc = serde_json::json!({
+            "timestamp": fetched_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "activities": activities,
+        });
+        let body = serde_json::to_vec(&doc).map_err(|e| SourceError::Permanent(e.to_string()))?;
+        Ok(Fetched { body, rate_limits: self.budget().snapshot(self.clock.now()) })
+    }
+
+    /// Every page of the list (`after`: only activities that started later). An
+    /// incremental read stops at a short page; a full one reads until an empty page.
+    async fn list(
+        &self,
+        after: Option<i64>,
+        deadline: Deadline,
+        retried: &mut bool,
+    ) -> Result<Vec<Value>, SourceError> {
+        let per_page = self.settings.per_page;
+        let after_query = after.map(|t| format!("after={t}&")).unwrap_or_default();
         let mut activities: Vec<Value> = Vec::new();
         for page in 1..=MAX_PAGES {
             let url = format!(
-                "{}/api/v3/athlete/activities?page={page}&per_page={}",
-                self.settings.base_url, self.settings.per_page
+                "{}/api/v3/athlete/activities?{after_query}page={page}&per_page={per_page}",
+                self.settings.base_url
             );
-            let response = self.api_get(&url, deadline, &mut retried).await?;
+            let response = self.api_get(&url, deadline, retried).await?;
             if !response.is_success() {
                 return Err(status_error(&response, "Strava activities", self.clock.now()));
             }
@@ -36,42 +95,12 @@ impl StravaSource {
             if page == MAX_PAGES {
                 return Err(SourceError::Permanent(format!("Strava returned more than {MAX_PAGES} pages")));
             }
+            let short = (items.len() as u64) < u64::from(per_page);
             activities.extend(items);
-        }
-
-        keep_previous_detail(&mut activities, request.previous.as_deref().map(|d| &d.body[..]));
-        if request.rich {
-            // Keep a tenth of the time (at most 2 s) for assembling the document.
-            let reserve = (request.timeout / 10).min(Duration::from_secs(2));
-            self.add_details(&mut activities, deadline.earlier_by(reserve), &mut retried).await?;
-        }
-
-        let doc = serde_json::json!({
-            "timestamp": fetched_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-            "activities": activities,
-        });
-        let body = serde_json::to_vec(&doc).map_err(|e| SourceError::Permanent(e.to_string()))?;
-        Ok(Fetched { body, rate_limits: self.budget().snapshot(self.clock.now()) })
-    }
-}
-
-/// Activities that are still listed keep the detail fields an earlier rich refresh
-/// merged into them; the new summary wins where both have a field.
-fn keep_previous_detail(activities: &mut [Value], previous: Option<&[u8]>) {
-    let Some(Ok(Value::Object(mut doc))) = previous.map(serde_json::from_slice::<Value>) else { return };
-    let Some(Value::Array(old)) = doc.remove("activities") else { return };
-    let mut by_id: HashMap<String, Map<String, Value>> = HashMap::new();
-    for item in old {
-        if let Value::Object(item) = item {
-            if let Some(id) = item.get("id").map(Value::to_string) {
-                by_id.insert(id, item);
+            if after.is_some() && short {
+                break;
             }
         }
-    }
-    for activity in activities.iter_mut() {
-        let Value::Object(summary) = activity else { continue };
-        let Some(mut merged) = summary.get("id").and_then(|id| by_id.remove(&id.to_string())) else { continue };
-        merged.extend(std::mem::take(summary));
-        *summary = merged;
+        Ok(activities)
     }
 }

@@ -12,6 +12,8 @@
 mod budget;
 mod detail;
 mod list;
+mod merge;
+mod sync;
 #[cfg(test)]
 mod tests;
 mod tokens;
@@ -23,6 +25,8 @@ use super::{BoxFuture, FetchRequest, Fetched, Source, SourceError, StateStore};
 use crate::domain::CacheName;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+pub use sync::SyncState;
 use tokens::Tokens;
 
 pub use detail::MAX_DETAILS;
@@ -42,6 +46,8 @@ pub struct Settings {
     pub base_url: String,
     /// Activities per page (Strava allows up to 200).
     pub per_page: u32,
+    /// A full re-read this often; incremental (`after=`) refreshes in between.
+    pub full_refresh_every: Duration,
 }
 
 /// The Strava source of one cache.
@@ -53,6 +59,8 @@ pub struct StravaSource {
     client: HttpClient,
     tokens: tokio::sync::Mutex<Tokens>,
     budget: Mutex<Budget>,
+    /// Loaded from the state store on first use.
+    sync: tokio::sync::Mutex<Option<SyncState>>,
 }
 
 impl StravaSource {
@@ -74,6 +82,7 @@ impl StravaSource {
             client,
             tokens: tokio::sync::Mutex::new(Tokens::default()),
             budget: Mutex::new(Budget::default()),
+            sync: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -86,6 +95,10 @@ impl StravaSource {
 impl Source for StravaSource {
     fn kind(&self) -> &'static str {
         "strava"
+    }
+
+    fn builds_on_previous(&self) -> bool {
+        true
     }
 
     fn fetch(&self, request: FetchRequest) -> BoxFuture<'_, Result<Fetched, SourceError>> {

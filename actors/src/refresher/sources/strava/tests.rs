@@ -27,6 +27,8 @@ struct Upstream {
     tokens: Mutex<VecDeque<(&'static str, &'static str, i64)>>,
     valid_access: Mutex<Vec<String>>,
     pages: Vec<Value>,
+    /// Listed by an `after=` query when they started later.
+    newer: Vec<Value>,
     details: HashMap<String, Value>,
     /// Answers to the next API GETs, before normal routing.
     forced: Mutex<VecDeque<Canned>>,
@@ -56,6 +58,18 @@ impl Upstream {
             forced
         } else if !self.valid_access.lock().unwrap().contains(&auth) {
             Canned::json(401, r#"{"message":"Authorization Error"}"#)
+        } else if let (true, Some(after)) = (req.route() == "/api/v3/athlete/activities", req.query("after")) {
+            let after: i64 = after.parse().unwrap();
+            let items: Vec<Value> = self
+                .newer
+                .iter()
+                .filter(|a| {
+                    DateTime::parse_from_rfc3339(a["start_date"].as_str().unwrap()).unwrap().timestamp() > after
+                })
+                .cloned()
+                .collect();
+            let page: usize = req.query("page").unwrap().parse().unwrap();
+            Canned::json(200, json!(if page == 1 { items } else { vec![] }).to_string())
         } else if req.route() == "/api/v3/athlete/activities" {
             let page: usize = req.query("page").unwrap().parse().unwrap();
             Canned::json(200, self.pages.get(page - 1).cloned().unwrap_or(json!([])).to_string())
@@ -107,13 +121,19 @@ impl Rig {
             refresh_token_file: Some(self.token_path()),
             base_url: self.server.base_url() + "/",
             per_page: 2,
+            full_refresh_every: Duration::from_secs(86400),
         };
         let cache = CacheName::parse("strava").unwrap();
         StravaSource::new(cache, settings, self.state.clone(), self.clock.clone(), HttpClient::new())
     }
 
+    /// Upstream calls and token saves (the sync state's saves are checked on their own).
     fn events(&self) -> Vec<String> {
-        self.upstream.events.lock().unwrap().clone()
+        self.upstream.events.lock().unwrap().iter().filter(|e| !e.starts_with("save strava-sync:")).cloned().collect()
+    }
+
+    fn list_calls(&self) -> Vec<String> {
+        self.events().into_iter().filter(|e| e.starts_with("GET /api/v3/athlete/activities")).collect()
     }
 }
 
@@ -123,7 +143,7 @@ fn request(rich: bool, previous: Option<&Value>) -> FetchRequest {
         let name = CacheName::parse("strava").unwrap();
         Arc::new(Document::new(name, 1, Checksum::of(&body), None, None, Utc::now(), body.into()))
     });
-    FetchRequest { rich, previous, timeout: Duration::from_secs(10) }
+    FetchRequest { rich, full: false, previous, timeout: Duration::from_secs(10) }
 }
 
 fn ids(body: &[u8]) -> Vec<i64> {
@@ -362,4 +382,76 @@ async fn rich_refresh_without_budget_headers_is_capped() {
     assert_eq!(ids(&fetched.body).len(), 75);
     let detail_calls = rig.events().iter().filter(|e| e.starts_with("GET /api/v3/activities/")).count();
     assert_eq!(detail_calls, MAX_DETAILS);
+}
+
+fn full_request(previous: &Value) -> FetchRequest {
+    FetchRequest { full: true, ..request(false, Some(previous)) }
+}
+
+fn held() -> Value {
+    json!({"timestamp": "2024-05-01T09:00:00Z", "activities": [
+        {"id": 3, "name": "Run 3", "start_date": "2024-04-30T07:00:00Z", "description": "detail kept"},
+        activity(2, "2024-04-29T07:00:00Z"),
+    ]})
+}
+
+fn incremental_rig() -> Rig {
+    Rig::new(Upstream {
+        tokens: Mutex::new([("access-1", "r", in_6h())].into()),
+        pages: vec![json!([activity(3, "2024-04-30T07:00:00Z"), activity(2, "2024-04-29T07:00:00Z")])],
+        newer: vec![activity(4, "2024-05-01T08:00:00Z"), activity(3, "2024-04-30T07:00:00Z")],
+        ..Upstream::default()
+    })
+}
+
+#[tokio::test]
+async fn after_a_full_read_a_refresh_asks_only_for_newer_activities_and_merges_them() {
+    let rig = incremental_rig();
+    let source = rig.source();
+    // Nothing recorded (a first start): the whole list, and the time of it is kept.
+    source.fetch(request(false, Some(&held()))).await.unwrap();
+    assert_eq!(rig.list_calls().len(), 2, "{:?}", rig.list_calls());
+    let sync = rig.state.saved.lock().unwrap()["strava-sync:strava"].clone();
+    assert_eq!(sync["last_full_refresh"], T0);
+
+    rig.clock.advance(chrono::Duration::hours(6));
+    let fetched = source.fetch(request(false, Some(&held()))).await.unwrap();
+    let after = DateTime::parse_from_rfc3339("2024-04-30T07:00:00Z").unwrap().timestamp();
+    assert_eq!(
+        rig.list_calls()[2..],
+        [format!("GET /api/v3/athlete/activities?after={after}&page=1&per_page=2 Bearer access-1")],
+        "one call: a short page ends the incremental read"
+    );
+    assert_eq!(ids(&fetched.body), [4, 3, 2]);
+    let doc: Value = serde_json::from_slice(&fetched.body).unwrap();
+    assert_eq!(doc["activities"][1]["description"], "detail kept");
+    assert_eq!(doc["timestamp"], "2024-05-01T16:07:13Z");
+
+    // A new source (a restart) remembers the full read: still incremental.
+    rig.source().fetch(request(false, Some(&held()))).await.unwrap();
+    assert!(rig.list_calls().last().unwrap().contains("after="), "{:?}", rig.list_calls());
+}
+
+#[tokio::test]
+async fn a_full_read_runs_when_asked_and_every_full_refresh_every() {
+    let rig = incremental_rig();
+    let source = rig.source();
+    source.fetch(request(false, Some(&held()))).await.unwrap();
+    let calls = rig.list_calls().len();
+
+    // Asked for (POST .../refresh?full=true): no after=, and an activity gone upstream goes.
+    let mut previous = held();
+    previous["activities"].as_array_mut().unwrap().push(activity(1, "2024-04-01T07:00:00Z"));
+    let fetched = source.fetch(full_request(&previous)).await.unwrap();
+    assert!(rig.list_calls()[calls..].iter().all(|c| !c.contains("after=")), "{:?}", rig.list_calls());
+    assert_eq!(ids(&fetched.body), [3, 2]);
+
+    // A day after the last full read: the next refresh is full again.
+    rig.clock.advance(chrono::Duration::hours(23));
+    source.fetch(request(false, Some(&held()))).await.unwrap();
+    assert!(rig.list_calls().last().unwrap().contains("after="));
+    rig.clock.advance(chrono::Duration::hours(1));
+    let calls = rig.list_calls().len();
+    source.fetch(request(false, Some(&held()))).await.unwrap();
+    assert!(rig.list_calls()[calls..].iter().all(|c| !c.contains("after=")), "{:?}", rig.list_calls());
 }
