@@ -5,6 +5,7 @@ use crate::domain::{CacheName, Document, NewDocument, Precondition};
 use crate::files::{FileHandle, FileTierError};
 use crate::memory::MemoryHandle;
 use crate::retry_queue::RetryQueueHandle;
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
 /// Why a save was refused or failed.
@@ -63,5 +64,33 @@ impl SaveFlow {
             queue.enqueue_write(name.clone(), saved.version);
         }
         Ok(saved)
+    }
+
+    /// Upstream said the held document is current (a 304): the same version, with
+    /// `last_fetch` moved, replaces it on disk and in memory. No new version, nothing
+    /// for Postgres.
+    ///
+    /// # Errors
+    /// [`SaveError::Storage`] when the file could not be rewritten or the cache changed
+    /// during the fetch.
+    pub async fn refetched(&self, held: &Document, last_fetch: DateTime<Utc>) -> Result<Arc<Document>, SaveError> {
+        let doc = Arc::new(Document::new(
+            held.name.clone(),
+            held.version,
+            held.checksum,
+            Some(last_fetch),
+            held.last_rich_fetch,
+            held.saved_at,
+            held.body.clone(),
+        ));
+        match self.files.touch(doc.clone()).await {
+            Ok(true) => {}
+            Ok(false) => return Err(SaveError::Storage("the cache changed during the fetch".into())),
+            Err(e) => return Err(SaveError::Storage(e.to_string())),
+        }
+        if let Err(e) = self.memory.store(doc.clone()).await {
+            tracing::warn!(cache = %held.name, error = %e, "memory not updated after a 304; the file will serve");
+        }
+        Ok(doc)
     }
 }

@@ -33,6 +33,7 @@ mod unknown;
 
 // The refresher and its sources against a fake upstream (issue 5).
 mod fake_upstream;
+mod refresh_conditional;
 mod refresh_failures;
 mod refresh_on_demand;
 mod refresh_schedule;

@@ -1,7 +1,7 @@
 //! A typed handle to the file-tier actor that retries a request once when the actor
 //! failed on it, so that requests arriving around a restart are answered.
 
-use super::messages::{AdoptFile, ForgetTombstone, ListFiles, ReadFile, RemoveFile, WriteFile};
+use super::messages::{AdoptFile, ForgetTombstone, ListFiles, ReadFile, RemoveFile, TouchFile, WriteFile};
 use super::{FileLookup, FileTier, FileTierError, OnDisk};
 use crate::domain::{CacheName, Document, NewDocument, Precondition};
 use actix::Addr;
@@ -73,6 +73,14 @@ impl FileHandle {
     /// I/O errors, or the actor failing twice.
     pub async fn adopt(&self, doc: Arc<Document>, expected: Option<u64>) -> Result<bool, FileTierError> {
         self.call(AdoptFile { doc, expected }).await
+    }
+
+    /// See [`TouchFile`].
+    ///
+    /// # Errors
+    /// I/O errors, or the actor failing twice.
+    pub async fn touch(&self, doc: Arc<Document>) -> Result<bool, FileTierError> {
+        self.call(TouchFile { doc }).await
     }
 
     /// See [`RemoveFile`].

@@ -1,7 +1,7 @@
 //! One handler per message; each runs inside the supervisor's panic guard and starts
 //! with its failpoint (SPEC §11).
 
-use super::messages::{AdoptFile, ForgetTombstone, ListFiles, ReadFile, RemoveFile, WriteFile};
+use super::messages::{AdoptFile, ForgetTombstone, ListFiles, ReadFile, RemoveFile, TouchFile, WriteFile};
 use super::{FileLookup, FileTier, FileTierError, OnDisk, ACTOR};
 use crate::domain::{CacheName, Document};
 use crate::supervisor::{guard, ActorPanicked};
@@ -44,6 +44,18 @@ impl Handler<AdoptFile> for FileTier {
         guard(ACTOR, &reporter, ctx, || {
             fail::fail_point!("file::write");
             Ok(self.adopt(&msg.doc, msg.expected)?)
+        })?
+    }
+}
+
+impl Handler<TouchFile> for FileTier {
+    type Result = Result<bool, FileTierError>;
+
+    fn handle(&mut self, msg: TouchFile, ctx: &mut Context<Self>) -> Self::Result {
+        let reporter = self.reporter.clone();
+        guard(ACTOR, &reporter, ctx, || {
+            fail::fail_point!("file::write");
+            Ok(self.touch(&msg.doc)?)
         })?
     }
 }

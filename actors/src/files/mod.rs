@@ -255,6 +255,20 @@ impl FileTier {
         Ok(true)
     }
 
+    /// Rewrites the envelope of `doc.version` with `doc`'s fetch times, if disk still
+    /// holds that version with that checksum (see [`messages::TouchFile`]).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn touch(&mut self, doc: &Document) -> io::Result<bool> {
+        let current = self.index.get(&doc.name);
+        if current.is_none_or(|d| d.version != doc.version || d.etag.as_deref() != Some(doc.etag.as_str())) {
+            return Ok(false);
+        }
+        self.put_document(doc)?;
+        Ok(true)
+    }
+
     fn put_document(&mut self, doc: &Document) -> io::Result<()> {
         let bytes = envelope::encode(&self.config.project, doc);
         durable::write_atomic(&self.path_of(&doc.name), &bytes)?;

@@ -1,6 +1,6 @@
 //! Handlers, the tick that starts due fetches, and what a fetch's end does.
 
-use super::messages::{Begin, FetchFailure, Observed, Quiesce, Reconfigure, RefreshAll, RefreshNow};
+use super::messages::{Begin, FetchFailure, Observed, Quiesce, Reconfigure, RefreshAll, RefreshNow, Refreshed};
 use super::schedule::{due_at, Due};
 use super::sources::{FetchRequest, SourceError};
 use super::{RefreshError, Refresher, ACTOR};
@@ -133,7 +133,7 @@ impl Refresher {
                         let grace = PEER_GRACE.min(timeout);
                         if let Some(doc) = peer_result(&saver, &cache, known_fetch, grace).await {
                             tracing::info!(cache = %cache, version = doc.version, "refreshed by the leading instance");
-                            return Ok(doc);
+                            return Ok((doc, Refreshed::ByPeer));
                         }
                     }
                     Ok(false) => return Err(FetchFailure::NotLeader),
@@ -147,6 +147,7 @@ impl Refresher {
             } else {
                 None
             };
+            let held = previous.clone();
             let request = FetchRequest { rich, full, previous, timeout };
             fail::fail_point!("refresher::fetch_async");
             let fetched = match tokio::time::timeout(timeout, source.fetch(request)).await {
@@ -160,6 +161,9 @@ impl Refresher {
                     .rate_limit_remaining
                     .get_or_create(&CacheWindow { cache: cache.to_string(), window: limit.window })
                     .set(limit.remaining);
+            }
+            if fetched.not_modified {
+                return super::not_modified(&saver, held.as_deref()).await.map(|doc| (doc, Refreshed::NotModified));
             }
             if fetched.body.len() as u64 > max_size {
                 return Err(FetchFailure::Failed(format!(
@@ -182,6 +186,7 @@ impl Refresher {
             saver
                 .save(&cache, doc, Precondition::None)
                 .await
+                .map(|doc| (doc, Refreshed::Saved))
                 .map_err(|e| FetchFailure::Failed(format!("could not save: {e}")))
         };
         let fut = crate::supervisor::guard_async(ACTOR, reporter, fut);
@@ -200,14 +205,14 @@ impl Refresher {
         name: CacheName,
         rich: bool,
         due: Option<DateTime<Utc>>,
-        result: Result<Arc<Document>, FetchFailure>,
+        result: Result<(Arc<Document>, Refreshed), FetchFailure>,
     ) {
         let Some(state) = self.caches.get_mut(&name) else { return };
         state.in_flight = false;
         let waiters = std::mem::take(&mut state.waiters);
         let label = |result: &'static str| CacheResult { cache: name.to_string(), result };
         match &result {
-            Ok(doc) => {
+            Ok((doc, how)) => {
                 state.last_fetch = doc.last_fetch;
                 state.last_rich_fetch = doc.last_rich_fetch;
                 state.retry_at = None;
@@ -218,8 +223,10 @@ impl Refresher {
                 state.backoff = Backoff::new(&self.policy.backoff);
                 let now = Utc::now();
                 self.metrics.refreshes.get_or_create(&label("ok")).inc();
-                // A refresh result is a save like a PUT.
-                self.metrics.saves.get_or_create(&label("ok")).inc();
+                // A refresh result is a save like a PUT (a 304 saves nothing).
+                if *how != Refreshed::NotModified {
+                    self.metrics.saves.get_or_create(&label("ok")).inc();
+                }
                 self.metrics
                     .last_refresh_success
                     .get_or_create(&CacheLabel { cache: name.to_string() })
@@ -228,7 +235,8 @@ impl Refresher {
                 if let Some(lag) = lag {
                     self.metrics.refresh_lag.get_or_create(&CacheLabel { cache: name.to_string() }).observe(lag);
                 }
-                tracing::info!(cache = %name, version = doc.version, rich, lag_seconds = lag, "refreshed");
+                let not_modified = *how == Refreshed::NotModified;
+                tracing::info!(cache = %name, version = doc.version, rich, not_modified, lag_seconds = lag, "refreshed");
             }
             Err(FetchFailure::NotLeader) => {
                 // Look again soon: if the leader dies, its lock goes with its connection.
@@ -261,7 +269,7 @@ impl Refresher {
                 );
             }
         }
-        let answer = result.map_err(RefreshError::from);
+        let answer = result.map(|(doc, _)| doc).map_err(RefreshError::from);
         for w in waiters {
             let _ = w.send(answer.clone());
         }

@@ -55,6 +55,17 @@ pub struct Observed {
     pub last_rich_fetch: Option<DateTime<Utc>>,
 }
 
+/// How a fetch that succeeded changed the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refreshed {
+    /// A new version was saved.
+    Saved,
+    /// Upstream answered 304: `last_fetch` moved, no new version.
+    NotModified,
+    /// Another instance fetched and saved it.
+    ByPeer,
+}
+
 /// How a fetch failed, as the schedule needs to know it.
 #[derive(Debug, Clone)]
 pub(super) enum FetchFailure {

@@ -33,6 +33,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+/// Upstream's 304 for the `held` document: `last_fetch` moves, no new version.
+async fn not_modified(saver: &SaveFlow, held: Option<&Document>) -> Result<Arc<Document>, messages::FetchFailure> {
+    let held =
+        held.ok_or_else(|| messages::FetchFailure::Failed("upstream answered 304 but nothing is held".into()))?;
+    saver.refetched(held, Utc::now()).await.map_err(|e| messages::FetchFailure::Failed(format!("after a 304: {e}")))
+}
+
 /// Actor name in logs and metrics.
 pub const ACTOR: &str = "refresher";
 

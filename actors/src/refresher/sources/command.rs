@@ -82,7 +82,7 @@ impl CommandSource {
             return Err(SourceError::Permanent(format!("`{program}` failed ({status}): {first_line}")));
         }
         ensure_json(&out, &format!("`{program}`'s output"))?;
-        Ok(Fetched { body: out, rate_limits: Vec::new() })
+        Ok(Fetched::new(out, Vec::new()))
     }
 }
 

@@ -4,6 +4,7 @@
 use super::client::HttpClient;
 use super::clock::{Clock, SystemClock};
 use super::command::CommandSource;
+use super::conditional::Conditional;
 use super::http::HttpSource;
 use super::justgiving::JustGivingSource;
 use super::strava::{self, StravaSource};
@@ -176,10 +177,11 @@ pub fn build_with_clock(
             Arc::new(StravaSource::new(cache.clone(), settings, state, clock, client))
         }
         SourceConfig::Justgiving { app_id, page_short_name, base_url } => {
-            Arc::new(JustGivingSource::new(app_id, page_short_name, base_url, clock, client))
+            let conditional = Conditional::new(cache, state);
+            Arc::new(JustGivingSource::new(app_id, page_short_name, base_url, clock, client, conditional))
         }
         SourceConfig::Http { url, headers, bearer_token } => {
-            Arc::new(HttpSource::new(url, headers, bearer_token, clock, client))
+            Arc::new(HttpSource::new(url, headers, bearer_token, clock, client, Conditional::new(cache, state)))
         }
         SourceConfig::Command { argv, timeout } => Arc::new(CommandSource::new(argv, timeout)),
     }

@@ -8,6 +8,7 @@
 pub mod client;
 pub mod clock;
 pub mod command;
+pub mod conditional;
 pub mod config;
 pub mod http;
 pub mod justgiving;
@@ -60,6 +61,20 @@ pub struct Fetched {
     pub body: Vec<u8>,
     /// Rate-limit budget seen during the fetch.
     pub rate_limits: Vec<RateLimit>,
+    /// Upstream answered 304: the held document is current (`body` is empty).
+    pub not_modified: bool,
+}
+
+impl Fetched {
+    /// A changed document.
+    pub fn new(body: Vec<u8>, rate_limits: Vec<RateLimit>) -> Self {
+        Self { body, rate_limits, not_modified: false }
+    }
+
+    /// Upstream's 304: nothing changed.
+    pub fn not_modified() -> Self {
+        Self { body: Vec::new(), rate_limits: Vec::new(), not_modified: true }
+    }
 }
 
 /// Why a fetch failed.

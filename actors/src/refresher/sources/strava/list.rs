@@ -63,7 +63,7 @@ impl StravaSource {
             "activities": activities,
         });
         let body = serde_json::to_vec(&doc).map_err(|e| SourceError::Permanent(e.to_string()))?;
-        Ok(Fetched { body, rate_limits: self.budget().snapshot(self.clock.now()) })
+        Ok(Fetched::new(body, self.budget().snapshot(self.clock.now())))
     }
 
     /// Every page of the list (`after`: only activities that started later). An
