@@ -65,6 +65,7 @@ pub struct Settings {
     pub shutdown: ShutdownSettings,
     pub refresh: RefreshSettings,
     pub supervisor: SupervisorSettings,
+    pub webhooks: WebhookSettings,
     pub caches: Vec<CacheSettings>,
     /// Non-fatal notes for the startup log (config is loaded before logging is up).
     pub warnings: Vec<String>,
@@ -180,6 +181,16 @@ pub struct RefreshSettings {
     /// `None`: serve stale data however old.
     pub max_stale: Option<Duration>,
     pub jitter: Duration,
+}
+
+/// `[webhooks]`: push notifications from upstream APIs.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookSettings {
+    /// The token Strava's subscription handshake must present; `None`: the
+    /// `/v1/webhooks/strava` routes answer 404.
+    pub strava_verify_token: Option<SecretString>,
+    /// Where it was read from, if from a file (shown by `check-config`).
+    pub strava_verify_token_file: Option<PathBuf>,
 }
 
 /// `[supervisor]`.

@@ -28,7 +28,15 @@ struct Doc {
     shutdown: Shutdown,
     refresh: Refresh,
     supervisor: Supervisor,
+    webhooks: Webhooks,
     caches: Vec<Cache>,
+}
+
+/// Both keys always shown (empty when unset); an inline token as [`REDACTED`].
+#[derive(Serialize)]
+struct Webhooks {
+    strava_verify_token: &'static str,
+    strava_verify_token_file: String,
 }
 
 #[derive(Serialize)]
@@ -194,6 +202,13 @@ pub fn to_toml(s: &Settings) -> String {
         supervisor: Supervisor {
             max_restarts: s.supervisor.max_restarts,
             restart_window: format_duration(s.supervisor.restart_window),
+        },
+        webhooks: Webhooks {
+            strava_verify_token: match (&s.webhooks.strava_verify_token, &s.webhooks.strava_verify_token_file) {
+                (Some(_), None) => REDACTED,
+                _ => "",
+            },
+            strava_verify_token_file: s.webhooks.strava_verify_token_file.as_deref().map(path).unwrap_or_default(),
         },
         caches: s.caches.iter().map(cache).collect(),
     };

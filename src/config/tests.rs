@@ -570,3 +570,36 @@ fn override_names_are_checked() {
     let e = check_override_names(["TIERCACHE__API__LISTN"]).unwrap_err();
     assert_eq!(e.key, "TIERCACHE__API__LISTN");
 }
+
+#[test]
+fn webhooks_verify_token_inline_from_env_or_file_and_redacted() {
+    assert!(ok(None, &[]).webhooks.strava_verify_token.is_none(), "unset by default");
+    let s = ok(Some("[webhooks]\nstrava_verify_token = \"VERIFY-SECRET\"\n"), &[]);
+    assert_eq!(
+        s.webhooks.strava_verify_token.as_ref().map(|t| t.expose_secret().to_owned()),
+        Some("VERIFY-SECRET".into())
+    );
+    let printed = s.to_redacted_toml();
+    assert!(!printed.contains("VERIFY-SECRET") && !format!("{s:?}").contains("VERIFY-SECRET"), "{printed}");
+    assert!(printed.contains("strava_verify_token = \"[redacted]\""), "{printed}");
+
+    let s = ok(None, &[("TIERCACHE__WEBHOOKS__STRAVA_VERIFY_TOKEN", "from-env")]);
+    assert_eq!(s.webhooks.strava_verify_token.unwrap().expose_secret(), "from-env");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("verify");
+    std::fs::write(&file, "from-file\n").unwrap();
+    let toml = format!("[webhooks]\nstrava_verify_token_file = {:?}\n", file.display().to_string());
+    let s = ok(Some(&toml), &[]);
+    assert_eq!(s.webhooks.strava_verify_token.as_ref().unwrap().expose_secret(), "from-file");
+    assert!(!s.to_redacted_toml().contains("from-file"));
+
+    let both = format!("{toml}strava_verify_token = \"x\"\n");
+    assert_eq!(err_key(&both), "webhooks.strava_verify_token_file");
+    assert_eq!(err_key("[webhooks]\nstrava_verify_token = \"has space\"\n"), "webhooks.strava_verify_token");
+    assert_eq!(
+        err_key("[webhooks]\nstrava_verify_token_file = \"/nonexistent/verify\"\n"),
+        "webhooks.strava_verify_token_file"
+    );
+    assert_eq!(err_key("[webhooks]\nstrava_token = \"x\"\n"), "webhooks.strava_token");
+}

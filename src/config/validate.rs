@@ -73,9 +73,35 @@ pub fn settings(raw: RawSettings, env: Env<'_>, warnings: Vec<String>) -> Result
             max_restarts: raw.supervisor.max_restarts,
             restart_window: raw.supervisor.restart_window.0,
         },
+        webhooks: webhooks(raw.webhooks, env)?,
         caches: caches(raw.caches, env)?,
         warnings,
     })
+}
+
+/// `[webhooks]`: the verify token inline or from a file, not both; printable ASCII
+/// without spaces, as it travels in a query string.
+fn webhooks(raw: super::raw::RawWebhooks, env: Env<'_>) -> Result<super::WebhookSettings, ConfigError> {
+    let inline = raw.strava_verify_token.0.filter(|s| !s.expose_secret().is_empty());
+    let (token, file) = match (inline, non_empty(raw.strava_verify_token_file)) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "webhooks.strava_verify_token_file",
+                "set either strava_verify_token or strava_verify_token_file, not both",
+            ))
+        }
+        (Some(token), None) => (Some(token), None),
+        (None, Some(path)) => {
+            let (path, token) = secrets::read("webhooks.strava_verify_token_file", &path, env)?;
+            (Some(token), Some(path))
+        }
+        (None, None) => (None, None),
+    };
+    if token.as_ref().is_some_and(|t| !t.expose_secret().bytes().all(|b| b.is_ascii_graphic())) {
+        let key = if file.is_some() { "webhooks.strava_verify_token_file" } else { "webhooks.strava_verify_token" };
+        return Err(ConfigError::new(key, "must be printable ASCII without spaces"));
+    }
+    Ok(super::WebhookSettings { strava_verify_token: token, strava_verify_token_file: file })
 }
 
 /// `""` means unset throughout the appendix.
