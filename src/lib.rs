@@ -30,6 +30,7 @@ pub mod migrate;
 pub mod sd_notify;
 pub mod signals;
 mod status;
+pub mod strava_subscription;
 pub mod telemetry;
 pub mod wiring;
 

@@ -66,6 +66,23 @@ impl SaveFlow {
         Ok(saved)
     }
 
+    /// Purges `name` from the file and memory tiers and queues the delete for Postgres
+    /// (a tombstone stays on disk until Postgres has it); `DELETE` and a Strava
+    /// deauthorization. Returns whether the file tier had it.
+    ///
+    /// # Errors
+    /// When the file could not be removed.
+    pub async fn purge(&self, name: &CacheName) -> Result<bool, SaveError> {
+        let existed = self.files.remove(name.clone()).await.map_err(|e| SaveError::Storage(e.to_string()))?;
+        if let Err(e) = self.memory.evict(name).await {
+            tracing::warn!(cache = %name, error = %e, "memory eviction failed");
+        }
+        if let Some(queue) = &self.queue {
+            queue.enqueue_delete(name.clone());
+        }
+        Ok(existed)
+    }
+
     /// Upstream said the held document is current (a 304): the same version, with
     /// `last_fetch` moved, replaces it on disk and in memory. No new version, nothing
     /// for Postgres.

@@ -4,7 +4,8 @@
 //!   metrics included. Unix-socket clients are local and always pass.
 //! - Rate limit: per client address on everything but `/healthz`, `/readyz` and
 //!   `/metrics` (probes must not be throttled into a restart); 429 with `Retry-After`.
-//! - Tokens: when `api.tokens_file` is set, every path but those three needs
+//! - Tokens: when `api.tokens_file` is set, every path but those three and
+//!   `/v1/webhooks/*` (Strava cannot send a token; see `webhooks.rs`) needs
 //!   `Authorization: Bearer TOKEN`: 401 without a valid one, 403 when a read token
 //!   asks for a write (`PUT`, `POST`, `DELETE`, any method but `GET`/`HEAD`/`OPTIONS`).
 //!
@@ -69,6 +70,10 @@ fn refusal(state: &AppState, req: &ServiceRequest) -> Option<HttpResponse> {
             .retry_after(secs);
             return Some(error.error_response());
         }
+    }
+    // Strava cannot send a token: the verify token and subscription id stand in for it.
+    if req.match_info().as_str().starts_with("/v1/webhooks/") {
+        return None;
     }
     let tokens = security.tokens.as_ref()?;
     let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer);

@@ -11,6 +11,7 @@ pub mod security;
 pub mod state;
 pub mod tls;
 pub mod tokens;
+pub mod webhooks;
 
 pub use security::Security;
 pub use state::{ApiPolicy, AppState, CachePolicy};
@@ -31,6 +32,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/caches/{name}", web::delete().to(caches::delete))
         .route("/v1/caches/{name}/meta", web::get().to(caches::meta))
         .route("/v1/caches/{name}/refresh", web::post().to(caches::refresh))
+        .route("/v1/webhooks/strava", web::get().to(webhooks::handshake))
+        .route("/v1/webhooks/strava", web::post().to(webhooks::event))
         .default_service(web::to(not_found));
 }
 
@@ -60,6 +63,11 @@ pub fn policy_from(settings: &Settings) -> ApiPolicy {
             .collect(),
         max_body: settings.api.max_body,
         postgres_enabled: settings.postgres.enabled,
+        strava_webhook: settings
+            .webhooks
+            .strava_verify_token
+            .clone()
+            .map(|verify_token| webhooks::StravaWebhook { verify_token, data_dir: settings.data_dir.clone() }),
     }
 }
 

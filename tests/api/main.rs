@@ -41,3 +41,5 @@ mod refresh_sources;
 mod refresh_strava;
 mod refresh_strava_incremental;
 mod refresh_support;
+mod webhook_support;
+mod webhooks_strava;

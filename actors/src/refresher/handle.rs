@@ -1,6 +1,6 @@
 //! A typed handle to the refresher.
 
-use super::messages::{Begin, Observed, Quiesce, Reconfigure, RefreshAll, RefreshNow};
+use super::messages::{Begin, Observed, Quiesce, Reconfigure, RefreshAll, RefreshNow, StravaPush};
 use super::{RefreshCache, RefreshError, RefreshView, Refresher};
 use crate::domain::{CacheName, Document};
 use actix::Addr;
@@ -51,6 +51,11 @@ impl RefresherHandle {
             Ok(result) => result,
             Err(e) => Err(RefreshError::Failed(format!("refresher unavailable: {e}"))),
         }
+    }
+
+    /// See [`StravaPush`]: an acknowledged webhook event, processed after the answer.
+    pub fn strava_push(&self, push: StravaPush) {
+        self.addr.do_send(push);
     }
 
     /// See [`Quiesce`]: graceful shutdown.

@@ -1,6 +1,6 @@
 //! Handlers, the tick that starts due fetches, and what a fetch's end does.
 
-use super::messages::{Begin, FetchFailure, Observed, Quiesce, Reconfigure, RefreshAll, RefreshNow, Refreshed};
+use super::messages::{Begin, FetchFailure, Observed, Quiesce, Reason, Reconfigure, RefreshAll, RefreshNow, Refreshed};
 use super::schedule::{due_at, Due};
 use super::sources::{FetchRequest, SourceError};
 use super::{RefreshError, Refresher, ACTOR};
@@ -73,7 +73,7 @@ impl Refresher {
         let due: Vec<(CacheName, Due, DateTime<Utc>)> = self
             .caches
             .iter()
-            .filter(|(_, s)| !s.in_flight)
+            .filter(|(name, s)| !s.in_flight && !self.push.is_revoked(name))
             .filter_map(|(name, s)| {
                 let (at, kind) =
                     due_at(s.last_fetch, s.last_rich_fetch, s.config.every, s.config.rich_every, s.jitter, s.retry_at)?;
@@ -83,13 +83,21 @@ impl Refresher {
         for (name, kind, at) in due {
             // Never fetched: due now (and still a scheduled refresh, under leadership).
             let due = Some(if at > DateTime::<Utc>::MIN_UTC { at } else { now });
-            self.start_fetch(ctx, name, kind == Due::Rich, due);
+            self.start_fetch(ctx, name, kind == Due::Rich, due, Reason::Schedule);
         }
+        self.start_pushed(ctx);
     }
 
     /// Starts one fetch of `name` unless one is in flight. `due`: when it was due (for
     /// the lag metric), `None` for on-demand fetches.
-    fn start_fetch(&mut self, ctx: &mut Context<Self>, name: CacheName, rich: bool, due: Option<DateTime<Utc>>) {
+    pub(super) fn start_fetch(
+        &mut self,
+        ctx: &mut Context<Self>,
+        name: CacheName,
+        rich: bool,
+        due: Option<DateTime<Utc>>,
+        reason: Reason,
+    ) {
         let reporter = self.reporter.clone();
         if guard(ACTOR, &reporter, ctx, || {
             fail::fail_point!("refresher::fetch");
@@ -115,9 +123,15 @@ impl Refresher {
         let on_demand = due.is_none();
         let known_fetch = state.last_fetch;
         let full = std::mem::take(&mut state.want_full);
+        let reason = if full { Reason::Full } else { reason };
+        // Pushed changes ride on any fetch; a webhook's own fetch applies only them.
+        let pushed = self.push.take(&name);
+        let push_only = reason == Reason::Webhook;
+        let (pushed_copy, calls_before, kind) = (pushed.clone(), source.upstream_calls(), source.kind());
         let builds_on_previous = rich || source.builds_on_previous();
         let fut = async move {
-            if let Some(store) = leader {
+            // The event arrived here: no other instance is going to apply it.
+            if let Some(store) = leader.filter(|_| !push_only) {
                 // Someone waits for an on-demand refresh: an unreachable Postgres must
                 // not hold it up for a whole connect timeout.
                 let ask = if on_demand { LEAD_QUESTION_ON_DEMAND } else { timeout };
@@ -148,7 +162,7 @@ impl Refresher {
                 None
             };
             let held = previous.clone();
-            let request = FetchRequest { rich, full, previous, timeout };
+            let request = FetchRequest { rich, full, pushed, push_only, previous, timeout };
             fail::fail_point!("refresher::fetch_async");
             let fetched = match tokio::time::timeout(timeout, source.fetch(request)).await {
                 Err(_) => return Err(FetchFailure::Failed(format!("timed out after {timeout:?}"))),
@@ -181,7 +195,12 @@ impl Refresher {
             let mut doc = NewDocument::from_json(&fetched.body)
                 .map_err(|e| FetchFailure::Failed(format!("upstream sent invalid JSON: {e}")))?;
             let now = Utc::now();
-            doc.last_fetch = Some(now);
+            // Applying pushed changes is not a fetch of the whole source: the schedule
+            // (and with it the daily full read) keeps counting from the last one.
+            doc.last_fetch = match held.as_ref().and_then(|h| h.last_fetch) {
+                Some(last) if push_only => Some(last),
+                _ => Some(now),
+            };
             doc.last_rich_fetch = if rich { Some(now) } else { previous_rich };
             saver
                 .save(&cache, doc, Precondition::None)
@@ -190,12 +209,19 @@ impl Refresher {
                 .map_err(|e| FetchFailure::Failed(format!("could not save: {e}")))
         };
         let fut = crate::supervisor::guard_async(ACTOR, reporter, fut);
-        ctx.spawn(fut.into_actor(self).map(move |result, refresher, ctx| match result {
-            Ok(result) => refresher.finish(name, rich, due, result),
-            Err(panicked) => {
-                // Already reported: answer the waiters, then restart with nothing in flight.
-                refresher.finish(name, rich, due, Err(FetchFailure::Failed(panicked.to_string())));
-                ctx.stop();
+        let source = self.caches.get(&name).map(|s| s.config.source.clone());
+        ctx.spawn(fut.into_actor(self).map(move |result, refresher, ctx| {
+            let calls = source.map_or(0, |s| s.upstream_calls().saturating_sub(calls_before));
+            refresher.count_calls(&name, kind, reason, calls);
+            let failed = !matches!(result, Ok(Ok(_)));
+            refresher.after_fetch(ctx, &name, failed, pushed_copy);
+            match result {
+                Ok(result) => refresher.finish(name, rich, due, result),
+                Err(panicked) => {
+                    // Already reported: answer the waiters, then restart with nothing in flight.
+                    refresher.finish(name, rich, due, Err(FetchFailure::Failed(panicked.to_string())));
+                    ctx.stop();
+                }
             }
         }));
     }
@@ -283,6 +309,7 @@ impl Handler<Begin> for Refresher {
     fn handle(&mut self, _msg: Begin, ctx: &mut Context<Self>) {
         self.begun = true;
         self.load_times(ctx);
+        self.load_push_state(ctx);
     }
 }
 
@@ -306,6 +333,10 @@ impl Handler<RefreshNow> for Refresher {
         if self.quiesced {
             return Box::pin(async { Err(RefreshError::Failed("shutting down: no new refresh starts".into())) });
         }
+        if self.push.is_revoked(&msg.name) {
+            let name = msg.name.to_string();
+            return Box::pin(async move { Err(RefreshError::NoSource(name)) });
+        }
         // A rate-limit window is respected by every kind of refresh.
         if let Some(until) = state.blocked_until.filter(|t| *t > Utc::now()) {
             return Box::pin(async move { Err(RefreshError::RateLimited(until)) });
@@ -325,7 +356,8 @@ impl Handler<RefreshNow> for Refresher {
             rx
         });
         if !state.in_flight {
-            self.start_fetch(ctx, msg.name, false, None);
+            let reason = if msg.wait { Reason::Emergency } else { Reason::Manual };
+            self.start_fetch(ctx, msg.name, false, None, reason);
         }
         Box::pin(async move {
             match rx {
@@ -350,11 +382,11 @@ impl Handler<RefreshAll> for Refresher {
         let names: Vec<CacheName> = self
             .caches
             .iter()
-            .filter(|(_, s)| !s.in_flight && s.blocked_until.is_none_or(|t| t <= now))
+            .filter(|(n, s)| !s.in_flight && s.blocked_until.is_none_or(|t| t <= now) && !self.push.is_revoked(n))
             .map(|(n, _)| n.clone())
             .collect();
         for name in &names {
-            self.start_fetch(ctx, name.clone(), false, None);
+            self.start_fetch(ctx, name.clone(), false, None, Reason::Manual);
         }
         names.len()
     }
@@ -363,8 +395,9 @@ impl Handler<RefreshAll> for Refresher {
 impl Handler<Reconfigure> for Refresher {
     type Result = ();
 
-    fn handle(&mut self, msg: Reconfigure, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Reconfigure, ctx: &mut Context<Self>) {
         self.set_caches(msg.caches);
+        self.load_push_state(ctx);
         tracing::info!(actor = ACTOR, caches = self.caches.len(), "refresh schedules and sources reloaded");
     }
 }

@@ -55,6 +55,46 @@ pub struct Observed {
     pub last_rich_fetch: Option<DateTime<Utc>>,
 }
 
+/// Why a fetch runs (the `reason` label of `tiercache_upstream_calls_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Due on the schedule.
+    Schedule,
+    /// `POST .../refresh?full=true`.
+    Full,
+    /// Changes pushed by a webhook.
+    Webhook,
+    /// A read found nothing anywhere.
+    Emergency,
+    /// `POST .../refresh` or SIGUSR1.
+    Manual,
+}
+
+impl Reason {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Schedule => "schedule",
+            Self::Full => "full",
+            Self::Webhook => "webhook",
+            Self::Emergency => "emergency",
+            Self::Manual => "manual",
+        }
+    }
+}
+
+/// A Strava webhook event, acknowledged already: route it to the athlete's caches.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct StravaPush {
+    /// The athlete (`owner_id`).
+    pub owner_id: u64,
+    /// `OBJECT_TYPE.ASPECT_TYPE`, for the metrics.
+    pub kind: String,
+    /// What it asks for.
+    pub action: super::push::PushAction,
+}
+
 /// How a fetch that succeeded changed the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Refreshed {

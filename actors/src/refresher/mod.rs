@@ -11,13 +11,15 @@ mod actor;
 mod handle;
 mod handlers;
 mod messages;
+mod push;
 mod schedule;
 pub mod sources;
 pub mod state_store;
 mod view;
 
 pub use handle::RefresherHandle;
-pub use messages::{Begin, Quiesce, Reconfigure, RefreshAll, RefreshNow};
+pub use messages::{Begin, Quiesce, Reason, Reconfigure, RefreshAll, RefreshNow, StravaPush};
+pub use push::PushAction;
 pub use schedule::{due_at, Due};
 pub use view::{RefreshFailure, RefreshView};
 
@@ -32,6 +34,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
+
+impl Refresher {
+    /// Adds `calls` upstream requests of `name` to `tiercache_upstream_calls_total`.
+    fn count_calls(&self, name: &CacheName, source: &'static str, reason: messages::Reason, calls: u64) {
+        if calls > 0 {
+            let label = crate::metrics::CacheSourceReason { cache: name.to_string(), source, reason: reason.as_str() };
+            self.metrics.upstream_calls.get_or_create(&label).inc_by(calls);
+        }
+    }
+}
 
 /// Upstream's 304 for the `held` document: `last_fetch` moves, no new version.
 async fn not_modified(saver: &SaveFlow, held: Option<&Document>) -> Result<Arc<Document>, messages::FetchFailure> {
@@ -133,6 +145,8 @@ pub struct Refresher {
     metrics: Arc<Metrics>,
     /// Published after every fetch's end and every reload.
     view: RefreshView,
+    /// Webhook routing, pending pushed changes, deauthorized caches.
+    push: push::PushState,
 }
 
 impl Refresher {
@@ -154,6 +168,7 @@ impl Refresher {
             reporter,
             metrics,
             view: RefreshView::default(),
+            push: push::PushState::default(),
         };
         refresher.set_caches(caches);
         refresher

@@ -42,6 +42,8 @@ pub enum SourceConfig {
         per_page: u32,
         /// A full re-read this often; incremental (`after=`) refreshes in between.
         full_refresh_every: Duration,
+        /// Webhooks are on: learn the athlete id on the first fetch.
+        learn_athlete: bool,
     },
     /// `kind = "justgiving"`.
     Justgiving {
@@ -104,6 +106,7 @@ impl fmt::Debug for SourceConfig {
                 base_url,
                 per_page,
                 full_refresh_every,
+                learn_athlete,
             } => f
                 .debug_struct("Strava")
                 .field("client_id", client_id)
@@ -113,6 +116,7 @@ impl fmt::Debug for SourceConfig {
                 .field("base_url", base_url)
                 .field("per_page", per_page)
                 .field("full_refresh_every", full_refresh_every)
+                .field("learn_athlete", learn_athlete)
                 .finish(),
             Self::Justgiving { app_id: _, page_short_name, base_url } => f
                 .debug_struct("Justgiving")
@@ -163,6 +167,7 @@ pub fn build_with_clock(
             base_url,
             per_page,
             full_refresh_every,
+            learn_athlete,
         } => {
             let per_page = per_page.clamp(1, STRAVA_MAX_PER_PAGE);
             let settings = strava::Settings {
@@ -173,6 +178,7 @@ pub fn build_with_clock(
                 base_url,
                 per_page,
                 full_refresh_every,
+                learn_athlete,
             };
             Arc::new(StravaSource::new(cache.clone(), settings, state, clock, client))
         }
@@ -202,6 +208,7 @@ mod tests {
                 base_url: STRAVA_BASE_URL.into(),
                 per_page: 200,
                 full_refresh_every: Duration::from_secs(86400),
+                learn_athlete: false,
             },
             SourceConfig::Justgiving {
                 app_id: "SECRET-app".into(),

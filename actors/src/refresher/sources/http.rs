@@ -62,6 +62,10 @@ impl Source for HttpSource {
         true
     }
 
+    fn upstream_calls(&self) -> u64 {
+        self.client.calls()
+    }
+
     fn fetch(&self, request: FetchRequest) -> BoxFuture<'_, Result<Fetched, SourceError>> {
         Box::pin(self.fetch_inner(request))
     }
@@ -77,7 +81,14 @@ mod tests {
     use std::time::Duration;
 
     fn request() -> FetchRequest {
-        FetchRequest { rich: false, full: false, previous: None, timeout: Duration::from_secs(5) }
+        FetchRequest {
+            rich: false,
+            full: false,
+            pushed: Vec::new(),
+            push_only: false,
+            previous: None,
+            timeout: Duration::from_secs(5),
+        }
     }
 
     fn source(url: String, clock: Arc<dyn Clock>) -> HttpSource {

@@ -67,6 +67,10 @@ impl Source for JustGivingSource {
         true
     }
 
+    fn upstream_calls(&self) -> u64 {
+        self.client.calls()
+    }
+
     fn fetch(&self, request: FetchRequest) -> BoxFuture<'_, Result<Fetched, SourceError>> {
         Box::pin(self.fetch_inner(request))
     }
@@ -104,7 +108,14 @@ mod tests {
     }
 
     fn request() -> FetchRequest {
-        FetchRequest { rich: false, full: false, previous: None, timeout: Duration::from_secs(5) }
+        FetchRequest {
+            rich: false,
+            full: false,
+            pushed: Vec::new(),
+            push_only: false,
+            previous: None,
+            timeout: Duration::from_secs(5),
+        }
     }
 
     #[tokio::test]

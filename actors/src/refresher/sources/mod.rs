@@ -12,6 +12,7 @@ pub mod conditional;
 pub mod config;
 pub mod http;
 pub mod justgiving;
+pub mod pushed;
 pub mod ratelimit;
 pub mod strava;
 #[cfg(test)]
@@ -38,6 +39,11 @@ pub struct FetchRequest {
     /// A full re-read was asked for (`POST .../refresh?full=true`): no incremental
     /// shortcut.
     pub full: bool,
+    /// Changes pushed by upstream since the last fetch (Strava's webhook events).
+    pub pushed: Vec<pushed::ActivityChange>,
+    /// Only `pushed` needs applying (a fetch started by a webhook event): a source
+    /// that can apply them to `previous` need not re-read anything else.
+    pub push_only: bool,
     /// The document currently held, if any (a rich refresh merges into it; Strava's
     /// incremental refresh builds on it).
     pub previous: Option<Arc<Document>>,
@@ -105,6 +111,16 @@ pub trait Source: Send + Sync {
         false
     }
 
+    /// Upstream requests sent so far (the refresher counts the difference a fetch made).
+    fn upstream_calls(&self) -> u64 {
+        0
+    }
+
+    /// The Strava source, for routing pushed events by athlete.
+    fn as_strava(&self) -> Option<&strava::StravaSource> {
+        None
+    }
+
     /// Fetches the document.
     fn fetch(&self, request: FetchRequest) -> BoxFuture<'_, Result<Fetched, SourceError>>;
 }
@@ -116,4 +132,8 @@ pub trait StateStore: Send + Sync {
 
     /// Saves `state` durably; only once this returns `Ok` may the state be relied on.
     fn save(&self, key: &str, state: serde_json::Value) -> BoxFuture<'_, Result<(), String>>;
+
+    /// Deletes the state of `key` everywhere it is kept (a deauthorized athlete's
+    /// tokens must not survive).
+    fn remove(&self, key: &str) -> BoxFuture<'_, Result<(), String>>;
 }

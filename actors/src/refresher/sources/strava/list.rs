@@ -5,7 +5,7 @@
 
 use super::super::client::{status_error, Deadline};
 use super::super::{FetchRequest, Fetched, SourceError};
-use super::merge::{activities_of, keep_previous_detail, newest_start, upsert};
+use super::merge::{activities_of, activities_of_ids, keep_previous_detail, newest_start, upsert};
 use super::StravaSource;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
@@ -21,23 +21,37 @@ impl StravaSource {
         let mut retried = false;
 
         let previous = request.previous.as_deref().and_then(|d| activities_of(&d.body));
+        if let (true, false, Some(mut held)) = (request.push_only, request.full, previous.clone()) {
+            self.apply_pushed_only(&mut held, &request.pushed, deadline, &mut retried).await?;
+            return self.document(fetched_at, held);
+        }
         let after = match &previous {
             Some(held) if !request.full && !self.full_due(fetched_at).await => newest_start(held),
             _ => None,
         };
-        let mut activities = match (after, previous) {
+        let (mut activities, listed) = match (after, previous) {
             (Some(after), Some(mut held)) => {
                 let fresh = self.list(Some(after), deadline, &mut retried).await?;
                 tracing::debug!(cache = %self.cache, after, new = fresh.len(), "incremental Strava refresh");
+                let listed = activities_of_ids(&fresh);
                 upsert(&mut held, fresh);
-                held
+                (held, listed)
             }
             (_, previous) => {
-                let mut listed = self.list(None, deadline, &mut retried).await?;
-                keep_previous_detail(&mut listed, previous.unwrap_or_default());
-                listed
+                let mut fresh = self.list(None, deadline, &mut retried).await?;
+                keep_previous_detail(&mut fresh, previous.unwrap_or_default());
+                let listed = activities_of_ids(&fresh);
+                (fresh, listed)
             }
         };
+        if !request.pushed.is_empty() {
+            self.apply_pushed_after_list(&mut activities, &listed, &request.pushed, deadline, &mut retried).await?;
+        }
+        if self.settings.learn_athlete && self.sync_state().await.athlete_id.is_none() {
+            if let Err(e) = self.learn_athlete(deadline, &mut retried).await {
+                tracing::warn!(cache = %self.cache, error = %e, "cannot learn the Strava athlete id; webhook events wait for it");
+            }
+        }
         if request.rich {
             // Keep a tenth of the time (at most 2 s) for assembling the document.
             let reserve = (request.timeout / 10).min(Duration::from_secs(2));
@@ -68,7 +82,7 @@ impl StravaSource {
 
     /// Every page of the list (`after`: only activities that started later). An
     /// incremental read stops at a short page; a full one reads until an empty page.
-    async fn list(
+    pub(super) async fn list(
         &self,
         after: Option<i64>,
         deadline: Deadline,

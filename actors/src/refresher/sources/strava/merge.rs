@@ -69,6 +69,16 @@ pub(super) fn upsert(held: &mut Vec<Value>, fresh: Vec<Value>) {
     held.splice(0..0, added);
 }
 
+/// Removes the activities whose ids are in `ids`.
+pub(super) fn remove(held: &mut Vec<Value>, ids: &[u64]) {
+    held.retain(|a| !a.get("id").and_then(Value::as_u64).is_some_and(|id| ids.contains(&id)));
+}
+
+/// The numeric ids of `activities`.
+pub(super) fn activities_of_ids(activities: &[Value]) -> Vec<u64> {
+    activities.iter().filter_map(|a| a.get("id").and_then(Value::as_u64)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

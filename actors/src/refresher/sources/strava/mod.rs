@@ -2,7 +2,9 @@
 //!
 //! One file per concern: `tokens` (the OAuth refresh-token flow), `budget` (GETs that
 //! respect Strava's rate limits), `list` (the paginated activity list), `detail`
-//! (per-activity detail on rich refreshes).
+//! (per-activity detail on rich refreshes), `merge` (activities into the held
+//! document), `sync` (what is remembered between fetches), `push` (webhook events,
+//! the athlete id, deauthorization).
 //!
 //! Strava may rotate the refresh token on every token refresh and the old one may stop
 //! working, so a rotated token is saved (StateStore, then `refresh_token_file`) before
@@ -13,6 +15,7 @@ mod budget;
 mod detail;
 mod list;
 mod merge;
+mod push;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -48,6 +51,9 @@ pub struct Settings {
     pub per_page: u32,
     /// A full re-read this often; incremental (`after=`) refreshes in between.
     pub full_refresh_every: Duration,
+    /// Learn the athlete id on the first fetch (webhooks are on: a deauthorization
+    /// must be routable after the tokens stop working).
+    pub learn_athlete: bool,
 }
 
 /// The Strava source of one cache.
@@ -99,6 +105,14 @@ impl Source for StravaSource {
 
     fn builds_on_previous(&self) -> bool {
         true
+    }
+
+    fn upstream_calls(&self) -> u64 {
+        self.client.calls()
+    }
+
+    fn as_strava(&self) -> Option<&StravaSource> {
+        Some(self)
     }
 
     fn fetch(&self, request: FetchRequest) -> BoxFuture<'_, Result<Fetched, SourceError>> {

@@ -15,6 +15,9 @@ pub struct SyncState {
     pub last_full: Option<DateTime<Utc>>,
     /// The athlete (`GET /api/v3/athlete`), asked once.
     pub athlete_id: Option<u64>,
+    /// The athlete deauthorized the app: the fingerprint of the credentials that were
+    /// configured then (new credentials lift it).
+    pub deauthorized: Option<String>,
 }
 
 impl SyncState {
@@ -24,13 +27,18 @@ impl SyncState {
             .and_then(Value::as_str)
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
             .map(|t| t.to_utc());
-        Self { last_full, athlete_id: value.get("athlete_id").and_then(Value::as_u64) }
+        Self {
+            last_full,
+            athlete_id: value.get("athlete_id").and_then(Value::as_u64),
+            deauthorized: value.get("deauthorized").and_then(Value::as_str).map(str::to_owned),
+        }
     }
 
-    fn to_json(&self) -> Value {
+    pub(super) fn to_json(&self) -> Value {
         json!({
             "last_full_refresh": self.last_full.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
             "athlete_id": self.athlete_id,
+            "deauthorized": self.deauthorized,
         })
     }
 }
@@ -39,7 +47,7 @@ impl StravaSource {
     /// The StateStore key of this cache's sync state (a cache name never holds `:`, so
     /// it cannot meet another cache's token key).
     pub fn sync_key(cache: &CacheName) -> String {
-        format!("strava-sync:{cache}")
+        format!("stravasync:{cache}")
     }
 
     /// The sync state, loaded from the store on first use.

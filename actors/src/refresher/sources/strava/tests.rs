@@ -122,6 +122,7 @@ impl Rig {
             base_url: self.server.base_url() + "/",
             per_page: 2,
             full_refresh_every: Duration::from_secs(86400),
+            learn_athlete: false,
         };
         let cache = CacheName::parse("strava").unwrap();
         StravaSource::new(cache, settings, self.state.clone(), self.clock.clone(), HttpClient::new())
@@ -129,7 +130,7 @@ impl Rig {
 
     /// Upstream calls and token saves (the sync state's saves are checked on their own).
     fn events(&self) -> Vec<String> {
-        self.upstream.events.lock().unwrap().iter().filter(|e| !e.starts_with("save strava-sync:")).cloned().collect()
+        self.upstream.events.lock().unwrap().iter().filter(|e| !e.starts_with("save stravasync:")).cloned().collect()
     }
 
     fn list_calls(&self) -> Vec<String> {
@@ -143,7 +144,7 @@ fn request(rich: bool, previous: Option<&Value>) -> FetchRequest {
         let name = CacheName::parse("strava").unwrap();
         Arc::new(Document::new(name, 1, Checksum::of(&body), None, None, Utc::now(), body.into()))
     });
-    FetchRequest { rich, full: false, previous, timeout: Duration::from_secs(10) }
+    FetchRequest { rich, full: false, pushed: Vec::new(), push_only: false, previous, timeout: Duration::from_secs(10) }
 }
 
 fn ids(body: &[u8]) -> Vec<i64> {
@@ -411,7 +412,7 @@ async fn after_a_full_read_a_refresh_asks_only_for_newer_activities_and_merges_t
     // Nothing recorded (a first start): the whole list, and the time of it is kept.
     source.fetch(request(false, Some(&held()))).await.unwrap();
     assert_eq!(rig.list_calls().len(), 2, "{:?}", rig.list_calls());
-    let sync = rig.state.saved.lock().unwrap()["strava-sync:strava"].clone();
+    let sync = rig.state.saved.lock().unwrap()["stravasync:strava"].clone();
     assert_eq!(sync["last_full_refresh"], T0);
 
     rig.clock.advance(chrono::Duration::hours(6));

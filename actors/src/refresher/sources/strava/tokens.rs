@@ -34,6 +34,13 @@ struct TokenResponse {
     expires_in: Option<i64>,
 }
 
+impl Tokens {
+    /// After a deauthorization: nothing to send, and nothing to load again.
+    pub(super) fn forgotten() -> Self {
+        Self { loaded: true, ..Self::default() }
+    }
+}
+
 impl StravaSource {
     pub(super) async fn forget_access_token(&self, token: &str) {
         let mut tokens = self.tokens.lock().await;
