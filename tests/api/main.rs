@@ -42,4 +42,5 @@ mod refresh_strava;
 mod refresh_strava_incremental;
 mod refresh_support;
 mod webhook_support;
+mod webhooks_deauth;
 mod webhooks_strava;
