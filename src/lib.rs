@@ -96,5 +96,6 @@ fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<(), Fa
         }
         Command::Get { name, meta } => commands::get(&Settings::load(cli.config.as_deref(), &env)?, &name, meta),
         Command::Status { json } => commands::status(&Settings::load(cli.config.as_deref(), &env)?, json),
+        Command::Strava(sub) => commands::strava(&Settings::load(cli.config.as_deref(), &env)?, &sub),
     }
 }

@@ -41,6 +41,7 @@ mod refresh_sources;
 mod refresh_strava;
 mod refresh_strava_incremental;
 mod refresh_support;
+mod strava_cli;
 mod webhook_support;
 mod webhooks_deauth;
 mod webhooks_strava;

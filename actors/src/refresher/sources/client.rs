@@ -81,6 +81,11 @@ impl Request {
         Self { method: "GET", url: url.into(), headers: Vec::new(), form: None }
     }
 
+    /// A DELETE of `url`.
+    pub fn delete(url: impl Into<String>) -> Self {
+        Self { method: "DELETE", url: url.into(), headers: Vec::new(), form: None }
+    }
+
     /// A POST of `url` with an `application/x-www-form-urlencoded` body.
     pub fn post_form(url: impl Into<String>, form: Vec<(String, String)>) -> Self {
         Self { method: "POST", url: url.into(), headers: Vec::new(), form: Some(form) }
