@@ -148,6 +148,8 @@ struct Trouble {
     read_error: Option<String>,
     /// The last refresh failed (cleared by the next success).
     refresh: Option<RefreshFailure>,
+    /// How the cache was last refreshed.
+    last: Option<tiercache_actors::refresher::LastRefresh>,
 }
 
 fn meta_json(
@@ -183,6 +185,8 @@ fn meta_json(
     meta["last_refresh_error"] = refresh_error.into();
     meta["last_refresh_error_at"] = trouble.refresh.as_ref().map(|f| rfc3339(&f.at)).into();
     meta["error"] = error.into();
+    meta["last_refresh"] =
+        trouble.last.map_or(Value::Null, |l| json!({"reason": l.reason, "result": l.result, "at": rfc3339(&l.at)}));
     meta
 }
 
@@ -190,8 +194,12 @@ fn meta_json(
 /// never refreshing from upstream and never failing: a broken cache shows its error.
 async fn meta_of(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Value {
     let synced = postgres_synced(state, name);
-    let mut trouble =
-        Trouble { read_error: None, refresh: state.tiers.refresher().and_then(|r| r.view().failure(name)) };
+    let view = state.tiers.refresher().map(|r| r.view());
+    let mut trouble = Trouble {
+        read_error: None,
+        refresh: view.and_then(|v| v.failure(name)),
+        last: view.and_then(|v| v.last(name)),
+    };
     let found = match state.tiers.peek(name).await {
         Ok(Some(mut outcome)) => {
             if past_schedule(&outcome.doc, policy) {

@@ -53,6 +53,8 @@ fn check_conditional(up: &FakeUpstream, current: &Current, mut app: TestApp, nam
     let after = refresh_and_wait(&app, name, &first["last_fetch"]);
     assert_eq!(after["version"], first["version"], "{after}");
     assert_eq!(after["checksum"], first["checksum"]);
+    assert_eq!(after["last_refresh"]["result"], "not_modified", "{after}");
+    assert_eq!(after["last_refresh"]["reason"], "manual", "{after}");
     let sent = up.requests_to("GET", path).pop().unwrap();
     assert_eq!(sent.header("if-none-match"), Some("\"v1\""), "{sent:?}");
     assert_eq!(sent.header("if-modified-since"), Some("Wed, 01 May 2024 10:00:00 GMT"));
@@ -70,6 +72,7 @@ fn check_conditional(up: &FakeUpstream, current: &Current, mut app: TestApp, nam
     *current.lock().unwrap() = ("\"v2\"".into(), r#"{"total": "12.50"}"#.into());
     let changed = refresh_and_wait(&app, name, &restarted["last_fetch"]);
     assert!(changed["version"].as_u64() > first["version"].as_u64(), "{changed}");
+    assert_eq!(changed["last_refresh"]["result"], "saved", "{changed}");
     assert_eq!(app.get_cache(name).json()["total"], "12.50");
 }
 

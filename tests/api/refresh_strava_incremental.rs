@@ -91,6 +91,7 @@ fn a_full_refresh_notices_an_edit_made_without_an_event() {
     wait_refreshed(&app, "strava", 3, Duration::from_secs(5));
     assert!(list_calls(&up).last().unwrap().query("after").is_none(), "{:?}", up.summary());
     assert_eq!(app.get_cache("strava").json()["activities"][3]["name"], "Renamed");
+    assert_eq!(app.get("/v1/caches/strava/meta").json()["last_refresh"]["reason"], "full");
 
     // Unasked, once full_refresh_every has passed since the last full read.
     athlete.lock().unwrap()[4]["name"] = "Renamed too".into();

@@ -82,6 +82,12 @@ fn an_event_is_acknowledged_at_once_while_upstream_is_slow_and_served_soon_after
     let lag = Instant::now().saturating_duration_since(answered);
     assert!(lag < Duration::from_secs(1), "served {lag:?} after upstream answered");
     assert_eq!(app.get_cache("strava").json()["activities"][0]["description"], "detail of 11");
+    let meta = app.get("/v1/caches/strava/meta").json();
+    assert_eq!(
+        (meta["last_refresh"]["reason"].as_str(), meta["last_refresh"]["result"].as_str()),
+        (Some("webhook"), Some("saved")),
+        "{meta}"
+    );
     assert_eq!(up.count("GET", "/api/v3/athlete/activities"), lists, "no list call for one event: {:?}", up.summary());
 }
 

@@ -213,8 +213,11 @@ impl Refresher {
         ctx.spawn(fut.into_actor(self).map(move |result, refresher, ctx| {
             let calls = source.map_or(0, |s| s.upstream_calls().saturating_sub(calls_before));
             refresher.count_calls(&name, kind, reason, calls);
-            let failed = !matches!(result, Ok(Ok(_)));
-            refresher.after_fetch(ctx, &name, failed, pushed_copy);
+            let how = match &result {
+                Ok(Ok((_, how))) => Some(*how),
+                _ => None,
+            };
+            refresher.after_fetch(ctx, &name, how, reason, pushed_copy);
             match result {
                 Ok(result) => refresher.finish(name, rich, due, result),
                 Err(panicked) => {

@@ -106,6 +106,17 @@ pub(super) enum Refreshed {
     ByPeer,
 }
 
+impl Refreshed {
+    /// As meta shows it.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Self::Saved => "saved",
+            Self::NotModified => "not_modified",
+            Self::ByPeer => "by_peer",
+        }
+    }
+}
+
 /// How a fetch failed, as the schedule needs to know it.
 #[derive(Debug, Clone)]
 pub(super) enum FetchFailure {

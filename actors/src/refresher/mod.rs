@@ -21,7 +21,7 @@ pub use handle::RefresherHandle;
 pub use messages::{Begin, Quiesce, Reason, Reconfigure, RefreshAll, RefreshNow, StravaPush};
 pub use push::PushAction;
 pub use schedule::{due_at, Due};
-pub use view::{RefreshFailure, RefreshView};
+pub use view::{LastRefresh, RefreshFailure, RefreshView};
 
 use crate::domain::{CacheName, Document};
 use crate::metrics::Metrics;

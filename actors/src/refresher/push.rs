@@ -3,10 +3,10 @@
 //! events costs a handful of upstream calls), and deauthorizations that purge the
 //! caches, forget their tokens and stop their schedules for good.
 
-use super::messages::{Reason, StravaPush};
+use super::messages::{Reason, Refreshed, StravaPush};
 use super::sources::pushed::ActivityChange;
 use super::sources::Source;
-use super::{Refresher, ACTOR};
+use super::{LastRefresh, Refresher, ACTOR};
 use crate::domain::CacheName;
 use crate::metrics::TypeOutcome;
 use actix::{ActorFutureExt, AsyncContext, Context, Handler, WrapFuture};
@@ -175,18 +175,24 @@ impl Refresher {
         );
     }
 
-    /// A fetch of `name` ended: changes of a failed one wait for the next; a cache
+    /// A fetch of `name` ended: a success is published for meta, changes of a failed
+    /// one wait for the next; a cache
     /// revoked during the fetch is purged again (the fetch may have saved after the
     /// first purge).
     pub(super) fn after_fetch(
         &mut self,
         ctx: &mut Context<Self>,
         name: &CacheName,
-        failed: bool,
+        how: Option<Refreshed>,
+        reason: Reason,
         pushed: Vec<ActivityChange>,
     ) {
-        if failed {
-            self.push.requeue(name, pushed);
+        match how {
+            None => self.push.requeue(name, pushed),
+            Some(how) => {
+                let last = LastRefresh { reason: reason.as_str(), result: how.as_str(), at: Utc::now() };
+                self.view.record(name, last);
+            }
         }
         if self.push.is_revoked(name) {
             let saver = self.saver.clone();
