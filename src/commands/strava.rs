@@ -91,41 +91,7 @@ pub fn strava(settings: &Settings, sub: &StravaCommand) -> Result<(), Fatal> {
         vec![("client_id".to_owned(), app.client_id.clone()), ("client_secret".to_owned(), app.client_secret.clone())];
     let query = format!("client_id={}&client_secret={}", encode(&app.client_id), encode(&app.client_secret));
     match sub {
-        StravaCommand::Subscribe { callback_url } => {
-            let token = settings.webhooks.strava_verify_token.as_ref().ok_or_else(|| {
-                Fatal::new(
-                    CONFIG,
-                    "config error: webhooks.strava_verify_token: needed to subscribe (Strava's handshake presents it)",
-                )
-            })?;
-            let mut form = auth;
-            form.push(("callback_url".into(), callback_url.clone()));
-            form.push(("verify_token".into(), token.expose_secret().to_owned()));
-            let response = run(Request::post_form(url, form))?;
-            if !response.is_success() {
-                let mut line = refusal("subscribe", &response);
-                if line.contains("already exists") {
-                    line.push_str(" (already subscribed: see `tiercache strava list`, or `strava unsubscribe` first)");
-                } else if line.contains("not verifiable") || line.contains("GET to callback URL") {
-                    line.push_str(&format!(" (the callback URL {callback_url} must reach this daemon's /v1/webhooks/strava, with the same webhooks.strava_verify_token)"));
-                }
-                return Err(Fatal::new(UNAVAILABLE, line));
-            }
-            let id = serde_json::from_slice::<Value>(&response.body)
-                .ok()
-                .and_then(|v| v["id"].as_u64())
-                .ok_or_else(|| Fatal::new(UNAVAILABLE, "strava subscribe: Strava's answer has no subscription id"))?;
-            let record = Subscription { id, callback_url: callback_url.clone() };
-            strava_subscription::write(&settings.data_dir, &record).map_err(|e| {
-                Fatal::new(
-                    crate::exit::CANTCREAT,
-                    format!("strava subscribe: subscription {id} created but not recorded: {e}"),
-                )
-            })?;
-            println!("subscribed: id {id}, callback URL {callback_url}");
-            println!("recorded in {}", strava_subscription::path(&settings.data_dir).display());
-            Ok(())
-        }
+        StravaCommand::Subscribe { callback_url } => subscribe(settings, url, auth, callback_url),
         StravaCommand::List => {
             let response = run(Request::get(format!("{url}?{query}")))?;
             if !response.is_success() {
@@ -168,6 +134,41 @@ pub fn strava(settings: &Settings, sub: &StravaCommand) -> Result<(), Fatal> {
             Ok(())
         }
     }
+}
+
+/// `strava subscribe`: Strava checks the callback (the daemon's handshake) before it
+/// answers; the id is recorded for the receiver.
+fn subscribe(settings: &Settings, url: String, auth: Vec<(String, String)>, callback_url: &str) -> Result<(), Fatal> {
+    let token = settings.webhooks.strava_verify_token.as_ref().ok_or_else(|| {
+        Fatal::new(
+            CONFIG,
+            "config error: webhooks.strava_verify_token: needed to subscribe (Strava's handshake presents it)",
+        )
+    })?;
+    let mut form = auth;
+    form.push(("callback_url".into(), callback_url.to_owned()));
+    form.push(("verify_token".into(), token.expose_secret().to_owned()));
+    let response = run(Request::post_form(url, form))?;
+    if !response.is_success() {
+        let mut line = refusal("subscribe", &response);
+        if line.contains("already exists") {
+            line.push_str(" (already subscribed: see `tiercache strava list`, or `strava unsubscribe` first)");
+        } else if line.contains("not verifiable") || line.contains("GET to callback URL") {
+            line.push_str(&format!(" (the callback URL {callback_url} must reach this daemon's /v1/webhooks/strava, with the same webhooks.strava_verify_token)"));
+        }
+        return Err(Fatal::new(UNAVAILABLE, line));
+    }
+    let id = serde_json::from_slice::<Value>(&response.body)
+        .ok()
+        .and_then(|v| v["id"].as_u64())
+        .ok_or_else(|| Fatal::new(UNAVAILABLE, "strava subscribe: Strava's answer has no subscription id"))?;
+    let record = Subscription { id, callback_url: callback_url.to_owned() };
+    strava_subscription::write(&settings.data_dir, &record).map_err(|e| {
+        Fatal::new(crate::exit::CANTCREAT, format!("strava subscribe: subscription {id} created but not recorded: {e}"))
+    })?;
+    println!("subscribed: id {id}, callback URL {callback_url}");
+    println!("recorded in {}", strava_subscription::path(&settings.data_dir).display());
+    Ok(())
 }
 
 /// Percent-encodes a query value.
