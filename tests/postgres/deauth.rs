@@ -70,3 +70,44 @@ fn a_deauthorization_removes_the_row_and_the_token_state_for_good() {
     assert_eq!(state_keys(&pg).trim(), "stravasync:strava");
     assert_eq!(strava.requests().len(), calls, "an upstream call after the deauthorization");
 }
+
+#[test]
+fn every_instance_stops_serving_and_refreshing_a_deauthorized_cache() {
+    let pg = cluster();
+    let strava = fake_strava();
+    let tables = format!(
+        "[webhooks]\nstrava_verify_token = \"verify-1\"\n[[caches]]\nname = \"strava\"\nrefresh_every = \"1h\"\n\
+         [caches.source]\nkind = \"strava\"\nclient_id = \"1\"\nclient_secret = \"s\"\nrefresh_token = \"configured\"\n\
+         base_url = {}\n",
+        toml_str(&strava.base_url())
+    );
+    let conf = Conf::new(pg.url(DB, "postgres")).tables(&tables);
+    let a = conf.start();
+    wait_for("the row", ARRIVAL, || row(&pg, "strava").map(|_| ()));
+    let mut b = conf.start();
+    wait_for("the document on the second instance", ARRIVAL, || (b.get_cache("strava").status == 200).then_some(()));
+
+    let deauth = json!({"object_type": "athlete", "object_id": ATHLETE, "aspect_type": "update", "owner_id": ATHLETE,
+        "subscription_id": 1, "event_time": 1, "updates": {"authorized": "false"}});
+    let r = a.request(
+        "POST",
+        "/v1/webhooks/strava",
+        Some(deauth.to_string().as_bytes()),
+        &[("Content-Type", "application/json")],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    wait_for("the row deleted", ARRIVAL, || row(&pg, "strava").is_none().then_some(()));
+    let calls = strava.requests().len();
+    for (name, d) in [("first", &a), ("second", &b)] {
+        wait_for(&format!("no_data on the {name} instance"), ARRIVAL, || {
+            let r = d.get_cache("strava");
+            (r.status == 503 && r.json()["code"] == "no_data").then_some(())
+        });
+    }
+    b.restart();
+    let r = b.get_cache("strava");
+    assert_eq!((r.status, r.json()["code"].as_str()), (503, Some("no_data")), "{r:?}");
+    assert!(row(&pg, "strava").is_none(), "the second instance brought the row back");
+    assert!(!b.data_dir().join("sources/strava_strava.json").exists(), "the second instance kept a token");
+    assert_eq!(strava.requests().len(), calls, "an upstream call after the deauthorization");
+}

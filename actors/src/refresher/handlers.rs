@@ -167,6 +167,7 @@ impl Refresher {
             let fetched = match tokio::time::timeout(timeout, source.fetch(request)).await {
                 Err(_) => return Err(FetchFailure::Failed(format!("timed out after {timeout:?}"))),
                 Ok(Err(SourceError::RateLimited { until })) => return Err(FetchFailure::RateLimited(until)),
+                Ok(Err(SourceError::Revoked)) => return Err(FetchFailure::Revoked),
                 Ok(Err(e)) => return Err(FetchFailure::Failed(e.to_string())),
                 Ok(Ok(f)) => f,
             };
@@ -217,6 +218,9 @@ impl Refresher {
                 Ok(Ok((_, how))) => Some(*how),
                 _ => None,
             };
+            if matches!(result, Ok(Err(FetchFailure::Revoked))) {
+                refresher.revoke(ctx, name.clone());
+            }
             refresher.after_fetch(ctx, &name, how, reason, pushed_copy);
             match result {
                 Ok(result) => refresher.finish(name, rich, due, result),
@@ -274,6 +278,9 @@ impl Refresher {
                     (every / 4).clamp(std::time::Duration::from_millis(200), std::time::Duration::from_secs(30));
                 state.retry_at = Some(Utc::now() + chrono::Duration::from_std(check).unwrap_or_default());
                 tracing::debug!(cache = %name, "another instance leads this cache's refreshes");
+            }
+            Err(FetchFailure::Revoked) => {
+                tracing::info!(cache = %name, "deauthorized upstream (recorded by another instance); refreshes stopped");
             }
             Err(FetchFailure::RateLimited(until)) => {
                 state.retry_at = Some(*until);

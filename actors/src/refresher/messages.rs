@@ -124,6 +124,8 @@ pub(super) enum FetchFailure {
     RateLimited(DateTime<Utc>),
     /// Another instance holds this cache's refresh leadership.
     NotLeader,
+    /// The upstream account deauthorized the app (learnt from another instance).
+    Revoked,
 }
 
 impl From<FetchFailure> for RefreshError {
@@ -132,6 +134,7 @@ impl From<FetchFailure> for RefreshError {
             FetchFailure::Failed(m) => RefreshError::Failed(m),
             FetchFailure::RateLimited(t) => RefreshError::RateLimited(t),
             FetchFailure::NotLeader => RefreshError::Failed("another instance refreshes this cache".into()),
+            FetchFailure::Revoked => RefreshError::NoSource("(deauthorized)".into()),
         }
     }
 }

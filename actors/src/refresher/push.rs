@@ -149,7 +149,7 @@ impl Refresher {
 
     /// The athlete deauthorized the app: no more fetches of `name`, its tokens are
     /// forgotten and it is purged from every tier as `DELETE` does.
-    fn revoke(&mut self, ctx: &mut Context<Self>, name: CacheName) {
+    pub(super) fn revoke(&mut self, ctx: &mut Context<Self>, name: CacheName) {
         self.push.revoked.insert(name.clone());
         self.push.pending.remove(&name);
         let Some(state) = self.caches.get_mut(&name) else { return };

@@ -40,6 +40,11 @@ impl StateStore for FileStateStore {
         })
     }
 
+    fn load_shared(&self, key: &str) -> BoxFuture<'_, Option<serde_json::Value>> {
+        let (key, store) = (key.to_owned(), self.store.clone());
+        Box::pin(async move { store?.load_state(key).await.ok().flatten() })
+    }
+
     fn remove(&self, key: &str) -> BoxFuture<'_, Result<(), String>> {
         let path = self.path(key);
         let dir = self.dir.clone();

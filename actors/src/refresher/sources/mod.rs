@@ -98,6 +98,10 @@ pub enum SourceError {
     /// Bad credentials, 4xx, invalid JSON: retry with backoff, and alert.
     #[error("upstream refused: {0}")]
     Permanent(String),
+    /// The account behind the source withdrew its authorization (a Strava
+    /// deauthorization another instance received): never fetch again.
+    #[error("the upstream account deauthorized this application")]
+    Revoked,
 }
 
 /// A kind of upstream.
@@ -132,6 +136,12 @@ pub trait StateStore: Send + Sync {
 
     /// Saves `state` durably; only once this returns `Ok` may the state be relied on.
     fn save(&self, key: &str, state: serde_json::Value) -> BoxFuture<'_, Result<(), String>>;
+
+    /// The state of `key` as every instance sees it (Postgres), without the local copy;
+    /// `None` without a shared store.
+    fn load_shared(&self, _key: &str) -> BoxFuture<'_, Option<serde_json::Value>> {
+        Box::pin(async { None })
+    }
 
     /// Deletes the state of `key` everywhere it is kept (a deauthorized athlete's
     /// tokens must not survive).

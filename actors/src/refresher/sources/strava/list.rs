@@ -19,6 +19,9 @@ impl StravaSource {
         let deadline = Deadline::after(request.timeout);
         let fetched_at = self.clock.now();
         let mut retried = false;
+        if self.revoked().await || self.revoked_elsewhere().await {
+            return Err(SourceError::Revoked);
+        }
 
         let previous = request.previous.as_deref().and_then(|d| activities_of(&d.body));
         if let (true, false, Some(mut held)) = (request.push_only, request.full, previous.clone()) {

@@ -129,6 +129,18 @@ impl StravaSource {
         crate::domain::sha256(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// Whether another instance recorded a deauthorization in the shared store (one
+    /// query per fetch with Postgres); if so, it is remembered here too.
+    pub(super) async fn revoked_elsewhere(&self) -> bool {
+        let Some(shared) = self.state.load_shared(&Self::sync_key(&self.cache)).await else { return false };
+        let shared = SyncState::from_json(&shared);
+        if shared.deauthorized.as_deref() != Some(self.fingerprint().as_str()) {
+            return false;
+        }
+        *self.sync.lock().await = Some(shared);
+        true
+    }
+
     /// Whether the athlete deauthorized the app with the credentials configured now.
     pub async fn revoked(&self) -> bool {
         self.sync_state().await.deauthorized.is_some_and(|f| f == self.fingerprint())

@@ -21,7 +21,7 @@ pub struct SyncState {
 }
 
 impl SyncState {
-    fn from_json(value: &Value) -> Self {
+    pub(super) fn from_json(value: &Value) -> Self {
         let last_full = value
             .get("last_full_refresh")
             .and_then(Value::as_str)
