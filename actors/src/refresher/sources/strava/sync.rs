@@ -69,6 +69,11 @@ impl StravaSource {
         if next == current {
             return;
         }
+        // Never overwrite a deauthorization another instance recorded meanwhile.
+        if next.deauthorized.is_none() {
+            let shared = self.state.load_shared(&Self::sync_key(&self.cache)).await;
+            next.deauthorized = shared.and_then(|s| SyncState::from_json(&s).deauthorized);
+        }
         *self.sync.lock().await = Some(next.clone());
         if let Err(e) = self.state.save(&Self::sync_key(&self.cache), next.to_json()).await {
             tracing::warn!(cache = %self.cache, error = %e, "could not save the Strava sync state");
