@@ -44,10 +44,26 @@ pub enum Command {
         /// Allow going to a lower version.
         force: bool,
     },
+    /// Manage the Strava push subscription.
+    Strava(StravaCommand),
     /// Print usage.
     Help,
     /// Print the version.
     Version,
+}
+
+/// `tiercache strava ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StravaCommand {
+    /// Create the subscription, pointing at `callback_url`.
+    Subscribe {
+        /// Where Strava posts events (this daemon's `/v1/webhooks/strava`).
+        callback_url: String,
+    },
+    /// Show the application's subscriptions.
+    List,
+    /// Delete the subscription.
+    Unsubscribe,
 }
 
 /// The parsed command line.
@@ -72,6 +88,9 @@ commands:
   import NAME FILE     save a JSON document as cache NAME
   export DIR           write every cache as envelope files into DIR
   restore DIR [--force]  restore envelope files from DIR
+  strava subscribe --callback-url URL   create Strava's push subscription
+  strava list          show Strava's push subscription
+  strava unsubscribe   delete Strava's push subscription
 ";
 
 fn usage(msg: impl std::fmt::Display) -> Fatal {
@@ -87,6 +106,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Fatal> {
     let mut parser = lexopt::Parser::from_args(args);
     let mut config = None;
     let mut flags: Vec<String> = Vec::new();
+    let mut callback_url: Option<String> = None;
     let mut words: Vec<String> = Vec::new();
     while let Some(arg) = parser.next().map_err(usage)? {
         match arg {
@@ -94,6 +114,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Fatal> {
             Short('h') | Long("help") => return Ok(Cli { command: Command::Help, config }),
             Short('V') | Long("version") => return Ok(Cli { command: Command::Version, config }),
             Long(flag @ ("meta" | "json" | "force")) => flags.push(flag.to_owned()),
+            Long("callback-url") => {
+                let value = parser.value().map_err(usage)?;
+                callback_url = Some(value.into_string().map_err(|_| usage("arguments must be UTF-8"))?);
+                flags.push("callback-url".to_owned());
+            }
             Value(v) => words.push(v.into_string().map_err(|_| usage("arguments must be UTF-8"))?),
             other => return Err(usage(other.unexpected())),
         }
@@ -151,9 +176,34 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Fatal> {
             arity(1, "DIR")?;
             Command::Restore { dir: rest[0].clone().into(), force: flags.iter().any(|f| f == "force") }
         }
+        "strava" => strava(&rest, &flags, callback_url)?,
         other => return Err(usage(format!("unknown command `{other}`"))),
     };
     Ok(Cli { command, config })
+}
+
+/// `strava subscribe --callback-url URL`, `strava list`, `strava unsubscribe`.
+fn strava(rest: &[String], flags: &[String], callback_url: Option<String>) -> Result<Command, Fatal> {
+    let sub = match rest {
+        [one] => one.as_str(),
+        _ => return Err(usage("`strava` takes one of subscribe, list, unsubscribe")),
+    };
+    let wants_url = sub == "subscribe";
+    if let Some(f) = flags.iter().find(|f| !(wants_url && f.as_str() == "callback-url")) {
+        return Err(usage(format!("--{f} does not apply to `strava {sub}`")));
+    }
+    Ok(Command::Strava(match sub {
+        "subscribe" => {
+            let url = callback_url.ok_or_else(|| usage("`strava subscribe` needs --callback-url URL"))?;
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(usage(format!("--callback-url must be an http(s) URL, got {url:?}")));
+            }
+            StravaCommand::Subscribe { callback_url: url }
+        }
+        "list" => StravaCommand::List,
+        "unsubscribe" => StravaCommand::Unsubscribe,
+        other => return Err(usage(format!("unknown `strava` command `{other}`"))),
+    }))
 }
 
 #[cfg(test)]
@@ -171,6 +221,12 @@ mod tests {
         assert_eq!(cli.config, Some(PathBuf::from("a.toml")));
         assert_eq!(cli.command, Command::Get { name: "strava".into(), meta: true });
         assert_eq!(p(&["restore", "d", "--force"]).unwrap().command, Command::Restore { dir: "d".into(), force: true });
+        let sub =
+            p(&["strava", "subscribe", "--callback-url", "https://cache.example.com/v1/webhooks/strava"]).unwrap();
+        let want = StravaCommand::Subscribe { callback_url: "https://cache.example.com/v1/webhooks/strava".into() };
+        assert_eq!(sub.command, Command::Strava(want));
+        assert_eq!(p(&["strava", "list"]).unwrap().command, Command::Strava(StravaCommand::List));
+        assert_eq!(p(&["strava", "unsubscribe"]).unwrap().command, Command::Strava(StravaCommand::Unsubscribe));
     }
 
     #[test]
@@ -183,6 +239,12 @@ mod tests {
             &["run", "--bogus"],
             &["run", "--meta"],
             &["run", "--config"],
+            &["strava"],
+            &["strava", "subscribe"],
+            &["strava", "subscribe", "--callback-url", "ftp://x"],
+            &["strava", "list", "--callback-url", "https://x/"],
+            &["strava", "frob"],
+            &["run", "--callback-url", "https://x/"],
         ] {
             assert_eq!(p(bad).unwrap_err().code, 64, "{bad:?}");
         }

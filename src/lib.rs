@@ -36,6 +36,7 @@ pub mod retention;
 pub mod sd_notify;
 pub mod signals;
 mod status;
+pub mod strava_subscription;
 pub mod telemetry;
 pub mod wiring;
 
@@ -105,5 +106,6 @@ fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<(), Fa
         }
         Command::Get { name, meta } => commands::get(&Settings::load(cli.config.as_deref(), &env)?, &name, meta),
         Command::Status { json } => commands::status(&Settings::load(cli.config.as_deref(), &env)?, json),
+        Command::Strava(sub) => commands::strava(&Settings::load(cli.config.as_deref(), &env)?, &sub),
     }
 }

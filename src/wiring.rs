@@ -14,18 +14,27 @@ use tiercache_actors::store::{ConnectConfig, TlsMode};
 use tiercache_actors::supervisor::RestartPolicy;
 use tiercache_actors::system::{PostgresConfig, RefreshConfig, SourcedCache, SystemConfig};
 
-fn source_config(source: &SourceSettings) -> SourceConfig {
+/// `webhooks`: `[webhooks]` has a Strava verify token.
+fn source_config(source: &SourceSettings, webhooks: bool) -> SourceConfig {
     match source {
-        SourceSettings::Strava { client_id, client_secret, refresh_token, refresh_token_file, base_url, per_page } => {
-            SourceConfig::Strava {
-                client_id: client_id.clone(),
-                client_secret: client_secret.expose_secret().to_owned(),
-                refresh_token: refresh_token.expose_secret().to_owned(),
-                refresh_token_file: refresh_token_file.clone(),
-                base_url: base_url.clone(),
-                per_page: *per_page,
-            }
-        }
+        SourceSettings::Strava {
+            client_id,
+            client_secret,
+            refresh_token,
+            refresh_token_file,
+            base_url,
+            per_page,
+            full_refresh_every,
+        } => SourceConfig::Strava {
+            client_id: client_id.clone(),
+            client_secret: client_secret.expose_secret().to_owned(),
+            refresh_token: refresh_token.expose_secret().to_owned(),
+            refresh_token_file: refresh_token_file.clone(),
+            base_url: base_url.clone(),
+            per_page: *per_page,
+            full_refresh_every: *full_refresh_every,
+            learn_athlete: webhooks,
+        },
         SourceSettings::Justgiving { app_id, page_short_name, base_url } => SourceConfig::Justgiving {
             app_id: app_id.expose_secret().to_owned(),
             page_short_name: page_short_name.clone(),
@@ -52,7 +61,7 @@ pub fn refresh_config(settings: &Settings) -> RefreshConfig {
                     every: c.refresh_every,
                     rich_every: c.rich_refresh_every,
                     max_size: c.max_size,
-                    source: source_config(c.source.as_ref()?),
+                    source: source_config(c.source.as_ref()?, settings.webhooks.strava_verify_token.is_some()),
                 })
             })
             .collect(),

@@ -69,6 +69,26 @@ pub struct CacheLabel {
     pub cache: String,
 }
 
+/// Labels `cache`, `source` and `reason` (schedule, full, webhook, emergency, manual).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheSourceReason {
+    /// Cache name.
+    pub cache: String,
+    /// Source kind.
+    pub source: &'static str,
+    /// Why the calls were made.
+    pub reason: &'static str,
+}
+
+/// Labels `type` (e.g. `activity.create`) and `outcome`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeOutcome {
+    /// `OBJECT_TYPE.ASPECT_TYPE` of the event.
+    pub r#type: String,
+    /// What became of it.
+    pub outcome: &'static str,
+}
+
 /// Labels `cache` and `window`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheWindow {
@@ -164,6 +184,12 @@ pub struct Metrics {
     pub rate_limit_remaining: Family<CacheWindow, Gauge>,
     /// `tiercache_http_refusals_total{reason}`: 401, 403 and 429 of the API's guard.
     pub http_refusals: Family<ReasonLabel, Counter>,
+    /// `tiercache_upstream_calls_total{cache,source,reason}`.
+    pub upstream_calls: Family<CacheSourceReason, Counter>,
+    /// `tiercache_webhook_events_total{type,outcome}`.
+    pub webhook_events: Family<TypeOutcome, Counter>,
+    /// `tiercache_webhook_last_event_timestamp_seconds`.
+    pub webhook_last_event: Gauge<f64, AtomicU64>,
 }
 
 impl Metrics {
@@ -236,9 +262,26 @@ impl Metrics {
         for reason in Refusal::ALL {
             let _ = http_refusals.get_or_create(&ReasonLabel { reason: reason.as_str() });
         }
+        let upstream_calls = Family::<CacheSourceReason, Counter>::default();
+        registry.register(
+            "upstream_calls",
+            "HTTP calls to upstream APIs by cache, source kind and reason",
+            upstream_calls.clone(),
+        );
+        let webhook_events = Family::<TypeOutcome, Counter>::default();
+        registry.register("webhook_events", "Webhook events received, by type and outcome", webhook_events.clone());
+        let webhook_last_event = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "webhook_last_event_timestamp_seconds",
+            "Unix time of the last webhook event accepted",
+            webhook_last_event.clone(),
+        );
         Self {
             registry,
             http_refusals,
+            upstream_calls,
+            webhook_events,
+            webhook_last_event,
             refreshes,
             refresh_lag,
             last_refresh_success,

@@ -5,6 +5,7 @@ use crate::domain::{CacheName, Document, NewDocument, Precondition};
 use crate::files::{durable, FileHandle, FileTierError};
 use crate::memory::MemoryHandle;
 use crate::retry_queue::RetryQueueHandle;
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
 /// Why a save was refused or failed.
@@ -74,5 +75,50 @@ impl SaveFlow {
             queue.enqueue_write(name.clone(), saved.version);
         }
         Ok(saved)
+    }
+
+    /// Purges `name` from the file and memory tiers and queues the delete for Postgres
+    /// (a tombstone stays on disk until Postgres has it); `DELETE` and a Strava
+    /// deauthorization. Returns whether the file tier had it.
+    ///
+    /// # Errors
+    /// When the file could not be removed.
+    pub async fn purge(&self, name: &CacheName) -> Result<bool, SaveError> {
+        let existed = self.files.remove(name.clone()).await.map_err(|e| SaveError::Storage(e.to_string()))?;
+        if let Err(e) = self.memory.evict(name).await {
+            tracing::warn!(cache = %name, error = %e, "memory eviction failed");
+        }
+        if let Some(queue) = &self.queue {
+            queue.enqueue_delete(name.clone());
+        }
+        Ok(existed)
+    }
+
+    /// Upstream said the held document is current (a 304): the same version, with
+    /// `last_fetch` moved, replaces it on disk and in memory. No new version, nothing
+    /// for Postgres.
+    ///
+    /// # Errors
+    /// [`SaveError::Storage`] when the file could not be rewritten or the cache changed
+    /// during the fetch.
+    pub async fn refetched(&self, held: &Document, last_fetch: DateTime<Utc>) -> Result<Arc<Document>, SaveError> {
+        let doc = Arc::new(Document::new(
+            held.name.clone(),
+            held.version,
+            held.checksum,
+            Some(last_fetch),
+            held.last_rich_fetch,
+            held.saved_at,
+            held.body.clone(),
+        ));
+        match self.files.touch(doc.clone()).await {
+            Ok(true) => {}
+            Ok(false) => return Err(SaveError::Storage("the cache changed during the fetch".into())),
+            Err(e) => return Err(SaveError::Storage(e.to_string())),
+        }
+        if let Err(e) = self.memory.store(doc.clone()).await {
+            tracing::warn!(cache = %held.name, error = %e, "memory not updated after a 304; the file will serve");
+        }
+        Ok(doc)
     }
 }

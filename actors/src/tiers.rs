@@ -202,14 +202,8 @@ impl Tiers {
     /// # Errors
     /// When the file could not be removed.
     pub async fn delete(&self, name: &CacheName) -> Result<bool, SaveError> {
-        let existed = self.handles.files.remove(name.clone()).await.map_err(|e| SaveError::Storage(e.to_string()))?;
         let in_memory = self.handles.view.get(name).is_some();
-        if let Err(e) = self.handles.memory.evict(name).await {
-            tracing::warn!(cache = %name, error = %e, "memory eviction failed");
-        }
-        if let Some(queue) = &self.handles.queue {
-            queue.enqueue_delete(name.clone());
-        }
+        let existed = self.saver.purge(name).await?;
         Ok(existed || in_memory)
     }
 }

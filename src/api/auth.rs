@@ -5,7 +5,8 @@
 //! - Rate limit: per client address on everything but `/healthz`, `/readyz` and
 //!   `/metrics` (probes must not be throttled into a restart); 429 with `Retry-After`.
 //! - Tokens: when `api.tokens_file` is set, every path but those three and
-//!   `/v1/openapi.json` (the API's description, public like a login page) needs
+//!   `/v1/openapi.json` (the API's description, public like a login page) and
+//!   `/v1/webhooks/*` (Strava cannot send a token; see `webhooks.rs`) needs
 //!   `Authorization: Bearer TOKEN`: 401 without a valid one, 403 when a read token
 //!   asks for a write (`PUT`, `POST`, `DELETE`, any method but `GET`/`HEAD`/`OPTIONS`).
 //!
@@ -77,7 +78,8 @@ fn refusal(state: &AppState, req: &ServiceRequest) -> Option<HttpResponse> {
             return Some(error.error_response());
         }
     }
-    if TOKEN_FREE_PATHS.contains(&req.match_info().as_str()) {
+    // Strava cannot send a token: the verify token and subscription id stand in for it.
+    if TOKEN_FREE_PATHS.contains(&req.match_info().as_str()) || req.match_info().as_str().starts_with("/v1/webhooks/") {
         return None;
     }
     let tokens = security.tokens.as_ref()?;

@@ -153,6 +153,8 @@ struct Trouble {
     read_error: Option<String>,
     /// The last refresh failed (cleared by the next success).
     refresh: Option<RefreshFailure>,
+    /// How the cache was last refreshed.
+    last: Option<tiercache_actors::refresher::LastRefresh>,
 }
 
 fn meta_json(
@@ -192,6 +194,8 @@ fn meta_json(
     meta["last_refresh_error"] = refresh_error.into();
     meta["last_refresh_error_at"] = trouble.refresh.as_ref().map(|f| rfc3339(&f.at)).into();
     meta["error"] = error.into();
+    meta["last_refresh"] =
+        trouble.last.map_or(Value::Null, |l| json!({"reason": l.reason, "result": l.result, "at": rfc3339(&l.at)}));
     meta
 }
 
@@ -199,8 +203,12 @@ fn meta_json(
 /// never refreshing from upstream and never failing: a broken cache shows its error.
 async fn meta_of(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Value {
     let synced = postgres_synced(state, name);
-    let mut trouble =
-        Trouble { read_error: None, refresh: state.tiers.refresher().and_then(|r| r.view().failure(name)) };
+    let view = state.tiers.refresher().map(|r| r.view());
+    let mut trouble = Trouble {
+        read_error: None,
+        refresh: view.and_then(|v| v.failure(name)),
+        last: view.and_then(|v| v.last(name)),
+    };
     let found = match state.tiers.peek(name).await {
         Ok(Some(mut outcome)) => {
             if past_schedule(&outcome.doc, policy) {
@@ -369,9 +377,14 @@ pub async fn delete(state: web::Data<AppState>, path: web::Path<String>) -> Resu
     }
 }
 
-/// `POST /v1/caches/{name}/refresh`.
-pub async fn refresh(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// `POST /v1/caches/{name}/refresh[?full=true]`.
+pub async fn refresh(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let (name, policy) = lookup(&state, &path)?;
+    let full = super::refresh_query::full(req.query_string())?;
     if !policy.has_source {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -383,8 +396,15 @@ pub async fn refresh(state: web::Data<AppState>, path: web::Path<String>) -> Res
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "refresher_unavailable", "no refresher is running")
             .retry_after(EMPTY_RETRY_AFTER));
     };
-    match refresher.refresh_now(name.clone(), false).await {
-        Ok(_) => Ok(HttpResponse::Accepted().json(json!({ "name": name.as_str(), "refresh": "started" }))),
+    let started = if full {
+        refresher.refresh_full(name.clone()).await
+    } else {
+        refresher.refresh_now(name.clone(), false).await.map(|_| ())
+    };
+    match started {
+        Ok(()) => {
+            Ok(HttpResponse::Accepted().json(json!({ "name": name.as_str(), "refresh": "started", "full": full })))
+        }
         Err(RefreshError::RateLimited(until)) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "rate_limited",

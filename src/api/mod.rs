@@ -7,10 +7,12 @@ pub mod error;
 mod health;
 pub mod openapi;
 pub mod rate_limit;
+mod refresh_query;
 pub mod security;
 pub mod state;
 pub mod tls;
 pub mod tokens;
+pub mod webhooks;
 
 pub use security::Security;
 pub use state::{ApiPolicy, AppState, CachePolicy};
@@ -54,6 +56,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(Method::DELETE, "/v1/caches/{name}", caches::delete),
         endpoint(Method::GET, "/v1/caches/{name}/meta", caches::meta),
         endpoint(Method::POST, "/v1/caches/{name}/refresh", caches::refresh),
+        endpoint(Method::GET, "/v1/webhooks/strava", webhooks::handshake),
+        endpoint(Method::POST, "/v1/webhooks/strava", webhooks::event),
     ]
 }
 
@@ -120,6 +124,11 @@ pub fn policy_from(settings: &Settings) -> ApiPolicy {
             .collect(),
         max_body: settings.api.max_body,
         postgres_enabled: settings.postgres.enabled,
+        strava_webhook: settings
+            .webhooks
+            .strava_verify_token
+            .clone()
+            .map(|verify_token| webhooks::StravaWebhook { verify_token, data_dir: settings.data_dir.clone() }),
     }
 }
 

@@ -38,6 +38,8 @@ pub struct ApiPolicy {
     pub max_body: u64,
     /// Whether Postgres is enabled (for `postgres_synced`).
     pub postgres_enabled: bool,
+    /// `[webhooks]` Strava; `None`: the webhook routes answer 404.
+    pub strava_webhook: Option<super::webhooks::StravaWebhook>,
 }
 
 /// The read metrics of each configured cache, looked up once (at start and on

@@ -16,12 +16,14 @@ pub(crate) mod get;
 mod import;
 mod restore;
 pub(crate) mod status;
+mod strava;
 
 pub use export::export;
 pub use get::get;
 pub use import::import;
 pub use restore::restore;
 pub use status::status;
+pub use strava::strava;
 
 use crate::config::{CacheSettings, Settings};
 use crate::exit::{Fatal, CONFIG, SOFTWARE, UNAVAILABLE, USAGE};

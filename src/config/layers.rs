@@ -52,6 +52,8 @@ pub const OVERRIDABLE_KEYS: &[&str] = &[
     "refresh.jitter",
     "supervisor.max_restarts",
     "supervisor.restart_window",
+    "webhooks.strava_verify_token",
+    "webhooks.strava_verify_token_file",
 ];
 
 /// The environment variable that overrides `key`, e.g. `TIERCACHE__API__LISTEN`.

@@ -66,6 +66,7 @@ pub struct Settings {
     pub shutdown: ShutdownSettings,
     pub refresh: RefreshSettings,
     pub supervisor: SupervisorSettings,
+    pub webhooks: WebhookSettings,
     pub caches: Vec<CacheSettings>,
     /// Non-fatal notes for the startup log (config is loaded before logging is up).
     pub warnings: Vec<String>,
@@ -186,6 +187,16 @@ pub struct RefreshSettings {
     pub jitter: Duration,
 }
 
+/// `[webhooks]`: push notifications from upstream APIs.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookSettings {
+    /// The token Strava's subscription handshake must present; `None`: the
+    /// `/v1/webhooks/strava` routes answer 404.
+    pub strava_verify_token: Option<SecretString>,
+    /// Where it was read from, if from a file (shown by `check-config`).
+    pub strava_verify_token_file: Option<PathBuf>,
+}
+
 /// `[supervisor]`.
 #[derive(Debug, Clone)]
 pub struct SupervisorSettings {
@@ -222,6 +233,8 @@ pub enum SourceSettings {
         refresh_token_file: Option<PathBuf>,
         base_url: String,
         per_page: u32,
+        /// A full re-read of the activity list this often (incremental in between).
+        full_refresh_every: Duration,
     },
     Justgiving {
         app_id: SecretString,
@@ -263,6 +276,7 @@ impl fmt::Debug for SourceSettings {
                 refresh_token_file,
                 base_url,
                 per_page,
+                full_refresh_every,
             } => f
                 .debug_struct("Strava")
                 .field("client_id", client_id)
@@ -271,6 +285,7 @@ impl fmt::Debug for SourceSettings {
                 .field("refresh_token_file", refresh_token_file)
                 .field("base_url", base_url)
                 .field("per_page", per_page)
+                .field("full_refresh_every", full_refresh_every)
                 .finish(),
             SourceSettings::Justgiving { app_id, page_short_name, base_url } => f
                 .debug_struct("Justgiving")

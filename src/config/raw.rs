@@ -32,6 +32,7 @@ pub struct RawSettings {
     pub shutdown: RawShutdown,
     pub refresh: RawRefresh,
     pub supervisor: RawSupervisor,
+    pub webhooks: RawWebhooks,
     /// A file without `[[caches]]` still gets the seed plan's two caches: a config
     /// written only to point at Postgres should not silently serve 404s for
     /// `strava` and `fundraising`. Declaring any `[[caches]]` replaces both.
@@ -51,6 +52,7 @@ impl Default for RawSettings {
             shutdown: RawShutdown::default(),
             refresh: RawRefresh::default(),
             supervisor: RawSupervisor::default(),
+            webhooks: RawWebhooks::default(),
             caches: vec![
                 RawCache::seed("strava", 6 * 3600, Some(24 * 3600)),
                 RawCache::seed("fundraising", 15 * 60, None),
@@ -212,6 +214,14 @@ impl Default for RawSupervisor {
     }
 }
 
+/// `[webhooks]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawWebhooks {
+    pub strava_verify_token: RawSecret,
+    pub strava_verify_token_file: String,
+}
+
 /// One `[[caches]]` entry. Only `name` is required.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -276,6 +286,8 @@ pub struct RawSource {
     pub base_url: Option<String>,
     #[serde(default)]
     pub per_page: Option<u32>,
+    #[serde(default)]
+    pub full_refresh_every: Option<Dur>,
     #[serde(default)]
     pub app_id: Option<RawSecret>,
     #[serde(default)]

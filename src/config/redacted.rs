@@ -28,7 +28,15 @@ struct Doc {
     shutdown: Shutdown,
     refresh: Refresh,
     supervisor: Supervisor,
+    webhooks: Webhooks,
     caches: Vec<Cache>,
+}
+
+/// Both keys always shown (empty when unset); an inline token as [`REDACTED`].
+#[derive(Serialize)]
+struct Webhooks {
+    strava_verify_token: &'static str,
+    strava_verify_token_file: String,
 }
 
 #[derive(Serialize)]
@@ -130,6 +138,8 @@ struct Source {
     #[serde(skip_serializing_if = "Option::is_none")]
     per_page: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    full_refresh_every: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bearer_token: Option<&'static str>,
@@ -195,6 +205,13 @@ pub fn to_toml(s: &Settings) -> String {
             max_restarts: s.supervisor.max_restarts,
             restart_window: format_duration(s.supervisor.restart_window),
         },
+        webhooks: Webhooks {
+            strava_verify_token: match (&s.webhooks.strava_verify_token, &s.webhooks.strava_verify_token_file) {
+                (Some(_), None) => REDACTED,
+                _ => "",
+            },
+            strava_verify_token_file: s.webhooks.strava_verify_token_file.as_deref().map(path).unwrap_or_default(),
+        },
         caches: s.caches.iter().map(cache).collect(),
     };
     // Plain strings, numbers and tables of them: serialization cannot fail.
@@ -216,16 +233,19 @@ fn cache(c: &CacheSettings) -> Cache {
 fn source(s: &SourceSettings) -> Source {
     let kind = s.kind();
     match s {
-        SourceSettings::Strava { client_id, refresh_token_file, base_url, per_page, .. } => Source {
-            kind,
-            client_id: Some(client_id.clone()),
-            client_secret: Some(REDACTED),
-            refresh_token: Some(REDACTED),
-            refresh_token_file: refresh_token_file.as_deref().map(path),
-            base_url: Some(base_url.clone()),
-            per_page: Some(*per_page),
-            ..Source::default()
-        },
+        SourceSettings::Strava { client_id, refresh_token_file, base_url, per_page, full_refresh_every, .. } => {
+            Source {
+                kind,
+                client_id: Some(client_id.clone()),
+                client_secret: Some(REDACTED),
+                refresh_token: Some(REDACTED),
+                refresh_token_file: refresh_token_file.as_deref().map(path),
+                base_url: Some(base_url.clone()),
+                per_page: Some(*per_page),
+                full_refresh_every: Some(format_duration(*full_refresh_every)),
+                ..Source::default()
+            }
+        }
         SourceSettings::Justgiving { page_short_name, base_url, .. } => Source {
             kind,
             app_id: Some(REDACTED),

@@ -398,6 +398,15 @@ fn source_requirements() {
             "kind = \"strava\"\nclient_id = \"1\"\nclient_secret = \"s\"\nrefresh_token = \"t\"\nper_page = 500",
             "caches[0].source.per_page",
         ),
+        (
+            "kind = \"strava\"\nclient_id = \"1\"\nclient_secret = \"s\"\nrefresh_token = \"t\"\nfull_refresh_every = \"0s\"",
+            "caches[0].source.full_refresh_every",
+        ),
+        (
+            "kind = \"strava\"\nclient_id = \"1\"\nclient_secret = \"s\"\nrefresh_token = \"t\"\nfull_refresh_every = \"daily\"",
+            "caches[0].source.full_refresh_every",
+        ),
+        ("kind = \"http\"\nurl = \"http://x\"\nfull_refresh_every = \"1h\"", "caches[0].source.full_refresh_every"),
         ("kind = \"justgiving\"\npage_short_name = \"p\"", "caches[0].source.app_id"),
         ("kind = \"justgiving\"\napp_id = \"a\"", "caches[0].source.page_short_name"),
         ("kind = \"http\"", "caches[0].source.url"),
@@ -458,12 +467,14 @@ fn secret_files_are_read() {
             refresh_token_file,
             base_url,
             per_page,
+            full_refresh_every,
         }) => {
             assert_eq!(client_id, "123");
             assert_eq!(client_secret.expose_secret(), "cred-secret");
             assert_eq!(refresh_token.expose_secret(), "file-token");
             assert_eq!(refresh_token_file.as_deref(), Some(token.as_path()));
             assert_eq!((base_url.as_str(), *per_page), ("https://www.strava.com", 200));
+            assert_eq!(*full_refresh_every, std::time::Duration::from_secs(86400), "default: daily");
         }
         other => panic!("{other:?}"),
     }
@@ -570,4 +581,37 @@ fn retention_days_is_bounded_as_in_the_database() {
     }
     let s = ok(Some("[[caches]]\nname = \"a\"\nretention_days = 3650\n"), &[]);
     assert_eq!(s.caches[0].retention_days, 3650);
+}
+
+#[test]
+fn webhooks_verify_token_inline_from_env_or_file_and_redacted() {
+    assert!(ok(None, &[]).webhooks.strava_verify_token.is_none(), "unset by default");
+    let s = ok(Some("[webhooks]\nstrava_verify_token = \"VERIFY-SECRET\"\n"), &[]);
+    assert_eq!(
+        s.webhooks.strava_verify_token.as_ref().map(|t| t.expose_secret().to_owned()),
+        Some("VERIFY-SECRET".into())
+    );
+    let printed = s.to_redacted_toml();
+    assert!(!printed.contains("VERIFY-SECRET") && !format!("{s:?}").contains("VERIFY-SECRET"), "{printed}");
+    assert!(printed.contains("strava_verify_token = \"[redacted]\""), "{printed}");
+
+    let s = ok(None, &[("TIERCACHE__WEBHOOKS__STRAVA_VERIFY_TOKEN", "from-env")]);
+    assert_eq!(s.webhooks.strava_verify_token.unwrap().expose_secret(), "from-env");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("verify");
+    std::fs::write(&file, "from-file\n").unwrap();
+    let toml = format!("[webhooks]\nstrava_verify_token_file = {:?}\n", file.display().to_string());
+    let s = ok(Some(&toml), &[]);
+    assert_eq!(s.webhooks.strava_verify_token.as_ref().unwrap().expose_secret(), "from-file");
+    assert!(!s.to_redacted_toml().contains("from-file"));
+
+    let both = format!("{toml}strava_verify_token = \"x\"\n");
+    assert_eq!(err_key(&both), "webhooks.strava_verify_token_file");
+    assert_eq!(err_key("[webhooks]\nstrava_verify_token = \"has space\"\n"), "webhooks.strava_verify_token");
+    assert_eq!(
+        err_key("[webhooks]\nstrava_verify_token_file = \"/nonexistent/verify\"\n"),
+        "webhooks.strava_verify_token_file"
+    );
+    assert_eq!(err_key("[webhooks]\nstrava_token = \"x\"\n"), "webhooks.strava_token");
 }

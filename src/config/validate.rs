@@ -73,11 +73,37 @@ pub fn settings(raw: RawSettings, env: Env<'_>, warnings: Vec<String>) -> Result
             max_restarts: raw.supervisor.max_restarts,
             restart_window: raw.supervisor.restart_window.0,
         },
+        webhooks: webhooks(raw.webhooks, env)?,
         caches: caches(raw.caches, env)?,
         warnings,
     };
     exposure::check(&mut settings)?;
     Ok(settings)
+}
+
+/// `[webhooks]`: the verify token inline or from a file, not both; printable ASCII
+/// without spaces, as it travels in a query string.
+fn webhooks(raw: super::raw::RawWebhooks, env: Env<'_>) -> Result<super::WebhookSettings, ConfigError> {
+    let inline = raw.strava_verify_token.0.filter(|s| !s.expose_secret().is_empty());
+    let (token, file) = match (inline, non_empty(raw.strava_verify_token_file)) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "webhooks.strava_verify_token_file",
+                "set either strava_verify_token or strava_verify_token_file, not both",
+            ))
+        }
+        (Some(token), None) => (Some(token), None),
+        (None, Some(path)) => {
+            let (path, token) = secrets::read("webhooks.strava_verify_token_file", &path, env)?;
+            (Some(token), Some(path))
+        }
+        (None, None) => (None, None),
+    };
+    if token.as_ref().is_some_and(|t| !t.expose_secret().bytes().all(|b| b.is_ascii_graphic())) {
+        let key = if file.is_some() { "webhooks.strava_verify_token_file" } else { "webhooks.strava_verify_token" };
+        return Err(ConfigError::new(key, "must be printable ASCII without spaces"));
+    }
+    Ok(super::WebhookSettings { strava_verify_token: token, strava_verify_token_file: file })
 }
 
 /// `""` means unset throughout the appendix.
@@ -248,6 +274,7 @@ fn source(raw: RawSource, at: &str, env: Env<'_>) -> Result<SourceSettings, Conf
         ("refresh_token_file", raw.refresh_token_file.is_some()),
         ("base_url", raw.base_url.is_some()),
         ("per_page", raw.per_page.is_some()),
+        ("full_refresh_every", raw.full_refresh_every.is_some()),
         ("app_id", raw.app_id.is_some()),
         ("app_id_file", raw.app_id_file.is_some()),
         ("page_short_name", raw.page_short_name.is_some()),
@@ -267,6 +294,7 @@ fn source(raw: RawSource, at: &str, env: Env<'_>) -> Result<SourceSettings, Conf
             "refresh_token_file",
             "base_url",
             "per_page",
+            "full_refresh_every",
         ],
         "justgiving" => &["app_id", "app_id_file", "page_short_name", "base_url"],
         "http" => &["url", "headers", "bearer_token", "bearer_token_file"],
@@ -319,6 +347,7 @@ fn source(raw: RawSource, at: &str, env: Env<'_>) -> Result<SourceSettings, Conf
                 refresh_token_file,
                 base_url: base_url(raw.base_url, "https://www.strava.com", &key("base_url"))?,
                 per_page,
+                full_refresh_every: full_refresh_every(raw.full_refresh_every, &key("full_refresh_every"))?,
             }
         }
         "justgiving" => {
@@ -347,6 +376,16 @@ fn source(raw: RawSource, at: &str, env: Env<'_>) -> Result<SourceSettings, Conf
             SourceSettings::Command { argv, timeout: raw.timeout.map_or(Duration::from_secs(30), |t| t.0) }
         }
     })
+}
+
+/// Strava's `full_refresh_every`: default one day; zero would make every refresh full
+/// and is refused as a likely mistake.
+fn full_refresh_every(value: Option<super::durations::Dur>, key: &str) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(Duration::from_secs(24 * 3600)),
+        Some(d) if d.0.is_zero() => Err(ConfigError::new(key, "must be above zero")),
+        Some(d) => Ok(d.0),
+    }
 }
 
 fn is_http_url(url: &str) -> bool {

@@ -7,7 +7,7 @@
 
 use crate::config::{
     ApiSettings, CacheSettings, LogSettings, MemorySettings, PostgresSettings, RefreshSettings, RetrySettings,
-    Settings, ShutdownSettings, SourceSettings, SupervisorSettings,
+    Settings, ShutdownSettings, SourceSettings, SupervisorSettings, WebhookSettings,
 };
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
@@ -41,6 +41,7 @@ pub fn flatten(s: &Settings) -> Flat {
         shutdown,
         refresh,
         supervisor,
+        webhooks,
         caches,
         warnings: _,
     } = s;
@@ -71,6 +72,9 @@ pub fn flatten(s: &Settings) -> Flat {
     let SupervisorSettings { max_restarts, restart_window } = supervisor;
     put(&mut m, "supervisor.max_restarts", max_restarts);
     put(&mut m, "supervisor.restart_window", restart_window);
+    let WebhookSettings { strava_verify_token, strava_verify_token_file } = webhooks;
+    put(&mut m, "webhooks.strava_verify_token", strava_verify_token.as_ref().map(secret).unwrap_or_default());
+    put(&mut m, "webhooks.strava_verify_token_file", strava_verify_token_file);
     let names: Vec<&str> = caches.iter().map(|c| c.name.as_str()).collect();
     put(&mut m, "caches", names);
     for cache in caches {
@@ -137,13 +141,22 @@ fn cache_keys(m: &mut Flat, cache: &CacheSettings) {
     let mut src = |k: &str, v: String| m.insert(key(&format!("source.{k}")), v);
     src("kind", source.kind().to_owned());
     match source {
-        SourceSettings::Strava { client_id, client_secret, refresh_token, refresh_token_file, base_url, per_page } => {
+        SourceSettings::Strava {
+            client_id,
+            client_secret,
+            refresh_token,
+            refresh_token_file,
+            base_url,
+            per_page,
+            full_refresh_every,
+        } => {
             src("client_id", client_id.clone());
             src("client_secret", secret(client_secret));
             src("refresh_token", secret(refresh_token));
             src("refresh_token_file", format!("{refresh_token_file:?}"));
             src("base_url", base_url.clone());
             src("per_page", per_page.to_string());
+            src("full_refresh_every", format!("{full_refresh_every:?}"));
         }
         SourceSettings::Justgiving { app_id, page_short_name, base_url } => {
             src("app_id", secret(app_id));

@@ -64,6 +64,8 @@ pub const TABLE: &[(&str, Reload)] = &[
     ("refresh.jitter", Applied("the refresher (due times drawn again)")),
     ("supervisor.max_restarts", Restart),
     ("supervisor.restart_window", Restart),
+    ("webhooks.strava_verify_token", Applied(API_POLICY)),
+    ("webhooks.strava_verify_token_file", Applied(API_POLICY)),
     ("caches", Applied("the API, the refresher, the retry queue and the retention purge (caches added or removed)")),
     (
         "caches.name",
@@ -82,6 +84,7 @@ pub const TABLE: &[(&str, Reload)] = &[
     ("caches.source.refresh_token_file", Applied(SOURCES)),
     ("caches.source.base_url", Applied(SOURCES)),
     ("caches.source.per_page", Applied(SOURCES)),
+    ("caches.source.full_refresh_every", Applied(SOURCES)),
     ("caches.source.app_id", Applied(SOURCES)),
     ("caches.source.app_id_file", Applied(SOURCES)),
     ("caches.source.page_short_name", Applied(SOURCES)),

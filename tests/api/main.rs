@@ -41,9 +41,15 @@ mod unknown;
 
 // The refresher and its sources against a fake upstream (issue 5).
 mod fake_upstream;
+mod refresh_conditional;
 mod refresh_failures;
 mod refresh_on_demand;
 mod refresh_schedule;
 mod refresh_sources;
 mod refresh_strava;
+mod refresh_strava_incremental;
 mod refresh_support;
+mod strava_cli;
+mod webhook_support;
+mod webhooks_deauth;
+mod webhooks_strava;

@@ -47,3 +47,6 @@ mod status_cli;
 // Issue 7: operations.
 mod ops_notify;
 mod ops_restore;
+
+// Issue 18: push freshness.
+mod deauth;

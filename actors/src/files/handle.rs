@@ -2,7 +2,7 @@
 //! failed on it, so that requests arriving around a restart are answered.
 
 use super::messages::{
-    AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, WasQuarantined, WriteFile,
+    AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, TouchFile, WasQuarantined, WriteFile,
 };
 use super::{FileLookup, FileTier, FileTierError, OnDisk};
 use crate::domain::{CacheName, Document, NewDocument, Precondition};
@@ -82,6 +82,14 @@ impl FileHandle {
     /// I/O errors, or the actor failing twice.
     pub async fn adopt(&self, doc: Arc<Document>, expected: Option<u64>) -> Result<bool, FileTierError> {
         self.call(AdoptFile { doc, expected }).await
+    }
+
+    /// See [`TouchFile`].
+    ///
+    /// # Errors
+    /// I/O errors, or the actor failing twice.
+    pub async fn touch(&self, doc: Arc<Document>) -> Result<bool, FileTierError> {
+        self.call(TouchFile { doc }).await
     }
 
     /// See [`RemoveFile`].

@@ -2,7 +2,7 @@
 //! with its failpoint (SPEC §11).
 
 use super::messages::{
-    AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, WasQuarantined, WriteFile,
+    AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, TouchFile, WasQuarantined, WriteFile,
 };
 use super::{FileLookup, FileTier, FileTierError, OnDisk, ACTOR};
 use crate::domain::{CacheName, Document};
@@ -47,6 +47,18 @@ impl Handler<AdoptFile> for FileTier {
         guard(ACTOR, &reporter, ctx, || {
             fail::fail_point!("file::write");
             Ok(self.adopt(&msg.doc, msg.expected)?)
+        })?
+    }
+}
+
+impl Handler<TouchFile> for FileTier {
+    type Result = Result<bool, FileTierError>;
+
+    fn handle(&mut self, msg: TouchFile, ctx: &mut Context<Self>) -> Self::Result {
+        let reporter = self.reporter.clone();
+        guard(ACTOR, &reporter, ctx, || {
+            fail::fail_point!("file::write");
+            Ok(self.touch(&msg.doc)?)
         })?
     }
 }

@@ -40,6 +40,16 @@ pub struct AdoptFile {
     pub expected: Option<u64>,
 }
 
+/// Rewrite the envelope of the version disk holds with new fetch times (an upstream
+/// 304: the data is current, no new version). Only if disk still holds exactly that
+/// version with that checksum; `true` if written.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<bool, FileTierError>")]
+pub struct TouchFile {
+    /// The same version and data, with the new `last_fetch`.
+    pub doc: Arc<Document>,
+}
+
 /// Delete the envelope of `name`, leaving a tombstone; `true` if there was one.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<bool, FileTierError>")]

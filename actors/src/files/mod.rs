@@ -272,6 +272,20 @@ impl FileTier {
         Ok(true)
     }
 
+    /// Rewrites the envelope of `doc.version` with `doc`'s fetch times, if disk still
+    /// holds that version with that checksum (see [`messages::TouchFile`]).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn touch(&mut self, doc: &Document) -> io::Result<bool> {
+        let current = self.index.get(&doc.name);
+        if current.is_none_or(|d| d.version != doc.version || d.etag.as_deref() != Some(doc.etag.as_str())) {
+            return Ok(false);
+        }
+        self.put_document(doc)?;
+        Ok(true)
+    }
+
     /// Writes `doc`'s envelope and keeps the index equal to what is on disk: unchanged
     /// when the write failed before its rename (the old version is still there and
     /// served), the new version once the rename happened, even if a later step failed.

@@ -1,6 +1,6 @@
 //! A typed handle to the refresher.
 
-use super::messages::{Begin, Observed, Quiesce, Reconfigure, RefreshAll, RefreshNow};
+use super::messages::{Begin, Observed, Quiesce, Reconfigure, RefreshAll, RefreshNow, StravaPush};
 use super::{RefreshCache, RefreshError, RefreshView, Refresher};
 use crate::domain::{CacheName, Document};
 use actix::Addr;
@@ -34,10 +34,28 @@ impl RefresherHandle {
     /// # Errors
     /// [`RefreshError`].
     pub async fn refresh_now(&self, name: CacheName, wait: bool) -> Result<Option<Arc<Document>>, RefreshError> {
-        match self.addr.send(RefreshNow { name, wait }).await {
+        self.send(RefreshNow { name, wait, full: false }).await
+    }
+
+    /// `POST .../refresh?full=true`: like [`Self::refresh_now`] without waiting, but a full
+    /// re-read (joining a fetch in flight makes the next fetch the full one).
+    ///
+    /// # Errors
+    /// [`RefreshError`].
+    pub async fn refresh_full(&self, name: CacheName) -> Result<(), RefreshError> {
+        self.send(RefreshNow { name, wait: false, full: true }).await.map(|_| ())
+    }
+
+    async fn send(&self, msg: RefreshNow) -> Result<Option<Arc<Document>>, RefreshError> {
+        match self.addr.send(msg).await {
             Ok(result) => result,
             Err(e) => Err(RefreshError::Failed(format!("refresher unavailable: {e}"))),
         }
+    }
+
+    /// See [`StravaPush`]: an acknowledged webhook event, processed after the answer.
+    pub fn strava_push(&self, push: StravaPush) {
+        self.addr.do_send(push);
     }
 
     /// See [`Quiesce`]: graceful shutdown.

@@ -1,6 +1,6 @@
 //! Handlers, the tick that starts due fetches, and what a fetch's end does.
 
-use super::messages::{Begin, FetchFailure, Observed, Quiesce, Reconfigure, RefreshAll, RefreshNow};
+use super::messages::{Begin, FetchFailure, Observed, Quiesce, Reason, Reconfigure, RefreshAll, RefreshNow, Refreshed};
 use super::schedule::{due_at, Due};
 use super::sources::{FetchRequest, SourceError};
 use super::{RefreshError, Refresher, ACTOR};
@@ -88,7 +88,7 @@ impl Refresher {
         let due: Vec<(CacheName, Due, DateTime<Utc>)> = self
             .caches
             .iter()
-            .filter(|(_, s)| !s.in_flight)
+            .filter(|(name, s)| !s.in_flight && !self.push.is_revoked(name))
             .filter_map(|(name, s)| {
                 let (at, kind) =
                     due_at(s.last_fetch, s.last_rich_fetch, s.config.every, s.config.rich_every, s.jitter, s.retry_at)?;
@@ -98,13 +98,21 @@ impl Refresher {
         for (name, kind, at) in due {
             // Never fetched: due now (and still a scheduled refresh, under leadership).
             let due = Some(if at > DateTime::<Utc>::MIN_UTC { at } else { now });
-            self.start_fetch(ctx, name, kind == Due::Rich, due);
+            self.start_fetch(ctx, name, kind == Due::Rich, due, Reason::Schedule);
         }
+        self.start_pushed(ctx);
     }
 
     /// Starts one fetch of `name` unless one is in flight. `due`: when it was due (for
     /// the lag metric), `None` for on-demand fetches.
-    fn start_fetch(&mut self, ctx: &mut Context<Self>, name: CacheName, rich: bool, due: Option<DateTime<Utc>>) {
+    pub(super) fn start_fetch(
+        &mut self,
+        ctx: &mut Context<Self>,
+        name: CacheName,
+        rich: bool,
+        due: Option<DateTime<Utc>>,
+        reason: Reason,
+    ) {
         let reporter = self.reporter.clone();
         if guard(ACTOR, &reporter, ctx, || {
             fail::fail_point!("refresher::fetch");
@@ -136,8 +144,16 @@ impl Refresher {
         let newly_taking_over = !state.taking_over && leader_silent(silent_since, state.config.every);
         state.taking_over |= newly_taking_over;
         let take_over = state.taking_over;
+        let full = std::mem::take(&mut state.want_full);
+        let reason = if full { Reason::Full } else { reason };
+        // Pushed changes ride on any fetch; a webhook's own fetch applies only them.
+        let pushed = self.push.take(&name);
+        let push_only = reason == Reason::Webhook;
+        let (pushed_copy, calls_before, kind) = (pushed.clone(), source.upstream_calls(), source.kind());
+        let builds_on_previous = rich || source.builds_on_previous();
         let fut = async move {
-            if let Some(store) = leader {
+            // The event arrived here: no other instance is going to apply it.
+            if let Some(store) = leader.filter(|_| !push_only) {
                 // Someone waits for an on-demand refresh: an unreachable Postgres must
                 // not hold it up for a whole connect timeout.
                 let ask = if on_demand { LEAD_QUESTION_ON_DEMAND } else { timeout };
@@ -162,7 +178,7 @@ impl Refresher {
                         let grace = PEER_GRACE.min(timeout);
                         if let Some(doc) = peer_result(&saver, &cache, known_fetch, grace).await {
                             tracing::info!(cache = %cache, version = doc.version, "refreshed by the leading instance");
-                            return Ok(doc);
+                            return Ok((doc, Refreshed::ByPeer));
                         }
                     }
                     Ok(false) => return Err(FetchFailure::NotLeader),
@@ -171,12 +187,18 @@ impl Refresher {
                     Err(e) => tracing::debug!(cache = %cache, error = %e, "leadership unknown; refreshing anyway"),
                 }
             }
-            let previous = if rich { saver.files().read(cache.clone()).await.ok().and_then(|l| l.doc) } else { None };
-            let request = FetchRequest { rich, previous, timeout };
+            let previous = if builds_on_previous {
+                saver.files().read(cache.clone()).await.ok().and_then(|l| l.doc)
+            } else {
+                None
+            };
+            let held = previous.clone();
+            let request = FetchRequest { rich, full, pushed, push_only, previous, timeout };
             fail::fail_point!("refresher::fetch_async");
             let fetched = match tokio::time::timeout(timeout, source.fetch(request)).await {
                 Err(_) => return Err(FetchFailure::Failed(format!("timed out after {timeout:?}"))),
                 Ok(Err(SourceError::RateLimited { until })) => return Err(FetchFailure::RateLimited(until)),
+                Ok(Err(SourceError::Revoked)) => return Err(FetchFailure::Revoked),
                 Ok(Err(e)) => return Err(FetchFailure::Failed(e.to_string())),
                 Ok(Ok(f)) => f,
             };
@@ -185,6 +207,9 @@ impl Refresher {
                     .rate_limit_remaining
                     .get_or_create(&CacheWindow { cache: cache.to_string(), window: limit.window })
                     .set(limit.remaining);
+            }
+            if fetched.not_modified {
+                return super::not_modified(&saver, held.as_deref()).await.map(|doc| (doc, Refreshed::NotModified));
             }
             if fetched.body.len() as u64 > max_size {
                 return Err(FetchFailure::Failed(format!(
@@ -202,20 +227,39 @@ impl Refresher {
             let mut doc = NewDocument::from_json(&fetched.body)
                 .map_err(|e| FetchFailure::Failed(format!("upstream sent invalid JSON: {e}")))?;
             let now = Utc::now();
-            doc.last_fetch = Some(now);
+            // Applying pushed changes is not a fetch of the whole source: the schedule
+            // (and with it the daily full read) keeps counting from the last one.
+            doc.last_fetch = match held.as_ref().and_then(|h| h.last_fetch) {
+                Some(last) if push_only => Some(last),
+                _ => Some(now),
+            };
             doc.last_rich_fetch = if rich { Some(now) } else { previous_rich };
             saver
                 .save(&cache, doc, Precondition::None)
                 .await
+                .map(|doc| (doc, Refreshed::Saved))
                 .map_err(|e| FetchFailure::Failed(format!("could not save: {e}")))
         };
         let fut = crate::supervisor::guard_async(ACTOR, reporter, fut);
-        ctx.spawn(fut.into_actor(self).map(move |result, refresher, ctx| match result {
-            Ok(result) => refresher.finish(name, rich, due, result),
-            Err(panicked) => {
-                // Already reported: answer the waiters, then restart with nothing in flight.
-                refresher.finish(name, rich, due, Err(FetchFailure::Failed(panicked.to_string())));
-                ctx.stop();
+        let source = self.caches.get(&name).map(|s| s.config.source.clone());
+        ctx.spawn(fut.into_actor(self).map(move |result, refresher, ctx| {
+            let calls = source.map_or(0, |s| s.upstream_calls().saturating_sub(calls_before));
+            refresher.count_calls(&name, kind, reason, calls);
+            let how = match &result {
+                Ok(Ok((_, how))) => Some(*how),
+                _ => None,
+            };
+            if matches!(result, Ok(Err(FetchFailure::Revoked))) {
+                refresher.revoke(ctx, name.clone());
+            }
+            refresher.after_fetch(ctx, &name, how, reason, pushed_copy);
+            match result {
+                Ok(result) => refresher.finish(name, rich, due, result),
+                Err(panicked) => {
+                    // Already reported: answer the waiters, then restart with nothing in flight.
+                    refresher.finish(name, rich, due, Err(FetchFailure::Failed(panicked.to_string())));
+                    ctx.stop();
+                }
             }
         }));
     }
@@ -225,14 +269,14 @@ impl Refresher {
         name: CacheName,
         rich: bool,
         due: Option<DateTime<Utc>>,
-        result: Result<Arc<Document>, FetchFailure>,
+        result: Result<(Arc<Document>, Refreshed), FetchFailure>,
     ) {
         let Some(state) = self.caches.get_mut(&name) else { return };
         state.in_flight = false;
         let waiters = std::mem::take(&mut state.waiters);
         let label = |result: &'static str| CacheResult { cache: name.to_string(), result };
         match &result {
-            Ok(doc) => {
+            Ok((doc, how)) => {
                 state.last_fetch = doc.last_fetch;
                 state.last_rich_fetch = doc.last_rich_fetch;
                 state.not_leader_since = None;
@@ -244,8 +288,10 @@ impl Refresher {
                 state.backoff = Backoff::new(&self.policy.backoff);
                 let now = Utc::now();
                 self.metrics.refreshes.get_or_create(&label("ok")).inc();
-                // A refresh result is a save like a PUT.
-                self.metrics.saves.get_or_create(&label("ok")).inc();
+                // A refresh result is a save like a PUT (a 304 saves nothing).
+                if *how != Refreshed::NotModified {
+                    self.metrics.saves.get_or_create(&label("ok")).inc();
+                }
                 self.metrics
                     .last_refresh_success
                     .get_or_create(&CacheLabel { cache: name.to_string() })
@@ -254,7 +300,8 @@ impl Refresher {
                 if let Some(lag) = lag {
                     self.metrics.refresh_lag.get_or_create(&CacheLabel { cache: name.to_string() }).observe(lag);
                 }
-                tracing::info!(cache = %name, version = doc.version, rich, lag_seconds = lag, "refreshed");
+                let not_modified = *how == Refreshed::NotModified;
+                tracing::info!(cache = %name, version = doc.version, rich, not_modified, lag_seconds = lag, "refreshed");
             }
             Err(FetchFailure::NotLeader) => {
                 state.not_leader_since.get_or_insert_with(Utc::now);
@@ -264,6 +311,9 @@ impl Refresher {
                     (every / 4).clamp(std::time::Duration::from_millis(200), std::time::Duration::from_secs(30));
                 state.retry_at = Some(Utc::now() + chrono::Duration::from_std(check).unwrap_or_default());
                 tracing::debug!(cache = %name, "another instance leads this cache's refreshes");
+            }
+            Err(FetchFailure::Revoked) => {
+                tracing::info!(cache = %name, "deauthorized upstream (recorded by another instance); refreshes stopped");
             }
             Err(FetchFailure::RateLimited(until)) => {
                 state.retry_at = Some(*until);
@@ -288,7 +338,7 @@ impl Refresher {
                 );
             }
         }
-        let answer = result.map_err(RefreshError::from);
+        let answer = result.map(|(doc, _)| doc).map_err(RefreshError::from);
         for w in waiters {
             let _ = w.send(answer.clone());
         }
@@ -302,6 +352,7 @@ impl Handler<Begin> for Refresher {
     fn handle(&mut self, _msg: Begin, ctx: &mut Context<Self>) {
         self.begun = true;
         self.load_times(ctx);
+        self.load_push_state(ctx);
     }
 }
 
@@ -325,6 +376,10 @@ impl Handler<RefreshNow> for Refresher {
         if self.quiesced {
             return Box::pin(async { Err(RefreshError::Failed("shutting down: no new refresh starts".into())) });
         }
+        if self.push.is_revoked(&msg.name) {
+            let name = msg.name.to_string();
+            return Box::pin(async move { Err(RefreshError::NoSource(name)) });
+        }
         // A rate-limit window is respected by every kind of refresh.
         if let Some(until) = state.blocked_until.filter(|t| *t > Utc::now()) {
             return Box::pin(async move { Err(RefreshError::RateLimited(until)) });
@@ -336,13 +391,16 @@ impl Handler<RefreshNow> for Refresher {
                 return Box::pin(async move { Err(RefreshError::BackingOff(until, why)) });
             }
         }
+        // Joining a fetch in flight: the full read is the next one.
+        state.want_full |= msg.full;
         let rx = msg.wait.then(|| {
             let (tx, rx) = oneshot::channel();
             state.waiters.push(tx);
             rx
         });
         if !state.in_flight {
-            self.start_fetch(ctx, msg.name, false, None);
+            let reason = if msg.wait { Reason::Emergency } else { Reason::Manual };
+            self.start_fetch(ctx, msg.name, false, None, reason);
         }
         Box::pin(async move {
             match rx {
@@ -367,11 +425,11 @@ impl Handler<RefreshAll> for Refresher {
         let names: Vec<CacheName> = self
             .caches
             .iter()
-            .filter(|(_, s)| !s.in_flight && s.blocked_until.is_none_or(|t| t <= now))
+            .filter(|(n, s)| !s.in_flight && s.blocked_until.is_none_or(|t| t <= now) && !self.push.is_revoked(n))
             .map(|(n, _)| n.clone())
             .collect();
         for name in &names {
-            self.start_fetch(ctx, name.clone(), false, None);
+            self.start_fetch(ctx, name.clone(), false, None, Reason::Manual);
         }
         names.len()
     }
@@ -380,10 +438,11 @@ impl Handler<RefreshAll> for Refresher {
 impl Handler<Reconfigure> for Refresher {
     type Result = ();
 
-    fn handle(&mut self, msg: Reconfigure, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Reconfigure, ctx: &mut Context<Self>) {
         // The policy first: set_caches draws each cache's jitter from it.
         self.policy = msg.policy;
         self.set_caches(msg.caches);
+        self.load_push_state(ctx);
         tracing::info!(
             actor = ACTOR,
             caches = self.caches.len(),

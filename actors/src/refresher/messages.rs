@@ -20,6 +20,8 @@ pub struct RefreshNow {
     pub name: CacheName,
     /// Wait for the result.
     pub wait: bool,
+    /// A full re-read (Strava: no incremental shortcut).
+    pub full: bool,
 }
 
 /// Graceful shutdown: start no new fetch of any kind (fetches in flight finish or are
@@ -55,6 +57,68 @@ pub struct Observed {
     pub last_rich_fetch: Option<DateTime<Utc>>,
 }
 
+/// Why a fetch runs (the `reason` label of `tiercache_upstream_calls_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Due on the schedule.
+    Schedule,
+    /// `POST .../refresh?full=true`.
+    Full,
+    /// Changes pushed by a webhook.
+    Webhook,
+    /// A read found nothing anywhere.
+    Emergency,
+    /// `POST .../refresh` or SIGUSR1.
+    Manual,
+}
+
+impl Reason {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Schedule => "schedule",
+            Self::Full => "full",
+            Self::Webhook => "webhook",
+            Self::Emergency => "emergency",
+            Self::Manual => "manual",
+        }
+    }
+}
+
+/// A Strava webhook event, acknowledged already: route it to the athlete's caches.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct StravaPush {
+    /// The athlete (`owner_id`).
+    pub owner_id: u64,
+    /// `OBJECT_TYPE.ASPECT_TYPE`, for the metrics.
+    pub kind: String,
+    /// What it asks for.
+    pub action: super::push::PushAction,
+}
+
+/// How a fetch that succeeded changed the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refreshed {
+    /// A new version was saved.
+    Saved,
+    /// Upstream answered 304: `last_fetch` moved, no new version.
+    NotModified,
+    /// Another instance fetched and saved it.
+    ByPeer,
+}
+
+impl Refreshed {
+    /// As meta shows it.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Self::Saved => "saved",
+            Self::NotModified => "not_modified",
+            Self::ByPeer => "by_peer",
+        }
+    }
+}
+
 /// How a fetch failed, as the schedule needs to know it.
 #[derive(Debug, Clone)]
 pub(super) enum FetchFailure {
@@ -62,6 +126,8 @@ pub(super) enum FetchFailure {
     RateLimited(DateTime<Utc>),
     /// Another instance holds this cache's refresh leadership.
     NotLeader,
+    /// The upstream account deauthorized the app (learnt from another instance).
+    Revoked,
 }
 
 impl From<FetchFailure> for RefreshError {
@@ -70,6 +136,7 @@ impl From<FetchFailure> for RefreshError {
             FetchFailure::Failed(m) => RefreshError::Failed(m),
             FetchFailure::RateLimited(t) => RefreshError::RateLimited(t),
             FetchFailure::NotLeader => RefreshError::Failed("another instance refreshes this cache".into()),
+            FetchFailure::Revoked => RefreshError::NoSource("(deauthorized)".into()),
         }
     }
 }

@@ -11,15 +11,17 @@ mod actor;
 mod handle;
 mod handlers;
 mod messages;
+mod push;
 mod schedule;
 pub mod sources;
 pub mod state_store;
 mod view;
 
 pub use handle::RefresherHandle;
-pub use messages::{Begin, Quiesce, Reconfigure, RefreshAll, RefreshNow};
+pub use messages::{Begin, Quiesce, Reason, Reconfigure, RefreshAll, RefreshNow, StravaPush};
+pub use push::PushAction;
 pub use schedule::{due_at, Due};
-pub use view::{RefreshFailure, RefreshView};
+pub use view::{LastRefresh, RefreshFailure, RefreshView};
 
 use crate::domain::{CacheName, Document};
 use crate::metrics::Metrics;
@@ -32,6 +34,23 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
+
+impl Refresher {
+    /// Adds `calls` upstream requests of `name` to `tiercache_upstream_calls_total`.
+    fn count_calls(&self, name: &CacheName, source: &'static str, reason: messages::Reason, calls: u64) {
+        if calls > 0 {
+            let label = crate::metrics::CacheSourceReason { cache: name.to_string(), source, reason: reason.as_str() };
+            self.metrics.upstream_calls.get_or_create(&label).inc_by(calls);
+        }
+    }
+}
+
+/// Upstream's 304 for the `held` document: `last_fetch` moves, no new version.
+async fn not_modified(saver: &SaveFlow, held: Option<&Document>) -> Result<Arc<Document>, messages::FetchFailure> {
+    let held =
+        held.ok_or_else(|| messages::FetchFailure::Failed("upstream answered 304 but nothing is held".into()))?;
+    saver.refetched(held, Utc::now()).await.map_err(|e| messages::FetchFailure::Failed(format!("after a 304: {e}")))
+}
 
 /// Actor name in logs and metrics.
 pub const ACTOR: &str = "refresher";
@@ -95,6 +114,8 @@ struct CacheState {
     /// Fixed per cache, so a due time does not move on every tick.
     jitter: Duration,
     in_flight: bool,
+    /// A full re-read was asked for and has not started yet.
+    want_full: bool,
     waiters: Vec<Waiter>,
     /// After a failure: not before this.
     retry_at: Option<DateTime<Utc>>,
@@ -130,6 +151,8 @@ pub struct Refresher {
     metrics: Arc<Metrics>,
     /// Published after every fetch's end and every reload.
     view: RefreshView,
+    /// Webhook routing, pending pushed changes, deauthorized caches.
+    push: push::PushState,
 }
 
 impl Refresher {
@@ -151,6 +174,7 @@ impl Refresher {
             reporter,
             metrics,
             view: RefreshView::default(),
+            push: push::PushState::default(),
         };
         refresher.set_caches(caches);
         refresher
@@ -201,6 +225,7 @@ impl Refresher {
                     last_rich_fetch: None,
                     jitter,
                     in_flight: false,
+                    want_full: false,
                     waiters: Vec::new(),
                     retry_at: None,
                     blocked_until: None,

@@ -40,6 +40,31 @@ impl StateStore for FileStateStore {
         })
     }
 
+    fn load_shared(&self, key: &str) -> BoxFuture<'_, Option<serde_json::Value>> {
+        let (key, store) = (key.to_owned(), self.store.clone());
+        Box::pin(async move { store?.load_state(key).await.ok().flatten() })
+    }
+
+    fn remove(&self, key: &str) -> BoxFuture<'_, Result<(), String>> {
+        let path = self.path(key);
+        let dir = self.dir.clone();
+        let (key, store) = (key.to_owned(), self.store.clone());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || match std::fs::remove_file(&path) {
+                Ok(()) => std::fs::File::open(&dir)?.sync_all(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot delete source state: {e}"))?;
+            if let Some(store) = store {
+                store.delete_state(key).await.map_err(|e| format!("cannot delete source state in Postgres: {e}"))?;
+            }
+            Ok(())
+        })
+    }
+
     fn save(&self, key: &str, state: serde_json::Value) -> BoxFuture<'_, Result<(), String>> {
         let path = self.path(key);
         let dir = self.dir.clone();

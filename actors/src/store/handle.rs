@@ -1,8 +1,8 @@
 //! A typed handle to the store actor; a request the actor failed on is tried once more.
 
 use super::messages::{
-    DeleteRow, LoadState, Ping, PurgeUnconfigured, ReadHeads, ReadRow, Reconnect, RetentionRows, SaveState, TryLead,
-    WriteOutcome, WriteRow,
+    DeleteRow, DeleteState, LoadState, Ping, PurgeUnconfigured, ReadHeads, ReadRow, Reconnect, RetentionRows,
+    SaveState, TryLead, WriteOutcome, WriteRow,
 };
 use super::{RowHead, Store, StoreError, UnconfiguredRow};
 use crate::domain::{CacheName, Document};
@@ -96,6 +96,14 @@ impl StoreHandle {
     /// [`StoreError`].
     pub async fn save_state(&self, key: String, state: serde_json::Value) -> Result<(), StoreError> {
         self.call(SaveState { key, state }).await
+    }
+
+    /// See [`DeleteState`].
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn delete_state(&self, key: String) -> Result<(), StoreError> {
+        self.call(DeleteState { key }).await
     }
 
     /// See [`LoadState`].

@@ -2,8 +2,8 @@
 //! the supervisor's guard; the statement itself runs as a future on the actor's thread.
 
 use super::messages::{
-    DeleteRow, LoadState, Ping, PurgeUnconfigured, ReadHeads, ReadRow, Reconnect, Restart, RetentionRows, SaveState,
-    TryLead, WriteOutcome, WriteRow,
+    DeleteRow, DeleteState, LoadState, Ping, PurgeUnconfigured, ReadHeads, ReadRow, Reconnect, Restart, RetentionRows,
+    SaveState, TryLead, WriteOutcome, WriteRow,
 };
 use super::{RowHead, Store, StoreError, UnconfiguredRow, ACTOR};
 use crate::domain::Document;
@@ -123,6 +123,14 @@ impl Handler<SaveState> for Store {
 
     fn handle(&mut self, msg: SaveState, ctx: &mut Context<Self>) -> Self::Result {
         self.start(ctx, WRITE, |s| Box::pin(async move { s.save_state(&msg.key, &msg.state).await }))
+    }
+}
+
+impl Handler<DeleteState> for Store {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+
+    fn handle(&mut self, msg: DeleteState, ctx: &mut Context<Self>) -> Self::Result {
+        self.start(ctx, WRITE, |s| Box::pin(async move { s.delete_state(&msg.key).await }))
     }
 }
 

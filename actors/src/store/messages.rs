@@ -89,6 +89,14 @@ pub struct SaveState {
     pub state: serde_json::Value,
 }
 
+/// Delete a source's state.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct DeleteState {
+    /// `kind:cache`.
+    pub key: String,
+}
+
 /// Load a source's state.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<Option<serde_json::Value>, StoreError>")]

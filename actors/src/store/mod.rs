@@ -485,6 +485,15 @@ impl Store {
         self.run(sql::SAVE_STATE, &[(&id, Type::INT4), (&key, Type::VARCHAR), (&text, Type::TEXT)]).await.map(drop)
     }
 
+    /// Deletes a source's state.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn delete_state(&self, key: &str) -> Result<(), StoreError> {
+        let id = self.project_id().await?;
+        self.run(sql::DELETE_STATE, &[(&id, Type::INT4), (&key, Type::VARCHAR)]).await.map(drop)
+    }
+
     /// A source's saved state, if any.
     ///
     /// # Errors

@@ -82,5 +82,8 @@ pub const SAVE_STATE: &str =
     "INSERT INTO source_state (project_id, state_key, state) VALUES ($1, $2, $3::text::jsonb) \
      ON CONFLICT (project_id, state_key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()";
 
+/// Forgets a source's state (a Strava athlete's deauthorization).
+pub const DELETE_STATE: &str = "DELETE FROM source_state WHERE project_id = $1 AND state_key = $2";
+
 /// A source's state.
 pub const LOAD_STATE: &str = "SELECT state::text FROM source_state WHERE project_id = $1 AND state_key = $2";

@@ -81,6 +81,11 @@ impl Request {
         Self { method: "GET", url: url.into(), headers: Vec::new(), form: None }
     }
 
+    /// A DELETE of `url`.
+    pub fn delete(url: impl Into<String>) -> Self {
+        Self { method: "DELETE", url: url.into(), headers: Vec::new(), form: None }
+    }
+
     /// A POST of `url` with an `application/x-www-form-urlencoded` body.
     pub fn post_form(url: impl Into<String>, form: Vec<(String, String)>) -> Self {
         Self { method: "POST", url: url.into(), headers: Vec::new(), form: Some(form) }
@@ -104,6 +109,8 @@ impl fmt::Debug for Request {
 #[derive(Clone)]
 pub struct HttpClient {
     agent: ureq::Agent,
+    /// Requests sent (for `tiercache_upstream_calls_total`).
+    calls: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl fmt::Debug for HttpClient {
@@ -125,7 +132,12 @@ impl HttpClient {
             .user_agent(concat!("tiercache/", env!("CARGO_PKG_VERSION")))
             .redirect_auth_headers(ureq::RedirectAuthHeaders::Never)
             .build();
-        Self { agent }
+        Self { agent, calls: Default::default() }
+    }
+
+    /// Requests sent so far by this client and its clones.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Sends `request`, giving up at `deadline`; every status is a [`Response`].
@@ -138,6 +150,7 @@ impl HttpClient {
         let Some(timeout) = deadline.remaining() else {
             return Err(SourceError::Transient(format!("{origin}: timed out before the request was sent")));
         };
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let agent = self.agent.clone();
         let task = {
             let origin = origin.clone();

@@ -82,7 +82,7 @@ impl CommandSource {
             return Err(SourceError::Permanent(format!("`{program}` failed ({status}): {first_line}")));
         }
         ensure_json(&out, &format!("`{program}`'s output"))?;
-        Ok(Fetched { body: out, rate_limits: Vec::new() })
+        Ok(Fetched::new(out, Vec::new()))
     }
 }
 
@@ -144,7 +144,7 @@ mod tests {
     use std::time::Instant;
 
     fn request(timeout: Duration) -> FetchRequest {
-        FetchRequest { rich: false, previous: None, timeout }
+        FetchRequest { rich: false, full: false, pushed: Vec::new(), push_only: false, previous: None, timeout }
     }
 
     fn sh(script: &str) -> Vec<String> {

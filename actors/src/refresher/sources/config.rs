@@ -4,6 +4,7 @@
 use super::client::HttpClient;
 use super::clock::{Clock, SystemClock};
 use super::command::CommandSource;
+use super::conditional::Conditional;
 use super::http::HttpSource;
 use super::justgiving::JustGivingSource;
 use super::strava::{self, StravaSource};
@@ -39,6 +40,10 @@ pub enum SourceConfig {
         base_url: String,
         /// Activities per page, at most [`STRAVA_MAX_PER_PAGE`].
         per_page: u32,
+        /// A full re-read this often; incremental (`after=`) refreshes in between.
+        full_refresh_every: Duration,
+        /// Webhooks are on: learn the athlete id on the first fetch.
+        learn_athlete: bool,
     },
     /// `kind = "justgiving"`.
     Justgiving {
@@ -93,7 +98,16 @@ impl fmt::Debug for Redacted {
 impl fmt::Debug for SourceConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Strava { client_id, client_secret: _, refresh_token: _, refresh_token_file, base_url, per_page } => f
+            Self::Strava {
+                client_id,
+                client_secret: _,
+                refresh_token: _,
+                refresh_token_file,
+                base_url,
+                per_page,
+                full_refresh_every,
+                learn_athlete,
+            } => f
                 .debug_struct("Strava")
                 .field("client_id", client_id)
                 .field("client_secret", &Redacted)
@@ -101,6 +115,8 @@ impl fmt::Debug for SourceConfig {
                 .field("refresh_token_file", refresh_token_file)
                 .field("base_url", base_url)
                 .field("per_page", per_page)
+                .field("full_refresh_every", full_refresh_every)
+                .field("learn_athlete", learn_athlete)
                 .finish(),
             Self::Justgiving { app_id: _, page_short_name, base_url } => f
                 .debug_struct("Justgiving")
@@ -143,17 +159,35 @@ pub fn build_with_clock(
 ) -> Arc<dyn Source> {
     let client = HttpClient::new();
     match config {
-        SourceConfig::Strava { client_id, client_secret, refresh_token, refresh_token_file, base_url, per_page } => {
+        SourceConfig::Strava {
+            client_id,
+            client_secret,
+            refresh_token,
+            refresh_token_file,
+            base_url,
+            per_page,
+            full_refresh_every,
+            learn_athlete,
+        } => {
             let per_page = per_page.clamp(1, STRAVA_MAX_PER_PAGE);
-            let settings =
-                strava::Settings { client_id, client_secret, refresh_token, refresh_token_file, base_url, per_page };
+            let settings = strava::Settings {
+                client_id,
+                client_secret,
+                refresh_token,
+                refresh_token_file,
+                base_url,
+                per_page,
+                full_refresh_every,
+                learn_athlete,
+            };
             Arc::new(StravaSource::new(cache.clone(), settings, state, clock, client))
         }
         SourceConfig::Justgiving { app_id, page_short_name, base_url } => {
-            Arc::new(JustGivingSource::new(app_id, page_short_name, base_url, clock, client))
+            let conditional = Conditional::new(cache, state);
+            Arc::new(JustGivingSource::new(app_id, page_short_name, base_url, clock, client, conditional))
         }
         SourceConfig::Http { url, headers, bearer_token } => {
-            Arc::new(HttpSource::new(url, headers, bearer_token, clock, client))
+            Arc::new(HttpSource::new(url, headers, bearer_token, clock, client, Conditional::new(cache, state)))
         }
         SourceConfig::Command { argv, timeout } => Arc::new(CommandSource::new(argv, timeout)),
     }
@@ -173,6 +207,8 @@ mod tests {
                 refresh_token_file: Some("/var/lib/tiercache/strava_token".into()),
                 base_url: STRAVA_BASE_URL.into(),
                 per_page: 200,
+                full_refresh_every: Duration::from_secs(86400),
+                learn_athlete: false,
             },
             SourceConfig::Justgiving {
                 app_id: "SECRET-app".into(),

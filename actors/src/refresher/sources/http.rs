@@ -1,7 +1,9 @@
-//! `kind = "http"`: GET a JSON URL, with headers and an optional bearer token.
+//! `kind = "http"`: GET a JSON URL, with headers and an optional bearer token, made
+//! conditional by the last answer's `ETag`/`Last-Modified` (see [`Conditional`]).
 
 use super::client::{ensure_json, status_error, Deadline, HttpClient, Request};
 use super::clock::Clock;
+use super::conditional::Conditional;
 use super::{BoxFuture, FetchRequest, Fetched, Source, SourceError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ pub struct HttpSource {
     bearer_token: Option<String>,
     clock: Arc<dyn Clock>,
     client: HttpClient,
+    conditional: Conditional,
 }
 
 impl HttpSource {
@@ -23,8 +26,9 @@ impl HttpSource {
         bearer_token: Option<String>,
         clock: Arc<dyn Clock>,
         client: HttpClient,
+        conditional: Conditional,
     ) -> Self {
-        Self { url, headers, bearer_token, clock, client }
+        Self { url, headers, bearer_token, clock, client, conditional }
     }
 
     async fn fetch_inner(&self, request: FetchRequest) -> Result<Fetched, SourceError> {
@@ -35,18 +39,31 @@ impl HttpSource {
         if let Some(token) = &self.bearer_token {
             get = get.header("Authorization", format!("Bearer {token}"));
         }
+        let (get, conditional) = self.conditional.apply(get, request.previous.as_deref()).await;
         let response = self.client.send(get, Deadline::after(request.timeout)).await?;
+        if response.status == 304 && conditional {
+            return Ok(Fetched::not_modified());
+        }
         if !response.is_success() {
             return Err(status_error(&response, "the upstream", self.clock.now()));
         }
         ensure_json(&response.body, "the upstream's answer")?;
-        Ok(Fetched { body: response.body, rate_limits: Vec::new() })
+        self.conditional.remember(&response).await;
+        Ok(Fetched::new(response.body, Vec::new()))
     }
 }
 
 impl Source for HttpSource {
     fn kind(&self) -> &'static str {
         "http"
+    }
+
+    fn builds_on_previous(&self) -> bool {
+        true
+    }
+
+    fn upstream_calls(&self) -> u64 {
+        self.client.calls()
     }
 
     fn fetch(&self, request: FetchRequest) -> BoxFuture<'_, Result<Fetched, SourceError>> {
@@ -57,18 +74,75 @@ impl Source for HttpSource {
 #[cfg(test)]
 mod tests {
     use super::super::clock::TestClock;
-    use super::super::test_server::{Canned, TestServer};
+    use super::super::test_server::{Canned, MemoryState, TestServer};
     use super::*;
+    use crate::domain::{CacheName, Document, NewDocument};
     use chrono::DateTime;
     use std::time::Duration;
 
     fn request() -> FetchRequest {
-        FetchRequest { rich: false, previous: None, timeout: Duration::from_secs(5) }
+        FetchRequest {
+            rich: false,
+            full: false,
+            pushed: Vec::new(),
+            push_only: false,
+            previous: None,
+            timeout: Duration::from_secs(5),
+        }
     }
 
     fn source(url: String, clock: Arc<dyn Clock>) -> HttpSource {
+        source_with(url, clock, Arc::new(MemoryState::default()))
+    }
+
+    fn source_with(url: String, clock: Arc<dyn Clock>, state: Arc<MemoryState>) -> HttpSource {
         let headers = BTreeMap::from([("X-Api-Key".to_owned(), "k-SECRET".to_owned())]);
-        HttpSource::new(url, headers, Some("t-SECRET".into()), clock, HttpClient::new())
+        let conditional = Conditional::new(&CacheName::parse("data").unwrap(), state);
+        HttpSource::new(url, headers, Some("t-SECRET".into()), clock, HttpClient::new(), conditional)
+    }
+
+    /// The document the refresher would hold after saving `body`.
+    fn held(body: &str) -> Arc<Document> {
+        let doc = NewDocument::from_json(body.as_bytes()).unwrap();
+        let name = CacheName::parse("data").unwrap();
+        Arc::new(Document::new(name, 1, doc.checksum, None, None, chrono::Utc::now(), doc.body))
+    }
+
+    #[tokio::test]
+    async fn validators_of_the_held_document_make_the_request_conditional_across_restarts() {
+        const BODY: &str = r#"{"n": 1}"#;
+        let server = TestServer::start(|req| match req.header("if-none-match") {
+            Some("\"v1\"") => Canned::json(304, ""),
+            _ => Canned::json(200, BODY)
+                .header("ETag", "\"v1\"")
+                .header("Last-Modified", "Wed, 01 May 2024 10:00:00 GMT"),
+        });
+        let state = Arc::new(MemoryState::default());
+        let clock: Arc<dyn Clock> = Arc::new(TestClock::new(chrono::Utc::now()));
+        let first = source_with(server.url("/d"), clock.clone(), state.clone()).fetch(request()).await.unwrap();
+        assert!(!first.not_modified);
+
+        // A new source (a restart): the saved validators are sent, the 304 changes nothing.
+        let again = FetchRequest { previous: Some(held(BODY)), ..request() };
+        let fetched = source_with(server.url("/d"), clock.clone(), state.clone()).fetch(again).await.unwrap();
+        assert!(fetched.not_modified && fetched.body.is_empty(), "{fetched:?}");
+        let sent = &server.requests()[1];
+        assert_eq!(sent.header("if-none-match"), Some("\"v1\""));
+        assert_eq!(sent.header("if-modified-since"), Some("Wed, 01 May 2024 10:00:00 GMT"));
+
+        // The cache holds another document now (a PUT): an unconditional request.
+        let replaced = FetchRequest { previous: Some(held(r#"{"put": true}"#)), ..request() };
+        let fetched = source_with(server.url("/d"), clock, state).fetch(replaced).await.unwrap();
+        assert!(!fetched.not_modified);
+        assert_eq!(server.requests()[2].header("if-none-match"), None);
+    }
+
+    #[tokio::test]
+    async fn a_304_to_an_unconditional_request_is_an_error() {
+        let server = TestServer::start(|_| Canned::json(304, ""));
+        let clock: Arc<dyn Clock> = Arc::new(TestClock::new(chrono::Utc::now()));
+        let err = source(server.url("/d"), clock).fetch(request()).await.unwrap_err();
+        assert!(matches!(err, SourceError::Permanent(_) | SourceError::Transient(_)), "{err:?}");
     }
 
     #[tokio::test]

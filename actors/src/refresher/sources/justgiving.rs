@@ -2,9 +2,12 @@
 //!
 //! Amounts such as `totalRaisedOnline` are decimal strings; the body is validated as
 //! JSON but passed on as the original bytes, so no amount ever goes through a float here.
+//! Requests are conditional on the last answer's `ETag`/`Last-Modified` (see
+//! [`Conditional`]).
 
 use super::client::{ensure_json, path_segment, status_error, Deadline, HttpClient, Request};
 use super::clock::Clock;
+use super::conditional::Conditional;
 use super::{BoxFuture, FetchRequest, Fetched, Source, SourceError};
 use std::sync::Arc;
 
@@ -15,6 +18,7 @@ pub struct JustGivingSource {
     base_url: String,
     clock: Arc<dyn Clock>,
     client: HttpClient,
+    conditional: Conditional,
 }
 
 impl JustGivingSource {
@@ -25,9 +29,10 @@ impl JustGivingSource {
         base_url: String,
         clock: Arc<dyn Clock>,
         client: HttpClient,
+        conditional: Conditional,
     ) -> Self {
         let base_url = base_url.trim_end_matches('/').to_owned();
-        Self { app_id, page_short_name, base_url, clock, client }
+        Self { app_id, page_short_name, base_url, clock, client, conditional }
     }
 
     async fn fetch_inner(&self, request: FetchRequest) -> Result<Fetched, SourceError> {
@@ -39,18 +44,31 @@ impl JustGivingSource {
             path_segment(&self.page_short_name)
         );
         let get = Request::get(url).header("Accept", "application/json");
+        let (get, conditional) = self.conditional.apply(get, request.previous.as_deref()).await;
         let response = self.client.send(get, Deadline::after(request.timeout)).await?;
+        if response.status == 304 && conditional {
+            return Ok(Fetched::not_modified());
+        }
         if !response.is_success() {
             return Err(status_error(&response, "JustGiving", self.clock.now()));
         }
         ensure_json(&response.body, "JustGiving's answer")?;
-        Ok(Fetched { body: response.body, rate_limits: Vec::new() })
+        self.conditional.remember(&response).await;
+        Ok(Fetched::new(response.body, Vec::new()))
     }
 }
 
 impl Source for JustGivingSource {
     fn kind(&self) -> &'static str {
         "justgiving"
+    }
+
+    fn builds_on_previous(&self) -> bool {
+        true
+    }
+
+    fn upstream_calls(&self) -> u64 {
+        self.client.calls()
     }
 
     fn fetch(&self, request: FetchRequest) -> BoxFuture<'_, Result<Fetched, SourceError>> {
@@ -75,11 +93,29 @@ mod tests {
 
     fn source(server: &TestServer) -> JustGivingSource {
         let base = server.base_url();
-        JustGivingSource::new("app-SECRET".into(), "my-marathon".into(), base, Arc::new(SystemClock), HttpClient::new())
+        let conditional = Conditional::new(
+            &crate::domain::CacheName::parse("fundraising").unwrap(),
+            Arc::new(super::super::test_server::MemoryState::default()),
+        );
+        JustGivingSource::new(
+            "app-SECRET".into(),
+            "my-marathon".into(),
+            base,
+            Arc::new(SystemClock),
+            HttpClient::new(),
+            conditional,
+        )
     }
 
     fn request() -> FetchRequest {
-        FetchRequest { rich: false, previous: None, timeout: Duration::from_secs(5) }
+        FetchRequest {
+            rich: false,
+            full: false,
+            pushed: Vec::new(),
+            push_only: false,
+            previous: None,
+            timeout: Duration::from_secs(5),
+        }
     }
 
     #[tokio::test]

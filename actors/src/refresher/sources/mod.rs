@@ -8,9 +8,11 @@
 pub mod client;
 pub mod clock;
 pub mod command;
+pub mod conditional;
 pub mod config;
 pub mod http;
 pub mod justgiving;
+pub mod pushed;
 pub mod ratelimit;
 pub mod strava;
 #[cfg(test)]
@@ -34,7 +36,16 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct FetchRequest {
     /// The fuller, expensive fetch (`rich_refresh_every`).
     pub rich: bool,
-    /// The document currently held, if any (a rich refresh merges into it).
+    /// A full re-read was asked for (`POST .../refresh?full=true`): no incremental
+    /// shortcut.
+    pub full: bool,
+    /// Changes pushed by upstream since the last fetch (Strava's webhook events).
+    pub pushed: Vec<pushed::ActivityChange>,
+    /// Only `pushed` needs applying (a fetch started by a webhook event): a source
+    /// that can apply them to `previous` need not re-read anything else.
+    pub push_only: bool,
+    /// The document currently held, if any (a rich refresh merges into it; Strava's
+    /// incremental refresh builds on it).
     pub previous: Option<Arc<Document>>,
     /// The whole fetch must finish within this (`refresh.fetch_timeout`).
     pub timeout: Duration,
@@ -56,6 +67,20 @@ pub struct Fetched {
     pub body: Vec<u8>,
     /// Rate-limit budget seen during the fetch.
     pub rate_limits: Vec<RateLimit>,
+    /// Upstream answered 304: the held document is current (`body` is empty).
+    pub not_modified: bool,
+}
+
+impl Fetched {
+    /// A changed document.
+    pub fn new(body: Vec<u8>, rate_limits: Vec<RateLimit>) -> Self {
+        Self { body, rate_limits, not_modified: false }
+    }
+
+    /// Upstream's 304: nothing changed.
+    pub fn not_modified() -> Self {
+        Self { body: Vec::new(), rate_limits: Vec::new(), not_modified: true }
+    }
 }
 
 /// Why a fetch failed.
@@ -73,12 +98,32 @@ pub enum SourceError {
     /// Bad credentials, 4xx, invalid JSON: retry with backoff, and alert.
     #[error("upstream refused: {0}")]
     Permanent(String),
+    /// The account behind the source withdrew its authorization (a Strava
+    /// deauthorization another instance received): never fetch again.
+    #[error("the upstream account deauthorized this application")]
+    Revoked,
 }
 
 /// A kind of upstream.
 pub trait Source: Send + Sync {
     /// `strava`, `justgiving`, `http`, `command`.
     fn kind(&self) -> &'static str;
+
+    /// Whether a fetch needs the held document even when not rich (Strava's
+    /// incremental refresh merges into it).
+    fn builds_on_previous(&self) -> bool {
+        false
+    }
+
+    /// Upstream requests sent so far (the refresher counts the difference a fetch made).
+    fn upstream_calls(&self) -> u64 {
+        0
+    }
+
+    /// The Strava source, for routing pushed events by athlete.
+    fn as_strava(&self) -> Option<&strava::StravaSource> {
+        None
+    }
 
     /// Fetches the document.
     fn fetch(&self, request: FetchRequest) -> BoxFuture<'_, Result<Fetched, SourceError>>;
@@ -91,4 +136,14 @@ pub trait StateStore: Send + Sync {
 
     /// Saves `state` durably; only once this returns `Ok` may the state be relied on.
     fn save(&self, key: &str, state: serde_json::Value) -> BoxFuture<'_, Result<(), String>>;
+
+    /// The state of `key` as every instance sees it (Postgres), without the local copy;
+    /// `None` without a shared store.
+    fn load_shared(&self, _key: &str) -> BoxFuture<'_, Option<serde_json::Value>> {
+        Box::pin(async { None })
+    }
+
+    /// Deletes the state of `key` everywhere it is kept (a deauthorized athlete's
+    /// tokens must not survive).
+    fn remove(&self, key: &str) -> BoxFuture<'_, Result<(), String>>;
 }

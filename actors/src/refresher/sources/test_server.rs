@@ -26,6 +26,12 @@ impl super::StateStore for MemoryState {
         Box::pin(async move { value })
     }
 
+    fn remove(&self, key: &str) -> super::BoxFuture<'_, Result<(), String>> {
+        self.events.lock().unwrap().push(format!("remove {key}"));
+        self.saved.lock().unwrap().remove(key);
+        Box::pin(async { Ok(()) })
+    }
+
     fn save(&self, key: &str, state: serde_json::Value) -> super::BoxFuture<'_, Result<(), String>> {
         let result = if self.fail.load(Ordering::SeqCst) {
             Err("disk full".to_owned())

@@ -1,0 +1,188 @@
+//! Strava's OAuth refresh-token flow: a rotated refresh token is made durable before
+//! the access token that came with it is used.
+
+use super::super::client::{status_error, Deadline, Request};
+use super::super::ratelimit;
+use super::super::SourceError;
+use super::StravaSource;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+use std::path::Path;
+
+/// Access tokens are renewed this long before they expire.
+const EXPIRY_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
+
+#[derive(Default)]
+pub(super) struct Tokens {
+    loaded: bool,
+    /// The refresh token to send next.
+    refresh: String,
+    /// Older candidates to fall back on if `refresh` is refused (e.g. the configured
+    /// token was replaced by re-authorising the app after one was saved).
+    fallbacks: Vec<String>,
+    /// The refresh token known to be durable (saved, or configured).
+    durable: Option<String>,
+    /// The access token and when to renew it.
+    access: Option<(String, DateTime<Utc>)>,
+}
+
+#[derive(serde::Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    refresh_token: Option<String>,
+    expires_at: Option<i64>,
+    expires_in: Option<i64>,
+}
+
+impl Tokens {
+    /// After a deauthorization: nothing to send, and nothing to load again.
+    pub(super) fn forgotten() -> Self {
+        Self { loaded: true, ..Self::default() }
+    }
+}
+
+impl StravaSource {
+    pub(super) async fn forget_access_token(&self, token: &str) {
+        let mut tokens = self.tokens.lock().await;
+        if tokens.access.as_ref().is_some_and(|(t, _)| t == token) {
+            tokens.access = None;
+        }
+    }
+
+    /// A valid access token, renewing it (and saving a rotated refresh token) if needed.
+    pub(super) async fn access_token(&self, deadline: Deadline) -> Result<String, SourceError> {
+        let mut tokens = self.tokens.lock().await;
+        if !tokens.loaded {
+            self.load_tokens(&mut tokens).await;
+        }
+        if let Some((token, renew_after)) = &tokens.access {
+            if *renew_after > self.clock.now() {
+                return Ok(token.clone());
+            }
+        }
+        tokens.access = None;
+        loop {
+            match self.renew(&mut tokens, deadline).await {
+                Err(SourceError::Permanent(e)) if !tokens.fallbacks.is_empty() => {
+                    tracing::warn!(cache = %self.cache, error = %e, "Strava refused the refresh token; trying an older one");
+                    tokens.refresh = tokens.fallbacks.remove(0);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Prefers the saved (rotated) token, then `refresh_token_file`, then the configured one.
+    pub(super) async fn load_tokens(&self, tokens: &mut Tokens) {
+        let saved = self
+            .state
+            .load(&Self::state_key(&self.cache))
+            .await
+            .and_then(|v| v.get("refresh_token").and_then(Value::as_str).map(str::to_owned));
+        let from_file = match &self.settings.refresh_token_file {
+            Some(path) => tokio::fs::read_to_string(path).await.ok().map(|s| s.trim().to_owned()),
+            None => None,
+        };
+        let mut candidates: Vec<String> = Vec::new();
+        for token in [saved, from_file, Some(self.settings.refresh_token.clone())].into_iter().flatten() {
+            if !token.is_empty() && !candidates.contains(&token) {
+                candidates.push(token);
+            }
+        }
+        let mut candidates = candidates.into_iter();
+        tokens.refresh = candidates.next().unwrap_or_default();
+        tokens.durable = Some(tokens.refresh.clone());
+        tokens.fallbacks = candidates.collect();
+        tokens.loaded = true;
+    }
+
+    pub(super) async fn renew(&self, tokens: &mut Tokens, deadline: Deadline) -> Result<String, SourceError> {
+        let form = vec![
+            ("client_id".to_owned(), self.settings.client_id.clone()),
+            ("client_secret".to_owned(), self.settings.client_secret.clone()),
+            ("grant_type".to_owned(), "refresh_token".to_owned()),
+            ("refresh_token".to_owned(), tokens.refresh.clone()),
+        ];
+        let url = format!("{}/oauth/token", self.settings.base_url);
+        let response =
+            self.client.send(Request::post_form(url, form).header("Accept", "application/json"), deadline).await?;
+        let now = self.clock.now();
+        match response.status {
+            200..=299 => {}
+            400 | 401 | 403 => {
+                return Err(SourceError::Permanent(format!(
+                    "Strava refused the refresh token (HTTP {}); re-authorise the app",
+                    response.status
+                )))
+            }
+            429 => {
+                let readings = ratelimit::parse(&response.headers);
+                return Err(SourceError::RateLimited { until: self.budget().rejected(&readings, now) });
+            }
+            _ => return Err(status_error(&response, "Strava's token endpoint", now)),
+        }
+        // Never echo this body: it holds tokens.
+        let answer: TokenResponse = serde_json::from_slice(&response.body)
+            .map_err(|_| SourceError::Permanent("Strava's token answer is not the expected JSON".into()))?;
+        let rotated = answer.refresh_token.filter(|t| !t.is_empty()).unwrap_or_else(|| tokens.refresh.clone());
+        // Send the new token from now on even if saving fails: the old one may be dead.
+        tokens.refresh = rotated.clone();
+        tokens.fallbacks.clear();
+        if tokens.durable.as_deref() != Some(rotated.as_str()) {
+            let state = serde_json::json!({
+                "refresh_token": rotated,
+                "rotated_at": now.to_rfc3339_opts(SecondsFormat::Secs, true),
+            });
+            self.state
+                .save(&Self::state_key(&self.cache), state)
+                .await
+                .map_err(|e| SourceError::Transient(format!("could not save the rotated Strava refresh token: {e}")))?;
+            tokens.durable = Some(rotated.clone());
+            if let Some(path) = &self.settings.refresh_token_file {
+                if let Err(e) = write_secret_file(path, &rotated).await {
+                    // The StateStore copy is the one a restart prefers, so this is not fatal.
+                    tracing::warn!(cache = %self.cache, error = %e, path = %path.display(), "could not rewrite refresh_token_file");
+                }
+            }
+            tracing::info!(cache = %self.cache, "Strava rotated the refresh token; saved");
+        }
+        let expires_at = answer
+            .expires_at
+            .and_then(|t| DateTime::from_timestamp(t, 0))
+            .or_else(|| answer.expires_in.map(|s| now + chrono::Duration::seconds(s)))
+            .unwrap_or_else(|| now + chrono::Duration::hours(6));
+        // Renew a minute early; but a token handed out with less than that left is still
+        // used until it expires rather than renewed on every call.
+        let renew_after = if expires_at - EXPIRY_MARGIN > now { expires_at - EXPIRY_MARGIN } else { expires_at };
+        tokens.access = Some((answer.access_token.clone(), renew_after));
+        Ok(answer.access_token)
+    }
+}
+
+/// Replaces `path` with `contents` so that a crash leaves the old or the new file, never
+/// a torn one: temp file (0600) in the same directory, fsync, rename, fsync the directory.
+async fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    let path = path.to_owned();
+    let contents = format!("{contents}\n");
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = path.file_name().ok_or_else(|| std::io::Error::other("refresh_token_file has no file name"))?;
+        let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+        let result = (|| {
+            let _ = std::fs::remove_file(&tmp); // a leftover would keep its old mode
+            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            file.write_all(contents.as_bytes())?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            std::fs::File::open(dir)?.sync_all()
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}

@@ -1,0 +1,139 @@
+//! `/v1/webhooks/strava`: Strava's push subscription handshake and its events.
+//!
+//! No API token (Strava cannot send one): the verify token answers the handshake and
+//! the recorded subscription id checks each event. The routes still pass the
+//! allow-list, the rate limit and the body limit, and are 404 while no verify token is
+//! configured. An event is acknowledged at once and handed to the refresher, which
+//! processes it after the answer: Strava wants 200 within 2 s whatever upstream does.
+
+use super::error::ApiError;
+use super::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use tiercache_actors::metrics::TypeOutcome;
+use tiercache_actors::refresher::sources::pushed::{ActivityChange, Change};
+use tiercache_actors::refresher::{PushAction, StravaPush};
+
+/// An event is a few hundred bytes; anything much larger is not from Strava.
+const MAX_EVENT: usize = 64 * 1024;
+
+/// What the routes need from the configuration (swapped on SIGHUP with the policy).
+#[derive(Debug, Clone)]
+pub struct StravaWebhook {
+    /// `webhooks.strava_verify_token[_file]`.
+    pub verify_token: SecretString,
+    /// Where `tiercache strava subscribe` records the subscription id.
+    pub data_dir: PathBuf,
+}
+
+fn config(state: &AppState) -> Result<StravaWebhook, ApiError> {
+    state.policy.load().strava_webhook.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Strava webhooks are not configured (webhooks.strava_verify_token)",
+        )
+    })
+}
+
+/// Compares digests, so the time taken says nothing about how much of the token matched.
+fn same_secret(given: &str, expected: &SecretString) -> bool {
+    use tiercache_actors::domain::sha256;
+    sha256(given.as_bytes()) == sha256(expected.expose_secret().as_bytes())
+}
+
+/// `GET /v1/webhooks/strava?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`.
+pub async fn handshake(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let config = config(&state)?;
+    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", "the query string does not parse"))?;
+    let field = |k: &str| query.get(k).map(String::as_str);
+    let token_ok = field("hub.verify_token").is_some_and(|t| same_secret(t, &config.verify_token));
+    if field("hub.mode") != Some("subscribe") || !token_ok {
+        // Never log what was presented: it may be the real token with a typo.
+        tracing::warn!(
+            mode = field("hub.mode").unwrap_or(""),
+            "Strava webhook handshake refused: wrong mode or verify token"
+        );
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "wrong hub.mode or hub.verify_token"));
+    }
+    let Some(challenge) = field("hub.challenge") else {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_query", "hub.challenge is missing"));
+    };
+    tracing::info!("Strava webhook handshake answered");
+    Ok(HttpResponse::Ok().json(json!({ "hub.challenge": challenge })))
+}
+
+/// A Strava event, as its Webhook Events API documents it.
+#[derive(Debug, Deserialize)]
+struct Event {
+    object_type: String,
+    object_id: u64,
+    aspect_type: String,
+    owner_id: u64,
+    subscription_id: u64,
+    #[serde(default)]
+    updates: Option<serde_json::Map<String, Value>>,
+}
+
+impl Event {
+    fn action(&self) -> PushAction {
+        let authorized = self.updates.as_ref().and_then(|u| u.get("authorized"));
+        match (self.object_type.as_str(), self.aspect_type.as_str()) {
+            ("activity", "create") => {
+                PushAction::Activity(ActivityChange { id: self.object_id, change: Change::Create })
+            }
+            ("activity", "update") => {
+                PushAction::Activity(ActivityChange { id: self.object_id, change: Change::Update })
+            }
+            ("activity", "delete") => {
+                PushAction::Activity(ActivityChange { id: self.object_id, change: Change::Delete })
+            }
+            ("athlete", _) if matches!(authorized, Some(v) if v == "false" || *v == Value::Bool(false)) => {
+                PushAction::Deauthorize
+            }
+            _ => PushAction::Ignore,
+        }
+    }
+}
+
+fn count(state: &AppState, kind: String, outcome: &'static str) {
+    state.metrics.webhook_events.get_or_create(&TypeOutcome { r#type: kind, outcome }).inc();
+}
+
+/// `POST /v1/webhooks/strava`: 200 at once; the work happens after the answer.
+pub async fn event(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let config = config(&state)?;
+    if body.len() > MAX_EVENT {
+        count(&state, "unknown".into(), "invalid");
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "a webhook event is at most 64 KiB"));
+    }
+    let event: Event = serde_json::from_slice(&body).map_err(|e| {
+        count(&state, "unknown".into(), "invalid");
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_event", format!("not a Strava webhook event: {e}"))
+    })?;
+    let kind = format!("{}.{}", event.object_type, event.aspect_type).chars().take(40).collect::<String>();
+    let recorded = crate::strava_subscription::read(&config.data_dir);
+    if recorded.as_ref().is_some_and(|s| s.id != event.subscription_id) {
+        tracing::warn!(subscription_id = event.subscription_id, "Strava webhook event of another subscription refused");
+        count(&state, kind, "forbidden");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_subscription",
+            "this event is not of the recorded subscription",
+        ));
+    }
+    tracing::info!(kind = %kind, object_id = event.object_id, owner_id = event.owner_id, "Strava webhook event accepted");
+    match state.tiers.refresher() {
+        Some(refresher) => {
+            refresher.strava_push(StravaPush { owner_id: event.owner_id, kind, action: event.action() });
+        }
+        None => count(&state, kind, "ignored"),
+    }
+    Ok(HttpResponse::Ok().json(json!({ "received": true })))
+}

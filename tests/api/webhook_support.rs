@@ -1,0 +1,96 @@
+//! A fake Strava for the webhook tests (activities, detail, the athlete, tokens) and
+//! helpers to post events like Strava's Webhook Events API does.
+
+#![allow(dead_code)]
+
+use crate::fake_upstream::{strava_page, strava_summary, strava_token, FakeUpstream, Reply};
+use crate::helpers::TestApp;
+use crate::refresh_support::strava_cache;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The athlete of every test cache.
+pub const ATHLETE: u64 = 134815;
+/// The verify token the tests configure.
+pub const VERIFY: &str = "verify-s3cret-token";
+
+/// Activities newest first, and how long a detail call takes.
+#[derive(Default)]
+pub struct Athlete {
+    pub activities: Vec<Value>,
+    pub detail_delay: Duration,
+}
+
+/// Start dates an hour apart from 2020-01-01, by id.
+pub fn start_of(id: u64) -> String {
+    (chrono::DateTime::parse_from_rfc3339("2020-01-01T07:00:00Z").unwrap() + chrono::Duration::hours(id as i64))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A fake Strava serving activities 1..=n of [`ATHLETE`].
+pub fn fake_strava(n: u64) -> (FakeUpstream, Arc<Mutex<Athlete>>) {
+    let up = FakeUpstream::start();
+    up.route("POST", "/oauth/token", strava_token("access-1", "configured-refresh"));
+    let athlete = Arc::new(Mutex::new(Athlete {
+        activities: (1..=n).rev().map(|id| strava_summary(id, &start_of(id))).collect(),
+        detail_delay: Duration::ZERO,
+    }));
+    let served = athlete.clone();
+    up.route_fn("GET", "/api/v3/", move |req, _| {
+        let a = served.lock().unwrap();
+        let route = req.route();
+        if route == "/api/v3/athlete" {
+            return Reply::ok(&json!({"id": ATHLETE, "username": "runner", "resource_state": 2}));
+        }
+        if let Some(id) = route.strip_prefix("/api/v3/activities/").and_then(|s| s.parse::<u64>().ok()) {
+            return match a.activities.iter().find(|x| x["id"] == id) {
+                Some(found) => {
+                    let mut detail = found.clone();
+                    detail["description"] = json!(format!("detail of {id}"));
+                    Reply::ok(&detail).delay(a.detail_delay)
+                }
+                None => Reply::json(404, r#"{"message":"Record Not Found"}"#).delay(a.detail_delay),
+            };
+        }
+        let page: usize = req.query("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+        let per_page: usize = req.query("per_page").and_then(|p| p.parse().ok()).unwrap_or(30);
+        let mut items = a.activities.clone();
+        if let Some(after) = req.query("after").and_then(|s| s.parse::<i64>().ok()) {
+            items.retain(|x| {
+                chrono::DateTime::parse_from_rfc3339(x["start_date"].as_str().unwrap()).unwrap().timestamp() > after
+            });
+            items.reverse();
+        }
+        strava_page(&items.into_iter().skip((page - 1) * per_page).take(per_page).collect::<Vec<_>>())
+    });
+    (up, athlete)
+}
+
+/// `[webhooks]` with [`VERIFY`] and a strava cache refreshed hourly at `base_url`.
+pub fn tables(base_url: &str) -> String {
+    format!("[webhooks]\nstrava_verify_token = \"{VERIFY}\"\n\n{}", strava_cache(base_url, "1h", None, 200))
+}
+
+/// An event body as Strava posts it.
+pub fn event(object_type: &str, id: u64, aspect: &str, owner: u64, updates: Value) -> String {
+    json!({
+        "object_type": object_type, "object_id": id, "aspect_type": aspect, "owner_id": owner,
+        "subscription_id": 120475, "event_time": 1516126040, "updates": updates,
+    })
+    .to_string()
+}
+
+/// POSTs `body` to the webhook route.
+pub fn post_event(app: &TestApp, body: &str) -> crate::helpers::Resp {
+    app.request("POST", "/v1/webhooks/strava", &[("Content-Type", "application/json")], Some(body.as_bytes()))
+}
+
+/// The ids the cache serves.
+pub fn served_ids(app: &TestApp) -> Vec<u64> {
+    let r = app.get_cache("strava");
+    if r.status != 200 {
+        return Vec::new();
+    }
+    r.json()["activities"].as_array().map(|a| a.iter().filter_map(|x| x["id"].as_u64()).collect()).unwrap_or_default()
+}
