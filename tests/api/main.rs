@@ -20,6 +20,7 @@ mod lock;
 mod logs;
 mod malformed_requests;
 mod openapi;
+mod operator_logs;
 mod ops_commands;
 mod ops_notify;
 mod reload_keys;

@@ -17,7 +17,7 @@ use crate::memory::MemoryHandle;
 use crate::refresher::RefresherHandle;
 use crate::retry_queue::backoff::{Backoff, BackoffPolicy};
 use crate::retry_queue::RetryQueueHandle;
-use crate::store::{driver_config, ConnectConfig, StoreHandle};
+use crate::store::{connect_target, driver_config, ConnectConfig, StoreHandle};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::types::Type;
@@ -45,6 +45,10 @@ pub struct ListenerPeers {
 enum Ended {
     /// The connection dropped: reconnect.
     Lost(String),
+    /// No connection could be made: try again.
+    CannotConnect(String),
+    /// The project has no row yet, so there is no channel to listen on: look again.
+    NotRegistered(String),
     /// Notifications do not arrive on this connection (a transaction pooler).
     Unsupported,
 }
@@ -66,7 +70,7 @@ pub fn spawn(peers: ListenerPeers, connect: ConnectConfig, project: String) {
             multiplier: 2.0,
         });
         loop {
-            match session(&peers, &connect, &project).await {
+            let (why, what) = match session(&peers, &connect, &project).await {
                 Ended::Unsupported => {
                     tracing::warn!(
                         "NOTIFY does not reach this connection (a transaction pooler?): cross-instance \
@@ -74,12 +78,13 @@ pub fn spawn(peers: ListenerPeers, connect: ConnectConfig, project: String) {
                     );
                     return;
                 }
-                Ended::Lost(why) => {
-                    let wait = backoff.next_wait();
-                    tracing::warn!(error = %why, retry_in_ms = wait.as_millis() as u64, "LISTEN connection lost; reconnecting");
-                    tokio::time::sleep(wait).await;
-                }
-            }
+                Ended::Lost(why) => (why, "LISTEN connection lost; reconnecting"),
+                Ended::CannotConnect(why) => (why, "cannot connect for LISTEN; retrying"),
+                Ended::NotRegistered(why) => (why, "cannot LISTEN before the project is registered; retrying"),
+            };
+            let wait = backoff.next_wait();
+            tracing::warn!(error = %why, retry_in_ms = wait.as_millis() as u64, "{what}");
+            tokio::time::sleep(wait).await;
         }
     });
 }
@@ -94,7 +99,7 @@ async fn session(peers: &ListenerPeers, connect: &ConnectConfig, project: &str) 
     config.application_name("tiercache-listen");
     let (client, mut connection) = match config.connect(tls).await {
         Ok(c) => c,
-        Err(e) => return lost(&e),
+        Err(e) => return Ended::CannotConnect(format!("cannot connect to {}: {e}", connect_target(connect))),
     };
     let (tx, mut rx) = mpsc::unbounded_channel::<Notification>();
     let driver = tokio::spawn(async move {
@@ -129,7 +134,7 @@ async fn listen(
             Err(e) => return lost(&e),
         };
     let Some(id) = rows.first().map(|r| r.get::<_, i32>(0)) else {
-        return Ended::Lost(format!("project {project:?} is not registered yet"));
+        return Ended::NotRegistered(format!("project {project:?} is not registered yet"));
     };
     let channel = format!("tiercache_{id}");
     if let Err(e) = client.batch_execute(&format!("LISTEN {channel}")).await {

@@ -40,6 +40,13 @@ impl JustGivingSource {
         );
         let get = Request::get(url).header("Accept", "application/json");
         let response = self.client.send(get, Deadline::after(request.timeout)).await?;
+        if response.status == 401 {
+            return Err(SourceError::Permanent(
+                "JustGiving answered HTTP 401: it refused the application id; check app_id (or the file \
+                 app_id_file names)"
+                    .into(),
+            ));
+        }
         if !response.is_success() {
             return Err(status_error(&response, "JustGiving", self.clock.now()));
         }
