@@ -40,8 +40,9 @@ pub mod telemetry;
 pub mod wiring;
 
 use cli::Command;
-use config::{LogFormat, Settings};
+use config::Settings;
 use exit::Fatal;
+use std::io::IsTerminal;
 
 /// The whole program: returns the exit code.
 pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
@@ -82,7 +83,8 @@ fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<(), Fa
             let settings = Settings::load(cli.config.as_deref(), &env)?;
             #[cfg(feature = "failpoints")]
             let _failpoints = fail::FailScenario::setup();
-            let log = telemetry::init(settings.log.format == LogFormat::Json, &settings.log.level, env("RUST_LOG"));
+            let json = settings.log.format.is_json(std::io::stdout().is_terminal());
+            let log = telemetry::init(json, &settings.log.level, env("RUST_LOG"));
             let source = daemon::ConfigSource { path: cli.config.clone() };
             let runner = actix_rt::System::new();
             let result = runner.block_on(daemon::run(source, settings, log));

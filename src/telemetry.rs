@@ -41,8 +41,10 @@ impl LogControl {
 }
 
 /// Targets whose lines repeat, less clearly, what the daemon logs itself: the pool's
-/// "Connection error" WARN duplicates the store's own line about the same failure.
-const QUIETED: &[&str] = &["deadpool.postgres=error"];
+/// "Connection error" WARN duplicates the store's own line about the same failure, and
+/// actix-server's start-up INFO lines ("starting 2 workers", "starting service: ...")
+/// say less than the daemon's own `listening` and `ready` lines.
+const QUIETED: &[&str] = &["deadpool.postgres=error", "actix_server=warn"];
 
 /// `log.level` as a filter, with [`QUIETED`] added unless the level names that target
 /// itself (`RUST_LOG` is taken as written).

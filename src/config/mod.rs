@@ -84,6 +84,20 @@ pub struct LogSettings {
 pub enum LogFormat {
     Json,
     Pretty,
+    /// Not set: lines for people when stdout is a terminal, JSON otherwise (the journal,
+    /// a container's log driver, a pipe).
+    Auto,
+}
+
+impl LogFormat {
+    /// Whether to write JSON lines, given whether stdout is a terminal.
+    pub fn is_json(self, stdout_is_terminal: bool) -> bool {
+        match self {
+            Self::Json => true,
+            Self::Pretty => false,
+            Self::Auto => !stdout_is_terminal,
+        }
+    }
 }
 
 /// `[api]`.

@@ -4,6 +4,7 @@
 //! secret can only reach the output through a line here that redacts it.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use super::durations::{format_duration, format_size};
-use super::{CacheSettings, LogFormat, Settings, SourceSettings};
+use super::{CacheSettings, Settings, SourceSettings};
 
 /// What every secret prints as.
 pub const REDACTED: &str = "[redacted]";
@@ -148,10 +149,8 @@ pub fn to_toml(s: &Settings) -> String {
         project: s.project.clone(),
         data_dir: path(&s.data_dir),
         log: Log {
-            format: match s.log.format {
-                LogFormat::Json => "json",
-                LogFormat::Pretty => "pretty",
-            },
+            // Unset: what `run` would pick with the same stdout as this output's.
+            format: if s.log.format.is_json(std::io::stdout().is_terminal()) { "json" } else { "pretty" },
             level: s.log.level.clone(),
         },
         api: Api {

@@ -38,6 +38,7 @@ pub fn settings(raw: RawSettings, env: Env<'_>, warnings: Vec<String>) -> Result
         format: match raw.log.format.as_str() {
             "json" => LogFormat::Json,
             "pretty" => LogFormat::Pretty,
+            "" => LogFormat::Auto,
             other => {
                 return Err(ConfigError::new("log.format", format!("expected \"json\" or \"pretty\", got {other:?}")))
             }

@@ -38,6 +38,7 @@ mod security_support;
 mod signals;
 #[cfg(feature = "failpoints")]
 mod supervision;
+mod terminal;
 mod unknown;
 
 // The refresher and its sources against a fake upstream (issue 5).
