@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod answer_newlines;
 mod bad_input;
 mod broken_cache;
 mod check_config_promises;
