@@ -222,6 +222,10 @@ pub struct CacheSettings {
     pub schema: Option<PathBuf>,
     /// `None`: the cache is filled by PUT.
     pub source: Option<SourceSettings>,
+    /// The source's secrets given as `_file` keys (`client_secret` → the file name as
+    /// written), so `check-config` prints `client_secret_file = "..."` rather than a
+    /// redacted `client_secret`.
+    pub secret_files: BTreeMap<&'static str, String>,
 }
 
 /// `[caches.source]`: where a refresh fetches from. `*_file` secrets are already

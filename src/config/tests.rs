@@ -516,6 +516,7 @@ fn secrets_never_printed() {
     }
     assert!(toml.contains("postgres://app:[redacted]@db.example.com/postgres"), "{toml}");
     assert!(toml.contains("client_secret = \"[redacted]\""), "{toml}");
+    assert!(!toml.contains("client_secret_file"), "given inline: {toml}");
     assert!(toml.contains("X-Api-Key"), "{toml}");
     assert!(toml.contains("client_id = \"123\""), "{toml}");
 }

@@ -9,6 +9,7 @@ mod helpers;
 mod answer_newlines;
 mod bad_input;
 mod broken_cache;
+mod check_config_files;
 mod check_config_promises;
 mod cli_get_status;
 mod conditional;
