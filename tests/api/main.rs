@@ -25,6 +25,7 @@ mod openapi;
 mod operator_logs;
 mod ops_commands;
 mod ops_notify;
+mod port_in_use;
 mod reload_keys;
 mod retention;
 mod round_trip;
