@@ -105,7 +105,20 @@ fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<(), Fa
         Command::Restore { dir, force } => {
             commands::restore(&Settings::load(cli.config.as_deref(), &env)?, &dir, force)
         }
-        Command::Get { name, meta } => commands::get(&Settings::load(cli.config.as_deref(), &env)?, &name, meta),
-        Command::Status { json } => commands::status(&Settings::load(cli.config.as_deref(), &env)?, json),
+        Command::Get { name, meta } => {
+            commands::get(&Settings::load(cli.config.as_deref(), &env)?, &origin(cli.config.as_deref()), &name, meta)
+        }
+        Command::Status { json } => {
+            commands::status(&Settings::load(cli.config.as_deref(), &env)?, &origin(cli.config.as_deref()), json)
+        }
+    }
+}
+
+/// Where `get` and `status` found the daemon's address, as [`Settings::load`] decides.
+fn origin(flag: Option<&std::path::Path>) -> commands::Origin {
+    match flag {
+        Some(path) => commands::Origin::Flag(path.to_owned()),
+        None if std::path::Path::new(config::DEFAULT_FILE).exists() => commands::Origin::DefaultFile,
+        None => commands::Origin::BuiltIn,
     }
 }

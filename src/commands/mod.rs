@@ -18,7 +18,7 @@ mod restore;
 pub(crate) mod status;
 
 pub use export::export;
-pub use get::get;
+pub use get::{get, Origin};
 pub use import::import;
 pub use restore::restore;
 pub use status::status;

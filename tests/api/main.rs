@@ -11,6 +11,7 @@ mod bad_input;
 mod broken_cache;
 mod check_config_files;
 mod check_config_promises;
+mod cli_address;
 mod cli_get_status;
 mod conditional;
 mod config_errors;
