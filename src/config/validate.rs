@@ -261,13 +261,8 @@ fn source(
     Ok((settings, files.into_inner()))
 }
 
-/// [`source`]'s work; `files` collects the `_file` keys as written.
-fn source_settings(
-    raw: RawSource,
-    at: &str,
-    env: Env<'_>,
-    files: &RefCell<BTreeMap<&'static str, String>>,
-) -> Result<SourceSettings, ConfigError> {
+/// Refuses a `kind` that does not exist and keys that do not belong to the source's kind.
+fn check_kind_keys(raw: &RawSource, at: &str) -> Result<(), ConfigError> {
     let key = |field: &str| format!("{at}.{field}");
     let set = [
         ("client_id", raw.client_id.is_some()),
@@ -311,6 +306,18 @@ fn source_settings(
         return Err(ConfigError::new(key(field), format!("unknown key for a source of kind \"{}\"", raw.kind)));
     }
 
+    Ok(())
+}
+
+/// [`source`]'s work; `files` collects the `_file` keys as written.
+fn source_settings(
+    raw: RawSource,
+    at: &str,
+    env: Env<'_>,
+    files: &RefCell<BTreeMap<&'static str, String>>,
+) -> Result<SourceSettings, ConfigError> {
+    let key = |field: &str| format!("{at}.{field}");
+    check_kind_keys(&raw, at)?;
     let required = |field: &str| ConfigError::new(key(field), "required key is missing");
     let secret = |value: Option<SecretString>, file: Option<String>, field: &str| {
         let file_field = format!("{field}_file");

@@ -72,3 +72,24 @@ fn after_an_outage_the_queue_says_it_drained_and_the_pool_does_not_chatter() {
     let pool: Vec<Value> = d.log_lines().into_iter().filter(|l| l["target"] == "deadpool.postgres").collect();
     assert!(pool.is_empty(), "the pool's own lines: {pool:?}");
 }
+
+#[test]
+fn migrate_names_the_socket_it_could_not_reach_and_never_the_password() {
+    let mut pg = cluster();
+    pg.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let url = pg.url(DB, "postgres").replace("postgres@", "postgres:hunter2@");
+    let out = std::process::Command::new(crate::helpers::BIN)
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env("SUPABASE_ENABLED", "true")
+        .env("SUPABASE_DB_URL", url)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{stderr}");
+    let socket = format!("{}/.s.PGSQL.{}", pg.socket_dir().display(), pg.port());
+    assert!(stderr.contains(&format!("cannot connect to Postgres at socket {socket}")), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
