@@ -237,7 +237,13 @@ pub(crate) async fn drain(tiers: &Tiers, deadline: tokio::time::Instant, notifie
     let mut last_left = usize::MAX;
     let mut extended_at: Option<tokio::time::Instant> = None;
     loop {
-        let left = queue.view().snapshot().pending.len();
+        let snapshot = queue.view().snapshot();
+        let left = snapshot.pending.len();
+        // An attempt made during the drain can be the first to learn that it cannot succeed.
+        if let Some(why) = snapshot.blocked.as_ref().filter(|_| left > 0) {
+            tracing::warn!(pending = left, error = %why, "pending saves cannot reach Postgres now; they stay on disk for the next start");
+            return;
+        }
         let now = tokio::time::Instant::now();
         if left > 0 && left < last_left && extended_at.is_none_or(|t| now - t >= std::time::Duration::from_secs(1)) {
             let more = deadline.saturating_duration_since(now) + std::time::Duration::from_secs(5);

@@ -44,7 +44,7 @@ fn an_unregistered_project_is_not_called_postgres_unavailable() {
         "{line}"
     );
     d.wait_for_log("the LISTEN line", Duration::from_secs(10), |l| {
-        message(l) == "cannot LISTEN before the project is registered; retrying"
+        message(l) == "waiting for the project to be registered before LISTEN"
     });
     let all = messages(&d.log_lines());
     assert!(!all.iter().any(|m| m.starts_with("Postgres unavailable")), "{all:?}");

@@ -69,8 +69,13 @@ pub fn spawn(peers: ListenerPeers, connect: ConnectConfig, project: String) {
             max_interval: Duration::from_secs(30),
             multiplier: 2.0,
         });
+        // One WARN per outage: retries that fail the same way are logged at debug.
+        let mut quiet = false;
         loop {
-            let (why, what) = match session(&peers, &connect, &project).await {
+            let ended = session(&peers, &connect, &project).await;
+            let wait = backoff.next_wait();
+            let retry_in_ms = wait.as_millis() as u64;
+            match ended {
                 Ended::Unsupported => {
                     tracing::warn!(
                         "NOTIFY does not reach this connection (a transaction pooler?): cross-instance \
@@ -78,12 +83,23 @@ pub fn spawn(peers: ListenerPeers, connect: ConnectConfig, project: String) {
                     );
                     return;
                 }
-                Ended::Lost(why) => (why, "LISTEN connection lost; reconnecting"),
-                Ended::CannotConnect(why) => (why, "cannot connect for LISTEN; retrying"),
-                Ended::NotRegistered(why) => (why, "cannot LISTEN before the project is registered; retrying"),
-            };
-            let wait = backoff.next_wait();
-            tracing::warn!(error = %why, retry_in_ms = wait.as_millis() as u64, "{what}");
+                Ended::Lost(why) => {
+                    tracing::warn!(error = %why, retry_in_ms, "LISTEN connection lost; reconnecting");
+                    quiet = true;
+                }
+                Ended::CannotConnect(why) if quiet => {
+                    tracing::debug!(error = %why, retry_in_ms, "cannot connect for LISTEN; retrying");
+                }
+                Ended::CannotConnect(why) => {
+                    tracing::warn!(error = %why, retry_in_ms, "cannot connect for LISTEN; retrying");
+                    quiet = true;
+                }
+                // Usual for a new project, which startup registers moments later; a
+                // project that stays unregistered has its own ERROR line from startup.
+                Ended::NotRegistered(why) => tracing::info!(
+                    error = %why, retry_in_ms, "waiting for the project to be registered before LISTEN"
+                ),
+            }
             tokio::time::sleep(wait).await;
         }
     });
