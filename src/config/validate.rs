@@ -41,7 +41,10 @@ pub fn settings(raw: RawSettings, env: Env<'_>, warnings: Vec<String>) -> Result
             "pretty" => LogFormat::Pretty,
             "" => LogFormat::Auto,
             other => {
-                return Err(ConfigError::new("log.format", format!("expected \"json\" or \"pretty\", got {other:?}")))
+                return Err(ConfigError::new(
+                    "log.format",
+                    format!("expected \"json\", \"pretty\" or \"\" (unset: by the terminal), got {other:?}"),
+                ))
             }
         },
         level: raw.log.level,
