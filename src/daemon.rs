@@ -21,6 +21,7 @@ use std::sync::Arc;
 use tiercache_actors::metrics::Metrics;
 use tiercache_actors::retry_queue::backoff::Backoff;
 use tiercache_actors::startup;
+use tiercache_actors::store::StoreError;
 use tiercache_actors::system;
 use tiercache_actors::tiers::Tiers;
 use tokio::sync::mpsc;
@@ -107,6 +108,13 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
                     in_sync = report.in_sync,
                     "loaded from Postgres"
                 );
+            }
+            Ok(Err(e @ StoreError::NoProject(_))) => {
+                tracing::error!(
+                    tier = "postgres", alert = true, error = %e,
+                    "Postgres is up but the project is not registered; serving from files until it is"
+                );
+                sync_in_background(running.tiers.clone(), &settings);
             }
             Ok(Err(e)) => {
                 tracing::error!(tier = "postgres", alert = true, error = %e, "Postgres unavailable at startup; serving from files");

@@ -37,6 +37,22 @@ impl fmt::Display for Fatal {
     }
 }
 
+/// A TCP listener that could not be opened. An address another process holds, or a
+/// port this user may not open, is a fact of the host, not a configuration mistake:
+/// exit 69 with `cannot listen on ADDR: ...`. Anything else (an address this host does
+/// not have) is the configuration's: `config error: api.listen[i]: cannot listen ...`.
+pub fn cannot_listen(index: usize, addr: &str, e: &std::io::Error) -> Fatal {
+    use std::io::ErrorKind::{AddrInUse, PermissionDenied};
+    match e.kind() {
+        AddrInUse => Fatal::new(
+            UNAVAILABLE,
+            format!("cannot listen on {addr}: the address is already in use (another process listens there): {e}"),
+        ),
+        PermissionDenied => Fatal::new(UNAVAILABLE, format!("cannot listen on {addr}: not permitted: {e}")),
+        _ => Fatal::new(CONFIG, format!("config error: api.listen[{index}]: cannot listen on {addr}: {e}")),
+    }
+}
+
 impl From<crate::config::ConfigError> for Fatal {
     fn from(e: crate::config::ConfigError) -> Self {
         Self::new(CONFIG, e.to_string())

@@ -41,8 +41,9 @@ pub mod telemetry;
 pub mod wiring;
 
 use cli::Command;
-use config::{LogFormat, Settings};
+use config::Settings;
 use exit::Fatal;
+use std::io::IsTerminal;
 
 /// The whole program: returns the exit code.
 pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
@@ -83,7 +84,8 @@ fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<(), Fa
             let settings = Settings::load(cli.config.as_deref(), &env)?;
             #[cfg(feature = "failpoints")]
             let _failpoints = fail::FailScenario::setup();
-            let log = telemetry::init(settings.log.format == LogFormat::Json, &settings.log.level, env("RUST_LOG"));
+            let json = settings.log.format.is_json(std::io::stdout().is_terminal());
+            let log = telemetry::init(json, &settings.log.level, env("RUST_LOG"));
             let source = daemon::ConfigSource { path: cli.config.clone() };
             let runner = actix_rt::System::new();
             let result = runner.block_on(daemon::run(source, settings, log));
@@ -104,8 +106,21 @@ fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<(), Fa
         Command::Restore { dir, force } => {
             commands::restore(&Settings::load(cli.config.as_deref(), &env)?, &dir, force)
         }
-        Command::Get { name, meta } => commands::get(&Settings::load(cli.config.as_deref(), &env)?, &name, meta),
-        Command::Status { json } => commands::status(&Settings::load(cli.config.as_deref(), &env)?, json),
+        Command::Get { name, meta } => {
+            commands::get(&Settings::load(cli.config.as_deref(), &env)?, &origin(cli.config.as_deref()), &name, meta)
+        }
+        Command::Status { json } => {
+            commands::status(&Settings::load(cli.config.as_deref(), &env)?, &origin(cli.config.as_deref()), json)
+        }
         Command::Strava(sub) => commands::strava(&Settings::load(cli.config.as_deref(), &env)?, &sub),
+    }
+}
+
+/// Where `get` and `status` found the daemon's address, as [`Settings::load`] decides.
+fn origin(flag: Option<&std::path::Path>) -> commands::Origin {
+    match flag {
+        Some(path) => commands::Origin::Flag(path.to_owned()),
+        None if std::path::Path::new(config::DEFAULT_FILE).exists() => commands::Origin::DefaultFile,
+        None => commands::Origin::BuiltIn,
     }
 }

@@ -6,9 +6,18 @@ use std::io::Write;
 use std::path::Path;
 
 /// Held for the life of the process; the OS releases it on exit, even after `kill -9`.
+/// The file holds the holder's PID while it runs; a clean stop empties it, so a PID
+/// found there after a stop is from a process that was killed.
 #[derive(Debug)]
 pub struct DataDirLock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for DataDirLock {
+    fn drop(&mut self) {
+        // Still locked while emptied: no other instance can have written its PID yet.
+        let _ = self.file.set_len(0);
+    }
 }
 
 impl DataDirLock {
@@ -33,9 +42,13 @@ impl DataDirLock {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let pid = match holder.trim() {
+                    "" => String::new(),
+                    pid => format!(" (pid {pid})"),
+                };
                 return Err(Fatal::new(
                     CANTCREAT,
-                    format!("data directory {shown} is locked by another running instance (pid {})", holder.trim()),
+                    format!("data directory {shown} is locked by another running instance{pid}"),
                 ));
             }
             Err(TryLockError::Error(e)) => {
@@ -51,6 +64,6 @@ impl DataDirLock {
         std::fs::write(&probe, b"")
             .and_then(|()| std::fs::remove_file(&probe))
             .map_err(|e| Fatal::new(CANTCREAT, format!("data directory {shown} is not writable: {e}")))?;
-        Ok(Self { _file: file })
+        Ok(Self { file })
     }
 }

@@ -5,7 +5,7 @@
 use crate::config::Settings;
 use crate::exit::{Fatal, CONFIG, UNAVAILABLE};
 use crate::wiring;
-use tiercache_actors::store::connect_pool;
+use tiercache_actors::store::{connect_pool, connect_target};
 
 /// The schema this build expects.
 pub const SCHEMA: &str = include_str!("../schema.sql");
@@ -25,10 +25,10 @@ pub fn run(settings: &Settings) -> Result<(), Fatal> {
     runtime.block_on(async {
         let (pool, _tls) =
             connect_pool(&pg.connect).map_err(|e| Fatal::new(CONFIG, format!("config error: postgres.url: {e}")))?;
-        let client = pool
-            .get()
-            .await
-            .map_err(|e| Fatal::new(UNAVAILABLE, format!("migrate: cannot connect to Postgres: {e}")))?;
+        let client = pool.get().await.map_err(|e| {
+            let at = connect_target(&pg.connect);
+            Fatal::new(UNAVAILABLE, format!("migrate: cannot connect to Postgres at {at}: {e}"))
+        })?;
         client
             .batch_execute(SCHEMA)
             .await

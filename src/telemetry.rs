@@ -29,7 +29,7 @@ impl LogControl {
         if self.rust_log.is_some() {
             return Ok(());
         }
-        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        let filter = level_filter(level).map_err(|e| e.to_string())?;
         self.handle.reload(filter).map_err(|e| e.to_string())
     }
 
@@ -40,12 +40,31 @@ impl LogControl {
     }
 }
 
+/// Targets whose lines repeat, less clearly, what the daemon logs itself: the pool's
+/// "Connection error" WARN duplicates the store's own line about the same failure, and
+/// actix-server's start-up INFO lines ("starting 2 workers", "starting service: ...")
+/// say less than the daemon's own `listening` and `ready` lines.
+const QUIETED: &[&str] = &["deadpool.postgres=error", "actix_server=warn"];
+
+/// `log.level` as a filter, with [`QUIETED`] added unless the level names that target
+/// itself (`RUST_LOG` is taken as written).
+fn level_filter(level: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
+    let mut filter = EnvFilter::try_new(level)?;
+    for directive in QUIETED {
+        let target = directive.split('=').next().unwrap_or_default();
+        if !level.contains(target) {
+            filter = filter.add_directive(directive.parse()?);
+        }
+    }
+    Ok(filter)
+}
+
 /// Installs the global subscriber. `json` picks the SPEC's JSON lines; else pretty.
 pub fn init(json: bool, level: &str, rust_log: Option<String>) -> LogControl {
     let filter = rust_log
         .as_deref()
         .and_then(|v| EnvFilter::try_new(v).ok())
-        .or_else(|| EnvFilter::try_new(level).ok())
+        .or_else(|| level_filter(level).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::new(filter);
     let rejected = RejectedRequests::default();

@@ -1,6 +1,6 @@
 //! `/v1/caches...`: read, meta, save, delete, refresh, list (SPEC §5).
 
-use super::error::ApiError;
+use super::error::{json_line, ApiError};
 use super::security::schema_rejection;
 use super::state::{AppState, CachePolicy};
 use actix_web::http::header;
@@ -228,7 +228,7 @@ async fn meta_of(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Va
 /// `GET /v1/caches/{name}/meta`.
 pub async fn meta(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let (name, policy) = lookup(&state, &path)?;
-    Ok(HttpResponse::Ok().json(meta_of(&state, &name, &policy).await))
+    Ok(HttpResponse::Ok().content_type("application/json").body(json_line(&meta_of(&state, &name, &policy).await)))
 }
 
 /// `GET /v1/caches`: every configured cache with its meta, by name.
@@ -248,7 +248,9 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
             "oldest_age_seconds": snapshot.oldest_age(),
         })
     });
-    Ok(HttpResponse::Ok().json(json!({ "caches": caches, "retry_queue": queue })))
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(json_line(&json!({ "caches": caches, "retry_queue": queue }))))
 }
 
 fn precondition(req: &HttpRequest) -> Precondition {
@@ -354,12 +356,14 @@ pub async fn put(
 }
 
 fn saved_response(saved: &Arc<Document>) -> HttpResponse {
-    HttpResponse::Ok().insert_header((header::ETAG, saved.etag.as_str())).json(json!({
-        "name": saved.name.as_str(),
-        "version": saved.version,
-        "checksum": saved.checksum.to_string(),
-        "saved_at": rfc3339(&saved.saved_at),
-    }))
+    HttpResponse::Ok().insert_header((header::ETAG, saved.etag.as_str())).content_type("application/json").body(
+        json_line(&json!({
+            "name": saved.name.as_str(),
+            "version": saved.version,
+            "checksum": saved.checksum.to_string(),
+            "saved_at": rfc3339(&saved.saved_at),
+        })),
+    )
 }
 
 /// `DELETE /v1/caches/{name}`: purged from every tier.
@@ -402,9 +406,9 @@ pub async fn refresh(
         refresher.refresh_now(name.clone(), false).await.map(|_| ())
     };
     match started {
-        Ok(()) => {
-            Ok(HttpResponse::Accepted().json(json!({ "name": name.as_str(), "refresh": "started", "full": full })))
-        }
+        Ok(()) => Ok(HttpResponse::Accepted()
+            .content_type("application/json")
+            .body(json_line(&json!({ "name": name.as_str(), "refresh": "started", "full": full })))),
         Err(RefreshError::RateLimited(until)) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "rate_limited",

@@ -42,6 +42,15 @@ impl fmt::Display for ApiError {
     }
 }
 
+/// A JSON answer's body: the value on one line, ending with a newline so that `curl`
+/// leaves the shell prompt on its own line. Not for cache documents, which are served
+/// as their canonical bytes (whose checksum is published).
+pub fn json_line(value: &impl serde::Serialize) -> String {
+    let mut line = serde_json::to_string(value).unwrap_or_else(|_| "{}".into());
+    line.push('\n');
+    line
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.status
@@ -53,6 +62,6 @@ impl ResponseError for ApiError {
             res.insert_header(("Retry-After", secs.to_string()));
         }
         res.content_type("application/json")
-            .body(serde_json::json!({ "error": self.message, "code": self.code }).to_string())
+            .body(json_line(&serde_json::json!({ "error": self.message, "code": self.code })))
     }
 }

@@ -10,7 +10,7 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         Ok(()) => HttpResponse::Ok().content_type("application/json").body(r#"{"status":"ok"}"#),
         Err(why) => HttpResponse::ServiceUnavailable()
             .content_type("application/json")
-            .body(serde_json::json!({"error": why, "code": "unhealthy"}).to_string()),
+            .body(super::error::json_line(&serde_json::json!({"error": why, "code": "unhealthy"}))),
     }
 }
 
@@ -21,7 +21,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable()
             .content_type("application/json")
-            .body(r#"{"error":"not ready","code":"not_ready"}"#)
+            .body("{\"error\":\"not ready\",\"code\":\"not_ready\"}\n")
     }
 }
 

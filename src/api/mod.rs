@@ -164,9 +164,7 @@ pub fn bind(settings: &Settings, state: web::Data<AppState>) -> Result<actix_web
                     Some(config) => server.bind_rustls_0_23(addr.as_str(), config.clone()),
                     None => server.bind(addr.as_str()),
                 };
-                server = bound.map_err(|e| {
-                    Fatal::new(CONFIG, format!("config error: api.listen[{i}]: cannot listen on {addr}: {e}"))
-                })?;
+                server = bound.map_err(|e| crate::exit::cannot_listen(i, addr, &e))?;
                 tracing::info!(address = %addr, tls = tls.is_some(), "listening");
             }
             ListenAddr::Unix(path) => {

@@ -140,12 +140,9 @@ pub fn load_tls_for_reload(settings: &Settings) -> Result<Option<rustls::sign::C
 /// with the first few problems.
 pub fn schema_rejection(name: &CacheName, errors: &[String]) -> HttpResponse {
     let first = errors.first().map(String::as_str).unwrap_or("invalid");
-    HttpResponse::UnprocessableEntity().content_type("application/json").body(
-        json!({
-            "error": format!("the document does not match the schema of cache {name}: {first}"),
-            "code": "schema_mismatch",
-            "errors": errors,
-        })
-        .to_string(),
-    )
+    HttpResponse::UnprocessableEntity().content_type("application/json").body(super::error::json_line(&json!({
+        "error": format!("the document does not match the schema of cache {name}: {first}"),
+        "code": "schema_mismatch",
+        "errors": errors,
+    })))
 }

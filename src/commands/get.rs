@@ -44,6 +44,8 @@ pub(crate) struct Reply {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// Which daemon answered, for error lines ([`Client::asked`]).
+    pub asked: String,
 }
 
 impl Reply {
@@ -76,7 +78,7 @@ impl Reply {
             429 | 500..=599 => (UNAVAILABLE, ""),
             _ => (PROTOCOL, ""),
         };
-        Fatal::new(code, format!("{what}: the daemon answered {}: {text}{hint}", self.status))
+        Fatal::new(code, format!("{what}: the daemon at {} answered {}: {text}{hint}", self.asked, self.status))
     }
 }
 
@@ -91,6 +93,31 @@ enum Target {
 pub(crate) struct Client {
     target: Target,
     token: Option<String>,
+    /// Where the address came from (see [`Origin`]).
+    origin: Origin,
+}
+
+/// Where the configuration that names the daemon's address came from: an operator
+/// who gave no `--config` learns that the built-in address was asked.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// `--config FILE`.
+    Flag(PathBuf),
+    /// `./tiercache.toml`, found without `--config`.
+    DefaultFile,
+    /// No file: the built-in defaults.
+    BuiltIn,
+}
+
+impl Origin {
+    /// For the error lines: which `api.listen` was used.
+    fn describe(&self) -> String {
+        match self {
+            Self::Flag(path) => format!("api.listen of {}", path.display()),
+            Self::DefaultFile => "api.listen of ./tiercache.toml".into(),
+            Self::BuiltIn => "the default api.listen: no --config given and no ./tiercache.toml here".into(),
+        }
+    }
 }
 
 /// The address to connect to for a listen address: a wildcard becomes loopback.
@@ -140,7 +167,7 @@ fn tls_config(cert: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, Fatal
 
 impl Client {
     /// The client for the daemon that `settings` describe.
-    pub fn new(settings: &Settings, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, Fatal> {
+    pub fn new(settings: &Settings, origin: &Origin, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, Fatal> {
         let first = settings.api.listen.first().ok_or_else(|| {
             Fatal::new(crate::exit::CONFIG, "config error: api.listen: no listener to reach the daemon at")
         })?;
@@ -169,7 +196,12 @@ impl Client {
             .and_then(|path| std::fs::read_to_string(path).ok())
             .and_then(|text| first_clear_token(&text));
         let token = from_file.or_else(|| env(TOKEN_ENV).map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()));
-        Ok(Self { target, token })
+        Ok(Self { target, token, origin: origin.clone() })
+    }
+
+    /// The address asked and where it came from, for error lines.
+    pub fn asked(&self) -> String {
+        format!("{} ({})", self.address(), self.origin.describe())
     }
 
     /// Where the daemon is, for messages.
@@ -183,7 +215,7 @@ impl Client {
     fn unreachable(&self, error: impl std::fmt::Display) -> Fatal {
         Fatal::new(
             UNAVAILABLE,
-            format!("cannot reach the daemon at {}: {error} (is `tiercache run` running?)", self.address()),
+            format!("cannot reach the daemon at {}: {error} (is `tiercache run` running?)", self.asked()),
         )
     }
 
@@ -207,9 +239,11 @@ impl Client {
                     .collect();
                 let mut body = Vec::new();
                 resp.into_reader().read_to_end(&mut body).map_err(|e| self.unreachable(e))?;
-                Ok(Reply { status, headers, body })
+                Ok(Reply { status, headers, body, asked: self.asked() })
             }
-            Target::Unix(socket) => unix_get(socket, path, self.token.as_deref()).map_err(|e| self.unreachable(e)),
+            Target::Unix(socket) => unix_get(socket, path, self.token.as_deref())
+                .map(|reply| Reply { asked: self.asked(), ..reply })
+                .map_err(|e| self.unreachable(e)),
         }
     }
 }
@@ -251,7 +285,7 @@ fn unix_get(socket: &std::path::Path, path: &str, token: Option<&str>) -> std::i
     } else {
         rest.to_vec()
     };
-    Ok(Reply { status, headers, body })
+    Ok(Reply { status, headers, body, asked: String::new() })
 }
 
 /// Decodes a `Transfer-Encoding: chunked` body (trailers ignored).
@@ -272,12 +306,12 @@ fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
 
 /// `tiercache get NAME [--meta]`: the document (canonical JSON, as served) or its meta
 /// on stdout.
-pub fn get(settings: &Settings, name: &str, meta: bool) -> Result<(), Fatal> {
+pub fn get(settings: &Settings, origin: &Origin, name: &str, meta: bool) -> Result<(), Fatal> {
     let what = format!("get {name}");
     if CacheName::parse(name).is_err() {
         return Err(Fatal::new(DATAERR, format!("{what}: {name:?} is not a valid cache name, so no cache has it")));
     }
-    let client = Client::new(settings, &|k| std::env::var(k).ok())?;
+    let client = Client::new(settings, origin, &|k| std::env::var(k).ok())?;
     let path = if meta { format!("/v1/caches/{name}/meta") } else { format!("/v1/caches/{name}") };
     let reply = client.get(&path)?;
     if reply.status != 200 {

@@ -19,7 +19,7 @@ pub(crate) mod status;
 mod strava;
 
 pub use export::export;
-pub use get::get;
+pub use get::{get, Origin};
 pub use import::import;
 pub use restore::restore;
 pub use status::status;

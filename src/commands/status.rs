@@ -6,7 +6,7 @@
 //! restarts, `postgres_up`). Exit codes as for `get`: 0, 69 unreachable, 77 refused,
 //! 76 an answer that is not what the API promises.
 
-use super::get::{Client, Reply, PROTOCOL};
+use super::get::{Client, Origin, Reply, PROTOCOL};
 use crate::config::Settings;
 use crate::exit::Fatal;
 use chrono::{DateTime, Utc};
@@ -216,8 +216,8 @@ fn render_json(report: &Report, now: DateTime<Utc>) -> Value {
 }
 
 /// `tiercache status [--json]`.
-pub fn status(settings: &Settings, as_json: bool) -> Result<(), Fatal> {
-    let client = Client::new(settings, &|k| std::env::var(k).ok())?;
+pub fn status(settings: &Settings, origin: &Origin, as_json: bool) -> Result<(), Fatal> {
+    let client = Client::new(settings, origin, &|k| std::env::var(k).ok())?;
     let report = collect(&client)?;
     let now = Utc::now();
     let text = if as_json {

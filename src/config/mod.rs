@@ -85,6 +85,20 @@ pub struct LogSettings {
 pub enum LogFormat {
     Json,
     Pretty,
+    /// Not set: lines for people when stdout is a terminal, JSON otherwise (the journal,
+    /// a container's log driver, a pipe).
+    Auto,
+}
+
+impl LogFormat {
+    /// Whether to write JSON lines, given whether stdout is a terminal.
+    pub fn is_json(self, stdout_is_terminal: bool) -> bool {
+        match self {
+            Self::Json => true,
+            Self::Pretty => false,
+            Self::Auto => !stdout_is_terminal,
+        }
+    }
 }
 
 /// `[api]`.
@@ -219,6 +233,10 @@ pub struct CacheSettings {
     pub schema: Option<PathBuf>,
     /// `None`: the cache is filled by PUT.
     pub source: Option<SourceSettings>,
+    /// The source's secrets given as `_file` keys (`client_secret` → the file name as
+    /// written), so `check-config` prints `client_secret_file = "..."` rather than a
+    /// redacted `client_secret`.
+    pub secret_files: BTreeMap<&'static str, String>,
 }
 
 /// `[caches.source]`: where a refresh fetches from. `*_file` secrets are already

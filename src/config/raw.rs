@@ -70,7 +70,8 @@ pub struct RawLog {
 
 impl Default for RawLog {
     fn default() -> Self {
-        Self { format: "json".into(), level: "info".into() }
+        // Unset: decided by whether stdout is a terminal (`LogFormat::Auto`).
+        Self { format: String::new(), level: "info".into() }
     }
 }
 

@@ -4,6 +4,7 @@
 //! secret can only reach the output through a line here that redacts it.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use super::durations::{format_duration, format_size};
-use super::{CacheSettings, LogFormat, Settings, SourceSettings};
+use super::{CacheSettings, Settings, SourceSettings};
 
 /// What every secret prints as.
 pub const REDACTED: &str = "[redacted]";
@@ -126,11 +127,15 @@ struct Source {
     #[serde(skip_serializing_if = "Option::is_none")]
     client_secret: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token_file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     app_id: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_id_file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     page_short_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -143,6 +148,8 @@ struct Source {
     url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bearer_token: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bearer_token_file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     argv: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -158,10 +165,8 @@ pub fn to_toml(s: &Settings) -> String {
         project: s.project.clone(),
         data_dir: path(&s.data_dir),
         log: Log {
-            format: match s.log.format {
-                LogFormat::Json => "json",
-                LogFormat::Pretty => "pretty",
-            },
+            // Unset: what `run` would pick with the same stdout as this output's.
+            format: if s.log.format.is_json(std::io::stdout().is_terminal()) { "json" } else { "pretty" },
             level: s.log.level.clone(),
         },
         api: Api {
@@ -226,41 +231,59 @@ fn cache(c: &CacheSettings) -> Cache {
         max_size: format_size(c.max_size),
         retention_days: c.retention_days,
         schema: opt_path(c.schema.as_deref()),
-        source: c.source.as_ref().map(source),
+        source: c.source.as_ref().map(|s| source(s, &c.secret_files)),
     }
 }
 
-fn source(s: &SourceSettings) -> Source {
+/// A source's keys; a secret given as a `_file` key is shown as that key, as written,
+/// and one given inline as `[redacted]`.
+fn source(s: &SourceSettings, files: &BTreeMap<&'static str, String>) -> Source {
     let kind = s.kind();
+    // (inline, file): exactly one is set for a secret that is set.
+    let secret = |field: &str| match files.get(field) {
+        Some(written) => (None, Some(written.clone())),
+        None => (Some(REDACTED), None),
+    };
     match s {
-        SourceSettings::Strava { client_id, refresh_token_file, base_url, per_page, full_refresh_every, .. } => {
+        SourceSettings::Strava { client_id, base_url, per_page, full_refresh_every, .. } => {
+            let (client_secret, client_secret_file) = secret("client_secret");
+            let (refresh_token, refresh_token_file) = secret("refresh_token");
             Source {
                 kind,
                 client_id: Some(client_id.clone()),
-                client_secret: Some(REDACTED),
-                refresh_token: Some(REDACTED),
-                refresh_token_file: refresh_token_file.as_deref().map(path),
+                client_secret,
+                client_secret_file,
+                refresh_token,
+                refresh_token_file,
                 base_url: Some(base_url.clone()),
                 per_page: Some(*per_page),
                 full_refresh_every: Some(format_duration(*full_refresh_every)),
                 ..Source::default()
             }
         }
-        SourceSettings::Justgiving { page_short_name, base_url, .. } => Source {
-            kind,
-            app_id: Some(REDACTED),
-            page_short_name: Some(page_short_name.clone()),
-            base_url: Some(base_url.clone()),
-            ..Source::default()
-        },
-        SourceSettings::Http { url, headers, bearer_token } => Source {
-            kind,
-            url: Some(redact_url(url)),
-            // Header values are often credentials (Authorization, API keys).
-            headers: Some(headers.keys().map(|k| (k.clone(), REDACTED)).collect()),
-            bearer_token: bearer_token.as_ref().map(|_| REDACTED),
-            ..Source::default()
-        },
+        SourceSettings::Justgiving { page_short_name, base_url, .. } => {
+            let (app_id, app_id_file) = secret("app_id");
+            Source {
+                kind,
+                app_id,
+                app_id_file,
+                page_short_name: Some(page_short_name.clone()),
+                base_url: Some(base_url.clone()),
+                ..Source::default()
+            }
+        }
+        SourceSettings::Http { url, headers, bearer_token } => {
+            let (inline, bearer_token_file) = secret("bearer_token");
+            Source {
+                kind,
+                url: Some(redact_url(url)),
+                // Header values are often credentials (Authorization, API keys).
+                headers: Some(headers.keys().map(|k| (k.clone(), REDACTED)).collect()),
+                bearer_token: bearer_token.as_ref().and(inline),
+                bearer_token_file,
+                ..Source::default()
+            }
+        }
         SourceSettings::Command { argv, timeout } => {
             Source { kind, argv: Some(argv.clone()), timeout: Some(format_duration(*timeout)), ..Source::default() }
         }

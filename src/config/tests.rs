@@ -42,7 +42,10 @@ fn defaults_without_file() {
     let s = ok(None, &[]);
     assert_eq!(s.project, "default");
     assert_eq!(s.data_dir, PathBuf::from("./data"));
-    assert_eq!(s.log.format, LogFormat::Json);
+    // Unset: JSON unless stdout is a terminal.
+    assert_eq!(s.log.format, LogFormat::Auto);
+    assert!(s.log.format.is_json(false) && !s.log.format.is_json(true));
+    assert!(LogFormat::Json.is_json(true) && !LogFormat::Pretty.is_json(false));
     assert_eq!(s.log.level, "info");
     assert_eq!(s.api.listen, vec![ListenAddr::Tcp("127.0.0.1:8077".into())]);
     assert_eq!(s.api.max_body, 16 << 20);
@@ -524,6 +527,7 @@ fn secrets_never_printed() {
     }
     assert!(toml.contains("postgres://app:[redacted]@db.example.com/postgres"), "{toml}");
     assert!(toml.contains("client_secret = \"[redacted]\""), "{toml}");
+    assert!(!toml.contains("client_secret_file"), "given inline: {toml}");
     assert!(toml.contains("X-Api-Key"), "{toml}");
     assert!(toml.contains("client_id = \"123\""), "{toml}");
 }

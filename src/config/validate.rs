@@ -1,7 +1,8 @@
 //! Raw mirror → [`Settings`]: every check that needs more than a type, each error
 //! naming its key.
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -38,8 +39,12 @@ pub fn settings(raw: RawSettings, env: Env<'_>, warnings: Vec<String>) -> Result
         format: match raw.log.format.as_str() {
             "json" => LogFormat::Json,
             "pretty" => LogFormat::Pretty,
+            "" => LogFormat::Auto,
             other => {
-                return Err(ConfigError::new("log.format", format!("expected \"json\" or \"pretty\", got {other:?}")))
+                return Err(ConfigError::new(
+                    "log.format",
+                    format!("expected \"json\", \"pretty\" or \"\" (unset: by the terminal), got {other:?}"),
+                ))
             }
         },
         level: raw.log.level,
@@ -250,6 +255,10 @@ fn caches(raw: Vec<RawCache>, env: Env<'_>) -> Result<Vec<CacheSettings>, Config
             if !(1..=3650).contains(&cache.retention_days) {
                 return Err(ConfigError::new(key("retention_days"), "must be between 1 and 3650"));
             }
+            let (source, secret_files) = match cache.source {
+                Some(raw) => source(raw, &key("source"), env).map(|(s, files)| (Some(s), files))?,
+                None => (None, BTreeMap::new()),
+            };
             Ok(CacheSettings {
                 name,
                 refresh_every: cache.refresh_every.0,
@@ -257,14 +266,32 @@ fn caches(raw: Vec<RawCache>, env: Env<'_>) -> Result<Vec<CacheSettings>, Config
                 max_size: cache.max_size.0,
                 retention_days: cache.retention_days,
                 schema: non_empty(cache.schema).map(PathBuf::from),
-                source: cache.source.map(|s| source(s, &key("source"), env)).transpose()?,
+                source,
+                secret_files,
             })
         })
         .collect()
 }
 
-/// Builds one source; `at` is its key, e.g. `caches[0].source`.
-fn source(raw: RawSource, at: &str, env: Env<'_>) -> Result<SourceSettings, ConfigError> {
+/// The secret keys of sources, as `'static` names for [`CacheSettings::secret_files`].
+fn field_name(field: &str) -> &'static str {
+    ["client_secret", "refresh_token", "app_id", "bearer_token"].into_iter().find(|f| *f == field).unwrap_or("secret")
+}
+
+/// Builds one source; `at` is its key, e.g. `caches[0].source`. Also returns the
+/// secrets given as `_file` keys, with the file names as written.
+fn source(
+    raw: RawSource,
+    at: &str,
+    env: Env<'_>,
+) -> Result<(SourceSettings, BTreeMap<&'static str, String>), ConfigError> {
+    let files = RefCell::new(BTreeMap::new());
+    let settings = source_settings(raw, at, env, &files)?;
+    Ok((settings, files.into_inner()))
+}
+
+/// Refuses a `kind` that does not exist and keys that do not belong to the source's kind.
+fn check_kind_keys(raw: &RawSource, at: &str) -> Result<(), ConfigError> {
     let key = |field: &str| format!("{at}.{field}");
     let set = [
         ("client_id", raw.client_id.is_some()),
@@ -310,6 +337,18 @@ fn source(raw: RawSource, at: &str, env: Env<'_>) -> Result<SourceSettings, Conf
         return Err(ConfigError::new(key(field), format!("unknown key for a source of kind \"{}\"", raw.kind)));
     }
 
+    Ok(())
+}
+
+/// [`source`]'s work; `files` collects the `_file` keys as written.
+fn source_settings(
+    raw: RawSource,
+    at: &str,
+    env: Env<'_>,
+    files: &RefCell<BTreeMap<&'static str, String>>,
+) -> Result<SourceSettings, ConfigError> {
+    let key = |field: &str| format!("{at}.{field}");
+    check_kind_keys(&raw, at)?;
     let required = |field: &str| ConfigError::new(key(field), "required key is missing");
     let secret = |value: Option<SecretString>, file: Option<String>, field: &str| {
         let file_field = format!("{field}_file");
@@ -318,8 +357,9 @@ fn source(raw: RawSource, at: &str, env: Env<'_>) -> Result<SourceSettings, Conf
                 Err(ConfigError::new(key(&file_field), format!("set either {field} or {file_field}, not both")))
             }
             (Some(value), None) => Ok(Some((value, None))),
-            (None, Some(path)) => {
-                let (path, value) = secrets::read(&key(&file_field), &path, env)?;
+            (None, Some(written)) => {
+                let (path, value) = secrets::read(&key(&file_field), &written, env)?;
+                files.borrow_mut().insert(field_name(field), written);
                 Ok(Some((value, Some(path))))
             }
             (None, None) => Ok(None),

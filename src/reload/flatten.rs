@@ -130,7 +130,16 @@ fn postgres_keys(m: &mut Flat, pg: &PostgresSettings) {
 }
 
 fn cache_keys(m: &mut Flat, cache: &CacheSettings) {
-    let CacheSettings { name, refresh_every, rich_refresh_every, max_size, retention_days, schema, source } = cache;
+    let CacheSettings {
+        name,
+        refresh_every,
+        rich_refresh_every,
+        max_size,
+        retention_days,
+        schema,
+        source,
+        secret_files,
+    } = cache;
     let key = |k: &str| format!("caches[{name}].{k}");
     put(m, key("refresh_every"), refresh_every);
     put(m, key("rich_refresh_every"), rich_refresh_every);
@@ -174,5 +183,9 @@ fn cache_keys(m: &mut Flat, cache: &CacheSettings) {
             src("argv", format!("{argv:?}"));
             src("timeout", format!("{timeout:?}"));
         }
+    }
+    // The file names as written (their contents are compared as the secrets above).
+    for (field, written) in secret_files {
+        m.entry(key(&format!("source.{field}_file"))).or_insert_with(|| format!("{written:?}"));
     }
 }

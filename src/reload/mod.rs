@@ -9,6 +9,9 @@ pub mod table;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod reference_tests;
+
 pub use apply::{reload, Targets};
 
 use crate::config::Settings;

@@ -159,12 +159,12 @@ fn bad_usage_exits_64_with_one_line() {
     }
 }
 
+/// An address this host does not have is the configuration's mistake (a port another
+/// process holds is not: `port_in_use.rs`).
 #[test]
-fn listen_address_in_use_is_one_config_error_line() {
-    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = busy.local_addr().unwrap().port();
-    let text = format!("data_dir = \"data\"\n[api]\nlisten = [\"127.0.0.1:{port}\"]\n");
-    let line = assert_config_error(&with_config("run", &text, &[]), "api.listen[0]");
-    assert!(line.contains(&port.to_string()), "{line}");
-    drop(busy);
+fn listen_address_not_on_this_host_is_one_config_error_line() {
+    // TEST-NET-1 (RFC 5737): never assigned to a host.
+    let text = "data_dir = \"data\"\n[api]\nlisten = [\"192.0.2.1:8077\"]\nallow_unauthenticated = true\n";
+    let line = assert_config_error(&with_config("run", text, &[]), "api.listen[0]");
+    assert!(line.contains("cannot listen on 192.0.2.1:8077"), "{line}");
 }

@@ -44,3 +44,16 @@ fn lock_is_released_by_kill_9() {
     app.start();
     assert_eq!(app.get_cache("strava").body, "[1]");
 }
+
+#[test]
+fn a_clean_stop_leaves_no_pid_in_the_lock_file() {
+    let mut app = spawn_app();
+    let lock = app.data_dir().join("lock");
+    assert_eq!(fs::read_to_string(&lock).unwrap(), app.pid().to_string(), "the running instance's PID");
+    app.stop();
+    assert_eq!(fs::read_to_string(&lock).unwrap_or_default(), "", "a stale PID after a clean stop");
+    // An offline command on the same data_dir leaves none either.
+    let out = run_cmd(app.dir.path(), &["export", "backup", "--config", app.config_path().to_str().unwrap()], &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(fs::read_to_string(&lock).unwrap_or_default(), "", "a stale PID after export");
+}

@@ -6,9 +6,12 @@
 
 mod helpers;
 
+mod answer_newlines;
 mod bad_input;
 mod broken_cache;
+mod check_config_files;
 mod check_config_promises;
+mod cli_address;
 mod cli_get_status;
 mod conditional;
 mod config_errors;
@@ -20,8 +23,10 @@ mod lock;
 mod logs;
 mod malformed_requests;
 mod openapi;
+mod operator_logs;
 mod ops_commands;
 mod ops_notify;
+mod port_in_use;
 mod reload_keys;
 mod retention;
 mod round_trip;
@@ -37,6 +42,7 @@ mod security_support;
 mod signals;
 #[cfg(feature = "failpoints")]
 mod supervision;
+mod terminal;
 mod unknown;
 
 // The refresher and its sources against a fake upstream (issue 5).

@@ -16,6 +16,7 @@ mod helpers;
 mod corrupt_file;
 mod delete;
 mod migrate;
+mod operator_logs;
 mod outage_at_startup;
 mod pooler;
 mod retention;

@@ -17,7 +17,7 @@ use crate::memory::MemoryHandle;
 use crate::refresher::RefresherHandle;
 use crate::retry_queue::backoff::{Backoff, BackoffPolicy};
 use crate::retry_queue::RetryQueueHandle;
-use crate::store::{driver_config, ConnectConfig, StoreHandle};
+use crate::store::{connect_target, driver_config, ConnectConfig, StoreHandle};
 use crate::supervisor::{guard_async, FailureReporter};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -46,6 +46,10 @@ pub struct ListenerPeers {
 enum Ended {
     /// The connection dropped: reconnect.
     Lost(String),
+    /// No connection could be made: try again.
+    CannotConnect(String),
+    /// The project has no row yet, so there is no channel to listen on: look again.
+    NotRegistered(String),
     /// Notifications do not arrive on this connection (a transaction pooler).
     Unsupported,
 }
@@ -71,10 +75,14 @@ pub fn spawn(peers: ListenerPeers, connect: ConnectConfig, project: String, repo
             max_interval: Duration::from_secs(30),
             multiplier: 2.0,
         });
+        // One WARN per outage: retries that fail the same way are logged at debug.
+        let mut quiet = false;
         loop {
             let ended = guard_async(ACTOR, reporter.clone(), session(&peers, &connect, &project))
                 .await
                 .unwrap_or_else(|panicked| Ended::Lost(panicked.to_string()));
+            let wait = backoff.next_wait();
+            let retry_in_ms = wait.as_millis() as u64;
             match ended {
                 Ended::Unsupported => {
                     tracing::warn!(
@@ -84,11 +92,23 @@ pub fn spawn(peers: ListenerPeers, connect: ConnectConfig, project: String, repo
                     return;
                 }
                 Ended::Lost(why) => {
-                    let wait = backoff.next_wait();
-                    tracing::warn!(error = %why, retry_in_ms = wait.as_millis() as u64, "LISTEN connection lost; reconnecting");
-                    tokio::time::sleep(wait).await;
+                    tracing::warn!(error = %why, retry_in_ms, "LISTEN connection lost; reconnecting");
+                    quiet = true;
                 }
+                Ended::CannotConnect(why) if quiet => {
+                    tracing::debug!(error = %why, retry_in_ms, "cannot connect for LISTEN; retrying");
+                }
+                Ended::CannotConnect(why) => {
+                    tracing::warn!(error = %why, retry_in_ms, "cannot connect for LISTEN; retrying");
+                    quiet = true;
+                }
+                // Usual for a new project, which startup registers moments later; a
+                // project that stays unregistered has its own ERROR line from startup.
+                Ended::NotRegistered(why) => tracing::info!(
+                    error = %why, retry_in_ms, "waiting for the project to be registered before LISTEN"
+                ),
             }
+            tokio::time::sleep(wait).await;
         }
     });
 }
@@ -103,7 +123,7 @@ async fn session(peers: &ListenerPeers, connect: &ConnectConfig, project: &str) 
     config.application_name("tiercache-listen");
     let (client, mut connection) = match config.connect(tls).await {
         Ok(c) => c,
-        Err(e) => return lost(&e),
+        Err(e) => return Ended::CannotConnect(format!("cannot connect to {}: {e}", connect_target(connect))),
     };
     let (tx, mut rx) = mpsc::unbounded_channel::<Notification>();
     let driver = tokio::spawn(async move {
@@ -138,7 +158,7 @@ async fn listen(
             Err(e) => return lost(&e),
         };
     let Some(id) = rows.first().map(|r| r.get::<_, i32>(0)) else {
-        return Ended::Lost(format!("project {project:?} is not registered yet"));
+        return Ended::NotRegistered(format!("project {project:?} is not registered yet"));
     };
     let channel = format!("tiercache_{id}");
     if let Err(e) = client.batch_execute(&format!("LISTEN {channel}")).await {

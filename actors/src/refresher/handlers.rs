@@ -5,6 +5,7 @@ use super::schedule::{due_at, Due};
 use super::sources::{FetchRequest, SourceError};
 use super::{RefreshError, Refresher, ACTOR};
 use crate::domain::{CacheName, Document, NewDocument, Precondition};
+use crate::files::FileHandle;
 use crate::metrics::{CacheLabel, CacheResult, CacheWindow};
 use crate::retry_queue::backoff::Backoff;
 use crate::supervisor::guard;
@@ -332,10 +333,7 @@ impl Refresher {
                 }
                 state.retry_at = Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default());
                 self.metrics.refreshes.get_or_create(&label("error")).inc();
-                tracing::warn!(
-                    cache = %name, error = %e, failures = state.failures, retry_in_ms = wait.as_millis() as u64,
-                    alert = state.failures >= 5, "refresh failed; the old data keeps being served"
-                );
+                log_failure(self.saver.files().clone(), name.clone(), e.clone(), state.failures, wait);
             }
         }
         let answer = result.map(|(doc, _)| doc).map_err(RefreshError::from);
@@ -344,6 +342,23 @@ impl Refresher {
         }
         self.publish();
     }
+}
+
+/// Logs a failed refresh, saying whether readers still get a document: the file tier
+/// (which every save reaches) is asked, so the line never promises data that is not there.
+fn log_failure(files: FileHandle, cache: CacheName, error: String, failures: u32, wait: std::time::Duration) {
+    actix::spawn(async move {
+        let serving = files.read(cache.clone()).await.is_ok_and(|found| found.doc.is_some());
+        let what = if serving {
+            "refresh failed; the old data keeps being served"
+        } else {
+            "refresh failed; no data is served until a refresh succeeds"
+        };
+        tracing::warn!(
+            cache = %cache, error = %error, failures, retry_in_ms = wait.as_millis() as u64,
+            alert = failures >= 5, "{what}"
+        );
+    });
 }
 
 impl Handler<Begin> for Refresher {

@@ -140,6 +140,10 @@ impl RetryQueue {
             Attempt::Failed(_) => self.blocked.take(),
             _ => None,
         };
+        let reached = matches!(result, Attempt::Synced { .. } | Attempt::Deleted);
+        if self.config.enabled && matches!(&result, Attempt::Failed(e) if e.is_transient()) {
+            self.recovering.get_or_insert(0);
+        }
         let count = |queue: &Self, result: &'static str| {
             queue.metrics.postgres_writes.get_or_create(&ResultLabel { result }).inc();
         };
@@ -175,7 +179,20 @@ impl RetryQueue {
             }
             Attempt::Failed(error) => self.failed(name, op, error),
         }
+        self.note_recovery(reached);
         self.publish();
+    }
+
+    /// Counts saves that reached Postgres after a failure; once nothing is pending or in
+    /// flight, logs how many went through, so an operator sees the outage end.
+    fn note_recovery(&mut self, reached: bool) {
+        if let (Some(count), true) = (self.recovering.as_mut(), reached) {
+            *count += 1;
+        }
+        if let Some(count) = self.recovering.filter(|_| self.pending.is_empty() && self.in_flight.is_empty()) {
+            self.recovering = None;
+            tracing::info!(actor = ACTOR, saves = count, "retry queue drained: {count} saves reached Postgres");
+        }
     }
 
     fn failed(&mut self, name: CacheName, op: Op, error: StoreError) {

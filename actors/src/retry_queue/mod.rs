@@ -132,6 +132,9 @@ pub struct RetryQueue {
     draining: bool,
     /// See [`QueueSnapshot::blocked`].
     blocked: Option<String>,
+    /// Since a save failed to reach Postgres: how many have reached it since. When the
+    /// queue is empty again, one line says so ([`RetryQueue::note_recovery`]).
+    recovering: Option<usize>,
     published: Arc<ArcSwap<QueueSnapshot>>,
     reporter: FailureReporter,
     metrics: Arc<Metrics>,
@@ -156,6 +159,7 @@ impl RetryQueue {
             in_flight: HashSet::new(),
             draining: false,
             blocked: None,
+            recovering: None,
             published,
             reporter,
             metrics,

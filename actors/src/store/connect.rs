@@ -103,6 +103,30 @@ pub fn driver_config(cfg: &ConnectConfig) -> Result<(tokio_postgres::Config, Mak
     Ok((pg, tls))
 }
 
+/// Where `cfg` connects, for error lines: `host:port` (or `socket DIR/.s.PGSQL.PORT`)
+/// for each host of the URL, never the user or password.
+pub fn target(cfg: &ConnectConfig) -> String {
+    let (url, _, _) = split_libpq_params(&cfg.url);
+    let Ok(pg) = tokio_postgres::Config::from_str(&url) else { return "an unparsable postgres.url".into() };
+    let ports = pg.get_ports();
+    let port = |i: usize| ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+    let hosts: Vec<String> = pg
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| match host {
+            Host::Tcp(h) if h.contains(':') => format!("[{h}]:{}", port(i)),
+            Host::Tcp(h) => format!("{h}:{}", port(i)),
+            Host::Unix(dir) => format!("socket {}/.s.PGSQL.{}", dir.display(), port(i)),
+        })
+        .collect();
+    if hosts.is_empty() {
+        format!("socket /var/run/postgresql/.s.PGSQL.{}", port(0))
+    } else {
+        hosts.join(", ")
+    }
+}
+
 /// A ready pool (connections are made lazily) and the TLS connector for cancels.
 /// Also used by `tiercache migrate`, so both connect the same way.
 ///
@@ -134,6 +158,23 @@ mod tests {
         assert_eq!(mode.as_deref(), Some("verify-full"));
         assert_eq!(root.as_deref(), Some("/ca.pem"));
         assert_eq!(split_libpq_params("postgres://h/db").0, "postgres://h/db");
+    }
+
+    #[test]
+    fn the_target_names_host_and_port_or_socket_never_the_password() {
+        let cfg = |url: &str| ConnectConfig {
+            url: url.into(),
+            password: None,
+            sslmode: None,
+            ssl_root_cert: None,
+            pool_size: 1,
+            statement_cache: true,
+            connect_timeout: Duration::from_secs(1),
+            statement_timeout: Duration::from_secs(1),
+        };
+        assert_eq!(target(&cfg("postgres://u:secret@db.example.com:6543/x?sslmode=require")), "db.example.com:6543");
+        assert_eq!(target(&cfg("postgres://u:secret@127.0.0.1/x")), "127.0.0.1:5432");
+        assert_eq!(target(&cfg("postgresql:///x?host=/tmp/pg&port=5433")), "socket /tmp/pg/.s.PGSQL.5433");
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub mod pooler;
 mod sql;
 pub mod tls;
 
-pub use connect::{driver_config, pool as connect_pool, ConnectConfig};
+pub use connect::{driver_config, pool as connect_pool, target as connect_target, ConnectConfig};
 pub use handle::StoreHandle;
 pub use messages::{DeleteRow, Ping, PurgeUnconfigured, ReadHeads, ReadRow, RetentionRows, WriteOutcome, WriteRow};
 pub use tls::TlsMode;
@@ -58,6 +58,17 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The same error, saying it happened connecting to `connect`'s host, port or socket.
+    fn connecting_to(self, connect: &ConnectConfig) -> Self {
+        let at = |detail: String| format!("cannot connect to {}: {detail}", connect::target(connect));
+        match self {
+            Self::Unavailable(d) => Self::Unavailable(at(d)),
+            Self::Transient(d) => Self::Transient(at(d)),
+            Self::Rejected(d) => Self::Rejected(at(d)),
+            other => other,
+        }
+    }
+
     /// Whether retrying later can help. An unregistered project is not the save's
     /// fault and an operator's fix away (docs/database.md): its saves wait for it rather
     /// than going to the dead letter.
@@ -113,11 +124,13 @@ fn classify(e: &tokio_postgres::Error) -> StoreError {
     }
 }
 
-fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
-    match e {
+/// A failure to get a pooled connection: the error names where it tried to connect.
+fn pool_error(e: deadpool_postgres::PoolError, connect: &ConnectConfig) -> StoreError {
+    let error = match e {
         deadpool_postgres::PoolError::Backend(e) => classify(&e),
         other => StoreError::Unavailable(other.to_string()),
-    }
+    };
+    error.connecting_to(connect)
 }
 
 /// What the actor needs to start.
@@ -249,7 +262,7 @@ impl Store {
         params: &[(&(dyn tokio_postgres::types::ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, StoreError> {
         let inner = &self.inner;
-        let client = inner.pool.get().await.map_err(pool_error)?;
+        let client = inner.pool.get().await.map_err(|e| pool_error(e, &inner.connect))?;
         let limit = inner.statement_timeout + Duration::from_secs(1);
         match tokio::time::timeout(limit, sql::query(&client, inner.statement_cache, sql, params)).await {
             Ok(result) => result.map_err(|e| classify(&e)),
@@ -450,7 +463,8 @@ impl Store {
         if leader.client.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
             leader.held.clear();
             let (config, tls) = connect::driver_config(&self.inner.connect).map_err(StoreError::Rejected)?;
-            let (client, connection) = config.connect(tls).await.map_err(|e| classify(&e))?;
+            let (client, connection) =
+                config.connect(tls).await.map_err(|e| classify(&e).connecting_to(&self.inner.connect))?;
             tokio::spawn(async move {
                 let _ = connection.await;
             });

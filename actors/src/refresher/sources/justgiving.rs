@@ -49,6 +49,13 @@ impl JustGivingSource {
         if response.status == 304 && conditional {
             return Ok(Fetched::not_modified());
         }
+        if response.status == 401 {
+            return Err(SourceError::Permanent(
+                "JustGiving answered HTTP 401: it refused the application id; check app_id (or the file \
+                 app_id_file names)"
+                    .into(),
+            ));
+        }
         if !response.is_success() {
             return Err(status_error(&response, "JustGiving", self.clock.now()));
         }
