@@ -94,6 +94,9 @@ fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<(), Fa
             match result {
                 Ok(()) => std::process::exit(exit::OK),
                 Err(fatal) => {
+                    // Once logging runs, the reason is a log line too (JSON with JSON
+                    // logs, for `journalctl -o cat | jq`); the one line on stderr stays.
+                    tracing::error!(exit_code = fatal.code, error = %fatal, "the daemon stops: {fatal}");
                     eprintln!("{fatal}");
                     std::process::exit(fatal.code);
                 }

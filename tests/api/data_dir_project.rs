@@ -74,6 +74,12 @@ fn commands_and_the_daemon_of_another_project_are_refused_and_move_nothing() {
     assert!(err.starts_with("exited with 78"), "{err}");
     let out = Output { code: 78, stdout: String::new(), stderr: d.stderr() };
     assert_refused(&out, "run");
+    // The daemon's logs are JSON: the fatal error is a JSON line there too.
+    let fatal = d.log_lines().into_iter().find(|l| l["exit_code"] == 78).unwrap_or_else(|| {
+        panic!("no JSON log line with exit_code 78; stdout:\n{}", d.stdout());
+    });
+    assert_eq!(fatal["level"], "ERROR", "{fatal}");
+    assert!(fatal.to_string().contains("belongs to project"), "{fatal}");
 
     assert_eq!(std::fs::read(d.cache_file("strava")).unwrap(), before, "the cache file is untouched");
     assert!(files_in(d.data_dir().join("corrupt")).is_empty(), "nothing moved aside");
