@@ -25,6 +25,9 @@ systemd_image() {
   cp "$bin" "$ctx/tiercache"
   cp deploy/systemd/tiercache.service "$ctx/"
   printf '[Service]\nWatchdogSec=6s\n' >"$ctx/watchdog.conf"
+  # The documented helper for offline commands, taken from docs/operations.md as written.
+  sed -n '/^tc() {/,/; }$/p' docs/operations.md >"$ctx/tc.sh"
+  [ -s "$ctx/tc.sh" ] || fail "docs/operations.md: no tc() recipe"
   cat >"$ctx/tiercache.toml" <<EOF
 project = "deploytest"
 data_dir = "/var/lib/tiercache/data"
@@ -47,10 +50,12 @@ COPY tiercache /usr/local/bin/tiercache
 COPY tiercache.service /etc/systemd/system/tiercache.service
 COPY watchdog.conf /etc/systemd/system/tiercache.service.d/watchdog.conf
 COPY tiercache.toml /etc/tiercache/tiercache.toml
+COPY tc.sh /root/tc.sh
 RUN install -d -m 0700 /etc/tiercache/credentials \\
  && printf 'unused-with-trust-auth' > /etc/tiercache/credentials/db-password \\
  && printf 'write:$token\n' > /etc/tiercache/credentials/api-tokens \\
- && chmod 0600 /etc/tiercache/credentials/*
+ && chmod 0600 /etc/tiercache/credentials/* \\
+ && printf 'PROJECT_ID=deploytest\\n' > /etc/tiercache/tiercache.env
 CMD ["/lib/systemd/systemd"]
 EOF
   timeout 300 podman build -q --format docker --pull=never -f "$ctx/Containerfile" -t "$sysimage" "$ctx" \
@@ -96,6 +101,7 @@ systemd_checks() {
   [ "$(prop Result)" = success ] && [ "$(prop ExecMainStatus)" = 0 ] && sd_logs_have '"retry queue drained"' &&
     ok "systemctl stop drained and exited 0" || fail "stop: Result=$(prop Result) status=$(prop ExecMainStatus)"
 
+  backup_recipes
   sd systemctl start tiercache
   local pid restarts
   pid=$(prop MainPID)
@@ -109,4 +115,20 @@ systemd_checks() {
 $(sd journalctl -u tiercache -o short-monotonic --no-pager | grep -v '{"timestamp"' | tail -12)"
   fi
   podman rm -f -t 0 $name-sd >/dev/null
+}
+
+# The backup recipes of docs/operations.md with the service stopped: `tc export` and
+# `tc restore` load the service's environment and credentials; a command run with
+# another project is refused and moves nothing; the files go back to the dynamic user.
+backup_recipes() {
+  local out code
+  out=$(sd bash -c '. /root/tc.sh && tc export /root/backup' 2>&1)
+  [[ "$out" == "exported strava version "* ]] && ok "tc export (the backup recipe)" || fail "tc export: $out"
+  out=$(sd bash -c '. /root/tc.sh && tc restore /root/backup' 2>&1)
+  [[ "$out" == *"strava: current version "*" skipped"* ]] && ok "tc restore" || fail "tc restore: $out"
+  out=$(sd env CREDENTIALS_DIRECTORY=/etc/tiercache/credentials PROJECT_ID=fundraising-app tiercache export /root/other --config /etc/tiercache/tiercache.toml 2>&1) && code=0 || code=$?
+  [ "$code" = 78 ] && [[ "$out" == "config error: project: "* ]] &&
+    [ -z "$(sd ls -A /var/lib/private/tiercache/data/corrupt)" ] &&
+    ok "export with another project: exit 78, nothing moved" || fail "export with another project: exit $code: $out"
+  sd chown -R --reference=/var/lib/private/tiercache /var/lib/private/tiercache
 }
