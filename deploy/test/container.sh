@@ -55,7 +55,7 @@ container_checks() {
   until_ok 10 logs_have $name-c1 '"configuration reloaded"' && ok "SIGHUP reloads" || fail "no reload after SIGHUP"
 
   # A save held back by a lock on the table: `podman stop` waits for the drain.
-  psql_ -c "BEGIN; LOCK TABLE cache_storage IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT" >/dev/null &
+  psql_ -c "BEGIN; LOCK TABLE cache_storage IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT" >/dev/null &
   local locker=$!
   sleep 1
   curl -s -m 5 -o /dev/null -X PUT -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \

@@ -92,7 +92,7 @@ systemd_checks() {
   sd systemctl restart tiercache && [ "$(sd_get)" = '{"runs":1}' ] && ok "data survives restart" || fail "after restart: $(sd_get)"
 
   # A save held back by a lock on the table: the stop drains it, then exits 0.
-  psql_ -c "BEGIN; LOCK TABLE cache_storage IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT" >/dev/null &
+  psql_ -c "BEGIN; LOCK TABLE cache_storage IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT" >/dev/null &
   local locker=$!
   sleep 1
   sd_put '{"runs": 2}' >/dev/null
