@@ -39,6 +39,7 @@ pub struct ConfigSource {
 pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> Result<(), Fatal> {
     // 1. One instance per data directory.
     let _lock = DataDirLock::acquire(&settings.data_dir)?;
+    crate::owner::claim(&settings.data_dir, &settings.project)?;
     for warning in &settings.warnings {
         tracing::warn!(warning = %warning, "configuration warning");
     }

@@ -12,6 +12,7 @@
 //! - [`telemetry`]: JSON or pretty logs (SPEC §8).
 //! - [`liveness`]: the health loop's latest verdict, for `/healthz` and the watchdog.
 //! - [`lock`]: the `data_dir` lock (exit 73).
+//! - [`owner`]: the project a `data_dir` belongs to (exit 78 for another).
 //! - `pooler_check`: `statement_cache = true` behind a transaction pooler is refused.
 //! - [`sd_notify`]: systemd notifications and the watchdog's health loop.
 //! - `commands`: `import`, `export` and `restore`, offline on the `data_dir`; `get` and
@@ -30,6 +31,7 @@ pub mod exit;
 pub mod liveness;
 pub mod lock;
 pub mod migrate;
+pub mod owner;
 mod pooler_check;
 pub mod reload;
 pub mod retention;
@@ -95,6 +97,9 @@ fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<(), Fa
             match result {
                 Ok(()) => std::process::exit(exit::OK),
                 Err(fatal) => {
+                    // Once logging runs, the reason is a log line too (JSON with JSON
+                    // logs, for `journalctl -o cat | jq`); the one line on stderr stays.
+                    tracing::error!(exit_code = fatal.code, error = %fatal, "the daemon stops: {fatal}");
                     eprintln!("{fatal}");
                     std::process::exit(fatal.code);
                 }

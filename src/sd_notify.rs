@@ -34,6 +34,9 @@ use tiercache_actors::tiers::Tiers;
 /// How often the actors are checked when systemd asks for no watchdog pings.
 pub const HEALTH_PERIOD: Duration = Duration::from_secs(2);
 
+/// How often `STATUS=` is brought up to date with the queue between health checks.
+pub const STATUS_PERIOD: Duration = Duration::from_secs(1);
+
 /// Sends notifications when systemd (or a test) listens on `$NOTIFY_SOCKET`.
 #[derive(Debug)]
 pub struct Notifier {
@@ -131,32 +134,25 @@ impl Notifier {
 
     /// Runs until the process ends: every [`Notifier::health_period`] checks the
     /// actors and records the verdict in `liveness` (`/healthz`); under systemd also
-    /// sends `WATCHDOG=1` when they all answer and updates `STATUS=` when it changed.
+    /// sends `WATCHDOG=1` when they all answer. `STATUS=` follows the verdict and the
+    /// queue: it is looked at every [`STATUS_PERIOD`] (a load of the queue's snapshot,
+    /// no message), so `systemctl status` shows a growing queue long before the next
+    /// health tick (15 s with `WatchdogSec=30s`).
     pub async fn health_loop(self: Arc<Self>, tiers: Tiers, liveness: Arc<Liveness>) {
         let period = liveness.period();
         let answer_within = period / 2;
         // READY=1 carried the first status.
         let mut last_status = summary(&tiers, self.caches.load(Ordering::Relaxed));
-        let mut was_healthy = true;
+        let mut problem: Option<String> = None;
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut status_ticks = tokio::time::interval(STATUS_PERIOD.min(period));
+        status_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
-            let problem = unhealthy(&tiers, answer_within).await;
-            liveness.record(problem.clone());
-            if problem.is_none() && self.watchdog.is_some() {
-                self.ping();
+            tokio::select! {
+                _ = ticks.tick() => problem = self.judge(&tiers, &liveness, answer_within, problem.is_none()).await,
+                _ = status_ticks.tick(), if self.enabled => {}
             }
-            match (&problem, was_healthy) {
-                (Some(p), true) => tracing::error!(
-                    alert = true,
-                    problem = %p,
-                    "health check failed; watchdog pings withheld and /healthz answers 503 (systemd restarts the service if this lasts)"
-                ),
-                (None, false) => tracing::info!("health check passes again"),
-                _ => {}
-            }
-            was_healthy = problem.is_none();
             if !self.enabled {
                 continue;
             }
@@ -169,6 +165,32 @@ impl Notifier {
                 last_status = status;
             }
         }
+    }
+
+    /// One health check: records the verdict, pings the watchdog when healthy, and logs
+    /// the change when health is lost or back.
+    async fn judge(
+        &self,
+        tiers: &Tiers,
+        liveness: &Liveness,
+        answer_within: Duration,
+        was_healthy: bool,
+    ) -> Option<String> {
+        let problem = unhealthy(tiers, answer_within).await;
+        liveness.record(problem.clone());
+        if problem.is_none() && self.watchdog.is_some() {
+            self.ping();
+        }
+        match (&problem, was_healthy) {
+            (Some(p), true) => tracing::error!(
+                alert = true,
+                problem = %p,
+                "health check failed; watchdog pings withheld and /healthz answers 503 (systemd restarts the service if this lasts)"
+            ),
+            (None, false) => tracing::info!("health check passes again"),
+            _ => {}
+        }
+        problem
     }
 }
 

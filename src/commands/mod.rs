@@ -86,6 +86,7 @@ where
 {
     init_logs();
     let _lock = DataDirLock::acquire(&settings.data_dir)?;
+    crate::owner::claim(&settings.data_dir, &settings.project)?;
     let config = wiring::system_config(settings)?;
     actix_rt::System::new().block_on(async move {
         let running = system::start(&config, Arc::new(Metrics::new()))

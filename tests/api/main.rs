@@ -16,6 +16,7 @@ mod cli_get_status;
 mod conditional;
 mod config_errors;
 mod corrupt_file;
+mod data_dir_project;
 mod delete;
 mod disk_full;
 mod kill9_storm;

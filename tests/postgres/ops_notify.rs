@@ -80,3 +80,24 @@ fn a_draining_shutdown_asks_systemd_for_more_time() {
         assert!(row(&pg, name).is_some_and(|r| r.version == v), "{name} drained before the exit");
     }
 }
+
+#[test]
+fn status_follows_the_queue_between_health_checks() {
+    let pg = cluster();
+    let (_dir, socket, received) = listen();
+    let conf = Conf::new(pg.url(DB, "postgres")).caches(&["s1"]);
+    // WatchdogSec=30s: a health check every 15 s, far beyond the waits below.
+    let opts = conf.options().env("NOTIFY_SOCKET", &socket).env("WATCHDOG_USEC", "30000000");
+    let d = Daemon::start(Path::new(BIN), opts);
+    let (ready, status) = wait_line(&received, 0, "STATUS", Duration::from_secs(5));
+    assert_eq!(status, "ready: 1 cache, queue 0");
+
+    let lock = Session::lock_cache_storage(&pg);
+    let (v, _) = put_ok(&d, "s1", &json!({"i": 1}));
+    let (queued, status) = wait_line(&received, ready + 1, "STATUS", Duration::from_secs(4));
+    assert_eq!(status, "ready: 1 cache, queue 1");
+    lock.release();
+    wait_for_row(&pg, "default", "s1", v, &json!({"i": 1}));
+    let (_, status) = wait_line(&received, queued + 1, "STATUS", Duration::from_secs(4));
+    assert_eq!(status, "ready: 1 cache, queue 0");
+}

@@ -4,7 +4,8 @@
 //! The actor owns the directory and an index of the version on disk per cache (rebuilt
 //! from disk at start and after every restart), so versions increase strictly and
 //! `If-Match` is checked where writes are serialised. Corrupt envelopes are moved to
-//! `data_dir/corrupt/` and never served. A DELETE leaves a tombstone in
+//! `data_dir/corrupt/` and never served; another project's envelope is not corrupt: it
+//! is left where it is, unserved, with an alert log line. A DELETE leaves a tombstone in
 //! `data_dir/tombstones/` recording the last version, so versions keep increasing.
 
 mod actor;
@@ -16,7 +17,8 @@ mod messages;
 pub use handle::FileHandle;
 pub use messages::{AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, WriteFile};
 
-use crate::domain::{envelope, CacheName, Document, NewDocument, Precondition};
+use crate::domain::envelope::{self, EnvelopeError};
+use crate::domain::{CacheName, Document, NewDocument, Precondition};
 use crate::metrics::{CacheKind, CacheResult, Metrics};
 use crate::supervisor::{ActorPanicked, FailureReporter};
 use chrono::{DateTime, Utc};
@@ -178,7 +180,8 @@ impl FileTier {
         Ok(())
     }
 
-    /// Reads and verifies one envelope. Corrupt files are moved aside and read as absent.
+    /// Reads and verifies one envelope. Corrupt files are moved aside and read as absent;
+    /// another project's file stays in place and reads as absent.
     ///
     /// # Errors
     /// I/O errors other than "not found".
@@ -192,6 +195,15 @@ impl FileTier {
         let bytes = bytes::Bytes::from(bytes);
         match envelope::decode_bytes(&self.config.project, name, bytes.clone()) {
             Ok(doc) => Ok(Some(doc)),
+            Err(EnvelopeError::WrongOwner { project, .. }) if project != self.config.project => {
+                // Another project's file is not damage: it stays where it is, unserved.
+                tracing::error!(
+                    cache = %name, tier = "file", alert = true, file = %path.display(), found_project = %project,
+                    project = %self.config.project,
+                    "cache file belongs to another project; left in place and not served"
+                );
+                Ok(None)
+            }
             Err(err) => {
                 // Whatever version the damaged file claims stays a floor: versions never repeat.
                 let claimed = serde_json::from_slice::<serde_json::Value>(&bytes)
