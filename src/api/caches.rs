@@ -191,6 +191,7 @@ fn meta_json(
     if let Some(retry_at) = trouble.refresh.as_ref().and_then(|f| f.retry_at).filter(|_| policy.has_source) {
         meta["next_refresh_at"] = rfc3339(&retry_at).into();
     }
+    meta["source"] = policy.source.into();
     meta["last_refresh_error"] = refresh_error.into();
     meta["last_refresh_error_at"] = trouble.refresh.as_ref().map(|f| rfc3339(&f.at)).into();
     meta["error"] = error.into();

@@ -117,6 +117,7 @@ pub fn policy_from(settings: &Settings) -> ApiPolicy {
                         max_size: c.max_size,
                         refresh_every: c.refresh_every,
                         has_source: c.source.is_some(),
+                        source: c.source.as_ref().map(|s| s.kind()),
                         max_stale: settings.refresh.max_stale,
                     },
                 )

@@ -24,6 +24,8 @@ pub struct CachePolicy {
     pub refresh_every: Option<Duration>,
     /// Whether a source is configured (a refresh is possible).
     pub has_source: bool,
+    /// The source's kind (`strava`, `justgiving`, `http`, `command`), for meta.
+    pub source: Option<&'static str>,
     /// `refresh.max_stale` (global, copied here so a read loads the policy once):
     /// data older than this is refused with 503.
     pub max_stale: Option<Duration>,

@@ -102,6 +102,11 @@ fn human(secs: i64) -> String {
 }
 
 fn next_refresh(meta: &Value, now: DateTime<Utc>) -> String {
+    // A cache without a source is never refreshed: its `next_refresh_at` is only when
+    // its document turns stale. (`source` absent: an older daemon; show what it says.)
+    if meta.get("source").is_some_and(Value::is_null) {
+        return "- (no source)".into();
+    }
     match time_of(meta, "next_refresh_at") {
         None => "-".into(),
         Some(at) if at >= now => format!("in {}", human((at - now).num_seconds())),
@@ -285,6 +290,10 @@ mod tests {
         assert!(text.contains("actor restarts: memory 1"), "{text}");
         let v = render_json(&report, now);
         assert_eq!(v["caches"][0]["age_seconds"], 65);
+        // A cache without a source is never refreshed, whatever its schedule says.
+        let put_only = json!({"name": "notes", "version": 1, "tier": "memory", "stale": false, "source": null,
+                              "next_refresh_at": (now + chrono::Duration::seconds(60)).to_rfc3339()});
+        assert_eq!(next_refresh(&put_only, now), "- (no source)");
         assert_eq!(v["actor_restarts"]["memory"], 1);
     }
 }

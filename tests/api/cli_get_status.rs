@@ -51,6 +51,7 @@ fn get_prints_the_document_and_its_meta_and_status_shows_every_cache() {
     let row = out.stdout.lines().find(|l| l.starts_with("notes ")).unwrap_or_else(|| panic!("{}", out.stdout));
     assert!(row.contains("memory") && row.contains(&format!(" {version} ")), "{row}");
     assert!(out.stdout.lines().any(|l| l.starts_with("empty ") && l.contains("no data")), "{}", out.stdout);
+    assert!(row.contains("- (no source)"), "a cache filled by PUT is never refreshed: {row}");
     assert!(out.stdout.contains(": ready"), "{}", out.stdout);
     assert!(out.stdout.contains("actor restarts: none"), "{}", out.stdout);
     assert!(out.stdout.contains("retry queue: none (Postgres disabled)"), "{}", out.stdout);
