@@ -73,16 +73,25 @@ fn statement_cache_on_behind_a_transaction_pooler_is_refused_at_startup() {
     let pg = cluster();
     // PgBouncer passes the daemon's startup options on, as Supabase's pooler does.
     let ignore = [("ignore_startup_parameters", "extra_float_digits,options")];
-    let bouncer = PgBouncer::start_with(&pg, DB, &ignore);
-    let conf = Conf::new(bouncer.url(DB, "postgres")).caches(&["p1"]);
-    let mut d = tiercache_testkit::Daemon::new(std::path::Path::new(crate::helpers::BIN), conf.options());
-    d.spawn();
-    assert_eq!(d.wait_exit(std::time::Duration::from_secs(20)), Some(78), "stdout:\n{}", d.stdout());
-    let stderr = d.stderr();
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one line: {stderr}");
-    assert!(lines[0].starts_with("config error: postgres.statement_cache:"), "{stderr}");
-    assert!(lines[0].contains("statement_cache = false"), "says the way out: {stderr}");
+    // Both ways PgBouncer hands out idle server connections: in turn, or the last
+    // released first (its default).
+    for round_robin in ["1", "0"] {
+        let bouncer = PgBouncer::start_with(&pg, DB, &[ignore[0], ("server_round_robin", round_robin)]);
+        let conf = Conf::new(bouncer.url(DB, "postgres")).caches(&["p1"]);
+        let mut d = tiercache_testkit::Daemon::new(std::path::Path::new(crate::helpers::BIN), conf.options());
+        d.spawn();
+        assert_eq!(
+            d.wait_exit(std::time::Duration::from_secs(20)),
+            Some(78),
+            "round robin {round_robin}:\n{}",
+            d.stdout()
+        );
+        let stderr = d.stderr();
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "one line: {stderr}");
+        assert!(lines[0].starts_with("config error: postgres.statement_cache:"), "{stderr}");
+        assert!(lines[0].contains("statement_cache = false"), "says the way out: {stderr}");
+    }
 
     let session = PgBouncer::start_with(&pg, DB, &[ignore[0], ("pool_mode", "session")]);
     let d = Conf::new(session.url(DB, "postgres")).caches(&["p1"]).start();

@@ -4,9 +4,9 @@
 //! `postgres.statement_cache = true` must not be used there.
 //!
 //! The test: on a direct or session-pooled connection a client keeps one backend for
-//! its whole life. Client A asks for its backend's pid; client B opens a transaction
-//! (taking the server connection A just released, if a pooler sits between); A asks
-//! again. Two different pids for one client connection can only come from a pooler
+//! its whole life. Client A asks for its backend's pid twice (a round-robin pooler moves
+//! it in between); then client B opens a transaction (taking the server connection A
+//! just released, if a last-released-first pooler sits between) and A asks again. Two different pids for one client connection can only come from a pooler
 //! that hands out server connections per transaction. A plain server never gives a
 //! false positive; a pooler may, by chance, hand A the same backend twice, so the
 //! test is tried a few times.
@@ -15,7 +15,7 @@ use super::connect::{driver_config, ConnectConfig};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 /// How many times the test is tried before concluding there is no pooler.
-const TRIES: usize = 3;
+const TRIES: usize = 5;
 
 async fn backend_pid(client: &Client, sql: &str) -> Result<Option<i32>, tokio_postgres::Error> {
     let messages = client.simple_query(sql).await?;
@@ -44,15 +44,24 @@ pub async fn transaction_pooled(cfg: &ConnectConfig) -> Result<Option<(i32, i32)
     let a = connect(cfg).await?;
     let b = connect(cfg).await?;
     let pid = "SELECT pg_backend_pid()";
+    let differ = |x: Option<i32>, y: Option<i32>| match (x, y) {
+        (Some(x), Some(y)) if x != y => Some((x, y)),
+        _ => None,
+    };
     for _ in 0..TRIES {
+        // A pooler that hands out idle server connections in turn (round robin) moves
+        // A between two statements on its own...
         let first = backend_pid(&a, pid).await.map_err(|e| e.to_string())?;
+        let again = backend_pid(&a, pid).await.map_err(|e| e.to_string())?;
+        if let Some(pids) = differ(first, again) {
+            return Ok(Some(pids));
+        }
+        // ...one that reuses the last released first (LIFO) hands A's backend to B.
         let _ = backend_pid(&b, &format!("BEGIN; {pid}")).await.map_err(|e| e.to_string())?;
-        let second = backend_pid(&a, pid).await.map_err(|e| e.to_string())?;
+        let third = backend_pid(&a, pid).await.map_err(|e| e.to_string())?;
         b.simple_query("ROLLBACK").await.map_err(|e| e.to_string())?;
-        if let (Some(first), Some(second)) = (first, second) {
-            if first != second {
-                return Ok(Some((first, second)));
-            }
+        if let Some(pids) = differ(again, third) {
+            return Ok(Some(pids));
         }
     }
     Ok(None)
