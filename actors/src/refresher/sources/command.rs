@@ -144,7 +144,7 @@ mod tests {
     use std::time::Instant;
 
     fn request(timeout: Duration) -> FetchRequest {
-        FetchRequest { rich: false, full: false, pushed: Vec::new(), push_only: false, previous: None, timeout }
+        FetchRequest::plain(timeout)
     }
 
     fn sh(script: &str) -> Vec<String> {

@@ -81,14 +81,7 @@ mod tests {
     use std::time::Duration;
 
     fn request() -> FetchRequest {
-        FetchRequest {
-            rich: false,
-            full: false,
-            pushed: Vec::new(),
-            push_only: false,
-            previous: None,
-            timeout: Duration::from_secs(5),
-        }
+        FetchRequest::plain(Duration::from_secs(5))
     }
 
     fn source(url: String, clock: Arc<dyn Clock>) -> HttpSource {

@@ -115,14 +115,7 @@ mod tests {
     }
 
     fn request() -> FetchRequest {
-        FetchRequest {
-            rich: false,
-            full: false,
-            pushed: Vec::new(),
-            push_only: false,
-            previous: None,
-            timeout: Duration::from_secs(5),
-        }
+        FetchRequest::plain(Duration::from_secs(5))
     }
 
     #[tokio::test]

@@ -51,6 +51,13 @@ pub struct FetchRequest {
     pub timeout: Duration,
 }
 
+impl FetchRequest {
+    /// A plain fetch: not rich, not full, nothing pushed, nothing held.
+    pub fn plain(timeout: Duration) -> Self {
+        Self { rich: false, full: false, pushed: Vec::new(), push_only: false, previous: None, timeout }
+    }
+}
+
 /// One rate-limit reading from upstream headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimit {

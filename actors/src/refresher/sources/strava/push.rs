@@ -11,6 +11,16 @@ use super::StravaSource;
 use serde_json::Value;
 use std::time::Duration;
 
+/// Removes the deleted activities from `held`; returns the created ones it does not
+/// hold yet and the updated ones, both still to fetch.
+fn drop_deleted(held: &mut Vec<Value>, pushed: &[ActivityChange]) -> (Vec<u64>, Vec<u64>) {
+    let net = net(pushed);
+    remove(held, &net.deleted);
+    let held_ids = activities_of_ids(held);
+    let created = net.created.into_iter().filter(|id| !held_ids.contains(id)).collect();
+    (created, net.updated)
+}
+
 impl StravaSource {
     /// Applies `pushed` to `held` with as few calls as possible: a delete needs none,
     /// nor does a create of an activity already held; one create/update costs its
@@ -23,11 +33,8 @@ impl StravaSource {
         deadline: Deadline,
         retried: &mut bool,
     ) -> Result<(), SourceError> {
-        let net = net(pushed);
-        remove(held, &net.deleted);
-        let held_ids = activities_of_ids(held);
-        let mut upserts: Vec<u64> = net.created.into_iter().filter(|id| !held_ids.contains(id)).collect();
-        upserts.extend(net.updated);
+        let (mut upserts, updated) = drop_deleted(held, pushed);
+        upserts.extend(updated);
         if upserts.len() > 1 {
             if let Some(after) = newest_start(held) {
                 let fresh = self.list(Some(after), deadline, retried).await?;
@@ -49,11 +56,8 @@ impl StravaSource {
         deadline: Deadline,
         retried: &mut bool,
     ) -> Result<(), SourceError> {
-        let net = net(pushed);
-        remove(held, &net.deleted);
-        let held_ids = activities_of_ids(held);
-        let mut upserts: Vec<u64> = net.created.into_iter().filter(|id| !held_ids.contains(id)).collect();
-        upserts.extend(net.updated.into_iter().filter(|id| !listed.contains(id)));
+        let (mut upserts, updated) = drop_deleted(held, pushed);
+        upserts.extend(updated.into_iter().filter(|id| !listed.contains(id)));
         self.fetch_each(held, &upserts, deadline, retried).await
     }
 

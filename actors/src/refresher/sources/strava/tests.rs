@@ -144,7 +144,7 @@ fn request(rich: bool, previous: Option<&Value>) -> FetchRequest {
         let name = CacheName::parse("strava").unwrap();
         Arc::new(Document::new(name, 1, Checksum::of(&body), None, None, Utc::now(), body.into()))
     });
-    FetchRequest { rich, full: false, pushed: Vec::new(), push_only: false, previous, timeout: Duration::from_secs(10) }
+    FetchRequest { rich, previous, ..FetchRequest::plain(Duration::from_secs(10)) }
 }
 
 fn ids(body: &[u8]) -> Vec<i64> {
