@@ -1,7 +1,7 @@
 //! `kind = "http"`: GET a JSON URL, with headers and an optional bearer token, made
 //! conditional by the last answer's `ETag`/`Last-Modified` (see [`Conditional`]).
 
-use super::client::{ensure_json, status_error, Deadline, HttpClient, Request};
+use super::client::{HttpClient, Request};
 use super::clock::Clock;
 use super::conditional::Conditional;
 use super::{BoxFuture, FetchRequest, Fetched, Source, SourceError};
@@ -39,17 +39,7 @@ impl HttpSource {
         if let Some(token) = &self.bearer_token {
             get = get.header("Authorization", format!("Bearer {token}"));
         }
-        let (get, conditional) = self.conditional.apply(get, request.previous.as_deref()).await;
-        let response = self.client.send(get, Deadline::after(request.timeout)).await?;
-        if response.status == 304 && conditional {
-            return Ok(Fetched::not_modified());
-        }
-        if !response.is_success() {
-            return Err(status_error(&response, "the upstream", self.clock.now()));
-        }
-        ensure_json(&response.body, "the upstream's answer")?;
-        self.conditional.remember(&response).await;
-        Ok(Fetched::new(response.body, Vec::new()))
+        self.conditional.fetch_json(&self.client, get, &request, "the upstream", self.clock.as_ref(), |_| None).await
     }
 }
 

@@ -5,7 +5,7 @@
 //! Requests are conditional on the last answer's `ETag`/`Last-Modified` (see
 //! [`Conditional`]).
 
-use super::client::{ensure_json, path_segment, status_error, Deadline, HttpClient, Request};
+use super::client::{path_segment, HttpClient, Request};
 use super::clock::Clock;
 use super::conditional::Conditional;
 use super::{BoxFuture, FetchRequest, Fetched, Source, SourceError};
@@ -44,24 +44,16 @@ impl JustGivingSource {
             path_segment(&self.page_short_name)
         );
         let get = Request::get(url).header("Accept", "application/json");
-        let (get, conditional) = self.conditional.apply(get, request.previous.as_deref()).await;
-        let response = self.client.send(get, Deadline::after(request.timeout)).await?;
-        if response.status == 304 && conditional {
-            return Ok(Fetched::not_modified());
-        }
-        if response.status == 401 {
-            return Err(SourceError::Permanent(
-                "JustGiving answered HTTP 401: it refused the application id; check app_id (or the file \
-                 app_id_file names)"
-                    .into(),
-            ));
-        }
-        if !response.is_success() {
-            return Err(status_error(&response, "JustGiving", self.clock.now()));
-        }
-        ensure_json(&response.body, "JustGiving's answer")?;
-        self.conditional.remember(&response).await;
-        Ok(Fetched::new(response.body, Vec::new()))
+        let refuse = |response: &super::client::Response| {
+            (response.status == 401).then(|| {
+                SourceError::Permanent(
+                    "JustGiving answered HTTP 401: it refused the application id; check app_id (or the file \
+                     app_id_file names)"
+                        .into(),
+                )
+            })
+        };
+        self.conditional.fetch_json(&self.client, get, &request, "JustGiving", self.clock.as_ref(), refuse).await
     }
 }
 
