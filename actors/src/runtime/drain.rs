@@ -67,3 +67,40 @@ impl TimeoutExtension {
         self.least_left = Some(self.least_left.map_or(left, |least| least.min(left)));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[test]
+    fn more_time_is_asked_while_saves_leave_the_queue_at_most_once_a_second() {
+        let asked = RefCell::new(Vec::new());
+        let progress = |more: Duration, status: &str| asked.borrow_mut().push((more, status.to_owned()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut extension = TimeoutExtension::default();
+        extension.ask_while_moving(5, deadline, &progress);
+        // Moving, but asked less than a second ago; then not moving at all.
+        extension.ask_while_moving(4, deadline, &progress);
+        extension.ask_while_moving(4, deadline, &progress);
+        let asked = asked.into_inner();
+        assert_eq!(asked.len(), 1, "{asked:?}");
+        assert_eq!(asked[0].1, "stopping: draining 5 pending saves to Postgres");
+        // Up to the deadline, plus five seconds of margin.
+        assert!(asked[0].0 > Duration::from_secs(14) && asked[0].0 <= Duration::from_secs(15), "{asked:?}");
+    }
+
+    #[test]
+    fn a_queue_that_does_not_move_asks_for_nothing_more() {
+        let asked = RefCell::new(0);
+        let progress = |_: Duration, _: &str| *asked.borrow_mut() += 1;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut extension =
+            TimeoutExtension { least_left: Some(3), asked_at: Some(Instant::now() - Duration::from_secs(5)) };
+        extension.ask_while_moving(3, deadline, &progress);
+        extension.ask_while_moving(7, deadline, &progress);
+        assert_eq!(*asked.borrow(), 0);
+        extension.ask_while_moving(2, deadline, &progress);
+        assert_eq!(*asked.borrow(), 1);
+    }
+}

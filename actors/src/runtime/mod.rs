@@ -180,3 +180,64 @@ impl Runtime {
         (&mut self.supervisor).await.ok().flatten()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::refresher::RefreshPolicy;
+    use crate::retry_queue::BackoffPolicy;
+    use crate::supervisor::RestartPolicy;
+    use crate::system::RefreshConfig;
+    use std::collections::HashMap;
+
+    fn files_only(dir: &std::path::Path) -> SystemConfig {
+        SystemConfig {
+            data_dir: dir.join("data"),
+            project: "runtime-test".into(),
+            memory_ttl: Duration::from_secs(60),
+            restart_policy: RestartPolicy::default(),
+            hits_by_message: false,
+            retention_days: HashMap::new(),
+            postgres: None,
+            schemas: Default::default(),
+            refresh: RefreshConfig {
+                caches: Vec::new(),
+                policy: RefreshPolicy {
+                    fetch_timeout: Duration::from_secs(5),
+                    jitter: Duration::ZERO,
+                    backoff: BackoffPolicy {
+                        initial_interval: Duration::from_secs(1),
+                        max_interval: Duration::from_secs(5),
+                        multiplier: 2.0,
+                    },
+                },
+                emergency: false,
+            },
+        }
+    }
+
+    #[actix_rt::test]
+    async fn without_postgres_the_lifecycle_runs_from_the_files_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut runtime = Runtime::boot(&files_only(dir.path()), Arc::new(Metrics::new())).expect("boots");
+        let started = runtime.startup().await.expect("starts");
+        assert_eq!(started.caches_on_disk, 0);
+        assert!(matches!(started.sync, SyncOutcome::Disabled));
+        assert!(!started.sync.synced());
+        runtime.go_live();
+        assert_eq!(runtime.pending_saves(), 0);
+        runtime.settle_saves().await;
+        runtime.drain(tokio::time::Instant::now(), &|_, _| panic!("nothing to drain")).await;
+        runtime.quiesce();
+        assert_eq!(runtime.gave_up().await, None);
+        let offline = runtime.startup_offline().await.expect("starts");
+        assert!(matches!(offline.sync, SyncOutcome::Disabled));
+    }
+
+    #[test]
+    fn the_verdict_names_the_actor_or_says_the_supervisor_stopped() {
+        let gave_up = GaveUp { actor: "file", max: 3, window: Duration::from_secs(60) };
+        assert_eq!(Verdict::GaveUp(gave_up.clone()).to_string(), gave_up.to_string());
+        assert_eq!(Verdict::Stopped.to_string(), "the supervisor stopped");
+    }
+}
