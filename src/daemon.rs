@@ -1,9 +1,14 @@
 //! `tiercache run`: start the actors, bind the API, become ready, then obey signals
 //! until a graceful stop (exit 0) or the supervisor giving up (exit 70).
+//!
+//! The lifecycle itself (boot, startup sync, go live, drain) is the actors crate's
+//! [`Runtime`]; this file adds the process edges around it, in order: lock → security →
+//! signals → boot → bind → startup sync → ready → control loop.
 
+use crate::api::tls::CertResolver;
 use crate::api::{self, AppState};
-use crate::config::Settings;
-use crate::exit::{Fatal, CONFIG, SOFTWARE, UNAVAILABLE};
+use crate::config::{Settings, ShutdownSettings};
+use crate::exit::{Fatal, SOFTWARE, UNAVAILABLE};
 use crate::liveness::Liveness;
 use crate::lock::DataDirLock;
 use crate::reload;
@@ -13,18 +18,17 @@ use crate::signals::{self, Control};
 use crate::status;
 use crate::telemetry::LogControl;
 use crate::wiring;
+use actix_web::dev::ServerHandle;
 use actix_web::web;
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 use tiercache_actors::metrics::Metrics;
-use tiercache_actors::retry_queue::backoff::Backoff;
-use tiercache_actors::startup;
-use tiercache_actors::store::StoreError;
-use tiercache_actors::system;
-use tiercache_actors::tiers::Tiers;
+use tiercache_actors::runtime::{Runtime, Startup};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// Where the configuration came from, so SIGHUP can read it again.
 pub struct ConfigSource {
@@ -38,261 +42,199 @@ pub struct ConfigSource {
 /// A [`Fatal`] with the exit code of SPEC §3.
 pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> Result<(), Fatal> {
     // 1. One instance per data directory.
-    let _lock = DataDirLock::acquire(&settings.data_dir)?;
+    let _lock = take_data_dir(&settings)?;
+    // 2. The API's tokens, schemas and TLS certificate, read before any actor starts:
+    //    a bad one is a configuration error (exit 78).
+    let edges = Edges::load(&settings)?;
+    // 3. Signals first, so that a SIGTERM during startup is not lost.
+    let control_rx = install_signals()?;
+    // 4. The actors, under supervision.
+    let metrics = Arc::new(Metrics::new());
+    log.count_rejected_requests(metrics.http_requests_rejected.clone());
+    let runtime = boot(&settings, &edges.security, metrics.clone())?;
+    // 5. The API, bound but not ready (it answers "not ready" during the sync).
+    let api = Api::bind(&settings, edges, &runtime, metrics)?;
+    // 6. The file tier's index, then Postgres: load the project's rows and repair the
+    //    files before serving (from the files alone, retrying, when Postgres is down).
+    let started = runtime.startup().await?;
+    // 7. Ready; retention's first pass; then the schedules and the listener go live.
+    let retention = api.become_ready(&runtime, &settings, &started);
+    runtime.go_live();
+    let daemon = Daemon { source, settings, log, runtime, api, retention, control_rx };
+    daemon.control_loop().await
+}
+
+/// Takes the `data_dir` lock and claims the directory for this project.
+fn take_data_dir(settings: &Settings) -> Result<DataDirLock, Fatal> {
+    let lock = DataDirLock::acquire(&settings.data_dir)?;
     crate::owner::claim(&settings.data_dir, &settings.project)?;
     for warning in &settings.warnings {
         tracing::warn!(warning = %warning, "configuration warning");
     }
+    Ok(lock)
+}
 
-    // 1b. The API's tokens, schemas and TLS certificate, read before any actor starts:
-    //     a bad one is a configuration error (exit 78).
-    let security = api::Security::load(&settings, None)?;
-    let tls = api::security::tls_from(&settings)?;
-    security.log_summary("API security policy");
-    let retention_every = retention::interval(&|k| std::env::var(k).ok())?;
+/// What the process edges read from the configuration before any actor starts.
+struct Edges {
+    security: api::Security,
+    tls: Option<Arc<CertResolver>>,
+    retention_every: Duration,
+}
 
-    // 2. Signals first, so that a SIGTERM during startup is not lost.
-    let (control_tx, mut control_rx) = mpsc::unbounded_channel();
+impl Edges {
+    fn load(settings: &Settings) -> Result<Self, Fatal> {
+        let security = api::Security::load(settings, None)?;
+        let tls = api::security::tls_from(settings)?;
+        security.log_summary("API security policy");
+        let retention_every = retention::interval(&|k| std::env::var(k).ok())?;
+        Ok(Self { security, tls, retention_every })
+    }
+}
+
+fn install_signals() -> Result<mpsc::UnboundedReceiver<Control>, Fatal> {
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
     signals::forward(control_tx)
         .map_err(|e| Fatal::new(UNAVAILABLE, format!("cannot install signal handlers: {e}")))?;
+    Ok(control_rx)
+}
 
-    // 3. The actors, under supervision.
-    let metrics = Arc::new(Metrics::new());
-    log.count_rejected_requests(metrics.http_requests_rejected.clone());
-    let mut system_config = wiring::system_config(&settings)?;
-    system_config.schemas = security.schemas.clone();
-    let running = system::start(&system_config, metrics.clone())
-        .map_err(|e| Fatal::new(CONFIG, format!("config error: postgres.url: {e}")))?;
-    let supervisor = actix_rt::spawn(running.supervisor.run());
+/// Boots the actors on the configuration, with the schemas the security policy loaded.
+fn boot(settings: &Settings, security: &api::Security, metrics: Arc<Metrics>) -> Result<Runtime, Fatal> {
+    let mut config = wiring::system_config(settings)?;
+    config.schemas = security.schemas.clone();
+    Ok(Runtime::boot(&config, metrics)?)
+}
 
-    // 4. The API, bound but not ready.
-    let notifier = Arc::new(Notifier::from_env());
-    let liveness = Arc::new(Liveness::new(notifier.health_period()));
-    let state = web::Data::new(AppState {
-        tiers: running.tiers.clone(),
-        policy: ArcSwap::from_pointee(api::policy_from(&settings)),
-        security: ArcSwap::from_pointee(security),
-        tls,
-        ready: AtomicBool::new(false),
-        read_metrics: ArcSwap::from_pointee(api::state::ReadMetrics::new(
-            &metrics,
-            settings.caches.iter().map(|c| &c.name),
-        )),
-        metrics,
-        liveness: liveness.clone(),
-    });
-    let server = api::bind(&settings, state.clone())?;
-    let server_handle = server.handle();
-    actix_rt::spawn(server);
+/// The HTTP API and what tells the outside world about readiness and health.
+struct Api {
+    state: web::Data<AppState>,
+    server: ServerHandle,
+    notifier: Arc<Notifier>,
+    liveness: Arc<Liveness>,
+    retention_every: Duration,
+}
 
-    // 5. Startup is done once the file tier has indexed the data directory.
-    let index = running
-        .tiers
-        .files()
-        .list()
-        .await
-        .map_err(|e| Fatal::new(UNAVAILABLE, format!("the file tier did not start: {e}")))?;
-    // 6. Postgres: load the project's rows and repair the files before serving. When
-    //    Postgres is down, start from the files and keep trying in the background.
-    if running.tiers.store().is_some() {
-        let limit = settings.postgres.connect_timeout + settings.postgres.statement_timeout;
-        if let Some(pg) = &system_config.postgres {
-            crate::pooler_check::refuse_transaction_pooler(&pg.connect, limit).await?;
-        }
-        let synced = tokio::time::timeout(limit, startup::sync_from_postgres(&running.tiers)).await;
-        match synced {
-            Ok(Ok(report)) => {
-                tracing::info!(
-                    rows = report.rows,
-                    from_postgres = report.from_postgres,
-                    to_postgres = report.to_postgres,
-                    in_sync = report.in_sync,
-                    "loaded from Postgres"
-                );
-            }
-            Ok(Err(e @ StoreError::NoProject(_))) => {
-                tracing::error!(
-                    tier = "postgres", alert = true, error = %e,
-                    "Postgres is up but the project is not registered; serving from files until it is"
-                );
-                sync_in_background(running.tiers.clone(), &settings);
-            }
-            Ok(Err(e)) => {
-                tracing::error!(tier = "postgres", alert = true, error = %e, "Postgres unavailable at startup; serving from files");
-                sync_in_background(running.tiers.clone(), &settings);
-            }
-            Err(_) => {
-                tracing::error!(
-                    tier = "postgres",
-                    alert = true,
-                    "Postgres did not answer at startup; serving from files"
-                );
-                sync_in_background(running.tiers.clone(), &settings);
-            }
-        }
-    }
-    running.startup_synced.open();
-    state.set_ready(true);
-    tracing::info!(caches_on_disk = index.len(), project = %settings.project, "ready");
-    // systemd: READY=1, then the health loop's verdicts (`/healthz`), WATCHDOG=1
-    // pings and STATUS= updates.
-    notifier.ready(&running.tiers, settings.caches.len());
-    actix_rt::spawn(notifier.clone().health_loop(running.tiers.clone(), liveness));
-
-    // 7. Retention: a pass now (Postgres or not), then periodically, on the
-    //    configuration in force.
-    let retention = RetentionHandle::start(running.tiers.clone(), &settings, retention_every);
-
-    // 8. Schedules start after readiness: overdue caches refresh now, readiness never
-    //    waits for an upstream API.
-    if let Some(refresher) = running.tiers.refresher() {
-        refresher.begin();
+impl Api {
+    /// Binds the listeners (exit 69 when a port is in use) and starts serving, not ready.
+    fn bind(settings: &Settings, edges: Edges, runtime: &Runtime, metrics: Arc<Metrics>) -> Result<Self, Fatal> {
+        let notifier = Arc::new(Notifier::from_env());
+        let liveness = Arc::new(Liveness::new(notifier.health_period()));
+        let state = web::Data::new(AppState {
+            tiers: runtime.tiers().clone(),
+            policy: ArcSwap::from_pointee(api::policy_from(settings)),
+            security: ArcSwap::from_pointee(edges.security),
+            tls: edges.tls,
+            ready: AtomicBool::new(false),
+            read_metrics: ArcSwap::from_pointee(api::state::ReadMetrics::new(
+                &metrics,
+                settings.caches.iter().map(|c| &c.name),
+            )),
+            metrics,
+            liveness: liveness.clone(),
+        });
+        let server = api::bind(settings, state.clone())?;
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        Ok(Self { state, server: handle, notifier, liveness, retention_every: edges.retention_every })
     }
 
-    let mut settings = settings;
-    let mut supervisor = supervisor;
-    loop {
-        tokio::select! {
-            gave_up = &mut supervisor => {
-                state.set_ready(false);
-                let why = match gave_up {
-                    Ok(Some(g)) => g.to_string(),
-                    _ => "the supervisor stopped".to_owned(),
-                };
-                return Err(Fatal::new(SOFTWARE, format!("supervisor gave up: {why}")));
-            }
-            control = control_rx.recv() => match control {
-                Some(Control::Shutdown(signal)) => {
-                    tracing::info!(signal, "shutting down");
-                    notifier.stopping("stopping: draining saves to Postgres");
-                    state.set_ready(false);
-                    if let Some(refresher) = running.tiers.refresher() {
-                        refresher.quiesce();
-                    }
-                    let deadline = tokio::time::Instant::now() + settings.shutdown.timeout;
-                    let stop_and_drain = async {
-                        let stopped = tokio::time::timeout_at(deadline, server_handle.stop(true)).await;
-                        tracing::info!(finished = stopped.is_ok(), "API stopped");
-                        if settings.shutdown.graceful {
-                            drain(&running.tiers, deadline, &notifier).await;
-                        } else if let Some(queue) = running.tiers.queue() {
-                            let left = queue.view().snapshot().pending.len();
-                            tracing::info!(pending = left, "graceful drain is off; pending saves stay on disk for the next start");
-                        }
-                    };
-                    tokio::select! {
-                        () = stop_and_drain => {}
-                        again = signals::another_shutdown(&mut control_rx) => {
-                            let left = running.tiers.queue().map_or(0, |q| q.view().snapshot().pending.len());
-                            tracing::warn!(
-                                signal = again, pending = left,
-                                "second signal: stopping now; pending saves stay on disk for the next start"
-                            );
-                        }
-                    }
-                    return Ok(());
-                }
-                Some(Control::Reload) => {
-                    notifier.reloading();
-                    let tiers = &running.tiers;
-                    let targets = reload::Targets { state: &state, log: &log, tiers, retention: &retention };
-                    reload::reload(&source, &mut settings, &targets);
-                    notifier.ready(&running.tiers, settings.caches.len());
-                }
-                Some(Control::RefreshAll) => {
-                    if let Some(refresher) = running.tiers.refresher() {
-                        let started = refresher.refresh_all().await;
-                        tracing::info!(started, "SIGUSR1: refreshing every cache with a source");
-                    }
-                }
-                Some(Control::Status) => status::log_snapshot(&state, &settings).await,
-                None => return Ok(()),
-            }
-        }
+    /// Readiness on, systemd told (READY=1, then the health loop's verdicts, WATCHDOG=1
+    /// pings and STATUS= updates), and retention's first pass (Postgres or not), then
+    /// periodically on the configuration in force.
+    fn become_ready(&self, runtime: &Runtime, settings: &Settings, started: &Startup) -> RetentionHandle {
+        self.state.set_ready(true);
+        tracing::info!(caches_on_disk = started.caches_on_disk, project = %settings.project, "ready");
+        self.notifier.ready(runtime.tiers(), settings.caches.len());
+        actix_rt::spawn(self.notifier.clone().health_loop(runtime.tiers().clone(), self.liveness.clone()));
+        RetentionHandle::start(runtime.tiers().clone(), settings, self.retention_every)
     }
 }
 
-/// Sends what the retry queue holds until it is empty or `deadline` passes; what is
-/// left stays on disk for the next start. While saves keep leaving the queue, systemd
-/// is asked (`EXTEND_TIMEOUT_USEC`) not to kill the process before `deadline`.
-pub(crate) async fn drain(tiers: &Tiers, deadline: tokio::time::Instant, notifier: &Notifier) {
-    let Some(queue) = tiers.queue() else { return };
-    let started = tokio::time::Instant::now();
-    let pending = queue.view().snapshot().pending.len();
-    if pending == 0 {
-        return;
-    }
-    let up_to = deadline.saturating_duration_since(started);
-    tracing::info!(
-        pending,
-        timeout_ms = up_to.as_millis() as u64,
-        "draining {pending} saves to Postgres, up to {}; signal again to stop now",
-        humantime::format_duration(std::time::Duration::from_secs(up_to.as_secs().max(1)))
-    );
-    queue.drain();
-    let mut extension = TimeoutExtension::default();
-    loop {
-        let snapshot = queue.view().snapshot();
-        let left = snapshot.pending.len();
-        if left == 0 {
-            tracing::info!(duration_ms = started.elapsed().as_millis() as u64, "retry queue drained");
-            return;
-        }
-        // Nothing can succeed before an operator acts (an unregistered project): no wait.
-        if let Some(why) = &snapshot.blocked {
-            tracing::warn!(pending = left, error = %why, "pending saves cannot reach Postgres now; they stay on disk for the next start");
-            return;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            tracing::warn!(pending = left, "shutdown timeout: pending saves stay on disk for the next start");
-            return;
-        }
-        extension.ask_while_moving(left, deadline, notifier);
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+/// The running daemon, obeying signals until it stops.
+struct Daemon {
+    source: ConfigSource,
+    settings: Settings,
+    log: LogControl,
+    runtime: Runtime,
+    api: Api,
+    retention: RetentionHandle,
+    control_rx: mpsc::UnboundedReceiver<Control>,
 }
 
-/// Asks systemd for more time (`EXTEND_TIMEOUT_USEC`) while saves keep leaving the
-/// queue, at most once a second.
-#[derive(Default)]
-struct TimeoutExtension {
-    least_left: Option<usize>,
-    asked_at: Option<tokio::time::Instant>,
-}
-
-impl TimeoutExtension {
-    fn ask_while_moving(&mut self, left: usize, deadline: tokio::time::Instant, notifier: &Notifier) {
-        let now = tokio::time::Instant::now();
-        let moving = self.least_left.is_none_or(|least| left < least);
-        if moving && self.asked_at.is_none_or(|t| now - t >= std::time::Duration::from_secs(1)) {
-            let more = deadline.saturating_duration_since(now) + std::time::Duration::from_secs(5);
-            notifier.extend_timeout(more, &format!("stopping: draining {left} pending saves to Postgres"));
-            self.asked_at = Some(now);
-        }
-        self.least_left = Some(self.least_left.map_or(left, |least| least.min(left)));
-    }
-}
-
-/// Retries the startup sync until Postgres answers.
-fn sync_in_background(tiers: Tiers, settings: &Settings) {
-    let settings = settings.clone();
-    actix_rt::spawn(async move {
-        // The same waits, jitter included, as every other retry (`[retry]`).
-        let mut backoff = Backoff::new(&wiring::retry_backoff(&settings));
+impl Daemon {
+    async fn control_loop(mut self) -> Result<(), Fatal> {
         loop {
-            tokio::time::sleep(backoff.next_wait()).await;
-            match startup::sync_from_postgres(&tiers).await {
-                Ok(report) => {
-                    tracing::info!(
-                        rows = report.rows,
-                        from_postgres = report.from_postgres,
-                        to_postgres = report.to_postgres,
-                        "Postgres is back; files reconciled"
-                    );
-                    return;
+            tokio::select! {
+                verdict = self.runtime.verdict() => {
+                    self.api.state.set_ready(false);
+                    return Err(Fatal::new(SOFTWARE, format!("supervisor gave up: {verdict}")));
                 }
-                Err(e) => tracing::debug!(error = %e, "Postgres still unavailable"),
+                control = self.control_rx.recv() => match control {
+                    Some(Control::Shutdown(signal)) => {
+                        self.shutdown(signal).await;
+                        return Ok(());
+                    }
+                    Some(Control::Reload) => self.reload(),
+                    Some(Control::RefreshAll) => self.refresh_all().await,
+                    Some(Control::Status) => status::log_snapshot(&self.api.state, &self.settings).await,
+                    None => return Ok(()),
+                }
             }
         }
-    });
+    }
+
+    /// SIGTERM/SIGINT: readiness off, no more refreshes, the API stops, the queue
+    /// drains until `shutdown.timeout`; a second signal stops at once.
+    async fn shutdown(&mut self, signal: &'static str) {
+        tracing::info!(signal, "shutting down");
+        self.api.notifier.stopping("stopping: draining saves to Postgres");
+        self.api.state.set_ready(false);
+        self.runtime.quiesce();
+        let deadline = Instant::now() + self.settings.shutdown.timeout;
+        let stop = stop_and_drain(&self.runtime, &self.api, &self.settings.shutdown, deadline);
+        tokio::select! {
+            () = stop => {}
+            again = signals::another_shutdown(&mut self.control_rx) => {
+                tracing::warn!(
+                    signal = again, pending = self.runtime.pending_saves(),
+                    "second signal: stopping now; pending saves stay on disk for the next start"
+                );
+            }
+        }
+    }
+
+    /// SIGHUP: re-read the configuration and apply what can change live.
+    fn reload(&mut self) {
+        self.api.notifier.reloading();
+        let targets = reload::Targets {
+            state: &self.api.state,
+            log: &self.log,
+            tiers: self.runtime.tiers(),
+            retention: &self.retention,
+        };
+        reload::reload(&self.source, &mut self.settings, &targets);
+        self.api.notifier.ready(self.runtime.tiers(), self.settings.caches.len());
+    }
+
+    /// SIGUSR1: refresh every cache with a source now.
+    async fn refresh_all(&self) {
+        if let Some(refresher) = self.runtime.tiers().refresher() {
+            let started = refresher.refresh_all().await;
+            tracing::info!(started, "SIGUSR1: refreshing every cache with a source");
+        }
+    }
+}
+
+/// Stops the HTTP server (finishing requests in flight), then drains the retry queue
+/// when `shutdown.graceful`, asking systemd for more time while saves keep leaving it.
+async fn stop_and_drain(runtime: &Runtime, api: &Api, shutdown: &ShutdownSettings, deadline: Instant) {
+    let stopped = tokio::time::timeout_at(deadline, api.server.stop(true)).await;
+    tracing::info!(finished = stopped.is_ok(), "API stopped");
+    if shutdown.graceful {
+        let notifier = &api.notifier;
+        runtime.drain(deadline, &|more, status| notifier.extend_timeout(more, status)).await;
+    } else if runtime.tiers().queue().is_some() {
+        let left = runtime.pending_saves();
+        tracing::info!(pending = left, "graceful drain is off; pending saves stay on disk for the next start");
+    }
 }

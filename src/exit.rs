@@ -58,3 +58,16 @@ impl From<crate::config::ConfigError> for Fatal {
         Self::new(CONFIG, e.to_string())
     }
 }
+
+/// Each boot failure with its own exit code: the configuration's (78, naming the key)
+/// or the host's (69). The message is the error's own line.
+impl From<tiercache_actors::runtime::BootError> for Fatal {
+    fn from(e: tiercache_actors::runtime::BootError) -> Self {
+        use tiercache_actors::runtime::BootError::{FileTier, Postgres, TransactionPooler};
+        let code = match &e {
+            Postgres { .. } | TransactionPooler { .. } => CONFIG,
+            FileTier(_) => UNAVAILABLE,
+        };
+        Self::new(code, e.to_string())
+    }
+}

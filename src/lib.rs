@@ -13,7 +13,6 @@
 //! - [`liveness`]: the health loop's latest verdict, for `/healthz` and the watchdog.
 //! - [`lock`]: the `data_dir` lock (exit 73).
 //! - [`owner`]: the project a `data_dir` belongs to (exit 78 for another).
-//! - `pooler_check`: `statement_cache = true` behind a transaction pooler is refused.
 //! - [`sd_notify`]: systemd notifications and the watchdog's health loop.
 //! - `commands`: `import`, `export` and `restore`, offline on the `data_dir`; `get` and
 //!   `status`, clients of a running daemon's API.
@@ -32,7 +31,6 @@ pub mod liveness;
 pub mod lock;
 pub mod migrate;
 pub mod owner;
-mod pooler_check;
 pub mod reload;
 pub mod retention;
 pub mod sd_notify;

@@ -27,8 +27,9 @@ use tiercache_actors::domain::{canonical, envelope, CacheName, Checksum, NewDocu
 use tiercache_actors::metrics::{CacheTier, Metrics, TierLabel};
 use tiercache_actors::refresher::RefreshPolicy;
 use tiercache_actors::retry_queue::BackoffPolicy;
+use tiercache_actors::runtime::Runtime;
 use tiercache_actors::supervisor::RestartPolicy;
-use tiercache_actors::system::{self, RefreshConfig, SystemConfig};
+use tiercache_actors::system::{RefreshConfig, SystemConfig};
 
 const ROUNDS: usize = 5;
 
@@ -84,8 +85,8 @@ fn main() {
     let ttl = config.memory_ttl;
     actix_rt::System::new().block_on(async move {
         let metrics = Arc::new(Metrics::new());
-        let running = system::start(&config, metrics.clone()).expect("actors start");
-        let tiers = running.tiers.clone();
+        let runtime = Runtime::boot(&config, metrics.clone()).expect("actors start");
+        let tiers = runtime.tiers().clone();
         tiers.files().list().await.expect("file tier up");
         // A few neighbours, so the lookup is not in a one-entry map.
         let mut names = Vec::new();

@@ -13,10 +13,13 @@
 //! - [`listener`]: cross-instance invalidation (LISTEN; rows read back, never trusted).
 //! - [`save_flow`]: file, memory, then the retry queue: the one path of a save.
 //! - [`tiers`]: the read and save flows across the actors, as the API uses them.
-//! - [`startup`]: the startup sync between the files and Postgres.
+//! - [`startup`]: the startup plan (file vs row vs pending save) and the sync that
+//!   carries it out between the files and Postgres.
 //! - [`retention`]: purging caches no longer configured, tier by tier.
 //! - [`metrics`]: the Prometheus registry.
-//! - [`system`]: starts the actors under supervision, in dependency order.
+//! - [`system`]: what the actors need from the configuration.
+//! - [`runtime`]: the lifecycle in one place: boot the actors under supervision, the
+//!   startup step, go live, quiesce, drain, and the supervisor's verdict.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -28,6 +31,7 @@ pub mod metrics;
 pub mod refresher;
 pub mod retention;
 pub mod retry_queue;
+pub mod runtime;
 pub mod save_flow;
 pub mod startup;
 pub mod store;

@@ -1,10 +1,15 @@
 //! The startup flow of SPEC §2 between Postgres and the files: load the project's rows,
 //! write or repair files (newer side wins; a file newer than its row is queued for
-//! Postgres). Retention is [`crate::retention`]'s.
+//! Postgres). [`plan`] decides, [`sync_from_postgres`] carries the plan out. Retention is
+//! [`crate::retention`]'s.
 
-use crate::store::StoreError;
+use crate::domain::CacheName;
+use crate::files::OnDisk;
+use crate::retry_queue::RetryQueueHandle;
+use crate::store::{RowHead, StoreError, StoreHandle};
 use crate::tiers::Tiers;
 use futures_util::StreamExt;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// What the startup sync did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -23,6 +28,75 @@ pub struct SyncReport {
 /// row and the blocking pool verifies it while the file tier writes the previous one.
 const FETCH_AHEAD: usize = 4;
 
+/// What to do about one row, given the file on disk and whether a save of it is pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowDecision {
+    /// Deleted here: the queue sends the delete; the row must not come back.
+    Nothing,
+    /// The file's save (this version) is sent to Postgres.
+    Send(u64),
+    /// The file equals the row (this version): marked synced without reading the data.
+    InSync(u64),
+    /// The row's data is fetched and the file written from it.
+    Adopt,
+}
+
+/// The per-row rule of SPEC §2 and §7: the newer side wins; equal version and ETag is
+/// in sync; the same version with other data, or an acknowledged save still pending
+/// below the row, is sent (and given a version above the row's).
+pub fn decide(row: &RowHead, file: Option<&OnDisk>, pending: bool) -> RowDecision {
+    let Some(d) = file else { return RowDecision::Adopt };
+    match d.etag.as_deref() {
+        _ if d.deleted => RowDecision::Nothing,
+        Some(_) if d.version > row.version => RowDecision::Send(d.version),
+        Some(etag) if d.version == row.version && etag == row.etag => RowDecision::InSync(row.version),
+        // Same version, other data: both were acknowledged; the file's save is sent.
+        Some(_) if d.version == row.version => RowDecision::Send(d.version),
+        // An acknowledged save Postgres never got, below a row it could not know of
+        // (data_dir lost while Postgres was away, another instance's save): it is not
+        // dropped for the row, but sent.
+        Some(_) if pending => RowDecision::Send(d.version),
+        _ => RowDecision::Adopt,
+    }
+}
+
+/// The startup sync's decisions for every row and every file, before any data is read.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StartupPlan {
+    /// Files whose save is sent to Postgres, with their version, in the rows' order.
+    pub send: Vec<(CacheName, u64)>,
+    /// Files equal to their row, with the row's version.
+    pub in_sync: Vec<(CacheName, u64)>,
+    /// Rows whose data is fetched and adopted.
+    pub adopt: Vec<CacheName>,
+    /// Files (not deleted, not corrupt) that have no row: sent, by name.
+    pub send_unrowed: Vec<(CacheName, u64)>,
+}
+
+/// Plans the startup sync from the rows' heads, the file tier's index and the caches
+/// with a pending save. Deleted files and corrupt files without a row plan nothing.
+pub fn plan(heads: &[RowHead], index: &HashMap<CacheName, OnDisk>, pending: &BTreeSet<CacheName>) -> StartupPlan {
+    let mut plan = StartupPlan::default();
+    for row in heads {
+        match decide(row, index.get(&row.name), pending.contains(&row.name)) {
+            RowDecision::Nothing => {}
+            RowDecision::Send(version) => plan.send.push((row.name.clone(), version)),
+            RowDecision::InSync(version) => plan.in_sync.push((row.name.clone(), version)),
+            RowDecision::Adopt => plan.adopt.push(row.name.clone()),
+        }
+    }
+    let rowed: HashSet<&CacheName> = heads.iter().map(|r| &r.name).collect();
+    plan.send_unrowed =
+        index.iter().filter(|(name, _)| !rowed.contains(name)).filter_map(|(name, d)| unrowed_send(name, d)).collect();
+    plan.send_unrowed.sort();
+    plan
+}
+
+/// A file with no row is sent when it holds a save (not deleted, not corrupt).
+fn unrowed_send(name: &CacheName, d: &OnDisk) -> Option<(CacheName, u64)> {
+    d.etag.as_ref().map(|_| (name.clone(), d.version))
+}
+
 /// Reconciles the files with this project's rows. Needs Postgres enabled.
 ///
 /// Compares the files with the rows' versions and ETags first (one small query), then
@@ -38,46 +112,43 @@ pub async fn sync_from_postgres(tiers: &Tiers) -> Result<SyncReport, StoreError>
     // Asked after the rows and the index: a save the queue finishes meanwhile shows in
     // the index as newer than its row, or makes the adopt below a no-op.
     let pending = queue.pending().await.map_err(|e| StoreError::Unavailable(format!("retry queue: {e}")))?;
+    let plan = plan(&heads, &index, &pending);
     let mut report = SyncReport { rows: heads.len(), ..SyncReport::default() };
-    let mut seen = std::collections::HashSet::new();
-    let mut to_adopt = Vec::new();
-    for row in heads {
-        seen.insert(row.name.clone());
-        match index.get(&row.name) {
-            // Deleted here: the queue sends the delete; the row must not come back.
-            Some(d) if d.deleted => {}
-            Some(d) if d.etag.is_some() && d.version > row.version => {
-                queue.enqueue_write(row.name.clone(), d.version);
-                report.to_postgres += 1;
-            }
-            Some(d) if d.version == row.version && d.etag.as_deref() == Some(row.etag.as_str()) => {
-                queue.mark_synced(row.name.clone(), row.version);
-                report.in_sync += 1;
-            }
-            // Same version, other data: both were acknowledged; the file's save is sent
-            // and given a version above the row's (SPEC §7).
-            Some(d) if d.etag.is_some() && d.version == row.version => {
-                queue.enqueue_write(row.name.clone(), d.version);
-                report.to_postgres += 1;
-            }
-            // An acknowledged save Postgres never got, below a row it could not know of
-            // (data_dir lost while Postgres was away, another instance's save): it is not
-            // dropped for the row, but sent and given a version above it (SPEC §7).
-            Some(d) if d.etag.is_some() && pending.contains(&row.name) => {
-                queue.enqueue_write(row.name.clone(), d.version);
-                report.to_postgres += 1;
-            }
-            _ => to_adopt.push(row.name),
-        }
+    for (name, version) in plan.send {
+        queue.enqueue_write(name, version);
+        report.to_postgres += 1;
     }
+    for (name, version) in plan.in_sync {
+        queue.mark_synced(name, version);
+        report.in_sync += 1;
+    }
+    let vanished = adopt_rows(tiers, store, queue, plan.adopt, &mut report).await?;
+    // A row that turned out corrupt (logged by the store) or vanished is treated as
+    // absent: the file, if it holds a save, is sent like one without a row.
+    let vanished = vanished.iter().filter_map(|name| index.get(name).and_then(|d| unrowed_send(name, d)));
+    for (name, version) in vanished.chain(plan.send_unrowed) {
+        queue.enqueue_write(name, version);
+        report.to_postgres += 1;
+    }
+    Ok(report)
+}
+
+/// Fetches the rows to adopt, a few ahead, and writes their files; returns the rows
+/// that turned out corrupt or vanished.
+async fn adopt_rows(
+    tiers: &Tiers,
+    store: &StoreHandle,
+    queue: &RetryQueueHandle,
+    to_adopt: Vec<CacheName>,
+    report: &mut SyncReport,
+) -> Result<Vec<CacheName>, StoreError> {
+    let mut vanished = Vec::new();
     let mut rows = futures_util::stream::iter(to_adopt)
         .map(|name| async move { (name.clone(), store.read(name).await) })
         .buffered(FETCH_AHEAD);
     while let Some((name, row)) = rows.next().await {
-        // A row that turned out corrupt (logged by the store) or vanished is treated as
-        // absent: the file, if it holds a save, is sent below.
         let Some(row) = row? else {
-            seen.remove(&name);
+            vanished.push(name);
             continue;
         };
         let version = row.version;
@@ -90,11 +161,108 @@ pub async fn sync_from_postgres(tiers: &Tiers) -> Result<SyncReport, StoreError>
             Err(e) => tracing::error!(cache = %name, alert = true, error = %e, "cannot write the file from Postgres"),
         }
     }
-    for (name, d) in &index {
-        if !seen.contains(name) && d.etag.is_some() {
-            queue.enqueue_write(name.clone(), d.version);
-            report.to_postgres += 1;
-        }
+    Ok(vanished)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> CacheName {
+        CacheName::parse(s).unwrap()
     }
-    Ok(report)
+
+    fn row(cache: &str, version: u64, etag: &str) -> RowHead {
+        RowHead { name: name(cache), version, etag: etag.into() }
+    }
+
+    fn file(version: u64, etag: Option<&str>) -> OnDisk {
+        OnDisk { version, etag: etag.map(Into::into), deleted: false, last_fetch: None, last_rich_fetch: None }
+    }
+
+    fn tombstone(version: u64) -> OnDisk {
+        OnDisk { deleted: true, ..file(version, None) }
+    }
+
+    #[test]
+    fn a_file_newer_than_its_row_is_sent() {
+        assert_eq!(decide(&row("a", 3, "e3"), Some(&file(4, Some("e4"))), false), RowDecision::Send(4));
+    }
+
+    #[test]
+    fn a_file_equal_to_its_row_is_in_sync() {
+        assert_eq!(decide(&row("a", 3, "e3"), Some(&file(3, Some("e3"))), false), RowDecision::InSync(3));
+        // Pending or not: equal is equal.
+        assert_eq!(decide(&row("a", 3, "e3"), Some(&file(3, Some("e3"))), true), RowDecision::InSync(3));
+    }
+
+    #[test]
+    fn the_same_version_with_other_data_is_sent() {
+        assert_eq!(decide(&row("a", 3, "e3"), Some(&file(3, Some("other"))), false), RowDecision::Send(3));
+    }
+
+    #[test]
+    fn a_pending_save_below_its_row_is_sent_not_dropped() {
+        assert_eq!(decide(&row("a", 5, "e5"), Some(&file(2, Some("e2"))), true), RowDecision::Send(2));
+    }
+
+    #[test]
+    fn an_older_file_without_a_pending_save_adopts_the_row() {
+        assert_eq!(decide(&row("a", 5, "e5"), Some(&file(2, Some("e2"))), false), RowDecision::Adopt);
+    }
+
+    #[test]
+    fn a_missing_or_corrupt_file_adopts_the_row() {
+        assert_eq!(decide(&row("a", 5, "e5"), None, false), RowDecision::Adopt);
+        assert_eq!(decide(&row("a", 5, "e5"), None, true), RowDecision::Adopt);
+        // Corrupt: no ETag, whatever its version and whether a save is pending.
+        assert_eq!(decide(&row("a", 5, "e5"), Some(&file(9, None)), true), RowDecision::Adopt);
+    }
+
+    #[test]
+    fn a_deleted_file_keeps_its_row_from_coming_back() {
+        assert_eq!(decide(&row("a", 5, "e5"), Some(&tombstone(6)), false), RowDecision::Nothing);
+        assert_eq!(decide(&row("a", 5, "e5"), Some(&tombstone(2)), true), RowDecision::Nothing);
+    }
+
+    #[test]
+    fn the_plan_covers_every_row_and_every_file() {
+        let heads = [row("newer", 1, "x"), row("same", 2, "e2"), row("older", 5, "e5"), row("gone", 1, "x")];
+        let index: HashMap<CacheName, OnDisk> = [
+            (name("newer"), file(2, Some("y"))),
+            (name("same"), file(2, Some("e2"))),
+            (name("older"), file(1, Some("e1"))),
+            (name("gone"), tombstone(2)),
+            (name("local-b"), file(7, Some("b"))),
+            (name("local-a"), file(3, Some("a"))),
+            (name("local-deleted"), tombstone(4)),
+            (name("local-corrupt"), file(4, None)),
+        ]
+        .into_iter()
+        .collect();
+        let p = plan(&heads, &index, &BTreeSet::new());
+        assert_eq!(p.send, vec![(name("newer"), 2)]);
+        assert_eq!(p.in_sync, vec![(name("same"), 2)]);
+        assert_eq!(p.adopt, vec![name("older")]);
+        assert_eq!(p.send_unrowed, vec![(name("local-a"), 3), (name("local-b"), 7)]);
+    }
+
+    #[test]
+    fn the_plan_sends_a_pending_save_and_adopts_rows_without_files() {
+        let heads = [row("pending", 4, "e4"), row("fresh", 1, "e1")];
+        let index: HashMap<CacheName, OnDisk> = [(name("pending"), file(3, Some("e3")))].into_iter().collect();
+        let pending: BTreeSet<CacheName> = [name("pending")].into_iter().collect();
+        let p = plan(&heads, &index, &pending);
+        assert_eq!(p.send, vec![(name("pending"), 3)]);
+        assert_eq!(p.adopt, vec![name("fresh")]);
+        assert!(p.in_sync.is_empty() && p.send_unrowed.is_empty());
+    }
+
+    #[test]
+    fn no_rows_sends_every_file_that_holds_a_save() {
+        let index: HashMap<CacheName, OnDisk> =
+            [(name("a"), file(1, Some("e"))), (name("d"), tombstone(1))].into_iter().collect();
+        let p = plan(&[], &index, &BTreeSet::new());
+        assert_eq!(p, StartupPlan { send_unrowed: vec![(name("a"), 1)], ..StartupPlan::default() });
+    }
 }

@@ -26,18 +26,17 @@ pub use status::status;
 pub use strava::strava;
 
 use crate::config::{CacheSettings, Settings};
-use crate::exit::{Fatal, CONFIG, SOFTWARE, UNAVAILABLE, USAGE};
+use crate::exit::{Fatal, SOFTWARE, USAGE};
 use crate::lock::DataDirLock;
-use crate::sd_notify::Notifier;
 use crate::wiring;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use tiercache_actors::domain::CacheName;
 use tiercache_actors::metrics::Metrics;
-use tiercache_actors::startup;
-use tiercache_actors::system;
+use tiercache_actors::runtime::Runtime;
 use tiercache_actors::tiers::Tiers;
+use tokio::time::Instant;
 
 /// The input is not what it must be (EX_DATAERR).
 pub(crate) const DATAERR: i32 = 65;
@@ -77,8 +76,9 @@ fn init_logs() {
         .try_init();
 }
 
-/// Takes the lock, starts the actors, syncs from Postgres when enabled, runs `work`,
-/// then drains the retry queue (bounded by `shutdown.timeout`).
+/// Takes the lock, boots the actors, syncs from Postgres when enabled, runs `work`,
+/// then drains the retry queue (bounded by `shutdown.timeout`): boot → work → drain,
+/// through the same [`Runtime`] as the daemon.
 pub(crate) fn run_offline<F, Fut>(settings: &Settings, work: F) -> Result<(), Fatal>
 where
     F: FnOnce(Offline) -> Fut,
@@ -89,43 +89,22 @@ where
     crate::owner::claim(&settings.data_dir, &settings.project)?;
     let config = wiring::system_config(settings)?;
     actix_rt::System::new().block_on(async move {
-        let running = system::start(&config, Arc::new(Metrics::new()))
-            .map_err(|e| Fatal::new(CONFIG, format!("config error: postgres.url: {e}")))?;
-        let supervisor = actix_rt::spawn(running.supervisor.run());
-        let tiers = running.tiers.clone();
-        tiers
-            .files()
-            .list()
-            .await
-            .map_err(|e| Fatal::new(UNAVAILABLE, format!("the file tier did not start: {e}")))?;
-        let mut postgres_synced = false;
-        if tiers.store().is_some() {
-            let limit = settings.postgres.connect_timeout + settings.postgres.statement_timeout;
-            match tokio::time::timeout(limit, startup::sync_from_postgres(&tiers)).await {
-                Ok(Ok(_)) => postgres_synced = true,
-                Ok(Err(e)) => tracing::warn!(error = %e, "Postgres unavailable; working from the files alone"),
-                Err(_) => tracing::warn!("Postgres did not answer in time; working from the files alone"),
-            }
-        }
-        let outcome = work(Offline { tiers: tiers.clone(), postgres_synced }).await;
-        if let Some(queue) = tiers.queue() {
-            // The queue learns of the saves by fire-and-forget messages; one request
-            // answered after them (the mailbox is in order) means it has taken them in
-            // before the drain looks at what is pending.
-            let _ = queue.pending().await;
-            let deadline = tokio::time::Instant::now() + settings.shutdown.timeout;
-            crate::daemon::drain(&tiers, deadline, &Notifier::disabled()).await;
-            let left = tiers.queue().map_or(0, |q| q.view().snapshot().pending.len());
+        let mut runtime = Runtime::boot(&config, Arc::new(Metrics::new()))?;
+        let started = runtime.startup_offline().await?;
+        let tiers = runtime.tiers().clone();
+        let outcome = work(Offline { tiers, postgres_synced: started.sync.synced() }).await;
+        if runtime.tiers().queue().is_some() {
+            runtime.settle_saves().await;
+            runtime.drain(Instant::now() + settings.shutdown.timeout, &|_, _| {}).await;
+            let left = runtime.pending_saves();
             if left > 0 {
                 eprintln!(
                     "note: {left} cache(s) not yet in Postgres; they stay queued in the data directory and the daemon sends them at its next start"
                 );
             }
         }
-        if supervisor.is_finished() {
-            if let Ok(Some(gave_up)) = supervisor.await {
-                return Err(Fatal::new(SOFTWARE, format!("supervisor gave up: {gave_up}")));
-            }
+        if let Some(gave_up) = runtime.gave_up().await {
+            return Err(Fatal::new(SOFTWARE, format!("supervisor gave up: {gave_up}")));
         }
         outcome
     })

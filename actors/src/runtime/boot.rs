@@ -1,0 +1,140 @@
+//! Starting the actors under supervision, in dependency order, one function per actor.
+
+use super::error::BootError;
+use crate::files::{FileHandle, FileTier, FileTierConfig};
+use crate::listener::{self, ListenerPeers};
+use crate::memory::{Loader, MemoryHandle, MemoryTier, MemoryView};
+use crate::metrics::Metrics;
+use crate::refresher::{Refresher, RefresherHandle};
+use crate::retry_queue::{Peers, RetryConfig, RetryQueue, RetryQueueHandle};
+use crate::save_flow::SaveFlow;
+use crate::store::{Store, StoreConfig, StoreHandle};
+use crate::supervisor::FailureReporter;
+use crate::system::{refresh_caches, SystemConfig};
+use crate::tiers::{ReadPolicy, TierHandles, Tiers};
+use actix::{Arbiter, Supervisor as ActixSupervisor};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// What every actor is started with: the configuration, where failures are reported,
+/// and the metrics registry.
+pub(super) struct Ctx<'a> {
+    pub config: &'a SystemConfig,
+    pub reporter: FailureReporter,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The started actors, before they are put behind [`Tiers`].
+pub(super) struct Started {
+    pub tiers: Tiers,
+    /// Keeps the file tier's thread alive.
+    pub file_arbiter: Arbiter,
+    /// Opened once the startup sync is over (see [`super::StartupGate`]).
+    pub startup_synced: watch::Sender<bool>,
+}
+
+/// Starts every actor in dependency order. Must run inside an actix `System`.
+pub(super) fn start_actors(cx: &Ctx<'_>) -> Result<Started, BootError> {
+    // 1. The file tier, on a thread of its own.
+    let (files, file_arbiter) = start_file_tier(cx);
+    // 2. The Postgres store, when enabled (connections are made lazily).
+    let store = start_store(cx)?;
+    // 3. The memory tier, reading through the file tier and Postgres on misses.
+    let (memory, view) = start_memory(cx, &files, store.as_ref());
+    // 4. The retry queue, which rebuilds itself from the files at start.
+    let queue = store.as_ref().and_then(|store| start_queue(cx, &files, &memory, store));
+    // 5. The refresher, idle until the runtime goes live (`Begin`).
+    let refresher = start_refresher(cx, &files, &memory, queue.as_ref(), store.as_ref());
+    // 6. Cross-instance invalidation: LISTEN on the project's channel, reconciling
+    //    only once the startup sync is over.
+    let (startup_synced, startup_synced_rx) = watch::channel(false);
+    if let (Some(store), Some(queue)) = (&store, &queue) {
+        let peers = ListenerPeers {
+            store: store.clone(),
+            files: files.clone(),
+            memory: memory.clone(),
+            queue: queue.clone(),
+            refresher: Some(refresher.clone()),
+            startup_synced: startup_synced_rx,
+        };
+        start_listener(cx, peers);
+    }
+    let handles = TierHandles { memory, files, view, store, queue, refresher: Some(refresher) };
+    let config = cx.config;
+    let policy = ReadPolicy {
+        ttl: config.memory_ttl,
+        hits_by_message: config.hits_by_message,
+        emergency: config.refresh.emergency,
+    };
+    Ok(Started { tiers: Tiers::new(handles, policy), file_arbiter, startup_synced })
+}
+
+/// The file tier runs on a thread of its own: fsync blocks, and must not stall the
+/// memory tier or the API.
+fn start_file_tier(cx: &Ctx<'_>) -> (FileHandle, Arbiter) {
+    let arbiter = Arbiter::new();
+    let config = FileTierConfig { data_dir: cx.config.data_dir.clone(), project: cx.config.project.clone() };
+    let (r, m) = (cx.reporter.clone(), cx.metrics.clone());
+    let addr = ActixSupervisor::start_in_arbiter(&arbiter.handle(), move |_| FileTier::new(config, r, m));
+    (FileHandle::new(addr), arbiter)
+}
+
+/// The Postgres store when enabled; its pool cannot be made from a bad URL or TLS file.
+fn start_store(cx: &Ctx<'_>) -> Result<Option<StoreHandle>, BootError> {
+    let Some(pg) = &cx.config.postgres else { return Ok(None) };
+    let config = StoreConfig { connect: pg.connect.clone(), project: cx.config.project.clone() };
+    let store = Store::new(config, cx.reporter.clone()).map_err(|reason| BootError::postgres(&pg.connect, reason))?;
+    Ok(Some(StoreHandle::new(ActixSupervisor::start(move |_| store))))
+}
+
+fn start_memory(cx: &Ctx<'_>, files: &FileHandle, store: Option<&StoreHandle>) -> (MemoryHandle, MemoryView) {
+    let loader = Loader::new(files.clone(), store.cloned(), Arc::new(cx.config.schemas.clone()));
+    let (tier, view) = MemoryTier::new(loader, cx.config.memory_ttl, cx.reporter.clone(), cx.metrics.clone());
+    (MemoryHandle::new(ActixSupervisor::start(move |_| tier)), view)
+}
+
+/// The retry queue exists with Postgres only.
+fn start_queue(
+    cx: &Ctx<'_>,
+    files: &FileHandle,
+    memory: &MemoryHandle,
+    store: &StoreHandle,
+) -> Option<RetryQueueHandle> {
+    let pg = cx.config.postgres.as_ref()?;
+    let config = RetryConfig {
+        data_dir: cx.config.data_dir.clone(),
+        backoff: pg.backoff,
+        max_attempts: pg.max_attempts,
+        enabled: pg.retry_enabled,
+        retention_days: cx.config.retention_days.clone(),
+    };
+    let peers = Peers { files: files.clone(), memory: memory.clone(), store: store.clone() };
+    let (queue, view) = RetryQueue::new(config, peers, cx.reporter.clone(), cx.metrics.clone());
+    Some(RetryQueueHandle::new(ActixSupervisor::start(move |_| queue), view))
+}
+
+fn start_refresher(
+    cx: &Ctx<'_>,
+    files: &FileHandle,
+    memory: &MemoryHandle,
+    queue: Option<&RetryQueueHandle>,
+    store: Option<&StoreHandle>,
+) -> RefresherHandle {
+    let config = cx.config;
+    let saver = SaveFlow::new(files.clone(), memory.clone(), queue.cloned());
+    let caches = refresh_caches(&config.data_dir, &config.refresh.caches, &config.schemas, store.cloned());
+    // Leadership needs a session; behind a transaction pooler there is none.
+    let statement_cache = config.postgres.as_ref().is_some_and(|p| p.connect.statement_cache);
+    let leadership = store.cloned().filter(|_| statement_cache);
+    let refresher =
+        Refresher::new(caches, config.refresh.policy.clone(), saver, cx.reporter.clone(), cx.metrics.clone())
+            .with_leadership(leadership);
+    let view = refresher.view();
+    RefresherHandle::new(ActixSupervisor::start(move |_| refresher), view)
+}
+
+fn start_listener(cx: &Ctx<'_>, peers: ListenerPeers) {
+    if let Some(pg) = &cx.config.postgres {
+        listener::spawn(peers, pg.connect.clone(), cx.config.project.clone(), cx.reporter.clone());
+    }
+}

@@ -1,0 +1,243 @@
+//! The runtime's lifecycle in one place: boot the actors under supervision, the startup
+//! step (file index, pooler check, timed Postgres sync), go live, quiesce, drain, and
+//! the supervisor's verdict. The daemon and the offline commands both go through it.
+//!
+//! ```text
+//! Runtime::boot ─▶ startup() / startup_offline() ─▶ go_live() ─▶ … ─▶ quiesce() ─▶ drain()
+//! ```
+
+mod boot;
+mod drain;
+mod error;
+mod sync;
+
+pub use drain::DrainProgress;
+pub use error::BootError;
+pub use sync::{Startup, SyncOutcome};
+
+use crate::metrics::Metrics;
+use crate::supervisor::{GaveUp, Supervisor};
+use crate::system::{PostgresConfig, SystemConfig};
+use crate::tiers::Tiers;
+use actix::Arbiter;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The running actors, their supervisor and what the lifecycle steps need.
+pub struct Runtime {
+    tiers: Tiers,
+    supervisor: JoinHandle<Option<GaveUp>>,
+    startup_synced: StartupGate,
+    postgres: Option<PostgresConfig>,
+    /// Keeps the file tier's thread alive.
+    _file_arbiter: Arbiter,
+}
+
+/// Opened once the startup sync with Postgres is over, whatever its outcome. Until then
+/// the listener, already LISTENing, holds back its own reconciliation, which would
+/// otherwise fetch the same rows a second time while the sync fetches them.
+struct StartupGate(watch::Sender<bool>);
+
+impl StartupGate {
+    fn open(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// Why the supervisor stopped: it gave up on an actor, or it stopped without a verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The restart limit was exceeded.
+    GaveUp(GaveUp),
+    /// The supervisor stopped otherwise (every reporter gone, or its task failed).
+    Stopped,
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::GaveUp(g) => g.fmt(f),
+            Self::Stopped => f.write_str("the supervisor stopped"),
+        }
+    }
+}
+
+impl Runtime {
+    /// Starts every actor under supervision, in dependency order, and the supervisor
+    /// that applies the restart policy. Must run inside an actix `System`.
+    ///
+    /// # Errors
+    /// [`BootError::Postgres`] when the Postgres settings cannot make a connection pool.
+    pub fn boot(config: &SystemConfig, metrics: Arc<Metrics>) -> Result<Self, BootError> {
+        let (supervisor, reporter) = Supervisor::new(config.restart_policy, metrics.clone());
+        let started = boot::start_actors(&boot::Ctx { config, reporter, metrics })?;
+        Ok(Self {
+            tiers: started.tiers,
+            supervisor: actix::spawn(supervisor.run()),
+            startup_synced: StartupGate(started.startup_synced),
+            postgres: config.postgres.clone(),
+            _file_arbiter: started.file_arbiter,
+        })
+    }
+
+    /// The flows across the actors, as the API and the commands use them.
+    pub fn tiers(&self) -> &Tiers {
+        &self.tiers
+    }
+
+    /// How long the startup sync may take: `postgres.connect_timeout` plus
+    /// `postgres.statement_timeout`.
+    fn sync_limit(pg: &PostgresConfig) -> Duration {
+        pg.connect.connect_timeout + pg.connect.statement_timeout
+    }
+
+    /// The daemon's startup step: waits for the file tier's index, refuses a transaction
+    /// pooler, then loads the project's rows and repairs the files before serving. When
+    /// Postgres does not answer, the daemon starts from the files and the sync keeps
+    /// being retried in the background.
+    ///
+    /// # Errors
+    /// [`BootError::FileTier`] or [`BootError::TransactionPooler`].
+    pub async fn startup(&self) -> Result<Startup, BootError> {
+        let caches_on_disk = sync::index(&self.tiers).await?.len();
+        let Some(pg) = &self.postgres else { return Ok(Startup { caches_on_disk, sync: SyncOutcome::Disabled }) };
+        let limit = Self::sync_limit(pg);
+        sync::refuse_transaction_pooler(&pg.connect, limit).await?;
+        let outcome = sync::timed_sync(&self.tiers, limit).await;
+        sync::report_and_resync(&outcome, &self.tiers, &pg.backoff);
+        Ok(Startup { caches_on_disk, sync: outcome })
+    }
+
+    /// An offline command's startup step: the file tier's index, then one timed sync
+    /// with Postgres; on failure the command works from the files alone.
+    ///
+    /// # Errors
+    /// [`BootError::FileTier`].
+    pub async fn startup_offline(&self) -> Result<Startup, BootError> {
+        let caches_on_disk = sync::index(&self.tiers).await?.len();
+        let Some(pg) = &self.postgres else { return Ok(Startup { caches_on_disk, sync: SyncOutcome::Disabled }) };
+        let outcome = sync::timed_sync(&self.tiers, Self::sync_limit(pg)).await;
+        sync::report_offline(&outcome);
+        Ok(Startup { caches_on_disk, sync: outcome })
+    }
+
+    /// After readiness: lets the listener reconcile and begins the refresher's
+    /// schedules (overdue caches refresh now; readiness never waits for an upstream API).
+    pub fn go_live(&self) {
+        self.startup_synced.open();
+        if let Some(refresher) = self.tiers.refresher() {
+            refresher.begin();
+        }
+    }
+
+    /// At shutdown: the refresher starts no more fetches.
+    pub fn quiesce(&self) {
+        if let Some(refresher) = self.tiers.refresher() {
+            refresher.quiesce();
+        }
+    }
+
+    /// Saves acknowledged but not yet in Postgres (0 without Postgres).
+    pub fn pending_saves(&self) -> usize {
+        self.tiers.queue().map_or(0, |q| q.view().snapshot().pending.len())
+    }
+
+    /// Waits until the retry queue has taken in every save sent to it so far: it learns
+    /// of saves by fire-and-forget messages, and one request answered after them (the
+    /// mailbox is in order) means they are in before a drain looks at what is pending.
+    pub async fn settle_saves(&self) {
+        if let Some(queue) = self.tiers.queue() {
+            let _ = queue.pending().await;
+        }
+    }
+
+    /// Sends what the retry queue holds until it is empty or `deadline` passes; what is
+    /// left stays on disk for the next start. While saves keep leaving the queue,
+    /// `progress` is told, at most once a second, how much longer to wait.
+    pub async fn drain(&self, deadline: tokio::time::Instant, progress: DrainProgress<'_>) {
+        if let Some(queue) = self.tiers.queue() {
+            drain::drain(queue, deadline, progress).await;
+        }
+    }
+
+    /// Waits for the supervisor's verdict: it only returns when the supervisor stops,
+    /// which is fatal. Cancel-safe, for a `select!` loop.
+    pub async fn verdict(&mut self) -> Verdict {
+        match (&mut self.supervisor).await {
+            Ok(Some(gave_up)) => Verdict::GaveUp(gave_up),
+            _ => Verdict::Stopped,
+        }
+    }
+
+    /// The supervisor's verdict if it has already given up on an actor.
+    pub async fn gave_up(&mut self) -> Option<GaveUp> {
+        if !self.supervisor.is_finished() {
+            return None;
+        }
+        (&mut self.supervisor).await.ok().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::refresher::RefreshPolicy;
+    use crate::retry_queue::BackoffPolicy;
+    use crate::supervisor::RestartPolicy;
+    use crate::system::RefreshConfig;
+    use std::collections::HashMap;
+
+    fn files_only(dir: &std::path::Path) -> SystemConfig {
+        SystemConfig {
+            data_dir: dir.join("data"),
+            project: "runtime-test".into(),
+            memory_ttl: Duration::from_secs(60),
+            restart_policy: RestartPolicy::default(),
+            hits_by_message: false,
+            retention_days: HashMap::new(),
+            postgres: None,
+            schemas: Default::default(),
+            refresh: RefreshConfig {
+                caches: Vec::new(),
+                policy: RefreshPolicy {
+                    fetch_timeout: Duration::from_secs(5),
+                    jitter: Duration::ZERO,
+                    backoff: BackoffPolicy {
+                        initial_interval: Duration::from_secs(1),
+                        max_interval: Duration::from_secs(5),
+                        multiplier: 2.0,
+                    },
+                },
+                emergency: false,
+            },
+        }
+    }
+
+    #[actix_rt::test]
+    async fn without_postgres_the_lifecycle_runs_from_the_files_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut runtime = Runtime::boot(&files_only(dir.path()), Arc::new(Metrics::new())).expect("boots");
+        let started = runtime.startup().await.expect("starts");
+        assert_eq!(started.caches_on_disk, 0);
+        assert!(matches!(started.sync, SyncOutcome::Disabled));
+        assert!(!started.sync.synced());
+        runtime.go_live();
+        assert_eq!(runtime.pending_saves(), 0);
+        runtime.settle_saves().await;
+        runtime.drain(tokio::time::Instant::now(), &|_, _| panic!("nothing to drain")).await;
+        runtime.quiesce();
+        assert_eq!(runtime.gave_up().await, None);
+        let offline = runtime.startup_offline().await.expect("starts");
+        assert!(matches!(offline.sync, SyncOutcome::Disabled));
+    }
+
+    #[test]
+    fn the_verdict_names_the_actor_or_says_the_supervisor_stopped() {
+        let gave_up = GaveUp { actor: "file", max: 3, window: Duration::from_secs(60) };
+        assert_eq!(Verdict::GaveUp(gave_up.clone()).to_string(), gave_up.to_string());
+        assert_eq!(Verdict::Stopped.to_string(), "the supervisor stopped");
+    }
+}

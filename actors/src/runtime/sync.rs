@@ -1,0 +1,145 @@
+//! The startup step between booting and readiness: the file tier's index, the
+//! transaction-pooler check, and the timed sync with Postgres, which keeps being retried
+//! in the background (`[retry]` backoff) when Postgres does not answer.
+
+use super::error::BootError;
+use crate::domain::CacheName;
+use crate::files::OnDisk;
+use crate::retry_queue::backoff::Backoff;
+use crate::retry_queue::BackoffPolicy;
+use crate::startup::{sync_from_postgres, SyncReport};
+use crate::store::pooler::transaction_pooled;
+use crate::store::{ConnectConfig, StoreError};
+use crate::tiers::Tiers;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// How the timed startup sync with Postgres ended.
+#[derive(Debug)]
+pub enum SyncOutcome {
+    /// Postgres is disabled: nothing to sync.
+    Disabled,
+    /// The files were reconciled with the project's rows.
+    Synced(SyncReport),
+    /// Postgres answered but the project is not registered.
+    NoProject(StoreError),
+    /// Postgres could not be read.
+    Unavailable(StoreError),
+    /// Postgres did not answer within the limit.
+    TimedOut,
+}
+
+impl SyncOutcome {
+    /// Whether the rows were read (versions continue above what Postgres holds).
+    pub fn synced(&self) -> bool {
+        matches!(self, Self::Synced(_))
+    }
+
+    /// Whether Postgres is enabled but was not synced with.
+    fn failed(&self) -> bool {
+        !matches!(self, Self::Disabled | Self::Synced(_))
+    }
+}
+
+/// What the startup step found.
+#[derive(Debug)]
+pub struct Startup {
+    /// Caches the file tier indexed in the data directory.
+    pub caches_on_disk: usize,
+    /// How the sync with Postgres ended.
+    pub sync: SyncOutcome,
+}
+
+/// The file tier's index of the data directory: startup waits for it.
+pub(super) async fn index(tiers: &Tiers) -> Result<HashMap<CacheName, OnDisk>, BootError> {
+    tiers.files().list().await.map_err(|e| BootError::FileTier(e.to_string()))
+}
+
+/// Runs the startup sync, bounded by `limit`.
+pub(super) async fn timed_sync(tiers: &Tiers, limit: Duration) -> SyncOutcome {
+    match tokio::time::timeout(limit, sync_from_postgres(tiers)).await {
+        Ok(Ok(report)) => SyncOutcome::Synced(report),
+        Ok(Err(e @ StoreError::NoProject(_))) => SyncOutcome::NoProject(e),
+        Ok(Err(e)) => SyncOutcome::Unavailable(e),
+        Err(_) => SyncOutcome::TimedOut,
+    }
+}
+
+/// The daemon's lines for each outcome; on failure the sync goes on in the background.
+pub(super) fn report_and_resync(outcome: &SyncOutcome, tiers: &Tiers, backoff: &BackoffPolicy) {
+    match outcome {
+        SyncOutcome::Disabled => {}
+        SyncOutcome::Synced(report) => tracing::info!(
+            rows = report.rows,
+            from_postgres = report.from_postgres,
+            to_postgres = report.to_postgres,
+            in_sync = report.in_sync,
+            "loaded from Postgres"
+        ),
+        SyncOutcome::NoProject(e) => tracing::error!(
+            tier = "postgres", alert = true, error = %e,
+            "Postgres is up but the project is not registered; serving from files until it is"
+        ),
+        SyncOutcome::Unavailable(e) => {
+            tracing::error!(tier = "postgres", alert = true, error = %e, "Postgres unavailable at startup; serving from files");
+        }
+        SyncOutcome::TimedOut => {
+            tracing::error!(tier = "postgres", alert = true, "Postgres did not answer at startup; serving from files");
+        }
+    }
+    if outcome.failed() {
+        resync_in_background(tiers.clone(), backoff);
+    }
+}
+
+/// An offline command's lines: it works from the files alone, without retrying.
+pub(super) fn report_offline(outcome: &SyncOutcome) {
+    match outcome {
+        SyncOutcome::NoProject(e) | SyncOutcome::Unavailable(e) => {
+            tracing::warn!(error = %e, "Postgres unavailable; working from the files alone");
+        }
+        SyncOutcome::TimedOut => tracing::warn!("Postgres did not answer in time; working from the files alone"),
+        SyncOutcome::Disabled | SyncOutcome::Synced(_) => {}
+    }
+}
+
+/// Retries the startup sync until Postgres answers, with the same waits, jitter
+/// included, as every other retry (`[retry]`).
+fn resync_in_background(tiers: Tiers, policy: &BackoffPolicy) {
+    let mut backoff = Backoff::new(policy);
+    actix::spawn(async move {
+        loop {
+            tokio::time::sleep(backoff.next_wait()).await;
+            match sync_from_postgres(&tiers).await {
+                Ok(report) => {
+                    tracing::info!(
+                        rows = report.rows,
+                        from_postgres = report.from_postgres,
+                        to_postgres = report.to_postgres,
+                        "Postgres is back; files reconciled"
+                    );
+                    return;
+                }
+                Err(e) => tracing::debug!(error = %e, "Postgres still unavailable"),
+            }
+        }
+    });
+}
+
+/// Refuses to start when `statement_cache = true` and a transaction pooler answers:
+/// named prepared statements, refresh leadership and LISTEN would all fail there, some
+/// of them silently. Postgres not answering within `limit` proves nothing: the startup
+/// sync then goes on as usual (and retries in the background).
+pub(super) async fn refuse_transaction_pooler(connect: &ConnectConfig, limit: Duration) -> Result<(), BootError> {
+    if !connect.statement_cache {
+        return Ok(());
+    }
+    match tokio::time::timeout(limit, transaction_pooled(connect)).await {
+        Ok(Ok(Some((first, second)))) => Err(BootError::TransactionPooler { first, second }),
+        Ok(Ok(None)) | Err(_) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "transaction pooler check not possible now");
+            Ok(())
+        }
+    }
+}
