@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Actor name in logs and metrics.
-pub const ACTOR: &str = "retry";
+pub const ACTOR: &str = crate::supervisor::ActorId::Retry.label();
 
 /// What must reach Postgres for one cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +82,20 @@ impl QueueSnapshot {
     pub fn oldest_age(&self) -> Option<f64> {
         self.pending.values().min().map(|t| (Utc::now() - *t).num_milliseconds().max(0) as f64 / 1000.0)
     }
+}
+
+/// The queue's status in one value: what `GET /v1/caches` (`retry_queue`) and the
+/// SIGUSR2 status snapshot show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueStatus {
+    /// Whether the background retry is on.
+    pub enabled: bool,
+    /// Pending caches.
+    pub depth: usize,
+    /// Age in seconds of the oldest pending save.
+    pub oldest_age_seconds: Option<f64>,
+    /// The pending caches, by name.
+    pub pending: Vec<CacheName>,
 }
 
 /// Reads the latest published status.
