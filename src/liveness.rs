@@ -10,6 +10,7 @@ use arc_swap::ArcSwapOption;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tiercache_actors::supervisor::health::Unhealthy;
 
 /// The health loop's latest verdict and when it was reached.
 #[derive(Debug)]
@@ -36,9 +37,9 @@ impl Liveness {
         self.period
     }
 
-    /// Records a verdict: `None` when every actor answered.
-    pub fn record(&self, problem: Option<String>) {
-        self.problem.store(problem.map(Arc::new));
+    /// Records a verdict of the supervisor's health probe.
+    pub fn record(&self, verdict: &Result<(), Unhealthy>) {
+        self.problem.store(verdict.as_ref().err().map(|why| Arc::new(why.to_string())));
         let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX).max(1);
         self.last_check_ms.store(ms, Ordering::Relaxed);
     }
@@ -71,28 +72,29 @@ impl Liveness {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tiercache_actors::supervisor::ActorId;
 
     #[test]
     fn healthy_before_the_first_verdict_and_after_a_good_one() {
         let l = Liveness::new(Duration::from_secs(1));
         assert_eq!(l.verdict(), Ok(()));
-        l.record(None);
+        l.record(&Ok(()));
         assert_eq!(l.verdict(), Ok(()));
     }
 
     #[test]
     fn a_problem_is_reported_until_a_good_verdict() {
         let l = Liveness::new(Duration::from_secs(1));
-        l.record(Some("the file tier did not answer".into()));
-        assert_eq!(l.verdict(), Err("the file tier did not answer".into()));
-        l.record(None);
+        l.record(&Err(Unhealthy::MailboxClosed(ActorId::Store)));
+        assert_eq!(l.verdict(), Err("the store actor's mailbox is closed".into()));
+        l.record(&Ok(()));
         assert_eq!(l.verdict(), Ok(()));
     }
 
     #[test]
     fn an_old_verdict_is_a_problem() {
         let l = Liveness::new(Duration::from_secs(1));
-        l.record(None);
+        l.record(&Ok(()));
         let recorded = Duration::from_millis(l.last_check_ms.load(Ordering::Relaxed));
         assert_eq!(l.verdict_at(recorded + Duration::from_millis(1900)), Ok(()));
         let stale = l.verdict_at(recorded + Duration::from_secs(3)).unwrap_err();

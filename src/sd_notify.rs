@@ -6,19 +6,10 @@
 //! # The watchdog
 //!
 //! When `$WATCHDOG_USEC` is set (systemd's `WatchdogSec=`), [`Notifier::health_loop`]
-//! sends `WATCHDOG=1` every half of it, but only while every critical actor answers
-//! (the same verdict makes `/healthz` answer 503, with or without systemd):
-//!
-//! - the file tier, on a thread of its own, must answer a `ListFiles` round trip (it
-//!   carries no failpoint and costs one map clone) within half the ping interval. Its
-//!   handlers run one at a time, so a handler that is wedged (a blocked disk, the
-//!   `file::read=sleep(..)` or `file::write=sleep(..)` failpoints) holds the answer
-//!   back and the pings stop;
-//! - the memory tier, the store, the retry queue and the refresher run on the main
-//!   thread, the same thread as this loop: a handler wedged there stops this loop
-//!   itself, and one that failed for good leaves a closed mailbox (`connected()`),
-//!   which also stops the pings. Asking them by message would add nothing, and a
-//!   message through `memory::get` would trip that failpoint in tests.
+//! sends `WATCHDOG=1` every half of it, but only while the actors pass the supervisor's
+//! health probe ([`tiercache_actors::supervisor::health::probe`], which says how each
+//! actor is judged); the same verdict makes `/healthz` answer 503, with or without
+//! systemd. The file tier must answer within half the ping interval.
 //!
 //! Postgres being down does not stop the pings: a restart cannot fix it, and the
 //! daemon keeps serving from its files meanwhile (`tiercache_postgres_up` alerts).
@@ -29,6 +20,7 @@ use std::time::Duration;
 
 use crate::liveness::Liveness;
 use sd_notify::NotifyState;
+use tiercache_actors::supervisor::health;
 use tiercache_actors::tiers::Tiers;
 
 /// How often the actors are checked when systemd asks for no watchdog pings.
@@ -176,8 +168,9 @@ impl Notifier {
         answer_within: Duration,
         was_healthy: bool,
     ) -> Option<String> {
-        let problem = unhealthy(tiers, answer_within).await;
-        liveness.record(problem.clone());
+        let verdict = health::probe(tiers, answer_within).await;
+        liveness.record(&verdict);
+        let problem = verdict.err().map(|why| why.to_string());
         if problem.is_none() && self.watchdog.is_some() {
             self.ping();
         }
@@ -198,26 +191,7 @@ impl Notifier {
 pub fn summary(tiers: &Tiers, caches: usize) -> String {
     let plural = if caches == 1 { "" } else { "s" };
     match tiers.queue() {
-        Some(queue) => {
-            let depth = queue.view().snapshot().pending.len();
-            format!("ready: {caches} cache{plural}, queue {depth}")
-        }
+        Some(queue) => format!("ready: {caches} cache{plural}, queue {}", queue.pending_count()),
         None => format!("ready: {caches} cache{plural}, postgres off"),
     }
-}
-
-/// Why the actors are not healthy, or `None` when they all answer.
-async fn unhealthy(tiers: &Tiers, answer_within: Duration) -> Option<String> {
-    match tokio::time::timeout(answer_within, tiers.files().list()).await {
-        Err(_) => return Some(format!("the file tier did not answer within {answer_within:?}")),
-        Ok(Err(e)) => return Some(format!("the file tier failed: {e}")),
-        Ok(Ok(_)) => {}
-    }
-    let closed = [
-        ("memory", tiers.memory().connected()),
-        ("store", tiers.store().is_none_or(|s| s.connected())),
-        ("retry", tiers.queue().is_none_or(|q| q.connected())),
-        ("refresher", tiers.refresher().is_none_or(|r| r.connected())),
-    ];
-    closed.iter().find(|(_, up)| !up).map(|(actor, _)| format!("the {actor} actor's mailbox is closed"))
 }

@@ -6,6 +6,8 @@
 use crate::api::AppState;
 use crate::config::Settings;
 use chrono::Utc;
+use tiercache_actors::supervisor::health::mailbox_open;
+use tiercache_actors::supervisor::ActorId;
 
 /// What the snapshot knows of one cache.
 struct CacheLine<'a> {
@@ -49,19 +51,19 @@ pub async fn log_snapshot(state: &AppState, settings: &Settings) {
             }
         })
         .collect();
-    let queue = tiers.queue().map(|q| q.view().snapshot());
+    let queue = tiers.queue().map(|q| q.status());
     let summary: Vec<String> = caches.iter().map(CacheLine::summary).collect();
     tracing::info!(
         ready = state.is_ready(),
-        memory_actor = tiers.memory().connected(),
-        file_actor = tiers.files().connected(),
-        store_actor = tiers.store().map(|s| s.connected()),
-        retry_actor = tiers.queue().map(|q| q.connected()),
-        refresher_actor = tiers.refresher().map(|r| r.connected()),
-        retry_queue_depth = queue.as_ref().map(|s| s.pending.len() as u64),
-        retry_queue_oldest_age_seconds = queue.as_ref().and_then(|s| s.oldest_age()),
+        memory_actor = mailbox_open(tiers, ActorId::Memory),
+        file_actor = mailbox_open(tiers, ActorId::File),
+        store_actor = mailbox_open(tiers, ActorId::Store),
+        retry_actor = mailbox_open(tiers, ActorId::Retry),
+        refresher_actor = mailbox_open(tiers, ActorId::Refresher),
+        retry_queue_depth = queue.as_ref().map(|s| s.depth as u64),
+        retry_queue_oldest_age_seconds = queue.as_ref().and_then(|s| s.oldest_age_seconds),
         retry_queue_pending =
-            queue.as_ref().map(|s| s.pending.keys().map(|k| k.as_str()).collect::<Vec<_>>().join(",")),
+            queue.as_ref().map(|s| s.pending.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",")),
         caches = summary.join("; "),
         "status snapshot"
     );

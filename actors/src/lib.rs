@@ -3,7 +3,7 @@
 //! # Layout
 //! - [`domain`]: names, canonical JSON, checksums, documents, envelopes, schemas.
 //! - [`supervisor`]: the panic guards (handlers and the asynchronous work they start),
-//!   restart counting and the give-up rule.
+//!   restart counting and the give-up rule, the one list of actors and their health.
 //! - [`memory`]: the memory tier actor and its published snapshot.
 //! - [`files`]: the file tier actor (durable envelopes, verification, tombstones).
 //! - [`store`]: the Postgres actor (version-guarded writes, RLS-bound reads, leadership

@@ -195,110 +195,109 @@ pub struct Metrics {
 impl Metrics {
     /// Builds the registry with every family registered.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("tiercache");
-        let reads = Family::<CacheTier, Counter>::default();
-        registry.register("reads", "Reads answered, by cache and by the tier that answered", reads.clone());
-        let read_duration = Family::<TierLabel, Histogram, fn() -> Histogram>::new_with_constructor(
-            read_histogram as fn() -> Histogram,
-        );
-        registry.register("read_duration_seconds", "Time to answer a read, by tier", read_duration.clone());
-        let saves = Family::<CacheResult, Counter>::default();
-        registry.register("saves", "Saves by cache and result", saves.clone());
-        let actor_restarts = Family::<ActorLabel, Counter>::default();
-        registry.register("actor_restarts", "Actor restarts by the supervisor", actor_restarts.clone());
-        let corrupt_files = Family::<CacheResult, Counter>::default();
-        registry.register("corrupt_files", "Corrupt envelopes found and moved aside", corrupt_files.clone());
-        let file_write_errors = Family::<CacheKind, Counter>::default();
-        registry.register(
+        let mut metrics = Self::unregistered();
+        metrics.register_reads_and_saves();
+        metrics.register_postgres();
+        metrics.register_refreshes_and_api();
+        metrics
+    }
+
+    /// Every family, empty, and a registry that knows none of them yet.
+    fn unregistered() -> Self {
+        Self {
+            registry: Registry::with_prefix("tiercache"),
+            reads: Family::default(),
+            read_duration: Family::new_with_constructor(read_histogram as fn() -> Histogram),
+            saves: Family::default(),
+            actor_restarts: Family::default(),
+            corrupt_files: Family::default(),
+            file_write_errors: Family::default(),
+            http_requests_rejected: Family::default(),
+            queue_depth: Gauge::default(),
+            queue_oldest_age: Gauge::default(),
+            dead_letters: Family::default(),
+            postgres_writes: Family::default(),
+            postgres_up: Gauge::default(),
+            refreshes: Family::default(),
+            refresh_lag: Family::new_with_constructor(lag_histogram as fn() -> Histogram),
+            last_refresh_success: Family::default(),
+            rate_limit_remaining: Family::default(),
+            http_refusals: Family::default(),
+            upstream_calls: Family::default(),
+            webhook_events: Family::default(),
+            webhook_last_event: Gauge::default(),
+        }
+    }
+
+    /// Reads, saves, actor restarts, the file tier and malformed HTTP requests.
+    fn register_reads_and_saves(&mut self) {
+        let r = &mut self.registry;
+        r.register("reads", "Reads answered, by cache and by the tier that answered", self.reads.clone());
+        r.register("read_duration_seconds", "Time to answer a read, by tier", self.read_duration.clone());
+        r.register("saves", "Saves by cache and result", self.saves.clone());
+        r.register("actor_restarts", "Actor restarts by the supervisor", self.actor_restarts.clone());
+        r.register("corrupt_files", "Corrupt envelopes found and moved aside", self.corrupt_files.clone());
+        r.register(
             "file_write_errors",
             "Durable file writes that failed (their temporary file removed), by cache and error kind",
-            file_write_errors.clone(),
+            self.file_write_errors.clone(),
         );
-        let http_requests_rejected = Family::<ReasonLabel, Counter>::default();
-        registry.register(
+        r.register(
             "http_requests_rejected",
             "Malformed HTTP requests refused before routing, by reason",
-            http_requests_rejected.clone(),
+            self.http_requests_rejected.clone(),
         );
-        let queue_depth = Gauge::default();
-        registry.register("retry_queue_depth", "Saves and deletes not yet in Postgres", queue_depth.clone());
-        let queue_oldest_age = Gauge::<f64, AtomicU64>::default();
-        registry.register(
+    }
+
+    /// The retry queue and Postgres.
+    fn register_postgres(&mut self) {
+        let r = &mut self.registry;
+        r.register("retry_queue_depth", "Saves and deletes not yet in Postgres", self.queue_depth.clone());
+        r.register(
             "retry_queue_oldest_age_seconds",
             "Age of the oldest save not yet in Postgres",
-            queue_oldest_age.clone(),
+            self.queue_oldest_age.clone(),
         );
-        let dead_letters = Family::<CacheLabel, Counter>::default();
-        registry.register("dead_letters", "Saves Postgres rejected for good", dead_letters.clone());
-        let postgres_writes = Family::<ResultLabel, Counter>::default();
-        registry.register("postgres_writes", "Writes to Postgres by result", postgres_writes.clone());
-        let postgres_up = Gauge::default();
-        registry.register("postgres_up", "Whether Postgres answered the last statement", postgres_up.clone());
-        let refreshes = Family::<CacheResult, Counter>::default();
-        registry.register("refreshes", "Refreshes by cache and result", refreshes.clone());
-        let refresh_lag = Family::<CacheLabel, Histogram, fn() -> Histogram>::new_with_constructor(
-            lag_histogram as fn() -> Histogram,
-        );
-        registry.register("refresh_lag_seconds", "Seconds from a refresh's due time to its end", refresh_lag.clone());
-        let last_refresh_success = Family::<CacheLabel, Gauge<f64, AtomicU64>>::default();
-        registry.register(
+        r.register("dead_letters", "Saves Postgres rejected for good", self.dead_letters.clone());
+        r.register("postgres_writes", "Writes to Postgres by result", self.postgres_writes.clone());
+        r.register("postgres_up", "Whether Postgres answered the last statement", self.postgres_up.clone());
+    }
+
+    /// Refreshes, upstream calls, the API's refusals and webhooks.
+    fn register_refreshes_and_api(&mut self) {
+        let r = &mut self.registry;
+        r.register("refreshes", "Refreshes by cache and result", self.refreshes.clone());
+        r.register("refresh_lag_seconds", "Seconds from a refresh's due time to its end", self.refresh_lag.clone());
+        r.register(
             "last_refresh_success_timestamp_seconds",
             "Unix time of the last successful refresh",
-            last_refresh_success.clone(),
+            self.last_refresh_success.clone(),
         );
-        let rate_limit_remaining = Family::<CacheWindow, Gauge>::default();
-        registry.register(
+        r.register(
             "upstream_rate_limit_remaining",
             "Requests left in the upstream's rate-limit window",
-            rate_limit_remaining.clone(),
+            self.rate_limit_remaining.clone(),
         );
-        let http_refusals = Family::<ReasonLabel, Counter>::default();
-        registry.register(
+        r.register(
             "http_refusals",
             "API requests refused before a handler ran (401, 403, 429), by reason",
-            http_refusals.clone(),
+            self.http_refusals.clone(),
         );
         // At 0 from the start, so that rate() and increase() see the first refusal.
         for reason in Refusal::ALL {
-            let _ = http_refusals.get_or_create(&ReasonLabel { reason: reason.as_str() });
+            let _ = self.http_refusals.get_or_create(&ReasonLabel { reason: reason.as_str() });
         }
-        let upstream_calls = Family::<CacheSourceReason, Counter>::default();
-        registry.register(
+        r.register(
             "upstream_calls",
             "HTTP calls to upstream APIs by cache, source kind and reason",
-            upstream_calls.clone(),
+            self.upstream_calls.clone(),
         );
-        let webhook_events = Family::<TypeOutcome, Counter>::default();
-        registry.register("webhook_events", "Webhook events received, by type and outcome", webhook_events.clone());
-        let webhook_last_event = Gauge::<f64, AtomicU64>::default();
-        registry.register(
+        r.register("webhook_events", "Webhook events received, by type and outcome", self.webhook_events.clone());
+        r.register(
             "webhook_last_event_timestamp_seconds",
             "Unix time of the last webhook event accepted",
-            webhook_last_event.clone(),
+            self.webhook_last_event.clone(),
         );
-        Self {
-            registry,
-            http_refusals,
-            upstream_calls,
-            webhook_events,
-            webhook_last_event,
-            refreshes,
-            refresh_lag,
-            last_refresh_success,
-            rate_limit_remaining,
-            reads,
-            read_duration,
-            saves,
-            actor_restarts,
-            corrupt_files,
-            file_write_errors,
-            http_requests_rejected,
-            queue_depth,
-            queue_oldest_age,
-            dead_letters,
-            postgres_writes,
-            postgres_up,
-        }
     }
 
     /// Counts one refusal of the API's guard.

@@ -141,7 +141,7 @@ pub async fn get(
 /// in the retry queue.
 fn postgres_synced(state: &AppState, name: &CacheName) -> Value {
     match state.tiers.queue() {
-        Some(queue) => Value::Bool(!queue.view().snapshot().pending.contains_key(name)),
+        Some(queue) => Value::Bool(!queue.is_pending(name)),
         None => Value::Null,
     }
 }
@@ -242,11 +242,11 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
         caches.push(meta_of(&state, name, &policy.caches[name]).await);
     }
     let queue = state.tiers.queue().map(|q| {
-        let snapshot = q.view().snapshot();
+        let status = q.status();
         json!({
-            "enabled": snapshot.enabled,
-            "depth": snapshot.pending.len(),
-            "oldest_age_seconds": snapshot.oldest_age(),
+            "enabled": status.enabled,
+            "depth": status.depth,
+            "oldest_age_seconds": status.oldest_age_seconds,
         })
     });
     Ok(HttpResponse::Ok()

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Actor name in logs and metrics.
-pub const ACTOR: &str = "file";
+pub const ACTOR: &str = crate::supervisor::ActorId::File.label();
 
 /// What can go wrong in the file tier.
 #[derive(Debug, thiserror::Error)]

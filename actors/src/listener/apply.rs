@@ -10,14 +10,13 @@
 
 use super::ListenerPeers;
 use crate::domain::{CacheName, Document};
-use std::collections::HashMap;
+use crate::store::listen;
 use std::sync::Arc;
-use tokio_postgres::types::Type;
 
 /// Whether `name` still has a local save on its way to Postgres: such a copy is never
 /// replaced (it will be written above the other instance's row; last save wins).
 fn ours_pending(peers: &ListenerPeers, name: &CacheName) -> bool {
-    peers.queue.view().snapshot().pending.contains_key(name)
+    peers.queue.is_pending(name)
 }
 
 async fn adopt(peers: &ListenerPeers, doc: Arc<Document>) {
@@ -35,18 +34,11 @@ async fn adopt(peers: &ListenerPeers, doc: Arc<Document>) {
     }
 }
 
-/// Whether the project's audit records a delete of `name` at `version` or above.
+/// Whether the project's audit records a delete of `name` at `version` or above; a
+/// failed read keeps the local copy.
 async fn delete_recorded(client: &tokio_postgres::Client, project_id: i32, name: &CacheName, version: u64) -> bool {
-    let version = i64::try_from(version).unwrap_or(i64::MAX);
-    let found = client
-        .query_typed(
-            "SELECT 1 FROM cache_audit WHERE project_id = $1 AND cache_type = $2 \
-             AND operation = 'DELETE' AND old_version >= $3 LIMIT 1",
-            &[(&project_id, Type::INT4), (&name.as_str(), Type::VARCHAR), (&version, Type::INT8)],
-        )
-        .await;
-    match found {
-        Ok(rows) => !rows.is_empty(),
+    match listen::delete_audited(client, project_id, name, version).await {
+        Ok(found) => found,
         Err(e) => {
             tracing::warn!(cache = %name, error = %e, "could not read the audit; the local copy is kept");
             false
@@ -67,25 +59,14 @@ async fn drop_deleted(peers: &ListenerPeers, name: &CacheName, version: u64) {
 /// copies in line: newer rows adopted, audited deletes dropped. Runs after (re)connecting
 /// and after every notification, whatever its payload.
 pub async fn reconcile(peers: &ListenerPeers, client: &tokio_postgres::Client, project_id: i32) {
-    let rows = match client
-        .query_typed(
-            "SELECT cache_type, version FROM cache_storage WHERE project_id = $1",
-            &[(&project_id, Type::INT4)],
-        )
-        .await
-    {
-        Ok(rows) => rows,
+    let in_postgres = match listen::row_versions(client, project_id).await {
+        Ok(versions) => versions,
         Err(e) => {
             tracing::warn!(error = %e, "could not reconcile versions with Postgres");
             return;
         }
     };
     let Ok(index) = peers.files.list().await else { return };
-    let mut in_postgres = HashMap::new();
-    for row in rows {
-        let Ok(name) = CacheName::parse(row.get::<_, &str>(0)) else { continue };
-        in_postgres.insert(name, u64::try_from(row.get::<_, i64>(1)).unwrap_or(0));
-    }
     for (name, version) in &in_postgres {
         let local = index.get(name);
         if local.is_some_and(|d| d.version >= *version || d.deleted) || ours_pending(peers, name) {

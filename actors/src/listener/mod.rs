@@ -1,7 +1,7 @@
 //! Cross-instance invalidation (SPEC §10): every write to `cache_storage` sends a NOTIFY
 //! on the project's channel (a trigger in schema.sql); this task LISTENs on a dedicated
 //! connection and, for each notification, reads the project's row versions back through
-//! its own connection: it replaces the local copy (file and memory) when another
+//! its own connection (the statements are the store's, `store::listen`): it replaces the local copy (file and memory) when another
 //! instance wrote a newer version, and drops it when the audit records that another
 //! instance deleted the cache. The payload is never trusted (see `apply`).
 //!
@@ -17,11 +17,10 @@ use crate::memory::MemoryHandle;
 use crate::refresher::RefresherHandle;
 use crate::retry_queue::backoff::{Backoff, BackoffPolicy};
 use crate::retry_queue::RetryQueueHandle;
-use crate::store::{connect_target, driver_config, ConnectConfig, StoreHandle};
+use crate::store::{connect_target, driver_config, listen, ConnectConfig, StoreHandle};
 use crate::supervisor::{guard_async, FailureReporter};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio_postgres::types::Type;
 use tokio_postgres::{AsyncMessage, Notification};
 
 /// What the listener updates.
@@ -55,7 +54,7 @@ enum Ended {
 }
 
 /// Name in logs and metrics (`tiercache_actor_restarts_total{actor="listener"}`).
-pub const ACTOR: &str = "listener";
+pub const ACTOR: &str = crate::supervisor::ActorId::Listener.label();
 
 /// Starts listening in the background; returns at once. A panic inside a session is
 /// reported to the supervisor like an actor's (counted, limited) and the session starts
@@ -139,36 +138,30 @@ async fn session(peers: &ListenerPeers, connect: &ConnectConfig, project: &str) 
             }
         }
     });
-    let result = listen(peers, &client, &mut rx, project).await;
+    let result = listen_and_apply(peers, &client, &mut rx, project).await;
     driver.abort();
     result
 }
 
-async fn listen(
+async fn listen_and_apply(
     peers: &ListenerPeers,
     client: &tokio_postgres::Client,
     rx: &mut mpsc::UnboundedReceiver<Notification>,
     project: &str,
 ) -> Ended {
     let lost = |e: &dyn std::fmt::Display| Ended::Lost(e.to_string());
-    let rows =
-        match client.query_typed("SELECT id FROM projects WHERE project_name = $1", &[(&project, Type::VARCHAR)]).await
-        {
-            Ok(rows) => rows,
-            Err(e) => return lost(&e),
-        };
-    let Some(id) = rows.first().map(|r| r.get::<_, i32>(0)) else {
-        return Ended::NotRegistered(format!("project {project:?} is not registered yet"));
+    let id = match listen::project_id(client, project).await {
+        Ok(Some(id)) => id,
+        Ok(None) => return Ended::NotRegistered(format!("project {project:?} is not registered yet")),
+        Err(e) => return lost(&e),
     };
-    let channel = format!("tiercache_{id}");
-    if let Err(e) = client.batch_execute(&format!("LISTEN {channel}")).await {
+    let channel = listen::channel(id);
+    if let Err(e) = listen::listen(client, &channel).await {
         return lost(&e);
     }
     // A probe through our own channel proves notifications reach this session.
     let probe = format!("{{\"probe\":{}}}", std::process::id());
-    if let Err(e) =
-        client.query_typed("SELECT pg_notify($1, $2)", &[(&channel, Type::TEXT), (&probe, Type::TEXT)]).await
-    {
+    if let Err(e) = listen::notify(client, &channel, &probe).await {
         return lost(&e);
     }
     match tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {

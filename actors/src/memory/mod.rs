@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Actor name in logs and metrics.
-pub const ACTOR: &str = "memory";
+pub const ACTOR: &str = crate::supervisor::ActorId::Memory.label();
 
 /// The tier that answered a read (`X-Cache-Tier`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

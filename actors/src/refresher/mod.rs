@@ -53,7 +53,7 @@ async fn not_modified(saver: &SaveFlow, held: Option<&Document>) -> Result<Arc<D
 }
 
 /// Actor name in logs and metrics.
-pub const ACTOR: &str = "refresher";
+pub const ACTOR: &str = crate::supervisor::ActorId::Refresher.label();
 
 /// Why a refresh produced no document.
 #[derive(Debug, Clone, thiserror::Error)]

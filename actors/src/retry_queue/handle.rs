@@ -2,7 +2,7 @@
 //! record is the envelope on disk, so a lost message is repaired by the next rebuild.
 
 use super::messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, PendingCaches, Reconcile, Retune};
-use super::{QueueView, RetryQueue};
+use super::{QueueStatus, QueueView, RetryQueue};
 use crate::domain::CacheName;
 use actix::{Addr, MailboxError};
 use std::collections::BTreeSet;
@@ -58,9 +58,38 @@ impl RetryQueueHandle {
         self.addr.do_send(Drain);
     }
 
-    /// The published status.
+    /// The published status, whole. Callers with one question use the narrow queries
+    /// below ([`Self::pending_count`], [`Self::is_pending`], [`Self::blocked`],
+    /// [`Self::status`]).
     pub fn view(&self) -> &QueueView {
         &self.view
+    }
+
+    /// How many caches have a save or a delete not yet in Postgres (no message).
+    pub fn pending_count(&self) -> usize {
+        self.view.snapshot().pending.len()
+    }
+
+    /// Whether `name` has a save or a delete not yet in Postgres (no message).
+    pub fn is_pending(&self, name: &CacheName) -> bool {
+        self.view.snapshot().pending.contains_key(name)
+    }
+
+    /// Why nothing can reach Postgres until an operator acts, as the last attempt found
+    /// (see [`super::QueueSnapshot::blocked`]); `None` otherwise.
+    pub fn blocked(&self) -> Option<String> {
+        self.view.snapshot().blocked.clone()
+    }
+
+    /// The queue as the list of caches and the status snapshot show it (no message).
+    pub fn status(&self) -> QueueStatus {
+        let snapshot = self.view.snapshot();
+        QueueStatus {
+            enabled: snapshot.enabled,
+            depth: snapshot.pending.len(),
+            oldest_age_seconds: snapshot.oldest_age(),
+            pending: snapshot.pending.keys().cloned().collect(),
+        }
     }
 
     /// Whether the actor's mailbox is open.

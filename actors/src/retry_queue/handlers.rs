@@ -2,7 +2,7 @@
 
 use super::backoff::Backoff;
 use super::messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, PendingCaches, Reconcile, Retune};
-use super::{Op, Peers, RetryQueue, ACTOR};
+use super::{settle_rule, Ended, Op, Peers, RetryQueue, Settlement, ACTOR};
 use crate::domain::{CacheName, Document};
 use crate::metrics::{CacheLabel, ResultLabel};
 use crate::store::{StoreError, WriteOutcome};
@@ -131,6 +131,29 @@ impl RetryQueue {
         }));
     }
 
+    /// The entry's operation and rejections, and what [`settle_rule`] makes of `ended`.
+    fn settlement(&self, name: &CacheName, op: Op, ended: Ended) -> Settlement {
+        let pending = self.pending.get(name).map(|p| (p.op, p.rejections));
+        settle_rule(pending, op, ended, self.config.enabled, self.config.max_attempts)
+    }
+
+    /// Applies the parts of a settlement that concern a finished attempt.
+    fn finish(&mut self, name: &CacheName, settlement: Settlement) {
+        match settlement {
+            Settlement::Done => {
+                self.pending.remove(name);
+            }
+            Settlement::Newer => {
+                if let Some(p) = self.pending.get_mut(name) {
+                    // What is still pending was saved while this write was in flight:
+                    // its age starts then, not when the cache first fell behind.
+                    p.since = p.newer_since.take().unwrap_or_else(Utc::now);
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn settle(&mut self, name: CacheName, op: Op, result: Attempt) {
         self.in_flight.remove(&name);
         self.blocked = match &result {
@@ -153,13 +176,8 @@ impl RetryQueue {
                 self.metrics.postgres_up.set(1);
                 self.synced.insert(name.clone(), local_now);
                 self.save_synced();
-                if self.pending.get(&name).is_some_and(|p| matches!(p.op, Op::Write(v) if v <= local_now.max(sent))) {
-                    self.pending.remove(&name);
-                } else if let Some(p) = self.pending.get_mut(&name) {
-                    // What is still pending was saved while this write was in flight:
-                    // its age starts then, not when the cache first fell behind.
-                    p.since = p.newer_since.take().unwrap_or_else(Utc::now);
-                }
+                let settlement = self.settlement(&name, op, Ended::Synced { sent, local_now });
+                self.finish(&name, settlement);
                 tracing::debug!(cache = %name, version = local_now, "in Postgres");
             }
             Attempt::Deleted => {
@@ -167,15 +185,13 @@ impl RetryQueue {
                 self.metrics.postgres_up.set(1);
                 self.synced.remove(&name);
                 self.save_synced();
-                if self.pending.get(&name).is_some_and(|p| p.op == Op::Delete) {
-                    self.pending.remove(&name);
-                }
+                let settlement = self.settlement(&name, op, Ended::Deleted);
+                self.finish(&name, settlement);
                 tracing::info!(cache = %name, "delete reached Postgres");
             }
             Attempt::Nothing => {
-                if self.pending.get(&name).is_some_and(|p| p.op == op) {
-                    self.pending.remove(&name);
-                }
+                let settlement = self.settlement(&name, op, Ended::Nothing);
+                self.finish(&name, settlement);
             }
             Attempt::Failed(error) => self.failed(name, op, error),
         }
@@ -202,13 +218,13 @@ impl RetryQueue {
             .get_or_create(&ResultLabel { result: if transient { "error" } else { "rejected" } })
             .inc();
         self.metrics.postgres_up.set(i64::from(!matches!(error, StoreError::Unavailable(_))));
-        if !self.config.enabled {
+        let settlement = self.settlement(&name, op, if transient { Ended::Transient } else { Ended::Rejected });
+        if settlement == Settlement::LeaveOnDisk {
             self.pending.remove(&name);
             tracing::warn!(cache = %name, error = %error,
                 "background retry is off: the save stays on disk and is sent at the next start");
             return;
         }
-        let max_attempts = self.config.max_attempts;
         let draining = self.draining;
         let Some(p) = self.pending.get_mut(&name) else { return };
         let mut wait = p.backoff.next_wait();
@@ -216,7 +232,7 @@ impl RetryQueue {
             wait = wait.min(DRAIN_WAIT);
         }
         p.next_at = Instant::now() + wait;
-        if transient {
+        if settlement == Settlement::RetryTransient {
             p.rejections = 0;
             if draining {
                 // The shutdown's own lines say what is left; one WARN per retry would
@@ -229,7 +245,7 @@ impl RetryQueue {
         }
         p.rejections += 1;
         tracing::warn!(cache = %name, error = %error, attempt = p.rejections, "Postgres rejected the write");
-        if p.rejections >= max_attempts && p.op == op {
+        if settlement == Settlement::DeadLetter {
             self.dead_letter(&name, op, &error);
         }
     }

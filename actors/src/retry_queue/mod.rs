@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Actor name in logs and metrics.
-pub const ACTOR: &str = "retry";
+pub const ACTOR: &str = crate::supervisor::ActorId::Retry.label();
 
 /// What must reach Postgres for one cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +64,109 @@ pub struct Pending {
     backoff: Backoff,
 }
 
+/// What one cache's pending operation becomes when another save or delete of it is
+/// enqueued: two writes coalesce to the higher version (each attempt sends the newest
+/// envelope anyway); otherwise the newer operation wins (a delete over a write, a write
+/// over a delete: the tombstone or the envelope on disk is what is true now).
+pub fn merge(pending: Op, new: Op) -> Op {
+    match (pending, new) {
+        (Op::Write(a), Op::Write(b)) => Op::Write(a.max(b)),
+        (_, new) => new,
+    }
+}
+
+impl Pending {
+    /// A cache newly out of sync at `at`, due at `now`.
+    fn new(op: Op, backoff: &BackoffPolicy, now: Instant, at: DateTime<Utc>) -> Self {
+        Self { op, since: at, newer_since: None, rejections: 0, next_at: now, backoff: Backoff::new(backoff) }
+    }
+
+    /// Another save or delete of this cache arrived at `at`: the operation is
+    /// [`merge`]d, due at once, with no rejections counted against it (it is a new
+    /// save), and its backoff kept. When an attempt is `in_flight`, that attempt may
+    /// not carry it: the first such arrival is remembered, so the age of what is left
+    /// after the attempt starts then. `since` never moves here.
+    fn widen(&mut self, op: Op, in_flight: bool, now: Instant, at: DateTime<Utc>) {
+        self.op = merge(self.op, op);
+        self.rejections = 0;
+        self.next_at = now;
+        if in_flight && self.newer_since.is_none() {
+            self.newer_since = Some(at);
+        }
+    }
+}
+
+/// How an attempt ended, as far as the settle rule cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Postgres holds the envelope sent at `sent`; disk is at `local_now` (higher when
+    /// Postgres rebased the save above its row).
+    Synced {
+        /// The version sent.
+        sent: u64,
+        /// The version on disk now.
+        local_now: u64,
+    },
+    /// The row is gone.
+    Deleted,
+    /// There was nothing on disk to send.
+    Nothing,
+    /// Postgres (or the file tier) failed in a way that retrying can fix.
+    Transient,
+    /// Postgres rejected the statement for good.
+    Rejected,
+}
+
+/// What settling an attempt does to the cache's pending entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// The entry is done: remove it.
+    Done,
+    /// A newer save or delete arrived during the attempt: it stays pending, its age
+    /// starting when that arrived.
+    Newer,
+    /// Leave the entry as it is (there is none, or it is not the attempt's).
+    Keep,
+    /// Background retry is off: drop the entry; the save stays on disk and is sent at
+    /// the next start.
+    LeaveOnDisk,
+    /// Try again after the backoff; rejections start again from zero.
+    RetryTransient,
+    /// Try again after the backoff, one more rejection counted.
+    RetryRejected,
+    /// Rejected `max_attempts` times in a row: move it to the dead letter.
+    DeadLetter,
+}
+
+/// The settle rule: what an attempt of `attempted` that `ended` so does to the cache's
+/// pending entry, given that entry's operation and rejections so far (`None` when
+/// nothing is pending), whether background retry is `enabled` and `max_attempts`.
+pub fn settle_rule(
+    pending: Option<(Op, u32)>,
+    attempted: Op,
+    ended: Ended,
+    enabled: bool,
+    max_attempts: u32,
+) -> Settlement {
+    let failed = matches!(ended, Ended::Transient | Ended::Rejected);
+    if failed && !enabled {
+        return Settlement::LeaveOnDisk;
+    }
+    let Some((op, rejections)) = pending else { return Settlement::Keep };
+    match ended {
+        Ended::Synced { sent, local_now } => match op {
+            Op::Write(v) if v <= local_now.max(sent) => Settlement::Done,
+            _ => Settlement::Newer,
+        },
+        Ended::Deleted if op == Op::Delete => Settlement::Done,
+        Ended::Nothing if op == attempted => Settlement::Done,
+        Ended::Deleted | Ended::Nothing => Settlement::Keep,
+        Ended::Transient => Settlement::RetryTransient,
+        Ended::Rejected if rejections.saturating_add(1) >= max_attempts && op == attempted => Settlement::DeadLetter,
+        Ended::Rejected => Settlement::RetryRejected,
+    }
+}
+
 /// The published queue status, read by the API without a message.
 #[derive(Debug, Clone, Default)]
 pub struct QueueSnapshot {
@@ -82,6 +185,20 @@ impl QueueSnapshot {
     pub fn oldest_age(&self) -> Option<f64> {
         self.pending.values().min().map(|t| (Utc::now() - *t).num_milliseconds().max(0) as f64 / 1000.0)
     }
+}
+
+/// The queue's status in one value: what `GET /v1/caches` (`retry_queue`) and the
+/// SIGUSR2 status snapshot show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueStatus {
+    /// Whether the background retry is on.
+    pub enabled: bool,
+    /// Pending caches.
+    pub depth: usize,
+    /// Age in seconds of the oldest pending save.
+    pub oldest_age_seconds: Option<f64>,
+    /// The pending caches, by name.
+    pub pending: Vec<CacheName>,
 }
 
 /// Reads the latest published status.
@@ -194,33 +311,14 @@ impl RetryQueue {
         }
     }
 
-    /// Adds (or widens) a pending operation for `name`, due now.
+    /// Adds (or widens, see [`Pending::widen`]) a pending operation for `name`, due now.
     pub fn enqueue(&mut self, name: CacheName, op: Op) {
-        let now = Instant::now();
+        let (now, at) = (Instant::now(), Utc::now());
+        let in_flight = self.in_flight.contains(&name);
         match self.pending.get_mut(&name) {
-            Some(p) => {
-                p.op = match (p.op, op) {
-                    (Op::Write(a), Op::Write(b)) => Op::Write(a.max(b)),
-                    (_, new) => new,
-                };
-                p.rejections = 0;
-                p.next_at = now;
-                if self.in_flight.contains(&name) && p.newer_since.is_none() {
-                    p.newer_since = Some(Utc::now());
-                }
-            }
+            Some(p) => p.widen(op, in_flight, now, at),
             None => {
-                self.pending.insert(
-                    name,
-                    Pending {
-                        op,
-                        since: Utc::now(),
-                        newer_since: None,
-                        rejections: 0,
-                        next_at: now,
-                        backoff: Backoff::new(&self.config.backoff),
-                    },
-                );
+                self.pending.insert(name, Pending::new(op, &self.config.backoff, now, at));
             }
         }
         self.publish();
@@ -250,5 +348,111 @@ impl RetryQueue {
     /// Number of pending caches.
     pub fn depth(&self) -> usize {
         self.pending.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn policy() -> BackoffPolicy {
+        BackoffPolicy {
+            initial_interval: Duration::from_secs(1),
+            max_interval: Duration::from_secs(60),
+            multiplier: 2.0,
+        }
+    }
+
+    fn entry(op: Op) -> Pending {
+        let at = Utc::now() - chrono::Duration::seconds(60);
+        Pending::new(op, &policy(), Instant::now() + Duration::from_secs(30), at)
+    }
+
+    #[test]
+    fn enqueueing_writes_coalesces_to_the_higher_version() {
+        assert_eq!(merge(Op::Write(3), Op::Write(5)), Op::Write(5));
+        assert_eq!(merge(Op::Write(5), Op::Write(3)), Op::Write(5));
+    }
+
+    #[test]
+    fn enqueueing_a_delete_over_a_write_or_a_write_over_a_delete_takes_the_newer() {
+        assert_eq!(merge(Op::Write(5), Op::Delete), Op::Delete);
+        assert_eq!(merge(Op::Delete, Op::Write(1)), Op::Write(1));
+        assert_eq!(merge(Op::Delete, Op::Delete), Op::Delete);
+    }
+
+    #[test]
+    fn enqueueing_over_a_pending_entry_makes_it_due_now_with_no_rejections_and_keeps_its_age() {
+        let mut p = entry(Op::Write(2));
+        p.rejections = 2;
+        let since = p.since;
+        let (now, at) = (Instant::now(), Utc::now());
+        p.widen(Op::Write(4), false, now, at);
+        assert_eq!((p.op, p.rejections, p.next_at, p.since, p.newer_since), (Op::Write(4), 0, now, since, None));
+    }
+
+    #[test]
+    fn enqueueing_during_an_attempt_remembers_the_first_arrival_only() {
+        let mut p = entry(Op::Write(2));
+        let first = Utc::now();
+        p.widen(Op::Write(3), true, Instant::now(), first);
+        p.widen(Op::Write(4), true, Instant::now(), first + chrono::Duration::seconds(5));
+        assert_eq!(p.newer_since, Some(first));
+    }
+
+    #[test]
+    fn a_write_that_reached_postgres_settles_its_entry() {
+        let ok = Ended::Synced { sent: 3, local_now: 3 };
+        assert_eq!(settle_rule(Some((Op::Write(3), 0)), Op::Write(3), ok, true, 5), Settlement::Done);
+        // Rebased above a newer row: disk is now higher than what was asked.
+        let rebased = Ended::Synced { sent: 3, local_now: 9 };
+        assert_eq!(settle_rule(Some((Op::Write(3), 0)), Op::Write(3), rebased, true, 5), Settlement::Done);
+        assert_eq!(settle_rule(None, Op::Write(3), ok, true, 5), Settlement::Keep);
+    }
+
+    #[test]
+    fn a_newer_version_queued_during_the_attempt_stays_pending() {
+        let ok = Ended::Synced { sent: 3, local_now: 3 };
+        assert_eq!(settle_rule(Some((Op::Write(4), 0)), Op::Write(3), ok, true, 5), Settlement::Newer);
+        assert_eq!(settle_rule(Some((Op::Delete, 0)), Op::Write(3), ok, true, 5), Settlement::Newer);
+        // A save after a delete that was in flight: the delete settles nothing.
+        assert_eq!(settle_rule(Some((Op::Write(1), 0)), Op::Delete, Ended::Deleted, true, 5), Settlement::Keep);
+        assert_eq!(settle_rule(Some((Op::Delete, 0)), Op::Delete, Ended::Deleted, true, 5), Settlement::Done);
+    }
+
+    #[test]
+    fn nothing_to_send_settles_only_the_attempted_operation() {
+        assert_eq!(settle_rule(Some((Op::Write(3), 0)), Op::Write(3), Ended::Nothing, true, 5), Settlement::Done);
+        assert_eq!(settle_rule(Some((Op::Write(4), 0)), Op::Write(3), Ended::Nothing, true, 5), Settlement::Keep);
+    }
+
+    #[test]
+    fn a_transient_error_retries_for_ever() {
+        for rejections in [0, 4, 100] {
+            let got = settle_rule(Some((Op::Write(3), rejections)), Op::Write(3), Ended::Transient, true, 5);
+            assert_eq!(got, Settlement::RetryTransient);
+        }
+    }
+
+    #[test]
+    fn a_permanent_error_dead_letters_at_max_attempts_of_the_same_operation() {
+        let rejected = |p, attempted| settle_rule(Some(p), attempted, Ended::Rejected, true, 3);
+        assert_eq!(rejected((Op::Write(3), 0), Op::Write(3)), Settlement::RetryRejected);
+        assert_eq!(rejected((Op::Write(3), 1), Op::Write(3)), Settlement::RetryRejected);
+        assert_eq!(rejected((Op::Write(3), 2), Op::Write(3)), Settlement::DeadLetter);
+        // A newer save arrived meanwhile: it gets its own attempts.
+        assert_eq!(rejected((Op::Write(4), 2), Op::Write(3)), Settlement::RetryRejected);
+        assert_eq!(settle_rule(None, Op::Write(3), Ended::Rejected, true, 3), Settlement::Keep);
+    }
+
+    #[test]
+    fn with_background_retry_off_a_failure_leaves_the_save_on_disk() {
+        for ended in [Ended::Transient, Ended::Rejected] {
+            assert_eq!(settle_rule(Some((Op::Write(3), 0)), Op::Write(3), ended, false, 5), Settlement::LeaveOnDisk);
+            assert_eq!(settle_rule(None, Op::Write(3), ended, false, 5), Settlement::LeaveOnDisk);
+        }
+        let ok = Ended::Synced { sent: 3, local_now: 3 };
+        assert_eq!(settle_rule(Some((Op::Write(3), 0)), Op::Write(3), ok, false, 5), Settlement::Done);
     }
 }

@@ -11,6 +11,7 @@ mod actor;
 mod connect;
 mod handle;
 mod handlers;
+pub mod listen;
 mod messages;
 pub mod pooler;
 mod sql;
@@ -34,7 +35,7 @@ use tokio_postgres::Row;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Actor name in logs and metrics.
-pub const ACTOR: &str = "store";
+pub const ACTOR: &str = crate::supervisor::ActorId::Store.label();
 
 /// What went wrong talking to Postgres, sorted by what the caller should do.
 #[derive(Debug, Clone, thiserror::Error)]

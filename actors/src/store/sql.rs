@@ -87,3 +87,15 @@ pub const DELETE_STATE: &str = "DELETE FROM source_state WHERE project_id = $1 A
 
 /// A source's state.
 pub const LOAD_STATE: &str = "SELECT state::text FROM source_state WHERE project_id = $1 AND state_key = $2";
+
+/// Listener: every row's version, read back after a notification (its payload is never
+/// trusted).
+pub const ROW_VERSIONS: &str = "SELECT cache_type, version FROM cache_storage WHERE project_id = $1";
+
+/// Listener: whether the project's audit records a delete of a cache ($2) at a version
+/// ($3) or above.
+pub const DELETE_AUDITED: &str = "SELECT 1 FROM cache_audit WHERE project_id = $1 AND cache_type = $2 \
+     AND operation = 'DELETE' AND old_version >= $3 LIMIT 1";
+
+/// Listener: a probe through its own channel ($1) proves notifications reach its session.
+pub const NOTIFY: &str = "SELECT pg_notify($1, $2)";

@@ -8,11 +8,16 @@
 //! and the queued messages. Work an actor starts asynchronously (a load, a fetch, a
 //! write) runs inside [`guard_async`], which reports its panic the same way; the actor
 //! then answers its waiters and stops itself.
+//!
+//! [`ActorId`] is the one list of the actors; [`health`] judges whether they answer.
 
+mod actor_id;
 mod async_guard;
 mod guard;
+pub mod health;
 mod restart_log;
 
+pub use actor_id::ActorId;
 pub use async_guard::guard_async;
 pub use guard::{guard, ActorPanicked, FailureReporter};
 pub use restart_log::{RestartLog, RestartPolicy};
@@ -45,8 +50,8 @@ impl Supervisor {
     pub fn new(policy: RestartPolicy, metrics: Arc<Metrics>) -> (Self, FailureReporter) {
         let (tx, rx) = mpsc::unbounded_channel();
         // Every actor's series exists from the start, at 0, so rates and alerts work.
-        for actor in ["memory", "file", "store", "retry", "refresher", crate::listener::ACTOR] {
-            let _ = metrics.actor_restarts.get_or_create(&ActorLabel { actor });
+        for actor in ActorId::ALL {
+            let _ = metrics.actor_restarts.get_or_create(&ActorLabel { actor: actor.label() });
         }
         (Self { rx, log: RestartLog::new(policy), metrics }, FailureReporter::new(tx))
     }
