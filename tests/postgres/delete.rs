@@ -28,8 +28,10 @@ fn a_delete_reaches_postgres_and_survives_restarts() {
 
     d.restart();
     assert_gone(&d, "gone", "after a restart");
+    // Removed while stopped: the running daemon writes its records there.
+    d.stop();
     std::fs::remove_dir_all(d.data_dir()).unwrap();
-    d.restart();
+    d.start_again();
     assert_gone(&d, "gone", "after a restart without data_dir");
     assert_eq!(d.get_cache("kept").status, 200);
     assert!(row(&pg, "gone").is_none());

@@ -58,13 +58,6 @@ impl RetryQueueHandle {
         self.addr.do_send(Drain);
     }
 
-    /// The published status, whole. Callers with one question use the narrow queries
-    /// below ([`Self::pending_count`], [`Self::is_pending`], [`Self::blocked`],
-    /// [`Self::status`]).
-    pub fn view(&self) -> &QueueView {
-        &self.view
-    }
-
     /// How many caches have a save or a delete not yet in Postgres (no message).
     pub fn pending_count(&self) -> usize {
         self.view.snapshot().pending.len()

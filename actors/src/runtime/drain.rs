@@ -14,7 +14,7 @@ pub type DrainProgress<'a> = &'a dyn Fn(Duration, &str);
 /// on disk for the next start.
 pub(super) async fn drain(queue: &RetryQueueHandle, deadline: Instant, progress: DrainProgress<'_>) {
     let started = Instant::now();
-    let pending = queue.view().snapshot().pending.len();
+    let pending = queue.pending_count();
     if pending == 0 {
         return;
     }
@@ -28,14 +28,13 @@ pub(super) async fn drain(queue: &RetryQueueHandle, deadline: Instant, progress:
     queue.drain();
     let mut extension = TimeoutExtension::default();
     loop {
-        let snapshot = queue.view().snapshot();
-        let left = snapshot.pending.len();
+        let left = queue.pending_count();
         if left == 0 {
             tracing::info!(duration_ms = started.elapsed().as_millis() as u64, "retry queue drained");
             return;
         }
         // Nothing can succeed before an operator acts (an unregistered project): no wait.
-        if let Some(why) = &snapshot.blocked {
+        if let Some(why) = queue.blocked() {
             tracing::warn!(pending = left, error = %why, "pending saves cannot reach Postgres now; they stay on disk for the next start");
             return;
         }

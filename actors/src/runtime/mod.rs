@@ -16,6 +16,7 @@ pub use error::BootError;
 pub use sync::{Startup, SyncOutcome};
 
 use crate::metrics::Metrics;
+use crate::retry_queue::RetryQueueHandle;
 use crate::supervisor::{GaveUp, Supervisor};
 use crate::system::{PostgresConfig, SystemConfig};
 use crate::tiers::Tiers;
@@ -142,7 +143,7 @@ impl Runtime {
 
     /// Saves acknowledged but not yet in Postgres (0 without Postgres).
     pub fn pending_saves(&self) -> usize {
-        self.tiers.queue().map_or(0, |q| q.view().snapshot().pending.len())
+        self.tiers.queue().map_or(0, RetryQueueHandle::pending_count)
     }
 
     /// Waits until the retry queue has taken in every save sent to it so far: it learns
