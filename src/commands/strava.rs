@@ -6,7 +6,7 @@
 //! Strava's handshake while `subscribe` waits.
 
 use crate::cli::StravaCommand;
-use crate::config::{Settings, SourceSettings};
+use crate::config::{Settings, SourceConfig};
 use crate::exit::{Fatal, CONFIG, UNAVAILABLE};
 use crate::strava_subscription::{self, Subscription};
 use secrecy::ExposeSecret;
@@ -26,9 +26,9 @@ struct App {
 
 fn app(settings: &Settings) -> Result<App, Fatal> {
     let mut apps = settings.caches.iter().filter_map(|c| match &c.source {
-        Some(SourceSettings::Strava { client_id, client_secret, base_url, .. }) => Some(App {
+        Some(SourceConfig::Strava { client_id, client_secret, base_url, .. }) => Some(App {
             client_id: client_id.clone(),
-            client_secret: client_secret.expose_secret().to_owned(),
+            client_secret: client_secret.clone(),
             base_url: base_url.trim_end_matches('/').to_owned(),
         }),
         _ => None,

@@ -12,7 +12,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use super::durations::{format_duration, format_size};
-use super::{CacheSettings, Settings, SourceSettings};
+use super::{CacheSettings, Settings, SourceConfig};
 
 /// What every secret prints as.
 pub const REDACTED: &str = "[redacted]";
@@ -237,7 +237,7 @@ fn cache(c: &CacheSettings) -> Cache {
 
 /// A source's keys; a secret given as a `_file` key is shown as that key, as written,
 /// and one given inline as `[redacted]`.
-fn source(s: &SourceSettings, files: &BTreeMap<&'static str, String>) -> Source {
+fn source(s: &SourceConfig, files: &BTreeMap<&'static str, String>) -> Source {
     let kind = s.kind();
     // (inline, file): exactly one is set for a secret that is set.
     let secret = |field: &str| match files.get(field) {
@@ -245,7 +245,7 @@ fn source(s: &SourceSettings, files: &BTreeMap<&'static str, String>) -> Source 
         None => (Some(REDACTED), None),
     };
     match s {
-        SourceSettings::Strava { client_id, base_url, per_page, full_refresh_every, .. } => {
+        SourceConfig::Strava { client_id, base_url, per_page, full_refresh_every, .. } => {
             let (client_secret, client_secret_file) = secret("client_secret");
             let (refresh_token, refresh_token_file) = secret("refresh_token");
             Source {
@@ -261,7 +261,7 @@ fn source(s: &SourceSettings, files: &BTreeMap<&'static str, String>) -> Source 
                 ..Source::default()
             }
         }
-        SourceSettings::Justgiving { page_short_name, base_url, .. } => {
+        SourceConfig::Justgiving { page_short_name, base_url, .. } => {
             let (app_id, app_id_file) = secret("app_id");
             Source {
                 kind,
@@ -272,7 +272,7 @@ fn source(s: &SourceSettings, files: &BTreeMap<&'static str, String>) -> Source 
                 ..Source::default()
             }
         }
-        SourceSettings::Http { url, headers, bearer_token } => {
+        SourceConfig::Http { url, headers, bearer_token } => {
             let (inline, bearer_token_file) = secret("bearer_token");
             Source {
                 kind,
@@ -284,7 +284,7 @@ fn source(s: &SourceSettings, files: &BTreeMap<&'static str, String>) -> Source 
                 ..Source::default()
             }
         }
-        SourceSettings::Command { argv, timeout } => {
+        SourceConfig::Command { argv, timeout } => {
             Source { kind, argv: Some(argv.clone()), timeout: Some(format_duration(*timeout)), ..Source::default() }
         }
     }

@@ -7,7 +7,7 @@
 
 use crate::config::{
     ApiSettings, CacheSettings, LogSettings, MemorySettings, PostgresSettings, RefreshSettings, RetrySettings,
-    Settings, ShutdownSettings, SourceSettings, SupervisorSettings, WebhookSettings,
+    Settings, ShutdownSettings, SourceConfig, SupervisorSettings, WebhookSettings,
 };
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
@@ -23,8 +23,13 @@ fn put(map: &mut Flat, key: impl Into<String>, value: impl Debug) {
 
 /// A fingerprint that changes with the secret and cannot be turned back into it.
 fn secret(s: &SecretString) -> String {
+    fingerprint(s.expose_secret())
+}
+
+/// [`secret`] for the sources' secrets, which the refresher's own type holds as text.
+fn fingerprint(s: &str) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    s.expose_secret().hash(&mut h);
+    s.hash(&mut h);
     format!("secret:{:016x}", h.finish())
 }
 
@@ -150,7 +155,7 @@ fn cache_keys(m: &mut Flat, cache: &CacheSettings) {
     let mut src = |k: &str, v: String| m.insert(key(&format!("source.{k}")), v);
     src("kind", source.kind().to_owned());
     match source {
-        SourceSettings::Strava {
+        SourceConfig::Strava {
             client_id,
             client_secret,
             refresh_token,
@@ -158,28 +163,29 @@ fn cache_keys(m: &mut Flat, cache: &CacheSettings) {
             base_url,
             per_page,
             full_refresh_every,
+            // Follows `webhooks.strava_verify_token`, compared there.
+            learn_athlete: _,
         } => {
             src("client_id", client_id.clone());
-            src("client_secret", secret(client_secret));
-            src("refresh_token", secret(refresh_token));
+            src("client_secret", fingerprint(client_secret));
+            src("refresh_token", fingerprint(refresh_token));
             src("refresh_token_file", format!("{refresh_token_file:?}"));
             src("base_url", base_url.clone());
             src("per_page", per_page.to_string());
             src("full_refresh_every", format!("{full_refresh_every:?}"));
         }
-        SourceSettings::Justgiving { app_id, page_short_name, base_url } => {
-            src("app_id", secret(app_id));
+        SourceConfig::Justgiving { app_id, page_short_name, base_url } => {
+            src("app_id", fingerprint(app_id));
             src("page_short_name", page_short_name.clone());
             src("base_url", base_url.clone());
         }
-        SourceSettings::Http { url, headers, bearer_token } => {
+        SourceConfig::Http { url, headers, bearer_token } => {
             src("url", url.clone());
-            let headers: Vec<(&String, String)> =
-                headers.iter().map(|(k, v)| (k, secret(&SecretString::from(v.clone())))).collect();
+            let headers: Vec<(&String, String)> = headers.iter().map(|(k, v)| (k, fingerprint(v))).collect();
             src("headers", format!("{headers:?}"));
-            src("bearer_token", bearer_token.as_ref().map(secret).unwrap_or_default());
+            src("bearer_token", bearer_token.as_deref().map(fingerprint).unwrap_or_default());
         }
-        SourceSettings::Command { argv, timeout } => {
+        SourceConfig::Command { argv, timeout } => {
             src("argv", format!("{argv:?}"));
             src("timeout", format!("{timeout:?}"));
         }

@@ -16,11 +16,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Strava's API origin.
+/// Strava's API origin: the default `base_url` of a strava source.
 pub const STRAVA_BASE_URL: &str = "https://www.strava.com";
-/// JustGiving's API origin.
+/// JustGiving's API origin: the default `base_url` of a justgiving source.
 pub const JUSTGIVING_BASE_URL: &str = "https://api.justgiving.com";
-/// Strava's largest page.
+/// Strava's largest page of activities: the config's limit and default for
+/// `per_page`, and the source's clamp.
 pub const STRAVA_MAX_PER_PAGE: u32 = 200;
 
 /// One cache's source. `Debug` redacts every secret, so configs can be logged.
@@ -169,7 +170,6 @@ pub fn build_with_clock(
             full_refresh_every,
             learn_athlete,
         } => {
-            let per_page = per_page.clamp(1, STRAVA_MAX_PER_PAGE);
             let settings = strava::Settings {
                 client_id,
                 client_secret,

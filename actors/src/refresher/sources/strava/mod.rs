@@ -23,6 +23,7 @@ mod tokens;
 
 use super::client::HttpClient;
 use super::clock::Clock;
+use super::config::STRAVA_MAX_PER_PAGE;
 use super::ratelimit::Budget;
 use super::{BoxFuture, FetchRequest, Fetched, Source, SourceError, StateStore};
 use crate::domain::CacheName;
@@ -45,9 +46,9 @@ pub struct Settings {
     pub refresh_token: String,
     /// Also kept up to date with the rotated token, if set.
     pub refresh_token_file: Option<PathBuf>,
-    /// Scheme, host and port, e.g. `https://www.strava.com`.
+    /// Scheme, host and port: [`super::config::STRAVA_BASE_URL`] in production.
     pub base_url: String,
-    /// Activities per page (Strava allows up to 200).
+    /// Activities per page, clamped to 1..=[`STRAVA_MAX_PER_PAGE`].
     pub per_page: u32,
     /// A full re-read this often; incremental (`after=`) refreshes in between.
     pub full_refresh_every: Duration,
@@ -79,7 +80,7 @@ impl StravaSource {
         client: HttpClient,
     ) -> Self {
         let base_url = settings.base_url.trim_end_matches('/').to_owned();
-        let settings = Settings { base_url, per_page: settings.per_page.max(1), ..settings };
+        let settings = Settings { base_url, per_page: settings.per_page.clamp(1, STRAVA_MAX_PER_PAGE), ..settings };
         Self {
             cache,
             settings,
