@@ -11,7 +11,6 @@ use std::time::Duration;
 use tiercache_actors::refresher::RefreshPolicy;
 use tiercache_actors::retry_queue::BackoffPolicy;
 use tiercache_actors::store::ConnectConfig;
-use tiercache_actors::supervisor::RestartPolicy;
 use tiercache_actors::system::{PostgresConfig, RefreshConfig, SourcedCache, SystemConfig};
 
 /// The refresher's part: caches with a source, `[refresh]`.
@@ -93,10 +92,7 @@ pub fn system_config(settings: &Settings) -> Result<SystemConfig, Fatal> {
         data_dir: settings.data_dir.clone(),
         project: settings.project.clone(),
         memory_ttl: settings.memory.ttl,
-        restart_policy: RestartPolicy {
-            max_restarts: settings.supervisor.max_restarts,
-            window: settings.supervisor.restart_window,
-        },
+        restart_policy: settings.supervisor,
         // Only builds with failpoints, and only when `memory::get` is armed, pay for a
         // message per memory hit.
         hits_by_message: cfg!(feature = "failpoints")
@@ -111,9 +107,5 @@ pub fn system_config(settings: &Settings) -> Result<SystemConfig, Fatal> {
 
 /// `[retry]`'s waits: the retry queue's and the background startup sync's.
 pub fn retry_backoff(settings: &Settings) -> BackoffPolicy {
-    BackoffPolicy {
-        initial_interval: settings.retry.initial_interval,
-        max_interval: settings.retry.max_interval,
-        multiplier: settings.retry.multiplier,
-    }
+    settings.retry.backoff
 }

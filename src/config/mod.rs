@@ -28,7 +28,9 @@ pub use layers::DEFAULT_FILE;
 pub use net::ListenAddr;
 pub use tiercache_actors::domain::CacheName;
 pub use tiercache_actors::refresher::sources::SourceConfig;
+pub use tiercache_actors::retry_queue::BackoffPolicy;
 pub use tiercache_actors::store::TlsMode;
+pub use tiercache_actors::supervisor::RestartPolicy;
 
 /// The environment lookup: `std::env::var` in production, a map in tests, so that
 /// nothing here ever reads or writes the process environment directly.
@@ -66,7 +68,10 @@ pub struct Settings {
     pub retry: RetrySettings,
     pub shutdown: ShutdownSettings,
     pub refresh: RefreshSettings,
-    pub supervisor: SupervisorSettings,
+    /// `[supervisor]`, as the supervisor's own type: `max_restarts` restarts of one
+    /// actor within `window` (`restart_window`), more means exit 70. Checked: at
+    /// least 1 restart, a window above 0s.
+    pub supervisor: RestartPolicy,
     pub webhooks: WebhookSettings,
     pub caches: Vec<CacheSettings>,
     /// Non-fatal notes for the startup log (config is loaded before logging is up).
@@ -153,11 +158,9 @@ pub struct PostgresSettings {
 #[derive(Debug, Clone)]
 pub struct RetrySettings {
     pub enabled: bool,
-    /// Never more than `max_interval` (checked).
-    pub initial_interval: Duration,
-    pub max_interval: Duration,
-    /// At least 1.0 (checked), so intervals never shrink.
-    pub multiplier: f64,
+    /// The retry queue's own type. Checked: `initial_interval` never more than
+    /// `max_interval`, `multiplier` at least 1.0 (so intervals never shrink).
+    pub backoff: BackoffPolicy,
     /// For saves that Postgres rejects for good.
     pub max_attempts: u32,
 }
@@ -187,14 +190,6 @@ pub struct WebhookSettings {
     pub strava_verify_token: Option<SecretString>,
     /// Where it was read from, if from a file (shown by `check-config`).
     pub strava_verify_token_file: Option<PathBuf>,
-}
-
-/// `[supervisor]`.
-#[derive(Debug, Clone)]
-pub struct SupervisorSettings {
-    /// Restarts of one actor within `restart_window`; more means exit 70. At least 1.
-    pub max_restarts: u32,
-    pub restart_window: Duration,
 }
 
 /// One `[[caches]]` entry.

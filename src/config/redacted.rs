@@ -194,9 +194,9 @@ pub fn to_toml(s: &Settings) -> String {
         },
         retry: Retry {
             enabled: s.retry.enabled,
-            initial_interval: format_duration(s.retry.initial_interval),
-            max_interval: format_duration(s.retry.max_interval),
-            multiplier: s.retry.multiplier,
+            initial_interval: format_duration(s.retry.backoff.initial_interval),
+            max_interval: format_duration(s.retry.backoff.max_interval),
+            multiplier: s.retry.backoff.multiplier,
             max_attempts: s.retry.max_attempts,
         },
         shutdown: Shutdown { graceful: s.shutdown.graceful, timeout: format_duration(s.shutdown.timeout) },
@@ -208,7 +208,7 @@ pub fn to_toml(s: &Settings) -> String {
         },
         supervisor: Supervisor {
             max_restarts: s.supervisor.max_restarts,
-            restart_window: format_duration(s.supervisor.restart_window),
+            restart_window: format_duration(s.supervisor.window),
         },
         webhooks: Webhooks {
             strava_verify_token: match (&s.webhooks.strava_verify_token, &s.webhooks.strava_verify_token_file) {

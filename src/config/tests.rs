@@ -64,9 +64,9 @@ fn defaults_without_file() {
     assert_eq!(s.postgres.connect_timeout, secs(5));
     assert_eq!(s.postgres.statement_timeout, secs(15));
     assert!(s.retry.enabled);
-    assert_eq!(s.retry.initial_interval, Duration::from_millis(500));
-    assert_eq!(s.retry.max_interval, secs(60));
-    assert!((s.retry.multiplier - 2.0).abs() < f64::EPSILON);
+    assert_eq!(s.retry.backoff.initial_interval, Duration::from_millis(500));
+    assert_eq!(s.retry.backoff.max_interval, secs(60));
+    assert!((s.retry.backoff.multiplier - 2.0).abs() < f64::EPSILON);
     assert_eq!(s.retry.max_attempts, 20);
     assert!(s.shutdown.graceful);
     assert_eq!(s.shutdown.timeout, secs(30));
@@ -75,7 +75,7 @@ fn defaults_without_file() {
     assert_eq!(s.refresh.max_stale, None);
     assert_eq!(s.refresh.jitter, Duration::ZERO);
     assert_eq!(s.supervisor.max_restarts, 5);
-    assert_eq!(s.supervisor.restart_window, secs(60));
+    assert_eq!(s.supervisor.window, secs(60));
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
 
     let names: Vec<_> = s.caches.iter().map(|c| c.name.to_string()).collect();
@@ -285,7 +285,7 @@ fn overrides_reach_every_section() {
     assert_eq!(s.api.max_body, 1 << 20);
     assert_eq!(s.api.rate_limit_per_second, 10);
     assert_eq!(s.postgres.pool_size, 3);
-    assert!((s.retry.multiplier - 1.5).abs() < f64::EPSILON);
+    assert!((s.retry.backoff.multiplier - 1.5).abs() < f64::EPSILON);
     assert_eq!(s.supervisor.max_restarts, 9);
     assert_eq!(s.refresh.max_stale, Some(secs(H)));
     assert_eq!(s.project, "42");

@@ -11,9 +11,9 @@ use tiercache_actors::refresher::sources::config::{JUSTGIVING_BASE_URL, STRAVA_B
 use super::env_compat::is_postgres_url;
 use super::raw::{RawApi, RawCache, RawPostgres, RawRetry, RawSecret, RawSettings, RawSource};
 use super::{
-    exposure, net, secrets, ApiSettings, CacheName, CacheSettings, ConfigError, Env, LogFormat, LogSettings,
-    MemorySettings, PostgresSettings, RefreshSettings, RetrySettings, Settings, ShutdownSettings, SourceConfig,
-    SupervisorSettings, TlsMode,
+    exposure, net, secrets, ApiSettings, BackoffPolicy, CacheName, CacheSettings, ConfigError, Env, LogFormat,
+    LogSettings, MemorySettings, PostgresSettings, RefreshSettings, RestartPolicy, RetrySettings, Settings,
+    ShutdownSettings, SourceConfig, TlsMode,
 };
 
 /// Longest accepted `project`.
@@ -78,9 +78,9 @@ pub fn settings(raw: RawSettings, env: Env<'_>, warnings: Vec<String>) -> Result
             max_stale: raw.refresh.max_stale.0,
             jitter: raw.refresh.jitter.0,
         },
-        supervisor: SupervisorSettings {
+        supervisor: RestartPolicy {
             max_restarts: raw.supervisor.max_restarts,
-            restart_window: raw.supervisor.restart_window.0,
+            window: raw.supervisor.restart_window.0,
         },
         webhooks,
         caches,
@@ -223,9 +223,11 @@ fn retry(raw: RawRetry) -> Result<RetrySettings, ConfigError> {
     }
     Ok(RetrySettings {
         enabled: raw.enabled,
-        initial_interval: raw.initial_interval.0,
-        max_interval: raw.max_interval.0,
-        multiplier: raw.multiplier,
+        backoff: BackoffPolicy {
+            initial_interval: raw.initial_interval.0,
+            max_interval: raw.max_interval.0,
+            multiplier: raw.multiplier,
+        },
         max_attempts: raw.max_attempts,
     })
 }

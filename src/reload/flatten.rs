@@ -6,8 +6,8 @@
 //! map says that a secret changed, never what it is.
 
 use crate::config::{
-    ApiSettings, CacheSettings, LogSettings, MemorySettings, PostgresSettings, RefreshSettings, RetrySettings,
-    Settings, ShutdownSettings, SourceConfig, SupervisorSettings, WebhookSettings,
+    ApiSettings, BackoffPolicy, CacheSettings, LogSettings, MemorySettings, PostgresSettings, RefreshSettings,
+    RestartPolicy, RetrySettings, Settings, ShutdownSettings, SourceConfig, WebhookSettings,
 };
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
@@ -60,7 +60,8 @@ pub fn flatten(s: &Settings) -> Flat {
     let MemorySettings { ttl } = memory;
     put(&mut m, "memory.ttl", ttl);
     postgres_keys(&mut m, postgres);
-    let RetrySettings { enabled, initial_interval, max_interval, multiplier, max_attempts } = retry;
+    let RetrySettings { enabled, backoff: BackoffPolicy { initial_interval, max_interval, multiplier }, max_attempts } =
+        retry;
     put(&mut m, "retry.enabled", enabled);
     put(&mut m, "retry.initial_interval", initial_interval);
     put(&mut m, "retry.max_interval", max_interval);
@@ -74,9 +75,9 @@ pub fn flatten(s: &Settings) -> Flat {
     put(&mut m, "refresh.fetch_timeout", fetch_timeout);
     put(&mut m, "refresh.max_stale", max_stale);
     put(&mut m, "refresh.jitter", jitter);
-    let SupervisorSettings { max_restarts, restart_window } = supervisor;
+    let RestartPolicy { max_restarts, window } = supervisor;
     put(&mut m, "supervisor.max_restarts", max_restarts);
-    put(&mut m, "supervisor.restart_window", restart_window);
+    put(&mut m, "supervisor.restart_window", window);
     let WebhookSettings { strava_verify_token, strava_verify_token_file } = webhooks;
     put(&mut m, "webhooks.strava_verify_token", strava_verify_token.as_ref().map(secret).unwrap_or_default());
     put(&mut m, "webhooks.strava_verify_token_file", strava_verify_token_file);
