@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::durations::{format_duration, format_size};
 use super::{CacheSettings, Settings, SourceConfig};
+use tiercache_actors::refresher::sources::strava;
 
 /// What every secret prints as.
 pub const REDACTED: &str = "[redacted]";
@@ -245,7 +246,7 @@ fn source(s: &SourceConfig, files: &BTreeMap<&'static str, String>) -> Source {
         None => (Some(REDACTED), None),
     };
     match s {
-        SourceConfig::Strava { client_id, base_url, per_page, full_refresh_every, .. } => {
+        SourceConfig::Strava(strava::Settings { client_id, base_url, per_page, full_refresh_every, .. }) => {
             let (client_secret, client_secret_file) = secret("client_secret");
             let (refresh_token, refresh_token_file) = secret("refresh_token");
             Source {

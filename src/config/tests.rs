@@ -463,7 +463,7 @@ fn secret_files_are_read() {
     let s = ok(Some(&file), &[("CREDENTIALS_DIRECTORY", &creds)]);
     assert_eq!(s.postgres.password_file, Some(dir.path().join("pgpass")));
     match &s.caches[0].source {
-        Some(SourceConfig::Strava {
+        Some(SourceConfig::Strava(tiercache_actors::refresher::sources::strava::Settings {
             client_id,
             client_secret,
             refresh_token,
@@ -472,7 +472,7 @@ fn secret_files_are_read() {
             per_page,
             full_refresh_every,
             learn_athlete,
-        }) => {
+        })) => {
             assert_eq!(client_id, "123");
             assert_eq!(client_secret, "cred-secret");
             assert_eq!(refresh_token, "file-token");
@@ -642,7 +642,7 @@ fn a_strava_source_learns_its_athlete_when_webhooks_are_on() {
     let cache = "[[caches]]\nname = \"strava\"\n[caches.source]\nkind = \"strava\"\nclient_id = \"1\"\n\
                  client_secret = \"s\"\nrefresh_token = \"t\"\n";
     let learns = |file: &str| match ok(Some(file), &[]).caches[0].source {
-        Some(SourceConfig::Strava { learn_athlete, .. }) => learn_athlete,
+        Some(SourceConfig::Strava(ref strava)) => strava.learn_athlete,
         ref other => panic!("{other:?}"),
     };
     assert!(!learns(cache));

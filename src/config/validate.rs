@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use tiercache_actors::refresher::sources::config::{JUSTGIVING_BASE_URL, STRAVA_BASE_URL, STRAVA_MAX_PER_PAGE};
+use tiercache_actors::refresher::sources::strava;
 
 use super::env_compat::is_postgres_url;
 use super::raw::{RawApi, RawCache, RawPostgres, RawRetry, RawSecret, RawSettings, RawSource};
@@ -413,7 +414,7 @@ fn strava(raw: RawSource, keys: &mut SourceKeys<'_>, learn_athlete: bool) -> Res
     if per_page == 0 || per_page > STRAVA_MAX_PER_PAGE {
         return Err(ConfigError::new(keys.key("per_page"), format!("must be between 1 and {STRAVA_MAX_PER_PAGE}")));
     }
-    Ok(SourceConfig::Strava {
+    Ok(SourceConfig::Strava(strava::Settings {
         client_id,
         client_secret,
         refresh_token,
@@ -422,7 +423,7 @@ fn strava(raw: RawSource, keys: &mut SourceKeys<'_>, learn_athlete: bool) -> Res
         per_page,
         full_refresh_every: full_refresh_every(raw.full_refresh_every, &keys.key("full_refresh_every"))?,
         learn_athlete,
-    })
+    }))
 }
 
 /// `kind = "justgiving"`.

@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
+use tiercache_actors::refresher::sources::strava;
 
 /// Key (as in the file, caches as `caches[NAME].KEY`) → comparable value.
 pub type Flat = BTreeMap<String, String>;
@@ -156,7 +157,7 @@ fn cache_keys(m: &mut Flat, cache: &CacheSettings) {
     let mut src = |k: &str, v: String| m.insert(key(&format!("source.{k}")), v);
     src("kind", source.kind().to_owned());
     match source {
-        SourceConfig::Strava {
+        SourceConfig::Strava(strava::Settings {
             client_id,
             client_secret,
             refresh_token,
@@ -166,7 +167,7 @@ fn cache_keys(m: &mut Flat, cache: &CacheSettings) {
             full_refresh_every,
             // Follows `webhooks.strava_verify_token`, compared there.
             learn_athlete: _,
-        } => {
+        }) => {
             src("client_id", client_id.clone());
             src("client_secret", fingerprint(client_secret));
             src("refresh_token", fingerprint(refresh_token));

@@ -35,8 +35,9 @@ use tokens::Tokens;
 
 pub use detail::MAX_DETAILS;
 
-/// What the source needs from its configuration.
-#[derive(Clone)]
+/// What the source needs from its configuration: `kind = "strava"`'s keys, secrets
+/// already read, as the config layer validated them. `Debug` redacts the secrets.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Settings {
     /// The app's client id.
     pub client_id: String,
@@ -55,6 +56,32 @@ pub struct Settings {
     /// Learn the athlete id on the first fetch (webhooks are on: a deauthorization
     /// must be routable after the tokens stop working).
     pub learn_athlete: bool,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use super::config::Redacted;
+        let Self {
+            client_id,
+            client_secret: _,
+            refresh_token: _,
+            refresh_token_file,
+            base_url,
+            per_page,
+            full_refresh_every,
+            learn_athlete,
+        } = self;
+        f.debug_struct("Strava")
+            .field("client_id", client_id)
+            .field("client_secret", &Redacted)
+            .field("refresh_token", &Redacted)
+            .field("refresh_token_file", refresh_token_file)
+            .field("base_url", base_url)
+            .field("per_page", per_page)
+            .field("full_refresh_every", full_refresh_every)
+            .field("learn_athlete", learn_athlete)
+            .finish()
+    }
 }
 
 /// The Strava source of one cache.
