@@ -277,8 +277,9 @@ fn caches(raw: Vec<RawCache>, env: Env<'_>, learn_athlete: bool) -> Result<Vec<C
         .collect()
 }
 
-/// Builds one source; `at` is its key, e.g. `caches[0].source`. Also returns the
-/// secrets given as `_file` keys, with the file names as written.
+/// Builds one source; `at` is its key, e.g. `caches[0].source`; `learn_athlete`:
+/// webhooks are on, so a strava source learns its athlete id. Also returns the secrets
+/// given as `_file` keys, with the file names as written.
 fn source(
     raw: RawSource,
     at: &str,
