@@ -1,53 +1,17 @@
 //! From validated settings to the actors' own configuration types (the actors crate
-//! never sees the `config` crate).
+//! never sees the `config` crate). Sources and the TLS mode are the actors' types
+//! already (validation builds them); what is left here is grouping and defaults.
 
 use crate::config::CacheName;
-use crate::config::{Settings, SourceSettings, SslMode};
+use crate::config::Settings;
 use crate::exit::{Fatal, CONFIG};
 use secrecy::ExposeSecret;
 use std::collections::HashMap;
 use std::time::Duration;
-use tiercache_actors::refresher::sources::SourceConfig;
 use tiercache_actors::refresher::RefreshPolicy;
 use tiercache_actors::retry_queue::BackoffPolicy;
-use tiercache_actors::store::{ConnectConfig, TlsMode};
-use tiercache_actors::supervisor::RestartPolicy;
+use tiercache_actors::store::ConnectConfig;
 use tiercache_actors::system::{PostgresConfig, RefreshConfig, SourcedCache, SystemConfig};
-
-/// `webhooks`: `[webhooks]` has a Strava verify token.
-fn source_config(source: &SourceSettings, webhooks: bool) -> SourceConfig {
-    match source {
-        SourceSettings::Strava {
-            client_id,
-            client_secret,
-            refresh_token,
-            refresh_token_file,
-            base_url,
-            per_page,
-            full_refresh_every,
-        } => SourceConfig::Strava {
-            client_id: client_id.clone(),
-            client_secret: client_secret.expose_secret().to_owned(),
-            refresh_token: refresh_token.expose_secret().to_owned(),
-            refresh_token_file: refresh_token_file.clone(),
-            base_url: base_url.clone(),
-            per_page: *per_page,
-            full_refresh_every: *full_refresh_every,
-            learn_athlete: webhooks,
-        },
-        SourceSettings::Justgiving { app_id, page_short_name, base_url } => SourceConfig::Justgiving {
-            app_id: app_id.expose_secret().to_owned(),
-            page_short_name: page_short_name.clone(),
-            base_url: base_url.clone(),
-        },
-        SourceSettings::Http { url, headers, bearer_token } => SourceConfig::Http {
-            url: url.clone(),
-            headers: headers.clone(),
-            bearer_token: bearer_token.as_ref().map(|t| t.expose_secret().to_owned()),
-        },
-        SourceSettings::Command { argv, timeout } => SourceConfig::Command { argv: argv.clone(), timeout: *timeout },
-    }
-}
 
 /// The refresher's part: caches with a source, `[refresh]`.
 pub fn refresh_config(settings: &Settings) -> RefreshConfig {
@@ -61,7 +25,7 @@ pub fn refresh_config(settings: &Settings) -> RefreshConfig {
                     every: c.refresh_every,
                     rich_every: c.rich_refresh_every,
                     max_size: c.max_size,
-                    source: source_config(c.source.as_ref()?, settings.webhooks.strava_verify_token.is_some()),
+                    source: c.source.clone()?,
                 })
             })
             .collect(),
@@ -76,16 +40,6 @@ pub fn refresh_config(settings: &Settings) -> RefreshConfig {
             },
         },
         emergency: settings.refresh.emergency,
-    }
-}
-
-fn tls_mode(mode: SslMode) -> TlsMode {
-    match mode {
-        SslMode::Disable => TlsMode::Disable,
-        SslMode::Prefer => TlsMode::Prefer,
-        SslMode::Require => TlsMode::Require,
-        SslMode::VerifyCa => TlsMode::VerifyCa,
-        SslMode::VerifyFull => TlsMode::VerifyFull,
     }
 }
 
@@ -111,7 +65,7 @@ pub fn postgres_config(settings: &Settings) -> Result<Option<PostgresConfig>, Fa
         connect: ConnectConfig {
             url,
             password,
-            sslmode: pg.sslmode.map(tls_mode),
+            sslmode: pg.sslmode,
             ssl_root_cert: pg.ssl_root_cert.clone(),
             pool_size: pg.pool_size,
             statement_cache: pg.statement_cache,
@@ -138,10 +92,7 @@ pub fn system_config(settings: &Settings) -> Result<SystemConfig, Fatal> {
         data_dir: settings.data_dir.clone(),
         project: settings.project.clone(),
         memory_ttl: settings.memory.ttl,
-        restart_policy: RestartPolicy {
-            max_restarts: settings.supervisor.max_restarts,
-            window: settings.supervisor.restart_window,
-        },
+        restart_policy: settings.supervisor,
         // Only builds with failpoints, and only when `memory::get` is armed, pay for a
         // message per memory hit.
         hits_by_message: cfg!(feature = "failpoints")
@@ -156,9 +107,5 @@ pub fn system_config(settings: &Settings) -> Result<SystemConfig, Fatal> {
 
 /// `[retry]`'s waits: the retry queue's and the background startup sync's.
 pub fn retry_backoff(settings: &Settings) -> BackoffPolicy {
-    BackoffPolicy {
-        initial_interval: settings.retry.initial_interval,
-        max_interval: settings.retry.max_interval,
-        multiplier: settings.retry.multiplier,
-    }
+    settings.retry.backoff
 }

@@ -6,13 +6,14 @@
 //! Strava's handshake while `subscribe` waits.
 
 use crate::cli::StravaCommand;
-use crate::config::{Settings, SourceSettings};
+use crate::config::{Settings, SourceConfig};
 use crate::exit::{Fatal, CONFIG, UNAVAILABLE};
 use crate::strava_subscription::{self, Subscription};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use std::time::Duration;
 use tiercache_actors::refresher::sources::client::{Deadline, HttpClient, Request, Response};
+use tiercache_actors::refresher::sources::strava;
 
 /// Strava answers the subscribe call only after it has checked the callback URL.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -26,9 +27,9 @@ struct App {
 
 fn app(settings: &Settings) -> Result<App, Fatal> {
     let mut apps = settings.caches.iter().filter_map(|c| match &c.source {
-        Some(SourceSettings::Strava { client_id, client_secret, base_url, .. }) => Some(App {
+        Some(SourceConfig::Strava(strava::Settings { client_id, client_secret, base_url, .. })) => Some(App {
             client_id: client_id.clone(),
-            client_secret: client_secret.expose_secret().to_owned(),
+            client_secret: client_secret.clone(),
             base_url: base_url.trim_end_matches('/').to_owned(),
         }),
         _ => None,

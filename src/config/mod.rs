@@ -19,7 +19,6 @@ mod validate;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,6 +27,10 @@ use secrecy::SecretString;
 pub use layers::DEFAULT_FILE;
 pub use net::ListenAddr;
 pub use tiercache_actors::domain::CacheName;
+pub use tiercache_actors::refresher::sources::SourceConfig;
+pub use tiercache_actors::retry_queue::BackoffPolicy;
+pub use tiercache_actors::store::TlsMode;
+pub use tiercache_actors::supervisor::RestartPolicy;
 
 /// The environment lookup: `std::env::var` in production, a map in tests, so that
 /// nothing here ever reads or writes the process environment directly.
@@ -65,7 +68,10 @@ pub struct Settings {
     pub retry: RetrySettings,
     pub shutdown: ShutdownSettings,
     pub refresh: RefreshSettings,
-    pub supervisor: SupervisorSettings,
+    /// `[supervisor]`, as the supervisor's own type: `max_restarts` restarts of one
+    /// actor within `window` (`restart_window`), more means exit 70. Checked: at
+    /// least 1 restart, a window above 0s.
+    pub supervisor: RestartPolicy,
     pub webhooks: WebhookSettings,
     pub caches: Vec<CacheSettings>,
     /// Non-fatal notes for the startup log (config is loaded before logging is up).
@@ -138,8 +144,8 @@ pub struct PostgresSettings {
     /// Overrides a password in `url`; resolved (credentials directory included)
     /// and checked readable at load time.
     pub password_file: Option<PathBuf>,
-    /// `None`: the default of SPEC §7.
-    pub sslmode: Option<SslMode>,
+    /// `None`: the URL's `sslmode=`, else the default of SPEC §7.
+    pub sslmode: Option<TlsMode>,
     pub ssl_root_cert: Option<PathBuf>,
     pub pool_size: usize,
     /// `false` behind a transaction pooler, which cannot keep prepared statements.
@@ -148,38 +154,13 @@ pub struct PostgresSettings {
     pub statement_timeout: Duration,
 }
 
-/// `postgres.sslmode`, libpq's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SslMode {
-    Disable,
-    Prefer,
-    Require,
-    VerifyCa,
-    VerifyFull,
-}
-
-impl SslMode {
-    /// The libpq spelling, as written in the config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SslMode::Disable => "disable",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-            SslMode::VerifyCa => "verify-ca",
-            SslMode::VerifyFull => "verify-full",
-        }
-    }
-}
-
 /// `[retry]`: background retries of saves that Postgres refused.
 #[derive(Debug, Clone)]
 pub struct RetrySettings {
     pub enabled: bool,
-    /// Never more than `max_interval` (checked).
-    pub initial_interval: Duration,
-    pub max_interval: Duration,
-    /// At least 1.0 (checked), so intervals never shrink.
-    pub multiplier: f64,
+    /// The retry queue's own type. Checked: `initial_interval` never more than
+    /// `max_interval`, `multiplier` at least 1.0 (so intervals never shrink).
+    pub backoff: BackoffPolicy,
     /// For saves that Postgres rejects for good.
     pub max_attempts: u32,
 }
@@ -211,14 +192,6 @@ pub struct WebhookSettings {
     pub strava_verify_token_file: Option<PathBuf>,
 }
 
-/// `[supervisor]`.
-#[derive(Debug, Clone)]
-pub struct SupervisorSettings {
-    /// Restarts of one actor within `restart_window`; more means exit 70. At least 1.
-    pub max_restarts: u32,
-    pub restart_window: Duration,
-}
-
 /// One `[[caches]]` entry.
 #[derive(Debug, Clone)]
 pub struct CacheSettings {
@@ -231,97 +204,13 @@ pub struct CacheSettings {
     pub retention_days: u32,
     /// Optional JSON Schema file for integrity checks.
     pub schema: Option<PathBuf>,
-    /// `None`: the cache is filled by PUT.
-    pub source: Option<SourceSettings>,
+    /// `None`: the cache is filled by PUT. The refresher's own type, secrets already
+    /// read from env or files; its `Debug` redacts them.
+    pub source: Option<SourceConfig>,
     /// The source's secrets given as `_file` keys (`client_secret` → the file name as
     /// written), so `check-config` prints `client_secret_file = "..."` rather than a
     /// redacted `client_secret`.
     pub secret_files: BTreeMap<&'static str, String>,
-}
-
-/// `[caches.source]`: where a refresh fetches from. `*_file` secrets are already
-/// read into the secret fields.
-#[derive(Clone)]
-pub enum SourceSettings {
-    Strava {
-        client_id: String,
-        client_secret: SecretString,
-        refresh_token: SecretString,
-        /// Kept so the refresher can store a rotated refresh token back.
-        refresh_token_file: Option<PathBuf>,
-        base_url: String,
-        per_page: u32,
-        /// A full re-read of the activity list this often (incremental in between).
-        full_refresh_every: Duration,
-    },
-    Justgiving {
-        app_id: SecretString,
-        page_short_name: String,
-        base_url: String,
-    },
-    Http {
-        url: String,
-        /// Values may carry credentials, so `Debug` redacts them.
-        headers: BTreeMap<String, String>,
-        bearer_token: Option<SecretString>,
-    },
-    Command {
-        argv: Vec<String>,
-        timeout: Duration,
-    },
-}
-
-impl SourceSettings {
-    /// The `kind` key's value.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SourceSettings::Strava { .. } => "strava",
-            SourceSettings::Justgiving { .. } => "justgiving",
-            SourceSettings::Http { .. } => "http",
-            SourceSettings::Command { .. } => "command",
-        }
-    }
-}
-
-impl fmt::Debug for SourceSettings {
-    // Hand-written only for `headers`: secrecy already redacts the other secrets.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SourceSettings::Strava {
-                client_id,
-                client_secret,
-                refresh_token,
-                refresh_token_file,
-                base_url,
-                per_page,
-                full_refresh_every,
-            } => f
-                .debug_struct("Strava")
-                .field("client_id", client_id)
-                .field("client_secret", client_secret)
-                .field("refresh_token", refresh_token)
-                .field("refresh_token_file", refresh_token_file)
-                .field("base_url", base_url)
-                .field("per_page", per_page)
-                .field("full_refresh_every", full_refresh_every)
-                .finish(),
-            SourceSettings::Justgiving { app_id, page_short_name, base_url } => f
-                .debug_struct("Justgiving")
-                .field("app_id", app_id)
-                .field("page_short_name", page_short_name)
-                .field("base_url", base_url)
-                .finish(),
-            SourceSettings::Http { url, headers, bearer_token } => f
-                .debug_struct("Http")
-                .field("url", &redacted::redact_url(url))
-                .field("headers", &headers.keys().map(|k| (k, "[redacted]")).collect::<BTreeMap<_, _>>())
-                .field("bearer_token", bearer_token)
-                .finish(),
-            SourceSettings::Command { argv, timeout } => {
-                f.debug_struct("Command").field("argv", argv).field("timeout", timeout).finish()
-            }
-        }
-    }
 }
 
 impl Settings {

@@ -12,7 +12,8 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use super::durations::{format_duration, format_size};
-use super::{CacheSettings, Settings, SourceSettings};
+use super::{CacheSettings, Settings, SourceConfig};
+use tiercache_actors::refresher::sources::strava;
 
 /// What every secret prints as.
 pub const REDACTED: &str = "[redacted]";
@@ -194,9 +195,9 @@ pub fn to_toml(s: &Settings) -> String {
         },
         retry: Retry {
             enabled: s.retry.enabled,
-            initial_interval: format_duration(s.retry.initial_interval),
-            max_interval: format_duration(s.retry.max_interval),
-            multiplier: s.retry.multiplier,
+            initial_interval: format_duration(s.retry.backoff.initial_interval),
+            max_interval: format_duration(s.retry.backoff.max_interval),
+            multiplier: s.retry.backoff.multiplier,
             max_attempts: s.retry.max_attempts,
         },
         shutdown: Shutdown { graceful: s.shutdown.graceful, timeout: format_duration(s.shutdown.timeout) },
@@ -208,7 +209,7 @@ pub fn to_toml(s: &Settings) -> String {
         },
         supervisor: Supervisor {
             max_restarts: s.supervisor.max_restarts,
-            restart_window: format_duration(s.supervisor.restart_window),
+            restart_window: format_duration(s.supervisor.window),
         },
         webhooks: Webhooks {
             strava_verify_token: match (&s.webhooks.strava_verify_token, &s.webhooks.strava_verify_token_file) {
@@ -237,7 +238,7 @@ fn cache(c: &CacheSettings) -> Cache {
 
 /// A source's keys; a secret given as a `_file` key is shown as that key, as written,
 /// and one given inline as `[redacted]`.
-fn source(s: &SourceSettings, files: &BTreeMap<&'static str, String>) -> Source {
+fn source(s: &SourceConfig, files: &BTreeMap<&'static str, String>) -> Source {
     let kind = s.kind();
     // (inline, file): exactly one is set for a secret that is set.
     let secret = |field: &str| match files.get(field) {
@@ -245,7 +246,7 @@ fn source(s: &SourceSettings, files: &BTreeMap<&'static str, String>) -> Source 
         None => (Some(REDACTED), None),
     };
     match s {
-        SourceSettings::Strava { client_id, base_url, per_page, full_refresh_every, .. } => {
+        SourceConfig::Strava(strava::Settings { client_id, base_url, per_page, full_refresh_every, .. }) => {
             let (client_secret, client_secret_file) = secret("client_secret");
             let (refresh_token, refresh_token_file) = secret("refresh_token");
             Source {
@@ -261,7 +262,7 @@ fn source(s: &SourceSettings, files: &BTreeMap<&'static str, String>) -> Source 
                 ..Source::default()
             }
         }
-        SourceSettings::Justgiving { page_short_name, base_url, .. } => {
+        SourceConfig::Justgiving { page_short_name, base_url, .. } => {
             let (app_id, app_id_file) = secret("app_id");
             Source {
                 kind,
@@ -272,7 +273,7 @@ fn source(s: &SourceSettings, files: &BTreeMap<&'static str, String>) -> Source 
                 ..Source::default()
             }
         }
-        SourceSettings::Http { url, headers, bearer_token } => {
+        SourceConfig::Http { url, headers, bearer_token } => {
             let (inline, bearer_token_file) = secret("bearer_token");
             Source {
                 kind,
@@ -284,7 +285,7 @@ fn source(s: &SourceSettings, files: &BTreeMap<&'static str, String>) -> Source 
                 ..Source::default()
             }
         }
-        SourceSettings::Command { argv, timeout } => {
+        SourceConfig::Command { argv, timeout } => {
             Source { kind, argv: Some(argv.clone()), timeout: Some(format_duration(*timeout)), ..Source::default() }
         }
     }

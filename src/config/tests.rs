@@ -64,9 +64,9 @@ fn defaults_without_file() {
     assert_eq!(s.postgres.connect_timeout, secs(5));
     assert_eq!(s.postgres.statement_timeout, secs(15));
     assert!(s.retry.enabled);
-    assert_eq!(s.retry.initial_interval, Duration::from_millis(500));
-    assert_eq!(s.retry.max_interval, secs(60));
-    assert!((s.retry.multiplier - 2.0).abs() < f64::EPSILON);
+    assert_eq!(s.retry.backoff.initial_interval, Duration::from_millis(500));
+    assert_eq!(s.retry.backoff.max_interval, secs(60));
+    assert!((s.retry.backoff.multiplier - 2.0).abs() < f64::EPSILON);
     assert_eq!(s.retry.max_attempts, 20);
     assert!(s.shutdown.graceful);
     assert_eq!(s.shutdown.timeout, secs(30));
@@ -75,7 +75,7 @@ fn defaults_without_file() {
     assert_eq!(s.refresh.max_stale, None);
     assert_eq!(s.refresh.jitter, Duration::ZERO);
     assert_eq!(s.supervisor.max_restarts, 5);
-    assert_eq!(s.supervisor.restart_window, secs(60));
+    assert_eq!(s.supervisor.window, secs(60));
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
 
     let names: Vec<_> = s.caches.iter().map(|c| c.name.to_string()).collect();
@@ -162,7 +162,7 @@ fn file_overrides_defaults() {
         s.postgres.url.as_ref().map(|u| u.expose_secret().to_owned()),
         Some("postgres://app@db.internal/postgres".into())
     );
-    assert_eq!(s.postgres.sslmode, Some(SslMode::VerifyFull));
+    assert_eq!(s.postgres.sslmode, Some(TlsMode::VerifyFull));
     assert!(!s.postgres.statement_cache);
     assert_eq!(s.refresh.max_stale, Some(secs(48 * H)));
     assert_eq!(s.caches.len(), 2);
@@ -171,7 +171,7 @@ fn file_overrides_defaults() {
     assert_eq!(c.refresh_every, Some(secs(1800)));
     assert_eq!((c.max_size, c.retention_days), (2 << 20, 7));
     match &c.source {
-        Some(SourceSettings::Command { argv, timeout }) => {
+        Some(SourceConfig::Command { argv, timeout }) => {
             assert_eq!(argv, &["/usr/bin/fetch", "--json"]);
             assert_eq!(*timeout, secs(30));
         }
@@ -285,7 +285,7 @@ fn overrides_reach_every_section() {
     assert_eq!(s.api.max_body, 1 << 20);
     assert_eq!(s.api.rate_limit_per_second, 10);
     assert_eq!(s.postgres.pool_size, 3);
-    assert!((s.retry.multiplier - 1.5).abs() < f64::EPSILON);
+    assert!((s.retry.backoff.multiplier - 1.5).abs() < f64::EPSILON);
     assert_eq!(s.supervisor.max_restarts, 9);
     assert_eq!(s.refresh.max_stale, Some(secs(H)));
     assert_eq!(s.project, "42");
@@ -432,7 +432,7 @@ fn source_requirements() {
 
     let s = ok(Some(&src("kind = \"justgiving\"\napp_id = \"a\"\npage_short_name = \"p\"")), &[]);
     match &s.caches[0].source {
-        Some(SourceSettings::Justgiving { base_url, .. }) => {
+        Some(SourceConfig::Justgiving { base_url, .. }) => {
             assert_eq!(base_url, "https://api.justgiving.com");
         }
         other => panic!("{other:?}"),
@@ -463,7 +463,7 @@ fn secret_files_are_read() {
     let s = ok(Some(&file), &[("CREDENTIALS_DIRECTORY", &creds)]);
     assert_eq!(s.postgres.password_file, Some(dir.path().join("pgpass")));
     match &s.caches[0].source {
-        Some(SourceSettings::Strava {
+        Some(SourceConfig::Strava(tiercache_actors::refresher::sources::strava::Settings {
             client_id,
             client_secret,
             refresh_token,
@@ -471,10 +471,12 @@ fn secret_files_are_read() {
             base_url,
             per_page,
             full_refresh_every,
-        }) => {
+            learn_athlete,
+        })) => {
             assert_eq!(client_id, "123");
-            assert_eq!(client_secret.expose_secret(), "cred-secret");
-            assert_eq!(refresh_token.expose_secret(), "file-token");
+            assert_eq!(client_secret, "cred-secret");
+            assert_eq!(refresh_token, "file-token");
+            assert!(!learn_athlete, "no [webhooks] verify token");
             assert_eq!(refresh_token_file.as_deref(), Some(token.as_path()));
             assert_eq!((base_url.as_str(), *per_page), ("https://www.strava.com", 200));
             assert_eq!(*full_refresh_every, std::time::Duration::from_secs(86400), "default: daily");
@@ -618,4 +620,31 @@ fn webhooks_verify_token_inline_from_env_or_file_and_redacted() {
         "webhooks.strava_verify_token_file"
     );
     assert_eq!(err_key("[webhooks]\nstrava_token = \"x\"\n"), "webhooks.strava_token");
+}
+
+#[test]
+fn sslmode_takes_the_five_names_and_refuses_allow_with_the_same_message() {
+    for mode in TlsMode::ALL {
+        let s = ok(Some(&format!("[postgres]\nsslmode = {:?}\n", mode.as_str())), &[]);
+        assert_eq!(s.postgres.sslmode, Some(mode));
+        assert!(s.to_redacted_toml().contains(&format!("sslmode = \"{}\"", mode.as_str())));
+    }
+    // libpq's `allow` is taken only in a URL's `sslmode=` (as prefer), never here.
+    let e = err(Some("[postgres]\nsslmode = \"allow\"\n"), &[]);
+    assert_eq!(
+        e.to_string(),
+        "config error: postgres.sslmode: expected disable, prefer, require, verify-ca or verify-full, got \"allow\""
+    );
+}
+
+#[test]
+fn a_strava_source_learns_its_athlete_when_webhooks_are_on() {
+    let cache = "[[caches]]\nname = \"strava\"\n[caches.source]\nkind = \"strava\"\nclient_id = \"1\"\n\
+                 client_secret = \"s\"\nrefresh_token = \"t\"\n";
+    let learns = |file: &str| match ok(Some(file), &[]).caches[0].source {
+        Some(SourceConfig::Strava(ref strava)) => strava.learn_athlete,
+        ref other => panic!("{other:?}"),
+    };
+    assert!(!learns(cache));
+    assert!(learns(&format!("[webhooks]\nstrava_verify_token = \"v\"\n{cache}")));
 }

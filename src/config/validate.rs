@@ -1,25 +1,24 @@
 //! Raw mirror → [`Settings`]: every check that needs more than a type, each error
 //! naming its key.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
+use tiercache_actors::refresher::sources::config::{JUSTGIVING_BASE_URL, STRAVA_BASE_URL, STRAVA_MAX_PER_PAGE};
+use tiercache_actors::refresher::sources::strava;
 
 use super::env_compat::is_postgres_url;
-use super::raw::{RawApi, RawCache, RawPostgres, RawRetry, RawSettings, RawSource};
+use super::raw::{RawApi, RawCache, RawPostgres, RawRetry, RawSecret, RawSettings, RawSource};
 use super::{
-    exposure, net, secrets, ApiSettings, CacheName, CacheSettings, ConfigError, Env, LogFormat, LogSettings,
-    MemorySettings, PostgresSettings, RefreshSettings, RetrySettings, Settings, ShutdownSettings, SourceSettings,
-    SslMode, SupervisorSettings,
+    exposure, net, secrets, ApiSettings, BackoffPolicy, CacheName, CacheSettings, ConfigError, Env, LogFormat,
+    LogSettings, MemorySettings, PostgresSettings, RefreshSettings, RestartPolicy, RetrySettings, Settings,
+    ShutdownSettings, SourceConfig, TlsMode,
 };
 
 /// Longest accepted `project`.
 const MAX_PROJECT_LEN: usize = 100;
-/// Strava's own limit on `per_page`.
-const MAX_STRAVA_PER_PAGE: u32 = 200;
 
 /// Checks the merged raw settings and builds the typed ones.
 ///
@@ -59,13 +58,19 @@ pub fn settings(raw: RawSettings, env: Env<'_>, warnings: Vec<String>) -> Result
     if raw.supervisor.restart_window.0.is_zero() {
         return Err(ConfigError::new("supervisor.restart_window", "must be more than 0s"));
     }
+    // In the order errors are reported: api, postgres, webhooks, caches.
+    let api = api(raw.api, env)?;
+    let postgres = postgres(raw.postgres, env)?;
+    let webhooks = webhooks(raw.webhooks, env)?;
+    // With webhooks on, a Strava source learns its athlete id (for deauthorizations).
+    let caches = caches(raw.caches, env, webhooks.strava_verify_token.is_some())?;
     let mut settings = Settings {
         project: raw.project,
         data_dir: PathBuf::from(raw.data_dir),
         log,
-        api: api(raw.api, env)?,
+        api,
         memory: MemorySettings { ttl: raw.memory.ttl.0 },
-        postgres: postgres(raw.postgres, env)?,
+        postgres,
         retry,
         shutdown: ShutdownSettings { graceful: raw.shutdown.graceful, timeout: raw.shutdown.timeout.0 },
         refresh: RefreshSettings {
@@ -74,12 +79,12 @@ pub fn settings(raw: RawSettings, env: Env<'_>, warnings: Vec<String>) -> Result
             max_stale: raw.refresh.max_stale.0,
             jitter: raw.refresh.jitter.0,
         },
-        supervisor: SupervisorSettings {
+        supervisor: RestartPolicy {
             max_restarts: raw.supervisor.max_restarts,
-            restart_window: raw.supervisor.restart_window.0,
+            window: raw.supervisor.restart_window.0,
         },
-        webhooks: webhooks(raw.webhooks, env)?,
-        caches: caches(raw.caches, env)?,
+        webhooks,
+        caches,
         warnings,
     };
     exposure::check(&mut settings)?;
@@ -182,17 +187,13 @@ fn postgres(raw: RawPostgres, env: Env<'_>) -> Result<PostgresSettings, ConfigEr
     };
     let sslmode = match raw.sslmode.as_str() {
         "" => None,
-        "disable" => Some(SslMode::Disable),
-        "prefer" => Some(SslMode::Prefer),
-        "require" => Some(SslMode::Require),
-        "verify-ca" => Some(SslMode::VerifyCa),
-        "verify-full" => Some(SslMode::VerifyFull),
-        other => {
-            return Err(ConfigError::new(
+        // The one parser of modes, shared with a URL's `sslmode=` (which also takes `allow`).
+        written => Some(TlsMode::parse(written).ok_or_else(|| {
+            ConfigError::new(
                 "postgres.sslmode",
-                format!("expected disable, prefer, require, verify-ca or verify-full, got {other:?}"),
-            ))
-        }
+                format!("expected disable, prefer, require, verify-ca or verify-full, got {written:?}"),
+            )
+        })?),
     };
     if raw.pool_size == 0 {
         return Err(ConfigError::new("postgres.pool_size", "must be at least 1"));
@@ -223,14 +224,17 @@ fn retry(raw: RawRetry) -> Result<RetrySettings, ConfigError> {
     }
     Ok(RetrySettings {
         enabled: raw.enabled,
-        initial_interval: raw.initial_interval.0,
-        max_interval: raw.max_interval.0,
-        multiplier: raw.multiplier,
+        backoff: BackoffPolicy {
+            initial_interval: raw.initial_interval.0,
+            max_interval: raw.max_interval.0,
+            multiplier: raw.multiplier,
+        },
         max_attempts: raw.max_attempts,
     })
 }
 
-fn caches(raw: Vec<RawCache>, env: Env<'_>) -> Result<Vec<CacheSettings>, ConfigError> {
+/// `learn_athlete`: `[webhooks]` has a Strava verify token.
+fn caches(raw: Vec<RawCache>, env: Env<'_>, learn_athlete: bool) -> Result<Vec<CacheSettings>, ConfigError> {
     let mut seen = HashSet::new();
     raw.into_iter()
         .enumerate()
@@ -256,7 +260,7 @@ fn caches(raw: Vec<RawCache>, env: Env<'_>) -> Result<Vec<CacheSettings>, Config
                 return Err(ConfigError::new(key("retention_days"), "must be between 1 and 3650"));
             }
             let (source, secret_files) = match cache.source {
-                Some(raw) => source(raw, &key("source"), env).map(|(s, files)| (Some(s), files))?,
+                Some(raw) => source(raw, &key("source"), env, learn_athlete).map(|(s, files)| (Some(s), files))?,
                 None => (None, BTreeMap::new()),
             };
             Ok(CacheSettings {
@@ -273,21 +277,25 @@ fn caches(raw: Vec<RawCache>, env: Env<'_>) -> Result<Vec<CacheSettings>, Config
         .collect()
 }
 
-/// The secret keys of sources, as `'static` names for [`CacheSettings::secret_files`].
-fn field_name(field: &str) -> &'static str {
-    ["client_secret", "refresh_token", "app_id", "bearer_token"].into_iter().find(|f| *f == field).unwrap_or("secret")
-}
-
-/// Builds one source; `at` is its key, e.g. `caches[0].source`. Also returns the
-/// secrets given as `_file` keys, with the file names as written.
+/// Builds one source; `at` is its key, e.g. `caches[0].source`; `learn_athlete`:
+/// webhooks are on, so a strava source learns its athlete id. Also returns the secrets
+/// given as `_file` keys, with the file names as written.
 fn source(
     raw: RawSource,
     at: &str,
     env: Env<'_>,
-) -> Result<(SourceSettings, BTreeMap<&'static str, String>), ConfigError> {
-    let files = RefCell::new(BTreeMap::new());
-    let settings = source_settings(raw, at, env, &files)?;
-    Ok((settings, files.into_inner()))
+    learn_athlete: bool,
+) -> Result<(SourceConfig, BTreeMap<&'static str, String>), ConfigError> {
+    check_kind_keys(&raw, at)?;
+    let mut keys = SourceKeys { at, env, files: BTreeMap::new() };
+    let config = match raw.kind.as_str() {
+        "strava" => strava(raw, &mut keys, learn_athlete)?,
+        "justgiving" => justgiving(raw, &mut keys)?,
+        "http" => http(raw, &mut keys)?,
+        // `check_kind_keys` has refused every other kind.
+        _ => command(raw, &keys)?,
+    };
+    Ok((config, keys.files))
 }
 
 /// Refuses a `kind` that does not exist and keys that do not belong to the source's kind.
@@ -340,82 +348,112 @@ fn check_kind_keys(raw: &RawSource, at: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// [`source`]'s work; `files` collects the `_file` keys as written.
-fn source_settings(
-    raw: RawSource,
-    at: &str,
-    env: Env<'_>,
-    files: &RefCell<BTreeMap<&'static str, String>>,
-) -> Result<SourceSettings, ConfigError> {
-    let key = |field: &str| format!("{at}.{field}");
-    check_kind_keys(&raw, at)?;
-    let required = |field: &str| ConfigError::new(key(field), "required key is missing");
-    let secret = |value: Option<SecretString>, file: Option<String>, field: &str| {
+/// What the builders of each kind share: the source's key, the environment, and the
+/// secrets given as `_file` keys (field → file name as written) so far.
+struct SourceKeys<'a> {
+    at: &'a str,
+    env: Env<'a>,
+    files: BTreeMap<&'static str, String>,
+}
+
+impl SourceKeys<'_> {
+    /// The full key of `field`, e.g. `caches[0].source.url`.
+    fn key(&self, field: &str) -> String {
+        format!("{}.{field}", self.at)
+    }
+
+    fn required(&self, field: &str) -> ConfigError {
+        ConfigError::new(self.key(field), "required key is missing")
+    }
+
+    /// A required text key; `""` counts as missing.
+    fn text(&self, value: Option<String>, field: &str) -> Result<String, ConfigError> {
+        value.filter(|v| !v.is_empty()).ok_or_else(|| self.required(field))
+    }
+
+    /// A secret given inline as `field` or read from `field_file`, not both; with the
+    /// file's resolved path when it came from one. `""` inline counts as unset.
+    fn secret(
+        &mut self,
+        value: Option<RawSecret>,
+        file: Option<String>,
+        field: &'static str,
+    ) -> Result<Option<(String, Option<PathBuf>)>, ConfigError> {
         let file_field = format!("{field}_file");
-        match (value.filter(|s| !s.expose_secret().is_empty()), file) {
+        match (value.and_then(RawSecret::into_option), file) {
             (Some(_), Some(_)) => {
-                Err(ConfigError::new(key(&file_field), format!("set either {field} or {file_field}, not both")))
+                Err(ConfigError::new(self.key(&file_field), format!("set either {field} or {file_field}, not both")))
             }
-            (Some(value), None) => Ok(Some((value, None))),
+            (Some(value), None) => Ok(Some((value.expose_secret().to_owned(), None))),
             (None, Some(written)) => {
-                let (path, value) = secrets::read(&key(&file_field), &written, env)?;
-                files.borrow_mut().insert(field_name(field), written);
-                Ok(Some((value, Some(path))))
+                let (path, value) = secrets::read(&self.key(&file_field), &written, self.env)?;
+                self.files.insert(field, written);
+                Ok(Some((value.expose_secret().to_owned(), Some(path))))
             }
             (None, None) => Ok(None),
         }
-    };
-    let text = |value: Option<String>, field: &str| value.filter(|v| !v.is_empty()).ok_or_else(|| required(field));
+    }
 
-    Ok(match raw.kind.as_str() {
-        "strava" => {
-            let client_id = text(raw.client_id, "client_id")?;
-            let (client_secret, _) =
-                secret(raw.client_secret.and_then(|s| s.0), raw.client_secret_file, "client_secret")?
-                    .ok_or_else(|| required("client_secret"))?;
-            let (refresh_token, refresh_token_file) =
-                secret(raw.refresh_token.and_then(|s| s.0), raw.refresh_token_file, "refresh_token")?
-                    .ok_or_else(|| required("refresh_token"))?;
-            let per_page = raw.per_page.unwrap_or(MAX_STRAVA_PER_PAGE);
-            if per_page == 0 || per_page > MAX_STRAVA_PER_PAGE {
-                return Err(ConfigError::new(key("per_page"), format!("must be between 1 and {MAX_STRAVA_PER_PAGE}")));
-            }
-            SourceSettings::Strava {
-                client_id,
-                client_secret,
-                refresh_token,
-                refresh_token_file,
-                base_url: base_url(raw.base_url, "https://www.strava.com", &key("base_url"))?,
-                per_page,
-                full_refresh_every: full_refresh_every(raw.full_refresh_every, &key("full_refresh_every"))?,
-            }
-        }
-        "justgiving" => {
-            let (app_id, _) =
-                secret(raw.app_id.and_then(|s| s.0), raw.app_id_file, "app_id")?.ok_or_else(|| required("app_id"))?;
-            SourceSettings::Justgiving {
-                app_id,
-                page_short_name: text(raw.page_short_name, "page_short_name")?,
-                base_url: base_url(raw.base_url, "https://api.justgiving.com", &key("base_url"))?,
-            }
-        }
-        "http" => {
-            let url = text(raw.url, "url")?;
-            if !is_http_url(&url) {
-                return Err(ConfigError::new(key("url"), "expected an http:// or https:// URL"));
-            }
-            let bearer_token = secret(raw.bearer_token.and_then(|s| s.0), raw.bearer_token_file, "bearer_token")?
-                .map(|(token, _)| token);
-            SourceSettings::Http { url, headers: raw.headers.unwrap_or_default(), bearer_token }
-        }
-        _ => {
-            let argv = raw.argv.unwrap_or_default();
-            if argv.first().is_none_or(String::is_empty) {
-                return Err(ConfigError::new(key("argv"), "needs at least the program to run"));
-            }
-            SourceSettings::Command { argv, timeout: raw.timeout.map_or(Duration::from_secs(30), |t| t.0) }
-        }
+    /// [`SourceKeys::secret`] for a secret the kind cannot do without.
+    fn required_secret(
+        &mut self,
+        value: Option<RawSecret>,
+        file: Option<String>,
+        field: &'static str,
+    ) -> Result<(String, Option<PathBuf>), ConfigError> {
+        self.secret(value, file, field)?.ok_or_else(|| self.required(field))
+    }
+}
+
+/// `kind = "strava"`.
+fn strava(raw: RawSource, keys: &mut SourceKeys<'_>, learn_athlete: bool) -> Result<SourceConfig, ConfigError> {
+    let client_id = keys.text(raw.client_id, "client_id")?;
+    let (client_secret, _) = keys.required_secret(raw.client_secret, raw.client_secret_file, "client_secret")?;
+    let (refresh_token, refresh_token_file) =
+        keys.required_secret(raw.refresh_token, raw.refresh_token_file, "refresh_token")?;
+    let per_page = raw.per_page.unwrap_or(STRAVA_MAX_PER_PAGE);
+    if per_page == 0 || per_page > STRAVA_MAX_PER_PAGE {
+        return Err(ConfigError::new(keys.key("per_page"), format!("must be between 1 and {STRAVA_MAX_PER_PAGE}")));
+    }
+    Ok(SourceConfig::Strava(strava::Settings {
+        client_id,
+        client_secret,
+        refresh_token,
+        refresh_token_file,
+        base_url: base_url(raw.base_url, STRAVA_BASE_URL, &keys.key("base_url"))?,
+        per_page,
+        full_refresh_every: full_refresh_every(raw.full_refresh_every, &keys.key("full_refresh_every"))?,
+        learn_athlete,
+    }))
+}
+
+/// `kind = "justgiving"`.
+fn justgiving(raw: RawSource, keys: &mut SourceKeys<'_>) -> Result<SourceConfig, ConfigError> {
+    let (app_id, _) = keys.required_secret(raw.app_id, raw.app_id_file, "app_id")?;
+    Ok(SourceConfig::Justgiving {
+        app_id,
+        page_short_name: keys.text(raw.page_short_name, "page_short_name")?,
+        base_url: base_url(raw.base_url, JUSTGIVING_BASE_URL, &keys.key("base_url"))?,
     })
+}
+
+/// `kind = "http"`.
+fn http(raw: RawSource, keys: &mut SourceKeys<'_>) -> Result<SourceConfig, ConfigError> {
+    let url = keys.text(raw.url, "url")?;
+    if !is_http_url(&url) {
+        return Err(ConfigError::new(keys.key("url"), "expected an http:// or https:// URL"));
+    }
+    let bearer_token = keys.secret(raw.bearer_token, raw.bearer_token_file, "bearer_token")?.map(|(token, _)| token);
+    Ok(SourceConfig::Http { url, headers: raw.headers.unwrap_or_default(), bearer_token })
+}
+
+/// `kind = "command"`.
+fn command(raw: RawSource, keys: &SourceKeys<'_>) -> Result<SourceConfig, ConfigError> {
+    let argv = raw.argv.unwrap_or_default();
+    if argv.first().is_none_or(String::is_empty) {
+        return Err(ConfigError::new(keys.key("argv"), "needs at least the program to run"));
+    }
+    Ok(SourceConfig::Command { argv, timeout: raw.timeout.map_or(Duration::from_secs(30), |t| t.0) })
 }
 
 /// Strava's `full_refresh_every`: default one day; zero would make every refresh full

@@ -6,13 +6,14 @@
 //! map says that a secret changed, never what it is.
 
 use crate::config::{
-    ApiSettings, CacheSettings, LogSettings, MemorySettings, PostgresSettings, RefreshSettings, RetrySettings,
-    Settings, ShutdownSettings, SourceSettings, SupervisorSettings, WebhookSettings,
+    ApiSettings, BackoffPolicy, CacheSettings, LogSettings, MemorySettings, PostgresSettings, RefreshSettings,
+    RestartPolicy, RetrySettings, Settings, ShutdownSettings, SourceConfig, WebhookSettings,
 };
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
+use tiercache_actors::refresher::sources::strava;
 
 /// Key (as in the file, caches as `caches[NAME].KEY`) → comparable value.
 pub type Flat = BTreeMap<String, String>;
@@ -23,8 +24,13 @@ fn put(map: &mut Flat, key: impl Into<String>, value: impl Debug) {
 
 /// A fingerprint that changes with the secret and cannot be turned back into it.
 fn secret(s: &SecretString) -> String {
+    fingerprint(s.expose_secret())
+}
+
+/// [`secret`] for the sources' secrets, which the refresher's own type holds as text.
+fn fingerprint(s: &str) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    s.expose_secret().hash(&mut h);
+    s.hash(&mut h);
     format!("secret:{:016x}", h.finish())
 }
 
@@ -55,7 +61,8 @@ pub fn flatten(s: &Settings) -> Flat {
     let MemorySettings { ttl } = memory;
     put(&mut m, "memory.ttl", ttl);
     postgres_keys(&mut m, postgres);
-    let RetrySettings { enabled, initial_interval, max_interval, multiplier, max_attempts } = retry;
+    let RetrySettings { enabled, backoff: BackoffPolicy { initial_interval, max_interval, multiplier }, max_attempts } =
+        retry;
     put(&mut m, "retry.enabled", enabled);
     put(&mut m, "retry.initial_interval", initial_interval);
     put(&mut m, "retry.max_interval", max_interval);
@@ -69,9 +76,9 @@ pub fn flatten(s: &Settings) -> Flat {
     put(&mut m, "refresh.fetch_timeout", fetch_timeout);
     put(&mut m, "refresh.max_stale", max_stale);
     put(&mut m, "refresh.jitter", jitter);
-    let SupervisorSettings { max_restarts, restart_window } = supervisor;
+    let RestartPolicy { max_restarts, window } = supervisor;
     put(&mut m, "supervisor.max_restarts", max_restarts);
-    put(&mut m, "supervisor.restart_window", restart_window);
+    put(&mut m, "supervisor.restart_window", window);
     let WebhookSettings { strava_verify_token, strava_verify_token_file } = webhooks;
     put(&mut m, "webhooks.strava_verify_token", strava_verify_token.as_ref().map(secret).unwrap_or_default());
     put(&mut m, "webhooks.strava_verify_token_file", strava_verify_token_file);
@@ -150,7 +157,7 @@ fn cache_keys(m: &mut Flat, cache: &CacheSettings) {
     let mut src = |k: &str, v: String| m.insert(key(&format!("source.{k}")), v);
     src("kind", source.kind().to_owned());
     match source {
-        SourceSettings::Strava {
+        SourceConfig::Strava(strava::Settings {
             client_id,
             client_secret,
             refresh_token,
@@ -158,28 +165,29 @@ fn cache_keys(m: &mut Flat, cache: &CacheSettings) {
             base_url,
             per_page,
             full_refresh_every,
-        } => {
+            // Follows `webhooks.strava_verify_token`, compared there.
+            learn_athlete: _,
+        }) => {
             src("client_id", client_id.clone());
-            src("client_secret", secret(client_secret));
-            src("refresh_token", secret(refresh_token));
+            src("client_secret", fingerprint(client_secret));
+            src("refresh_token", fingerprint(refresh_token));
             src("refresh_token_file", format!("{refresh_token_file:?}"));
             src("base_url", base_url.clone());
             src("per_page", per_page.to_string());
             src("full_refresh_every", format!("{full_refresh_every:?}"));
         }
-        SourceSettings::Justgiving { app_id, page_short_name, base_url } => {
-            src("app_id", secret(app_id));
+        SourceConfig::Justgiving { app_id, page_short_name, base_url } => {
+            src("app_id", fingerprint(app_id));
             src("page_short_name", page_short_name.clone());
             src("base_url", base_url.clone());
         }
-        SourceSettings::Http { url, headers, bearer_token } => {
+        SourceConfig::Http { url, headers, bearer_token } => {
             src("url", url.clone());
-            let headers: Vec<(&String, String)> =
-                headers.iter().map(|(k, v)| (k, secret(&SecretString::from(v.clone())))).collect();
+            let headers: Vec<(&String, String)> = headers.iter().map(|(k, v)| (k, fingerprint(v))).collect();
             src("headers", format!("{headers:?}"));
-            src("bearer_token", bearer_token.as_ref().map(secret).unwrap_or_default());
+            src("bearer_token", bearer_token.as_deref().map(fingerprint).unwrap_or_default());
         }
-        SourceSettings::Command { argv, timeout } => {
+        SourceConfig::Command { argv, timeout } => {
             src("argv", format!("{argv:?}"));
             src("timeout", format!("{timeout:?}"));
         }

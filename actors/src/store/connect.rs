@@ -85,7 +85,7 @@ pub fn driver_config(cfg: &ConnectConfig) -> Result<(tokio_postgres::Config, Mak
     let loopback = matches!(pg.get_hosts().first(), Some(Host::Tcp(h)) if is_loopback(h));
     let explicit = match (&cfg.sslmode, url_sslmode) {
         (Some(mode), _) => Some(*mode),
-        (None, Some(s)) => Some(TlsMode::parse(&s).ok_or_else(|| format!("invalid sslmode {s:?} in the url"))?),
+        (None, Some(s)) => Some(TlsMode::parse_url(&s).ok_or_else(|| format!("invalid sslmode {s:?} in the url"))?),
         (None, None) => None,
     };
     let mode = if unix {

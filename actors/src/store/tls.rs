@@ -13,6 +13,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// libpq's `sslmode`, parsed by the daemon (tokio-postgres knows only three of them).
+///
+/// The one type for both places a mode is written: `postgres.sslmode` and a URL's
+/// `sslmode=`. Both read the five names of [`TlsMode::parse`]; a URL also takes libpq's
+/// `allow` ([`TlsMode::parse_url`]), see there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsMode {
     /// Never TLS.
@@ -28,16 +32,39 @@ pub enum TlsMode {
 }
 
 impl TlsMode {
-    /// Parses a libpq `sslmode` value (`allow` is treated as `prefer`).
+    /// Every mode, weakest first.
+    pub const ALL: [TlsMode; 5] = [Self::Disable, Self::Prefer, Self::Require, Self::VerifyCa, Self::VerifyFull];
+
+    /// The libpq spelling, as written in the config and printed by `check-config`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disable => "disable",
+            Self::Prefer => "prefer",
+            Self::Require => "require",
+            Self::VerifyCa => "verify-ca",
+            Self::VerifyFull => "verify-full",
+        }
+    }
+
+    /// Parses one of the five names of [`TlsMode::as_str`]: what `postgres.sslmode`
+    /// accepts.
     pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "disable" => Self::Disable,
-            "allow" | "prefer" => Self::Prefer,
-            "require" => Self::Require,
-            "verify-ca" => Self::VerifyCa,
-            "verify-full" => Self::VerifyFull,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|mode| mode.as_str() == s)
+    }
+
+    /// Parses a URL's `sslmode=`: [`TlsMode::parse`], plus libpq's `allow` read as
+    /// `prefer`.
+    ///
+    /// libpq's `allow` tries without TLS first and with TLS second; the driver has no
+    /// such mode. A URL is libpq's syntax and is often copied from libpq tools, so it
+    /// keeps working there with the nearest mode (TLS when offered). The config key is
+    /// tiercache's own and lists only the modes it implements, so `allow` there is
+    /// refused rather than silently changed.
+    pub fn parse_url(s: &str) -> Option<Self> {
+        if s == "allow" {
+            return Some(Self::Prefer);
+        }
+        Self::parse(s)
     }
 }
 
@@ -169,5 +196,23 @@ impl ServerCertVerifier for AnyName {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_takes_the_five_names_and_a_url_also_takes_allow() {
+        for mode in TlsMode::ALL {
+            assert_eq!(TlsMode::parse(mode.as_str()), Some(mode));
+            assert_eq!(TlsMode::parse_url(mode.as_str()), Some(mode));
+        }
+        assert_eq!(TlsMode::parse("allow"), None);
+        assert_eq!(TlsMode::parse_url("allow"), Some(TlsMode::Prefer));
+        for bad in ["", "sometimes", "Require", "verify_full"] {
+            assert_eq!((TlsMode::parse(bad), TlsMode::parse_url(bad)), (None, None), "{bad:?}");
+        }
     }
 }

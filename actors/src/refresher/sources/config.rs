@@ -12,39 +12,22 @@ use super::{Source, StateStore};
 use crate::domain::CacheName;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Strava's API origin.
+/// Strava's API origin: the default `base_url` of a strava source.
 pub const STRAVA_BASE_URL: &str = "https://www.strava.com";
-/// JustGiving's API origin.
+/// JustGiving's API origin: the default `base_url` of a justgiving source.
 pub const JUSTGIVING_BASE_URL: &str = "https://api.justgiving.com";
-/// Strava's largest page.
+/// Strava's largest page of activities: the config's limit and default for
+/// `per_page`, and the source's clamp.
 pub const STRAVA_MAX_PER_PAGE: u32 = 200;
 
 /// One cache's source. `Debug` redacts every secret, so configs can be logged.
 #[derive(Clone, PartialEq, Eq)]
 pub enum SourceConfig {
-    /// `kind = "strava"`.
-    Strava {
-        /// The app's client id.
-        client_id: String,
-        /// The app's client secret.
-        client_secret: String,
-        /// The refresh token to start from (a saved rotated one is preferred).
-        refresh_token: String,
-        /// Rewritten (atomically, mode 0600) whenever Strava rotates the token.
-        refresh_token_file: Option<PathBuf>,
-        /// Scheme, host and port; [`STRAVA_BASE_URL`] in production.
-        base_url: String,
-        /// Activities per page, at most [`STRAVA_MAX_PER_PAGE`].
-        per_page: u32,
-        /// A full re-read this often; incremental (`after=`) refreshes in between.
-        full_refresh_every: Duration,
-        /// Webhooks are on: learn the athlete id on the first fetch.
-        learn_athlete: bool,
-    },
+    /// `kind = "strava"`: the source's own settings, as it runs with them.
+    Strava(strava::Settings),
     /// `kind = "justgiving"`.
     Justgiving {
         /// The application id (a path segment of every call).
@@ -87,7 +70,7 @@ impl SourceConfig {
 const REDACTED: &str = "<redacted>";
 
 /// Shows as `<redacted>` in `Debug` output.
-struct Redacted;
+pub(super) struct Redacted;
 
 impl fmt::Debug for Redacted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -98,26 +81,7 @@ impl fmt::Debug for Redacted {
 impl fmt::Debug for SourceConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Strava {
-                client_id,
-                client_secret: _,
-                refresh_token: _,
-                refresh_token_file,
-                base_url,
-                per_page,
-                full_refresh_every,
-                learn_athlete,
-            } => f
-                .debug_struct("Strava")
-                .field("client_id", client_id)
-                .field("client_secret", &Redacted)
-                .field("refresh_token", &Redacted)
-                .field("refresh_token_file", refresh_token_file)
-                .field("base_url", base_url)
-                .field("per_page", per_page)
-                .field("full_refresh_every", full_refresh_every)
-                .field("learn_athlete", learn_athlete)
-                .finish(),
+            Self::Strava(settings) => settings.fmt(f),
             Self::Justgiving { app_id: _, page_short_name, base_url } => f
                 .debug_struct("Justgiving")
                 .field("app_id", &Redacted)
@@ -159,29 +123,7 @@ pub fn build_with_clock(
 ) -> Arc<dyn Source> {
     let client = HttpClient::new();
     match config {
-        SourceConfig::Strava {
-            client_id,
-            client_secret,
-            refresh_token,
-            refresh_token_file,
-            base_url,
-            per_page,
-            full_refresh_every,
-            learn_athlete,
-        } => {
-            let per_page = per_page.clamp(1, STRAVA_MAX_PER_PAGE);
-            let settings = strava::Settings {
-                client_id,
-                client_secret,
-                refresh_token,
-                refresh_token_file,
-                base_url,
-                per_page,
-                full_refresh_every,
-                learn_athlete,
-            };
-            Arc::new(StravaSource::new(cache.clone(), settings, state, clock, client))
-        }
+        SourceConfig::Strava(settings) => Arc::new(StravaSource::new(cache.clone(), settings, state, clock, client)),
         SourceConfig::Justgiving { app_id, page_short_name, base_url } => {
             let conditional = Conditional::new(cache, state);
             Arc::new(JustGivingSource::new(app_id, page_short_name, base_url, clock, client, conditional))
@@ -200,7 +142,7 @@ mod tests {
 
     fn all() -> Vec<SourceConfig> {
         vec![
-            SourceConfig::Strava {
+            SourceConfig::Strava(strava::Settings {
                 client_id: "12345".into(),
                 client_secret: "SECRET-cs".into(),
                 refresh_token: "SECRET-rt".into(),
@@ -209,7 +151,7 @@ mod tests {
                 per_page: 200,
                 full_refresh_every: Duration::from_secs(86400),
                 learn_athlete: false,
-            },
+            }),
             SourceConfig::Justgiving {
                 app_id: "SECRET-app".into(),
                 page_short_name: "my-page".into(),

@@ -23,6 +23,7 @@ mod tokens;
 
 use super::client::HttpClient;
 use super::clock::Clock;
+use super::config::STRAVA_MAX_PER_PAGE;
 use super::ratelimit::Budget;
 use super::{BoxFuture, FetchRequest, Fetched, Source, SourceError, StateStore};
 use crate::domain::CacheName;
@@ -34,8 +35,9 @@ use tokens::Tokens;
 
 pub use detail::MAX_DETAILS;
 
-/// What the source needs from its configuration.
-#[derive(Clone)]
+/// What the source needs from its configuration: `kind = "strava"`'s keys, secrets
+/// already read, as the config layer validated them. `Debug` redacts the secrets.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Settings {
     /// The app's client id.
     pub client_id: String,
@@ -45,15 +47,41 @@ pub struct Settings {
     pub refresh_token: String,
     /// Also kept up to date with the rotated token, if set.
     pub refresh_token_file: Option<PathBuf>,
-    /// Scheme, host and port, e.g. `https://www.strava.com`.
+    /// Scheme, host and port: [`super::config::STRAVA_BASE_URL`] in production.
     pub base_url: String,
-    /// Activities per page (Strava allows up to 200).
+    /// Activities per page, clamped to 1..=[`STRAVA_MAX_PER_PAGE`].
     pub per_page: u32,
     /// A full re-read this often; incremental (`after=`) refreshes in between.
     pub full_refresh_every: Duration,
     /// Learn the athlete id on the first fetch (webhooks are on: a deauthorization
     /// must be routable after the tokens stop working).
     pub learn_athlete: bool,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use super::config::Redacted;
+        let Self {
+            client_id,
+            client_secret: _,
+            refresh_token: _,
+            refresh_token_file,
+            base_url,
+            per_page,
+            full_refresh_every,
+            learn_athlete,
+        } = self;
+        f.debug_struct("Strava")
+            .field("client_id", client_id)
+            .field("client_secret", &Redacted)
+            .field("refresh_token", &Redacted)
+            .field("refresh_token_file", refresh_token_file)
+            .field("base_url", base_url)
+            .field("per_page", per_page)
+            .field("full_refresh_every", full_refresh_every)
+            .field("learn_athlete", learn_athlete)
+            .finish()
+    }
 }
 
 /// The Strava source of one cache.
@@ -79,7 +107,7 @@ impl StravaSource {
         client: HttpClient,
     ) -> Self {
         let base_url = settings.base_url.trim_end_matches('/').to_owned();
-        let settings = Settings { base_url, per_page: settings.per_page.max(1), ..settings };
+        let settings = Settings { base_url, per_page: settings.per_page.clamp(1, STRAVA_MAX_PER_PAGE), ..settings };
         Self {
             cache,
             settings,
