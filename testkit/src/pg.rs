@@ -512,92 +512,113 @@ impl PgBouncer {
         let program = pgbouncer_binary().ok_or_else(|| {
             Error::new("pgbouncer not found (apt-get install pgbouncer, or set TIERCACHE_TEST_PGBOUNCER)")
         })?;
-        let run_as = cluster.run_as.clone();
-        let dir = tempfile::Builder::new().prefix("tiercache-pgbouncer-").tempdir()?;
-        let root = dir.path().to_path_buf();
-        run_as.chown(&root)?;
-        let mut bouncer =
-            PgBouncer { child: None, dir: Some(dir), root, psql: cluster.bin.join("psql"), run_as, port: 0 };
-        bouncer.reload_users(cluster)?;
-
+        let mut bouncer = Self::prepare(cluster)?;
         let server = format!("host={} port={}", cluster.socket_dir().display(), cluster.port());
+        // A TCP port may be taken between finding it free and pgbouncer binding it: then
+        // try another.
         let mut attempt = 0;
         loop {
             attempt += 1;
             bouncer.port = free_port();
-            let mut conf: Vec<(String, String)> = [
-                ("listen_addr", "127.0.0.1".to_string()),
-                ("listen_port", bouncer.port.to_string()),
-                ("unix_socket_dir", String::new()),
-                ("auth_type", "trust".into()),
-                ("auth_file", bouncer.root.join("userlist.txt").display().to_string()),
-                ("admin_users", "postgres".into()),
-                ("pool_mode", "transaction".into()),
-                ("max_client_conn", "200".into()),
-                ("default_pool_size", "4".into()),
-                ("server_round_robin", "1".into()),
-                ("ignore_startup_parameters", "extra_float_digits".into()),
-                ("logfile", bouncer.root.join("pgbouncer.log").display().to_string()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-            for (k, v) in settings {
-                conf.retain(|(ck, _)| ck != k);
-                conf.push((k.to_string(), v.to_string()));
-            }
-            let mut ini = format!(
-                "[databases]\n{} = {server} dbname={}\n* = {server}\n\n[pgbouncer]\n",
-                ini_db_name(db),
-                ini_db_name(db)
-            );
-            for (k, v) in &conf {
-                ini.push_str(&format!("{k} = {v}\n"));
-            }
-            let ini_path = bouncer.root.join("pgbouncer.ini");
-            fs::write(&ini_path, ini)?;
-            bouncer.run_as.chown(&ini_path)?;
-
-            let log_path = bouncer.root.join("pgbouncer.log");
-            let log_start = fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
-            let mut cmd = bouncer.run_as.command(&program, &bouncer.root);
-            cmd.arg(&ini_path).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-            let child =
-                spawn_long_lived(cmd, libc::SIGTERM).map_err(|e| Error::new(format!("cannot run pgbouncer: {e}")))?;
-            bouncer.child = Some(child);
-            let deadline = Instant::now() + START_TIMEOUT;
-            let outcome = loop {
-                if let Some(status) = bouncer.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                    bouncer.child = None;
-                    break Err(Error::new(format!(
-                        "pgbouncer exited during startup ({status}); its log:\n{}",
-                        read_from(&log_path, log_start)
-                    )));
-                }
-                let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, bouncer.port));
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                    break Ok(());
-                }
-                if Instant::now() > deadline {
-                    bouncer.stop();
-                    break Err(Error::new(format!(
-                        "pgbouncer not listening after {START_TIMEOUT:?}; its log:\n{}",
-                        read_from(&log_path, log_start)
-                    )));
-                }
-                thread::sleep(Duration::from_millis(20));
-            };
-            match outcome {
+            let ini_path = bouncer.write_ini(&bouncer.ini_text(db, &server, settings))?;
+            match bouncer.spawn_server(&program, &ini_path) {
                 Ok(()) => return Ok(bouncer),
-                Err(e)
-                    if attempt < 5
-                        && (e.message().contains("Address already in use")
-                            || e.message().contains("could not bind")) =>
-                {
-                    continue
-                }
+                Err(e) if attempt < 5 && port_taken(&e) => continue,
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Its directory (owned by the user the servers run as) and user list, nothing started.
+    fn prepare(cluster: &PgCluster) -> Result<PgBouncer> {
+        let run_as = cluster.run_as.clone();
+        let dir = tempfile::Builder::new().prefix("tiercache-pgbouncer-").tempdir()?;
+        let root = dir.path().to_path_buf();
+        run_as.chown(&root)?;
+        let bouncer = PgBouncer { child: None, dir: Some(dir), root, psql: cluster.bin.join("psql"), run_as, port: 0 };
+        bouncer.reload_users(cluster)?;
+        Ok(bouncer)
+    }
+
+    /// `pgbouncer.ini`: `db` and every other database at `server`, the default settings
+    /// with `settings` over them.
+    fn ini_text(&self, db: &str, server: &str, settings: &[(&str, &str)]) -> String {
+        let mut conf: Vec<(String, String)> = [
+            ("listen_addr", "127.0.0.1".to_string()),
+            ("listen_port", self.port.to_string()),
+            ("unix_socket_dir", String::new()),
+            ("auth_type", "trust".into()),
+            ("auth_file", self.root.join("userlist.txt").display().to_string()),
+            ("admin_users", "postgres".into()),
+            ("pool_mode", "transaction".into()),
+            ("max_client_conn", "200".into()),
+            ("default_pool_size", "4".into()),
+            ("server_round_robin", "1".into()),
+            ("ignore_startup_parameters", "extra_float_digits".into()),
+            ("logfile", self.root.join("pgbouncer.log").display().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (k, v) in settings {
+            conf.retain(|(ck, _)| ck != k);
+            conf.push((k.to_string(), v.to_string()));
+        }
+        let mut ini = format!(
+            "[databases]\n{} = {server} dbname={}\n* = {server}\n\n[pgbouncer]\n",
+            ini_db_name(db),
+            ini_db_name(db)
+        );
+        for (k, v) in &conf {
+            ini.push_str(&format!("{k} = {v}\n"));
+        }
+        ini
+    }
+
+    /// Writes `pgbouncer.ini` (owned by the user the server runs as); its path.
+    fn write_ini(&self, ini: &str) -> Result<PathBuf> {
+        let ini_path = self.root.join("pgbouncer.ini");
+        fs::write(&ini_path, ini)?;
+        self.run_as.chown(&ini_path)?;
+        Ok(ini_path)
+    }
+
+    /// Runs `program` on `ini_path` and waits until it accepts TCP connections.
+    fn spawn_server(&mut self, program: &Path, ini_path: &Path) -> Result<()> {
+        let log_path = self.root.join("pgbouncer.log");
+        let log_start = fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
+        let mut cmd = self.run_as.command(program, &self.root);
+        cmd.arg(ini_path).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let child =
+            spawn_long_lived(cmd, libc::SIGTERM).map_err(|e| Error::new(format!("cannot run pgbouncer: {e}")))?;
+        self.child = Some(child);
+        self.wait_listening(&log_path, log_start)
+    }
+
+    /// Waits until the server accepts TCP connections; `Err` with its log (from
+    /// `log_start`) when it exits or is not listening within [`START_TIMEOUT`].
+    fn wait_listening(&mut self, log_path: &Path, log_start: u64) -> Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
+                return Err(Error::new(format!(
+                    "pgbouncer exited during startup ({status}); its log:\n{}",
+                    read_from(log_path, log_start)
+                )));
+            }
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.stop();
+                return Err(Error::new(format!(
+                    "pgbouncer not listening after {START_TIMEOUT:?}; its log:\n{}",
+                    read_from(log_path, log_start)
+                )));
+            }
+            thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -814,6 +835,11 @@ fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<std::process::Ex
 }
 
 /// The end of a log from byte `from` (at most its last 8 KiB).
+/// Whether pgbouncer failed because its port was taken.
+fn port_taken(e: &Error) -> bool {
+    e.message().contains("Address already in use") || e.message().contains("could not bind")
+}
+
 fn read_from(path: &Path, from: u64) -> String {
     let Ok(mut f) = fs::File::open(path) else {
         return String::new();

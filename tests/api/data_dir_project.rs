@@ -2,9 +2,10 @@
 //! command started with another project is refused (exit 78, one line naming both)
 //! and moves nothing; another project's cache file is never treated as corrupt.
 
-use crate::helpers::{run_cmd, Output, BIN};
+use crate::helpers::{run_cmd, BIN};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tiercache_testkit::cli::Output;
 use tiercache_testkit::{Daemon, DaemonOptions};
 
 const CONFIG: &str = "project = \"myapp\"\n\n[[caches]]\nname = \"strava\"\n";

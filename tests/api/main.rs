@@ -5,6 +5,7 @@
 //! shows the daemons' logs.
 
 mod helpers;
+mod util;
 
 mod answer_newlines;
 mod bad_input;

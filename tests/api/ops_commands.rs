@@ -2,9 +2,10 @@
 //! Postgres: the old app's cache file comes in through `import`; an export restores
 //! into an empty `data_dir`; a restore never moves a cache backwards without `--force`.
 
-use crate::helpers::{run_cmd, Output, BIN};
+use crate::helpers::{run_cmd, BIN};
 use serde_json::{json, Value};
 use std::path::Path;
+use tiercache_testkit::cli::Output;
 use tiercache_testkit::{Daemon, DaemonOptions};
 
 const CONFIG: &str = "[[caches]]\nname = \"strava\"\n\n[[caches]]\nname = \"notes\"\n";

@@ -7,8 +7,9 @@
 //! When the tests run as root, the daemon runs as `nobody`, so that even a traversal
 //! bug could not write anywhere that matters.
 
-use crate::helpers::{command, free_port, Rng};
+use crate::helpers::command;
 use crate::security_support::{raw_request_bytes, raw_tcp, raw_tcp_within, request_bytes, RawResp};
+use crate::util::Rng;
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -16,6 +17,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
+use tiercache_testkit::daemon::free_port;
 
 /// Every hostile name carries this marker, so a file created from one is findable
 /// anywhere.
