@@ -3,7 +3,7 @@
 //! the list nor `/meta` ever calls the upstream (only a read of the document does).
 
 use crate::fake_upstream::{FakeUpstream, Reply};
-use crate::helpers::{run_cmd, spawn_app_with, Options};
+use crate::helpers::{spawn_app_with, Options};
 use crate::refresh_support::{http_cache, wait_for};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -44,7 +44,7 @@ fn a_cache_with_no_data_and_a_failing_source_does_not_break_the_list_or_status()
     assert_eq!(meta.json()["error"].as_str(), Some(error));
 
     let config = app.config_path();
-    let out = run_cmd(app.dir(), &["status", "--config", config.to_str().unwrap()], &[]);
+    let out = app.run(&["status", "--config", config.to_str().unwrap()], &[]);
     assert_eq!(out.code, 0, "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
     let line = out.stdout.lines().find(|l| l.starts_with("broken: ")).unwrap_or_else(|| panic!("{}", out.stdout));
     assert!(line.contains("not served") && line.contains("exit"), "{line}");

@@ -2,7 +2,7 @@
 //! a running daemon, found through the same configuration file. Exit codes: 0 done,
 //! 65 unknown cache, 69 daemon not reachable, 77 refused (no valid token).
 
-use crate::helpers::{new_app, run_cmd, spawn_app_with, Options};
+use crate::helpers::{new_app, spawn_app_with, Options};
 use serde_json::{json, Value};
 use tiercache_actors::domain::sha256;
 use tiercache_testkit::cli::Output;
@@ -12,7 +12,7 @@ use tiercache_testkit::Daemon;
 fn cli(app: &Daemon, config: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--config", config.to_str().expect("UTF-8 path")]);
-    run_cmd(app.dir(), &all, env)
+    app.run(&all, env)
 }
 
 #[track_caller]

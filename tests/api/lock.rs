@@ -1,6 +1,6 @@
 //! One running instance per data_dir: a second one exits 73.
 
-use crate::helpers::{run_cmd, spawn_app};
+use crate::helpers::spawn_app;
 use std::fs;
 use tiercache_testkit::daemon::free_port;
 
@@ -20,7 +20,7 @@ fn second_instance_on_the_same_data_dir_exits_73() {
     let mut app = spawn_app();
     app.put_ok("strava", "[1]");
     let second = second_config(&app);
-    let out = run_cmd(app.dir(), &["run", "--config", second.to_str().unwrap()], &[]);
+    let out = app.run(&["run", "--config", second.to_str().unwrap()], &[]);
     assert_eq!(out.code, 73, "{out:?}");
     let lines = out.stderr_lines();
     assert_eq!(lines.len(), 1, "one stderr line: {:?}", out.stderr);
@@ -54,7 +54,7 @@ fn a_clean_stop_leaves_no_pid_in_the_lock_file() {
     app.stop();
     assert_eq!(fs::read_to_string(&lock).unwrap_or_default(), "", "a stale PID after a clean stop");
     // An offline command on the same data_dir leaves none either.
-    let out = run_cmd(app.dir(), &["export", "backup", "--config", app.config_path().to_str().unwrap()], &[]);
+    let out = app.run(&["export", "backup", "--config", app.config_path().to_str().unwrap()], &[]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(fs::read_to_string(&lock).unwrap_or_default(), "", "a stale PID after export");
 }

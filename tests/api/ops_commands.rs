@@ -2,7 +2,7 @@
 //! Postgres: the old app's cache file comes in through `import`; an export restores
 //! into an empty `data_dir`; a restore never moves a cache backwards without `--force`.
 
-use crate::helpers::{run_cmd, BIN};
+use crate::helpers::BIN;
 use serde_json::{json, Value};
 use std::path::Path;
 use tiercache_testkit::cli::Output;
@@ -20,7 +20,7 @@ fn tiercache(d: &Daemon, args: &[&str]) -> Output {
     let config = d.config_path();
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--config", config.to_str().expect("UTF-8 path")]);
-    run_cmd(d.dir(), &all, &[])
+    d.run(&all, &[])
 }
 
 #[track_caller]

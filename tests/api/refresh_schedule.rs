@@ -4,7 +4,7 @@
 //! nobody reading it.
 
 use crate::fake_upstream::{FakeUpstream, Reply};
-use crate::helpers::{new_app, run_cmd, spawn_app_with, Options};
+use crate::helpers::{new_app, spawn_app_with, Options};
 use crate::refresh_support::{gaps, http_cache, metric_value, refreshed_lines, timeline, wait_for, wait_refreshed};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -108,7 +108,7 @@ fn an_overdue_cache_is_refreshed_at_startup_without_a_reader() {
     let old = app.dir().join("old.json");
     std::fs::write(&old, r#"{"timestamp": "2020-01-01T00:00:00Z", "fresh": false}"#).unwrap();
     let config = app.config_path();
-    let out = run_cmd(app.dir(), &["import", "feed", old.to_str().unwrap(), "--config", config.to_str().unwrap()], &[]);
+    let out = app.run(&["import", "feed", old.to_str().unwrap(), "--config", config.to_str().unwrap()], &[]);
     assert_eq!(out.code, 0, "import: {out:?}");
 
     app.start_again();

@@ -3,7 +3,7 @@
 //! Strava does before it answers.
 
 use crate::fake_upstream::{FakeUpstream, Reply};
-use crate::helpers::{run_cmd, spawn_app_with, Options};
+use crate::helpers::{spawn_app_with, Options};
 use crate::webhook_support::{event, fake_strava, post_event, tables, ATHLETE, VERIFY};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
@@ -51,7 +51,7 @@ fn cli(app: &Daemon, args: &[&str]) -> tiercache_testkit::cli::Output {
     let config = app.config_path().display().to_string();
     let mut all = vec!["--config", config.as_str()];
     all.extend_from_slice(args);
-    run_cmd(app.dir(), &all, &[])
+    app.run(&all, &[])
 }
 
 #[test]
