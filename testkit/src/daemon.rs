@@ -21,18 +21,16 @@
 //! when the test process dies. Set `TEST_LOG=1` to have every run's output printed to
 //! the test's standard error when the value is dropped (use `--nocapture`).
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::fs::{self, File};
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Child;
-use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
 pub use crate::cli::{exit_code, Output};
 pub use crate::http::{parse_etag, Response};
+pub use crate::port::free_port;
 pub use nix::sys::signal::Signal;
 
 /// How long a daemon gets to become ready, unless [`DaemonOptions::ready_timeout`] says.
@@ -538,20 +536,6 @@ pub fn metric_value(text: &str, sample: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-}
-
-/// A port free on `127.0.0.1` now and not handed out before by this module.
-pub fn free_port() -> u16 {
-    static TAKEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    loop {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("cannot bind a TCP port on 127.0.0.1");
-        if port != 5432 && TAKEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
-            return port;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod envelope;
 pub mod fake_http;
 pub mod http;
 pub mod pg;
+pub mod port;
 mod spawn;
 pub mod wait;
 

@@ -18,19 +18,18 @@
 //! signal) when the test process dies, so a crashed or killed test run leaves no server
 //! behind. Dropping a [`PgCluster`] removes its directory.
 
+use crate::port::free_port;
 use crate::spawn::{die_with_parent, spawn_long_lived};
-use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -789,21 +788,6 @@ fn pgbouncer_binary() -> Option<PathBuf> {
         .chain(["/usr/sbin".into(), "/usr/bin".into()])
         .map(|d| d.join("pgbouncer"))
         .find(|p| p.is_file())
-}
-
-/// A port that is free on `127.0.0.1` now and was not handed out before in this
-/// process (the kernel's ephemeral range, so never 5432).
-fn free_port() -> u16 {
-    static TAKEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    loop {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("cannot bind a TCP port on 127.0.0.1");
-        if port != 5432 && TAKEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
-            return port;
-        }
-    }
 }
 
 /// Whether `postmaster.pid` belongs to `pid` and says the server accepts connections.
