@@ -4,8 +4,15 @@
 //! holds its configuration (`tiercache.toml`), its `data_dir` (`./data` unless the
 //! configuration says otherwise) and the captured output of each run
 //! (`stdout.N.log`, `stderr.N.log`). The API listens on `127.0.0.1` at a free port,
-//! unless the configuration sets `api.listen` itself. [`Daemon::restart`] starts it
-//! again on the same directory and port.
+//! unless the configuration sets `api.listen` itself; the configuration file is the
+//! test's text line for line, with only the missing `data_dir` and `listen` added
+//! (`config_file.rs`). [`Daemon::restart`] starts it again on the same directory
+//! and port (another free port only when a parallel test took it meanwhile).
+//!
+//! It is the one harness of `tests/api` and `tests/postgres`: requests are
+//! `(method, path, body, headers)` and answer a [`Response`]; timeouts are
+//! [`READY_TIMEOUT`], [`EXIT_TIMEOUT`] and [`crate::http::REQUEST_TIMEOUT`]; ports come
+//! from [`free_port`]. CLI commands next to the daemon go through [`Daemon::run`].
 //!
 //! ```no_run
 //! use tiercache_testkit::daemon::{Daemon, DaemonOptions};
