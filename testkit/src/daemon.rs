@@ -4,8 +4,15 @@
 //! holds its configuration (`tiercache.toml`), its `data_dir` (`./data` unless the
 //! configuration says otherwise) and the captured output of each run
 //! (`stdout.N.log`, `stderr.N.log`). The API listens on `127.0.0.1` at a free port,
-//! unless the configuration sets `api.listen` itself. [`Daemon::restart`] starts it
-//! again on the same directory and port.
+//! unless the configuration sets `api.listen` itself; the configuration file is the
+//! test's text line for line, with only the missing `data_dir` and `listen` added
+//! (`config_file.rs`). [`Daemon::restart`] starts it again on the same directory
+//! and port (another free port only when a parallel test took it meanwhile).
+//!
+//! It is the one harness of `tests/api` and `tests/postgres`: requests are
+//! `(method, path, body, headers)` and answer a [`Response`]; timeouts are
+//! [`READY_TIMEOUT`], [`EXIT_TIMEOUT`] and [`crate::http::REQUEST_TIMEOUT`]; ports come
+//! from [`free_port`]. CLI commands next to the daemon go through [`Daemon::run`].
 //!
 //! ```no_run
 //! use tiercache_testkit::daemon::{Daemon, DaemonOptions};
@@ -21,50 +28,29 @@
 //! when the test process dies. Set `TEST_LOG=1` to have every run's output printed to
 //! the test's standard error when the value is dropped (use `--nocapture`).
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::fs::{self, File};
-use std::io::Read;
-use std::net::{Ipv4Addr, TcpListener};
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
+use std::process::Child;
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub use crate::cli::{exit_code, Output};
+pub use crate::http::{parse_etag, Response};
+pub use crate::port::free_port;
 pub use nix::sys::signal::Signal;
 
 /// How long a daemon gets to become ready, unless [`DaemonOptions::ready_timeout`] says.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// How long [`Daemon::restart`] and [`Daemon::stop`] wait for a clean exit: beyond the
-/// daemon's default `shutdown.timeout` (30 s), so a slow drain fails the test with the
-/// exit code rather than a timeout.
+/// How long [`Daemon::restart`] and [`Daemon::stop`] wait for a clean exit, and
+/// [`Daemon::run`] for a command to end: beyond the daemon's default `shutdown.timeout`
+/// (30 s), so a slow drain fails the test with the exit code rather than a timeout. A
+/// test that asserts a bound on how fast something ends states that bound itself.
 pub const EXIT_TIMEOUT: Duration = Duration::from_secs(40);
 
-/// Variables of the test's environment that would change the daemon's configuration;
-/// they are never passed on (set them with [`DaemonOptions::env`]).
-const SCRUBBED_ENV: &[&str] = &[
-    "RUST_LOG",
-    "SUPABASE_ENABLED",
-    "SUPABASE_DB_URL",
-    "SUPABASE_URL",
-    "SUPABASE_SERVICE_KEY",
-    "DATABASE_URL",
-    "PROJECT_ID",
-    "STRAVA_CACHE_HOURS",
-    "FUNDRAISING_CACHE_MINUTES",
-    "CACHE_TTL_SECONDS",
-    "GRACEFUL_SHUTDOWN",
-    "EMERGENCY_REFRESH",
-    "BACKGROUND_RETRY",
-    "FAILPOINTS",
-    "NOTIFY_SOCKET",
-    "WATCHDOG_USEC",
-    "WATCHDOG_PID",
-    "CREDENTIALS_DIRECTORY",
-];
+/// How long [`Daemon::wait_for_message`] waits for a log line.
+pub const LOG_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a [`Daemon`] is started.
 #[derive(Debug, Clone)]
@@ -78,12 +64,21 @@ pub struct DaemonOptions {
     pub wait_ready: bool,
     /// How long to wait for readiness.
     pub ready_timeout: Duration,
+    /// More entries of `api.listen` after the daemon's own `127.0.0.1:PORT` (e.g.
+    /// `unix:api.sock`); unused when the configuration sets `api.listen` itself.
+    pub listen: Vec<String>,
 }
 
 impl DaemonOptions {
     /// `config` as the configuration file; waits for readiness.
     pub fn new(config: impl Into<String>) -> Self {
-        DaemonOptions { config: config.into(), env: Vec::new(), wait_ready: true, ready_timeout: READY_TIMEOUT }
+        DaemonOptions {
+            config: config.into(),
+            env: Vec::new(),
+            wait_ready: true,
+            ready_timeout: READY_TIMEOUT,
+            listen: Vec::new(),
+        }
     }
 
     /// Sets an environment variable of the daemon (replacing an earlier value).
@@ -105,36 +100,11 @@ impl DaemonOptions {
         self.ready_timeout = timeout;
         self
     }
-}
 
-/// An HTTP answer of any status.
-#[derive(Debug, Clone)]
-pub struct Response {
-    /// The status code.
-    pub status: u16,
-    /// Header names in lower case, in the order received, with their values.
-    pub headers: Vec<(String, String)>,
-    /// The body as text (lossy UTF-8).
-    pub body: String,
-}
-
-impl Response {
-    /// The first value of a header, by case-insensitive name.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
-    }
-
-    /// The body parsed as JSON; panics with the body when it is not.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?} (status {})", self.body, self.status))
-    }
-
-    /// The version in the `ETag` (`"VERSION-C"`), if any.
-    pub fn etag_version(&self) -> Option<u64> {
-        let etag = self.header("etag")?;
-        etag.trim_matches('"').split_once('-')?.0.parse().ok()
+    /// Adds an entry of `api.listen` after the daemon's own TCP address.
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.listen.push(addr.into());
+        self
     }
 }
 
@@ -170,19 +140,8 @@ impl Daemon {
     /// output when it cannot start.
     pub fn start(bin: &Path, opts: DaemonOptions) -> Daemon {
         let mut d = Daemon::new(bin, opts);
-        // A port free when looked at may be taken by a parallel test before the daemon
-        // binds it: then try another.
-        for attempt in 1.. {
-            match d.try_start() {
-                Ok(()) => return d,
-                Err(e) if d.own_port && attempt < 5 && e.contains("listen") => {
-                    d.port = free_port();
-                    d.write_config();
-                }
-                Err(e) => panic!("the daemon did not start: {e}\nstdout:\n{}", d.stdout()),
-            }
-        }
-        unreachable!()
+        d.start_again();
+        d
     }
 
     /// The directory and configuration, nothing started yet ([`Daemon::start_again`]
@@ -195,59 +154,27 @@ impl Daemon {
             opts,
             dir: Some(dir),
             root: root.clone(),
-            port: 0,
+            port: free_port(),
             own_port: true,
             data_dir: root.join("data"),
             child: None,
             runs: 0,
-            agent: agent(),
+            agent: crate::http::agent(),
         };
-        d.port = free_port();
         d.write_config();
         d
     }
 
-    /// The configuration file as written: the options' text with `data_dir` and
-    /// `api.listen` added when absent.
-    fn config_text(&mut self) -> String {
-        let mut table: toml::Table = self
-            .opts
-            .config
-            .parse()
-            .unwrap_or_else(|e| panic!("DaemonOptions::config is not TOML: {e}\n{}", self.opts.config));
-        let data_dir = match table.get("data_dir").and_then(toml::Value::as_str) {
-            Some(d) => d.to_owned(),
-            None => {
-                table.insert("data_dir".into(), "./data".into());
-                "./data".to_owned()
-            }
-        };
-        self.data_dir = self.root.join(&data_dir);
-        let api = table.entry("api").or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let api = api.as_table_mut().expect("[api] is a table");
-        match api.get("listen").and_then(toml::Value::as_array) {
-            Some(listen) => {
-                self.own_port = false;
-                // The first TCP address gives the port the helpers talk to.
-                if let Some(port) = listen
-                    .iter()
-                    .filter_map(toml::Value::as_str)
-                    .filter(|l| !l.starts_with("unix:"))
-                    .find_map(|l| l.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
-                {
-                    self.port = port;
-                }
-            }
-            None => {
-                api.insert("listen".into(), toml::Value::Array(vec![format!("127.0.0.1:{}", self.port).into()]));
-            }
-        }
-        toml::to_string(&table).expect("serialize the configuration")
-    }
-
+    /// Writes the configuration file: the options' text with `data_dir` and `api.listen`
+    /// added when absent (see [`crate::config_file`]).
     fn write_config(&mut self) {
-        let text = self.config_text();
-        fs::write(self.config_path(), text).expect("write tiercache.toml");
+        let done = crate::config_file::complete(&self.opts.config, self.port, &self.opts.listen);
+        self.own_port = done.own_port;
+        if let Some(port) = done.given_port {
+            self.port = port;
+        }
+        self.data_dir = self.root.join(&done.data_dir);
+        fs::write(self.config_path(), done.text).expect("write tiercache.toml");
     }
 
     /// The options; changes apply from the next (re)start.
@@ -256,7 +183,8 @@ impl Daemon {
     }
 
     /// Replaces the configuration text (the file is rewritten at once, with `data_dir`
-    /// and the same port added as before).
+    /// and the same port added as before when absent; text that is not TOML is written
+    /// as is). Every (re)start writes it again.
     pub fn set_config(&mut self, config: impl Into<String>) {
         self.opts.config = config.into();
         self.write_config();
@@ -278,7 +206,7 @@ impl Daemon {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    /// The API's TCP port (kept across restarts).
+    /// The API's TCP port (kept across restarts unless a parallel test took it).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -298,9 +226,28 @@ impl Daemon {
         self.data_dir.join("caches").join(format!("{name}.json"))
     }
 
+    /// Files in `data_dir/SUB`, sorted (empty when it does not exist).
+    pub fn files_in(&self, sub: &str) -> Vec<PathBuf> {
+        let Ok(entries) = fs::read_dir(self.data_dir.join(sub)) else { return Vec::new() };
+        let mut files: Vec<PathBuf> = entries.map(|e| e.expect("directory entry").path()).collect();
+        files.sort();
+        files
+    }
+
     /// The configuration file.
     pub fn config_path(&self) -> PathBuf {
         self.root.join("tiercache.toml")
+    }
+
+    /// The binary under test.
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// Runs `bin ARGS` to completion in the working directory with `env` over a clean
+    /// environment (a CLI command next to the daemon); killed after [`EXIT_TIMEOUT`].
+    pub fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        crate::cli::run(&self.bin, &self.root, args, env, EXIT_TIMEOUT)
     }
 
     /// The running process's id; panics when it is not running.
@@ -320,24 +267,15 @@ impl Daemon {
         self.runs += 1;
         let stdout = File::create(self.log_path("stdout", self.runs)).expect("stdout file");
         let stderr = File::create(self.log_path("stderr", self.runs)).expect("stderr file");
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("run").arg("--config").arg(self.config_path()).current_dir(&self.root);
-        cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
-        for var in SCRUBBED_ENV {
-            cmd.env_remove(var);
-        }
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("TIERCACHE__") {
-                cmd.env_remove(key);
-            }
-        }
+        let mut cmd = crate::cli::command(&self.bin, &self.root);
+        cmd.arg("run").arg("--config").arg(self.config_path()).stdout(stdout).stderr(stderr);
         for (k, v) in &self.opts.env {
             cmd.env(k, v);
         }
         let child = crate::spawn::spawn_long_lived(cmd, libc::SIGKILL)
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
         self.child = Some(child);
-        self.agent = agent();
+        self.agent = crate::http::agent();
     }
 
     /// Starts the process and, when the options say so, waits until `/readyz` answers
@@ -362,19 +300,29 @@ impl Daemon {
         }
     }
 
-    /// Starts a stopped daemon again on the same directory and port; panics when it
-    /// cannot.
+    /// Starts a daemon made by [`Daemon::new`], or a stopped one again on the same
+    /// directory; panics when it cannot. When the harness chose the port and a parallel
+    /// test took it meanwhile (`cannot listen`), it moves to another free port (up to
+    /// five tries).
     pub fn start_again(&mut self) {
-        if let Err(e) = self.try_start() {
-            panic!("the daemon did not start again: {e}\nstdout:\n{}", self.stdout());
+        for attempt in 1.. {
+            match self.try_start() {
+                Ok(()) => return,
+                Err(e) if self.own_port && attempt < 5 && e.contains("cannot listen") => {
+                    self.port = free_port();
+                    self.write_config();
+                }
+                Err(e) => panic!("the daemon did not start: {e}\nstdout:\n{}", self.stdout()),
+            }
         }
     }
 
-    /// Stops a running daemon with SIGTERM (asserting exit 0 within [`EXIT_TIMEOUT`]),
-    /// then starts it again on the same directory and port. A stopped one is just
-    /// started.
+    /// Stops the daemon with SIGTERM (asserting exit 0 within [`EXIT_TIMEOUT`]), then
+    /// starts it again on the same directory and port. One stopped by the test
+    /// ([`Daemon::stop`], [`Daemon::kill9`], [`Daemon::wait_exit`]) is just started; one
+    /// that ended on its own since fails the stop's assertion (a crash is not hidden).
     pub fn restart(&mut self) {
-        if self.is_running() {
+        if self.child.is_some() {
             self.stop();
         }
         self.start_again();
@@ -393,12 +341,11 @@ impl Daemon {
         nix::sys::signal::kill(pid, sig).unwrap_or_else(|e| panic!("cannot send {sig} to the daemon: {e}"));
     }
 
-    /// `kill -9` and reap.
+    /// `kill -9` the running process, reap it and assert SIGKILL ended it (exit 137).
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.signal(Signal::SIGKILL);
+        let code = self.wait_exit(EXIT_TIMEOUT);
+        assert_eq!(code, Some(128 + 9), "exit after SIGKILL; stderr:\n{}", self.stderr());
     }
 
     /// Whether the process is alive (a process that exited is reaped).
@@ -447,18 +394,7 @@ impl Daemon {
         body: Option<&[u8]>,
         headers: &[(&str, &str)],
     ) -> Result<Response, String> {
-        let mut req = self.agent.request(method, &self.url(path));
-        for (k, v) in headers {
-            req = req.set(k, v);
-        }
-        let result = match body {
-            Some(bytes) => req.send_bytes(bytes),
-            None => req.call(),
-        };
-        match result {
-            Ok(resp) | Err(ureq::Error::Status(_, resp)) => Ok(into_response(resp)),
-            Err(ureq::Error::Transport(t)) => Err(t.to_string()),
-        }
+        crate::http::try_request(&self.agent, method, &self.url(path), body, headers)
     }
 
     /// Any request; panics on transport errors.
@@ -487,9 +423,21 @@ impl Daemon {
         self.put(&format!("/v1/caches/{name}"), json.as_bytes(), &[("Content-Type", "application/json")])
     }
 
+    /// [`Daemon::put_json`] that must answer 200; returns the answer.
+    pub fn put_ok(&self, name: &str, json: &str) -> Response {
+        let r = self.put_json(name, json);
+        assert_eq!(r.status, 200, "PUT {name}: {r:?}");
+        r
+    }
+
     /// `GET /v1/caches/NAME`.
     pub fn get_cache(&self, name: &str) -> Response {
         self.get(&format!("/v1/caches/{name}"), &[])
+    }
+
+    /// `DELETE /v1/caches/NAME`.
+    pub fn delete_cache(&self, name: &str) -> Response {
+        self.delete(&format!("/v1/caches/{name}"), &[])
     }
 
     /// `GET /metrics`, the text.
@@ -552,14 +500,23 @@ impl Daemon {
                 return line;
             }
             assert!(Instant::now() < deadline, "no log line {what} within {timeout:?}; stdout:\n{}", self.stdout());
-            thread::sleep(Duration::from_millis(25));
+            thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Waits (up to [`LOG_TIMEOUT`]) for a log line of the current run whose `message`
+    /// contains `text`, and returns it.
+    pub fn wait_for_message(&self, text: &str) -> serde_json::Value {
+        self.wait_for_log(&format!("with message containing {text:?}"), LOG_TIMEOUT, |l| message(l).contains(text))
     }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        self.kill9();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         if std::env::var_os("TEST_LOG").is_some_and(|v| !v.is_empty() && v != "0") {
             for run in 1..=self.runs {
                 for stream in ["stdout", "stderr"] {
@@ -574,6 +531,11 @@ impl Drop for Daemon {
     }
 }
 
+/// The `message` of a JSON log line ("" when absent).
+pub fn message(line: &serde_json::Value) -> &str {
+    line.get("message").and_then(serde_json::Value::as_str).unwrap_or_default()
+}
+
 /// The value of `sample` (a metric name with its labels as printed, e.g.
 /// `tiercache_dead_letters_total{cache="poison"}`, or a bare name) in Prometheus text.
 pub fn metric_value(text: &str, sample: &str) -> Option<f64> {
@@ -582,48 +544,6 @@ pub fn metric_value(text: &str, sample: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-}
-
-/// An exit code, or 128 + the signal that ended the process.
-pub fn exit_code(status: ExitStatus) -> i32 {
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
-}
-
-fn agent() -> ureq::Agent {
-    // No pooled connections: a killed or restarted daemon never leaves the client
-    // holding a dead one.
-    ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(30))
-        .max_idle_connections(0)
-        .max_idle_connections_per_host(0)
-        .build()
-}
-
-fn into_response(resp: ureq::Response) -> Response {
-    let status = resp.status();
-    let mut headers = Vec::new();
-    for name in resp.headers_names() {
-        for value in resp.all(&name) {
-            headers.push((name.to_ascii_lowercase(), value.to_owned()));
-        }
-    }
-    let mut body = Vec::new();
-    let _ = resp.into_reader().take(256 << 20).read_to_end(&mut body);
-    Response { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
-}
-
-/// A port free on `127.0.0.1` now and not handed out before by this module.
-pub fn free_port() -> u16 {
-    static TAKEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    loop {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("cannot bind a TCP port on 127.0.0.1");
-        if port != 5432 && TAKEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
-            return port;
-        }
-    }
 }
 
 #[cfg(test)]
@@ -642,8 +562,7 @@ mod tests {
     #[test]
     fn config_gets_data_dir_and_listen() {
         let mut d = Daemon::new(Path::new("/bin/false"), DaemonOptions::new("[api]\nmax_body = \"1MiB\"\n"));
-        let text = d.config_text();
-        let t: toml::Table = text.parse().unwrap();
+        let t: toml::Table = fs::read_to_string(d.config_path()).unwrap().parse().unwrap();
         assert_eq!(t["data_dir"].as_str(), Some("./data"));
         assert_eq!(t["api"]["max_body"].as_str(), Some("1MiB"));
         assert_eq!(t["api"]["listen"][0].as_str(), Some(format!("127.0.0.1:{}", d.port()).as_str()));

@@ -3,13 +3,19 @@
 //! [`pg`] starts throwaway PostgreSQL clusters (and a PgBouncer in front of one) from
 //! the machine's own binaries, so that tests never touch a shared server. See
 //! `docs/database.md` for how the tests use it. [`daemon`] runs the real `tiercache`
-//! binary on a temporary directory and talks to it over HTTP. [`fake_http`] stands in for
-//! the upstream APIs. [`envelope`] back-dates cache files for retention tests.
+//! binary on a temporary directory (the one harness of `tests/api` and
+//! `tests/postgres`), [`http`] talks to it, [`cli`] runs its commands to completion.
+//! [`fake_http`] stands in for the upstream APIs. [`envelope`] back-dates cache files
+//! for retention tests.
 
+pub mod cli;
+mod config_file;
 pub mod daemon;
 pub mod envelope;
 pub mod fake_http;
+pub mod http;
 pub mod pg;
+pub mod port;
 mod spawn;
 pub mod wait;
 

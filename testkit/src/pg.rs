@@ -18,19 +18,18 @@
 //! signal) when the test process dies, so a crashed or killed test run leaves no server
 //! behind. Dropping a [`PgCluster`] removes its directory.
 
+use crate::port::free_port;
 use crate::spawn::{die_with_parent, spawn_long_lived};
-use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -512,92 +511,113 @@ impl PgBouncer {
         let program = pgbouncer_binary().ok_or_else(|| {
             Error::new("pgbouncer not found (apt-get install pgbouncer, or set TIERCACHE_TEST_PGBOUNCER)")
         })?;
-        let run_as = cluster.run_as.clone();
-        let dir = tempfile::Builder::new().prefix("tiercache-pgbouncer-").tempdir()?;
-        let root = dir.path().to_path_buf();
-        run_as.chown(&root)?;
-        let mut bouncer =
-            PgBouncer { child: None, dir: Some(dir), root, psql: cluster.bin.join("psql"), run_as, port: 0 };
-        bouncer.reload_users(cluster)?;
-
+        let mut bouncer = Self::prepare(cluster)?;
         let server = format!("host={} port={}", cluster.socket_dir().display(), cluster.port());
+        // A TCP port may be taken between finding it free and pgbouncer binding it: then
+        // try another.
         let mut attempt = 0;
         loop {
             attempt += 1;
             bouncer.port = free_port();
-            let mut conf: Vec<(String, String)> = [
-                ("listen_addr", "127.0.0.1".to_string()),
-                ("listen_port", bouncer.port.to_string()),
-                ("unix_socket_dir", String::new()),
-                ("auth_type", "trust".into()),
-                ("auth_file", bouncer.root.join("userlist.txt").display().to_string()),
-                ("admin_users", "postgres".into()),
-                ("pool_mode", "transaction".into()),
-                ("max_client_conn", "200".into()),
-                ("default_pool_size", "4".into()),
-                ("server_round_robin", "1".into()),
-                ("ignore_startup_parameters", "extra_float_digits".into()),
-                ("logfile", bouncer.root.join("pgbouncer.log").display().to_string()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-            for (k, v) in settings {
-                conf.retain(|(ck, _)| ck != k);
-                conf.push((k.to_string(), v.to_string()));
-            }
-            let mut ini = format!(
-                "[databases]\n{} = {server} dbname={}\n* = {server}\n\n[pgbouncer]\n",
-                ini_db_name(db),
-                ini_db_name(db)
-            );
-            for (k, v) in &conf {
-                ini.push_str(&format!("{k} = {v}\n"));
-            }
-            let ini_path = bouncer.root.join("pgbouncer.ini");
-            fs::write(&ini_path, ini)?;
-            bouncer.run_as.chown(&ini_path)?;
-
-            let log_path = bouncer.root.join("pgbouncer.log");
-            let log_start = fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
-            let mut cmd = bouncer.run_as.command(&program, &bouncer.root);
-            cmd.arg(&ini_path).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-            let child =
-                spawn_long_lived(cmd, libc::SIGTERM).map_err(|e| Error::new(format!("cannot run pgbouncer: {e}")))?;
-            bouncer.child = Some(child);
-            let deadline = Instant::now() + START_TIMEOUT;
-            let outcome = loop {
-                if let Some(status) = bouncer.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                    bouncer.child = None;
-                    break Err(Error::new(format!(
-                        "pgbouncer exited during startup ({status}); its log:\n{}",
-                        read_from(&log_path, log_start)
-                    )));
-                }
-                let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, bouncer.port));
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                    break Ok(());
-                }
-                if Instant::now() > deadline {
-                    bouncer.stop();
-                    break Err(Error::new(format!(
-                        "pgbouncer not listening after {START_TIMEOUT:?}; its log:\n{}",
-                        read_from(&log_path, log_start)
-                    )));
-                }
-                thread::sleep(Duration::from_millis(20));
-            };
-            match outcome {
+            let ini_path = bouncer.write_ini(&bouncer.ini_text(db, &server, settings))?;
+            match bouncer.spawn_server(&program, &ini_path) {
                 Ok(()) => return Ok(bouncer),
-                Err(e)
-                    if attempt < 5
-                        && (e.message().contains("Address already in use")
-                            || e.message().contains("could not bind")) =>
-                {
-                    continue
-                }
+                Err(e) if attempt < 5 && port_taken(&e) => continue,
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Its directory (owned by the user the servers run as) and user list, nothing started.
+    fn prepare(cluster: &PgCluster) -> Result<PgBouncer> {
+        let run_as = cluster.run_as.clone();
+        let dir = tempfile::Builder::new().prefix("tiercache-pgbouncer-").tempdir()?;
+        let root = dir.path().to_path_buf();
+        run_as.chown(&root)?;
+        let bouncer = PgBouncer { child: None, dir: Some(dir), root, psql: cluster.bin.join("psql"), run_as, port: 0 };
+        bouncer.reload_users(cluster)?;
+        Ok(bouncer)
+    }
+
+    /// `pgbouncer.ini`: `db` and every other database at `server`, the default settings
+    /// with `settings` over them.
+    fn ini_text(&self, db: &str, server: &str, settings: &[(&str, &str)]) -> String {
+        let mut conf: Vec<(String, String)> = [
+            ("listen_addr", "127.0.0.1".to_string()),
+            ("listen_port", self.port.to_string()),
+            ("unix_socket_dir", String::new()),
+            ("auth_type", "trust".into()),
+            ("auth_file", self.root.join("userlist.txt").display().to_string()),
+            ("admin_users", "postgres".into()),
+            ("pool_mode", "transaction".into()),
+            ("max_client_conn", "200".into()),
+            ("default_pool_size", "4".into()),
+            ("server_round_robin", "1".into()),
+            ("ignore_startup_parameters", "extra_float_digits".into()),
+            ("logfile", self.root.join("pgbouncer.log").display().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (k, v) in settings {
+            conf.retain(|(ck, _)| ck != k);
+            conf.push((k.to_string(), v.to_string()));
+        }
+        let mut ini = format!(
+            "[databases]\n{} = {server} dbname={}\n* = {server}\n\n[pgbouncer]\n",
+            ini_db_name(db),
+            ini_db_name(db)
+        );
+        for (k, v) in &conf {
+            ini.push_str(&format!("{k} = {v}\n"));
+        }
+        ini
+    }
+
+    /// Writes `pgbouncer.ini` (owned by the user the server runs as); its path.
+    fn write_ini(&self, ini: &str) -> Result<PathBuf> {
+        let ini_path = self.root.join("pgbouncer.ini");
+        fs::write(&ini_path, ini)?;
+        self.run_as.chown(&ini_path)?;
+        Ok(ini_path)
+    }
+
+    /// Runs `program` on `ini_path` and waits until it accepts TCP connections.
+    fn spawn_server(&mut self, program: &Path, ini_path: &Path) -> Result<()> {
+        let log_path = self.root.join("pgbouncer.log");
+        let log_start = fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
+        let mut cmd = self.run_as.command(program, &self.root);
+        cmd.arg(ini_path).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let child =
+            spawn_long_lived(cmd, libc::SIGTERM).map_err(|e| Error::new(format!("cannot run pgbouncer: {e}")))?;
+        self.child = Some(child);
+        self.wait_listening(&log_path, log_start)
+    }
+
+    /// Waits until the server accepts TCP connections; `Err` with its log (from
+    /// `log_start`) when it exits or is not listening within [`START_TIMEOUT`].
+    fn wait_listening(&mut self, log_path: &Path, log_start: u64) -> Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
+                return Err(Error::new(format!(
+                    "pgbouncer exited during startup ({status}); its log:\n{}",
+                    read_from(log_path, log_start)
+                )));
+            }
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.stop();
+                return Err(Error::new(format!(
+                    "pgbouncer not listening after {START_TIMEOUT:?}; its log:\n{}",
+                    read_from(log_path, log_start)
+                )));
+            }
+            thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -770,21 +790,6 @@ fn pgbouncer_binary() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// A port that is free on `127.0.0.1` now and was not handed out before in this
-/// process (the kernel's ephemeral range, so never 5432).
-fn free_port() -> u16 {
-    static TAKEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    loop {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("cannot bind a TCP port on 127.0.0.1");
-        if port != 5432 && TAKEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
-            return port;
-        }
-    }
-}
-
 /// Whether `postmaster.pid` belongs to `pid` and says the server accepts connections.
 fn pid_file_ready(path: &Path, pid: u32) -> bool {
     let Ok(text) = fs::read_to_string(path) else {
@@ -814,6 +819,11 @@ fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<std::process::Ex
 }
 
 /// The end of a log from byte `from` (at most its last 8 KiB).
+/// Whether pgbouncer failed because its port was taken.
+fn port_taken(e: &Error) -> bool {
+    e.message().contains("Address already in use") || e.message().contains("could not bind")
+}
+
 fn read_from(path: &Path, from: u64) -> String {
     let Ok(mut f) = fs::File::open(path) else {
         return String::new();

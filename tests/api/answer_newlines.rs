@@ -11,10 +11,10 @@ fn meta_list_saved_and_error_answers_end_with_a_newline_but_the_document_does_no
     assert_eq!(doc.body, r#"{"a":1,"b":2}"#, "the canonical bytes, nothing added");
     for (what, r) in [
         ("saved", saved),
-        ("meta", app.get("/v1/caches/strava/meta")),
-        ("list", app.get("/v1/caches")),
+        ("meta", app.get("/v1/caches/strava/meta", &[])),
+        ("list", app.get("/v1/caches", &[])),
         ("not found", app.get_cache("nosuch")),
-        ("bad input", app.put_cache("strava", "{not json")),
+        ("bad input", app.put_json("strava", "{not json")),
         ("no data", app.get_cache("fundraising")),
     ] {
         assert!(r.body.ends_with("}\n") && !r.body.ends_with("\n\n"), "{what}: {:?}", r.body);

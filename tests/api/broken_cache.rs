@@ -3,7 +3,7 @@
 //! the list nor `/meta` ever calls the upstream (only a read of the document does).
 
 use crate::fake_upstream::{FakeUpstream, Reply};
-use crate::helpers::{run_cmd, spawn_app_with, Options};
+use crate::helpers::{spawn_app_with, Options};
 use crate::refresh_support::{http_cache, wait_for};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -23,7 +23,7 @@ fn a_cache_with_no_data_and_a_failing_source_does_not_break_the_list_or_status()
     let r = app.get_cache("broken");
     assert_eq!(r.status, 503, "{r:?}");
 
-    let list = app.get("/v1/caches");
+    let list = app.get("/v1/caches", &[]);
     assert_eq!(list.status, 200, "{list:?}");
     let list = list.json();
     assert_eq!(meta_of(&list, "healthy")["tier"], "memory");
@@ -39,12 +39,12 @@ fn a_cache_with_no_data_and_a_failing_source_does_not_break_the_list_or_status()
         .unwrap_or_else(|e| panic!("next_refresh_at of a failing cache: {e}: {broken}"));
     assert!(next.to_utc() < chrono::Utc::now() + chrono::Duration::minutes(6), "{broken}");
 
-    let meta = app.get("/v1/caches/broken/meta");
+    let meta = app.get("/v1/caches/broken/meta", &[]);
     assert_eq!(meta.status, 200, "{meta:?}");
     assert_eq!(meta.json()["error"].as_str(), Some(error));
 
     let config = app.config_path();
-    let out = run_cmd(app.dir.path(), &["status", "--config", config.to_str().unwrap()], &[]);
+    let out = app.run(&["status", "--config", config.to_str().unwrap()], &[]);
     assert_eq!(out.code, 0, "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
     let line = out.stdout.lines().find(|l| l.starts_with("broken: ")).unwrap_or_else(|| panic!("{}", out.stdout));
     assert!(line.contains("not served") && line.contains("exit"), "{line}");
@@ -57,19 +57,19 @@ fn meta_and_the_list_never_call_the_upstream() {
     up.route("GET", "/feed", Reply::ok(&json!({"n": 1})));
     let app = spawn_app_with(Options::new().tables(&http_cache("feed", &up.url("/feed"), None)));
     for _ in 0..3 {
-        let meta = app.get("/v1/caches/feed/meta");
+        let meta = app.get("/v1/caches/feed/meta", &[]);
         assert_eq!(meta.status, 200, "{meta:?}");
         let meta = meta.json();
         assert_eq!(meta["version"], Value::Null, "no data yet: {meta}");
         assert_eq!(meta["tier"], Value::Null, "{meta}");
-        assert_eq!(app.get("/v1/caches").status, 200);
+        assert_eq!(app.get("/v1/caches", &[]).status, 200);
     }
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(up.count("GET", "/feed"), 0, "meta or the list called the upstream: {:?}", up.requests());
     // A read does (the emergency refresh), and meta shows its result afterwards.
     assert_eq!(app.get_cache("feed").status, 200);
     assert_eq!(up.count("GET", "/feed"), 1);
-    let meta = app.get("/v1/caches/feed/meta").json();
+    let meta = app.get("/v1/caches/feed/meta", &[]).json();
     assert_eq!(meta["version"], 1, "{meta}");
     assert_eq!(meta["error"], Value::Null, "{meta}");
 }

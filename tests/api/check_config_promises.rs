@@ -2,8 +2,10 @@
 //! stores is refused when Postgres is enabled, and `check-config` shows on stderr the
 //! warnings `run` logs at startup, with stdout left as the effective configuration.
 
-use crate::helpers::{free_port, run_cmd, spawn_app_with, Options, Output};
+use crate::helpers::{run_cmd, spawn_app_with, Options};
 use std::fs;
+use tiercache_testkit::cli::Output;
+use tiercache_testkit::daemon::free_port;
 
 fn base() -> String {
     format!("data_dir = \"data\"\n[log]\nformat = \"json\"\n[api]\nlisten = [\"127.0.0.1:{}\"]\n", free_port())

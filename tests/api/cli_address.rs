@@ -22,10 +22,10 @@ fn without_a_config_the_error_names_the_default_address() {
 fn an_answered_error_names_the_daemon_and_the_file() {
     let app = spawn_app_with(Options::new().caches(&["notes"]));
     let config = app.config_path();
-    let out = run_cmd(app.dir.path(), &["get", "notes", "--config", config.to_str().unwrap()], &[]);
+    let out = app.run(&["get", "notes", "--config", config.to_str().unwrap()], &[]);
     assert_eq!(out.code, 69, "{out:?}");
     let line = out.stderr_lines()[0].to_owned();
-    let asked = format!("the daemon at http://127.0.0.1:{} (api.listen of {})", app.port, config.display());
+    let asked = format!("the daemon at http://127.0.0.1:{} (api.listen of {})", app.port(), config.display());
     assert!(line.contains(&asked), "{line:?} should contain {asked:?}");
     assert!(line.contains("503"), "{line}");
 }

@@ -2,15 +2,17 @@
 //! a running daemon, found through the same configuration file. Exit codes: 0 done,
 //! 65 unknown cache, 69 daemon not reachable, 77 refused (no valid token).
 
-use crate::helpers::{run_cmd, spawn_app_with, Options, Output, TestApp};
+use crate::helpers::{new_app, spawn_app_with, Options};
 use serde_json::{json, Value};
 use tiercache_actors::domain::sha256;
+use tiercache_testkit::cli::Output;
+use tiercache_testkit::Daemon;
 
 /// `tiercache ARGS --config CONFIG` in the app's directory.
-fn cli(app: &TestApp, config: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+fn cli(app: &Daemon, config: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--config", config.to_str().expect("UTF-8 path")]);
-    run_cmd(app.dir.path(), &all, env)
+    app.run(&all, env)
 }
 
 #[track_caller]
@@ -31,7 +33,7 @@ fn fails_with(out: &Output, code: i32, text: &str) {
 fn get_prints_the_document_and_its_meta_and_status_shows_every_cache() {
     let app = spawn_app_with(Options::new().caches(&["notes", "empty"]));
     let doc = json!({"b": [1, 2, 3], "a": "x"});
-    let version = app.put_ok("notes", &doc.to_string()).etag_version();
+    let version = app.put_ok("notes", &doc.to_string()).etag_version().expect("ETag");
     let config = app.config_path();
 
     let out = cli(&app, &config, &["get", "notes"], &[]);
@@ -86,7 +88,7 @@ fn an_unreachable_daemon_is_69_with_one_line() {
     let config = app.config_path();
     fails_with(&cli(&app, &config, &["status"], &[]), 69, "cannot reach the daemon at http://127.0.0.1:");
     fails_with(&cli(&app, &config, &["get", "notes"], &[]), 69, "cannot reach the daemon");
-    let unix = app.dir.path().join("unix.toml");
+    let unix = app.dir().join("unix.toml");
     std::fs::write(&unix, "data_dir = \"data\"\n[api]\nlisten = [\"unix:nowhere.sock\"]\n").unwrap();
     fails_with(&cli(&app, &unix, &["status", "--json"], &[]), 69, "cannot reach the daemon at unix:nowhere.sock");
 }
@@ -96,7 +98,7 @@ fn talks_over_a_unix_socket_when_it_is_the_first_listener() {
     let app = spawn_app_with(Options::new().caches(&["notes"]).listen("unix:api.sock"));
     app.put_ok("notes", r#"{"n": 1}"#);
     // A client config whose first listener is the socket (relative to the working dir).
-    let config = app.dir.path().join("client.toml");
+    let config = app.dir().join("client.toml");
     std::fs::write(&config, "data_dir = \"data\"\n[api]\nlisten = [\"unix:api.sock\"]\n[[caches]]\nname = \"notes\"\n")
         .unwrap();
     let out = cli(&app, &config, &["get", "notes"], &[]);
@@ -111,10 +113,10 @@ fn talks_over_a_unix_socket_when_it_is_the_first_listener() {
 #[test]
 fn uses_a_clear_token_from_the_tokens_file_or_tiercache_token() {
     let hashed = hex::encode(sha256(b"hashed-secret"));
-    let mut app = TestApp::new(Options::new().caches(&["notes"]).api("tokens_file = \"tokens\""));
-    std::fs::write(app.dir.path().join("tokens"), format!("write:sha256:{hashed}\nread:plain-read-token\n")).unwrap();
-    app.start();
-    let put = app.put_with(
+    let mut app = new_app(Options::new().caches(&["notes"]).api("tokens_file = \"tokens\""));
+    std::fs::write(app.dir().join("tokens"), format!("write:sha256:{hashed}\nread:plain-read-token\n")).unwrap();
+    app.start_again();
+    let put = app.put(
         "/v1/caches/notes",
         br#"{"n": 2}"#,
         &[("Content-Type", "application/json"), ("Authorization", "Bearer hashed-secret")],
@@ -126,7 +128,7 @@ fn uses_a_clear_token_from_the_tokens_file_or_tiercache_token() {
     assert_eq!(out.stdout, "{\"n\":2}\n");
 
     // Only hashed tokens: the client needs TIERCACHE_TOKEN.
-    std::fs::write(app.dir.path().join("tokens"), format!("write:sha256:{hashed}\n")).unwrap();
+    std::fs::write(app.dir().join("tokens"), format!("write:sha256:{hashed}\n")).unwrap();
     app.signal(nix::sys::signal::Signal::SIGHUP);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {

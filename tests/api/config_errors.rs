@@ -1,9 +1,11 @@
 //! Bad configuration exits 78 with one line `config error: KEY: ...`; bad usage exits 64;
 //! `check-config` prints the effective configuration without secrets.
 
-use crate::helpers::{free_port, run_cmd, Output};
+use crate::helpers::run_cmd;
 use std::fs;
 use std::path::Path;
+use tiercache_testkit::cli::Output;
+use tiercache_testkit::daemon::free_port;
 
 /// A valid base configuration on a free port, to which a case adds its mistake.
 fn base(dir: &Path) -> String {

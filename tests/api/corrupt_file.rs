@@ -1,20 +1,22 @@
 //! A cache file that fails to parse or whose checksum does not match is never served,
 //! is moved to `data_dir/corrupt/`, and is logged.
 
-use crate::helpers::{message, spawn_app, TestApp};
+use crate::helpers::spawn_app;
 use serde_json::Value;
 use std::fs;
 use std::time::Duration;
+use tiercache_testkit::daemon::message;
+use tiercache_testkit::Daemon;
 
 /// Waits for the ERROR line about the corrupt `strava` file.
-fn assert_corruption_logged(app: &TestApp) {
+fn assert_corruption_logged(app: &Daemon) {
     let line = app.wait_for_log("at level ERROR about the corrupt strava file", Duration::from_secs(5), |l| {
         l["level"] == "ERROR" && l["cache"] == "strava" && message(l).contains("corrupt")
     });
     assert!(line.get("timestamp").is_some() && line.get("target").is_some(), "{line}");
 }
 
-fn assert_moved_aside(app: &TestApp) {
+fn assert_moved_aside(app: &Daemon) {
     assert!(!app.cache_file("strava").exists(), "the corrupt file is still in caches/");
     let aside = app.files_in("corrupt");
     assert_eq!(aside.len(), 1, "one file in corrupt/: {aside:?}");
@@ -59,7 +61,10 @@ fn tampered_data_with_valid_json_is_never_served() {
 
     // The next save replaces it, with a version above the lost one.
     let next = app.put_ok("strava", r#"{"n": 1}"#);
-    assert!(next.etag_version() > put.etag_version(), "version went back after corruption: {next:?} vs {put:?}");
+    assert!(
+        next.etag_version().expect("ETag") > put.etag_version().expect("ETag"),
+        "version went back after corruption: {next:?} vs {put:?}"
+    );
     assert_eq!(app.get_cache("strava").body, r#"{"n":1}"#);
 }
 
@@ -71,7 +76,7 @@ fn file_corrupted_while_stopped_is_never_served() {
     let path = app.cache_file("strava");
     let text = fs::read_to_string(&path).unwrap();
     fs::write(&path, text.replace("12345", "54321")).unwrap();
-    app.start();
+    app.start_again();
 
     let r = app.get_cache("strava");
     assert!(!r.body.contains("54321"), "tampered data served: {r:?}");
@@ -87,10 +92,10 @@ fn file_corrupted_while_stopped_is_never_served() {
     // handed out again (clients may hold its ETag).
     let next = app.put_ok("strava", r#"{"n": 2}"#);
     assert!(
-        next.etag_version() > put.etag_version(),
+        next.etag_version().expect("ETag") > put.etag_version().expect("ETag"),
         "version reused after a corrupt file was found at startup: {} after {}",
-        next.etag_version(),
-        put.etag_version()
+        next.etag_version().expect("ETag"),
+        put.etag_version().expect("ETag")
     );
     // Once saved again, nothing is said about the old corruption.
     app.delete_cache("strava");

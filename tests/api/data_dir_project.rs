@@ -2,9 +2,10 @@
 //! command started with another project is refused (exit 78, one line naming both)
 //! and moves nothing; another project's cache file is never treated as corrupt.
 
-use crate::helpers::{run_cmd, Output, BIN};
+use crate::helpers::BIN;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tiercache_testkit::cli::Output;
 use tiercache_testkit::{Daemon, DaemonOptions};
 
 const CONFIG: &str = "project = \"myapp\"\n\n[[caches]]\nname = \"strava\"\n";
@@ -23,7 +24,7 @@ fn tiercache_as(d: &Daemon, project: &str, args: &[&str]) -> Output {
     let config = d.config_path();
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--config", config.to_str().expect("UTF-8 path")]);
-    run_cmd(d.dir(), &all, &[("PROJECT_ID", project)])
+    d.run(&all, &[("PROJECT_ID", project)])
 }
 
 fn files_in(dir: PathBuf) -> Vec<String> {

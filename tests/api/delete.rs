@@ -6,7 +6,7 @@ use crate::helpers::spawn_app;
 fn delete_purges_and_stays_purged_across_a_restart() {
     let mut app = spawn_app();
     app.put_ok("strava", r#"{"n": 1}"#);
-    let before = app.put_ok("strava", r#"{"n": 2}"#).etag_version();
+    let before = app.put_ok("strava", r#"{"n": 2}"#).etag_version().expect("ETag");
     assert_eq!(app.get_cache("strava").status, 200);
 
     let r = app.delete_cache("strava");
@@ -24,7 +24,7 @@ fn delete_purges_and_stays_purged_across_a_restart() {
     assert_eq!(app.get_cache("strava").status, 503, "a deleted cache came back after a restart");
     assert_eq!(app.get_cache("fundraising").body, "[1]");
 
-    let after = app.put_ok("strava", r#"{"n": 3}"#).etag_version();
+    let after = app.put_ok("strava", r#"{"n": 3}"#).etag_version().expect("ETag");
     assert!(after > before, "version after delete {after} is not above {before}");
     assert_eq!(app.get_cache("strava").body, r#"{"n":3}"#);
 }
@@ -32,9 +32,9 @@ fn delete_purges_and_stays_purged_across_a_restart() {
 #[test]
 fn put_after_delete_without_restart_gets_a_higher_version() {
     let app = spawn_app();
-    let before = app.put_ok("strava", "[1]").etag_version();
+    let before = app.put_ok("strava", "[1]").etag_version().expect("ETag");
     assert_eq!(app.delete_cache("strava").status, 204);
-    let after = app.put_ok("strava", "[2]").etag_version();
+    let after = app.put_ok("strava", "[2]").etag_version().expect("ETag");
     assert!(after > before, "{after} <= {before}");
     assert_eq!(app.get_cache("strava").body, "[2]");
 }

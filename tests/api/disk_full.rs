@@ -5,9 +5,10 @@
 //! Mounting needs root (as in CI); otherwise the test says so and does nothing. The
 //! other steps of the write (fsync, the directory's fsync) fail by failpoint.
 
-use crate::helpers::{free_port, Options, TestApp};
+use crate::helpers::{new_app, Options};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use tiercache_testkit::Daemon;
 
 /// Size of the tmpfs: room for the small documents, not for the big one.
 const FS_SIZE: &str = "2m";
@@ -49,21 +50,7 @@ fn files_under(dir: &Path) -> Vec<(PathBuf, u64)> {
     out
 }
 
-fn start(app: &mut TestApp) {
-    for _ in 0..5 {
-        match app.try_start() {
-            Ok(()) => return,
-            Err(stderr) if stderr.contains("cannot listen") => {
-                app.port = free_port();
-                app.write_config();
-            }
-            Err(stderr) => panic!("the daemon did not start: {stderr}"),
-        }
-    }
-    panic!("no free port found")
-}
-
-fn metric(app: &TestApp, sample: &str) -> Option<f64> {
+fn metric(app: &Daemon, sample: &str) -> Option<f64> {
     app.metrics().lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
@@ -73,13 +60,13 @@ fn a_save_that_fills_the_disk_leaves_no_temp_file_and_later_saves_work() {
         eprintln!("skipped: mounting a tmpfs for data_dir needs root (CI runs this test as root)");
         return;
     }
-    let mut app = TestApp::new(Options::new().api(r#"max_body = "8MiB""#));
+    let mut app = new_app(Options::new().api(r#"max_body = "8MiB""#));
     let _tmpfs = Tmpfs::mount(&app.data_dir());
-    start(&mut app);
+    app.start_again();
 
     let v1 = app.put_ok("strava", r#"{"n": 1}"#);
     let big = format!(r#"{{"blob": "{}"}}"#, "x".repeat(3 << 20));
-    let full = app.put_cache("strava", &big);
+    let full = app.put_json("strava", &big);
     assert_eq!(full.status, 503, "{full:?}");
     assert_eq!(full.assert_json_error(), "storage_unavailable");
     assert!(full.json()["error"].as_str().unwrap().contains("No space left on device"), "{full:?}");
@@ -95,13 +82,13 @@ fn a_save_that_fills_the_disk_leaves_no_temp_file_and_later_saves_work() {
     assert_eq!((read.status, read.json()), (200, serde_json::json!({"n": 1})));
     assert_eq!(read.header("etag"), v1.header("etag"));
     let on_disk: serde_json::Value = serde_json::from_slice(&std::fs::read(app.cache_file("strava")).unwrap()).unwrap();
-    assert_eq!(on_disk["version"], v1.etag_version());
+    assert_eq!(on_disk["version"], v1.etag_version().expect("ETag"));
 
     // Without a restart: a sizeable save of another cache, then of the same one.
     let other = format!(r#"{{"blob": "{}"}}"#, "y".repeat(512 << 10));
-    assert_eq!(app.put_cache("fundraising", &other).status, 200);
+    assert_eq!(app.put_json("fundraising", &other).status, 200);
     let v2 = app.put_ok("strava", r#"{"n": 2}"#);
-    assert_eq!(v2.etag_version(), v1.etag_version() + 1);
+    assert_eq!(v2.etag_version().expect("ETag"), v1.etag_version().expect("ETag") + 1);
     assert_eq!(app.get_cache("strava").json(), serde_json::json!({"n": 2}));
 
     assert_eq!(metric(&app, r#"tiercache_file_write_errors_total{cache="strava",kind="no_space"}"#), Some(1.0));
@@ -127,7 +114,7 @@ fn a_write_failing_before_or_after_its_rename_leaves_what_is_served_equal_to_the
     });
     let v1 = app.put_ok("strava", r#"{"n": 1}"#);
 
-    let failed = app.put_cache("strava", r#"{"n": 2}"#);
+    let failed = app.put_json("strava", r#"{"n": 2}"#);
     assert_eq!(failed.status, 503, "{failed:?}");
     assert_eq!(failed.assert_json_error(), "storage_unavailable");
     assert!(failed.body.contains("at fsync"), "{failed:?}");
@@ -140,18 +127,21 @@ fn a_write_failing_before_or_after_its_rename_leaves_what_is_served_equal_to_the
     );
 
     let v2 = app.put_ok("strava", r#"{"n": 2}"#);
-    assert_eq!(v2.etag_version(), v1.etag_version() + 1);
+    assert_eq!(v2.etag_version().expect("ETag"), v1.etag_version().expect("ETag") + 1);
 
-    let in_place = app.put_cache("strava", r#"{"n": 3}"#);
+    let in_place = app.put_json("strava", r#"{"n": 3}"#);
     assert_eq!(in_place.status, 503, "{in_place:?}");
     assert!(in_place.body.contains("at fsync_dir"), "{in_place:?}");
     let read = app.get_cache("strava");
-    assert_eq!((read.json(), read.etag_version()), (serde_json::json!({"n": 3}), v2.etag_version() + 1));
-    let v4 = app.put_with(
+    assert_eq!(
+        (read.json(), read.etag_version().expect("ETag")),
+        (serde_json::json!({"n": 3}), v2.etag_version().expect("ETag") + 1)
+    );
+    let v4 = app.put(
         "/v1/caches/strava",
         br#"{"n": 4}"#,
         &[("Content-Type", "application/json"), ("If-Match", read.header("etag").unwrap())],
     );
-    assert_eq!((v4.status, v4.etag_version()), (200, v2.etag_version() + 2), "{v4:?}");
+    assert_eq!((v4.status, v4.etag_version().expect("ETag")), (200, v2.etag_version().expect("ETag") + 2), "{v4:?}");
     assert_eq!(metric(&app, r#"tiercache_file_write_errors_total{cache="strava",kind="io"}"#), Some(2.0));
 }

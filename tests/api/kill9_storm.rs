@@ -1,11 +1,13 @@
 //! `kill -9` during a storm of PUTs, repeated: no acknowledged version is ever lost, no
 //! cache file is ever left unreadable, nothing is ever found corrupt.
 
-use crate::helpers::{spawn_app_with, Options, Rng, TestApp};
+use crate::helpers::{spawn_app_with, Options};
+use crate::util::Rng;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tiercache_testkit::Daemon;
 
 const CACHES: [&str; 3] = ["a", "b", "c"];
 const ROUNDS: u32 = 10;
@@ -18,7 +20,7 @@ struct Acked {
 }
 
 /// Every `*.json` in `caches/` parses as JSON (temp files may be partial after a kill).
-fn assert_files_parse(app: &TestApp, include_tmp: bool, when: &str) {
+fn assert_files_parse(app: &Daemon, include_tmp: bool, when: &str) {
     for path in app.files_in("caches") {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if !include_tmp && !name.ends_with(".json") {
@@ -34,7 +36,7 @@ fn assert_files_parse(app: &TestApp, include_tmp: bool, when: &str) {
 }
 
 /// The served version is at least the last acknowledged one, with the acknowledged body.
-fn assert_nothing_lost(app: &TestApp, acked: &HashMap<&str, Acked>, round: u32) {
+fn assert_nothing_lost(app: &Daemon, acked: &HashMap<&str, Acked>, round: u32) {
     for name in CACHES {
         let a = &acked[name];
         let r = app.get_cache(name);
@@ -43,7 +45,7 @@ fn assert_nothing_lost(app: &TestApp, acked: &HashMap<&str, Acked>, round: u32) 
             continue;
         }
         assert_eq!(r.status, 200, "round {round}, {name}: acknowledged data not served: {r:?}");
-        let version = r.etag_version();
+        let version = r.etag_version().expect("ETag");
         assert!(version >= a.last, "round {round}, {name}: served version {version} < acknowledged {}", a.last);
         if let Some(body) = a.bodies.get(&version) {
             assert_eq!(&r.body, body, "round {round}, {name}: body of version {version}");
@@ -62,7 +64,7 @@ fn kill_9_during_a_storm_of_puts_loses_nothing() {
 
     for round in 0..ROUNDS {
         if round > 0 {
-            app.start();
+            app.start_again();
             assert_files_parse(&app, true, &format!("after restart {round}"));
             assert_nothing_lost(&app, &acked, round);
         }
@@ -85,7 +87,7 @@ fn kill_9_during_a_storm_of_puts_loses_nothing() {
                             Ok(r) => {
                                 assert_eq!(r.status(), 200);
                                 let etag = r.header("etag").expect("ETag").to_owned();
-                                seen.push((name, crate::helpers::parse_etag(&etag).0, body));
+                                seen.push((name, tiercache_testkit::http::parse_etag(&etag).0, body));
                             }
                             Err(ureq::Error::Status(code, r)) => {
                                 panic!("PUT {name} answered {code}: {:?}", r.into_string());
@@ -118,7 +120,7 @@ fn kill_9_during_a_storm_of_puts_loses_nothing() {
         }
         assert_files_parse(&app, false, &format!("right after kill {round}"));
     }
-    app.start();
+    app.start_again();
     assert_files_parse(&app, true, "after the last restart");
     assert_nothing_lost(&app, &acked, ROUNDS);
     app.stop();

@@ -1,8 +1,11 @@
 //! Every stdout line is one flat JSON object with the SPEC's field names at the top level.
 
-use crate::helpers::{duplicate_top_level_keys, message, spawn_app, Options, TestApp, EXIT_TIMEOUT};
+use crate::helpers::{new_app, spawn_app, Options};
+use crate::util::duplicate_top_level_keys;
 use nix::sys::signal::Signal;
 use serde_json::Value;
+use tiercache_testkit::daemon::message;
+use tiercache_testkit::daemon::EXIT_TIMEOUT;
 
 const LEVELS: &[&str] = &["TRACE", "DEBUG", "INFO", "WARN", "ERROR"];
 
@@ -61,7 +64,7 @@ fn reload_lines_are_flat_json_without_duplicate_keys() {
     app.wait_for_message("configuration reloaded");
     // A rejected reload too.
     let good = std::fs::read_to_string(app.config_path()).unwrap();
-    app.write_raw_config(&format!("frobnicate = 1\n{good}"));
+    app.set_config(format!("frobnicate = 1\n{good}"));
     app.signal(Signal::SIGHUP);
     app.wait_for_message("reload rejected");
     app.stop();
@@ -71,10 +74,10 @@ fn reload_lines_are_flat_json_without_duplicate_keys() {
 #[test]
 fn pretty_format_is_not_json() {
     // `log.format` is fixed to json by the helper; write a pretty config by hand.
-    let mut app = TestApp::new(Options::new());
+    let mut app = new_app(Options::new());
     let text = std::fs::read_to_string(app.config_path()).unwrap().replace("format = \"json\"", "format = \"pretty\"");
-    app.write_raw_config(&text);
-    app.start();
+    app.set_config(text);
+    app.start_again();
     app.put_ok("strava", "[1]");
     app.stop();
     let stdout = app.stdout();

@@ -1,10 +1,12 @@
 //! Black-box tests of the tiercache binary through HTTP, signals and files.
 //!
-//! Each test starts the real binary on its own temp dir and port (see `helpers`), so
-//! they run in parallel. `TEST_LOG=1 cargo test --all-features --test api -- --nocapture`
-//! shows the daemons' logs.
+//! Each test starts the real binary on its own temp dir and port (testkit's `Daemon`,
+//! configured through `helpers::Options`), so they run in parallel.
+//! `TEST_LOG=1 cargo test --all-features --test api -- --nocapture` shows the daemons'
+//! logs.
 
 mod helpers;
+mod util;
 
 mod answer_newlines;
 mod bad_input;

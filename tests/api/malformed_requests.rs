@@ -3,10 +3,12 @@
 //! and none writes an ERROR or WARN line: those are for the daemon's own failures. At
 //! `debug`, a sample of them is logged.
 
-use crate::helpers::{message, spawn_app_with, Options, TestApp};
+use crate::helpers::{spawn_app_with, Options};
 use crate::security_support::raw_tcp;
 use serde_json::Value;
 use std::time::{Duration, Instant};
+use tiercache_testkit::daemon::message;
+use tiercache_testkit::Daemon;
 
 const BURST: usize = 200;
 
@@ -33,7 +35,7 @@ fn garbage(i: usize) -> Vec<u8> {
 }
 
 /// The sum of a counter family's samples, 0 when it has none yet.
-fn rejected_total(app: &TestApp) -> f64 {
+fn rejected_total(app: &Daemon) -> f64 {
     app.metrics()
         .lines()
         .filter(|l| l.starts_with("tiercache_http_requests_rejected_total{"))
@@ -53,12 +55,12 @@ fn a_burst_of_malformed_requests_is_counted_and_writes_no_error_or_warn_line() {
     for i in 0..BURST {
         // The server closes without reading all of a big head: the client may see the
         // connection reset before the 431.
-        if let Ok(resp) = raw_tcp(app.port, &garbage(i)) {
+        if let Ok(resp) = raw_tcp(app.port(), &garbage(i)) {
             assert!([400, 431].contains(&resp.status), "garbage {}: {resp:?}", i % 7);
         }
     }
     let burst = started.elapsed();
-    assert_eq!(app.get("/healthz").status, 200, "the daemon must keep answering");
+    assert_eq!(app.get("/healthz", &[]).status, 200, "the daemon must keep answering");
 
     let deadline = Instant::now() + Duration::from_secs(5);
     while rejected_total(&app) < BURST as f64 && Instant::now() < deadline {

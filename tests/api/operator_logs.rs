@@ -3,11 +3,12 @@
 //! SIGUSR2 snapshot is made of fields rather than JSON inside a string.
 
 use crate::fake_upstream::{FakeUpstream, Reply};
-use crate::helpers::{message, spawn_app_with, Options};
+use crate::helpers::{spawn_app_with, Options};
 use crate::refresh_support::{failed_lines, http_cache};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 use std::time::Duration;
+use tiercache_testkit::daemon::message;
 
 const NO_DATA: &str = "refresh failed; no data is served until a refresh succeeds";
 const OLD_DATA: &str = "refresh failed; the old data keeps being served";
@@ -23,7 +24,7 @@ fn a_failed_refresh_says_whether_old_data_is_still_served() {
 
     // With a document on disk, the next failure says it keeps being served.
     app.put_ok("feed", r#"{"v": 1}"#);
-    assert_eq!(app.request("POST", "/v1/caches/feed/refresh", &[], None).status, 202);
+    assert_eq!(app.request("POST", "/v1/caches/feed/refresh", None, &[]).status, 202);
     let later = app.wait_for_log("a failure with data", Duration::from_secs(5), |l| message(l) == OLD_DATA);
     assert_eq!(later["cache"], "feed", "{later}");
     assert!(failed_lines(&app, "feed").len() >= 2);

@@ -2,9 +2,10 @@
 //! Postgres: the old app's cache file comes in through `import`; an export restores
 //! into an empty `data_dir`; a restore never moves a cache backwards without `--force`.
 
-use crate::helpers::{run_cmd, Output, BIN};
+use crate::helpers::BIN;
 use serde_json::{json, Value};
 use std::path::Path;
+use tiercache_testkit::cli::Output;
 use tiercache_testkit::{Daemon, DaemonOptions};
 
 const CONFIG: &str = "[[caches]]\nname = \"strava\"\n\n[[caches]]\nname = \"notes\"\n";
@@ -19,7 +20,7 @@ fn tiercache(d: &Daemon, args: &[&str]) -> Output {
     let config = d.config_path();
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--config", config.to_str().expect("UTF-8 path")]);
-    run_cmd(d.dir(), &all, &[])
+    d.run(&all, &[])
 }
 
 #[track_caller]

@@ -4,11 +4,12 @@
 //! answer saves a new version.
 
 use crate::fake_upstream::{FakeUpstream, Reply};
-use crate::helpers::{spawn_app_with, Options, TestApp};
+use crate::helpers::{spawn_app_with, Options};
 use crate::refresh_support::{http_cache, wait_for};
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tiercache_testkit::Daemon;
 
 /// The upstream's current (etag, body); answers 304 when `If-None-Match` matches.
 type Current = Arc<Mutex<(String, String)>>;
@@ -27,13 +28,13 @@ fn conditional_upstream(path: &str) -> (FakeUpstream, Current) {
     (up, current)
 }
 
-fn meta(app: &TestApp, name: &str) -> Value {
-    app.get(&format!("/v1/caches/{name}/meta")).json()
+fn meta(app: &Daemon, name: &str) -> Value {
+    app.get(&format!("/v1/caches/{name}/meta"), &[]).json()
 }
 
 /// POSTs a refresh and waits until meta's `last_fetch` moves past `before`.
-fn refresh_and_wait(app: &TestApp, name: &str, before: &Value) -> Value {
-    let r = app.request("POST", &format!("/v1/caches/{name}/refresh"), &[], None);
+fn refresh_and_wait(app: &Daemon, name: &str, before: &Value) -> Value {
+    let r = app.request("POST", &format!("/v1/caches/{name}/refresh"), None, &[]);
     assert_eq!(r.status, 202, "{r:?}");
     wait_for("last_fetch to move", Duration::from_secs(5), || {
         let m = meta(app, name);
@@ -41,7 +42,7 @@ fn refresh_and_wait(app: &TestApp, name: &str, before: &Value) -> Value {
     })
 }
 
-fn check_conditional(up: &FakeUpstream, current: &Current, mut app: TestApp, name: &str, path: &str) {
+fn check_conditional(up: &FakeUpstream, current: &Current, mut app: Daemon, name: &str, path: &str) {
     let first = wait_for("the first fetch", Duration::from_secs(5), || {
         let m = meta(&app, name);
         m["version"].as_u64().map(|_| m)

@@ -38,7 +38,7 @@ fn upstream_500s_keep_the_old_data_served_as_stale_and_retries_back_off() {
     assert_eq!(r.json(), json!({"v": 1}));
     assert_eq!(r.header("x-cache-tier"), Some("stale"), "{r:?}");
     assert_eq!(r.header("etag"), good.header("etag"), "a failed refresh changed the document");
-    let meta = app.get("/v1/caches/feed/meta").json();
+    let meta = app.get("/v1/caches/feed/meta", &[]).json();
     assert_eq!(meta["stale"], json!(true), "{meta}");
 
     let failed = failed_lines(&app, "feed");
@@ -50,7 +50,7 @@ fn upstream_500s_keep_the_old_data_served_as_stale_and_retries_back_off() {
 
     // Upstream back: an explicit refresh does not wait for the backoff.
     up.route("GET", "/feed", Reply::ok(&json!({"v": 2})));
-    assert_eq!(app.request("POST", "/v1/caches/feed/refresh", &[], None).status, 202);
+    assert_eq!(app.request("POST", "/v1/caches/feed/refresh", None, &[]).status, 202);
     let r = wait_for_body(&app, "feed", &json!({"v": 2}), Duration::from_secs(3));
     assert_eq!(r.header("x-cache-tier"), Some("memory"), "{r:?}");
 }
@@ -133,7 +133,7 @@ fn an_http_429_with_retry_after_delays_the_next_call_until_then() {
     assert_eq!(r.status, 503, "{r:?}");
     r.assert_json_error();
     assert!((1..=3).contains(&retry_after(&r)), "{r:?}");
-    let r = app.request("POST", "/v1/caches/feed/refresh", &[], None);
+    let r = app.request("POST", "/v1/caches/feed/refresh", None, &[]);
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(r.assert_json_error(), "rate_limited");
     assert!((1..=3).contains(&retry_after(&r)), "{r:?}");
@@ -209,7 +209,7 @@ fn a_strava_429_waits_for_the_fifteen_minute_window() {
     let app = spawn_app_with(Options::new().tables(&strava_cache(&up.base_url(), "1s", None, 200)));
     let first = up.wait_for("GET", "/api/v3/athlete/activities", 1, Duration::from_secs(3))[0].at;
     let line = wait_for("the rate-limit warning", Duration::from_secs(2), || {
-        app.log_lines().into_iter().find(|l| crate::helpers::message(l).contains("rate limit"))
+        app.log_lines().into_iter().find(|l| tiercache_testkit::daemon::message(l).contains("rate limit"))
     });
     // `retry_at` is logged as chrono shows a UTC time: "2024-05-01 10:15:00 UTC".
     let retry_at = line["retry_at"].as_str().unwrap_or_else(|| panic!("no retry_at: {line}"));
@@ -229,7 +229,7 @@ fn a_strava_429_waits_for_the_fifteen_minute_window() {
         "Retry-After {wait}, window resets in {}",
         secs_to_quarter_hour()
     );
-    let r = app.request("POST", "/v1/caches/strava/refresh", &[], None);
+    let r = app.request("POST", "/v1/caches/strava/refresh", None, &[]);
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(r.assert_json_error(), "rate_limited");
 
@@ -273,7 +273,9 @@ fn a_panic_at_the_fetch_failpoint_restarts_the_refresher_and_the_schedule_goes_o
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.json()["n"].as_u64().is_some(), "{r:?}");
     assert!(
-        app.log_lines().iter().any(|l| l["actor"] == "refresher" && crate::helpers::message(l).contains("panicked")),
+        app.log_lines()
+            .iter()
+            .any(|l| l["actor"] == "refresher" && tiercache_testkit::daemon::message(l).contains("panicked")),
         "no panic logged:\n{}",
         app.stdout()
     );

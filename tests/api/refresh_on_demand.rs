@@ -71,7 +71,7 @@ fn with_the_emergency_refresh_off_an_empty_cache_answers_503_without_calling_ups
     assert_eq!(up.count("GET", "/feed"), 0, "called upstream: {:?}", up.summary());
 
     // The source itself works: an explicit refresh fills the cache.
-    let r = app.request("POST", "/v1/caches/feed/refresh", &[], None);
+    let r = app.request("POST", "/v1/caches/feed/refresh", None, &[]);
     assert_eq!(r.status, 202, "{r:?}");
     wait_for_body(&app, "feed", &json!({"ok": true}), Duration::from_secs(3));
     assert_eq!(up.count("GET", "/feed"), 1, "{:?}", up.summary());
@@ -88,7 +88,7 @@ fn post_refresh_answers_202_and_calls_upstream() {
 
     let before = up.count("GET", "/feed");
     let posted = Instant::now();
-    let r = app.request("POST", "/v1/caches/feed/refresh", &[], None);
+    let r = app.request("POST", "/v1/caches/feed/refresh", None, &[]);
     assert_eq!(r.status, 202, "{r:?}");
     let call = up.wait_for("GET", "/feed", before + 1, Duration::from_secs(2))[before].at;
     assert!(call - posted < Duration::from_secs(1), "called {:?} after the POST", call - posted);
@@ -101,7 +101,7 @@ fn post_refresh_answers_202_and_calls_upstream() {
     let mut plain = Options::new().tables(&http_cache("feed", &up.url("/feed"), None));
     plain = plain.caches(&["notes"]);
     let app2 = spawn_app_with(plain);
-    let r = app2.request("POST", "/v1/caches/notes/refresh", &[], None);
+    let r = app2.request("POST", "/v1/caches/notes/refresh", None, &[]);
     assert_eq!(r.status, 409, "{r:?}");
     r.assert_json_error();
 }
@@ -126,7 +126,7 @@ fn sigusr1_refreshes_every_cache() {
     wait_for_body(&app, "beta", &json!({"b": 0}), Duration::from_secs(2));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!((up.count("GET", "/a"), up.count("GET", "/b")), (2, 1), "{:?}", up.summary());
-    assert_eq!(app.get("/healthz").status, 200, "the daemon survives SIGUSR1");
+    assert_eq!(app.get("/healthz", &[]).status, 200, "the daemon survives SIGUSR1");
 }
 
 #[test]
@@ -135,7 +135,7 @@ fn posts_and_sigusr1_during_a_fetch_join_it() {
     up.route_fn("GET", "/feed", |_, n| Reply::ok(&json!({"n": n})).delay(Duration::from_millis(800)));
     let app = spawn_app_with(Options::new().tables(&http_cache("feed", &up.url("/feed"), None)));
     for _ in 0..5 {
-        let r = app.request("POST", "/v1/caches/feed/refresh", &[], None);
+        let r = app.request("POST", "/v1/caches/feed/refresh", None, &[]);
         assert_eq!(r.status, 202, "{r:?}");
     }
     app.signal(Signal::SIGUSR1);

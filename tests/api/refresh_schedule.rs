@@ -4,7 +4,7 @@
 //! nobody reading it.
 
 use crate::fake_upstream::{FakeUpstream, Reply};
-use crate::helpers::{run_cmd, spawn_app_with, Options, TestApp};
+use crate::helpers::{new_app, spawn_app_with, Options};
 use crate::refresh_support::{gaps, http_cache, metric_value, refreshed_lines, timeline, wait_for, wait_refreshed};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -57,7 +57,7 @@ fn a_two_second_schedule_fires_on_time() {
     assert!((now - success).abs() < 3.0, "last success {success}, now {now}");
 
     // meta: the next refresh is 2 s after the last fetch.
-    let meta = app.get("/v1/caches/feed/meta").json();
+    let meta = app.get("/v1/caches/feed/meta", &[]).json();
     let at = |k: &str| {
         let s = meta[k].as_str().unwrap_or_else(|| panic!("meta.{k}: {meta}"));
         chrono::DateTime::parse_from_rfc3339(s).unwrap_or_else(|e| panic!("meta.{k} {s:?}: {e}"))
@@ -102,17 +102,16 @@ fn a_restart_does_not_reset_the_schedule() {
 fn an_overdue_cache_is_refreshed_at_startup_without_a_reader() {
     let up = FakeUpstream::start();
     up.route("GET", "/feed", Reply::ok(&json!({"fresh": true})));
-    let mut app = TestApp::new(Options::new().tables(&http_cache("feed", &up.url("/feed"), Some("1h"))));
+    let mut app = new_app(Options::new().tables(&http_cache("feed", &up.url("/feed"), Some("1h"))));
 
     // The old app's cache file, fetched long ago: overdue by far on a 1 h schedule.
-    let old = app.dir.path().join("old.json");
+    let old = app.dir().join("old.json");
     std::fs::write(&old, r#"{"timestamp": "2020-01-01T00:00:00Z", "fresh": false}"#).unwrap();
     let config = app.config_path();
-    let out =
-        run_cmd(app.dir.path(), &["import", "feed", old.to_str().unwrap(), "--config", config.to_str().unwrap()], &[]);
+    let out = app.run(&["import", "feed", old.to_str().unwrap(), "--config", config.to_str().unwrap()], &[]);
     assert_eq!(out.code, 0, "import: {out:?}");
 
-    app.start();
+    app.start_again();
     let ready = Instant::now();
     let call = up.wait_for("GET", "/feed", 1, Duration::from_secs(3))[0].at;
     assert!(call.saturating_duration_since(ready) < Duration::from_secs(2), "refreshed {:?} after ready", call - ready);
@@ -130,7 +129,7 @@ fn an_overdue_cache_is_refreshed_at_startup_without_a_reader() {
     assert_eq!(r.header("x-cache-tier"), Some("memory"), "{r:?}");
     // And not again: the next one is an hour away.
     let meta = wait_for("meta with next_refresh_at", Duration::from_secs(2), || {
-        let m = app.get("/v1/caches/feed/meta").json();
+        let m = app.get("/v1/caches/feed/meta", &[]).json();
         m["next_refresh_at"].is_string().then_some(m)
     });
     let next = chrono::DateTime::parse_from_rfc3339(meta["next_refresh_at"].as_str().unwrap()).unwrap();
@@ -149,8 +148,7 @@ fn sighup_applies_a_new_schedule_and_source_without_a_restart() {
 
     // Another URL and a 1 s schedule: the cache, fetched over a second ago, is due.
     std::thread::sleep(Duration::from_millis(1000));
-    app.options.tables = http_cache("feed", &up.url("/new"), Some("1s"));
-    app.write_config();
+    app.set_config(Options::new().tables(&http_cache("feed", &up.url("/new"), Some("1s"))).config_text());
     app.signal(nix::sys::signal::Signal::SIGHUP);
     let calls = up.wait_for("GET", "/new", 2, Duration::from_secs(4));
     let gap = (calls[1].at - calls[0].at).as_secs_f64();

@@ -87,7 +87,7 @@ fn a_command_past_its_timeout_is_killed_and_the_refresh_fails() {
     wait_for(&format!("the shell ({}) and its sleep ({}) to be gone", pids.0, pids.1), Duration::from_secs(3), || {
         (gone(pids.0) && gone(pids.1)).then_some(())
     });
-    assert_eq!(app.get("/healthz").status, 200);
+    assert_eq!(app.get("/healthz", &[]).status, 200);
 }
 
 #[test]

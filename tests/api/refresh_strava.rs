@@ -83,7 +83,7 @@ fn token_refresh_then_activities_paged_in_order_until_an_empty_page() {
     }
 
     // The access token lasts 6 h: a second (full) refresh makes no token call.
-    assert_eq!(app.request("POST", "/v1/caches/strava/refresh?full=true", &[], None).status, 202);
+    assert_eq!(app.request("POST", "/v1/caches/strava/refresh?full=true", None, &[]).status, 202);
     up.wait_for("GET", ACTIVITIES, 8, Duration::from_secs(3));
     assert_eq!(up.count("POST", "/oauth/token"), 1, "{:?}", up.summary());
     // The refresh token is a secret: never in the logs.
@@ -110,20 +110,20 @@ fn the_rotated_refresh_token_is_used_after_a_restart_and_after_kill_9() {
     // This time the activities answer slowly: the daemon is killed while it uses the
     // access token that came with the second rotation.
     up.route_fn("GET", ACTIVITIES, |_, _| strava_page(&[]).delay(Duration::from_secs(3)));
-    assert_eq!(app.request("POST", "/v1/caches/strava/refresh", &[], None).status, 202);
+    assert_eq!(app.request("POST", "/v1/caches/strava/refresh", None, &[]).status, 202);
     wait_for("the activities call with the second access token", Duration::from_secs(3), || {
         up.requests_to("GET", ACTIVITIES).iter().any(|r| bearer(r) == "Bearer access-2").then_some(())
     });
     app.kill9();
 
     up.route_fn("GET", ACTIVITIES, |_, _| strava_page(&[]));
-    app.start();
+    app.start_again();
     // The old document is still there, from the file.
     let r = app.get_cache("strava");
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(ids(&r.json()), [1]);
     // A full re-read: an incremental one cannot see that the activity went.
-    assert_eq!(app.request("POST", "/v1/caches/strava/refresh?full=true", &[], None).status, 202);
+    assert_eq!(app.request("POST", "/v1/caches/strava/refresh?full=true", None, &[]).status, 202);
     wait_refreshed(&app, "strava", 1, Duration::from_secs(5));
 
     let sent: Vec<String> =
@@ -180,7 +180,7 @@ fn the_rich_refresh_merges_per_activity_detail() {
         assert_eq!(a["distance"], json!(10012.3), "{a}");
         assert_eq!(a["kudos_count"], json!(3), "{a}");
     }
-    let meta = app.get("/v1/caches/strava/meta").json();
+    let meta = app.get("/v1/caches/strava/meta", &[]).json();
     assert!(meta["last_rich_fetch"].is_string(), "{meta}");
 
     // The next rich refresh comes 2 s later, by itself.

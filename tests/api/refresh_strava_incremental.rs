@@ -80,27 +80,27 @@ fn a_full_refresh_notices_an_edit_made_without_an_event() {
 
     // An edit of an older activity: an incremental read cannot see it.
     athlete.lock().unwrap()[3]["name"] = "Renamed".into();
-    assert_eq!(app.request("POST", "/v1/caches/strava/refresh", &[], None).status, 202);
+    assert_eq!(app.request("POST", "/v1/caches/strava/refresh", None, &[]).status, 202);
     wait_refreshed(&app, "strava", 2, Duration::from_secs(5));
     assert!(list_calls(&up).last().unwrap().query("after").is_some(), "{:?}", up.summary());
     assert_eq!(app.get_cache("strava").json()["activities"][3]["name"], "Morning Run 2");
 
     // Asked for: a full read, which brings the edit.
-    let r = app.request("POST", "/v1/caches/strava/refresh?full=true", &[], None);
+    let r = app.request("POST", "/v1/caches/strava/refresh?full=true", None, &[]);
     assert_eq!(r.status, 202, "{r:?}");
     wait_refreshed(&app, "strava", 3, Duration::from_secs(5));
     assert!(list_calls(&up).last().unwrap().query("after").is_none(), "{:?}", up.summary());
     assert_eq!(app.get_cache("strava").json()["activities"][3]["name"], "Renamed");
-    assert_eq!(app.get("/v1/caches/strava/meta").json()["last_refresh"]["reason"], "full");
+    assert_eq!(app.get("/v1/caches/strava/meta", &[]).json()["last_refresh"]["reason"], "full");
 
     // Unasked, once full_refresh_every has passed since the last full read.
     athlete.lock().unwrap()[4]["name"] = "Renamed too".into();
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(app.request("POST", "/v1/caches/strava/refresh", &[], None).status, 202);
+    assert_eq!(app.request("POST", "/v1/caches/strava/refresh", None, &[]).status, 202);
     wait_for("the edit through the due full read", Duration::from_secs(5), || {
         (app.get_cache("strava").json()["activities"][4]["name"] == "Renamed too").then_some(())
     });
 
-    let r = app.request("POST", "/v1/caches/strava/refresh?full=maybe", &[], None);
+    let r = app.request("POST", "/v1/caches/strava/refresh?full=maybe", None, &[]);
     assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("bad_query")), "{r:?}");
 }

@@ -4,9 +4,10 @@
 
 #![allow(dead_code)]
 
-use crate::helpers::{message, TestApp};
 use serde_json::Value;
 use std::time::{Duration, Instant};
+use tiercache_testkit::daemon::message;
+use tiercache_testkit::Daemon;
 
 /// `[[caches]]` with an `http` source GETting `url`; `every`/`rich` are
 /// `refresh_every`/`rich_refresh_every` when given (none: refreshed on demand only).
@@ -50,7 +51,7 @@ pub fn metric_value(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Optio
 }
 
 /// The "refreshed" log lines of `cache` in the current run.
-pub fn refreshed_lines(app: &TestApp, cache: &str) -> Vec<Value> {
+pub fn refreshed_lines(app: &Daemon, cache: &str) -> Vec<Value> {
     app.log_lines()
         .into_iter()
         .filter(|l| message(l) == "refreshed" && l.get("cache").and_then(Value::as_str) == Some(cache))
@@ -58,7 +59,7 @@ pub fn refreshed_lines(app: &TestApp, cache: &str) -> Vec<Value> {
 }
 
 /// The "refresh failed" log lines of `cache` in the current run.
-pub fn failed_lines(app: &TestApp, cache: &str) -> Vec<Value> {
+pub fn failed_lines(app: &Daemon, cache: &str) -> Vec<Value> {
     app.log_lines()
         .into_iter()
         .filter(|l| message(l).starts_with("refresh failed") && l.get("cache").and_then(Value::as_str) == Some(cache))
@@ -67,7 +68,7 @@ pub fn failed_lines(app: &TestApp, cache: &str) -> Vec<Value> {
 
 /// Waits until `cache` has logged `n` "refreshed" lines in the current run.
 #[track_caller]
-pub fn wait_refreshed(app: &TestApp, cache: &str, n: usize, timeout: Duration) -> Vec<Value> {
+pub fn wait_refreshed(app: &Daemon, cache: &str, n: usize, timeout: Duration) -> Vec<Value> {
     let deadline = Instant::now() + timeout;
     loop {
         let lines = refreshed_lines(app, cache);
@@ -91,7 +92,7 @@ pub fn gaps(times: &[Instant]) -> Vec<f64> {
 
 /// GET `/v1/caches/NAME` until its body parses to `want`; returns the answer.
 #[track_caller]
-pub fn wait_for_body(app: &TestApp, name: &str, want: &Value, timeout: Duration) -> crate::helpers::Resp {
+pub fn wait_for_body(app: &Daemon, name: &str, want: &Value, timeout: Duration) -> tiercache_testkit::Response {
     let deadline = Instant::now() + timeout;
     loop {
         let r = app.get_cache(name);
@@ -105,14 +106,14 @@ pub fn wait_for_body(app: &TestApp, name: &str, want: &Value, timeout: Duration)
 
 /// The answer's `Retry-After` in whole seconds (panics when missing or not a number).
 #[track_caller]
-pub fn retry_after(r: &crate::helpers::Resp) -> u64 {
+pub fn retry_after(r: &tiercache_testkit::Response) -> u64 {
     let v = r.header("retry-after").unwrap_or_else(|| panic!("no Retry-After: {r:?}"));
     v.parse().unwrap_or_else(|_| panic!("Retry-After {v:?} is not seconds: {r:?}"))
 }
 
 /// The daemon's refresh-related log lines of `cache` in the current run, shortened to
 /// time, message, lag and error: for failure messages about timing.
-pub fn timeline(app: &TestApp, cache: &str) -> Vec<String> {
+pub fn timeline(app: &Daemon, cache: &str) -> Vec<String> {
     app.log_lines()
         .into_iter()
         .filter(|l| l.get("cache").and_then(Value::as_str) == Some(cache))

@@ -3,10 +3,12 @@
 //! line, as applied or as needing a restart. A few applied keys are also checked by
 //! their effect.
 
-use crate::helpers::{message, TestApp};
+use crate::helpers::new_app;
 use crate::security_support::{count_messages, reload};
 use serde_json::Value;
 use std::time::{Duration, Instant};
+use tiercache_testkit::daemon::message;
+use tiercache_testkit::Daemon;
 
 /// Every key set, Postgres off (its keys are still compared), sources that never run
 /// on their own (no schedule).
@@ -175,13 +177,13 @@ fn config(port: u16, edit: Option<(&str, &str)>) -> String {
     toml::to_string(&doc).unwrap()
 }
 
-fn start() -> TestApp {
-    let mut app = TestApp::new(crate::helpers::Options::new());
+fn start() -> Daemon {
+    let mut app = new_app(crate::helpers::Options::new());
     for (name, text) in [("one", "first\n"), ("two", "second\n"), ("schema.json", "{}")] {
-        std::fs::write(app.dir.path().join(name), text).unwrap();
+        std::fs::write(app.dir().join(name), text).unwrap();
     }
-    app.write_raw_config(&config(app.port, None));
-    app.start();
+    app.set_config(config(app.port(), None));
+    app.start_again();
     app
 }
 
@@ -192,10 +194,10 @@ fn keys_in(lines: &[Value], text: &str) -> Vec<String> {
 
 #[test]
 fn every_changed_key_is_named_as_applied_or_needing_a_restart() {
-    let app = start();
+    let mut app = start();
     for (path, value, key) in CASES {
         let before = app.log_lines().len();
-        app.write_raw_config(&config(app.port, Some((path, value))));
+        app.set_config(config(app.port(), Some((path, value))));
         assert!(reload(&app), "{path} = {value}: the reload was rejected:\n{}", app.stdout());
         let lines = app.log_lines().split_off(before);
         let quoted = format!("\"{key}\"");
@@ -207,34 +209,34 @@ fn every_changed_key_is_named_as_applied_or_needing_a_restart() {
         assert_eq!((applied, restart), (!expected_restart, expected_restart), "{path}: {key}: {lines:#?}");
     }
     // Back to the start: every key changed above is reported again, nothing else.
-    app.write_raw_config(&config(app.port, None));
+    app.set_config(config(app.port(), None));
     assert!(reload(&app));
     assert!(count_messages(&app, "configuration reloaded") > CASES.len());
 }
 
 #[test]
 fn applied_keys_take_effect_without_a_restart() {
-    let app = start();
+    let mut app = start();
     let pid = app.pid();
     let body = format!("[\"{}\"]", "x".repeat(2000));
     app.put_ok("plain", &body);
 
     // api.max_body: a smaller limit refuses what was accepted.
-    app.write_raw_config(&config(app.port, Some(("api.max_body", r#""1KiB""#))));
+    app.set_config(config(app.port(), Some(("api.max_body", r#""1KiB""#))));
     assert!(reload(&app));
-    assert_eq!(app.put_cache("plain", &body).status, 413);
+    assert_eq!(app.put_json("plain", &body).status, 413);
 
     // refresh.emergency = false: an empty cache is not fetched for a reader.
-    app.write_raw_config(&config(app.port, Some(("refresh.emergency", "false"))));
+    app.set_config(config(app.port(), Some(("refresh.emergency", "false"))));
     assert!(reload(&app));
     let r = app.get_cache("cmd");
     assert_eq!((r.status, r.json()["code"].clone()), (503, Value::from("no_data")), "{r:?}");
-    app.write_raw_config(&config(app.port, None));
+    app.set_config(config(app.port(), None));
     assert!(reload(&app));
     assert_eq!(app.get_cache("cmd").status, 200, "the emergency refresh is back");
 
     // refresh.fetch_timeout: the slow command (1 s) no longer fits.
-    app.write_raw_config(&config(app.port, Some(("refresh.fetch_timeout", r#""200ms""#))));
+    app.set_config(config(app.port(), Some(("refresh.fetch_timeout", r#""200ms""#))));
     assert!(reload(&app));
     let asked = Instant::now();
     let r = app.get_cache("slow");

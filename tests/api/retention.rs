@@ -2,16 +2,18 @@
 //! its file once unsaved for the `retention_days` it was last configured with (default
 //! 30), remembered across restarts; configured caches and younger files stay.
 
-use crate::helpers::{message, spawn_app_with, Options, TestApp};
+use crate::helpers::{spawn_app_with, Options};
 use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
+use tiercache_testkit::daemon::message;
 use tiercache_testkit::envelope;
+use tiercache_testkit::Daemon;
 
 fn options() -> Options {
     Options::new().env("TIERCACHE_RETENTION_INTERVAL", "1s").env("RUST_LOG", "info,tiercache_actors::retention=debug")
 }
 
-fn purged_files(app: &TestApp) -> Vec<(String, i64, i64)> {
+fn purged_files(app: &Daemon) -> Vec<(String, i64, i64)> {
     app.log_lines()
         .iter()
         .filter(|l| message(l) == "retention: purged a cache no longer configured" && l["tier"] == "file")
@@ -22,12 +24,12 @@ fn purged_files(app: &TestApp) -> Vec<(String, i64, i64)> {
         .collect()
 }
 
-fn passes(app: &TestApp) -> usize {
+fn passes(app: &Daemon) -> usize {
     app.log_lines().iter().filter(|l| message(l) == "retention pass finished").count()
 }
 
 /// Waits until `target` retention passes of the current run have finished.
-fn wait_total_passes(app: &TestApp, target: usize) {
+fn wait_total_passes(app: &Daemon, target: usize) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while passes(app) < target {
         assert!(Instant::now() < deadline, "no retention pass; stdout:\n{}", app.stdout());
@@ -36,7 +38,7 @@ fn wait_total_passes(app: &TestApp, target: usize) {
 }
 
 /// Waits until `n` more retention passes have finished.
-fn wait_passes(app: &TestApp, n: usize) {
+fn wait_passes(app: &Daemon, n: usize) {
     wait_total_passes(app, passes(app) + n);
 }
 
@@ -57,9 +59,8 @@ fn without_postgres_removed_caches_lose_their_files_after_their_retention() {
     for (name, days) in [("keep", 40), ("old", 40), ("young", 10), ("long", 40)] {
         envelope::backdate(&app.cache_file(name), days);
     }
-    app.options.tables = cache("keep", 30);
-    app.write_config();
-    app.start();
+    app.set_config(options().tables(&cache("keep", 30)).config_text());
+    app.start_again();
     wait_passes(&app, 2);
     assert_eq!(purged_files(&app), [("old".to_owned(), 40, 30)], "stdout:\n{}", app.stdout());
     assert!(!app.cache_file("old").exists());
@@ -70,14 +71,12 @@ fn without_postgres_removed_caches_lose_their_files_after_their_retention() {
     assert_eq!(app.get_cache("keep").status, 200);
 
     // Removed by SIGHUP with a shorter retention than its age: purged at the next pass.
-    app.options.tables = [cache("keep", 30), cache("young", 5)].concat();
-    app.write_config();
+    app.set_config(options().tables(&[cache("keep", 30), cache("young", 5)].concat()).config_text());
     app.signal(Signal::SIGHUP);
     app.wait_for_message("configuration reloaded");
     wait_passes(&app, 2);
     assert!(app.cache_file("young").exists(), "young is configured again");
-    app.options.tables = cache("keep", 30);
-    app.write_config();
+    app.set_config(options().tables(&cache("keep", 30)).config_text());
     app.signal(Signal::SIGHUP);
     wait_passes(&app, 2);
     assert!(!app.cache_file("young").exists(), "young: removed, 10 days old, last configured with 5 days");
@@ -91,21 +90,19 @@ fn a_reload_runs_a_pass_with_the_retentions_it_gave() {
     let slow = || options().env("TIERCACHE_RETENTION_INTERVAL", "1h");
     let mut app = spawn_app_with(slow().tables(&[cache("keep", 30), cache("old", 30)].concat()));
     app.put_ok("old", "[1]");
-    app.options.tables = [cache("keep", 30), cache("old", 30), cache("x", 90)].concat();
-    app.write_config();
+    app.set_config(options().tables(&[cache("keep", 30), cache("old", 30), cache("x", 90)].concat()).config_text());
     app.signal(Signal::SIGHUP);
     app.wait_for_message("configuration reloaded");
     app.put_ok("x", "[1]");
     app.stop();
     envelope::backdate(&app.cache_file("old"), 40);
     envelope::backdate(&app.cache_file("x"), 40);
-    app.start();
+    app.start_again();
     wait_total_passes(&app, 1);
     assert!(purged_files(&app).is_empty(), "both configured: {:?}", purged_files(&app));
 
     let before = passes(&app);
-    app.options.tables = cache("keep", 30);
-    app.write_config();
+    app.set_config(options().tables(&cache("keep", 30)).config_text());
     app.signal(Signal::SIGHUP);
     wait_total_passes(&app, before + 1);
     assert_eq!(purged_files(&app), [("old".to_owned(), 40, 30)], "stdout:\n{}", app.stdout());

@@ -1,7 +1,8 @@
 //! PUT then GET, meta, the list, the tier header across a restart, an empty cache.
 
-use crate::helpers::{parse_etag, spawn_app, spawn_app_with, Options};
+use crate::helpers::{spawn_app, spawn_app_with, Options};
 use serde_json::Value;
+use tiercache_testkit::http::parse_etag;
 
 const META_KEYS: &[&str] = &[
     "version",
@@ -81,7 +82,7 @@ fn versions_strictly_increase() {
         let r = app.put_ok("strava", &format!(r#"{{"n": {}}}"#, i % 2));
         let v = r.json()["version"].as_u64().unwrap();
         assert!(v > last, "version {v} after {last}");
-        assert_eq!(r.etag_version(), v);
+        assert_eq!(r.etag_version().expect("ETag"), v);
         etags.push(r.header("etag").unwrap().to_owned());
         last = v;
     }
@@ -89,14 +90,14 @@ fn versions_strictly_increase() {
     etags.sort();
     etags.dedup();
     assert_eq!(etags.len(), 5);
-    assert_eq!(app.get_cache("strava").etag_version(), last);
+    assert_eq!(app.get_cache("strava").etag_version().expect("ETag"), last);
 }
 
 #[test]
 fn list_shows_every_configured_cache_with_its_meta() {
     let app = spawn_app();
     let put = app.put_ok("strava", r#"{"activities": []}"#).json();
-    let r = app.get("/v1/caches");
+    let r = app.get("/v1/caches", &[]);
     assert_eq!(r.status, 200, "{r:?}");
     let list = r.json();
     let caches = list["caches"].as_array().unwrap_or_else(|| panic!("no caches array: {list}"));
@@ -117,7 +118,7 @@ fn list_shows_every_configured_cache_with_its_meta() {
 fn meta_describes_the_saved_document() {
     let app = spawn_app();
     let put = app.put_ok("strava", r#"{"b": 1, "a": [1.0, 2]}"#).json();
-    let r = app.get("/v1/caches/strava/meta");
+    let r = app.get("/v1/caches/strava/meta", &[]);
     assert_eq!(r.status, 200, "{r:?}");
     let meta = r.json();
     for key in META_KEYS {
@@ -153,7 +154,7 @@ fn restart_serves_from_file_then_memory() {
     assert_eq!(app.get_cache("fundraising").body, r#"{"total":"12.50"}"#);
     // Versions keep increasing across restarts.
     let next = app.put_ok("strava", "{}");
-    assert!(next.etag_version() > put.etag_version());
+    assert!(next.etag_version().expect("ETag") > put.etag_version().expect("ETag"));
 }
 
 #[test]
@@ -170,8 +171,8 @@ fn empty_configured_cache_is_503_with_retry_after() {
 #[test]
 fn health_and_metrics() {
     let app = spawn_app();
-    assert_eq!(app.get("/healthz").status, 200);
-    assert_eq!(app.get("/readyz").status, 200);
+    assert_eq!(app.get("/healthz", &[]).status, 200);
+    assert_eq!(app.get("/readyz", &[]).status, 200);
     app.put_ok("strava", "[1]");
     assert_eq!(app.get_cache("strava").status, 200);
     let metrics = app.metrics();
@@ -191,7 +192,7 @@ fn unix_socket_listener_answers() {
     use std::io::{Read, Write};
     use std::os::unix::fs::PermissionsExt;
     let app = spawn_app_with(Options::new().listen("unix:api.sock"));
-    let socket = app.dir.path().join("api.sock");
+    let socket = app.dir().join("api.sock");
     let mode = std::fs::metadata(&socket).expect("socket exists").permissions().mode() & 0o777;
     assert_eq!(mode, 0o660, "socket mode {mode:o}");
     app.put_ok("strava", r#"{"via": "tcp"}"#);
@@ -221,14 +222,14 @@ fn expired_memory_copy_is_read_again_from_the_file() {
 fn data_past_its_schedule_is_served_as_stale() {
     let app = spawn_app_with(Options::new().tables("[[caches]]\nname = \"quick\"\nrefresh_every = \"1s\""));
     app.put_ok("quick", "[1]");
-    let meta = app.get("/v1/caches/quick/meta").json();
+    let meta = app.get("/v1/caches/quick/meta", &[]).json();
     assert_eq!(meta["stale"], false, "{meta}");
     std::thread::sleep(std::time::Duration::from_millis(1300));
     let r = app.get_cache("quick");
     assert_eq!(r.status, 200, "stale data is still served: {r:?}");
     assert_eq!(r.header("x-cache-tier"), Some("stale"));
     assert_eq!(r.body, "[1]");
-    let meta = app.get("/v1/caches/quick/meta").json();
+    let meta = app.get("/v1/caches/quick/meta", &[]).json();
     assert_eq!(meta["stale"], true, "{meta}");
     assert_eq!(meta["tier"], "stale", "{meta}");
 }
@@ -240,7 +241,7 @@ fn last_modified_is_the_last_fetch() {
     let r = app.get_cache("strava");
     let last_modified = chrono::DateTime::parse_from_rfc2822(r.header("last-modified").unwrap())
         .unwrap_or_else(|e| panic!("Last-Modified {:?}: {e}", r.header("last-modified")));
-    let meta = app.get("/v1/caches/strava/meta").json();
+    let meta = app.get("/v1/caches/strava/meta", &[]).json();
     let last_fetch = rfc3339(&meta["last_fetch"]);
     assert_eq!(last_modified.timestamp(), last_fetch.timestamp(), "HTTP dates have whole seconds");
 }

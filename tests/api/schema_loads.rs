@@ -18,15 +18,15 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn a_file_that_fails_a_new_schema_is_not_served() {
-    let app = spawn_app_with(Options::new().caches(&["totals"]).env("CACHE_TTL_SECONDS", "1"));
+    let mut app = spawn_app_with(Options::new().caches(&["totals"]).env("CACHE_TTL_SECONDS", "1"));
     app.put_ok("totals", r#"{"other": 1}"#);
-    std::fs::write(app.dir.path().join("totals.schema.json"), SCHEMA).unwrap();
-    let with_schema = app.options.clone().tables("").caches(&[]);
+    std::fs::write(app.dir().join("totals.schema.json"), SCHEMA).unwrap();
+    let with_schema = Options::new().caches(&["totals"]).tables("");
     let text = with_schema
-        .config_text(app.port)
+        .config_text()
         .replace("[[caches]]\nname = \"totals\"\n", "[[caches]]\nname = \"totals\"\nschema = \"totals.schema.json\"\n");
     assert!(text.contains("schema ="), "{text}");
-    app.write_raw_config(&text);
+    app.set_config(text);
     app.signal(Signal::SIGHUP);
     wait_for("the reload", || app.stdout().contains("configuration reloaded"));
     // Once memory's copy expires, the file is read again and refused.

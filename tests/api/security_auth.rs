@@ -3,9 +3,10 @@
 //! restart, and bad tokens files refused (exit 78 at startup, kept on reload) without
 //! ever printing a token.
 
-use crate::helpers::{Options, TestApp};
+use crate::helpers::{new_app, Options};
 use crate::security_support::{reload, start_with_files, write_file};
 use tiercache_actors::domain::sha256;
+use tiercache_testkit::Daemon;
 
 const READER: &str = "rd-5f1e0c9a7b3d4e2f8a6c";
 const WRITER: &str = "wr-9c8b7a6f5e4d3c2b1a0f";
@@ -20,7 +21,7 @@ fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-fn app_with_tokens() -> TestApp {
+fn app_with_tokens() -> Daemon {
     start_with_files(Options::new().api("tokens_file = \"tokens\""), &[("tokens", &tokens_file())])
 }
 
@@ -38,7 +39,7 @@ fn security_missing_or_invalid_tokens_are_401_with_a_challenge() {
     ];
     for path in ["/v1/caches", "/v1/caches/strava", "/v1/caches/strava/meta", "/v1/caches/nope", "/v1/other"] {
         for (code, headers) in cases {
-            let r = app.get_with(path, headers);
+            let r = app.get(path, headers);
             assert_eq!(r.status, 401, "{path} {headers:?}: {r:?}");
             assert_eq!(r.assert_json_error(), *code, "{path} {headers:?}");
             let challenge = r.header("www-authenticate").unwrap_or_default();
@@ -46,21 +47,21 @@ fn security_missing_or_invalid_tokens_are_401_with_a_challenge() {
         }
     }
     // Writes too, before the body or the content type is looked at.
-    let r = app.put_with("/v1/caches/strava", b"{}", &[("Content-Type", "application/json")]);
+    let r = app.put("/v1/caches/strava", b"{}", &[("Content-Type", "application/json")]);
     assert_eq!(r.status, 401, "{r:?}");
-    let r = app.put_with("/v1/caches/strava", b"{}", &[("Content-Type", "text/plain")]);
+    let r = app.put("/v1/caches/strava", b"{}", &[("Content-Type", "text/plain")]);
     assert_eq!(r.status, 401, "{r:?}");
-    let r = app.request("DELETE", "/v1/caches/strava", &[], None);
+    let r = app.request("DELETE", "/v1/caches/strava", None, &[]);
     assert_eq!(r.status, 401, "{r:?}");
-    let r = app.request("POST", "/v1/caches/strava/refresh", &[], None);
+    let r = app.request("POST", "/v1/caches/strava/refresh", None, &[]);
     assert_eq!(r.status, 401, "{r:?}");
     // Percent-encoding a path does not get around the check.
     for path in ["/%76%31/caches/strava", "/v1/caches/%73trava", "/v1//caches/strava"] {
-        let r = app.get(path);
+        let r = app.get(path, &[]);
         assert_eq!(r.status, 401, "{path}: {r:?}");
     }
     // Nothing was stored by the refused PUTs.
-    let r = app.get_with("/v1/caches/strava", &[("Authorization", &bearer(READER))]);
+    let r = app.get("/v1/caches/strava", &[("Authorization", &bearer(READER))]);
     assert_eq!(r.status, 503, "{r:?}");
 }
 
@@ -68,9 +69,9 @@ fn security_missing_or_invalid_tokens_are_401_with_a_challenge() {
 fn security_health_and_metrics_need_no_token() {
     let app = app_with_tokens();
     for path in ["/healthz", "/readyz", "/metrics"] {
-        assert_eq!(app.get(path).status, 200, "{path}");
+        assert_eq!(app.get(path, &[]).status, 200, "{path}");
         // An invalid token does not matter there either.
-        assert_eq!(app.get_with(path, &[("Authorization", "Bearer junk")]).status, 200, "{path}");
+        assert_eq!(app.get(path, &[("Authorization", "Bearer junk")]).status, 200, "{path}");
     }
 }
 
@@ -83,36 +84,36 @@ fn security_read_tokens_read_and_write_tokens_write() {
     let json = ("Content-Type", "application/json");
 
     // A read token cannot write: 403 with a JSON body naming the scope.
-    let r = app.put_with("/v1/caches/strava", b"[1]", &[json, ("Authorization", &read)]);
+    let r = app.put("/v1/caches/strava", b"[1]", &[json, ("Authorization", &read)]);
     assert_eq!(r.status, 403, "{r:?}");
     assert_eq!(r.assert_json_error(), "insufficient_scope");
     assert!(r.header("www-authenticate").unwrap_or_default().contains("insufficient_scope"), "{r:?}");
     for (method, path) in [("DELETE", "/v1/caches/strava"), ("POST", "/v1/caches/strava/refresh")] {
-        let r = app.request(method, path, &[("Authorization", &read)], None);
+        let r = app.request(method, path, None, &[("Authorization", &read)]);
         assert_eq!(r.status, 403, "{method} {path}: {r:?}");
         assert_eq!(r.assert_json_error(), "insufficient_scope");
     }
 
     // Write tokens (plain and by hash) write; both scopes read.
-    let r = app.put_with("/v1/caches/strava", b"[1]", &[json, ("Authorization", &write)]);
+    let r = app.put("/v1/caches/strava", b"[1]", &[json, ("Authorization", &write)]);
     assert_eq!(r.status, 200, "{r:?}");
-    let r = app.put_with("/v1/caches/fundraising", b"{\"total\":\"10.00\"}", &[json, ("Authorization", &hashed)]);
+    let r = app.put("/v1/caches/fundraising", b"{\"total\":\"10.00\"}", &[json, ("Authorization", &hashed)]);
     assert_eq!(r.status, 200, "{r:?}");
     for token in [&read, &write, &hashed] {
-        let r = app.get_with("/v1/caches/strava", &[("Authorization", token)]);
+        let r = app.get("/v1/caches/strava", &[("Authorization", token)]);
         assert_eq!((r.status, r.body.as_str()), (200, "[1]"), "{r:?}");
-        let r = app.get_with("/v1/caches", &[("Authorization", token)]);
+        let r = app.get("/v1/caches", &[("Authorization", token)]);
         assert_eq!(r.status, 200, "{r:?}");
     }
     // The scheme is case-insensitive.
-    let r = app.get_with("/v1/caches/strava", &[("Authorization", &format!("bearer {READER}"))]);
+    let r = app.get("/v1/caches/strava", &[("Authorization", &format!("bearer {READER}"))]);
     assert_eq!(r.status, 200, "{r:?}");
     // Behind a valid token, an unknown path is a JSON 404.
-    let r = app.get_with("/v1/nothing-here", &[("Authorization", &read)]);
+    let r = app.get("/v1/nothing-here", &[("Authorization", &read)]);
     assert_eq!(r.status, 404, "{r:?}");
     r.assert_json_error();
 
-    let r = app.request("DELETE", "/v1/caches/fundraising", &[("Authorization", &write)], None);
+    let r = app.request("DELETE", "/v1/caches/fundraising", None, &[("Authorization", &write)]);
     assert_eq!(r.status, 204, "{r:?}");
 }
 
@@ -124,12 +125,8 @@ fn security_sighup_rotates_tokens_without_a_restart() {
         start_with_files(Options::new().api("tokens_file = \"tokens\""), &[("tokens", &format!("write:{old}\n"))]);
     let pid = app.pid();
     let put = |token: &str| {
-        app.put_with(
-            "/v1/caches/strava",
-            b"[1]",
-            &[("Content-Type", "application/json"), ("Authorization", &bearer(token))],
-        )
-        .status
+        app.put("/v1/caches/strava", b"[1]", &[("Content-Type", "application/json"), ("Authorization", &bearer(token))])
+            .status
     };
     assert_eq!(put(old), 200);
     assert_eq!(put(new), 401);
@@ -159,7 +156,7 @@ fn security_sighup_rotates_tokens_without_a_restart() {
     assert_eq!(put(leaked), 401);
 
     // A missing file too.
-    std::fs::remove_file(app.dir.path().join("tokens")).unwrap();
+    std::fs::remove_file(app.dir().join("tokens")).unwrap();
     assert!(!reload(&app));
     assert_eq!(put(new), 200);
 
@@ -177,7 +174,7 @@ fn security_bad_tokens_files_exit_78_naming_the_line() {
         (format!("read:{secret} with spaces\n"), "api.tokens_file: line 1:"),
     ];
     for (text, expected) in cases {
-        let mut app = TestApp::new(Options::new().api("tokens_file = \"tokens\""));
+        let mut app = new_app(Options::new().api("tokens_file = \"tokens\""));
         write_file(&app, "tokens", &text);
         let err = app.try_start().expect_err("started with a bad tokens file");
         assert!(err.contains("exited with 78"), "{err}");
@@ -186,7 +183,7 @@ fn security_bad_tokens_files_exit_78_naming_the_line() {
         assert!(stderr.starts_with(&format!("config error: {expected}")), "{stderr:?}");
         assert!(!stderr.contains(secret) && !app.stdout().contains(secret), "the token was printed: {stderr}");
     }
-    let mut app = TestApp::new(Options::new().api("tokens_file = \"missing-tokens\""));
+    let mut app = new_app(Options::new().api("tokens_file = \"missing-tokens\""));
     let err = app.try_start().expect_err("started without its tokens file");
     assert!(err.contains("exited with 78"), "{err}");
     assert!(app.stderr().starts_with("config error: api.tokens_file: "), "{}", app.stderr());

@@ -7,8 +7,9 @@
 //! When the tests run as root, the daemon runs as `nobody`, so that even a traversal
 //! bug could not write anywhere that matters.
 
-use crate::helpers::{command, free_port, Rng};
+use crate::helpers::command;
 use crate::security_support::{raw_request_bytes, raw_tcp, raw_tcp_within, request_bytes, RawResp};
+use crate::util::Rng;
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -16,6 +17,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
+use tiercache_testkit::daemon::free_port;
 
 /// Every hostile name carries this marker, so a file created from one is findable
 /// anywhere.
@@ -23,19 +25,23 @@ const MARK: &str = "tcfz";
 const TOKEN: &str = "fuzz-writer-token-8d7e6f";
 const SCHEMA: &str = r#"{"type":"object","required":["n"],"properties":{"n":{"type":"integer","maximum":1000}}}"#;
 
-struct Daemon {
+/// The daemon run as `nobody` (uid 65534) in a working directory of the test's making,
+/// with its output outside that directory: the check that nothing is created outside
+/// `data_dir` needs this control, which `testkit::Daemon` does not offer, so this test
+/// starts the binary itself (through `helpers::command`, the same clean environment).
+struct Unprivileged {
     child: Child,
     port: u16,
 }
 
-impl Drop for Daemon {
+impl Drop for Unprivileged {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-fn start(work: &Path) -> Daemon {
+fn start(work: &Path) -> Unprivileged {
     for _ in 0..5 {
         let port = free_port();
         let config = format!(
@@ -52,7 +58,7 @@ fn start(work: &Path) -> Daemon {
         if nix::unistd::geteuid().is_root() {
             cmd.uid(65534).gid(65534);
         }
-        let mut daemon = Daemon { child: cmd.spawn().expect("spawn tiercache"), port };
+        let mut daemon = Unprivileged { child: cmd.spawn().expect("spawn tiercache"), port };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if daemon.child.try_wait().unwrap().is_some() {

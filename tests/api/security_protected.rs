@@ -4,9 +4,12 @@
 //! Loopback and `unix:` listeners, and listeners with tokens, are not affected; a
 //! reload that would expose the API without tokens is rejected.
 
-use crate::helpers::{free_port, run_cmd, Options, Output, TestApp};
+use crate::helpers::{new_app, run_cmd, Options};
 use crate::security_support::reload;
 use std::fs;
+use tiercache_testkit::cli::Output;
+use tiercache_testkit::daemon::free_port;
+use tiercache_testkit::Daemon;
 
 const WRITER: &str = "pm-writer-7c1d9e0b5a3f";
 
@@ -43,20 +46,21 @@ fn assert_refused(text: &str, env: &[(&str, &str)], address: &str) {
 }
 
 /// Starts a daemon whose whole config is `text_for(port)`, retrying on a taken port.
-fn start_raw(files: &[(&str, &str)], env: &[(&str, &str)], text_for: impl Fn(u16) -> String) -> TestApp {
+fn start_raw(files: &[(&str, &str)], env: &[(&str, &str)], text_for: impl Fn(u16) -> String) -> Daemon {
     let mut options = Options::new();
     for (k, v) in env {
         options = options.env(k, v);
     }
-    let mut app = TestApp::new(options);
+    let mut app = new_app(options);
     for (name, text) in files {
-        fs::write(app.dir.path().join(name), text).unwrap();
+        fs::write(app.dir().join(name), text).unwrap();
     }
+    let mut port = app.port();
     for _ in 0..5 {
-        app.write_raw_config(&text_for(app.port));
+        app.set_config(text_for(port));
         match app.try_start() {
             Ok(()) => return app,
-            Err(e) if e.contains("cannot listen") => app.port = free_port(),
+            Err(e) if e.contains("cannot listen") => port = free_port(),
             Err(e) => panic!("the daemon did not start: {e}\nstdout:\n{}", app.stdout()),
         }
     }
@@ -82,7 +86,7 @@ fn security_tcp_beyond_loopback_without_tokens_is_refused() {
 fn security_allow_unauthenticated_starts_on_all_interfaces_with_a_warning() {
     let app = start_raw(&[], &[], |port| config("\"0.0.0.0:{port}\"", port, "allow_unauthenticated = true"));
     // Open on purpose: a write needs no token.
-    assert_eq!(app.put_cache("strava", "[1]").status, 200);
+    assert_eq!(app.put_json("strava", "[1]").status, 200);
     let warning = app.wait_for_message("configuration warning");
     let text = warning["warning"].as_str().unwrap_or_default();
     assert!(text.contains("api.allow_unauthenticated = true"), "{warning}");
@@ -97,7 +101,7 @@ fn security_allow_unauthenticated_starts_on_all_interfaces_with_a_warning() {
     assert_eq!(printed["api"]["allow_unauthenticated"].as_bool(), Some(true), "{}", out.stdout);
     assert!(out.stderr.contains("warning: api.allow_unauthenticated = true"), "{out:?}");
     let app = start_raw(&[], &env, |port| config("\"0.0.0.0:{port}\"", port, ""));
-    assert_eq!(app.put_cache("strava", "[2]").status, 200);
+    assert_eq!(app.put_json("strava", "[2]").status, 200);
 }
 
 #[test]
@@ -109,13 +113,10 @@ fn security_tokens_file_or_loopback_need_no_opt_out() {
     let tokens = format!("write:{WRITER}\n");
     let app =
         start_raw(&[("tokens", &tokens)], &[], |port| config("\"0.0.0.0:{port}\"", port, "tokens_file = \"tokens\""));
-    assert_eq!(app.put_cache("strava", "[1]").status, 401);
+    assert_eq!(app.put_json("strava", "[1]").status, 401);
     let auth = format!("Bearer {WRITER}");
-    let r = app.put_with(
-        "/v1/caches/strava",
-        b"[1]",
-        &[("Content-Type", "application/json"), ("Authorization", auth.as_str())],
-    );
+    let r =
+        app.put("/v1/caches/strava", b"[1]", &[("Content-Type", "application/json"), ("Authorization", auth.as_str())]);
     assert_eq!(r.status, 200, "{r:?}");
     assert!(!app.stdout().contains("configuration warning"), "{}", app.stdout());
     drop(app);
@@ -126,20 +127,20 @@ fn security_tokens_file_or_loopback_need_no_opt_out() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stderr_lines().is_empty(), "{out:?}");
     let app = start_raw(&[], &[], |port| config("\"127.0.0.1:{port}\", \"unix:api.sock\"", port, ""));
-    assert_eq!(app.put_cache("strava", "[1]").status, 200);
+    assert_eq!(app.put_json("strava", "[1]").status, 200);
 }
 
 #[test]
 fn security_a_reload_that_drops_the_tokens_of_an_exposed_listener_is_rejected() {
     let tokens = format!("write:{WRITER}\n");
-    let app =
+    let mut app =
         start_raw(&[("tokens", &tokens)], &[], |port| config("\"0.0.0.0:{port}\"", port, "tokens_file = \"tokens\""));
     let pid = app.pid();
-    app.write_raw_config(&config("\"0.0.0.0:{port}\"", app.port, ""));
+    app.set_config(config("\"0.0.0.0:{port}\"", app.port(), ""));
     assert!(!reload(&app), "the reload was applied:\n{}", app.stdout());
     let rejected = app.wait_for_message("reload rejected");
     assert!(rejected["error"].as_str().unwrap_or_default().contains("api.listen"), "{rejected}");
     // The running tokens stay.
-    assert_eq!(app.put_cache("strava", "[1]").status, 401);
+    assert_eq!(app.put_json("strava", "[1]").status, 401);
     assert_eq!(app.pid(), pid);
 }

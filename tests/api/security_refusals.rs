@@ -39,20 +39,17 @@ fn security_refusals_are_counted_by_reason() {
     assert_eq!(all_refusals(&app.metrics()), [0, 0, 0, 0], "every series exists at 0 from the start");
 
     // 401 twice (no token, an invalid one), 403 once (a read token writing).
-    assert_eq!(app.get("/v1/caches").status, 401);
-    assert_eq!(app.get_with("/v1/caches", &[("Authorization", "Bearer nope")]).status, 401);
+    assert_eq!(app.get("/v1/caches", &[]).status, 401);
+    assert_eq!(app.get("/v1/caches", &[("Authorization", "Bearer nope")]).status, 401);
     let read = bearer(READER);
-    let r = app.put_with(
-        "/v1/caches/strava",
-        b"[1]",
-        &[("Content-Type", "application/json"), ("Authorization", read.as_str())],
-    );
+    let r =
+        app.put("/v1/caches/strava", b"[1]", &[("Content-Type", "application/json"), ("Authorization", read.as_str())]);
     assert_eq!(r.status, 403, "{r:?}");
     // Then over the client's quota (burst 4, 1/s): count the 429s actually answered.
     let write = bearer(WRITER);
     let mut limited = 0;
     for _ in 0..8 {
-        let status = app.get_with("/v1/caches", &[("Authorization", write.as_str())]).status;
+        let status = app.get("/v1/caches", &[("Authorization", write.as_str())]).status;
         assert!(status == 200 || status == 429, "{status}");
         limited += u64::from(status == 429);
     }
@@ -60,13 +57,12 @@ fn security_refusals_are_counted_by_reason() {
     assert_eq!(all_refusals(&app.metrics()), [2, 1, 0, limited]);
 
     // The allow-list, by reload: TCP clients are refused, /metrics over the unix socket.
-    app.options = options("allow = [\"10.0.0.0/8\"]");
-    app.write_config();
+    app.set_config(options("allow = [\"10.0.0.0/8\"]").config_text());
     assert!(reload(&app), "{}", app.stdout());
     for path in ["/healthz", "/metrics", "/v1/caches"] {
-        assert_eq!(app.get(path).status, 403, "{path}");
+        assert_eq!(app.get(path, &[]).status, 403, "{path}");
     }
-    let socket = app.dir.path().join("rf.sock");
+    let socket = app.dir().join("rf.sock");
     let scrape = raw_unix(&socket, &request_bytes("GET", "/metrics", &[], None)).expect("/metrics over the socket");
     assert_eq!(scrape.status, 200, "{scrape:?}");
     assert_eq!(all_refusals(&scrape.body), [2, 1, 3, limited]);

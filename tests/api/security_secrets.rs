@@ -4,11 +4,12 @@
 //! rejecting a bad tokens file and logging a status snapshot; then every line of its
 //! stdout and stderr, and of `check-config`, is searched for each secret.
 
-use crate::helpers::{command, Options, EXIT_TIMEOUT};
+use crate::helpers::{command, Options};
 use crate::security_support::{reload, start_with_files, write_file};
 use nix::sys::signal::Signal;
 use std::time::Duration;
 use tiercache_actors::domain::sha256;
+use tiercache_testkit::daemon::EXIT_TIMEOUT;
 
 const PASSWORD: &str = "SECRETPW";
 const READER: &str = "reader-tok-3a9f1c22d7e4";
@@ -32,16 +33,16 @@ fn security_no_secret_reaches_a_log_line() {
     let json = ("Content-Type", "application/json");
     let with = |token: &str| format!("Bearer {token}");
     let auth_put =
-        |token: &str| app.put_with("/v1/caches/strava", b"[1,2,3]", &[json, ("Authorization", &with(token))]).status;
+        |token: &str| app.put("/v1/caches/strava", b"[1,2,3]", &[json, ("Authorization", &with(token))]).status;
     assert_eq!(auth_put(WRITER), 200);
     assert_eq!(auth_put(HASHED), 200);
     assert_eq!(auth_put(READER), 403);
     assert_eq!(auth_put(INVALID), 401);
-    assert_eq!(app.get_with("/v1/caches/strava", &[("Authorization", &with(READER))]).status, 200);
-    assert_eq!(app.get_with("/v1/caches", &[("Authorization", &with(INVALID))]).status, 401);
-    assert_eq!(app.get_with("/v1/caches", &[("Authorization", &format!("Basic {PASSWORD}"))]).status, 401);
+    assert_eq!(app.get("/v1/caches/strava", &[("Authorization", &with(READER))]).status, 200);
+    assert_eq!(app.get("/v1/caches", &[("Authorization", &with(INVALID))]).status, 401);
+    assert_eq!(app.get("/v1/caches", &[("Authorization", &format!("Basic {PASSWORD}"))]).status, 401);
     // The password sent where a token goes.
-    assert_eq!(app.get_with("/v1/caches", &[("Authorization", &with(PASSWORD))]).status, 401);
+    assert_eq!(app.get("/v1/caches", &[("Authorization", &with(PASSWORD))]).status, 401);
 
     // Rotation, a rejected file holding a token, a status snapshot, a refresh-all.
     write_file(&app, "tokens", &format!("write:{ROTATED}\nread:{READER}\n"));
@@ -60,12 +61,7 @@ fn security_no_secret_reaches_a_log_line() {
     // check-config of the same configuration: it checks the tokens file too, so the
     // bad file is refused (without quoting it), then the good one passes.
     let check = || {
-        command(app.dir.path())
-            .arg("check-config")
-            .arg("--config")
-            .arg(app.config_path())
-            .output()
-            .expect("check-config")
+        command(app.dir()).arg("check-config").arg("--config").arg(app.config_path()).output().expect("check-config")
     };
     let refused = check();
     assert_eq!(refused.status.code(), Some(78), "{}", String::from_utf8_lossy(&refused.stderr));
@@ -78,7 +74,7 @@ fn security_no_secret_reaches_a_log_line() {
         ("check-config stderr".to_owned(), String::from_utf8_lossy(&out.stderr).into_owned()),
         ("refused check-config stderr".to_owned(), String::from_utf8_lossy(&refused.stderr).into_owned()),
     ];
-    for entry in std::fs::read_dir(app.dir.path()).unwrap() {
+    for entry in std::fs::read_dir(app.dir()).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if name.ends_with(".log") {

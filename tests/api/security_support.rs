@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use crate::helpers::{free_port, message, Options, TestApp};
+use crate::helpers::{new_app, Options};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -12,40 +12,33 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tiercache_testkit::daemon::message;
+use tiercache_testkit::Daemon;
 
 /// A daemon with `files` (name, contents) written into its directory before it starts;
 /// waits until `/readyz` answers 200 over plain HTTP.
-pub fn start_with_files(options: Options, files: &[(&str, &str)]) -> TestApp {
-    let mut app = TestApp::new(options);
+pub fn start_with_files(options: Options, files: &[(&str, &str)]) -> Daemon {
+    let mut app = new_app(options);
     for (name, text) in files {
-        fs::write(app.dir.path().join(name), text).expect("write a test file");
+        fs::write(app.dir().join(name), text).expect("write a test file");
     }
-    for _ in 0..5 {
-        match app.try_start() {
-            Ok(()) => return app,
-            Err(e) if e.contains("cannot listen") => {
-                app.port = free_port();
-                app.write_config();
-            }
-            Err(e) => panic!("the daemon did not start: {e}\nstdout:\n{}", app.stdout()),
-        }
-    }
-    panic!("no free port found")
+    app.start_again();
+    app
 }
 
 /// Writes `text` to `name` in the daemon's directory.
-pub fn write_file(app: &TestApp, name: &str, text: &str) {
-    fs::write(app.dir.path().join(name), text).expect("write a test file");
+pub fn write_file(app: &Daemon, name: &str, text: &str) {
+    fs::write(app.dir().join(name), text).expect("write a test file");
 }
 
 /// How many log lines of the current run have a message containing `text`.
-pub fn count_messages(app: &TestApp, text: &str) -> usize {
+pub fn count_messages(app: &Daemon, text: &str) -> usize {
     app.log_lines().iter().filter(|l| message(l).contains(text)).count()
 }
 
 /// Sends SIGHUP and waits until the reload was either applied ("configuration
 /// reloaded") or rejected ("reload rejected"); returns whether it was applied.
-pub fn reload(app: &TestApp) -> bool {
+pub fn reload(app: &Daemon) -> bool {
     let applied = count_messages(app, "configuration reloaded");
     let rejected = count_messages(app, "reload rejected");
     app.signal(nix::sys::signal::Signal::SIGHUP);

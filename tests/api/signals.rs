@@ -1,14 +1,16 @@
 //! SIGTERM and SIGINT stop cleanly (exit 0); SIGHUP reloads (and rejects a bad file);
 //! SIGUSR2 logs a status snapshot.
 
-use crate::helpers::{message, spawn_app, EXIT_TIMEOUT};
+use crate::helpers::{spawn_app, Options};
 use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
+use tiercache_testkit::daemon::message;
+use tiercache_testkit::daemon::EXIT_TIMEOUT;
 
 fn assert_graceful_exit(sig: Signal) {
     let mut app = spawn_app();
-    assert_eq!(app.get("/readyz").status, 200);
-    assert_eq!(app.get("/healthz").status, 200);
+    assert_eq!(app.get("/readyz", &[]).status, 200);
+    assert_eq!(app.get("/healthz", &[]).status, 200);
     app.put_ok("strava", "[1]");
     let started = Instant::now();
     app.signal(sig);
@@ -17,9 +19,9 @@ fn assert_graceful_exit(sig: Signal) {
     assert!(started.elapsed() < Duration::from_secs(5), "{sig} took {:?}", started.elapsed());
     assert!(app.stderr().trim().is_empty(), "a clean stop prints nothing on stderr: {}", app.stderr());
     assert!(app.log_lines().iter().any(|l| message(l).contains("shutting down")), "{}", app.stdout());
-    assert!(app.try_get("/readyz").is_err(), "still listening after exit");
+    assert!(app.try_request("GET", "/readyz", None, &[]).is_err(), "still listening after exit");
     // The acknowledged save is there at the next start.
-    app.start();
+    app.start_again();
     assert_eq!(app.get_cache("strava").body, "[1]");
 }
 
@@ -41,8 +43,7 @@ fn sighup_applies_a_new_log_level_and_rejects_a_bad_file() {
     assert!(app.log_lines().iter().all(|l| l["level"] != "DEBUG"), "debug lines at level info");
 
     // A valid new file with a new log level.
-    app.options = app.options.clone().log("level = \"debug\"");
-    app.write_config();
+    app.set_config(Options::new().log("level = \"debug\"").config_text());
     app.signal(Signal::SIGHUP);
     app.wait_for_message("configuration reloaded");
     assert!(app.is_running(), "the process exited on SIGHUP");
@@ -51,33 +52,32 @@ fn sighup_applies_a_new_log_level_and_rejects_a_bad_file() {
 
     // A level that hides INFO: the "saved" lines stop (the reload line itself is INFO,
     // so the change shows only in what is no longer logged).
-    app.options.log = "level = \"warn\"\n".into();
-    app.write_config();
+    app.set_config(Options::new().log("level = \"warn\"").config_text());
     app.signal(Signal::SIGHUP);
     let saved_logged =
         |version: u64| app.log_lines().iter().any(|l| message(l) == "saved" && l["version"].as_u64() == Some(version));
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let v = app.put_ok("strava", "[1]").etag_version();
+        let v = app.put_ok("strava", "[1]").etag_version().expect("ETag");
         std::thread::sleep(Duration::from_millis(100));
         if !saved_logged(v) {
             break;
         }
         assert!(Instant::now() < deadline, "INFO lines still logged after reloading with level warn");
     }
-    let v = app.put_ok("strava", "[1]").etag_version();
+    let v = app.put_ok("strava", "[1]").etag_version().expect("ETag");
     std::thread::sleep(Duration::from_millis(200));
     assert!(!saved_logged(v), "INFO line logged at level warn");
 
     // A bad new file is rejected and the running configuration kept.
     let good = std::fs::read_to_string(app.config_path()).unwrap();
-    app.write_raw_config(&format!("frobnicate = 1\n{good}"));
+    app.set_config(format!("frobnicate = 1\n{good}"));
     app.signal(Signal::SIGHUP);
     let rejected = app.wait_for_message("reload rejected");
     assert!(rejected.to_string().contains("frobnicate"), "the rejection names the bad key: {rejected}");
     assert!(app.is_running());
     assert_eq!(app.pid(), pid);
-    assert_eq!(app.get("/readyz").status, 200);
+    assert_eq!(app.get("/readyz", &[]).status, 200);
     assert_eq!(app.get_cache("strava").body, "[1]");
     app.put_ok("strava", "[2]");
     app.stop();
@@ -88,14 +88,14 @@ fn sighup_keeps_the_caches_of_a_rejected_file() {
     let mut app = spawn_app();
     let good = std::fs::read_to_string(app.config_path()).unwrap();
     // Duplicate names: the whole file is rejected, strava stays configured.
-    app.write_raw_config(&format!("{good}\n[[caches]]\nname = \"x\"\n[[caches]]\nname = \"x\"\n"));
+    app.set_config(format!("{good}\n[[caches]]\nname = \"x\"\n[[caches]]\nname = \"x\"\n"));
     app.signal(Signal::SIGHUP);
     app.wait_for_message("reload rejected");
     app.put_ok("strava", "[1]");
     assert_eq!(app.get_cache("x").status, 404);
 
     // A valid file that declares other caches takes effect without a restart.
-    app.write_raw_config(&format!("{good}\n[[caches]]\nname = \"x\"\n"));
+    app.set_config(format!("{good}\n[[caches]]\nname = \"x\"\n"));
     app.signal(Signal::SIGHUP);
     app.wait_for_message("configuration reloaded");
     app.put_ok("x", "[2]");
@@ -120,6 +120,6 @@ fn sigusr1_does_not_stop_the_daemon() {
     app.signal(Signal::SIGUSR1);
     std::thread::sleep(Duration::from_millis(200));
     assert!(app.is_running());
-    assert_eq!(app.get("/readyz").status, 200);
+    assert_eq!(app.get("/readyz", &[]).status, 200);
     app.stop();
 }

@@ -3,10 +3,11 @@
 //! Strava does before it answers.
 
 use crate::fake_upstream::{FakeUpstream, Reply};
-use crate::helpers::{run_cmd, spawn_app_with, Options, TestApp};
+use crate::helpers::{spawn_app_with, Options};
 use crate::webhook_support::{event, fake_strava, post_event, tables, ATHLETE, VERIFY};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
+use tiercache_testkit::Daemon;
 
 const SUBSCRIPTION: u64 = 120475;
 
@@ -46,11 +47,11 @@ fn subscriptions(up: &FakeUpstream) -> Arc<Mutex<Option<String>>> {
     current
 }
 
-fn cli(app: &TestApp, args: &[&str]) -> crate::helpers::Output {
+fn cli(app: &Daemon, args: &[&str]) -> tiercache_testkit::cli::Output {
     let config = app.config_path().display().to_string();
     let mut all = vec!["--config", config.as_str()];
     all.extend_from_slice(args);
-    run_cmd(app.dir.path(), &all, &[])
+    app.run(&all, &[])
 }
 
 #[test]

@@ -2,8 +2,10 @@
 //! is counted, the daemon keeps answering; past the restart limit the process exits 70.
 //! Needs the `failpoints` feature (`cargo test --all-features`).
 
-use crate::helpers::{spawn_app_with, Options, TestApp, EXIT_TIMEOUT};
+use crate::helpers::{spawn_app_with, Options};
 use std::time::{Duration, Instant};
+use tiercache_testkit::daemon::EXIT_TIMEOUT;
+use tiercache_testkit::Daemon;
 
 fn restarts_line(actor: &str, n: u32) -> String {
     format!(r#"tiercache_actor_restarts_total{{actor="{actor}"}} {n}"#)
@@ -11,7 +13,7 @@ fn restarts_line(actor: &str, n: u32) -> String {
 
 /// Waits until `/metrics` counts `n` restarts of `actor` (the count is recorded by the
 /// supervisor asynchronously).
-fn assert_restarts(app: &TestApp, actor: &str, n: u32) {
+fn assert_restarts(app: &Daemon, actor: &str, n: u32) {
     let want = restarts_line(actor, n);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -33,7 +35,7 @@ fn with_failpoints(spec: &str, max_restarts: u32) -> Options {
 #[test]
 fn file_write_panic_is_survived() {
     let mut app = spawn_app_with(with_failpoints("file::write=1*panic", 5));
-    let r = app.put_cache("strava", r#"{"a": 1}"#);
+    let r = app.put_json("strava", r#"{"a": 1}"#);
     assert_eq!(r.status, 200, "the save is retried once after the restart: {r:?}");
     assert_restarts(&app, "file", 1);
     let g = app.get_cache("strava");
@@ -42,8 +44,8 @@ fn file_write_panic_is_survived() {
     assert_eq!(g.header("etag"), r.header("etag"));
     // The restarted actor keeps its versions (rebuilt from disk).
     let next = app.put_ok("strava", r#"{"a": 2}"#);
-    assert!(next.etag_version() > r.etag_version());
-    assert_eq!(app.get("/healthz").status, 200);
+    assert!(next.etag_version().expect("ETag") > r.etag_version().expect("ETag"));
+    assert_eq!(app.get("/healthz", &[]).status, 200);
     assert!(app.is_running());
     // And the acknowledged saves are on disk.
     app.restart();
@@ -61,7 +63,7 @@ fn memory_get_panic_is_survived() {
     let r = app.get_cache("strava");
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.header("x-cache-tier"), Some("memory"));
-    assert_eq!(app.get("/healthz").status, 200);
+    assert_eq!(app.get("/healthz", &[]).status, 200);
 }
 
 #[test]
@@ -69,8 +71,8 @@ fn file_read_panic_is_survived() {
     let mut app = spawn_app_with(with_failpoints("", 5));
     app.put_ok("strava", r#"{"a": 1}"#);
     app.stop();
-    app.options = app.options.clone().env("FAILPOINTS", "file::read=1*panic");
-    app.start();
+    app.set_env("FAILPOINTS", "file::read=1*panic");
+    app.start_again();
     let first = app.get_cache("strava");
     if first.status == 200 {
         assert_eq!(first.body, r#"{"a":1}"#);
@@ -90,7 +92,7 @@ fn file_read_panic_is_survived() {
 fn restart_limit_exits_70() {
     let mut app = spawn_app_with(with_failpoints("file::write=panic", 2));
     for _ in 0..5 {
-        match app.try_request("PUT", "/v1/caches/strava", &[("Content-Type", "application/json")], Some(b"[1]")) {
+        match app.try_request("PUT", "/v1/caches/strava", Some(b"[1]"), &[("Content-Type", "application/json")]) {
             Ok(r) => assert_ne!(r.status, 200, "a save was acknowledged though every write panics: {r:?}"),
             Err(_) => break, // the process is going away
         }
@@ -111,12 +113,12 @@ fn restart_limit_exits_70() {
 }
 
 /// A GET that must be answered, never left hanging: on its own thread, bounded.
-fn answered_within(app: &TestApp, path: &str, limit: Duration) -> crate::helpers::Resp {
+fn answered_within(app: &Daemon, path: &str, limit: Duration) -> tiercache_testkit::Response {
     let url = app.url(path);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build();
-        let _ = tx.send(crate::helpers::try_request(&agent, "GET", &url, &[], None));
+        let _ = tx.send(tiercache_testkit::http::try_request(&agent, "GET", &url, None, &[]));
     });
     match rx.recv_timeout(limit) {
         Ok(Ok(r)) => r,
@@ -130,8 +132,8 @@ fn a_panic_in_a_cold_reads_load_is_survived_and_the_reader_answered() {
     let mut app = spawn_app_with(with_failpoints("", 5));
     app.put_ok("strava", r#"{"a": 1}"#);
     app.stop();
-    app.options = app.options.clone().env("FAILPOINTS", "memory::load=1*panic");
-    app.start();
+    app.set_env("FAILPOINTS", "memory::load=1*panic");
+    app.start_again();
     // The load panics after the handler returned; the reader is answered (the load is
     // tried again after the restart) instead of waiting for ever.
     let first = answered_within(&app, "/v1/caches/strava", Duration::from_secs(10));
@@ -140,7 +142,7 @@ fn a_panic_in_a_cold_reads_load_is_survived_and_the_reader_answered() {
     assert_restarts(&app, "memory", 1);
     let second = answered_within(&app, "/v1/caches/strava", Duration::from_secs(10));
     assert_eq!(second.status, 200, "{second:?}");
-    assert_eq!(app.get("/healthz").status, 200);
+    assert_eq!(app.get("/healthz", &[]).status, 200);
     assert!(app.is_running());
 }
 
@@ -158,27 +160,27 @@ fn a_panic_in_a_fetch_in_flight_restarts_the_refresher_and_answers_the_reader() 
         (r.status == 200).then_some(r)
     });
     assert_eq!(served.body, r#"{"fed":true}"#);
-    assert_eq!(app.get("/healthz").status, 200);
+    assert_eq!(app.get("/healthz", &[]).status, 200);
 }
 
 #[test]
 fn healthz_answers_503_while_an_actor_does_not_answer() {
     // The file tier's read sleeps 8 s: a reader of a cold cache wedges its thread.
     let app = spawn_app_with(with_failpoints("file::read=sleep(8000)", 5));
-    assert_eq!(app.get("/healthz").status, 200);
+    assert_eq!(app.get("/healthz", &[]).status, 200);
     let url = app.url("/v1/caches/strava");
     let reader = std::thread::spawn(move || {
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
-        crate::helpers::try_request(&agent, "GET", &url, &[], None)
+        tiercache_testkit::http::try_request(&agent, "GET", &url, None, &[])
     });
     let unhealthy = crate::refresh_support::wait_for("/healthz to answer 503", Duration::from_secs(7), || {
-        let r = app.get("/healthz");
+        let r = app.get("/healthz", &[]);
         (r.status == 503).then_some(r)
     });
     assert_eq!(unhealthy.assert_json_error(), "unhealthy");
     assert!(unhealthy.json()["error"].as_str().unwrap_or("").contains("file tier"), "{unhealthy:?}");
     let _ = reader.join();
     crate::refresh_support::wait_for("/healthz to answer 200 again", Duration::from_secs(10), || {
-        (app.get("/healthz").status == 200).then_some(())
+        (app.get("/healthz", &[]).status == 200).then_some(())
     });
 }

@@ -1,7 +1,7 @@
 //! `log.format` unset: lines for people when stdout is a terminal (a pseudo-terminal
 //! here), JSON lines when it is not; actix-server's start-up INFO lines in neither.
 
-use crate::helpers::{command, free_port};
+use crate::helpers::command;
 use nix::pty::openpty;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -9,6 +9,7 @@ use std::io::Read;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tiercache_testkit::daemon::free_port;
 
 /// A config without `[log]`, so the format is decided by stdout.
 fn unset_format_config(dir: &std::path::Path) {

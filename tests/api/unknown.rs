@@ -27,17 +27,17 @@ fn unknown_and_invalid_names_are_404() {
     for name in INVALID {
         let path = format!("/v1/caches/{name}");
         for (method, body) in [("GET", None), ("PUT", Some(&b"{}"[..])), ("DELETE", None)] {
-            let r = app.request(method, &path, &[("Content-Type", "application/json")], body);
+            let r = app.request(method, &path, body, &[("Content-Type", "application/json")]);
             assert_eq!(r.status, 404, "{method} {path}: {r:?}");
         }
-        let r = app.get(&format!("/v1/caches/{name}/meta"));
+        let r = app.get(&format!("/v1/caches/{name}/meta"), &[]);
         assert_eq!(r.status, 404, "GET {path}/meta: {r:?}");
     }
     // Nothing was created anywhere by those requests.
     let caches = app.files_in("caches");
     assert!(caches.is_empty(), "files in caches/: {caches:?}");
     for stray in ["evil.json", "etc.json", "data/evil.json", "data/etc.json"] {
-        assert!(!app.dir.path().join(stray).exists(), "{stray} was created");
+        assert!(!app.dir().join(stray).exists(), "{stray} was created");
     }
 }
 
@@ -47,7 +47,7 @@ fn unknown_name_has_a_json_error() {
     let r = app.get_cache("nosuch");
     assert_eq!(r.status, 404);
     r.assert_json_error();
-    let r = app.put_cache("Strava", "{}");
+    let r = app.put_json("Strava", "{}");
     assert_eq!(r.status, 404);
     r.assert_json_error();
 }
@@ -75,14 +75,14 @@ fn a_method_a_path_does_not_have_is_405_with_allow() {
         ("PUT", "/v1/caches/strava/meta", "GET"),
     ];
     for (method, path, allow) in cases {
-        let r = app.request(method, path, &[("Content-Type", "application/json")], Some(b"{}"));
+        let r = app.request(method, path, Some(b"{}"), &[("Content-Type", "application/json")]);
         assert_eq!(r.status, 405, "{method} {path}: {r:?}");
         assert_eq!(r.assert_json_error(), "method_not_allowed", "{method} {path}");
         assert_eq!(r.header("allow"), Some(*allow), "{method} {path}");
     }
     // A path the API does not have stays 404, whatever the method.
     for method in ["GET", "POST"] {
-        let r = app.request(method, "/v1/nothing", &[], None);
+        let r = app.request(method, "/v1/nothing", None, &[]);
         assert_eq!(r.status, 404, "{method}: {r:?}");
         assert_eq!(r.assert_json_error(), "not_found");
     }

@@ -4,11 +4,11 @@
 #![allow(dead_code)]
 
 use crate::fake_upstream::{strava_page, strava_summary, strava_token, FakeUpstream, Reply};
-use crate::helpers::TestApp;
 use crate::refresh_support::strava_cache;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tiercache_testkit::Daemon;
 
 /// The athlete of every test cache.
 pub const ATHLETE: u64 = 134815;
@@ -82,12 +82,12 @@ pub fn event(object_type: &str, id: u64, aspect: &str, owner: u64, updates: Valu
 }
 
 /// POSTs `body` to the webhook route.
-pub fn post_event(app: &TestApp, body: &str) -> crate::helpers::Resp {
-    app.request("POST", "/v1/webhooks/strava", &[("Content-Type", "application/json")], Some(body.as_bytes()))
+pub fn post_event(app: &Daemon, body: &str) -> tiercache_testkit::Response {
+    app.request("POST", "/v1/webhooks/strava", Some(body.as_bytes()), &[("Content-Type", "application/json")])
 }
 
 /// The ids the cache serves.
-pub fn served_ids(app: &TestApp) -> Vec<u64> {
+pub fn served_ids(app: &Daemon) -> Vec<u64> {
     let r = app.get_cache("strava");
     if r.status != 200 {
         return Vec::new();

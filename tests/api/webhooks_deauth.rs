@@ -3,13 +3,14 @@
 //! `kill -9` nor a restart brings any of it back.
 
 use crate::fake_upstream::strava_token;
-use crate::helpers::{spawn_app_with, Options, TestApp};
+use crate::helpers::{spawn_app_with, Options};
 use crate::refresh_support::{wait_for, wait_refreshed};
 use crate::webhook_support::{event, fake_strava, post_event, tables, ATHLETE};
 use serde_json::json;
 use std::time::Duration;
+use tiercache_testkit::Daemon;
 
-fn no_data(app: &TestApp) -> bool {
+fn no_data(app: &Daemon) -> bool {
     let r = app.get_cache("strava");
     r.status == 503 && r.json()["code"] == "no_data"
 }
@@ -45,7 +46,7 @@ fn a_deauthorization_purges_the_cache_and_its_tokens_for_good() {
 
     // No refresh of any kind afterwards: not on demand, not by a read, not by SIGUSR1.
     let calls = up.requests().len();
-    assert_eq!(app.request("POST", "/v1/caches/strava/refresh", &[], None).status, 409);
+    assert_eq!(app.request("POST", "/v1/caches/strava/refresh", None, &[]).status, 409);
     app.signal(nix::sys::signal::Signal::SIGUSR1);
     assert!(no_data(&app));
     std::thread::sleep(Duration::from_millis(1500));
@@ -53,7 +54,7 @@ fn a_deauthorization_purges_the_cache_and_its_tokens_for_good() {
 
     // kill -9 and a restart bring nothing back, and still make no upstream call.
     app.kill9();
-    app.start();
+    app.start_again();
     assert!(no_data(&app), "the purged cache came back");
     std::thread::sleep(Duration::from_millis(1500));
     assert!(no_data(&app));

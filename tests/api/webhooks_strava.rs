@@ -27,10 +27,10 @@ fn the_handshake_answers_the_challenge_only_with_the_right_token() {
         format!("/v1/webhooks/strava?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=15f7d1a91c1f40f8a748fd134752feb3")
     };
     // No API token needed (Strava cannot send one), while the caches still need one.
-    let r = app.get(&path(VERIFY));
+    let r = app.get(&path(VERIFY), &[]);
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json(), json!({"hub.challenge": "15f7d1a91c1f40f8a748fd134752feb3"}));
-    assert_eq!(app.get("/v1/caches/strava").status, 401);
+    assert_eq!(app.get("/v1/caches/strava", &[]).status, 401);
 
     for wrong in [
         path("verify-s3cret-tokem"),
@@ -38,7 +38,7 @@ fn the_handshake_answers_the_challenge_only_with_the_right_token() {
         "/v1/webhooks/strava?hub.mode=subscribe&hub.challenge=x".into(),
         format!("/v1/webhooks/strava?hub.mode=unsubscribe&hub.verify_token={VERIFY}&hub.challenge=x"),
     ] {
-        let r = app.get(&wrong);
+        let r = app.get(&wrong, &[]);
         assert_eq!(r.status, 403, "{wrong}: {r:?}");
         r.assert_json_error();
     }
@@ -49,7 +49,7 @@ fn the_handshake_answers_the_challenge_only_with_the_right_token() {
 #[test]
 fn without_a_verify_token_the_routes_are_404() {
     let app = spawn_app_with(Options::new());
-    let r = app.get(&format!("/v1/webhooks/strava?hub.mode=subscribe&hub.verify_token={VERIFY}&hub.challenge=x"));
+    let r = app.get(&format!("/v1/webhooks/strava?hub.mode=subscribe&hub.verify_token={VERIFY}&hub.challenge=x"), &[]);
     assert_eq!(r.status, 404, "{r:?}");
     r.assert_json_error();
     let r = post_event(&app, &event("activity", 1, "create", ATHLETE, json!({})));
@@ -82,7 +82,7 @@ fn an_event_is_acknowledged_at_once_while_upstream_is_slow_and_served_soon_after
     let lag = Instant::now().saturating_duration_since(answered);
     assert!(lag < Duration::from_secs(1), "served {lag:?} after upstream answered");
     assert_eq!(app.get_cache("strava").json()["activities"][0]["description"], "detail of 11");
-    let meta = app.get("/v1/caches/strava/meta").json();
+    let meta = app.get("/v1/caches/strava/meta", &[]).json();
     assert_eq!(
         (meta["last_refresh"]["reason"].as_str(), meta["last_refresh"]["result"].as_str()),
         (Some("webhook"), Some("saved")),
@@ -152,10 +152,10 @@ fn a_burst_of_100_events_costs_a_handful_of_calls_and_ends_in_the_right_document
 #[test]
 fn an_event_of_another_subscription_is_403() {
     let (up, _) = fake_strava(3);
-    let mut app = crate::helpers::TestApp::new(Options::new().tables(&tables(&up.base_url())));
+    let mut app = crate::helpers::new_app(Options::new().tables(&tables(&up.base_url())));
     std::fs::create_dir_all(app.data_dir().join("webhooks")).unwrap();
     std::fs::write(app.data_dir().join("webhooks/strava.json"), r#"{"id": 7, "callback_url": "https://x/"}"#).unwrap();
-    app.start();
+    app.start_again();
     let r = post_event(&app, &event("activity", 1, "create", ATHLETE, json!({})));
     assert_eq!(r.status, 403, "{r:?}");
     assert_eq!(r.json()["code"], "wrong_subscription");

@@ -1,0 +1,47 @@
+//! Small pure helpers of the API tests: checking a log line's keys, a replayable
+//! random generator.
+
+#![allow(dead_code)]
+
+/// Whether a JSON object text has a key twice at its top level (serde_json keeps only
+/// the last, so a parsed `Value` cannot tell).
+pub fn duplicate_top_level_keys(line: &str) -> Vec<String> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    struct Keys;
+    impl<'de> Visitor<'de> for Keys {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut keys = Vec::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let _: IgnoredAny = map.next_value()?;
+                keys.push(key);
+            }
+            Ok(keys)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(line);
+    let keys = de.deserialize_map(Keys).unwrap_or_default();
+    let mut seen = std::collections::HashSet::new();
+    keys.into_iter().filter(|k| !seen.insert(k.clone())).collect()
+}
+
+/// A small xorshift generator: deterministic from its seed, so a failure replays.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// One of `items`.
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[(self.next() % items.len() as u64) as usize]
+    }
+}
