@@ -16,6 +16,7 @@ pub mod fake_http;
 pub mod http;
 pub mod pg;
 pub mod port;
+pub mod rng;
 mod spawn;
 pub mod wait;
 

@@ -28,20 +28,4 @@ pub fn duplicate_top_level_keys(line: &str) -> Vec<String> {
     keys.into_iter().filter(|k| !seen.insert(k.clone())).collect()
 }
 
-/// A small xorshift generator: deterministic from its seed, so a failure replays.
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// The next number.
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// One of `items`.
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[(self.next() % items.len() as u64) as usize]
-    }
-}
+pub use tiercache_testkit::rng::Rng;

@@ -1,7 +1,7 @@
 //! A corrupt cache file is never served: the read falls through to Postgres, which
 //! answers, and the file is rewritten from the row (valid again).
 
-use crate::helpers::{cluster, files_in, get_ok, put_ok, wait_for_row, Conf, DB};
+use crate::helpers::{cluster, get_ok, put_ok, wait_for_row, Conf, DB};
 use serde_json::{json, Value};
 use std::fs;
 
@@ -32,7 +32,7 @@ fn a_corrupt_file_is_served_from_postgres_and_repaired() {
     assert_eq!(envelope["version"].as_u64(), Some(v), "{envelope}");
     assert_eq!(envelope["data"], doc, "{envelope}");
     assert_eq!(envelope["checksum"].as_str(), Some(checksum.as_str()), "{envelope}");
-    assert!(!files_in(&d.data_dir().join("corrupt")).is_empty(), "the tampered file is kept aside in corrupt/");
+    assert!(!d.files_in("corrupt").is_empty(), "the tampered file is kept aside in corrupt/");
     d.wait_for_log("about the corrupt file", std::time::Duration::from_secs(5), |l| {
         l["level"] == "ERROR" && l.to_string().contains("corrupt")
     });
@@ -44,6 +44,6 @@ fn a_corrupt_file_is_served_from_postgres_and_repaired() {
     let (version, tier, body) = get_ok(&d, "x");
     assert_eq!((version, body), (v, doc));
     assert_eq!(tier, "file");
-    let corrupt = files_in(&d.data_dir().join("corrupt"));
+    let corrupt = d.files_in("corrupt");
     assert_eq!(corrupt.len(), 1, "nothing else found corrupt: {corrupt:?}");
 }

@@ -2,7 +2,7 @@
 //! `retry.max_attempts`, with an alert log line and a metric, and never blocks the
 //! other caches.
 
-use crate::helpers::{cluster, files_in, get_ok, message, put_ok, wait_for, wait_for_row, wait_queue_empty, Conf, DB};
+use crate::helpers::{cluster, get_ok, message, put_ok, wait_for, wait_for_row, wait_queue_empty, Conf, DB};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -23,9 +23,8 @@ fn a_save_postgres_rejects_for_good_is_dead_lettered_and_others_flow() {
     wait_for_row(&pg, "default", "good1", v1, &json!({"g": 1}));
     wait_for_row(&pg, "default", "good2", v2, &json!({"g": 2}));
 
-    let dead_dir = d.data_dir().join("dead-letter");
     let dead = wait_for("a file in dead-letter/", Duration::from_secs(10), || {
-        let f = files_in(&dead_dir);
+        let f = d.files_in("dead-letter");
         (!f.is_empty()).then_some(f)
     });
     assert_eq!(dead.len(), 1, "{dead:?}");

@@ -190,6 +190,8 @@ pub fn try_row_of(pg: &PgCluster, project: &str, cache: &str) -> Result<Option<R
     }))
 }
 
+pub use tiercache_testkit::daemon::message;
+pub use tiercache_testkit::rng::Rng;
 pub use tiercache_testkit::wait_for;
 
 /// Waits until the row of `cache` holds `version` (exactly) with `data`, and returns it.
@@ -264,19 +266,6 @@ pub fn wait_queue_empty(d: &Daemon, timeout: Duration) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// The `message` of a JSON log line.
-pub fn message(line: &Value) -> &str {
-    line.get("message").and_then(Value::as_str).unwrap_or_default()
-}
-
-/// Files in `dir` (empty when it does not exist), sorted.
-pub fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> =
-        std::fs::read_dir(dir).map(|e| e.flatten().map(|e| e.path()).collect()).unwrap_or_default();
-    v.sort();
-    v
 }
 
 /// A psql session kept open by the test (stdin piped), for holding locks.
@@ -373,31 +362,5 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.close();
-    }
-}
-
-/// A small xorshift generator; print the seed so a failure can be replayed.
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// Seeded from the clock (or `TIERCACHE_TEST_SEED`).
-    pub fn from_env_or_clock() -> Rng {
-        let seed = std::env::var("TIERCACHE_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-        }) | 1;
-        eprintln!("seed {seed} (TIERCACHE_TEST_SEED={seed} replays it)");
-        Rng(seed)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// In `lo..hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo)
     }
 }

@@ -2,7 +2,7 @@
 //! round after round: after every restart no acknowledged version is missing from the
 //! files, and at the end Postgres holds the newest version of every cache.
 
-use crate::helpers::{cluster, files_in, get_ok, row, wait_for, wait_queue_empty, Conf, Rng, ARRIVAL, DB};
+use crate::helpers::{cluster, get_ok, row, wait_for, wait_queue_empty, Conf, Rng, ARRIVAL, DB};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,14 +58,14 @@ fn assert_nothing_lost(d: &Daemon, acked: &HashMap<&str, Acked>, when: &str) {
             assert_eq!(&body, doc, "{when}: {name} version {version}");
         }
     }
-    for path in files_in(&d.data_dir().join("caches")) {
+    for path in d.files_in("caches") {
         if path.extension().is_some_and(|e| e == "json") {
             let bytes = std::fs::read(&path).unwrap();
             serde_json::from_slice::<Value>(&bytes)
                 .unwrap_or_else(|e| panic!("{when}: {} is not JSON: {e}", path.display()));
         }
     }
-    assert!(files_in(&d.data_dir().join("corrupt")).is_empty(), "{when}: files found corrupt");
+    assert!(d.files_in("corrupt").is_empty(), "{when}: files found corrupt");
 }
 
 #[test]

@@ -89,7 +89,7 @@ fn removed_caches_are_purged_from_each_tier_by_their_own_retention() {
     tiers.sort();
     assert_eq!(tiers, [("file".into(), 40, 30), ("postgres".into(), 40, 30)], "logged with tier, age and retention");
     // The file side never went through DELETE: no tombstone, nothing sent to Postgres.
-    assert!(crate::helpers::files_in(&d.data_dir().join("tombstones")).is_empty());
+    assert!(d.files_in("tombstones").is_empty());
     assert_eq!(d.get_cache("keep").status, 200);
 }
 

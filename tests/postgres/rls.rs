@@ -85,7 +85,7 @@ fn saves_wait_for_the_project_to_be_registered() {
     let (v, _) = put_ok(&d, "x", &json!({"x": 1}));
     // Well past max_attempts at these intervals.
     std::thread::sleep(std::time::Duration::from_secs(2));
-    let dead = crate::helpers::files_in(&d.data_dir().join("dead-letter"));
+    let dead = d.files_in("dead-letter");
     assert!(dead.is_empty(), "saves of an unregistered project were dead-lettered: {dead:?}");
     assert_eq!(crate::helpers::queue_depth(&d), 1);
 
