@@ -59,8 +59,7 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
     // 3. The actors, under supervision.
     let metrics = Arc::new(Metrics::new());
     log.count_rejected_requests(metrics.http_requests_rejected.clone());
-    let mut system_config = wiring::system_config(&settings)?;
-    system_config.schemas = security.schemas.clone();
+    let system_config = wiring::system_config(&settings)?;
     let running = system::start(&system_config, metrics.clone())
         .map_err(|e| Fatal::new(CONFIG, format!("config error: postgres.url: {e}")))?;
     let supervisor = actix_rt::spawn(running.supervisor.run());

@@ -1,5 +1,6 @@
 //! Starting the actors under supervision, in dependency order.
 
+use crate::cache_rules::{LiveRules, Rules};
 use crate::domain::CacheName;
 use crate::files::{FileHandle, FileTier, FileTierConfig};
 use crate::memory::{Loader, MemoryHandle, MemoryTier};
@@ -40,8 +41,6 @@ pub struct SourcedCache {
     pub every: Option<Duration>,
     /// `rich_refresh_every`.
     pub rich_every: Option<Duration>,
-    /// `max_size`.
-    pub max_size: u64,
     /// The source.
     pub source: SourceConfig,
 }
@@ -61,7 +60,6 @@ pub struct RefreshConfig {
 pub fn refresh_caches(
     data_dir: &std::path::Path,
     caches: &[SourcedCache],
-    schemas: &Schemas,
     store: Option<StoreHandle>,
 ) -> Vec<RefreshCache> {
     let state: Arc<dyn sources::StateStore> = Arc::new(FileStateStore::new(data_dir, store));
@@ -71,10 +69,8 @@ pub fn refresh_caches(
             name: c.name.clone(),
             every: c.every,
             rich_every: c.rich_every,
-            max_size: c.max_size,
             source: sources::build(&c.name, c.source.clone(), state.clone()),
             spec: c.source.clone(),
-            schema: schemas.get(&c.name).cloned(),
         })
         .collect()
 }
@@ -98,13 +94,10 @@ pub struct SystemConfig {
     pub postgres: Option<PostgresConfig>,
     /// Sources and schedules.
     pub refresh: RefreshConfig,
-    /// Per-cache JSON Schemas: every load from file or Postgres and every refresh
-    /// result is checked against its cache's schema (PUTs are checked by the API).
-    pub schemas: Schemas,
+    /// Each cache's `max_size` and schema: every save is admitted by them, and every
+    /// load from file or Postgres is checked against the schema.
+    pub rules: Rules,
 }
-
-/// Compiled schemas by cache.
-pub type Schemas = HashMap<CacheName, Arc<crate::domain::schema::DocumentSchema>>;
 
 /// The running actors.
 pub struct Running {
@@ -159,7 +152,8 @@ pub fn start(config: &SystemConfig, metrics: Arc<Metrics>) -> Result<Running, St
     };
 
     // 3. The memory tier, reading through the file tier and Postgres on misses.
-    let loader = Loader::new(files.clone(), store.clone(), Arc::new(config.schemas.clone()));
+    let rules = LiveRules::new(config.rules.clone());
+    let loader = Loader::new(files.clone(), store.clone(), rules.clone());
     let (memory_tier, view) = MemoryTier::new(loader, config.memory_ttl, reporter.clone(), metrics.clone());
     let memory = MemoryHandle::new(ActixSupervisor::start(move |_| memory_tier));
 
@@ -182,8 +176,8 @@ pub fn start(config: &SystemConfig, metrics: Arc<Metrics>) -> Result<Running, St
 
     // 5. The refresher, idle until startup is done (`Begin`).
     let refresher = {
-        let saver = SaveFlow::new(files.clone(), memory.clone(), queue.clone());
-        let caches = refresh_caches(&config.data_dir, &config.refresh.caches, &config.schemas, store.clone());
+        let saver = SaveFlow::new(files.clone(), memory.clone(), queue.clone(), rules.clone());
+        let caches = refresh_caches(&config.data_dir, &config.refresh.caches, store.clone());
         // Leadership needs a session; behind a transaction pooler there is none.
         let leadership = store.clone().filter(|_| config.postgres.as_ref().is_some_and(|p| p.connect.statement_cache));
         let refresher = Refresher::new(caches, config.refresh.policy.clone(), saver, reporter.clone(), metrics.clone())
@@ -206,7 +200,7 @@ pub fn start(config: &SystemConfig, metrics: Arc<Metrics>) -> Result<Running, St
         crate::listener::spawn(peers, pg.connect.clone(), config.project.clone(), reporter.clone());
     }
 
-    let handles = TierHandles { memory, files, view, store, queue, refresher: Some(refresher) };
+    let handles = TierHandles { memory, files, view, store, queue, refresher: Some(refresher), rules };
     let policy = ReadPolicy {
         ttl: config.memory_ttl,
         hits_by_message: config.hits_by_message,

@@ -1,6 +1,6 @@
 //! One handler per message, each inside the supervisor's panic guard.
 
-use super::messages::{Evict, Get, Load, LoadDone, LoadOutcome, SetSchemas, Store};
+use super::messages::{Evict, Get, Load, LoadDone, LoadOutcome, Store};
 use super::{Entry, LoadError, MemoryTier, Tier, ACTOR};
 use crate::supervisor::{guard, guard_async, ActorPanicked};
 use actix::{ActorContext, AsyncContext, Context, Handler, ResponseFuture};
@@ -93,13 +93,5 @@ impl Handler<Evict> for MemoryTier {
     fn handle(&mut self, msg: Evict, ctx: &mut Context<Self>) -> Self::Result {
         let reporter = self.reporter.clone();
         guard(ACTOR, &reporter, ctx, || self.evict(&msg.name))
-    }
-}
-
-impl Handler<SetSchemas> for MemoryTier {
-    type Result = ();
-
-    fn handle(&mut self, msg: SetSchemas, _ctx: &mut Context<Self>) {
-        self.loader.set_schemas(msg.0);
     }
 }

@@ -59,8 +59,3 @@ pub struct Evict {
     /// The cache.
     pub name: CacheName,
 }
-
-/// New per-cache schemas for loads (SIGHUP).
-#[derive(Clone, Message)]
-#[rtype(result = "()")]
-pub struct SetSchemas(pub Arc<crate::system::Schemas>);
