@@ -166,22 +166,22 @@ impl SaveFlow {
         Ok(saved)
     }
 
-    /// Adopts `row`, a version read from Postgres: the file tier takes it if it is newer,
-    /// memory follows, the refresher's schedule moves; and the retry queue learns that
-    /// Postgres holds that version (whether or not the file took it). Returns whether
-    /// the file tier took it.
+    /// Adopts `row`, a version read from Postgres: the file tier takes it if it is newer;
+    /// then memory follows, the refresher's schedule moves and the retry queue learns
+    /// that Postgres holds that version. Returns whether the file tier took it (when it
+    /// did not, a local save or delete is newer and the queue still has it to send).
     ///
     /// # Errors
-    /// The file tier's error; nothing is marked synced then.
+    /// The file tier's error; nothing else is told then.
     pub async fn adopt(&self, row: Arc<Document>, expected: Option<u64>) -> Result<bool, FileTierError> {
         let written = self.adopter.adopt(row.clone(), expected).await?;
         if written {
             if let Some(refresher) = &self.refresher {
                 refresher.observed(&row);
             }
-        }
-        if let Some(queue) = &self.queue {
-            queue.mark_synced(row.name.clone(), row.version);
+            if let Some(queue) = &self.queue {
+                queue.mark_synced(row.name.clone(), row.version);
+            }
         }
         Ok(written)
     }

@@ -196,3 +196,38 @@ impl FetchJob {
             .map_err(|e| FetchFailure::Failed(format!("could not save: {e}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(refusal: Refusal) -> String {
+        match refused(refusal) {
+            FetchFailure::Failed(m) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refused_document_is_worded_as_before() {
+        assert_eq!(
+            words(Refusal::TooLarge { size: 120, limit: 100 }),
+            "fetched document is 120 bytes, above max_size 100"
+        );
+        assert_eq!(words(Refusal::InvalidJson("EOF".into())), "upstream sent invalid JSON: EOF");
+        assert_eq!(
+            words(Refusal::Schema(vec!["/a: x".into(), "/b: y".into()])),
+            "fetched document fails the cache's schema: /a: x; /b: y"
+        );
+        assert_eq!(words(Refusal::NotConfigured), "fetched document refused: the cache is not configured");
+    }
+
+    #[test]
+    fn a_silent_leader_is_overtaken_after_a_few_periods() {
+        let every = Some(Duration::from_secs(60));
+        assert!(!leader_silent(None, every));
+        assert!(!leader_silent(Some(Utc::now()), None));
+        assert!(!leader_silent(Some(Utc::now() - chrono::Duration::seconds(150)), every));
+        assert!(leader_silent(Some(Utc::now() - chrono::Duration::seconds(200)), every));
+    }
+}
