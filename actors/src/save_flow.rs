@@ -29,10 +29,23 @@ pub enum SaveError {
     Storage(String),
 }
 
+/// What memory does with an adopted version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InMemory {
+    /// Memory takes it: one cache another instance just wrote, or a rebase of a save
+    /// memory already serves (the listener, the retry queue).
+    Fill,
+    /// Only a cache memory holds (or is loading) takes it; a cold one stays cold and
+    /// is read from the file when asked for (the startup sync, over every row: memory
+    /// is not filled with caches nobody has read).
+    Follow,
+}
+
 /// Adopts a version made elsewhere (a row of Postgres, a rebase): the file tier takes it
 /// if it is newer (or, with `expected`, if disk still holds exactly that version), then
-/// memory is updated, or evicted when it could be left serving an older version than
-/// the file. Needs no retry queue, so the queue and the memory loader can hold one.
+/// memory as [`InMemory`] says; memory is evicted when it could be left serving an
+/// older version than the file. Needs no retry queue, so the queue and the memory
+/// loader can hold one.
 #[derive(Clone)]
 pub struct Adopter {
     files: FileHandle,
@@ -59,11 +72,20 @@ impl Adopter {
     ///
     /// # Errors
     /// The file tier's error (memory is then evicted if the file may have changed).
-    pub async fn adopt(&self, doc: Arc<Document>, expected: Option<u64>) -> Result<bool, FileTierError> {
+    pub async fn adopt(
+        &self,
+        doc: Arc<Document>,
+        expected: Option<u64>,
+        in_memory: InMemory,
+    ) -> Result<bool, FileTierError> {
         match self.files.adopt(doc.clone(), expected).await {
             Ok(true) => {
                 if let Some(memory) = &self.memory {
-                    if memory.store(doc.clone()).await.is_err() {
+                    let followed = match in_memory {
+                        InMemory::Fill => memory.store(doc.clone()).await.map(|_| true),
+                        InMemory::Follow => memory.follow(doc.clone()).await,
+                    };
+                    if followed.is_err() {
                         // Memory must not go on serving the older version over the file.
                         let _ = memory.evict(&doc.name).await;
                     }
@@ -167,14 +189,19 @@ impl SaveFlow {
     }
 
     /// Adopts `row`, a version read from Postgres: the file tier takes it if it is newer;
-    /// then memory follows, the refresher's schedule moves and the retry queue learns
+    /// then memory (as `in_memory` says), the refresher's schedule moves and the retry queue learns
     /// that Postgres holds that version. Returns whether the file tier took it (when it
     /// did not, a local save or delete is newer and the queue still has it to send).
     ///
     /// # Errors
     /// The file tier's error; nothing else is told then.
-    pub async fn adopt(&self, row: Arc<Document>, expected: Option<u64>) -> Result<bool, FileTierError> {
-        let written = self.adopter.adopt(row.clone(), expected).await?;
+    pub async fn adopt(
+        &self,
+        row: Arc<Document>,
+        expected: Option<u64>,
+        in_memory: InMemory,
+    ) -> Result<bool, FileTierError> {
+        let written = self.adopter.adopt(row.clone(), expected, in_memory).await?;
         if written {
             if let Some(refresher) = &self.refresher {
                 refresher.observed(&row);

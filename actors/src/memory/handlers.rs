@@ -1,6 +1,6 @@
 //! One handler per message, each inside the supervisor's panic guard.
 
-use super::messages::{Evict, Get, Load, LoadDone, LoadOutcome, Store};
+use super::messages::{Evict, Follow, Get, Load, LoadDone, LoadOutcome, Store};
 use super::{Entry, LoadError, MemoryTier, Tier, ACTOR};
 use crate::supervisor::{guard, guard_async, ActorPanicked};
 use actix::{ActorContext, AsyncContext, Context, Handler, ResponseFuture};
@@ -84,6 +84,15 @@ impl Handler<Store> for MemoryTier {
     fn handle(&mut self, msg: Store, ctx: &mut Context<Self>) -> Self::Result {
         let reporter = self.reporter.clone();
         guard(ACTOR, &reporter, ctx, || self.store(msg.doc))
+    }
+}
+
+impl Handler<Follow> for MemoryTier {
+    type Result = Result<bool, ActorPanicked>;
+
+    fn handle(&mut self, msg: Follow, ctx: &mut Context<Self>) -> Self::Result {
+        let reporter = self.reporter.clone();
+        guard(ACTOR, &reporter, ctx, || self.follow(msg.doc))
     }
 }
 

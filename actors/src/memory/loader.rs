@@ -5,7 +5,7 @@ use super::Tier;
 use crate::cache_rules::LiveRules;
 use crate::domain::{CacheName, Document};
 use crate::files::FileHandle;
-use crate::save_flow::Adopter;
+use crate::save_flow::{Adopter, InMemory};
 use crate::store::StoreHandle;
 use std::sync::Arc;
 
@@ -66,7 +66,7 @@ impl Loader {
         match store.read(name.clone()).await {
             Ok(Some(doc)) if !self.conforms(&doc, "postgres") => file_error.map_or(Ok(None), |e| Err(LoadError(e))),
             Ok(Some(doc)) => {
-                if let Err(e) = self.adopter.adopt(doc.clone(), None).await {
+                if let Err(e) = self.adopter.adopt(doc.clone(), None, InMemory::Follow).await {
                     tracing::warn!(cache = %name, tier = "file", error = %e, "could not rewrite the file from Postgres");
                 } else {
                     tracing::info!(cache = %name, version = doc.version, "file rewritten from Postgres");

@@ -5,7 +5,7 @@ use super::messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, PendingCac
 use super::{Op, Peers, RetryQueue, ACTOR};
 use crate::domain::{CacheName, Document};
 use crate::metrics::{CacheLabel, ResultLabel};
-use crate::save_flow::Adopter;
+use crate::save_flow::{Adopter, InMemory};
 use crate::store::{StoreError, WriteOutcome};
 use crate::supervisor::{guard, guard_async};
 use actix::{ActorContext, ActorFutureExt, AsyncContext, Context, Handler, MessageResult, WrapFuture};
@@ -62,7 +62,7 @@ async fn attempt(peers: Peers, name: CacheName, op: Op, retention_days: u32) -> 
                     ));
                     // Only if disk still holds the version sent: a save made since stays.
                     let adopter = Adopter::new(peers.files.clone(), peers.memory.clone());
-                    let local_now = match adopter.adopt(rebased, Some(doc.version)).await {
+                    let local_now = match adopter.adopt(rebased, Some(doc.version), InMemory::Fill).await {
                         Ok(true) => version,
                         _ => doc.version,
                     };
