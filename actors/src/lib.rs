@@ -14,7 +14,7 @@
 //! - [`cache_rules`]: each cache's `max_size` and schema, and the one admission.
 //! - [`save_flow`]: admission, file, memory, then the retry queue: the one path of a
 //!   save; and the one adoption of a version from Postgres.
-//! - [`tiers`]: the read and save flows across the actors, as the API uses them.
+//! - [`tiers`]: the read flow across the actors, and the save flow, as the API uses them.
 //! - [`startup`]: the startup sync between the files and Postgres.
 //! - [`retention`]: purging caches no longer configured, tier by tier.
 //! - [`metrics`]: the Prometheus registry.
