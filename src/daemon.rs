@@ -51,7 +51,7 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
     // 4. The actors, under supervision.
     let metrics = Arc::new(Metrics::new());
     log.count_rejected_requests(metrics.http_requests_rejected.clone());
-    let runtime = boot(&settings, &edges.security, metrics.clone())?;
+    let runtime = boot(&settings, metrics.clone())?;
     // 5. The API, bound but not ready (it answers "not ready" during the sync).
     let api = Api::bind(&settings, edges, &runtime, metrics)?;
     // 6. The file tier's index, then Postgres: load the project's rows and repair the
@@ -98,10 +98,9 @@ fn install_signals() -> Result<mpsc::UnboundedReceiver<Control>, Fatal> {
     Ok(control_rx)
 }
 
-/// Boots the actors on the configuration, with the schemas the security policy loaded.
-fn boot(settings: &Settings, security: &api::Security, metrics: Arc<Metrics>) -> Result<Runtime, Fatal> {
-    let mut config = wiring::system_config(settings)?;
-    config.schemas = security.schemas.clone();
+/// Boots the actors on the configuration (each cache's rules loaded with it).
+fn boot(settings: &Settings, metrics: Arc<Metrics>) -> Result<Runtime, Fatal> {
+    let config = wiring::system_config(settings)?;
     Ok(Runtime::boot(&config, metrics)?)
 }
 

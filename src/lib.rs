@@ -72,6 +72,7 @@ fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<(), Fa
             let settings = Settings::load(cli.config.as_deref(), &env)?;
             // The files the keys point at are checked too: tokens, schemas, certificates.
             let security = api::Security::load(&settings, None)?;
+            wiring::cache_rules(&settings)?;
             api::security::tls_from(&settings)?;
             // What `run` would log at startup, on stderr so that stdout stays the config.
             for warning in settings.warnings.iter().chain(&security.warnings) {

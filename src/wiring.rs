@@ -3,11 +3,14 @@
 //! already (validation builds them); what is left here is grouping and defaults.
 
 use crate::config::CacheName;
-use crate::config::Settings;
+use crate::config::{ConfigError, Settings};
 use crate::exit::{Fatal, CONFIG};
 use secrecy::ExposeSecret;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+use tiercache_actors::cache_rules::{CacheRules, Rules};
+use tiercache_actors::domain::DocumentSchema;
 use tiercache_actors::refresher::RefreshPolicy;
 use tiercache_actors::retry_queue::BackoffPolicy;
 use tiercache_actors::store::ConnectConfig;
@@ -24,7 +27,6 @@ pub fn refresh_config(settings: &Settings) -> RefreshConfig {
                     name: c.name.clone(),
                     every: c.refresh_every,
                     rich_every: c.rich_refresh_every,
-                    max_size: c.max_size,
                     source: c.source.clone()?,
                 })
             })
@@ -100,9 +102,27 @@ pub fn system_config(settings: &Settings) -> Result<SystemConfig, Fatal> {
         retention_days: retention_days(settings),
         postgres: postgres_config(settings)?,
         refresh: refresh_config(settings),
-        // Compiled by the API's security policy; the daemon fills them in.
-        schemas: Default::default(),
+        rules: cache_rules(settings)?,
     })
+}
+
+/// Each cache's admission rules: `max_size` and the compiled `schema`.
+///
+/// # Errors
+/// A [`ConfigError`] naming `caches[i].schema` when a schema cannot be loaded.
+pub fn cache_rules(settings: &Settings) -> Result<Rules, ConfigError> {
+    let mut rules = HashMap::new();
+    for (i, cache) in settings.caches.iter().enumerate() {
+        let schema = match &cache.schema {
+            Some(path) => Some(Arc::new(
+                DocumentSchema::load(path)
+                    .map_err(|e| ConfigError { key: format!("caches[{i}].schema"), problem: e.to_string() })?,
+            )),
+            None => None,
+        };
+        rules.insert(cache.name.clone(), CacheRules { max_size: cache.max_size, schema });
+    }
+    Ok(Rules::new(rules))
 }
 
 /// `[retry]`'s waits: the retry queue's and the background startup sync's.

@@ -23,7 +23,8 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tiercache_actors::domain::{canonical, envelope, CacheName, Checksum, NewDocument, Precondition};
+use tiercache_actors::cache_rules::{CacheRules, Rules};
+use tiercache_actors::domain::{canonical, envelope, CacheName, Checksum, Precondition};
 use tiercache_actors::metrics::{CacheTier, Metrics, TierLabel};
 use tiercache_actors::refresher::RefreshPolicy;
 use tiercache_actors::retry_queue::BackoffPolicy;
@@ -67,7 +68,14 @@ fn main() {
         hits_by_message: false,
         retention_days: HashMap::new(),
         postgres: None,
-        schemas: Default::default(),
+        rules: Rules::new(
+            [("k10", 10_000), ("m1", 1_000_000)]
+                .into_iter()
+                .map(|(n, _)| n.to_owned())
+                .chain((0..30).map(|i| format!("other{i:02}")))
+                .map(|n| (CacheName::parse(&n).expect("name"), CacheRules { max_size: 64 << 20, schema: None }))
+                .collect(),
+        ),
         refresh: RefreshConfig {
             caches: Vec::new(),
             policy: RefreshPolicy {
@@ -95,8 +103,8 @@ fn main() {
             .chain((0..30).map(|i| (Box::leak(format!("other{i:02}").into_boxed_str()) as &str, 100)))
         {
             let name = CacheName::parse(name).expect("name");
-            let doc = NewDocument::from_json(&common::generated(size)).expect("JSON");
-            tiers.save(&name, doc, Precondition::None).await.expect("saved");
+            let doc = tiers.saver().admit(&name, &common::generated(size)).expect("admitted");
+            tiers.saver().save(&name, doc, Precondition::None, 0).await.expect("saved");
             names.push(name);
         }
         let view = tiers.view().clone();

@@ -11,8 +11,10 @@
 //! - [`retry_queue`]: write-behind to Postgres, coalesced, with backoff and a dead letter.
 //! - [`refresher`]: schedules, on-demand and emergency refreshes, and the sources.
 //! - [`listener`]: cross-instance invalidation (LISTEN; rows read back, never trusted).
-//! - [`save_flow`]: file, memory, then the retry queue: the one path of a save.
-//! - [`tiers`]: the read and save flows across the actors, as the API uses them.
+//! - [`cache_rules`]: each cache's `max_size` and schema, and the one admission.
+//! - [`save_flow`]: admission, file, memory, then the retry queue: the one path of a
+//!   save; and the one adoption of a version from Postgres.
+//! - [`tiers`]: the read flow across the actors, and the save flow, as the API uses them.
 //! - [`startup`]: the startup plan (file vs row vs pending save) and the sync that
 //!   carries it out between the files and Postgres.
 //! - [`retention`]: purging caches no longer configured, tier by tier.
@@ -23,6 +25,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cache_rules;
 pub mod domain;
 pub mod files;
 pub mod listener;

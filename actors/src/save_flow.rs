@@ -1,9 +1,16 @@
-//! The save flow of SPEC §2 up to the acknowledgement, shared by PUTs and refreshes:
-//! durable file, then memory, then the retry queue takes it to Postgres.
+//! The save flow of SPEC §2, the one path by which a document enters the tiers: admission
+//! by the cache's rules, then the durable file, memory, and the retry queue that takes it
+//! to Postgres; and the one path by which a version read from Postgres is adopted.
+//!
+//! PUT, refresh, import and restore save through [`SaveFlow`]; the listener, the startup
+//! sync, the retry queue (a rebase) and the memory tier's loads adopt through
+//! [`SaveFlow::adopt`] or the narrower [`Adopter`] (built before the queue exists).
 
-use crate::domain::{CacheName, Document, NewDocument, Precondition};
+use crate::cache_rules::{Admitted, LiveRules, Refusal};
+use crate::domain::{CacheName, Document, Precondition};
 use crate::files::{durable, FileHandle, FileTierError};
 use crate::memory::MemoryHandle;
+use crate::refresher::RefresherHandle;
 use crate::retry_queue::RetryQueueHandle;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -22,18 +29,38 @@ pub enum SaveError {
     Storage(String),
 }
 
-/// Handles to the tiers a save touches.
-#[derive(Clone)]
-pub struct SaveFlow {
-    files: FileHandle,
-    memory: MemoryHandle,
-    queue: Option<RetryQueueHandle>,
+/// What memory does with an adopted version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InMemory {
+    /// Memory takes it: one cache another instance just wrote, or a rebase of a save
+    /// memory already serves (the listener, the retry queue).
+    Fill,
+    /// Only a cache memory holds (or is loading) takes it; a cold one stays cold and
+    /// is read from the file when asked for (the startup sync, over every row: memory
+    /// is not filled with caches nobody has read).
+    Follow,
 }
 
-impl SaveFlow {
-    /// Bundles the handles; `queue` is `None` without Postgres.
-    pub fn new(files: FileHandle, memory: MemoryHandle, queue: Option<RetryQueueHandle>) -> Self {
-        Self { files, memory, queue }
+/// Adopts a version made elsewhere (a row of Postgres, a rebase): the file tier takes it
+/// if it is newer (or, with `expected`, if disk still holds exactly that version), then
+/// memory as [`InMemory`] says; memory is evicted when it could be left serving an
+/// older version than the file. Needs no retry queue, so the queue and the memory
+/// loader can hold one.
+#[derive(Clone)]
+pub struct Adopter {
+    files: FileHandle,
+    memory: Option<MemoryHandle>,
+}
+
+impl Adopter {
+    /// Adopts into the file tier and memory.
+    pub fn new(files: FileHandle, memory: MemoryHandle) -> Self {
+        Self { files, memory: Some(memory) }
+    }
+
+    /// For the memory tier's own loads: the memory tier stores what its load returns.
+    pub fn files_only(files: FileHandle) -> Self {
+        Self { files, memory: None }
     }
 
     /// The file tier.
@@ -41,18 +68,99 @@ impl SaveFlow {
         &self.files
     }
 
-    /// Writes `doc` durably, puts it in memory and queues it for Postgres. Once this
-    /// returns `Ok` the save survives `kill -9` and power loss.
+    /// Returns whether the file tier took `doc`.
+    ///
+    /// # Errors
+    /// The file tier's error (memory is then evicted if the file may have changed).
+    pub async fn adopt(
+        &self,
+        doc: Arc<Document>,
+        expected: Option<u64>,
+        in_memory: InMemory,
+    ) -> Result<bool, FileTierError> {
+        match self.files.adopt(doc.clone(), expected).await {
+            Ok(true) => {
+                if let Some(memory) = &self.memory {
+                    let followed = match in_memory {
+                        InMemory::Fill => memory.store(doc.clone()).await.map(|_| true),
+                        InMemory::Follow => memory.follow(doc.clone()).await,
+                    };
+                    if followed.is_err() {
+                        // Memory must not go on serving the older version over the file.
+                        let _ = memory.evict(&doc.name).await;
+                    }
+                }
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(e) => {
+                if let (Some(memory), FileTierError::Io(io)) = (&self.memory, &e) {
+                    if durable::in_place(io) {
+                        let _ = memory.evict(&doc.name).await;
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Handles to the tiers a save touches, and the rules it admits by.
+#[derive(Clone)]
+pub struct SaveFlow {
+    adopter: Adopter,
+    memory: MemoryHandle,
+    queue: Option<RetryQueueHandle>,
+    rules: LiveRules,
+    /// Told of every save and adoption so that schedules move (absent in the
+    /// refresher's own copy: it updates itself).
+    refresher: Option<RefresherHandle>,
+}
+
+impl SaveFlow {
+    /// Bundles the handles; `queue` is `None` without Postgres.
+    pub fn new(files: FileHandle, memory: MemoryHandle, queue: Option<RetryQueueHandle>, rules: LiveRules) -> Self {
+        Self { adopter: Adopter::new(files, memory.clone()), memory, queue, rules, refresher: None }
+    }
+
+    /// The same flow, telling `refresher` of every save (PUTs, imports, adoptions).
+    pub fn observed_by(mut self, refresher: Option<RefresherHandle>) -> Self {
+        self.refresher = refresher;
+        self
+    }
+
+    /// The file tier.
+    pub fn files(&self) -> &FileHandle {
+        self.adopter.files()
+    }
+
+    /// The rules in force (swapped on SIGHUP).
+    pub fn rules(&self) -> &LiveRules {
+        &self.rules
+    }
+
+    /// Admits `raw` by the rules of `name` in force now (see [`crate::cache_rules::Rules::admit`]).
+    ///
+    /// # Errors
+    /// The [`Refusal`].
+    pub fn admit(&self, name: &CacheName, raw: &[u8]) -> Result<Admitted, Refusal> {
+        self.rules.current().admit(name, raw)
+    }
+
+    /// Writes `doc` durably, puts it in memory and queues it for Postgres. The version
+    /// goes above what disk holds and above `floor` (a version known elsewhere; 0 for
+    /// none). Once this returns `Ok` the save survives `kill -9` and power loss.
     ///
     /// # Errors
     /// [`SaveError`]; nothing was changed then.
     pub async fn save(
         &self,
         name: &CacheName,
-        doc: NewDocument,
+        doc: Admitted,
         precondition: Precondition,
+        floor: u64,
     ) -> Result<Arc<Document>, SaveError> {
-        let saved = match self.files.write(name.clone(), doc, precondition, 0).await {
+        let saved = match self.files().write(name.clone(), doc.into_inner(), precondition, floor).await {
             Ok(saved) => saved,
             Err(FileTierError::PreconditionFailed { current }) => {
                 return Err(SaveError::PreconditionFailed { current })
@@ -74,7 +182,35 @@ impl SaveFlow {
         if let Some(queue) = &self.queue {
             queue.enqueue_write(name.clone(), saved.version);
         }
+        if let Some(refresher) = &self.refresher {
+            refresher.observed(&saved);
+        }
         Ok(saved)
+    }
+
+    /// Adopts `row`, a version read from Postgres: the file tier takes it if it is newer;
+    /// then memory (as `in_memory` says), the refresher's schedule moves and the retry queue learns
+    /// that Postgres holds that version. Returns whether the file tier took it (when it
+    /// did not, a local save or delete is newer and the queue still has it to send).
+    ///
+    /// # Errors
+    /// The file tier's error; nothing else is told then.
+    pub async fn adopt(
+        &self,
+        row: Arc<Document>,
+        expected: Option<u64>,
+        in_memory: InMemory,
+    ) -> Result<bool, FileTierError> {
+        let written = self.adopter.adopt(row.clone(), expected, in_memory).await?;
+        if written {
+            if let Some(refresher) = &self.refresher {
+                refresher.observed(&row);
+            }
+            if let Some(queue) = &self.queue {
+                queue.mark_synced(row.name.clone(), row.version);
+            }
+        }
+        Ok(written)
     }
 
     /// Purges `name` from the file and memory tiers and queues the delete for Postgres
@@ -84,7 +220,7 @@ impl SaveFlow {
     /// # Errors
     /// When the file could not be removed.
     pub async fn purge(&self, name: &CacheName) -> Result<bool, SaveError> {
-        let existed = self.files.remove(name.clone()).await.map_err(|e| SaveError::Storage(e.to_string()))?;
+        let existed = self.files().remove(name.clone()).await.map_err(|e| SaveError::Storage(e.to_string()))?;
         if let Err(e) = self.memory.evict(name).await {
             tracing::warn!(cache = %name, error = %e, "memory eviction failed");
         }
@@ -111,7 +247,7 @@ impl SaveFlow {
             held.saved_at,
             held.body.clone(),
         ));
-        match self.files.touch(doc.clone()).await {
+        match self.files().touch(doc.clone()).await {
             Ok(true) => {}
             Ok(false) => return Err(SaveError::Storage("the cache changed during the fetch".into())),
             Err(e) => return Err(SaveError::Storage(e.to_string())),

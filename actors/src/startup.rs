@@ -5,7 +5,7 @@
 
 use crate::domain::CacheName;
 use crate::files::OnDisk;
-use crate::retry_queue::RetryQueueHandle;
+use crate::save_flow::InMemory;
 use crate::store::{RowHead, StoreError, StoreHandle};
 use crate::tiers::Tiers;
 use futures_util::StreamExt;
@@ -122,7 +122,7 @@ pub async fn sync_from_postgres(tiers: &Tiers) -> Result<SyncReport, StoreError>
         queue.mark_synced(name, version);
         report.in_sync += 1;
     }
-    let vanished = adopt_rows(tiers, store, queue, plan.adopt, &mut report).await?;
+    let vanished = adopt_rows(tiers, store, plan.adopt, &mut report).await?;
     // A row that turned out corrupt (logged by the store) or vanished is treated as
     // absent: the file, if it holds a save, is sent like one without a row.
     let vanished = vanished.iter().filter_map(|name| index.get(name).and_then(|d| unrowed_send(name, d)));
@@ -138,7 +138,6 @@ pub async fn sync_from_postgres(tiers: &Tiers) -> Result<SyncReport, StoreError>
 async fn adopt_rows(
     tiers: &Tiers,
     store: &StoreHandle,
-    queue: &RetryQueueHandle,
     to_adopt: Vec<CacheName>,
     report: &mut SyncReport,
 ) -> Result<Vec<CacheName>, StoreError> {
@@ -152,9 +151,9 @@ async fn adopt_rows(
             continue;
         };
         let version = row.version;
-        match tiers.files().adopt(row, None).await {
+        // The queue learns the row is synced when the file takes it (the adopt says so).
+        match tiers.saver().adopt(row, None, InMemory::Follow).await {
             Ok(_) => {
-                queue.mark_synced(name.clone(), version);
                 report.from_postgres += 1;
                 tracing::info!(cache = %name, version, tier = "postgres", "file written from Postgres");
             }

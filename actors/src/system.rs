@@ -1,6 +1,7 @@
 //! What the actors need from the configuration (the daemon builds it in `wiring.rs`),
 //! and the refresher's view of the sourced caches, rebuilt on every reload.
 
+use crate::cache_rules::Rules;
 use crate::domain::CacheName;
 use crate::refresher::sources::{self, SourceConfig};
 use crate::refresher::state_store::FileStateStore;
@@ -35,8 +36,6 @@ pub struct SourcedCache {
     pub every: Option<Duration>,
     /// `rich_refresh_every`.
     pub rich_every: Option<Duration>,
-    /// `max_size`.
-    pub max_size: u64,
     /// The source.
     pub source: SourceConfig,
 }
@@ -56,7 +55,6 @@ pub struct RefreshConfig {
 pub fn refresh_caches(
     data_dir: &std::path::Path,
     caches: &[SourcedCache],
-    schemas: &Schemas,
     store: Option<StoreHandle>,
 ) -> Vec<RefreshCache> {
     let state: Arc<dyn sources::StateStore> = Arc::new(FileStateStore::new(data_dir, store));
@@ -66,10 +64,8 @@ pub fn refresh_caches(
             name: c.name.clone(),
             every: c.every,
             rich_every: c.rich_every,
-            max_size: c.max_size,
             source: sources::build(&c.name, c.source.clone(), state.clone()),
             spec: c.source.clone(),
-            schema: schemas.get(&c.name).cloned(),
         })
         .collect()
 }
@@ -93,10 +89,7 @@ pub struct SystemConfig {
     pub postgres: Option<PostgresConfig>,
     /// Sources and schedules.
     pub refresh: RefreshConfig,
-    /// Per-cache JSON Schemas: every load from file or Postgres and every refresh
-    /// result is checked against its cache's schema (PUTs are checked by the API).
-    pub schemas: Schemas,
+    /// Each cache's `max_size` and schema: every save is admitted by them, and every
+    /// load from file or Postgres is checked against the schema.
+    pub rules: Rules,
 }
-
-/// Compiled schemas by cache.
-pub type Schemas = HashMap<CacheName, Arc<crate::domain::schema::DocumentSchema>>;

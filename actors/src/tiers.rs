@@ -1,9 +1,11 @@
-//! The read and save flows of SPEC §2 over the running actors, as the API calls them.
+//! The read flow of SPEC §2 over the running actors, as the API calls them, and the
+//! save flow ([`SaveFlow`]) they share.
 //!
 //! This is a handle, not an actor: it holds addresses and the memory snapshot and owns
 //! no state of its own.
 
-use crate::domain::{CacheName, Document, NewDocument, Precondition};
+use crate::cache_rules::LiveRules;
+use crate::domain::{CacheName, Document};
 use crate::files::FileHandle;
 use crate::memory::{LoadError, LoadOutcome, MemoryHandle, MemoryView, Tier};
 use crate::refresher::{RefreshError, RefresherHandle};
@@ -54,6 +56,8 @@ pub struct TierHandles {
     pub queue: Option<RetryQueueHandle>,
     /// Refresher, when any cache has a source.
     pub refresher: Option<RefresherHandle>,
+    /// Each cache's admission rules, shared with the refresher and the memory loader.
+    pub rules: LiveRules,
 }
 
 /// How reads behave.
@@ -80,7 +84,9 @@ pub struct Tiers {
 impl Tiers {
     /// Bundles the running actors.
     pub fn new(handles: TierHandles, policy: ReadPolicy) -> Self {
-        let saver = SaveFlow::new(handles.files.clone(), handles.memory.clone(), handles.queue.clone());
+        let saver =
+            SaveFlow::new(handles.files.clone(), handles.memory.clone(), handles.queue.clone(), handles.rules.clone())
+                .observed_by(handles.refresher.clone());
         Self { handles, saver, policy, emergency: Arc::new(AtomicBool::new(policy.emergency)) }
     }
 
@@ -117,6 +123,17 @@ impl Tiers {
     /// The refresher, when any cache has a source.
     pub fn refresher(&self) -> Option<&RefresherHandle> {
         self.handles.refresher.as_ref()
+    }
+
+    /// The save flow: admission, save, adoption, purge. Every save made through it
+    /// moves the refresher's schedule.
+    pub fn saver(&self) -> &SaveFlow {
+        &self.saver
+    }
+
+    /// The admission rules in force (SIGHUP replaces them here, for every tier).
+    pub fn rules(&self) -> &LiveRules {
+        &self.handles.rules
     }
 
     /// Read flow: memory (fresh within the TTL) → file → Postgres (single-flight) →
@@ -176,24 +193,6 @@ impl Tiers {
             Err(RefreshError::NoSource(_)) => Err(ReadError::Missing),
             Err(e) => Err(ReadError::Refresh(e)),
         }
-    }
-
-    /// Save flow up to the acknowledgement: durable file, memory, retry queue; the
-    /// refresher's schedule moves with the new `last_fetch`.
-    ///
-    /// # Errors
-    /// [`SaveError`]; nothing was changed then.
-    pub async fn save(
-        &self,
-        name: &CacheName,
-        doc: NewDocument,
-        precondition: Precondition,
-    ) -> Result<Arc<Document>, SaveError> {
-        let saved = self.saver.save(name, doc, precondition).await?;
-        if let Some(refresher) = &self.handles.refresher {
-            refresher.observed(&saved);
-        }
-        Ok(saved)
     }
 
     /// Purges `name` from the file and memory tiers and queues the delete for Postgres

@@ -10,12 +10,13 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;
-use tiercache_actors::domain::limits::{check_depth, MAX_DEPTH};
-use tiercache_actors::domain::{CacheName, Document, NewDocument, Precondition};
+use tiercache_actors::cache_rules::Refusal;
+use tiercache_actors::domain::{CacheName, Document, Precondition};
 use tiercache_actors::memory::Tier;
 use tiercache_actors::metrics::CacheResult;
 use tiercache_actors::refresher::{RefreshError, RefreshFailure};
-use tiercache_actors::tiers::{ReadError, ReadOutcome, SaveError};
+use tiercache_actors::save_flow::SaveError;
+use tiercache_actors::tiers::{ReadError, ReadOutcome};
 
 /// Seconds a client should wait before asking again for a cache that has no data.
 const EMPTY_RETRY_AFTER: u64 = 30;
@@ -279,6 +280,23 @@ fn too_large(limit: u64) -> ApiError {
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("the body exceeds the limit of {limit} bytes"))
 }
 
+/// The API's answer to a document the cache's rules refused (a schema refusal is
+/// [`schema_rejection`]'s 422).
+fn refusal_error(name: &CacheName, refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::TooLarge { limit, .. } => too_large(limit),
+        Refusal::TooDeep(e) => ApiError::new(StatusCode::BAD_REQUEST, "too_deep", e.to_string()),
+        Refusal::InvalidJson(e) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("the body is not valid JSON: {e}"))
+        }
+        // Removed by a reload since the request was routed.
+        Refusal::NotConfigured => ApiError::unknown_cache(name.as_str()),
+        Refusal::Schema(errors) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "schema_mismatch", errors.join("; "))
+        }
+    }
+}
+
 /// `PUT /v1/caches/{name}`: validated, durable on disk, in memory, then 200.
 pub async fn put(
     state: web::Data<AppState>,
@@ -315,26 +333,18 @@ pub async fn put(
             return Err(too_large(limit));
         }
     };
-    // Depth first, on the raw bytes: a hostile body is refused before the parser recurses.
-    check_depth(&body, MAX_DEPTH).map_err(|e| {
-        count("invalid");
-        ApiError::new(StatusCode::BAD_REQUEST, "too_deep", e.to_string())
-    })?;
-    let doc = NewDocument::from_json(&body).map_err(|e| {
-        count("invalid");
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("the body is not valid JSON: {e}"))
-    })?;
-    let schema = state.security.load().schemas.get(&name).cloned();
-    if let Some(schema) = schema {
-        // The canonical body was just produced from valid JSON: it parses.
-        let value: Value = serde_json::from_slice(&doc.body)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
-        if let Err(errors) = schema.validate(&value) {
-            count("invalid");
-            return Ok(schema_rejection(&name, &errors));
-        }
-    }
-    match state.tiers.save(&name, doc, precondition(&req)).await {
+    // The cache's rules decide; this only words their refusal as SPEC §5 does.
+    let saver = state.tiers.saver();
+    let doc = saver.admit(&name, &body).map_err(|refusal| {
+        count(if matches!(refusal, Refusal::TooLarge { .. }) { "too_large" } else { "invalid" });
+        refusal
+    });
+    let doc = match doc {
+        Ok(doc) => doc,
+        Err(Refusal::Schema(errors)) => return Ok(schema_rejection(&name, &errors)),
+        Err(refusal) => return Err(refusal_error(&name, refusal)),
+    };
+    match saver.save(&name, doc, precondition(&req), 0).await {
         Ok(saved) => {
             count("ok");
             tracing::info!(cache = %name, version = saved.version, "saved");

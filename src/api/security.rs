@@ -1,6 +1,7 @@
-//! The reloadable security policy of the API: tokens, allow-list, rate limiter and the
-//! per-cache JSON Schemas; built from the settings at startup (a problem is exit 78)
-//! and again on SIGHUP (a problem rejects the reload and keeps the running policy).
+//! The reloadable security policy of the API: tokens, allow-list and rate limiter;
+//! built from the settings at startup (a problem is exit 78) and again on SIGHUP (a
+//! problem rejects the reload and keeps the running policy). The per-cache JSON
+//! Schemas are the caches' rules (`wiring::cache_rules`), not the API's.
 
 use super::allow::AllowList;
 use super::rate_limit::ClientRateLimiter;
@@ -9,11 +10,10 @@ use super::tokens::TokenSet;
 use crate::config::{ConfigError, Settings};
 use actix_web::HttpResponse;
 use serde_json::json;
-use std::collections::HashMap;
 use std::sync::Arc;
-use tiercache_actors::domain::{CacheName, DocumentSchema};
+use tiercache_actors::domain::CacheName;
 
-/// Everything the guard middleware and the save path enforce.
+/// Everything the guard middleware enforces.
 #[derive(Debug, Default)]
 pub struct Security {
     /// `None`: no `api.tokens_file`, no authentication.
@@ -22,8 +22,9 @@ pub struct Security {
     pub allow: AllowList,
     /// `None`: `api.rate_limit_per_second = 0`.
     pub limiter: Option<Arc<ClientRateLimiter>>,
-    /// Compiled `caches[].schema`, by cache.
-    pub schemas: HashMap<CacheName, Arc<DocumentSchema>>,
+    /// How many caches have a `schema` (only for the summary line: the schemas
+    /// themselves are the caches' rules).
+    pub schemas: usize,
     /// What `load` warned about (already logged), for `check-config` to print.
     pub warnings: Vec<String>,
 }
@@ -39,7 +40,7 @@ impl Security {
     ///
     /// # Errors
     /// A [`ConfigError`] naming the key at fault: `api.tokens_file` (with the line),
-    /// `api.allow[i]`, `caches[i].schema`.
+    /// `api.allow[i]`.
     pub fn load(settings: &Settings, previous: Option<&Security>) -> Result<Self, ConfigError> {
         let api = &settings.api;
         let mut warnings = Vec::new();
@@ -71,14 +72,7 @@ impl Security {
             }
             _ => ClientRateLimiter::new(api.rate_limit_per_second, api.rate_limit_burst).map(Arc::new),
         };
-        let mut schemas = HashMap::new();
-        for (i, cache) in settings.caches.iter().enumerate() {
-            if let Some(path) = &cache.schema {
-                let schema = DocumentSchema::load(path)
-                    .map_err(|e| config_error(format!("caches[{i}].schema"), e.to_string()))?;
-                schemas.insert(cache.name.clone(), Arc::new(schema));
-            }
-        }
+        let schemas = settings.caches.iter().filter(|c| c.schema.is_some()).count();
         Ok(Self { tokens, allow, limiter, schemas, warnings })
     }
 
@@ -88,7 +82,7 @@ impl Security {
             tokens = self.tokens.as_ref().map(|t| t.len()),
             allow = (!self.allow.is_empty()).then(|| self.allow.len()),
             rate_limit = self.limiter.is_some(),
-            schemas = self.schemas.len(),
+            schemas = self.schemas,
             "{what}"
         );
     }

@@ -76,7 +76,7 @@ pub struct AppState {
     pub tiers: Tiers,
     /// Swapped whole on SIGHUP.
     pub policy: ArcSwap<ApiPolicy>,
-    /// Tokens, allow-list, rate limiter and schemas; swapped whole on SIGHUP.
+    /// Tokens, allow-list and rate limiter; swapped whole on SIGHUP.
     pub security: ArcSwap<Security>,
     /// The certificate of the HTTPS listeners (`None`: plain HTTP); SIGHUP replaces
     /// the certificate inside it.

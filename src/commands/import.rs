@@ -1,8 +1,8 @@
 //! `tiercache import NAME FILE`: an existing JSON document (the old app's cache file,
 //! `{"timestamp": ..., "activities": [...]}`) becomes the next version of cache NAME.
 //!
-//! The document is canonicalised like a PUT's body and checked against the cache's
-//! `max_size` and JSON Schema. Its fetch time comes from its top-level `last_fetch`, else `timestamp`
+//! The document is admitted by the cache's rules like a PUT's body (depth, canonical
+//! form, `max_size`, JSON Schema), before the data directory is locked. Its fetch time comes from its top-level `last_fetch`, else `timestamp`
 //! (RFC 3339; a date-time without an offset, as Python's `isoformat()` writes it, is
 //! taken as UTC; or a number of unix seconds); `last_rich_fetch` likewise. Without
 //! either, the import's own time is the fetch time, as for a PUT.
@@ -13,8 +13,8 @@ use crate::exit::{Fatal, CANTCREAT};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;
 use std::path::Path;
-use tiercache_actors::domain::schema::DocumentSchema;
-use tiercache_actors::domain::{NewDocument, Precondition};
+use tiercache_actors::cache_rules::Refusal;
+use tiercache_actors::domain::Precondition;
 
 /// How far in the future a fetch time may lie (clock skew); further is refused, since
 /// it would push the cache's next refresh out by as much.
@@ -30,17 +30,9 @@ pub fn import(settings: &Settings, name: &str, file: &Path) -> Result<(), Fatal>
     let cache = configured(settings, "import", name)?;
     let shown = file.display();
     let raw = std::fs::read(file).map_err(|e| Fatal::new(NOINPUT, format!("import: cannot read {shown}: {e}")))?;
-    let mut doc = NewDocument::from_json(&raw)
-        .map_err(|e| Fatal::new(DATAERR, format!("import: {shown} is not valid JSON: {e}")))?;
-    let size = doc.body.len() as u64;
-    if size > cache.max_size {
-        return Err(Fatal::new(
-            DATAERR,
-            format!("import: {shown} is {size} bytes, more than max_size ({} bytes) of cache {name}", cache.max_size),
-        ));
-    }
-    let value: Value = serde_json::from_slice(&doc.body).expect("canonical JSON parses");
-    conforms(settings, name, &value, &shown.to_string())?;
+    let rules = crate::wiring::cache_rules(settings)?;
+    let doc = rules.admit(&cache.name, &raw).map_err(|refusal| refused(&shown.to_string(), name, refusal))?;
+    let value: Value = serde_json::from_slice(&doc.doc().body).expect("canonical JSON parses");
     let now = Utc::now();
     let time = |key: &str| -> Result<Option<DateTime<Utc>>, Fatal> {
         let Some(found) = value.get(key) else { return Ok(None) };
@@ -53,16 +45,17 @@ pub fn import(settings: &Settings, name: &str, file: &Path) -> Result<(), Fatal>
             Err(problem) => Err(Fatal::new(DATAERR, format!("import: {shown}: {key}: {problem}"))),
         }
     };
-    doc.last_fetch = match time("last_fetch")? {
+    let last_fetch = match time("last_fetch")? {
         Some(t) => Some(t),
         None => time("timestamp")?,
     };
-    doc.last_rich_fetch = time("last_rich_fetch")?;
+    let doc = doc.with_fetch_times(last_fetch, time("last_rich_fetch")?);
     let cache_name = cache.name.clone();
     run_offline(settings, |offline| async move {
         let saved = offline
             .tiers
-            .save(&cache_name, doc, Precondition::None)
+            .saver()
+            .save(&cache_name, doc, Precondition::None, 0)
             .await
             .map_err(|e| Fatal::new(CANTCREAT, format!("import: {cache_name}: {e}")))?;
         println!("imported {cache_name} version {}", saved.version);
@@ -70,23 +63,18 @@ pub fn import(settings: &Settings, name: &str, file: &Path) -> Result<(), Fatal>
     })
 }
 
-/// The cache's JSON Schema, when it has one, accepts `value`: the daemon would refuse to
-/// serve a document that fails it, so importing one would only lose the cache.
-fn conforms(settings: &Settings, name: &str, value: &Value, shown: &str) -> Result<(), Fatal> {
-    let Some((i, path)) = settings
-        .caches
-        .iter()
-        .enumerate()
-        .find(|(_, c)| c.name.as_str() == name)
-        .and_then(|(i, c)| Some((i, c.schema.as_ref()?)))
-    else {
-        return Ok(());
+/// The cache's rules refused the document (exit 65, one line): a document the daemon
+/// would refuse to serve would only lose the cache.
+fn refused(shown: &str, name: &str, refusal: Refusal) -> Fatal {
+    let problem = match refusal {
+        Refusal::InvalidJson(e) => format!("{shown} is not valid JSON: {e}"),
+        Refusal::TooLarge { size, limit } => {
+            format!("{shown} is {size} bytes, more than max_size ({limit} bytes) of cache {name}")
+        }
+        Refusal::Schema(errors) => format!("{shown} fails the JSON Schema of cache {name}: {}", errors.join("; ")),
+        other => format!("{shown}: {other}"),
     };
-    let schema = DocumentSchema::load(path)
-        .map_err(|e| Fatal::new(crate::exit::CONFIG, format!("config error: caches[{i}].schema: {e}")))?;
-    schema.validate(value).map_err(|errors| {
-        Fatal::new(DATAERR, format!("import: {shown} fails the JSON Schema of cache {name}: {}", errors.join("; ")))
-    })
+    Fatal::new(DATAERR, format!("import: {problem}"))
 }
 
 /// A fetch time as the old app and other tools write it: RFC 3339, an ISO 8601

@@ -5,7 +5,9 @@
 //! version, checksum) before anything is written; one bad file stops the restore with
 //! nothing changed. The cache is the one named inside the envelope. An envelope of another project is accepted and
 //! becomes this project's (moving caches between projects is a use of restore).
-//! Caches that are not configured here are skipped.
+//! Caches that are not configured here are skipped. Every envelope of a configured cache
+//! is admitted by that cache's rules (`max_size`, nesting depth, JSON Schema) like a PUT
+//! or an import; one that fails them stops the restore with nothing changed (exit 65).
 //!
 //! A restore never moves a cache to a lower version number. When the cache is absent or
 //! older than the backup, the backup is written at its own version number (so ETags
@@ -22,7 +24,9 @@ use crate::exit::{Fatal, CANTCREAT, UNAVAILABLE};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tiercache_actors::domain::{envelope, CacheName, Document, NewDocument, Precondition};
+use tiercache_actors::cache_rules::{Admitted, Refusal};
+use tiercache_actors::domain::{envelope, CacheName, Document, Precondition};
+use tiercache_actors::save_flow::SaveFlow;
 
 /// One verified envelope of the backup.
 struct Backup {
@@ -81,15 +85,50 @@ fn read_backups(dir: &Path) -> Result<BTreeMap<CacheName, Backup>, Fatal> {
             Err(problem) => problems.push(format!("{}: {problem}", path.display())),
         }
     }
+    refuse_if_any(&problems, &format!("files in {shown} are not valid envelopes"))?;
+    Ok(backups)
+}
+
+/// Exit 65 when anything is wrong: one problem in one line, several each on standard
+/// error and a count.
+fn refuse_if_any(problems: &[String], what: &str) -> Result<(), Fatal> {
     match problems.len() {
-        0 => Ok(backups),
+        0 => Ok(()),
         1 => Err(Fatal::new(DATAERR, format!("restore: {}; nothing restored", problems[0]))),
         n => {
-            for p in &problems {
+            for p in problems {
                 eprintln!("restore: {p}");
             }
-            Err(Fatal::new(DATAERR, format!("restore: {n} files in {shown} are not valid envelopes; nothing restored")))
+            Err(Fatal::new(DATAERR, format!("restore: {n} {what}; nothing restored")))
         }
+    }
+}
+
+/// Admits every backup of a configured cache by that cache's rules (size, depth,
+/// schema), as a PUT or an import would be: a backup the daemon would refuse to serve
+/// stops the restore with nothing written. `None`: the cache is not configured here.
+fn admit_all(saver: &SaveFlow, backups: BTreeMap<CacheName, Backup>) -> Result<Vec<(Backup, Option<Admitted>)>, Fatal> {
+    let mut admitted = Vec::new();
+    let mut problems = Vec::new();
+    for (name, backup) in backups {
+        match saver.admit(&name, &backup.doc.body) {
+            Ok(doc) => admitted.push((backup, Some(doc))),
+            Err(Refusal::NotConfigured) => admitted.push((backup, None)),
+            Err(refusal) => problems.push(format!("{}: {}", backup.path.display(), refused(&name, refusal))),
+        }
+    }
+    refuse_if_any(&problems, "backups fail their cache's rules")?;
+    Ok(admitted)
+}
+
+/// A refusal in the words of `import`.
+fn refused(name: &CacheName, refusal: Refusal) -> String {
+    match refusal {
+        Refusal::TooLarge { size, limit } => {
+            format!("{size} bytes, more than max_size ({limit} bytes) of cache {name}")
+        }
+        Refusal::Schema(errors) => format!("fails the JSON Schema of cache {name}: {}", errors.join("; ")),
+        other => format!("refused by cache {name}: {other}"),
     }
 }
 
@@ -110,36 +149,30 @@ pub fn restore(settings: &Settings, dir: &Path, force: bool) -> Result<(), Fatal
                  nothing restored (try again once it answers, or use --force)",
             ));
         }
-        let files = offline.tiers.files();
-        let index = files.list().await.map_err(|e| Fatal::new(UNAVAILABLE, format!("restore: the file tier: {e}")))?;
+        let saver = offline.tiers.saver();
+        let backups = admit_all(saver, backups)?;
+        let index =
+            saver.files().list().await.map_err(|e| Fatal::new(UNAVAILABLE, format!("restore: the file tier: {e}")))?;
         let (mut restored, mut skipped) = (0, 0);
-        for (name, backup) in backups {
-            let from = backup.doc.version;
-            if !settings.caches.iter().any(|c| c.name == name) {
+        for (backup, doc) in backups {
+            let (name, from) = (backup.doc.name.clone(), backup.doc.version);
+            let Some(doc) = doc else {
                 println!("{name}: not configured here, skipped");
                 skipped += 1;
                 continue;
-            }
+            };
             let current = index.get(&name).filter(|d| d.etag.is_some()).map(|d| d.version);
             if let Some(current) = current.filter(|c| *c >= from && !force) {
                 println!("{name}: current version {current} >= backup {from}, skipped (use --force)");
                 skipped += 1;
                 continue;
             }
-            let doc = NewDocument {
-                body: backup.doc.body.clone(),
-                checksum: backup.doc.checksum,
-                last_fetch: backup.doc.last_fetch,
-                last_rich_fetch: backup.doc.last_rich_fetch,
-            };
+            let doc = doc.with_fetch_times(backup.doc.last_fetch, backup.doc.last_rich_fetch);
             // Floor `from - 1`: the backup's own version when nothing newer is known.
-            let saved = files
-                .write(name.clone(), doc, Precondition::None, from - 1)
+            let saved = saver
+                .save(&name, doc, Precondition::None, from - 1)
                 .await
                 .map_err(|e| Fatal::new(CANTCREAT, format!("restore: {name}: {e}")))?;
-            if let Some(queue) = offline.tiers.queue() {
-                queue.enqueue_write(name.clone(), saved.version);
-            }
             let moved = if backup.project == settings.project {
                 String::new()
             } else {

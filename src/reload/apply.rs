@@ -38,10 +38,11 @@ pub fn reload(source: &ConfigSource, settings: &mut Settings, to: &Targets<'_>) 
     // Tokens, schemas and the certificate are checked before anything is applied: a
     // bad one rejects the whole reload, and the running ones stay in force.
     let security = api::Security::load(&new, Some(&to.state.security.load()));
+    let rules = wiring::cache_rules(&new);
     let certificate = api::security::load_tls_for_reload(&new);
-    let (security, certificate) = match (security, certificate) {
-        (Ok(security), Ok(certificate)) => (security, certificate),
-        (Err(e), _) | (_, Err(e)) => return rejected(&e),
+    let (security, rules, certificate) = match (security, rules, certificate) {
+        (Ok(security), Ok(rules), Ok(certificate)) => (security, rules, certificate),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return rejected(&e),
     };
     if let Err(e) = to.log.set_level(&new.log.level) {
         tracing::error!(error = %e, "log level not applied");
@@ -52,25 +53,25 @@ pub fn reload(source: &ConfigSource, settings: &mut Settings, to: &Targets<'_>) 
         .read_metrics
         .store(Arc::new(api::state::ReadMetrics::new(&state.metrics, new.caches.iter().map(|c| &c.name))));
     security.log_summary("API security policy reloaded");
-    let schemas = Arc::new(security.schemas.clone());
-    to.tiers.memory().set_schemas(schemas.clone());
+    // Every admission (PUT, refresh) and every load from now on.
+    to.tiers.rules().replace(rules);
     state.security.store(Arc::new(security));
     if let (Some(resolver), Some(certificate)) = (&state.tls, certificate) {
         resolver.replace(certificate);
         tracing::info!("TLS certificate reloaded");
     }
-    apply_to_actors(&new, &schemas, to);
+    apply_to_actors(&new, to);
     log_changes(&diff(settings, &new));
     *settings = new;
     tracing::info!(log_level = %settings.log.level, "configuration reloaded");
 }
 
 /// The refresher, the read policy, the retry queue, the retention purge and the pool.
-fn apply_to_actors(new: &Settings, schemas: &Arc<system::Schemas>, to: &Targets<'_>) {
+fn apply_to_actors(new: &Settings, to: &Targets<'_>) {
     let tiers = to.tiers;
     if let Some(refresher) = tiers.refresher() {
         let refresh = wiring::refresh_config(new);
-        let caches = system::refresh_caches(&new.data_dir, &refresh.caches, schemas, tiers.store().cloned());
+        let caches = system::refresh_caches(&new.data_dir, &refresh.caches, tiers.store().cloned());
         refresher.reconfigure(caches, refresh.policy);
     }
     tiers.set_emergency(new.refresh.emergency);

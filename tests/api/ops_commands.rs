@@ -235,3 +235,32 @@ fn import_refuses_a_document_that_fails_the_caches_schema() {
     d.start_again();
     assert_eq!(get_ok(&d, "strava").1, json!({"timestamp": "2026-11-20T10:00:00Z", "activities": []}));
 }
+
+#[test]
+fn restore_refuses_a_backup_that_fails_the_caches_rules_and_changes_nothing() {
+    let mut d = daemon();
+    d.start_again();
+    assert_eq!(d.put_json("notes", r#"{"v": 1}"#).status, 200);
+    assert_eq!(d.put_json("strava", r#"{"activities": "none"}"#).status, 200);
+    d.stop();
+    let backup = d.dir().join("backup");
+    ok(&tiercache(&d, &["export", backup.to_str().unwrap()]));
+
+    // The same caches, where strava now has a schema its backup fails.
+    let schema = r#"{"type": "object", "properties": {"activities": {"type": "array"}}}"#;
+    let config = "[[caches]]\nname = \"strava\"\nschema = \"strava.schema.json\"\n\n[[caches]]\nname = \"notes\"\n";
+    let fresh = Daemon::new(Path::new(BIN), DaemonOptions::new(config));
+    std::fs::write(fresh.dir().join("strava.schema.json"), schema).unwrap();
+    let out = tiercache(&fresh, &["restore", backup.to_str().unwrap()]);
+    assert_eq!(out.code, 65, "{out:?}");
+    let lines = out.stderr_lines();
+    assert!(
+        lines.len() == 1
+            && lines[0].contains("JSON Schema of cache strava")
+            && lines[0].contains("activities")
+            && lines[0].contains("nothing restored"),
+        "{out:?}"
+    );
+    assert!(!fresh.cache_file("notes").exists(), "the valid envelope was not restored either");
+    assert!(!fresh.cache_file("strava").exists());
+}

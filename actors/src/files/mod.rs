@@ -9,6 +9,7 @@
 //! `data_dir/tombstones/` recording the last version, so versions keep increasing.
 
 mod actor;
+mod decide;
 pub mod durable;
 mod handle;
 mod handlers;
@@ -247,13 +248,9 @@ impl FileTier {
         precondition: &Precondition,
         floor: u64,
     ) -> Result<Document, FileTierError> {
-        let current = self.index.get(name).cloned();
-        let current_etag = current.as_ref().and_then(|c| c.etag.clone());
-        if !precondition.holds(current_etag.as_deref()) {
-            return Err(FileTierError::PreconditionFailed { current: current_etag });
-        }
         let known = self.floors.get(name).copied().unwrap_or(0);
-        let version = current.map_or(0, |c| c.version).max(floor).max(known) + 1;
+        let version = decide::next_version(self.index.get(name), floor.max(known), precondition)
+            .map_err(|current| FileTierError::PreconditionFailed { current })?;
         let saved_at = Utc::now();
         // A PUT's last fetch is its save time (SPEC §5); refreshes bring their own.
         let last_fetch = new.last_fetch.or(Some(saved_at));
@@ -273,11 +270,7 @@ impl FileTier {
     pub fn adopt(&mut self, doc: &Document, expected: Option<u64>) -> io::Result<bool> {
         let floor = self.floors.entry(doc.name.clone()).or_insert(0);
         *floor = (*floor).max(doc.version);
-        let current = self.index.get(&doc.name);
-        if expected.is_some_and(|v| current.is_none_or(|d| d.version != v || d.etag.is_none())) {
-            return Ok(false);
-        }
-        if current.is_some_and(|d| d.version >= doc.version && (d.etag.is_some() || d.deleted)) {
+        if !decide::adopts(self.index.get(&doc.name), doc.version, expected) {
             return Ok(false);
         }
         self.put_document(doc)?;
@@ -290,8 +283,7 @@ impl FileTier {
     /// # Errors
     /// I/O errors.
     pub fn touch(&mut self, doc: &Document) -> io::Result<bool> {
-        let current = self.index.get(&doc.name);
-        if current.is_none_or(|d| d.version != doc.version || d.etag.as_deref() != Some(doc.etag.as_str())) {
+        if !decide::touches(self.index.get(&doc.name), doc.version, &doc.etag) {
             return Ok(false);
         }
         self.put_document(doc)?;
@@ -332,11 +324,10 @@ impl FileTier {
     /// I/O errors.
     pub fn remove(&mut self, name: &CacheName) -> io::Result<bool> {
         // A tombstone even for a cache unknown here: Postgres may hold a row of it.
-        let current = self.index.get(name).cloned().unwrap_or(OnDisk::tombstone(0));
-        let existed = current.etag.is_some();
+        let (version, existed) = decide::tombstone(self.index.get(name));
         let tomb = serde_json::json!({
             "name": name.as_str(),
-            "version": current.version,
+            "version": version,
             "deleted_at": Utc::now().to_rfc3339(),
         });
         // Once the tombstone is on disk the cache reads as deleted (also after a restart),
@@ -344,11 +335,11 @@ impl FileTier {
         if let Err(e) = durable::write_atomic(&self.tombstone_of(name), tomb.to_string().as_bytes()) {
             self.count_write_error(name, &e);
             if durable::in_place(&e) {
-                self.index.insert(name.clone(), OnDisk::tombstone(current.version));
+                self.index.insert(name.clone(), OnDisk::tombstone(version));
             }
             return Err(e);
         }
-        self.index.insert(name.clone(), OnDisk::tombstone(current.version));
+        self.index.insert(name.clone(), OnDisk::tombstone(version));
         match std::fs::remove_file(self.path_of(name)) {
             Ok(()) => durable::sync_dir(&self.caches_dir)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -363,7 +354,7 @@ impl FileTier {
     /// # Errors
     /// I/O errors.
     pub fn forget_tombstone(&mut self, name: &CacheName) -> io::Result<bool> {
-        if !self.index.get(name).is_some_and(|d| d.deleted) {
+        if !decide::forgets_tombstone(self.index.get(name)) {
             return Ok(false);
         }
         match std::fs::remove_file(self.tombstone_of(name)) {

@@ -10,6 +10,7 @@
 
 use super::ListenerPeers;
 use crate::domain::{CacheName, Document};
+use crate::save_flow::InMemory;
 use crate::store::listen;
 use std::sync::Arc;
 
@@ -20,13 +21,8 @@ fn ours_pending(peers: &ListenerPeers, name: &CacheName) -> bool {
 }
 
 async fn adopt(peers: &ListenerPeers, doc: Arc<Document>) {
-    match peers.files.adopt(doc.clone(), None).await {
+    match peers.saver.adopt(doc.clone(), None, InMemory::Fill).await {
         Ok(true) => {
-            let _ = peers.memory.store(doc.clone()).await;
-            if let Some(r) = &peers.refresher {
-                r.observed(&doc);
-            }
-            peers.queue.mark_synced(doc.name.clone(), doc.version);
             tracing::info!(cache = %doc.name, version = doc.version, "replaced by a newer version from another instance");
         }
         Ok(false) => {}

@@ -36,6 +36,9 @@ pub struct ListenerPeers {
     pub queue: RetryQueueHandle,
     /// Learns the new `last_fetch`.
     pub refresher: Option<RefresherHandle>,
+    /// Adopts newer rows into the file tier and memory, and tells the refresher and the
+    /// queue.
+    pub saver: crate::save_flow::SaveFlow,
     /// Becomes true once the daemon's startup sync is over: the first reconciliation
     /// waits for it rather than fetch the rows the sync is fetching.
     pub startup_synced: tokio::sync::watch::Receiver<bool>,

@@ -1,7 +1,7 @@
 //! A typed handle to the memory-tier actor; retries once when the actor failed on a
 //! request, so requests arriving around a restart are answered.
 
-use super::messages::{Evict, Get, Load, LoadOutcome, SetSchemas, Store};
+use super::messages::{Evict, Follow, Get, Load, LoadOutcome, Store};
 use super::{Entry, LoadError, MemoryTier};
 use crate::domain::{CacheName, Document};
 use crate::supervisor::ActorPanicked;
@@ -62,6 +62,19 @@ impl MemoryHandle {
         Err(ActorPanicked(super::ACTOR))
     }
 
+    /// See [`Follow`].
+    ///
+    /// # Errors
+    /// The actor failing twice or being gone.
+    pub async fn follow(&self, doc: Arc<Document>) -> Result<bool, ActorPanicked> {
+        for _ in 0..2 {
+            if let Ok(Ok(took)) = self.addr.send(Follow { doc: doc.clone() }).await {
+                return Ok(took);
+            }
+        }
+        Err(ActorPanicked(super::ACTOR))
+    }
+
     /// See [`Evict`].
     ///
     /// # Errors
@@ -73,11 +86,6 @@ impl MemoryHandle {
             }
         }
         Err(ActorPanicked(super::ACTOR))
-    }
-
-    /// Replaces the schemas loads are checked against (SIGHUP).
-    pub fn set_schemas(&self, schemas: Arc<crate::system::Schemas>) {
-        self.addr.do_send(SetSchemas(schemas));
     }
 
     /// Whether the actor's mailbox is open.

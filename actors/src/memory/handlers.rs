@@ -1,6 +1,6 @@
 //! One handler per message, each inside the supervisor's panic guard.
 
-use super::messages::{Evict, Get, Load, LoadDone, LoadOutcome, SetSchemas, Store};
+use super::messages::{Evict, Follow, Get, Load, LoadDone, LoadOutcome, Store};
 use super::{Entry, LoadError, MemoryTier, Tier, ACTOR};
 use crate::supervisor::{guard, guard_async, ActorPanicked};
 use actix::{ActorContext, AsyncContext, Context, Handler, ResponseFuture};
@@ -87,19 +87,20 @@ impl Handler<Store> for MemoryTier {
     }
 }
 
+impl Handler<Follow> for MemoryTier {
+    type Result = Result<bool, ActorPanicked>;
+
+    fn handle(&mut self, msg: Follow, ctx: &mut Context<Self>) -> Self::Result {
+        let reporter = self.reporter.clone();
+        guard(ACTOR, &reporter, ctx, || self.follow(msg.doc))
+    }
+}
+
 impl Handler<Evict> for MemoryTier {
     type Result = Result<(), ActorPanicked>;
 
     fn handle(&mut self, msg: Evict, ctx: &mut Context<Self>) -> Self::Result {
         let reporter = self.reporter.clone();
         guard(ACTOR, &reporter, ctx, || self.evict(&msg.name))
-    }
-}
-
-impl Handler<SetSchemas> for MemoryTier {
-    type Result = ();
-
-    fn handle(&mut self, msg: SetSchemas, _ctx: &mut Context<Self>) {
-        self.loader.set_schemas(msg.0);
     }
 }

@@ -2,10 +2,11 @@
 //! file). Runs once per cold cache however many readers wait.
 
 use super::Tier;
+use crate::cache_rules::LiveRules;
 use crate::domain::{CacheName, Document};
 use crate::files::FileHandle;
+use crate::save_flow::{Adopter, InMemory};
 use crate::store::StoreHandle;
-use crate::system::Schemas;
 use std::sync::Arc;
 
 /// Every tier below memory failed (as opposed to simply having nothing).
@@ -17,32 +18,26 @@ pub struct LoadError(pub String);
 #[derive(Clone)]
 pub struct Loader {
     files: FileHandle,
+    /// A row read from Postgres rewrites the file (memory stores what the load returns).
+    adopter: Adopter,
     store: Option<StoreHandle>,
-    schemas: Arc<Schemas>,
+    rules: LiveRules,
 }
 
 impl Loader {
-    /// A loader reading from the file tier, then from Postgres when enabled.
-    pub fn new(files: FileHandle, store: Option<StoreHandle>, schemas: Arc<Schemas>) -> Self {
-        Self { files, store, schemas }
-    }
-
-    /// Replaces the schemas (SIGHUP).
-    pub fn set_schemas(&mut self, schemas: Arc<Schemas>) {
-        self.schemas = schemas;
+    /// A loader reading from the file tier, then from Postgres when enabled, checking
+    /// what it finds against the rules in force (SIGHUP swaps them in `rules`).
+    pub fn new(files: FileHandle, store: Option<StoreHandle>, rules: LiveRules) -> Self {
+        Self { adopter: Adopter::files_only(files.clone()), files, store, rules }
     }
 
     /// A document that fails its cache's schema is corrupt: never served.
     fn conforms(&self, doc: &Document, tier: &'static str) -> bool {
-        let Some(schema) = self.schemas.get(&doc.name) else { return true };
-        let verdict = serde_json::from_slice::<serde_json::Value>(&doc.body)
-            .map_err(|e| vec![e.to_string()])
-            .and_then(|v| schema.validate(&v));
-        match verdict {
+        match self.rules.current().conforms(&doc.name, &doc.body) {
             Ok(()) => true,
-            Err(errors) => {
+            Err(refusal) => {
                 tracing::error!(
-                    cache = %doc.name, tier, version = doc.version, alert = true, error = %errors.join("; "),
+                    cache = %doc.name, tier, version = doc.version, alert = true, error = %refusal,
                     "document fails the cache's schema; not served"
                 );
                 false
@@ -71,7 +66,7 @@ impl Loader {
         match store.read(name.clone()).await {
             Ok(Some(doc)) if !self.conforms(&doc, "postgres") => file_error.map_or(Ok(None), |e| Err(LoadError(e))),
             Ok(Some(doc)) => {
-                if let Err(e) = self.files.adopt(doc.clone(), None).await {
+                if let Err(e) = self.adopter.adopt(doc.clone(), None, InMemory::Follow).await {
                     tracing::warn!(cache = %name, tier = "file", error = %e, "could not rewrite the file from Postgres");
                 } else {
                     tracing::info!(cache = %name, version = doc.version, "file rewritten from Postgres");

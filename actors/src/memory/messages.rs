@@ -52,6 +52,15 @@ pub struct Store {
     pub doc: Arc<Document>,
 }
 
+/// Take a version adopted from elsewhere if memory holds (or is loading) its cache
+/// (see [`super::MemoryTier::follow`]); answers whether it did.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<bool, ActorPanicked>")]
+pub struct Follow {
+    /// The adopted document.
+    pub doc: Arc<Document>,
+}
+
 /// Drop `name` from memory.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), ActorPanicked>")]
@@ -59,8 +68,3 @@ pub struct Evict {
     /// The cache.
     pub name: CacheName,
 }
-
-/// New per-cache schemas for loads (SIGHUP).
-#[derive(Clone, Message)]
-#[rtype(result = "()")]
-pub struct SetSchemas(pub Arc<crate::system::Schemas>);

@@ -13,7 +13,7 @@ mod messages;
 
 pub use handle::MemoryHandle;
 pub use loader::{LoadError, Loader};
-pub use messages::{Evict, Get, Load, LoadOutcome, Store};
+pub use messages::{Evict, Follow, Get, Load, LoadOutcome, Store};
 
 use crate::domain::{CacheName, Document};
 use crate::metrics::Metrics;
@@ -132,6 +132,18 @@ impl MemoryTier {
         self.entries.insert(entry.doc.name.clone(), entry.clone());
         self.publish();
         entry
+    }
+
+    /// A version adopted from elsewhere (a row of Postgres, a rebase): replaces what
+    /// memory holds of that cache, or joins a load in flight (whose older result then
+    /// cannot replace it); a cold cache stays cold, read from the file when asked for.
+    /// Returns whether memory took it.
+    pub fn follow(&mut self, doc: Arc<Document>) -> bool {
+        if !self.entries.contains_key(&doc.name) && !self.loads.contains_key(&doc.name) {
+            return false;
+        }
+        self.store(doc);
+        true
     }
 
     /// Drops `name` from memory.

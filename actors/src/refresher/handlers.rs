@@ -1,61 +1,34 @@
-//! Handlers, the tick that starts due fetches, and what a fetch's end does.
+//! Handlers, the tick that starts due fetches, and what a fetch's end does to the
+//! cache's schedule (the fetch itself is `fetch.rs`'s).
 
+use super::fetch::{leader_silent, FetchJob, FetchResult};
 use super::messages::{Begin, FetchFailure, Observed, Quiesce, Reason, Reconfigure, RefreshAll, RefreshNow, Refreshed};
 use super::schedule::{due_at, Due};
-use super::sources::{FetchRequest, SourceError};
+use super::sources::pushed::ActivityChange;
+use super::sources::Source;
 use super::{RefreshError, Refresher, ACTOR};
-use crate::domain::{CacheName, Document, NewDocument, Precondition};
+use crate::domain::{CacheName, Document};
 use crate::files::FileHandle;
-use crate::metrics::{CacheLabel, CacheResult, CacheWindow};
+use crate::metrics::{CacheLabel, CacheResult};
 use crate::retry_queue::backoff::Backoff;
-use crate::supervisor::guard;
+use crate::supervisor::{guard, ActorPanicked};
 use actix::{ActorContext, ActorFutureExt, AsyncContext, Context, Handler, ResponseFuture, WrapFuture};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-/// How long an on-demand refresh that another instance leads waits for that
-/// instance's result before fetching itself.
-const PEER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Periods without a fresh result after which an instance that does not lead a
-/// cache refreshes it anyway.
-const LEADER_SILENCE_PERIODS: i32 = 3;
-
-/// Whether the leader of a cache has been silent for [`LEADER_SILENCE_PERIODS`]: no
-/// fresh result since `since` (the later of the last fetch and the first time this
-/// instance found itself not leading). An advisory lock has no permission check, so a
-/// session of any role (another project's, by mistake or on purpose) could hold it and
-/// stop every refresh; this bounds the damage to a few periods.
-fn leader_silent(since: Option<DateTime<Utc>>, every: Option<std::time::Duration>) -> bool {
-    let (Some(since), Some(every)) = (since, every) else { return false };
-    let Ok(every) = chrono::Duration::from_std(every) else { return false };
-    Utc::now() - since > every * LEADER_SILENCE_PERIODS
-}
-
-/// How long an on-demand refresh waits to learn whether this instance leads.
-const LEAD_QUESTION_ON_DEMAND: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Waits up to `grace` for the file tier to hold a document of `cache` fetched after
-/// `known` (the listener writes another instance's newer row there).
-async fn peer_result(
-    saver: &crate::save_flow::SaveFlow,
-    cache: &CacheName,
-    known: Option<DateTime<Utc>>,
-    grace: std::time::Duration,
-) -> Option<Arc<Document>> {
-    let deadline = tokio::time::Instant::now() + grace;
-    loop {
-        if let Ok(Some(doc)) = saver.files().read(cache.clone()).await.map(|l| l.doc) {
-            if doc.last_fetch.is_some() && doc.last_fetch > known {
-                return Some(doc);
-            }
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+/// What the actor remembers of a fetch it started, to account for its end.
+struct Started {
+    name: CacheName,
+    rich: bool,
+    /// When it was due (for the lag metric); `None` on demand.
+    due: Option<DateTime<Utc>>,
+    reason: Reason,
+    /// The pushed changes it carries: queued again if it fails.
+    pushed: Vec<ActivityChange>,
+    /// The source that fetched, and its upstream call count before the fetch.
+    source: Arc<dyn Source>,
+    calls_before: u64,
 }
 
 impl Refresher {
@@ -122,189 +95,131 @@ impl Refresher {
         {
             return;
         }
-        let Some(state) = self.caches.get_mut(&name) else { return };
-        if state.in_flight {
-            return;
-        }
+        let Some((job, started)) = self.prepare_fetch(name, rich, due, reason) else { return };
+        let fut = crate::supervisor::guard_async(ACTOR, reporter, job.run());
+        ctx.spawn(fut.into_actor(self).map(move |result, refresher, ctx| refresher.fetch_ended(ctx, started, result)));
+    }
+
+    /// Marks `name` in flight and takes from its state what the fetch needs; `None`
+    /// when it is unknown or already in flight.
+    fn prepare_fetch(
+        &mut self,
+        name: CacheName,
+        rich: bool,
+        due: Option<DateTime<Utc>>,
+        reason: Reason,
+    ) -> Option<(FetchJob, Started)> {
+        let state = self.caches.get_mut(&name).filter(|s| !s.in_flight)?;
         state.in_flight = true;
         let source = state.config.source.clone();
-        let max_size = state.config.max_size;
-        let schema = state.config.schema.clone();
-        let previous_rich = state.last_rich_fetch;
-        let timeout = self.policy.fetch_timeout;
-        let saver = self.saver.clone();
-        let metrics = self.metrics.clone();
-        let cache = name.clone();
-        let leader = self.leader.clone();
-        let on_demand = due.is_none();
-        let known_fetch = state.last_fetch;
         // No fresh result since then, while another instance leads: past a few periods
         // of that, this instance refreshes anyway (the lock is only advisory: any role
         // can hold it, see `leader_silent`).
         let silent_since = state.not_leader_since.max(state.last_fetch);
         let newly_taking_over = !state.taking_over && leader_silent(silent_since, state.config.every);
         state.taking_over |= newly_taking_over;
-        let take_over = state.taking_over;
         let full = std::mem::take(&mut state.want_full);
         let reason = if full { Reason::Full } else { reason };
         // Pushed changes ride on any fetch; a webhook's own fetch applies only them.
         let pushed = self.push.take(&name);
-        let push_only = reason == Reason::Webhook;
-        let (pushed_copy, calls_before, kind) = (pushed.clone(), source.upstream_calls(), source.kind());
-        let builds_on_previous = rich || source.builds_on_previous();
-        let fut = async move {
-            // The event arrived here: no other instance is going to apply it.
-            if let Some(store) = leader.filter(|_| !push_only) {
-                // Someone waits for an on-demand refresh: an unreachable Postgres must
-                // not hold it up for a whole connect timeout.
-                let ask = if on_demand { LEAD_QUESTION_ON_DEMAND } else { timeout };
-                let lead = tokio::time::timeout(ask, store.try_lead(cache.clone()))
-                    .await
-                    .unwrap_or_else(|_| Err(crate::store::StoreError::Unavailable("no answer in time".into())));
-                match lead {
-                    Ok(true) => {}
-                    Ok(false) if take_over => {
-                        if newly_taking_over {
-                            tracing::warn!(
-                                cache = %cache, alert = true, periods = LEADER_SILENCE_PERIODS,
-                                "another session holds this cache's refresh lock but no fresh result has \
-                                 arrived for several periods; refreshing here anyway"
-                            );
-                        }
-                    }
-                    // On demand (POST, SIGUSR1, an emergency read), several instances
-                    // are often asked at once: the leader's result arrives through
-                    // LISTEN/NOTIFY; fetch here only if it does not come.
-                    Ok(false) if on_demand => {
-                        let grace = PEER_GRACE.min(timeout);
-                        if let Some(doc) = peer_result(&saver, &cache, known_fetch, grace).await {
-                            tracing::info!(cache = %cache, version = doc.version, "refreshed by the leading instance");
-                            return Ok((doc, Refreshed::ByPeer));
-                        }
-                    }
-                    Ok(false) => return Err(FetchFailure::NotLeader),
-                    // Postgres is away: nobody can coordinate; freshness wins over the
-                    // (rare) duplicate upstream call.
-                    Err(e) => tracing::debug!(cache = %cache, error = %e, "leadership unknown; refreshing anyway"),
-                }
-            }
-            let previous = if builds_on_previous {
-                saver.files().read(cache.clone()).await.ok().and_then(|l| l.doc)
-            } else {
-                None
-            };
-            let held = previous.clone();
-            let request = FetchRequest { rich, full, pushed, push_only, previous, timeout };
-            fail::fail_point!("refresher::fetch_async");
-            let fetched = match tokio::time::timeout(timeout, source.fetch(request)).await {
-                Err(_) => return Err(FetchFailure::Failed(format!("timed out after {timeout:?}"))),
-                Ok(Err(SourceError::RateLimited { until })) => return Err(FetchFailure::RateLimited(until)),
-                Ok(Err(SourceError::Revoked)) => return Err(FetchFailure::Revoked),
-                Ok(Err(e)) => return Err(FetchFailure::Failed(e.to_string())),
-                Ok(Ok(f)) => f,
-            };
-            for limit in &fetched.rate_limits {
-                metrics
-                    .rate_limit_remaining
-                    .get_or_create(&CacheWindow { cache: cache.to_string(), window: limit.window })
-                    .set(limit.remaining);
-            }
-            if fetched.not_modified {
-                return super::not_modified(&saver, held.as_deref()).await.map(|doc| (doc, Refreshed::NotModified));
-            }
-            if fetched.body.len() as u64 > max_size {
-                return Err(FetchFailure::Failed(format!(
-                    "fetched document is {} bytes, above max_size {max_size}",
-                    fetched.body.len()
-                )));
-            }
-            if let Some(schema) = &schema {
-                let value: serde_json::Value = serde_json::from_slice(&fetched.body)
-                    .map_err(|e| FetchFailure::Failed(format!("upstream sent invalid JSON: {e}")))?;
-                schema.validate(&value).map_err(|errors| {
-                    FetchFailure::Failed(format!("fetched document fails the cache's schema: {}", errors.join("; ")))
-                })?;
-            }
-            let mut doc = NewDocument::from_json(&fetched.body)
-                .map_err(|e| FetchFailure::Failed(format!("upstream sent invalid JSON: {e}")))?;
-            let now = Utc::now();
-            // Applying pushed changes is not a fetch of the whole source: the schedule
-            // (and with it the daily full read) keeps counting from the last one.
-            doc.last_fetch = match held.as_ref().and_then(|h| h.last_fetch) {
-                Some(last) if push_only => Some(last),
-                _ => Some(now),
-            };
-            doc.last_rich_fetch = if rich { Some(now) } else { previous_rich };
-            saver
-                .save(&cache, doc, Precondition::None)
-                .await
-                .map(|doc| (doc, Refreshed::Saved))
-                .map_err(|e| FetchFailure::Failed(format!("could not save: {e}")))
+        let job = FetchJob {
+            cache: name.clone(),
+            saver: self.saver.clone(),
+            metrics: self.metrics.clone(),
+            leader: self.leader.clone(),
+            timeout: self.policy.fetch_timeout,
+            rich,
+            full,
+            on_demand: due.is_none(),
+            push_only: reason == Reason::Webhook,
+            pushed: pushed.clone(),
+            take_over: state.taking_over,
+            newly_taking_over,
+            known_fetch: state.last_fetch,
+            previous_rich: state.last_rich_fetch,
+            builds_on_previous: rich || source.builds_on_previous(),
+            source: source.clone(),
         };
-        let fut = crate::supervisor::guard_async(ACTOR, reporter, fut);
-        let source = self.caches.get(&name).map(|s| s.config.source.clone());
-        ctx.spawn(fut.into_actor(self).map(move |result, refresher, ctx| {
-            let calls = source.map_or(0, |s| s.upstream_calls().saturating_sub(calls_before));
-            refresher.count_calls(&name, kind, reason, calls);
-            let how = match &result {
-                Ok(Ok((_, how))) => Some(*how),
-                _ => None,
-            };
-            if matches!(result, Ok(Err(FetchFailure::Revoked))) {
-                refresher.revoke(ctx, name.clone());
-            }
-            refresher.after_fetch(ctx, &name, how, reason, pushed_copy);
-            match result {
-                Ok(result) => refresher.finish(name, rich, due, result),
-                Err(panicked) => {
-                    // Already reported: answer the waiters, then restart with nothing in flight.
-                    refresher.finish(name, rich, due, Err(FetchFailure::Failed(panicked.to_string())));
-                    ctx.stop();
-                }
-            }
-        }));
+        let calls_before = source.upstream_calls();
+        let started = Started { name, rich, due, reason, pushed, source, calls_before };
+        Some((job, started))
     }
 
-    fn finish(
-        &mut self,
-        name: CacheName,
-        rich: bool,
-        due: Option<DateTime<Utc>>,
-        result: Result<(Arc<Document>, Refreshed), FetchFailure>,
-    ) {
+    /// A fetch ended (or its task panicked): counts its calls, records it, answers.
+    fn fetch_ended(&mut self, ctx: &mut Context<Self>, started: Started, result: Result<FetchResult, ActorPanicked>) {
+        let Started { name, rich, due, reason, pushed, source, calls_before } = started;
+        let calls = source.upstream_calls().saturating_sub(calls_before);
+        self.count_calls(&name, source.kind(), reason, calls);
+        let how = match &result {
+            Ok(Ok((_, how))) => Some(*how),
+            _ => None,
+        };
+        if matches!(result, Ok(Err(FetchFailure::Revoked))) {
+            self.revoke(ctx, name.clone());
+        }
+        self.after_fetch(ctx, &name, how, reason, pushed);
+        match result {
+            Ok(result) => self.finish(name, rich, due, result),
+            Err(panicked) => {
+                // Already reported: answer the waiters, then restart with nothing in flight.
+                self.finish(name, rich, due, Err(FetchFailure::Failed(panicked.to_string())));
+                ctx.stop();
+            }
+        }
+    }
+
+    fn finish(&mut self, name: CacheName, rich: bool, due: Option<DateTime<Utc>>, result: FetchResult) {
         let Some(state) = self.caches.get_mut(&name) else { return };
         state.in_flight = false;
         let waiters = std::mem::take(&mut state.waiters);
-        let label = |result: &'static str| CacheResult { cache: name.to_string(), result };
         match &result {
-            Ok((doc, how)) => {
-                state.last_fetch = doc.last_fetch;
-                state.last_rich_fetch = doc.last_rich_fetch;
-                state.not_leader_since = None;
-                state.retry_at = None;
-                state.blocked_until = None;
-                state.failures = 0;
-                state.last_error = None;
-                state.last_error_at = None;
-                state.backoff = Backoff::new(&self.policy.backoff);
-                let now = Utc::now();
-                self.metrics.refreshes.get_or_create(&label("ok")).inc();
-                // A refresh result is a save like a PUT (a 304 saves nothing).
-                if *how != Refreshed::NotModified {
-                    self.metrics.saves.get_or_create(&label("ok")).inc();
-                }
-                self.metrics
-                    .last_refresh_success
-                    .get_or_create(&CacheLabel { cache: name.to_string() })
-                    .set(now.timestamp_millis() as f64 / 1000.0);
-                let lag = due.map(|d| (now - d).num_milliseconds().max(0) as f64 / 1000.0);
-                if let Some(lag) = lag {
-                    self.metrics.refresh_lag.get_or_create(&CacheLabel { cache: name.to_string() }).observe(lag);
-                }
-                let not_modified = *how == Refreshed::NotModified;
-                tracing::info!(cache = %name, version = doc.version, rich, not_modified, lag_seconds = lag, "refreshed");
-            }
-            Err(FetchFailure::NotLeader) => {
+            Ok((doc, how)) => self.succeeded(&name, rich, due, doc, *how),
+            Err(failure) => self.failed(&name, failure),
+        }
+        let answer = result.map(|(doc, _)| doc).map_err(RefreshError::from);
+        for w in waiters {
+            let _ = w.send(answer.clone());
+        }
+        self.publish();
+    }
+
+    /// A fetch succeeded: the schedule starts again from its fetch times.
+    fn succeeded(&mut self, name: &CacheName, rich: bool, due: Option<DateTime<Utc>>, doc: &Document, how: Refreshed) {
+        let Some(state) = self.caches.get_mut(name) else { return };
+        state.last_fetch = doc.last_fetch;
+        state.last_rich_fetch = doc.last_rich_fetch;
+        state.not_leader_since = None;
+        state.retry_at = None;
+        state.blocked_until = None;
+        state.failures = 0;
+        state.last_error = None;
+        state.last_error_at = None;
+        state.backoff = Backoff::new(&self.policy.backoff);
+        let now = Utc::now();
+        let label = |result: &'static str| CacheResult { cache: name.to_string(), result };
+        self.metrics.refreshes.get_or_create(&label("ok")).inc();
+        // A refresh result is a save like a PUT (a 304 saves nothing).
+        if how != Refreshed::NotModified {
+            self.metrics.saves.get_or_create(&label("ok")).inc();
+        }
+        self.metrics
+            .last_refresh_success
+            .get_or_create(&CacheLabel { cache: name.to_string() })
+            .set(now.timestamp_millis() as f64 / 1000.0);
+        let lag = due.map(|d| (now - d).num_milliseconds().max(0) as f64 / 1000.0);
+        if let Some(lag) = lag {
+            self.metrics.refresh_lag.get_or_create(&CacheLabel { cache: name.to_string() }).observe(lag);
+        }
+        let not_modified = how == Refreshed::NotModified;
+        tracing::info!(cache = %name, version = doc.version, rich, not_modified, lag_seconds = lag, "refreshed");
+    }
+
+    /// A fetch failed: when to try again, and what meta and the log say.
+    fn failed(&mut self, name: &CacheName, failure: &FetchFailure) {
+        let Some(state) = self.caches.get_mut(name) else { return };
+        let label = |result: &'static str| CacheResult { cache: name.to_string(), result };
+        match failure {
+            FetchFailure::NotLeader => {
                 state.not_leader_since.get_or_insert_with(Utc::now);
                 // Look again soon: if the leader dies, its lock goes with its connection.
                 let every = state.config.every.unwrap_or(std::time::Duration::from_secs(60));
@@ -313,16 +228,16 @@ impl Refresher {
                 state.retry_at = Some(Utc::now() + chrono::Duration::from_std(check).unwrap_or_default());
                 tracing::debug!(cache = %name, "another instance leads this cache's refreshes");
             }
-            Err(FetchFailure::Revoked) => {
+            FetchFailure::Revoked => {
                 tracing::info!(cache = %name, "deauthorized upstream (recorded by another instance); refreshes stopped");
             }
-            Err(FetchFailure::RateLimited(until)) => {
+            FetchFailure::RateLimited(until) => {
                 state.retry_at = Some(*until);
                 state.blocked_until = Some(*until);
                 self.metrics.refreshes.get_or_create(&label("rate_limited")).inc();
                 tracing::warn!(cache = %name, retry_at = %until, "upstream rate limit reached; waiting for the window");
             }
-            Err(FetchFailure::Failed(e)) => {
+            FetchFailure::Failed(e) => {
                 state.failures += 1;
                 state.last_error = Some(e.clone());
                 state.last_error_at = Some(Utc::now());
@@ -336,11 +251,6 @@ impl Refresher {
                 log_failure(self.saver.files().clone(), name.clone(), e.clone(), state.failures, wait);
             }
         }
-        let answer = result.map(|(doc, _)| doc).map_err(RefreshError::from);
-        for w in waiters {
-            let _ = w.send(answer.clone());
-        }
-        self.publish();
     }
 }
 

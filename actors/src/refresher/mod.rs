@@ -8,6 +8,7 @@
 //! before a rate-limit window resets). Results go through the normal save flow.
 
 mod actor;
+mod fetch;
 mod handle;
 mod handlers;
 mod messages;
@@ -87,10 +88,6 @@ pub struct RefreshCache {
     /// What `source` was built from: an unchanged source survives a reload (with its
     /// access token and rate budget).
     pub spec: sources::SourceConfig,
-    /// The cache's JSON Schema: a fetched document that fails it is refused.
-    pub schema: Option<Arc<crate::domain::schema::DocumentSchema>>,
-    /// `max_size`: a fetched document above it is refused.
-    pub max_size: u64,
 }
 
 /// `[refresh]` settings.

@@ -5,6 +5,7 @@ use super::messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, PendingCac
 use super::{settle_rule, Ended, Op, Peers, RetryQueue, Settlement, ACTOR};
 use crate::domain::{CacheName, Document};
 use crate::metrics::{CacheLabel, ResultLabel};
+use crate::save_flow::{Adopter, InMemory};
 use crate::store::{StoreError, WriteOutcome};
 use crate::supervisor::{guard, guard_async};
 use actix::{ActorContext, ActorFutureExt, AsyncContext, Context, Handler, MessageResult, WrapFuture};
@@ -59,11 +60,10 @@ async fn attempt(peers: Peers, name: CacheName, op: Op, retention_days: u32) -> 
                         doc.saved_at,
                         doc.body.clone(),
                     ));
-                    let local_now = match peers.files.adopt(rebased.clone(), Some(doc.version)).await {
-                        Ok(true) => {
-                            let _ = peers.memory.store(rebased).await;
-                            version
-                        }
+                    // Only if disk still holds the version sent: a save made since stays.
+                    let adopter = Adopter::new(peers.files.clone(), peers.memory.clone());
+                    let local_now = match adopter.adopt(rebased, Some(doc.version), InMemory::Fill).await {
+                        Ok(true) => version,
                         _ => doc.version,
                     };
                     Attempt::Synced { sent: doc.version, local_now }

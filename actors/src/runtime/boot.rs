@@ -1,6 +1,7 @@
 //! Starting the actors under supervision, in dependency order, one function per actor.
 
 use super::error::BootError;
+use crate::cache_rules::LiveRules;
 use crate::files::{FileHandle, FileTier, FileTierConfig};
 use crate::listener::{self, ListenerPeers};
 use crate::memory::{Loader, MemoryHandle, MemoryTier, MemoryView};
@@ -39,12 +40,15 @@ pub(super) fn start_actors(cx: &Ctx<'_>) -> Result<Started, BootError> {
     let (files, file_arbiter) = start_file_tier(cx);
     // 2. The Postgres store, when enabled (connections are made lazily).
     let store = start_store(cx)?;
-    // 3. The memory tier, reading through the file tier and Postgres on misses.
-    let (memory, view) = start_memory(cx, &files, store.as_ref());
+    // 3. The memory tier, reading through the file tier and Postgres on misses; it
+    //    checks what it loads against the rules in force, as every save is admitted.
+    let rules = LiveRules::new(cx.config.rules.clone());
+    let (memory, view) = start_memory(cx, &files, store.as_ref(), &rules);
     // 4. The retry queue, which rebuilds itself from the files at start.
     let queue = store.as_ref().and_then(|store| start_queue(cx, &files, &memory, store));
     // 5. The refresher, idle until the runtime goes live (`Begin`).
-    let refresher = start_refresher(cx, &files, &memory, queue.as_ref(), store.as_ref());
+    let saver = SaveFlow::new(files.clone(), memory.clone(), queue.clone(), rules.clone());
+    let refresher = start_refresher(cx, saver.clone(), store.as_ref());
     // 6. Cross-instance invalidation: LISTEN on the project's channel, reconciling
     //    only once the startup sync is over.
     let (startup_synced, startup_synced_rx) = watch::channel(false);
@@ -55,11 +59,12 @@ pub(super) fn start_actors(cx: &Ctx<'_>) -> Result<Started, BootError> {
             memory: memory.clone(),
             queue: queue.clone(),
             refresher: Some(refresher.clone()),
+            saver: saver.observed_by(Some(refresher.clone())),
             startup_synced: startup_synced_rx,
         };
         start_listener(cx, peers);
     }
-    let handles = TierHandles { memory, files, view, store, queue, refresher: Some(refresher) };
+    let handles = TierHandles { memory, files, view, store, queue, refresher: Some(refresher), rules };
     let config = cx.config;
     let policy = ReadPolicy {
         ttl: config.memory_ttl,
@@ -87,8 +92,13 @@ fn start_store(cx: &Ctx<'_>) -> Result<Option<StoreHandle>, BootError> {
     Ok(Some(StoreHandle::new(ActixSupervisor::start(move |_| store))))
 }
 
-fn start_memory(cx: &Ctx<'_>, files: &FileHandle, store: Option<&StoreHandle>) -> (MemoryHandle, MemoryView) {
-    let loader = Loader::new(files.clone(), store.cloned(), Arc::new(cx.config.schemas.clone()));
+fn start_memory(
+    cx: &Ctx<'_>,
+    files: &FileHandle,
+    store: Option<&StoreHandle>,
+    rules: &LiveRules,
+) -> (MemoryHandle, MemoryView) {
+    let loader = Loader::new(files.clone(), store.cloned(), rules.clone());
     let (tier, view) = MemoryTier::new(loader, cx.config.memory_ttl, cx.reporter.clone(), cx.metrics.clone());
     (MemoryHandle::new(ActixSupervisor::start(move |_| tier)), view)
 }
@@ -113,16 +123,9 @@ fn start_queue(
     Some(RetryQueueHandle::new(ActixSupervisor::start(move |_| queue), view))
 }
 
-fn start_refresher(
-    cx: &Ctx<'_>,
-    files: &FileHandle,
-    memory: &MemoryHandle,
-    queue: Option<&RetryQueueHandle>,
-    store: Option<&StoreHandle>,
-) -> RefresherHandle {
+fn start_refresher(cx: &Ctx<'_>, saver: SaveFlow, store: Option<&StoreHandle>) -> RefresherHandle {
     let config = cx.config;
-    let saver = SaveFlow::new(files.clone(), memory.clone(), queue.cloned());
-    let caches = refresh_caches(&config.data_dir, &config.refresh.caches, &config.schemas, store.cloned());
+    let caches = refresh_caches(&config.data_dir, &config.refresh.caches, store.cloned());
     // Leadership needs a session; behind a transaction pooler there is none.
     let statement_cache = config.postgres.as_ref().is_some_and(|p| p.connect.statement_cache);
     let leadership = store.cloned().filter(|_| statement_cache);

@@ -200,7 +200,7 @@ mod tests {
             hits_by_message: false,
             retention_days: HashMap::new(),
             postgres: None,
-            schemas: Default::default(),
+            rules: Default::default(),
             refresh: RefreshConfig {
                 caches: Vec::new(),
                 policy: RefreshPolicy {

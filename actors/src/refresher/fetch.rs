@@ -1,0 +1,233 @@
+//! One fetch of one cache, outside the actor: leadership, the upstream call, then the
+//! result admitted by the cache's rules and saved through the save flow.
+
+use super::messages::{FetchFailure, Refreshed};
+use super::sources::{pushed::ActivityChange, FetchRequest, Fetched, Source, SourceError};
+use crate::cache_rules::Refusal;
+use crate::domain::{CacheName, Document, Precondition};
+use crate::metrics::{CacheWindow, Metrics};
+use crate::save_flow::SaveFlow;
+use crate::store::{StoreError, StoreHandle};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long an on-demand refresh that another instance leads waits for that
+/// instance's result before fetching itself.
+const PEER_GRACE: Duration = Duration::from_secs(5);
+
+/// Periods without a fresh result after which an instance that does not lead a
+/// cache refreshes it anyway.
+pub(super) const LEADER_SILENCE_PERIODS: i32 = 3;
+
+/// How long an on-demand refresh waits to learn whether this instance leads.
+const LEAD_QUESTION_ON_DEMAND: Duration = Duration::from_secs(1);
+
+/// What a fetch ends with.
+pub(super) type FetchResult = Result<(Arc<Document>, Refreshed), FetchFailure>;
+
+/// Whether the leader of a cache has been silent for [`LEADER_SILENCE_PERIODS`]: no
+/// fresh result since `since` (the later of the last fetch and the first time this
+/// instance found itself not leading). An advisory lock has no permission check, so a
+/// session of any role (another project's, by mistake or on purpose) could hold it and
+/// stop every refresh; this bounds the damage to a few periods.
+pub(super) fn leader_silent(since: Option<DateTime<Utc>>, every: Option<Duration>) -> bool {
+    let (Some(since), Some(every)) = (since, every) else { return false };
+    let Ok(every) = chrono::Duration::from_std(every) else { return false };
+    Utc::now() - since > every * LEADER_SILENCE_PERIODS
+}
+
+/// Waits up to `grace` for the file tier to hold a document of `cache` fetched after
+/// `known` (the listener writes another instance's newer row there).
+async fn peer_result(
+    saver: &SaveFlow,
+    cache: &CacheName,
+    known: Option<DateTime<Utc>>,
+    grace: Duration,
+) -> Option<Arc<Document>> {
+    let deadline = tokio::time::Instant::now() + grace;
+    loop {
+        if let Ok(Some(doc)) = saver.files().read(cache.clone()).await.map(|l| l.doc) {
+            if doc.last_fetch.is_some() && doc.last_fetch > known {
+                return Some(doc);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The refresh's words for a refused document (meta's `last_refresh_error`).
+fn refused(refusal: Refusal) -> FetchFailure {
+    FetchFailure::Failed(match refusal {
+        Refusal::TooLarge { size, limit } => format!("fetched document is {size} bytes, above max_size {limit}"),
+        Refusal::InvalidJson(e) => format!("upstream sent invalid JSON: {e}"),
+        Refusal::Schema(errors) => format!("fetched document fails the cache's schema: {}", errors.join("; ")),
+        other => format!("fetched document refused: {other}"),
+    })
+}
+
+/// Everything one fetch needs, taken from the cache's state when it starts.
+pub(super) struct FetchJob {
+    pub cache: CacheName,
+    pub source: Arc<dyn Source>,
+    pub saver: SaveFlow,
+    pub metrics: Arc<Metrics>,
+    /// Set when refreshes are coordinated through Postgres.
+    pub leader: Option<StoreHandle>,
+    pub timeout: Duration,
+    pub rich: bool,
+    pub full: bool,
+    pub on_demand: bool,
+    /// A webhook's own fetch: only the pushed changes are applied.
+    pub push_only: bool,
+    pub pushed: Vec<ActivityChange>,
+    /// The leader has been silent: refresh whatever the lock says.
+    pub take_over: bool,
+    /// ... and this fetch is the first to find that out (it logs it).
+    pub newly_taking_over: bool,
+    /// `last_fetch` when the fetch started (a peer's result must be newer).
+    pub known_fetch: Option<DateTime<Utc>>,
+    pub previous_rich: Option<DateTime<Utc>>,
+    /// The source needs the document held (a rich fetch always does).
+    pub builds_on_previous: bool,
+}
+
+impl FetchJob {
+    /// Runs the fetch to its end.
+    pub(super) async fn run(self) -> FetchResult {
+        if let Some(by_peer) = self.lead().await? {
+            return Ok((by_peer, Refreshed::ByPeer));
+        }
+        let held = if self.builds_on_previous {
+            self.saver.files().read(self.cache.clone()).await.ok().and_then(|l| l.doc)
+        } else {
+            None
+        };
+        let fetched = self.call_upstream(held.clone()).await?;
+        if fetched.not_modified {
+            return super::not_modified(&self.saver, held.as_deref()).await.map(|doc| (doc, Refreshed::NotModified));
+        }
+        self.save(&fetched.body, held.as_deref()).await
+    }
+
+    /// Whether this instance may fetch: `Ok(Some)` when the leading instance's result
+    /// arrived instead, `Err(NotLeader)` when a scheduled fetch is another's to make.
+    async fn lead(&self) -> Result<Option<Arc<Document>>, FetchFailure> {
+        // The event arrived here: no other instance is going to apply it.
+        let Some(store) = self.leader.as_ref().filter(|_| !self.push_only) else { return Ok(None) };
+        // Someone waits for an on-demand refresh: an unreachable Postgres must not hold
+        // it up for a whole connect timeout.
+        let ask = if self.on_demand { LEAD_QUESTION_ON_DEMAND } else { self.timeout };
+        let lead = tokio::time::timeout(ask, store.try_lead(self.cache.clone()))
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("no answer in time".into())));
+        match lead {
+            Ok(true) => Ok(None),
+            Ok(false) if self.take_over => {
+                if self.newly_taking_over {
+                    tracing::warn!(
+                        cache = %self.cache, alert = true, periods = LEADER_SILENCE_PERIODS,
+                        "another session holds this cache's refresh lock but no fresh result has \
+                         arrived for several periods; refreshing here anyway"
+                    );
+                }
+                Ok(None)
+            }
+            // On demand (POST, SIGUSR1, an emergency read), several instances are often
+            // asked at once: the leader's result arrives through LISTEN/NOTIFY; fetch
+            // here only if it does not come.
+            Ok(false) if self.on_demand => {
+                let grace = PEER_GRACE.min(self.timeout);
+                let found = peer_result(&self.saver, &self.cache, self.known_fetch, grace).await;
+                if let Some(doc) = &found {
+                    tracing::info!(cache = %self.cache, version = doc.version, "refreshed by the leading instance");
+                }
+                Ok(found)
+            }
+            Ok(false) => Err(FetchFailure::NotLeader),
+            // Postgres is away: nobody can coordinate; freshness wins over the (rare)
+            // duplicate upstream call.
+            Err(e) => {
+                tracing::debug!(cache = %self.cache, error = %e, "leadership unknown; refreshing anyway");
+                Ok(None)
+            }
+        }
+    }
+
+    /// The source's call, within the fetch timeout; the rate budget it saw is published.
+    async fn call_upstream(&self, previous: Option<Arc<Document>>) -> Result<Fetched, FetchFailure> {
+        let (rich, full, push_only, timeout) = (self.rich, self.full, self.push_only, self.timeout);
+        let request = FetchRequest { rich, full, pushed: self.pushed.clone(), push_only, previous, timeout };
+        fail::fail_point!("refresher::fetch_async");
+        let fetched = match tokio::time::timeout(timeout, self.source.fetch(request)).await {
+            Err(_) => return Err(FetchFailure::Failed(format!("timed out after {timeout:?}"))),
+            Ok(Err(SourceError::RateLimited { until })) => return Err(FetchFailure::RateLimited(until)),
+            Ok(Err(SourceError::Revoked)) => return Err(FetchFailure::Revoked),
+            Ok(Err(e)) => return Err(FetchFailure::Failed(e.to_string())),
+            Ok(Ok(f)) => f,
+        };
+        for limit in &fetched.rate_limits {
+            self.metrics
+                .rate_limit_remaining
+                .get_or_create(&CacheWindow { cache: self.cache.to_string(), window: limit.window })
+                .set(limit.remaining);
+        }
+        Ok(fetched)
+    }
+
+    /// Admits the fetched body by the cache's rules and saves it like a PUT.
+    async fn save(&self, body: &[u8], held: Option<&Document>) -> FetchResult {
+        let admitted = self.saver.admit(&self.cache, body).map_err(refused)?;
+        let now = Utc::now();
+        // Applying pushed changes is not a fetch of the whole source: the schedule (and
+        // with it the daily full read) keeps counting from the last one.
+        let last_fetch = match held.and_then(|h| h.last_fetch) {
+            Some(last) if self.push_only => Some(last),
+            _ => Some(now),
+        };
+        let last_rich = if self.rich { Some(now) } else { self.previous_rich };
+        self.saver
+            .save(&self.cache, admitted.with_fetch_times(last_fetch, last_rich), Precondition::None, 0)
+            .await
+            .map(|doc| (doc, Refreshed::Saved))
+            .map_err(|e| FetchFailure::Failed(format!("could not save: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(refusal: Refusal) -> String {
+        match refused(refusal) {
+            FetchFailure::Failed(m) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refused_document_is_worded_as_before() {
+        assert_eq!(
+            words(Refusal::TooLarge { size: 120, limit: 100 }),
+            "fetched document is 120 bytes, above max_size 100"
+        );
+        assert_eq!(words(Refusal::InvalidJson("EOF".into())), "upstream sent invalid JSON: EOF");
+        assert_eq!(
+            words(Refusal::Schema(vec!["/a: x".into(), "/b: y".into()])),
+            "fetched document fails the cache's schema: /a: x; /b: y"
+        );
+        assert_eq!(words(Refusal::NotConfigured), "fetched document refused: the cache is not configured");
+    }
+
+    #[test]
+    fn a_silent_leader_is_overtaken_after_a_few_periods() {
+        let every = Some(Duration::from_secs(60));
+        assert!(!leader_silent(None, every));
+        assert!(!leader_silent(Some(Utc::now()), None));
+        assert!(!leader_silent(Some(Utc::now() - chrono::Duration::seconds(150)), every));
+        assert!(leader_silent(Some(Utc::now() - chrono::Duration::seconds(200)), every));
+    }
+}
