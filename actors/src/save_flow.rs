@@ -180,7 +180,7 @@ impl SaveFlow {
             tracing::warn!(cache = %name, error = %e, "memory not updated after save; the file will serve");
         }
         if let Some(queue) = &self.queue {
-            queue.enqueue_write(name.clone(), saved.version);
+            queue.enqueue_write(name.clone(), saved.version).await;
         }
         if let Some(refresher) = &self.refresher {
             refresher.observed(&saved);
@@ -225,7 +225,7 @@ impl SaveFlow {
             tracing::warn!(cache = %name, error = %e, "memory eviction failed");
         }
         if let Some(queue) = &self.queue {
-            queue.enqueue_delete(name.clone());
+            queue.enqueue_delete(name.clone()).await;
         }
         Ok(existed)
     }

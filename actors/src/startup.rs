@@ -115,7 +115,7 @@ pub async fn sync_from_postgres(tiers: &Tiers) -> Result<SyncReport, StoreError>
     let plan = plan(&heads, &index, &pending);
     let mut report = SyncReport { rows: heads.len(), ..SyncReport::default() };
     for (name, version) in plan.send {
-        queue.enqueue_write(name, version);
+        queue.enqueue_write(name, version).await;
         report.to_postgres += 1;
     }
     for (name, version) in plan.in_sync {
@@ -127,7 +127,7 @@ pub async fn sync_from_postgres(tiers: &Tiers) -> Result<SyncReport, StoreError>
     // absent: the file, if it holds a save, is sent like one without a row.
     let vanished = vanished.iter().filter_map(|name| index.get(name).and_then(|d| unrowed_send(name, d)));
     for (name, version) in vanished.chain(plan.send_unrowed) {
-        queue.enqueue_write(name, version);
+        queue.enqueue_write(name, version).await;
         report.to_postgres += 1;
     }
     Ok(report)

@@ -20,14 +20,22 @@ impl RetryQueueHandle {
         Self { addr, view }
     }
 
-    /// See [`EnqueueWrite`].
-    pub fn enqueue_write(&self, name: CacheName, version: u64) {
-        self.addr.do_send(EnqueueWrite { name, version });
+    /// See [`EnqueueWrite`]. Returns once the queue has taken it in, so that whoever
+    /// acknowledges the save sees it pending (`postgres_synced: false`, the queue's
+    /// depth) from then on. The save is on disk already: a closed mailbox only delays
+    /// it to the queue's rebuild from the files.
+    pub async fn enqueue_write(&self, name: CacheName, version: u64) {
+        if let Err(e) = self.addr.send(EnqueueWrite { name: name.clone(), version }).await {
+            tracing::warn!(cache = %name, error = %e, "retry queue did not take the save; it is sent after the queue's rebuild");
+        }
     }
 
-    /// See [`EnqueueDelete`].
-    pub fn enqueue_delete(&self, name: CacheName) {
-        self.addr.do_send(EnqueueDelete { name });
+    /// See [`EnqueueDelete`]; returns once the queue has taken it in, like
+    /// [`Self::enqueue_write`].
+    pub async fn enqueue_delete(&self, name: CacheName) {
+        if let Err(e) = self.addr.send(EnqueueDelete { name: name.clone() }).await {
+            tracing::warn!(cache = %name, error = %e, "retry queue did not take the delete; it is sent after the queue's rebuild");
+        }
     }
 
     /// See [`MarkSynced`].
