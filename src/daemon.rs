@@ -12,7 +12,7 @@ use crate::exit::{Fatal, SOFTWARE, UNAVAILABLE};
 use crate::liveness::Liveness;
 use crate::lock::DataDirLock;
 use crate::reload;
-use crate::retention::{self, RetentionHandle};
+use crate::retention;
 use crate::sd_notify::Notifier;
 use crate::signals::{self, Control};
 use crate::status;
@@ -51,16 +51,16 @@ pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> R
     // 4. The actors, under supervision.
     let metrics = Arc::new(Metrics::new());
     log.count_rejected_requests(metrics.http_requests_rejected.clone());
-    let runtime = boot(&settings, metrics.clone())?;
+    let mut runtime = boot(&settings, metrics.clone())?;
     // 5. The API, bound but not ready (it answers "not ready" during the sync).
     let api = Api::bind(&settings, edges, &runtime, metrics)?;
     // 6. The file tier's index, then Postgres: load the project's rows and repair the
     //    files before serving (from the files alone, retrying, when Postgres is down).
     let started = runtime.startup().await?;
     // 7. Ready; retention's first pass; then the schedules and the listener go live.
-    let retention = api.become_ready(&runtime, &settings, &started);
-    runtime.go_live();
-    let daemon = Daemon { source, settings, log, runtime, api, retention, control_rx };
+    api.become_ready(&runtime, &settings, &started);
+    runtime.go_live(api.retention_every);
+    let daemon = Daemon { source, settings, log, runtime, api, control_rx };
     daemon.control_loop().await
 }
 
@@ -137,15 +137,13 @@ impl Api {
         Ok(Self { state, server: handle, notifier, liveness, retention_every: edges.retention_every })
     }
 
-    /// Readiness on, systemd told (READY=1, then the health loop's verdicts, WATCHDOG=1
-    /// pings and STATUS= updates), and retention's first pass (Postgres or not), then
-    /// periodically on the configuration in force.
-    fn become_ready(&self, runtime: &Runtime, settings: &Settings, started: &Startup) -> RetentionHandle {
+    /// Readiness on, and systemd told (READY=1, then the health loop's verdicts,
+    /// WATCHDOG=1 pings and STATUS= updates).
+    fn become_ready(&self, runtime: &Runtime, settings: &Settings, started: &Startup) {
         self.state.set_ready(true);
         tracing::info!(caches_on_disk = started.caches_on_disk, project = %settings.project, "ready");
         self.notifier.ready(runtime.tiers(), settings.caches.len());
         actix_rt::spawn(self.notifier.clone().health_loop(runtime.tiers().clone(), self.liveness.clone()));
-        RetentionHandle::start(runtime.tiers().clone(), settings, self.retention_every)
     }
 }
 
@@ -156,7 +154,6 @@ struct Daemon {
     log: LogControl,
     runtime: Runtime,
     api: Api,
-    retention: RetentionHandle,
     control_rx: mpsc::UnboundedReceiver<Control>,
 }
 
@@ -205,12 +202,7 @@ impl Daemon {
     /// SIGHUP: re-read the configuration and apply what can change live.
     fn reload(&mut self) {
         self.api.notifier.reloading();
-        let targets = reload::Targets {
-            state: &self.api.state,
-            log: &self.log,
-            tiers: self.runtime.tiers(),
-            retention: &self.retention,
-        };
+        let targets = reload::Targets { state: &self.api.state, log: &self.log, runtime: &self.runtime };
         reload::reload(&self.source, &mut self.settings, &targets);
         self.api.notifier.ready(self.runtime.tiers(), self.settings.caches.len());
     }

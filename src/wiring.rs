@@ -90,7 +90,12 @@ pub fn retention_days(settings: &Settings) -> HashMap<CacheName, u32> {
 /// # Errors
 /// See [`postgres_config`].
 pub fn system_config(settings: &Settings) -> Result<SystemConfig, Fatal> {
-    Ok(SystemConfig {
+    Ok(system_config_with(settings, postgres_config(settings)?, cache_rules(settings)?))
+}
+
+/// [`system_config`] with the Postgres part and the rules already built.
+pub fn system_config_with(settings: &Settings, postgres: Option<PostgresConfig>, rules: Rules) -> SystemConfig {
+    SystemConfig {
         data_dir: settings.data_dir.clone(),
         project: settings.project.clone(),
         memory_ttl: settings.memory.ttl,
@@ -100,10 +105,10 @@ pub fn system_config(settings: &Settings) -> Result<SystemConfig, Fatal> {
         hits_by_message: cfg!(feature = "failpoints")
             && std::env::var("FAILPOINTS").is_ok_and(|f| f.contains("memory::get")),
         retention_days: retention_days(settings),
-        postgres: postgres_config(settings)?,
+        postgres,
         refresh: refresh_config(settings),
-        rules: cache_rules(settings)?,
-    })
+        rules,
+    }
 }
 
 /// Each cache's admission rules: `max_size` and the compiled `schema`.

@@ -5,13 +5,11 @@ use super::{diff, log as log_changes};
 use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::daemon::ConfigSource;
-use crate::retention::RetentionHandle;
 use crate::telemetry::LogControl;
 use crate::wiring;
 use std::sync::Arc;
-use tiercache_actors::retry_queue::Retune;
-use tiercache_actors::system;
-use tiercache_actors::tiers::Tiers;
+use tiercache_actors::cache_rules::Rules;
+use tiercache_actors::runtime::Runtime;
 
 /// The running pieces a reload reaches.
 pub struct Targets<'a> {
@@ -20,9 +18,7 @@ pub struct Targets<'a> {
     /// The log filter.
     pub log: &'a LogControl,
     /// The actors.
-    pub tiers: &'a Tiers,
-    /// The retention purge.
-    pub retention: &'a RetentionHandle,
+    pub runtime: &'a Runtime,
 }
 
 /// Re-reads the configuration; a bad one is rejected and the running one kept.
@@ -53,50 +49,23 @@ pub fn reload(source: &ConfigSource, settings: &mut Settings, to: &Targets<'_>) 
         .read_metrics
         .store(Arc::new(api::state::ReadMetrics::new(&state.metrics, new.caches.iter().map(|c| &c.name))));
     security.log_summary("API security policy reloaded");
-    // Every admission (PUT, refresh) and every load from now on.
-    to.tiers.rules().replace(rules);
     state.security.store(Arc::new(security));
     if let (Some(resolver), Some(certificate)) = (&state.tls, certificate) {
         resolver.replace(certificate);
         tracing::info!("TLS certificate reloaded");
     }
-    apply_to_actors(&new, to);
+    apply_to_actors(&new, rules, to);
     log_changes(&diff(settings, &new));
     *settings = new;
     tracing::info!(log_level = %settings.log.level, "configuration reloaded");
 }
 
-/// The refresher, the read policy, the retry queue, the retention purge and the pool.
-fn apply_to_actors(new: &Settings, to: &Targets<'_>) {
-    let tiers = to.tiers;
-    if let Some(refresher) = tiers.refresher() {
-        let refresh = wiring::refresh_config(new);
-        let caches = system::refresh_caches(&new.data_dir, &refresh.caches, tiers.store().cloned());
-        refresher.reconfigure(caches, refresh.policy);
-    }
-    tiers.set_emergency(new.refresh.emergency);
-    to.retention.reconfigure(new);
-    // Credentials are read again (password_file, $CREDENTIALS_DIRECTORY): a rotated
-    // database password reaches new connections without a restart.
-    let Ok(Some(pg)) = wiring::postgres_config(new) else { return };
-    if let Some(queue) = tiers.queue() {
-        queue.retune(Retune {
-            backoff: pg.backoff,
-            max_attempts: pg.max_attempts,
-            enabled: pg.retry_enabled,
-            retention_days: wiring::retention_days(new),
-        });
-    }
-    if let Some(store) = tiers.store() {
-        let store = store.clone();
-        actix_rt::spawn(async move {
-            match store.reconnect(pg.connect).await {
-                Ok(true) => tracing::info!("Postgres connection settings reloaded"),
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, alert = true, "new Postgres settings refused; keeping the running pool")
-                }
-            }
-        });
-    }
+/// The actors' part of the new configuration, applied by the runtime. Credentials are
+/// read again (`password_file`, `$CREDENTIALS_DIRECTORY`): a rotated database password
+/// reaches new connections without a restart; one that cannot be read keeps the
+/// running pool and retry policy.
+fn apply_to_actors(new: &Settings, rules: Rules, to: &Targets<'_>) {
+    let postgres = wiring::postgres_config(new).ok().flatten();
+    let config = wiring::system_config_with(new, postgres, rules);
+    to.runtime.reconfigure(&config);
 }

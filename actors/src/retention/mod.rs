@@ -10,7 +10,10 @@
 //! A pass runs at startup, after every reload and then periodically ([`run`]), with
 //! or without Postgres, always on the configuration in force.
 
+mod handle;
 pub mod record;
+
+pub use handle::RetentionHandle;
 
 use crate::domain::CacheName;
 use crate::store::UnconfiguredRow;

@@ -9,19 +9,24 @@
 mod boot;
 mod drain;
 mod error;
+mod reconfigure;
 mod sync;
 
 pub use drain::DrainProgress;
 pub use error::BootError;
 pub use sync::{Startup, SyncOutcome};
 
+use crate::domain::CacheName;
 use crate::metrics::Metrics;
+use crate::retention::RetentionHandle;
 use crate::retry_queue::RetryQueueHandle;
 use crate::supervisor::{GaveUp, Supervisor};
 use crate::system::{PostgresConfig, SystemConfig};
 use crate::tiers::Tiers;
 use actix::Arbiter;
+use std::collections::HashMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -33,6 +38,11 @@ pub struct Runtime {
     supervisor: JoinHandle<Option<GaveUp>>,
     startup_synced: StartupGate,
     postgres: Option<PostgresConfig>,
+    /// `data_dir` and the configured caches' `retention_days`, for the purge.
+    data_dir: PathBuf,
+    retention_days: HashMap<CacheName, u32>,
+    /// The retention purge, once live.
+    retention: Option<RetentionHandle>,
     /// Keeps the file tier's thread alive.
     _file_arbiter: Arbiter,
 }
@@ -80,6 +90,9 @@ impl Runtime {
             supervisor: actix::spawn(supervisor.run()),
             startup_synced: StartupGate(started.startup_synced),
             postgres: config.postgres.clone(),
+            data_dir: config.data_dir.clone(),
+            retention_days: config.retention_days.clone(),
+            retention: None,
             _file_arbiter: started.file_arbiter,
         })
     }
@@ -125,13 +138,23 @@ impl Runtime {
         Ok(Startup { caches_on_disk, sync: outcome })
     }
 
-    /// After readiness: lets the listener reconcile and begins the refresher's
-    /// schedules (overdue caches refresh now; readiness never waits for an upstream API).
-    pub fn go_live(&self) {
+    /// After readiness: the retention purge's first pass (then one every
+    /// `retention_every`, and after every reconfiguration), then lets the listener
+    /// reconcile and begins the refresher's schedules (overdue caches refresh now;
+    /// readiness never waits for an upstream API). Must run inside an actix `System`.
+    pub fn go_live(&mut self, retention_every: Duration) {
+        let days = std::mem::take(&mut self.retention_days);
+        self.retention = Some(RetentionHandle::start(self.tiers.clone(), self.data_dir.clone(), days, retention_every));
         self.startup_synced.open();
         if let Some(refresher) = self.tiers.refresher() {
             refresher.begin();
         }
+    }
+
+    /// A reload: every actor takes from `config` what it can apply live (see
+    /// [`reconfigure::apply`]).
+    pub fn reconfigure(&self, config: &SystemConfig) {
+        reconfigure::apply(&self.tiers, self.retention.as_ref(), config);
     }
 
     /// At shutdown: the refresher starts no more fetches.
@@ -225,7 +248,7 @@ mod tests {
         assert_eq!(started.caches_on_disk, 0);
         assert!(matches!(started.sync, SyncOutcome::Disabled));
         assert!(!started.sync.synced());
-        runtime.go_live();
+        runtime.go_live(Duration::from_secs(3600));
         assert_eq!(runtime.pending_saves(), 0);
         runtime.settle_saves().await;
         runtime.drain(tokio::time::Instant::now(), &|_, _| panic!("nothing to drain")).await;

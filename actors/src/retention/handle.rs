@@ -1,0 +1,34 @@
+//! The running purge's handle: starts the loop and feeds it the configuration in force.
+
+use super::{remember, run, Configured};
+use crate::domain::CacheName;
+use crate::tiers::Tiers;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Feeds the running purge the configured caches; dropping it ends the loop.
+pub struct RetentionHandle {
+    tx: watch::Sender<Configured>,
+    /// The running `data_dir` (a new one takes a restart).
+    data_dir: PathBuf,
+}
+
+impl RetentionHandle {
+    /// Starts the purge: a pass now, after every reconfiguration, and one every `every`.
+    /// Must run inside an actix `System`.
+    pub fn start(tiers: Tiers, data_dir: PathBuf, configured: HashMap<CacheName, u32>, every: Duration) -> Self {
+        let (tx, rx) = watch::channel(Arc::new(configured));
+        actix::spawn(run(tiers, data_dir.clone(), rx, every));
+        Self { tx, data_dir }
+    }
+
+    /// A reload: records the new retentions and runs a pass on them (caches added or
+    /// removed).
+    pub fn reconfigure(&self, configured: HashMap<CacheName, u32>) {
+        remember(&self.data_dir, &configured);
+        self.tx.send_replace(Arc::new(configured));
+    }
+}

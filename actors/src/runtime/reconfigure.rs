@@ -1,0 +1,45 @@
+//! A reload reaching the actors: each takes from the new configuration what it can
+//! apply live (what needs a restart is the caller's to report).
+
+use crate::retention::RetentionHandle;
+use crate::retry_queue::Retune;
+use crate::system::{refresh_caches, SystemConfig};
+use crate::tiers::Tiers;
+
+/// Applies `config` to the running actors: the caches' rules, the refresher's caches
+/// and policy, emergency refreshes, the retention purge, and with Postgres the retry
+/// queue's policy and the pool's connection settings (credentials read afresh reach
+/// new connections without a restart).
+pub(super) fn apply(tiers: &Tiers, retention: Option<&RetentionHandle>, config: &SystemConfig) {
+    // Every admission (PUT, refresh) and every load from now on.
+    tiers.rules().replace(config.rules.clone());
+    if let Some(refresher) = tiers.refresher() {
+        let caches = refresh_caches(&config.data_dir, &config.refresh.caches, tiers.store().cloned());
+        refresher.reconfigure(caches, config.refresh.policy.clone());
+    }
+    tiers.set_emergency(config.refresh.emergency);
+    if let Some(retention) = retention {
+        retention.reconfigure(config.retention_days.clone());
+    }
+    let Some(pg) = &config.postgres else { return };
+    if let Some(queue) = tiers.queue() {
+        queue.retune(Retune {
+            backoff: pg.backoff,
+            max_attempts: pg.max_attempts,
+            enabled: pg.retry_enabled,
+            retention_days: config.retention_days.clone(),
+        });
+    }
+    if let Some(store) = tiers.store() {
+        let (store, connect) = (store.clone(), pg.connect.clone());
+        actix::spawn(async move {
+            match store.reconnect(connect).await {
+                Ok(true) => tracing::info!("Postgres connection settings reloaded"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, alert = true, "new Postgres settings refused; keeping the running pool")
+                }
+            }
+        });
+    }
+}
