@@ -21,7 +21,8 @@
 //! - [`metrics`]: the Prometheus registry.
 //! - [`system`]: what the actors need from the configuration.
 //! - [`runtime`]: the lifecycle in one place: boot the actors under supervision, the
-//!   startup step, go live, quiesce, drain, and the supervisor's verdict.
+//!   startup step, go live (with the retention purge), reconfigure on reload, quiesce,
+//!   drain, and the supervisor's verdict.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
