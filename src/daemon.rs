@@ -209,10 +209,8 @@ impl Daemon {
 
     /// SIGUSR1: refresh every cache with a source now.
     async fn refresh_all(&self) {
-        if let Some(refresher) = self.runtime.tiers().refresher() {
-            let started = refresher.refresh_all().await;
-            tracing::info!(started, "SIGUSR1: refreshing every cache with a source");
-        }
+        let started = self.runtime.refresh_all().await;
+        tracing::info!(started, "SIGUSR1: refreshing every cache with a source");
     }
 }
 
@@ -224,7 +222,7 @@ async fn stop_and_drain(runtime: &Runtime, api: &Api, shutdown: &ShutdownSetting
     if shutdown.graceful {
         let notifier = &api.notifier;
         runtime.drain(deadline, &|more, status| notifier.extend_timeout(more, status)).await;
-    } else if runtime.tiers().queue().is_some() {
+    } else if runtime.writes_behind() {
         let left = runtime.pending_saves();
         tracing::info!(pending = left, "graceful drain is off; pending saves stay on disk for the next start");
     }

@@ -93,8 +93,7 @@ where
         let started = runtime.startup_offline().await?;
         let tiers = runtime.tiers().clone();
         let outcome = work(Offline { tiers, postgres_synced: started.sync.synced() }).await;
-        if runtime.tiers().queue().is_some() {
-            runtime.settle_saves().await;
+        if runtime.writes_behind() {
             runtime.drain(Instant::now() + settings.shutdown.timeout, &|_, _| {}).await;
             let left = runtime.pending_saves();
             if left > 0 {

@@ -169,12 +169,16 @@ impl Runtime {
         self.tiers.queue().map_or(0, RetryQueueHandle::pending_count)
     }
 
-    /// Waits until the retry queue has taken in every save sent to it so far: it learns
-    /// of saves by fire-and-forget messages, and one request answered after them (the
-    /// mailbox is in order) means they are in before a drain looks at what is pending.
-    pub async fn settle_saves(&self) {
-        if let Some(queue) = self.tiers.queue() {
-            let _ = queue.pending().await;
+    /// Whether saves are written behind to Postgres (a retry queue exists).
+    pub fn writes_behind(&self) -> bool {
+        self.tiers.queue().is_some()
+    }
+
+    /// SIGUSR1: starts a refresh of every cache with a source; how many started.
+    pub async fn refresh_all(&self) -> usize {
+        match self.tiers.refresher() {
+            Some(refresher) => refresher.refresh_all().await,
+            None => 0,
         }
     }
 
@@ -250,7 +254,8 @@ mod tests {
         assert!(!started.sync.synced());
         runtime.go_live(Duration::from_secs(3600));
         assert_eq!(runtime.pending_saves(), 0);
-        runtime.settle_saves().await;
+        assert!(!runtime.writes_behind());
+        assert_eq!(runtime.refresh_all().await, 0);
         runtime.drain(tokio::time::Instant::now(), &|_, _| panic!("nothing to drain")).await;
         runtime.quiesce();
         assert_eq!(runtime.gave_up().await, None);
