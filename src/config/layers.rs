@@ -14,7 +14,8 @@ pub const DEFAULT_FILE: &str = "./tiercache.toml";
 
 /// Every key a `TIERCACHE__SECTION__KEY` variable may set (`caches` cannot be
 /// addressed by a variable). Listed because the lookup is a function that cannot
-/// enumerate the environment; a test keeps it equal to the appendix.
+/// enumerate the environment; tests keep it equal to the keys the redacted file
+/// prints and to the reload table's keys outside `[[caches]]`.
 pub const OVERRIDABLE_KEYS: &[&str] = &[
     "project",
     "data_dir",

@@ -8,7 +8,7 @@
 mod durations;
 mod env_compat;
 mod exposure;
-mod layers;
+pub(crate) mod layers;
 mod net;
 mod raw;
 mod redacted;

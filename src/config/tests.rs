@@ -462,27 +462,23 @@ fn secret_files_are_read() {
     let creds = dir.path().display().to_string();
     let s = ok(Some(&file), &[("CREDENTIALS_DIRECTORY", &creds)]);
     assert_eq!(s.postgres.password_file, Some(dir.path().join("pgpass")));
-    match &s.caches[0].source {
-        Some(SourceConfig::Strava(tiercache_actors::refresher::sources::strava::Settings {
-            client_id,
-            client_secret,
-            refresh_token,
-            refresh_token_file,
-            base_url,
-            per_page,
-            full_refresh_every,
-            learn_athlete,
-        })) => {
-            assert_eq!(client_id, "123");
-            assert_eq!(client_secret, "cred-secret");
-            assert_eq!(refresh_token, "file-token");
-            assert!(!learn_athlete, "no [webhooks] verify token");
-            assert_eq!(refresh_token_file.as_deref(), Some(token.as_path()));
-            assert_eq!((base_url.as_str(), *per_page), ("https://www.strava.com", 200));
-            assert_eq!(*full_refresh_every, std::time::Duration::from_secs(86400), "default: daily");
-        }
-        other => panic!("{other:?}"),
-    }
+    // Compared whole, so that a new field must be given here. `Debug` hides the secrets:
+    // they are compared on their own first, for a failure that says which one.
+    let expected = tiercache_actors::refresher::sources::strava::Settings {
+        client_id: "123".into(),
+        client_secret: "cred-secret".into(),
+        refresh_token: "file-token".into(),
+        refresh_token_file: Some(token.clone()),
+        base_url: "https://www.strava.com".into(),
+        per_page: 200,
+        // The default: daily.
+        full_refresh_every: std::time::Duration::from_secs(86400),
+        // No [webhooks] verify token.
+        learn_athlete: false,
+    };
+    let Some(SourceConfig::Strava(strava)) = &s.caches[0].source else { panic!("{:?}", s.caches[0].source) };
+    assert_eq!((strava.client_secret.as_str(), strava.refresh_token.as_str()), ("cred-secret", "file-token"));
+    assert_eq!(strava, &expected);
 
     // Without the credentials directory, the bare name is not found.
     let e = err(Some(&file), &[]);

@@ -16,7 +16,7 @@ const DEPLOYED: &[(&str, &str)] = &[
 ];
 
 /// The reference's rows: key → the SIGHUP column.
-fn reference() -> BTreeMap<String, String> {
+pub(super) fn reference() -> BTreeMap<String, String> {
     let start = CONFIG_MD.find("\n## Key reference\n").expect("docs/config.md has a \"## Key reference\" section");
     let section = &CONFIG_MD[start + 1..];
     let section = &section[..section[3..].find("\n## ").map_or(section.len(), |end| end + 3)];

@@ -6,12 +6,14 @@
 //! binary on a temporary directory (the one harness of `tests/api` and
 //! `tests/postgres`), [`http`] talks to it, [`cli`] runs its commands to completion.
 //! [`fake_http`] stands in for the upstream APIs. [`envelope`] back-dates cache files
-//! for retention tests.
+//! for retention tests. [`every_key`] is the reload tests' configuration that sets every
+//! key.
 
 pub mod cli;
 mod config_file;
 pub mod daemon;
 pub mod envelope;
+pub mod every_key;
 pub mod fake_http;
 pub mod http;
 pub mod pg;
