@@ -173,6 +173,48 @@ impl ServerCertVerifier for Lenient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls::pki_types::pem::PemObject;
+
+    fn openssl(dir: &Path, args: &str) {
+        let out =
+            std::process::Command::new("openssl").current_dir(dir).args(args.split(' ')).output().expect("run openssl");
+        assert!(out.status.success(), "openssl {args}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// CAs `ca` and `other` in `dir`, and `server.pem` for `localhost` signed by `ca`.
+    fn certificates(dir: &Path) {
+        let key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+        for ca in ["ca", "other"] {
+            openssl(dir, &format!("req -x509 {key} -days 2 -subj /CN={ca} -keyout {ca}.key -out {ca}.pem"));
+        }
+        std::fs::write(dir.join("ext"), "subjectAltName = DNS:localhost\nbasicConstraints = CA:FALSE\n").unwrap();
+        openssl(dir, &format!("req -new {key} -subj /CN=localhost -keyout server.key -out server.csr"));
+        openssl(
+            dir,
+            "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext -out server.pem",
+        );
+    }
+
+    #[test]
+    fn require_takes_any_certificate_and_verify_ca_the_chain_under_any_name() {
+        let dir = tempfile::tempdir().unwrap();
+        certificates(dir.path());
+        let server = CertificateDer::from_pem_file(dir.path().join("server.pem")).unwrap();
+        let chain = |ca: &str| {
+            let roots = Arc::new(load_roots(&dir.path().join(ca)).unwrap());
+            WebPkiServerVerifier::builder_with_provider(roots, provider()).build().unwrap()
+        };
+        let check = |verifier: &dyn ServerCertVerifier, host: &str| {
+            let name = ServerName::try_from(host.to_owned()).unwrap();
+            verifier.verify_server_cert(&server, &[], &name, &[], UnixTime::now()).is_ok()
+        };
+        let verify =
+            |ca: Option<&str>, host: &str| check(&Lenient { chain: ca.map(chain), provider: provider() }, host);
+        assert!(!check(chain("ca.pem").as_ref(), "db.example.com"), "verify-full checks the name");
+        assert!(verify(None, "db.example.com"), "require");
+        assert!(verify(Some("ca.pem"), "localhost") && verify(Some("ca.pem"), "db.example.com"), "verify-ca");
+        assert!(!verify(Some("other.pem"), "localhost"), "verify-ca with a CA that did not sign it");
+    }
 
     #[test]
     fn the_config_takes_the_five_names_and_a_url_also_takes_allow() {
