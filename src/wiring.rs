@@ -64,16 +64,7 @@ pub fn postgres_config(settings: &Settings) -> Result<Option<PostgresConfig>, Fa
         None => None,
     };
     Ok(Some(PostgresConfig {
-        connect: ConnectConfig {
-            url,
-            password,
-            sslmode: pg.sslmode,
-            ssl_root_cert: pg.ssl_root_cert.clone(),
-            pool_size: pg.pool_size,
-            statement_cache: pg.statement_cache,
-            connect_timeout: pg.connect_timeout,
-            statement_timeout: pg.statement_timeout,
-        },
+        connect: ConnectConfig { url, password, options: pg.options.clone() },
         backoff: retry_backoff(settings),
         max_attempts: settings.retry.max_attempts,
         retry_enabled: settings.retry.enabled,

@@ -100,16 +100,8 @@ fn main() {
     let files = tempfile::tempdir().expect("temp dir");
 
     actix_rt::System::new().block_on(async move {
-        let connect = ConnectConfig {
-            url,
-            password: None,
-            sslmode: None,
-            ssl_root_cert: None,
-            pool_size: 1,
-            statement_cache: true,
-            connect_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(15),
-        };
+        let mut connect = ConnectConfig::new(url);
+        connect.options.pool_size = 1;
         let store = Store::new(StoreConfig { connect, project: PROJECT.into() }, FailureReporter::detached())
             .expect("store settings");
         let store = StoreHandle::new(actix::Supervisor::start(move |_| store));

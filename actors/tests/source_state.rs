@@ -2,7 +2,6 @@
 //! lost `data_dir` does not strand the daemon with a dead token.
 
 use std::sync::Arc;
-use std::time::Duration;
 use tiercache_actors::refresher::sources::StateStore;
 use tiercache_actors::refresher::state_store::FileStateStore;
 use tiercache_actors::store::{ConnectConfig, Store, StoreConfig, StoreHandle};
@@ -17,16 +16,8 @@ fn state_survives_the_loss_of_the_data_dir_through_postgres() {
     let url = pg.url("app", "postgres");
     let data = tempfile::tempdir().unwrap();
     actix_rt::System::new().block_on(async move {
-        let connect = ConnectConfig {
-            url,
-            password: None,
-            sslmode: None,
-            ssl_root_cert: None,
-            pool_size: 2,
-            statement_cache: true,
-            connect_timeout: Duration::from_secs(3),
-            statement_timeout: Duration::from_secs(5),
-        };
+        let mut connect = ConnectConfig::new(url);
+        connect.options.pool_size = 2;
         let store = Store::new(StoreConfig { connect, project: "p".into() }, FailureReporter::detached()).unwrap();
         let handle = StoreHandle::new(actix::Supervisor::start(move |_| store));
         let states: Arc<dyn StateStore> = Arc::new(FileStateStore::new(data.path(), Some(handle.clone())));

@@ -29,7 +29,7 @@ pub use net::ListenAddr;
 pub use tiercache_actors::domain::CacheName;
 pub use tiercache_actors::refresher::sources::SourceConfig;
 pub use tiercache_actors::retry_queue::BackoffPolicy;
-pub use tiercache_actors::store::TlsMode;
+pub use tiercache_actors::store::{ConnectOptions, TlsMode};
 pub use tiercache_actors::supervisor::RestartPolicy;
 
 /// The environment lookup: `std::env::var` in production, a map in tests, so that
@@ -144,14 +144,9 @@ pub struct PostgresSettings {
     /// Overrides a password in `url`; resolved (credentials directory included)
     /// and checked readable at load time.
     pub password_file: Option<PathBuf>,
-    /// `None`: the URL's `sslmode=`, else the default of SPEC §7.
-    pub sslmode: Option<TlsMode>,
-    pub ssl_root_cert: Option<PathBuf>,
-    pub pool_size: usize,
-    /// `false` behind a transaction pooler, which cannot keep prepared statements.
-    pub statement_cache: bool,
-    pub connect_timeout: Duration,
-    pub statement_timeout: Duration,
+    /// The other keys, as the store's own type (its defaults are the built-in ones).
+    /// Checked: `pool_size` at least 1, `sslmode` one of the five names.
+    pub options: ConnectOptions,
 }
 
 /// `[retry]`: background retries of saves that Postgres refused.

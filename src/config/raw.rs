@@ -14,6 +14,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::durations::{Dur, OptDur, Size};
+use super::ConnectOptions;
 
 /// Default `max_size` of a cache and `max_body` of the API.
 pub const DEFAULT_SIZE: u64 = 16 << 20;
@@ -132,17 +133,20 @@ pub struct RawPostgres {
 }
 
 impl Default for RawPostgres {
+    /// The store's defaults ([`ConnectOptions::default`]), so they are written once;
+    /// an empty `sslmode` or `ssl_root_cert` is unset, as there.
     fn default() -> Self {
+        let d = ConnectOptions::default();
         Self {
             enabled: false,
             url: RawSecret::default(),
             password_file: String::new(),
             sslmode: String::new(),
             ssl_root_cert: String::new(),
-            pool_size: 8,
-            statement_cache: true,
-            connect_timeout: Dur(Duration::from_secs(5)),
-            statement_timeout: Dur(Duration::from_secs(15)),
+            pool_size: d.pool_size,
+            statement_cache: d.statement_cache,
+            connect_timeout: Dur(d.connect_timeout),
+            statement_timeout: Dur(d.statement_timeout),
         }
     }
 }

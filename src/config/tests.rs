@@ -57,12 +57,12 @@ fn defaults_without_file() {
     assert!(!s.postgres.enabled);
     assert!(s.postgres.url.is_none());
     assert_eq!(s.postgres.password_file, None);
-    assert_eq!(s.postgres.sslmode, None);
-    assert_eq!(s.postgres.ssl_root_cert, None);
-    assert_eq!(s.postgres.pool_size, 8);
-    assert!(s.postgres.statement_cache);
-    assert_eq!(s.postgres.connect_timeout, secs(5));
-    assert_eq!(s.postgres.statement_timeout, secs(15));
+    assert_eq!(s.postgres.options.sslmode, None);
+    assert_eq!(s.postgres.options.ssl_root_cert, None);
+    assert_eq!(s.postgres.options.pool_size, 8);
+    assert!(s.postgres.options.statement_cache);
+    assert_eq!(s.postgres.options.connect_timeout, secs(5));
+    assert_eq!(s.postgres.options.statement_timeout, secs(15));
     assert!(s.retry.enabled);
     assert_eq!(s.retry.backoff.initial_interval, Duration::from_millis(500));
     assert_eq!(s.retry.backoff.max_interval, secs(60));
@@ -162,8 +162,8 @@ fn file_overrides_defaults() {
         s.postgres.url.as_ref().map(|u| u.expose_secret().to_owned()),
         Some("postgres://app@db.internal/postgres".into())
     );
-    assert_eq!(s.postgres.sslmode, Some(TlsMode::VerifyFull));
-    assert!(!s.postgres.statement_cache);
+    assert_eq!(s.postgres.options.sslmode, Some(TlsMode::VerifyFull));
+    assert!(!s.postgres.options.statement_cache);
     assert_eq!(s.refresh.max_stale, Some(secs(48 * H)));
     assert_eq!(s.caches.len(), 2);
     let c = &s.caches[0];
@@ -284,7 +284,7 @@ fn overrides_reach_every_section() {
     assert_eq!(s.api.listen, vec![ListenAddr::Tcp("127.0.0.1:1".into()), ListenAddr::Unix("/tmp/t.sock".into())]);
     assert_eq!(s.api.max_body, 1 << 20);
     assert_eq!(s.api.rate_limit_per_second, 10);
-    assert_eq!(s.postgres.pool_size, 3);
+    assert_eq!(s.postgres.options.pool_size, 3);
     assert!((s.retry.backoff.multiplier - 1.5).abs() < f64::EPSILON);
     assert_eq!(s.supervisor.max_restarts, 9);
     assert_eq!(s.refresh.max_stale, Some(secs(H)));
@@ -622,7 +622,7 @@ fn webhooks_verify_token_inline_from_env_or_file_and_redacted() {
 fn sslmode_takes_the_five_names_and_refuses_allow_with_the_same_message() {
     for mode in TlsMode::ALL {
         let s = ok(Some(&format!("[postgres]\nsslmode = {:?}\n", mode.as_str())), &[]);
-        assert_eq!(s.postgres.sslmode, Some(mode));
+        assert_eq!(s.postgres.options.sslmode, Some(mode));
         assert!(s.to_redacted_toml().contains(&format!("sslmode = \"{}\"", mode.as_str())));
     }
     // libpq's `allow` is taken only in a URL's `sslmode=` (as prefer), never here.

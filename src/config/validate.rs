@@ -12,8 +12,8 @@ use tiercache_actors::refresher::sources::strava;
 use super::env_compat::is_postgres_url;
 use super::raw::{RawApi, RawCache, RawPostgres, RawRetry, RawSecret, RawSettings, RawSource};
 use super::{
-    exposure, net, secrets, ApiSettings, BackoffPolicy, CacheName, CacheSettings, ConfigError, Env, LogFormat,
-    LogSettings, MemorySettings, PostgresSettings, RefreshSettings, RestartPolicy, RetrySettings, Settings,
+    exposure, net, secrets, ApiSettings, BackoffPolicy, CacheName, CacheSettings, ConfigError, ConnectOptions, Env,
+    LogFormat, LogSettings, MemorySettings, PostgresSettings, RefreshSettings, RestartPolicy, RetrySettings, Settings,
     ShutdownSettings, SourceConfig, TlsMode,
 };
 
@@ -202,12 +202,14 @@ fn postgres(raw: RawPostgres, env: Env<'_>) -> Result<PostgresSettings, ConfigEr
         enabled: raw.enabled,
         url,
         password_file,
-        sslmode,
-        ssl_root_cert: non_empty(raw.ssl_root_cert).map(PathBuf::from),
-        pool_size: raw.pool_size,
-        statement_cache: raw.statement_cache,
-        connect_timeout: raw.connect_timeout.0,
-        statement_timeout: raw.statement_timeout.0,
+        options: ConnectOptions {
+            sslmode,
+            ssl_root_cert: non_empty(raw.ssl_root_cert).map(PathBuf::from),
+            pool_size: raw.pool_size,
+            statement_cache: raw.statement_cache,
+            connect_timeout: raw.connect_timeout.0,
+            statement_timeout: raw.statement_timeout.0,
+        },
     })
 }
 

@@ -6,8 +6,8 @@
 //! map says that a secret changed, never what it is.
 
 use crate::config::{
-    ApiSettings, BackoffPolicy, CacheSettings, LogSettings, MemorySettings, PostgresSettings, RefreshSettings,
-    RestartPolicy, RetrySettings, Settings, ShutdownSettings, SourceConfig, WebhookSettings,
+    ApiSettings, BackoffPolicy, CacheSettings, ConnectOptions, LogSettings, MemorySettings, PostgresSettings,
+    RefreshSettings, RestartPolicy, RetrySettings, Settings, ShutdownSettings, SourceConfig, WebhookSettings,
 };
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
@@ -118,12 +118,8 @@ fn postgres_keys(m: &mut Flat, pg: &PostgresSettings) {
         enabled,
         url,
         password_file,
-        sslmode,
-        ssl_root_cert,
-        pool_size,
-        statement_cache,
-        connect_timeout,
-        statement_timeout,
+        options:
+            ConnectOptions { sslmode, ssl_root_cert, pool_size, statement_cache, connect_timeout, statement_timeout },
     } = pg;
     put(m, "postgres.enabled", enabled);
     m.insert("postgres.url".into(), url.as_ref().map(secret).unwrap_or_default());

@@ -6,6 +6,7 @@ use crate::helpers::{cluster, row, toml_str, wait_for, Conf, ARRIVAL, DB};
 use serde_json::json;
 use std::time::Duration;
 use tiercache_testkit::fake_http::{FakeServer, Recorded, Reply};
+use tiercache_testkit::Daemon;
 
 const ATHLETE: u64 = 134815;
 
@@ -22,26 +23,18 @@ fn fake_strava() -> FakeServer {
     })
 }
 
-fn state_keys(pg: &tiercache_testkit::PgCluster) -> String {
-    pg.psql(DB, "SELECT coalesce(string_agg(state_key, ',' ORDER BY state_key), '') FROM source_state").unwrap()
-}
-
-#[test]
-fn a_deauthorization_removes_the_row_and_the_token_state_for_good() {
-    let pg = cluster();
-    let strava = fake_strava();
-    let tables = format!(
+/// The `strava` cache, refreshed hourly from `strava`, with webhooks on.
+fn strava_cache(strava: &FakeServer) -> String {
+    format!(
         "[webhooks]\nstrava_verify_token = \"verify-1\"\n[[caches]]\nname = \"strava\"\nrefresh_every = \"1h\"\n\
          [caches.source]\nkind = \"strava\"\nclient_id = \"1\"\nclient_secret = \"s\"\nrefresh_token = \"configured\"\n\
          base_url = {}\n",
         toml_str(&strava.base_url())
-    );
-    let mut d = Conf::new(pg.url(DB, "postgres")).tables(&tables).start();
-    wait_for("the row", ARRIVAL, || row(&pg, "strava").map(|_| ()));
-    wait_for("the token and sync state", ARRIVAL, || {
-        (state_keys(&pg).trim() == "strava:strava,stravasync:strava").then_some(())
-    });
+    )
+}
 
+/// Strava's webhook saying the athlete took the authorization back, sent to `d`.
+fn deauthorize(d: &Daemon) {
     let deauth = json!({"object_type": "athlete", "object_id": ATHLETE, "aspect_type": "update", "owner_id": ATHLETE,
         "subscription_id": 1, "event_time": 1, "updates": {"authorized": "false"}});
     let r = d.request(
@@ -51,6 +44,24 @@ fn a_deauthorization_removes_the_row_and_the_token_state_for_good() {
         &[("Content-Type", "application/json")],
     );
     assert_eq!(r.status, 200, "{r:?}");
+}
+
+fn state_keys(pg: &tiercache_testkit::PgCluster) -> String {
+    pg.psql(DB, "SELECT coalesce(string_agg(state_key, ',' ORDER BY state_key), '') FROM source_state").unwrap()
+}
+
+#[test]
+fn a_deauthorization_removes_the_row_and_the_token_state_for_good() {
+    let pg = cluster();
+    let strava = fake_strava();
+    let tables = strava_cache(&strava);
+    let mut d = Conf::new(pg.url(DB, "postgres")).tables(&tables).start();
+    wait_for("the row", ARRIVAL, || row(&pg, "strava").map(|_| ()));
+    wait_for("the token and sync state", ARRIVAL, || {
+        (state_keys(&pg).trim() == "strava:strava,stravasync:strava").then_some(())
+    });
+
+    deauthorize(&d);
     wait_for("the row deleted", ARRIVAL, || row(&pg, "strava").is_none().then_some(()));
     wait_for("the token state deleted", ARRIVAL, || (state_keys(&pg).trim() == "stravasync:strava").then_some(()));
     assert_eq!(d.get_cache("strava").status, 503);
@@ -75,27 +86,14 @@ fn a_deauthorization_removes_the_row_and_the_token_state_for_good() {
 fn every_instance_stops_serving_and_refreshing_a_deauthorized_cache() {
     let pg = cluster();
     let strava = fake_strava();
-    let tables = format!(
-        "[webhooks]\nstrava_verify_token = \"verify-1\"\n[[caches]]\nname = \"strava\"\nrefresh_every = \"1h\"\n\
-         [caches.source]\nkind = \"strava\"\nclient_id = \"1\"\nclient_secret = \"s\"\nrefresh_token = \"configured\"\n\
-         base_url = {}\n",
-        toml_str(&strava.base_url())
-    );
+    let tables = strava_cache(&strava);
     let conf = Conf::new(pg.url(DB, "postgres")).tables(&tables);
     let a = conf.start();
     wait_for("the row", ARRIVAL, || row(&pg, "strava").map(|_| ()));
     let mut b = conf.start();
     wait_for("the document on the second instance", ARRIVAL, || (b.get_cache("strava").status == 200).then_some(()));
 
-    let deauth = json!({"object_type": "athlete", "object_id": ATHLETE, "aspect_type": "update", "owner_id": ATHLETE,
-        "subscription_id": 1, "event_time": 1, "updates": {"authorized": "false"}});
-    let r = a.request(
-        "POST",
-        "/v1/webhooks/strava",
-        Some(deauth.to_string().as_bytes()),
-        &[("Content-Type", "application/json")],
-    );
-    assert_eq!(r.status, 200, "{r:?}");
+    deauthorize(&a);
     wait_for("the row deleted", ARRIVAL, || row(&pg, "strava").is_none().then_some(()));
     let calls = strava.requests().len();
     for (name, d) in [("first", &a), ("second", &b)] {

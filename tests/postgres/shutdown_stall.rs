@@ -34,6 +34,24 @@ fn stall(pg: &PgCluster, d: &Daemon) -> (Session, Vec<(u64, Value)>) {
     (lock, last)
 }
 
+/// SIGTERM, then the exit code and how long the exit took (at most 15 s).
+fn sigterm_and_wait(d: &mut Daemon) -> (Option<i32>, Duration) {
+    let t0 = Instant::now();
+    d.signal(Signal::SIGTERM);
+    let code = d.wait_exit(Duration::from_secs(15));
+    (code, t0.elapsed())
+}
+
+/// Starts `d` again and waits until it has sent `last` (per cache, what [`stall`]
+/// returned) to Postgres.
+fn next_start_sends(pg: &PgCluster, d: &mut Daemon, last: &[(u64, Value)]) {
+    d.start_again();
+    wait_queue_empty(d, Duration::from_secs(15));
+    for (name, (v, doc)) in CACHES.iter().zip(last) {
+        wait_for_row(pg, "default", name, *v, doc);
+    }
+}
+
 #[test]
 fn sigterm_drains_once_the_lock_is_released_within_the_timeout() {
     let pg = cluster();
@@ -67,10 +85,7 @@ fn a_lock_held_past_the_timeout_leaves_saves_for_the_next_start() {
     let mut d = Conf::new(pg.url(DB, "postgres")).caches(&CACHES).tables("[shutdown]\ntimeout = \"3s\"\n").start();
     let (lock, last) = stall(&pg, &d);
 
-    let t0 = Instant::now();
-    d.signal(Signal::SIGTERM);
-    let code = d.wait_exit(Duration::from_secs(15));
-    let took = t0.elapsed();
+    let (code, took) = sigterm_and_wait(&mut d);
     assert_eq!(code, Some(0), "a clean exit though the drain did not finish; stdout:\n{}", d.stdout());
     assert!(took < Duration::from_millis(3000 + 2000), "took {took:?}: shutdown.timeout is 3 s");
     assert!(took >= Duration::from_millis(2500), "exited after {took:?}: it did not try to drain");
@@ -80,11 +95,7 @@ fn a_lock_held_past_the_timeout_leaves_saves_for_the_next_start() {
     lock.release();
 
     // The next start sends what was left.
-    d.start_again();
-    wait_queue_empty(&d, Duration::from_secs(15));
-    for (name, (v, doc)) in CACHES.iter().zip(&last) {
-        wait_for_row(&pg, "default", name, *v, doc);
-    }
+    next_start_sends(&pg, &mut d, &last);
 }
 
 #[test]
@@ -95,19 +106,12 @@ fn graceful_shutdown_off_exits_at_once_and_the_next_start_sends_the_saves() {
         Daemon::start(std::path::Path::new(crate::helpers::BIN), conf.options().env("GRACEFUL_SHUTDOWN", "false"));
     let (lock, last) = stall(&pg, &d);
 
-    let t0 = Instant::now();
-    d.signal(Signal::SIGTERM);
-    let code = d.wait_exit(Duration::from_secs(15));
-    let took = t0.elapsed();
+    let (code, took) = sigterm_and_wait(&mut d);
     assert_eq!(code, Some(0), "stdout:\n{}", d.stdout());
     assert!(took < Duration::from_secs(3), "took {took:?}: without the graceful drain nothing is waited for");
     lock.release();
 
-    d.start_again();
-    wait_queue_empty(&d, Duration::from_secs(15));
-    for (name, (v, doc)) in CACHES.iter().zip(&last) {
-        wait_for_row(&pg, "default", name, *v, doc);
-    }
+    next_start_sends(&pg, &mut d, &last);
 }
 
 /// Once SIGTERM arrives the refresher starts no new fetch, even while the drain waits

@@ -40,6 +40,8 @@ pub enum EnvelopeError {
     Version,
 }
 
+/// An envelope as parsed: the whole file on the slow path; on the fast path the header
+/// alone, with a placeholder for the data (see [`split`]).
 #[derive(Deserialize)]
 struct Raw<'a> {
     format: u32,
@@ -81,26 +83,14 @@ pub fn encode(project: &str, doc: &Document) -> Vec<u8> {
     out
 }
 
-/// The envelope without its data: what the fast path parses.
-#[derive(Deserialize)]
-struct Header {
-    format: u32,
-    project: String,
-    name: String,
-    version: u64,
-    checksum: Checksum,
-    last_fetch: Option<DateTime<Utc>>,
-    last_rich_fetch: Option<DateTime<Utc>>,
-    saved_at: DateTime<Utc>,
-}
-
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Splits an envelope as [`encode`] writes it into its header (as a small JSON object)
-/// and the data's byte range, without scanning the data. Inside a JSON string a quote
-/// is always escaped, so the first `"saved_at":"` is the header's own.
+/// Splits an envelope as [`encode`] writes it into its header (as a small JSON object
+/// whose `data` is a placeholder `0`, so that it parses as a [`Raw`]) and the data's
+/// byte range, without scanning the data. Inside a JSON string a quote is always
+/// escaped, so the first `"saved_at":"` is the header's own.
 fn split(bytes: &[u8]) -> Option<(Vec<u8>, std::ops::Range<usize>)> {
     const SAVED_AT: &[u8] = b"\"saved_at\":\"";
     const DATA: &[u8] = b"\",\"data\":";
@@ -118,8 +108,8 @@ fn split(bytes: &[u8]) -> Option<(Vec<u8>, std::ops::Range<usize>)> {
     if start >= end {
         return None;
     }
-    let mut header = bytes[..=close].to_vec();
-    header.push(b'}');
+    let mut header = bytes[..start].to_vec();
+    header.extend_from_slice(b"0}");
     Some((header, start..end))
 }
 
@@ -142,7 +132,7 @@ pub fn decode(project: &str, name: &CacheName, bytes: &[u8]) -> Result<Document,
 /// [`EnvelopeError`] for anything that must not be served.
 pub fn decode_bytes(project: &str, name: &CacheName, bytes: bytes::Bytes) -> Result<Document, EnvelopeError> {
     if let Some((header, range)) = split(&bytes) {
-        if let Ok(h) = serde_json::from_slice::<Header>(&header) {
+        if let Ok(h) = serde_json::from_slice::<Raw<'_>>(&header) {
             let body = bytes.slice(range);
             if Checksum::of(&body) == h.checksum {
                 check_owner(project, name, h.format, &h.project, &h.name, h.version)?;
@@ -242,7 +232,7 @@ mod tests {
         let bytes = encode("p", &d);
         let (header, range) = split(&bytes).expect("our own layout");
         assert_eq!(&bytes[range], &d.body[..]);
-        assert!(serde_json::from_slice::<Header>(&header).is_ok());
+        assert!(serde_json::from_slice::<Raw<'_>>(&header).is_ok());
         // A data change is caught by the checksum, then the slow path reports it.
         let text = String::from_utf8(bytes).unwrap().replace("[1,2]", "[1,3]");
         assert!(matches!(decode("p", &d.name, text.as_bytes()), Err(EnvelopeError::Checksum { .. })));

@@ -63,7 +63,7 @@ pub const ACTOR: &str = crate::supervisor::ActorId::Listener.label();
 /// reported to the supervisor like an actor's (counted, limited) and the session starts
 /// again, so invalidation never stops silently.
 pub fn spawn(peers: ListenerPeers, connect: ConnectConfig, project: String, reporter: FailureReporter) {
-    if !connect.statement_cache {
+    if !connect.options.statement_cache {
         tracing::warn!(
             "postgres.statement_cache = false means a transaction pooler: LISTEN/NOTIFY cannot work there, so \
              cross-instance invalidation is off and other instances' writes show up after memory.ttl; \

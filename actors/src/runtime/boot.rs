@@ -127,7 +127,7 @@ fn start_refresher(cx: &Ctx<'_>, saver: SaveFlow, store: Option<&StoreHandle>) -
     let config = cx.config;
     let caches = refresh_caches(&config.data_dir, &config.refresh.caches, store.cloned());
     // Leadership needs a session; behind a transaction pooler there is none.
-    let statement_cache = config.postgres.as_ref().is_some_and(|p| p.connect.statement_cache);
+    let statement_cache = config.postgres.as_ref().is_some_and(|p| p.connect.options.statement_cache);
     let leadership = store.cloned().filter(|_| statement_cache);
     let refresher =
         Refresher::new(caches, config.refresh.policy.clone(), saver, cx.reporter.clone(), cx.metrics.clone())

@@ -41,6 +41,7 @@ impl BootError {
     /// and `postgres.url` otherwise (the URL, its `sslmode` or its `sslrootcert`).
     pub(crate) fn postgres(connect: &ConnectConfig, reason: String) -> Self {
         let root_cert_failed = connect
+            .options
             .ssl_root_cert
             .as_deref()
             .and_then(|path| client_config(TlsMode::VerifyCa, Some(path)).err())
@@ -53,19 +54,12 @@ impl BootError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn connect(url: &str, root: Option<&str>) -> ConnectConfig {
-        ConnectConfig {
-            url: url.into(),
-            password: None,
-            sslmode: Some(TlsMode::VerifyFull),
-            ssl_root_cert: root.map(Into::into),
-            pool_size: 1,
-            statement_cache: true,
-            connect_timeout: Duration::from_secs(1),
-            statement_timeout: Duration::from_secs(1),
-        }
+        let mut cfg = ConnectConfig::new(url);
+        cfg.options.sslmode = Some(TlsMode::VerifyFull);
+        cfg.options.ssl_root_cert = root.map(Into::into);
+        cfg
     }
 
     #[test]

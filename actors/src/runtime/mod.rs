@@ -105,7 +105,7 @@ impl Runtime {
     /// How long the startup sync may take: `postgres.connect_timeout` plus
     /// `postgres.statement_timeout`.
     fn sync_limit(pg: &PostgresConfig) -> Duration {
-        pg.connect.connect_timeout + pg.connect.statement_timeout
+        pg.connect.options.connect_timeout + pg.connect.options.statement_timeout
     }
 
     /// The daemon's startup step: waits for the file tier's index, refuses a transaction

@@ -131,7 +131,7 @@ fn resync_in_background(tiers: Tiers, policy: &BackoffPolicy) {
 /// of them silently. Postgres not answering within `limit` proves nothing: the startup
 /// sync then goes on as usual (and retries in the background).
 pub(super) async fn refuse_transaction_pooler(connect: &ConnectConfig, limit: Duration) -> Result<(), BootError> {
-    if !connect.statement_cache {
+    if !connect.options.statement_cache {
         return Ok(());
     }
     match tokio::time::timeout(limit, transaction_pooled(connect)).await {

@@ -16,6 +16,23 @@ pub struct ConnectConfig {
     pub url: String,
     /// Overrides a password in the URL (`postgres.password_file`, already read).
     pub password: Option<String>,
+    /// The rest of `[postgres]`.
+    pub options: ConnectOptions,
+}
+
+impl ConnectConfig {
+    /// Connects to `url` with its own password (if any) and the default options.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into(), password: None, options: ConnectOptions::default() }
+    }
+}
+
+/// The non-secret part of `[postgres]`: the daemon's validated settings hold this
+/// type too, so these keys are declared once. The URL and the password are not here:
+/// the settings keep the URL as a secret and name the password's file, which is read
+/// again at each (re)connect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectOptions {
     /// `postgres.sslmode`; `None`: the URL's, else by host (SPEC §7).
     pub sslmode: Option<TlsMode>,
     /// `postgres.ssl_root_cert`.
@@ -28,6 +45,22 @@ pub struct ConnectConfig {
     pub connect_timeout: Duration,
     /// `postgres.statement_timeout`.
     pub statement_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    /// The defaults of SPEC §7 (the config's built-in values): no `sslmode` of its own,
+    /// no root certificate, 8 connections, the statement cache on, 5s to connect, 15s
+    /// per statement.
+    fn default() -> Self {
+        Self {
+            sslmode: None,
+            ssl_root_cert: None,
+            pool_size: 8,
+            statement_cache: true,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(15),
+        }
+    }
 }
 
 impl std::fmt::Debug for ConnectConfig {
@@ -74,16 +107,17 @@ pub fn driver_config(cfg: &ConnectConfig) -> Result<(tokio_postgres::Config, Mak
     if let Some(pw) = &cfg.password {
         pg.password(pw.as_bytes());
     }
-    pg.connect_timeout(cfg.connect_timeout);
+    let opts = &cfg.options;
+    pg.connect_timeout(opts.connect_timeout);
     pg.application_name("tiercache");
-    if cfg.statement_cache {
+    if opts.statement_cache {
         // Direct and session-pooled connections accept startup options; a transaction
         // pooler may not, so there the client-side timeout alone applies.
-        pg.options(format!("-c statement_timeout={}", cfg.statement_timeout.as_millis()));
+        pg.options(format!("-c statement_timeout={}", opts.statement_timeout.as_millis()));
     }
     let unix = matches!(pg.get_hosts().first(), Some(Host::Unix(_)) | None);
     let loopback = matches!(pg.get_hosts().first(), Some(Host::Tcp(h)) if is_loopback(h));
-    let explicit = match (&cfg.sslmode, url_sslmode) {
+    let explicit = match (&opts.sslmode, url_sslmode) {
         (Some(mode), _) => Some(*mode),
         (None, Some(s)) => Some(TlsMode::parse_url(&s).ok_or_else(|| format!("invalid sslmode {s:?} in the url"))?),
         (None, None) => None,
@@ -98,7 +132,7 @@ pub fn driver_config(cfg: &ConnectConfig) -> Result<(tokio_postgres::Config, Mak
         TlsMode::Prefer => SslMode::Prefer,
         _ => SslMode::Require,
     });
-    let root = cfg.ssl_root_cert.clone().or(url_root.map(PathBuf::from));
+    let root = opts.ssl_root_cert.clone().or(url_root.map(PathBuf::from));
     let tls = MakeRustlsConnect::new(client_config(mode, root.as_deref())?);
     Ok((pg, tls))
 }
@@ -134,13 +168,14 @@ pub fn target(cfg: &ConnectConfig) -> String {
 /// A message naming what is wrong with the URL or the TLS settings.
 pub fn pool(cfg: &ConnectConfig) -> Result<(Pool, MakeRustlsConnect), String> {
     let (pg, tls) = driver_config(cfg)?;
+    let opts = &cfg.options;
     let manager = Manager::from_config(pg, tls.clone(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
     let pool = Pool::builder(manager)
-        .max_size(cfg.pool_size)
+        .max_size(opts.pool_size)
         .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(cfg.connect_timeout))
-        .create_timeout(Some(cfg.connect_timeout))
-        .recycle_timeout(Some(cfg.connect_timeout))
+        .wait_timeout(Some(opts.connect_timeout))
+        .create_timeout(Some(opts.connect_timeout))
+        .recycle_timeout(Some(opts.connect_timeout))
         .build()
         .map_err(|e| e.to_string())?;
     Ok((pool, tls))
@@ -162,16 +197,7 @@ mod tests {
 
     #[test]
     fn the_target_names_host_and_port_or_socket_never_the_password() {
-        let cfg = |url: &str| ConnectConfig {
-            url: url.into(),
-            password: None,
-            sslmode: None,
-            ssl_root_cert: None,
-            pool_size: 1,
-            statement_cache: true,
-            connect_timeout: Duration::from_secs(1),
-            statement_timeout: Duration::from_secs(1),
-        };
+        let cfg = ConnectConfig::new;
         assert_eq!(target(&cfg("postgres://u:secret@db.example.com:6543/x?sslmode=require")), "db.example.com:6543");
         assert_eq!(target(&cfg("postgres://u:secret@127.0.0.1/x")), "127.0.0.1:5432");
         assert_eq!(target(&cfg("postgresql:///x?host=/tmp/pg&port=5433")), "socket /tmp/pg/.s.PGSQL.5433");

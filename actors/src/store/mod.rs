@@ -17,7 +17,7 @@ pub mod pooler;
 mod sql;
 pub mod tls;
 
-pub use connect::{driver_config, pool as connect_pool, target as connect_target, ConnectConfig};
+pub use connect::{driver_config, pool as connect_pool, target as connect_target, ConnectConfig, ConnectOptions};
 pub use handle::StoreHandle;
 pub use messages::{DeleteRow, Ping, PurgeUnconfigured, ReadHeads, ReadRow, RetentionRows, WriteOutcome, WriteRow};
 pub use tls::TlsMode;
@@ -248,8 +248,8 @@ impl Store {
                 tls,
                 project: config.project,
                 project_id: OnceCell::new(),
-                statement_cache: config.connect.statement_cache,
-                statement_timeout: config.connect.statement_timeout,
+                statement_cache: config.connect.options.statement_cache,
+                statement_timeout: config.connect.options.statement_timeout,
             }),
             reporter,
         })
@@ -549,8 +549,8 @@ impl Store {
         self.inner = Arc::new(Inner {
             pool,
             leader: tokio::sync::Mutex::new(Leader::default()),
-            statement_cache: connect.statement_cache,
-            statement_timeout: connect.statement_timeout,
+            statement_cache: connect.options.statement_cache,
+            statement_timeout: connect.options.statement_timeout,
             connect,
             tls,
             project: self.inner.project.clone(),

@@ -81,19 +81,21 @@ pub fn client_config(mode: TlsMode, root_cert: Option<&Path>) -> Result<ClientCo
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
     let config = match mode {
-        TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => {
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerify(provider()))).with_no_client_auth()
-        }
+        TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Lenient { chain: None, provider: provider() }))
+            .with_no_client_auth(),
         TlsMode::VerifyCa | TlsMode::VerifyFull => {
             let path = root_cert.ok_or("sslmode verify-ca and verify-full need postgres.ssl_root_cert")?;
             let roots = Arc::new(load_roots(path)?);
             if mode == TlsMode::VerifyFull {
                 builder.with_root_certificates(roots).with_no_client_auth()
             } else {
-                let inner = WebPkiServerVerifier::builder_with_provider(roots, provider())
+                let chain = WebPkiServerVerifier::builder_with_provider(roots, provider())
                     .build()
                     .map_err(|e| e.to_string())?;
-                builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyName(inner))).with_no_client_auth()
+                let verifier = Lenient { chain: Some(chain), provider: provider() };
+                builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier)).with_no_client_auth()
             }
         }
     };
@@ -115,50 +117,18 @@ fn load_roots(path: &Path) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-/// Encrypts without authenticating the server: libpq's `require`.
+/// The verifier of the modes that check less than rustls does: libpq's `require`
+/// (nothing: encrypts without authenticating the server) and `verify-ca` (the chain,
+/// any host name). Signatures are always checked, with the provider's algorithms
+/// (what [`WebPkiServerVerifier`] uses too).
 #[derive(Debug)]
-struct NoVerify(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct Lenient {
+    /// `None`: any certificate; `Some`: the chain must verify, the name may not.
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
 }
 
-/// Verifies the chain but accepts any host name: libpq's `verify-ca`.
-#[derive(Debug)]
-struct AnyName(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for AnyName {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -167,7 +137,8 @@ impl ServerCertVerifier for AnyName {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+        let Some(chain) = &self.chain else { return Ok(ServerCertVerified::assertion()) };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(Error::InvalidCertificate(CertificateError::NotValidForName))
             | Err(Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. })) => {
                 Ok(ServerCertVerified::assertion())
@@ -182,7 +153,7 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -191,17 +162,59 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls::pki_types::pem::PemObject;
+
+    fn openssl(dir: &Path, args: &str) {
+        let out =
+            std::process::Command::new("openssl").current_dir(dir).args(args.split(' ')).output().expect("run openssl");
+        assert!(out.status.success(), "openssl {args}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// CAs `ca` and `other` in `dir`, and `server.pem` for `localhost` signed by `ca`.
+    fn certificates(dir: &Path) {
+        let key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+        for ca in ["ca", "other"] {
+            openssl(dir, &format!("req -x509 {key} -days 2 -subj /CN={ca} -keyout {ca}.key -out {ca}.pem"));
+        }
+        std::fs::write(dir.join("ext"), "subjectAltName = DNS:localhost\nbasicConstraints = CA:FALSE\n").unwrap();
+        openssl(dir, &format!("req -new {key} -subj /CN=localhost -keyout server.key -out server.csr"));
+        openssl(
+            dir,
+            "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext -out server.pem",
+        );
+    }
+
+    #[test]
+    fn require_takes_any_certificate_and_verify_ca_the_chain_under_any_name() {
+        let dir = tempfile::tempdir().unwrap();
+        certificates(dir.path());
+        let server = CertificateDer::from_pem_file(dir.path().join("server.pem")).unwrap();
+        let chain = |ca: &str| {
+            let roots = Arc::new(load_roots(&dir.path().join(ca)).unwrap());
+            WebPkiServerVerifier::builder_with_provider(roots, provider()).build().unwrap()
+        };
+        let check = |verifier: &dyn ServerCertVerifier, host: &str| {
+            let name = ServerName::try_from(host.to_owned()).unwrap();
+            verifier.verify_server_cert(&server, &[], &name, &[], UnixTime::now()).is_ok()
+        };
+        let verify =
+            |ca: Option<&str>, host: &str| check(&Lenient { chain: ca.map(chain), provider: provider() }, host);
+        assert!(!check(chain("ca.pem").as_ref(), "db.example.com"), "verify-full checks the name");
+        assert!(verify(None, "db.example.com"), "require");
+        assert!(verify(Some("ca.pem"), "localhost") && verify(Some("ca.pem"), "db.example.com"), "verify-ca");
+        assert!(!verify(Some("other.pem"), "localhost"), "verify-ca with a CA that did not sign it");
+    }
 
     #[test]
     fn the_config_takes_the_five_names_and_a_url_also_takes_allow() {
