@@ -7,9 +7,8 @@
 //! the cache still holds that document, so a 304 never confirms data that a PUT or a
 //! restore has replaced since.
 
-use super::client::{ensure_json, status_error, Deadline, HttpClient, Request, Response};
-use super::clock::Clock;
-use super::{FetchRequest, Fetched, SourceError, StateStore};
+use super::client::{Request, Response};
+use super::StateStore;
 use crate::domain::{CacheName, Document, NewDocument};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -39,35 +38,6 @@ impl Conditional {
     /// The StateStore key (a cache name never holds `:`).
     pub fn state_key(cache: &CacheName) -> String {
         format!("conditional:{cache}")
-    }
-
-    /// Sends `get`, made conditional, and reads the answer as a fetch of `who` (such as
-    /// "the upstream"): a 304 to a conditional request changed nothing; `refuse` turns a
-    /// status the source knows into its own error; any other failure status is
-    /// [`status_error`]; a success must be JSON, and its validators are remembered.
-    pub async fn fetch_json(
-        &self,
-        client: &HttpClient,
-        get: Request,
-        request: &FetchRequest,
-        who: &str,
-        clock: &dyn Clock,
-        refuse: impl Fn(&Response) -> Option<SourceError>,
-    ) -> Result<Fetched, SourceError> {
-        let (get, conditional) = self.apply(get, request.previous.as_deref()).await;
-        let response = client.send(get, Deadline::after(request.timeout)).await?;
-        if response.status == 304 && conditional {
-            return Ok(Fetched::not_modified());
-        }
-        if let Some(refused) = refuse(&response) {
-            return Err(refused);
-        }
-        if !response.is_success() {
-            return Err(status_error(&response, who, clock.now()));
-        }
-        ensure_json(&response.body, &format!("{who}'s answer"))?;
-        self.remember(&response).await;
-        Ok(Fetched::new(response.body, Vec::new()))
     }
 
     /// `request` with `If-None-Match`/`If-Modified-Since` when the cache still holds the

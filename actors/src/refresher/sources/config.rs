@@ -5,8 +5,8 @@ use super::client::HttpClient;
 use super::clock::{Clock, SystemClock};
 use super::command::CommandSource;
 use super::conditional::Conditional;
-use super::http::HttpSource;
-use super::justgiving::JustGivingSource;
+use super::http::{HttpEndpoint, HttpSource};
+use super::justgiving::{JustGivingPage, JustGivingSource};
 use super::strava::{self, StravaSource};
 use super::{Source, StateStore};
 use crate::domain::CacheName;
@@ -126,10 +126,12 @@ pub fn build_with_clock(
         SourceConfig::Strava(settings) => Arc::new(StravaSource::new(cache.clone(), settings, state, clock, client)),
         SourceConfig::Justgiving { app_id, page_short_name, base_url } => {
             let conditional = Conditional::new(cache, state);
-            Arc::new(JustGivingSource::new(app_id, page_short_name, base_url, clock, client, conditional))
+            let page = JustGivingPage::new(app_id, page_short_name, base_url);
+            Arc::new(JustGivingSource::new(page, clock, client, conditional))
         }
         SourceConfig::Http { url, headers, bearer_token } => {
-            Arc::new(HttpSource::new(url, headers, bearer_token, clock, client, Conditional::new(cache, state)))
+            let endpoint = HttpEndpoint { url, headers, bearer_token };
+            Arc::new(HttpSource::new(endpoint, clock, client, Conditional::new(cache, state)))
         }
         SourceConfig::Command { argv, timeout } => Arc::new(CommandSource::new(argv, timeout)),
     }

@@ -1,37 +1,29 @@
 //! `kind = "http"`: GET a JSON URL, with headers and an optional bearer token, made
 //! conditional by the last answer's `ETag`/`Last-Modified` (see [`Conditional`]).
 
-use super::client::{HttpClient, Request};
-use super::clock::Clock;
-use super::conditional::Conditional;
-use super::{BoxFuture, FetchRequest, Fetched, Source, SourceError};
+use super::client::Request;
+use super::json_source::{JsonEndpoint, JsonSource};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// The HTTP source of one cache.
-pub struct HttpSource {
-    url: String,
-    headers: BTreeMap<String, String>,
-    bearer_token: Option<String>,
-    clock: Arc<dyn Clock>,
-    client: HttpClient,
-    conditional: Conditional,
+pub type HttpSource = JsonSource<HttpEndpoint>;
+
+/// A JSON URL with its headers and optional bearer token (resolved from env or files by
+/// the config).
+pub struct HttpEndpoint {
+    /// The URL.
+    pub url: String,
+    /// Extra request headers.
+    pub headers: BTreeMap<String, String>,
+    /// Sent as `Authorization: Bearer`.
+    pub bearer_token: Option<String>,
 }
 
-impl HttpSource {
-    /// Header values and the token are already resolved from env or files by the config.
-    pub fn new(
-        url: String,
-        headers: BTreeMap<String, String>,
-        bearer_token: Option<String>,
-        clock: Arc<dyn Clock>,
-        client: HttpClient,
-        conditional: Conditional,
-    ) -> Self {
-        Self { url, headers, bearer_token, clock, client, conditional }
-    }
+impl JsonEndpoint for HttpEndpoint {
+    const KIND: &'static str = "http";
+    const WHO: &'static str = "the upstream";
 
-    async fn fetch_inner(&self, request: FetchRequest) -> Result<Fetched, SourceError> {
+    fn request(&self) -> Request {
         let mut get = Request::get(self.url.clone()).header("Accept", "application/json");
         for (name, value) in &self.headers {
             get = get.header(name, value);
@@ -39,35 +31,22 @@ impl HttpSource {
         if let Some(token) = &self.bearer_token {
             get = get.header("Authorization", format!("Bearer {token}"));
         }
-        self.conditional.fetch_json(&self.client, get, &request, "the upstream", self.clock.as_ref(), |_| None).await
-    }
-}
-
-impl Source for HttpSource {
-    fn kind(&self) -> &'static str {
-        "http"
-    }
-
-    fn builds_on_previous(&self) -> bool {
-        true
-    }
-
-    fn upstream_calls(&self) -> u64 {
-        self.client.calls()
-    }
-
-    fn fetch(&self, request: FetchRequest) -> BoxFuture<'_, Result<Fetched, SourceError>> {
-        Box::pin(self.fetch_inner(request))
+        get
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::client::HttpClient;
+    use super::super::clock::Clock;
     use super::super::clock::TestClock;
+    use super::super::conditional::Conditional;
     use super::super::test_server::{Canned, MemoryState, TestServer};
+    use super::super::{FetchRequest, Source, SourceError};
     use super::*;
     use crate::domain::{CacheName, Document, NewDocument};
     use chrono::DateTime;
+    use std::sync::Arc;
     use std::time::Duration;
 
     fn request() -> FetchRequest {
@@ -81,7 +60,8 @@ mod tests {
     fn source_with(url: String, clock: Arc<dyn Clock>, state: Arc<MemoryState>) -> HttpSource {
         let headers = BTreeMap::from([("X-Api-Key".to_owned(), "k-SECRET".to_owned())]);
         let conditional = Conditional::new(&CacheName::parse("data").unwrap(), state);
-        HttpSource::new(url, headers, Some("t-SECRET".into()), clock, HttpClient::new(), conditional)
+        let endpoint = HttpEndpoint { url, headers, bearer_token: Some("t-SECRET".into()) };
+        HttpSource::new(endpoint, clock, HttpClient::new(), conditional)
     }
 
     /// The document the refresher would hold after saving `body`.

@@ -5,37 +5,33 @@
 //! Requests are conditional on the last answer's `ETag`/`Last-Modified` (see
 //! [`Conditional`]).
 
-use super::client::{path_segment, HttpClient, Request};
-use super::clock::Clock;
-use super::conditional::Conditional;
-use super::{BoxFuture, FetchRequest, Fetched, Source, SourceError};
-use std::sync::Arc;
+use super::client::{path_segment, Request, Response};
+use super::json_source::{JsonEndpoint, JsonSource};
+use super::SourceError;
 
 /// The JustGiving source of one cache.
-pub struct JustGivingSource {
+pub type JustGivingSource = JsonSource<JustGivingPage>;
+
+/// One fundraising page.
+pub struct JustGivingPage {
     app_id: String,
     page_short_name: String,
     base_url: String,
-    clock: Arc<dyn Clock>,
-    client: HttpClient,
-    conditional: Conditional,
 }
 
-impl JustGivingSource {
+impl JustGivingPage {
     /// `base_url` is scheme, host and port (`https://api.justgiving.com`).
-    pub fn new(
-        app_id: String,
-        page_short_name: String,
-        base_url: String,
-        clock: Arc<dyn Clock>,
-        client: HttpClient,
-        conditional: Conditional,
-    ) -> Self {
+    pub fn new(app_id: String, page_short_name: String, base_url: String) -> Self {
         let base_url = base_url.trim_end_matches('/').to_owned();
-        Self { app_id, page_short_name, base_url, clock, client, conditional }
+        Self { app_id, page_short_name, base_url }
     }
+}
 
-    async fn fetch_inner(&self, request: FetchRequest) -> Result<Fetched, SourceError> {
+impl JsonEndpoint for JustGivingPage {
+    const KIND: &'static str = "justgiving";
+    const WHO: &'static str = "JustGiving";
+
+    fn request(&self) -> Request {
         // The app id is a path segment: errors name only the origin, never this URL.
         let url = format!(
             "{}/{}/v1/fundraising/pages/{}",
@@ -43,43 +39,29 @@ impl JustGivingSource {
             path_segment(&self.app_id),
             path_segment(&self.page_short_name)
         );
-        let get = Request::get(url).header("Accept", "application/json");
-        let refuse = |response: &super::client::Response| {
-            (response.status == 401).then(|| {
-                SourceError::Permanent(
-                    "JustGiving answered HTTP 401: it refused the application id; check app_id (or the file \
-                     app_id_file names)"
-                        .into(),
-                )
-            })
-        };
-        self.conditional.fetch_json(&self.client, get, &request, "JustGiving", self.clock.as_ref(), refuse).await
-    }
-}
-
-impl Source for JustGivingSource {
-    fn kind(&self) -> &'static str {
-        "justgiving"
+        Request::get(url).header("Accept", "application/json")
     }
 
-    fn builds_on_previous(&self) -> bool {
-        true
-    }
-
-    fn upstream_calls(&self) -> u64 {
-        self.client.calls()
-    }
-
-    fn fetch(&self, request: FetchRequest) -> BoxFuture<'_, Result<Fetched, SourceError>> {
-        Box::pin(self.fetch_inner(request))
+    fn refuse(&self, response: &Response) -> Option<SourceError> {
+        (response.status == 401).then(|| {
+            SourceError::Permanent(
+                "JustGiving answered HTTP 401: it refused the application id; check app_id (or the file \
+                 app_id_file names)"
+                    .into(),
+            )
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::client::HttpClient;
     use super::super::clock::SystemClock;
+    use super::super::conditional::Conditional;
     use super::super::test_server::{Canned, TestServer};
+    use super::super::{FetchRequest, Source};
     use super::*;
+    use std::sync::Arc;
     use std::time::Duration;
 
     /// Shaped like the API's `GET /{appId}/v1/fundraising/pages/{pageShortName}`.
@@ -96,14 +78,8 @@ mod tests {
             &crate::domain::CacheName::parse("fundraising").unwrap(),
             Arc::new(super::super::test_server::MemoryState::default()),
         );
-        JustGivingSource::new(
-            "app-SECRET".into(),
-            "my-marathon".into(),
-            base,
-            Arc::new(SystemClock),
-            HttpClient::new(),
-            conditional,
-        )
+        let page = JustGivingPage::new("app-SECRET".into(), "my-marathon".into(), base);
+        JustGivingSource::new(page, Arc::new(SystemClock), HttpClient::new(), conditional)
     }
 
     fn request() -> FetchRequest {

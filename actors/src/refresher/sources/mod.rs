@@ -11,6 +11,7 @@ pub mod command;
 pub mod conditional;
 pub mod config;
 pub mod http;
+pub mod json_source;
 pub mod justgiving;
 pub mod pushed;
 pub mod ratelimit;
