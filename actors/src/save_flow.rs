@@ -94,14 +94,21 @@ impl Adopter {
             }
             Ok(false) => Ok(false),
             Err(e) => {
-                if let (Some(memory), FileTierError::Io(io)) = (&self.memory, &e) {
-                    if durable::in_place(io) {
-                        let _ = memory.evict(&doc.name).await;
-                    }
+                if let Some(memory) = &self.memory {
+                    evict_if_in_place(memory, &doc.name, &e).await;
                 }
                 Err(e)
             }
         }
+    }
+}
+
+/// A write that failed after its rename left the new version on disk: memory must not
+/// go on serving the old one over it. Any other failure left the old version on disk,
+/// and memory stays.
+async fn evict_if_in_place(memory: &MemoryHandle, name: &CacheName, error: &FileTierError) {
+    if matches!(error, FileTierError::Io(e) if durable::in_place(e)) {
+        let _ = memory.evict(name).await;
     }
 }
 
@@ -166,12 +173,7 @@ impl SaveFlow {
                 return Err(SaveError::PreconditionFailed { current })
             }
             Err(other) => {
-                // Failing after its rename, the write left the new version on disk: memory
-                // must not keep serving the old one over it. Otherwise memory stays, as
-                // the old version is still the one on disk.
-                if matches!(&other, FileTierError::Io(e) if durable::in_place(e)) {
-                    let _ = self.memory.evict(name).await;
-                }
+                evict_if_in_place(&self.memory, name, &other).await;
                 return Err(SaveError::Storage(other.to_string()));
             }
         };
