@@ -82,7 +82,11 @@ fn an_event_is_acknowledged_at_once_while_upstream_is_slow_and_served_soon_after
     let lag = Instant::now().saturating_duration_since(answered);
     assert!(lag < Duration::from_secs(1), "served {lag:?} after upstream answered");
     assert_eq!(app.get_cache("strava").json()["activities"][0]["description"], "detail of 11");
-    let meta = app.get("/v1/caches/strava/meta", &[]).json();
+    // The refresher records the fetch just after the document is served.
+    let meta = wait_for("the webhook's refresh recorded", Duration::from_secs(3), || {
+        let meta = app.get("/v1/caches/strava/meta", &[]).json();
+        (meta["last_refresh"]["reason"] == "webhook").then_some(meta)
+    });
     assert_eq!(
         (meta["last_refresh"]["reason"].as_str(), meta["last_refresh"]["result"].as_str()),
         (Some("webhook"), Some("saved")),
