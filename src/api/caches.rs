@@ -14,7 +14,7 @@ use tiercache_actors::cache_rules::Refusal;
 use tiercache_actors::domain::{CacheName, Document, Precondition};
 use tiercache_actors::memory::Tier;
 use tiercache_actors::metrics::CacheResult;
-use tiercache_actors::refresher::{RefreshError, RefreshFailure};
+use tiercache_actors::refresher::{Planned, RefreshError, RefreshFailure};
 use tiercache_actors::save_flow::SaveError;
 use tiercache_actors::tiers::{ReadError, ReadOutcome};
 
@@ -152,10 +152,51 @@ fn postgres_synced(state: &AppState, name: &CacheName) -> Value {
 struct Trouble {
     /// A tier below memory failed and nothing could be read.
     read_error: Option<String>,
+    /// The cache's file was found corrupt and moved aside, and nothing replaced it yet.
+    quarantined: bool,
     /// The last refresh failed (cleared by the next success).
     refresh: Option<RefreshFailure>,
     /// How the cache was last refreshed.
     last: Option<tiercache_actors::refresher::LastRefresh>,
+    /// When the refresher will refresh the cache next.
+    planned: Option<Planned>,
+}
+
+/// Every cause that stands between a cache without data and its data, each with what
+/// clears it, in the order an operator would fix them: a tier that cannot be read, a
+/// corrupt file moved aside, an upstream that fails. `None` when nothing is known to be
+/// wrong (a cache that simply has no data yet).
+fn causes(name: &CacheName, trouble: &Trouble, refresh_error: Option<&str>) -> Option<String> {
+    let mut causes: Vec<String> = Vec::new();
+    causes.extend(trouble.read_error.clone());
+    if trouble.quarantined {
+        causes.push(format!(
+            "the file of cache {name} was found corrupt and moved to data_dir/corrupt/ (see the log); \
+             the next save or successful refresh replaces it"
+        ));
+    }
+    causes.extend(refresh_error.map(|e| format!("the last refresh failed: {e}")));
+    (!causes.is_empty()).then(|| causes.join("; "))
+}
+
+/// The next refresh: the refresher's plan when it knows the document held (it counts
+/// from the same `last_fetch` or a later one); else the schedule counted from the
+/// document, or, while refreshes fail, the retry if that is later.
+fn next_refresh(
+    found: Option<&ReadOutcome>,
+    policy: &CachePolicy,
+    planned: Option<Planned>,
+    failure: Option<&RefreshFailure>,
+) -> Option<DateTime<Utc>> {
+    let held_fetch = found.map(|o| fetched_at(&o.doc));
+    let from_doc = found.and_then(|o| next_refresh_at(&o.doc, policy));
+    if !policy.has_source {
+        return from_doc;
+    }
+    if let Some(plan) = planned.filter(|p| held_fetch.is_none_or(|held| p.after_fetch.is_some_and(|f| f >= held))) {
+        return Some(plan.at);
+    }
+    from_doc.max(failure.and_then(|f| f.retry_at))
 }
 
 fn meta_json(
@@ -165,9 +206,13 @@ fn meta_json(
     synced: Value,
     trouble: Trouble,
 ) -> Value {
-    let refresh_error = trouble.refresh.as_ref().map(|f| f.error.clone());
+    // A failure older than the document held was overtaken by a later save (a PUT,
+    // another instance's refresh): it no longer says anything about this data.
+    let held_fetch = found.map(|o| fetched_at(&o.doc));
+    let failure = trouble.refresh.as_ref().filter(|f| held_fetch.is_none_or(|held| f.at > held));
+    let refresh_error = failure.map(|f| f.error.clone());
     // `error`: why nothing is served; a failing refresh matters here only without data.
-    let error = trouble.read_error.or_else(|| refresh_error.clone().filter(|_| found.is_none()));
+    let error = found.is_none().then(|| causes(name, &trouble, refresh_error.as_deref())).flatten();
     let mut meta = match found {
         None => json!({
             "name": name.as_str(), "version": null, "checksum": null, "size": null,
@@ -184,17 +229,14 @@ fn meta_json(
             "saved_at": rfc3339(&doc.saved_at),
             "tier": tier.as_str(),
             "stale": *tier == Tier::Stale,
-            "next_refresh_at": next_refresh_at(doc, policy).as_ref().map(rfc3339),
+            "next_refresh_at": null,
             "postgres_synced": synced,
         }),
     };
-    // While refreshes fail, the next one is due at the retry, not at the schedule.
-    if let Some(retry_at) = trouble.refresh.as_ref().and_then(|f| f.retry_at).filter(|_| policy.has_source) {
-        meta["next_refresh_at"] = rfc3339(&retry_at).into();
-    }
+    meta["next_refresh_at"] = next_refresh(found, policy, trouble.planned, failure).as_ref().map(rfc3339).into();
     meta["source"] = policy.source.into();
     meta["last_refresh_error"] = refresh_error.into();
-    meta["last_refresh_error_at"] = trouble.refresh.as_ref().map(|f| rfc3339(&f.at)).into();
+    meta["last_refresh_error_at"] = failure.map(|f| rfc3339(&f.at)).into();
     meta["error"] = error.into();
     meta["last_refresh"] =
         trouble.last.map_or(Value::Null, |l| json!({"reason": l.reason, "result": l.result, "at": rfc3339(&l.at)}));
@@ -208,8 +250,10 @@ async fn meta_of(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Va
     let view = state.tiers.refresher().map(|r| r.view());
     let mut trouble = Trouble {
         read_error: None,
+        quarantined: false,
         refresh: view.and_then(|v| v.failure(name)),
         last: view.and_then(|v| v.last(name)),
+        planned: view.and_then(|v| v.planned(name)),
     };
     let found = match state.tiers.peek(name).await {
         Ok(Some(mut outcome)) => {
@@ -224,6 +268,9 @@ async fn meta_of(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Va
             None
         }
     };
+    if found.is_none() {
+        trouble.quarantined = state.tiers.files().quarantined(name).await;
+    }
     meta_json(name, found.as_ref(), policy, synced, trouble)
 }
 

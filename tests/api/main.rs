@@ -43,6 +43,7 @@ mod security_refusals;
 mod security_secrets;
 mod security_support;
 mod signals;
+mod status_causes;
 #[cfg(feature = "failpoints")]
 mod supervision;
 mod terminal;

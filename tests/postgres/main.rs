@@ -43,6 +43,7 @@ mod queue_outage;
 mod shutdown_stall;
 
 // Issue 8: the command-line clients with Postgres.
+mod status_causes;
 mod status_cli;
 
 // Issue 7: operations.

@@ -43,6 +43,7 @@ impl Refresher {
                         state.last_rich_fetch = d.last_rich_fetch;
                     }
                 }
+                refresher.publish();
             }
             Err(e) => {
                 tracing::error!(actor = ACTOR, error = %e, "cannot read fetch times; every cache counts as overdue")
@@ -189,12 +190,8 @@ impl Refresher {
         state.last_fetch = doc.last_fetch;
         state.last_rich_fetch = doc.last_rich_fetch;
         state.not_leader_since = None;
-        state.retry_at = None;
         state.blocked_until = None;
-        state.failures = 0;
-        state.last_error = None;
-        state.last_error_at = None;
-        state.backoff = Backoff::new(&self.policy.backoff);
+        state.clear_failure(Backoff::new(&self.policy.backoff));
         let now = Utc::now();
         let label = |result: &'static str| CacheResult { cache: name.to_string(), result };
         self.metrics.refreshes.get_or_create(&label("ok")).inc();
@@ -382,16 +379,25 @@ impl Handler<Observed> for Refresher {
     type Result = ();
 
     fn handle(&mut self, msg: Observed, _ctx: &mut Context<Self>) {
+        let fresh_backoff = Backoff::new(&self.policy.backoff);
         if let Some(state) = self.caches.get_mut(&msg.name) {
             if msg.last_fetch > state.last_fetch {
                 state.last_fetch = msg.last_fetch;
                 // Someone else refreshes again: leadership counts again.
                 state.not_leader_since = None;
                 state.taking_over = false;
+                // A document fetched (or PUT) after the last failure replaces what that
+                // refresh was for: the failure no longer stands between the cache and
+                // its data, and the schedule counts from the new document, not from a
+                // retry of the old failure.
+                if state.last_error_at.is_some_and(|failed| msg.last_fetch.is_some_and(|fetched| fetched >= failed)) {
+                    state.clear_failure(fresh_backoff);
+                }
             }
             if msg.last_rich_fetch > state.last_rich_fetch {
                 state.last_rich_fetch = msg.last_rich_fetch;
             }
+            self.publish();
         }
     }
 }

@@ -22,7 +22,7 @@ pub use handle::RefresherHandle;
 pub use messages::{Begin, Quiesce, Reason, Reconfigure, RefreshAll, RefreshNow, StravaPush};
 pub use push::PushAction;
 pub use schedule::{due_at, Due};
-pub use view::{LastRefresh, RefreshFailure, RefreshView};
+pub use view::{LastRefresh, Planned, RefreshFailure, RefreshView};
 
 use crate::domain::{CacheName, Document};
 use crate::metrics::Metrics;
@@ -120,7 +120,8 @@ struct CacheState {
     blocked_until: Option<DateTime<Utc>>,
     backoff: Backoff,
     failures: u32,
-    /// Why the last fetch failed, for readers turned away during the backoff.
+    /// Why the last fetch failed, for readers turned away during the backoff; cleared
+    /// by a success or by a newer document saved otherwise (see `clear_failure`).
     last_error: Option<String>,
     /// When it failed.
     last_error_at: Option<DateTime<Utc>>,
@@ -130,6 +131,18 @@ struct CacheState {
     /// The leader stayed silent for several periods: this instance refreshes whatever
     /// the lock says, until another instance's fresh result arrives again.
     taking_over: bool,
+}
+
+impl CacheState {
+    /// Forgets the last failure: the next one starts a new backoff. A rate-limit window
+    /// still holds back the next call.
+    fn clear_failure(&mut self, backoff: Backoff) {
+        self.retry_at = self.blocked_until.filter(|until| *until > Utc::now());
+        self.failures = 0;
+        self.last_error = None;
+        self.last_error_at = None;
+        self.backoff = backoff;
+    }
 }
 
 /// The refresher's state.
@@ -182,7 +195,8 @@ impl Refresher {
         self.view.clone()
     }
 
-    /// Publishes the caches whose last refresh failed.
+    /// Publishes the caches whose last refresh failed and, once the schedules have
+    /// begun (the fetch times are loaded), when each cache is due next.
     fn publish(&self) {
         let failing = self
             .caches
@@ -192,7 +206,19 @@ impl Refresher {
                 Some((name.clone(), RefreshFailure { error, at, failures: s.failures, retry_at: s.retry_at }))
             })
             .collect();
-        self.view.publish(failing);
+        let planned = self
+            .caches
+            .iter()
+            .filter(|(name, _)| self.begun && !self.push.is_revoked(name))
+            .filter_map(|(name, s)| {
+                let (at, _) =
+                    due_at(s.last_fetch, s.last_rich_fetch, s.config.every, s.config.rich_every, s.jitter, s.retry_at)?;
+                // Never fetched: due at once, which is no time to show.
+                let at = Some(at).filter(|at| *at > DateTime::<Utc>::MIN_UTC)?;
+                Some((name.clone(), Planned { at, after_fetch: s.last_fetch }))
+            })
+            .collect();
+        self.view.publish(failing, planned);
     }
 
     /// Coordinates scheduled refreshes through `store`'s advisory locks.

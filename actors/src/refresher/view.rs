@@ -1,7 +1,7 @@
 //! What the refresher publishes for readers without a message: the caches whose last
-//! refresh failed, with why and when, and how each cache was last refreshed. The API's
-//! meta and list show it, so an operator sees a failing upstream without reading
-//! metrics.
+//! refresh failed, with why and when, how each cache was last refreshed, and when it
+//! plans to refresh each one next. The API's meta and list show it, so an operator sees
+//! a failing upstream and the real schedule without reading metrics.
 
 use crate::domain::CacheName;
 use arc_swap::ArcSwap;
@@ -34,11 +34,23 @@ pub struct LastRefresh {
     pub at: DateTime<Utc>,
 }
 
-/// Failing caches and last refreshes by name; the refresher is the only writer.
+/// When the refresher will next refresh a cache, as its schedule stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Planned {
+    /// The due time (the schedule, a retry after a failure, or the end of a rate-limit
+    /// window: whichever is latest).
+    pub at: DateTime<Utc>,
+    /// The `last_fetch` the plan counts from: a reader holding a newer document knows
+    /// more than the plan does (a save the refresher has not been told of yet).
+    pub after_fetch: Option<DateTime<Utc>>,
+}
+
+/// Failing caches, last refreshes and plans by name; the refresher is the only writer.
 #[derive(Clone, Default)]
 pub struct RefreshView {
     failing: Arc<ArcSwap<HashMap<CacheName, RefreshFailure>>>,
     last: Arc<ArcSwap<HashMap<CacheName, LastRefresh>>>,
+    planned: Arc<ArcSwap<HashMap<CacheName, Planned>>>,
 }
 
 impl RefreshView {
@@ -52,8 +64,15 @@ impl RefreshView {
         self.last.load().get(name).cloned()
     }
 
-    pub(super) fn publish(&self, failing: HashMap<CacheName, RefreshFailure>) {
+    /// When `name` is due next, once the refresher has begun its schedules (`None`
+    /// before, for a cache without a schedule, and for one never fetched and due now).
+    pub fn planned(&self, name: &CacheName) -> Option<Planned> {
+        self.planned.load().get(name).copied()
+    }
+
+    pub(super) fn publish(&self, failing: HashMap<CacheName, RefreshFailure>, planned: HashMap<CacheName, Planned>) {
         self.failing.store(Arc::new(failing));
+        self.planned.store(Arc::new(planned));
     }
 
     pub(super) fn record(&self, name: &CacheName, last: LastRefresh) {
