@@ -32,6 +32,19 @@ pub struct Endpoint {
     /// The path pattern, in the router's and OpenAPI's `{param}` syntax.
     pub path: &'static str,
     route: actix_web::Route,
+    /// A GET answers HEAD too, with the same handler: actix-http sends a HEAD answer's
+    /// status and headers (`Content-Length` included) without the body, which is what
+    /// `curl -I`, load balancers and probes expect.
+    head: Option<actix_web::Route>,
+}
+
+impl Endpoint {
+    /// The methods this endpoint answers: its own, and HEAD for a GET.
+    pub fn methods(&self) -> Vec<Method> {
+        let mut methods = vec![self.method.clone()];
+        methods.extend(self.head.as_ref().map(|_| Method::HEAD));
+        methods
+    }
 }
 
 fn endpoint<F, Args>(method: Method, path: &'static str, handler: F) -> Endpoint
@@ -40,7 +53,8 @@ where
     Args: FromRequest + 'static,
     F::Output: Responder + 'static,
 {
-    Endpoint { route: web::method(method.clone()).to(handler), method, path }
+    let head = (method == Method::GET).then(|| web::method(Method::HEAD).to(handler.clone()));
+    Endpoint { route: web::method(method.clone()).to(handler), method, path, head }
 }
 
 /// Every route of the API.
@@ -72,13 +86,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         }
     }
     for (path, endpoints) in paths {
-        let allow = endpoints.iter().map(|e| e.method.as_str()).collect::<Vec<_>>().join(", ");
+        let allow = endpoints.iter().flat_map(Endpoint::methods).map(|m| m.to_string()).collect::<Vec<_>>().join(", ");
         let mut resource = web::resource(path).default_service(web::to(move |req: HttpRequest| {
             let allow = allow.clone();
             async move { method_not_allowed(req.method(), allow) }
         }));
         for e in endpoints {
             resource = resource.route(e.route);
+            if let Some(head) = e.head {
+                resource = resource.route(head);
+            }
         }
         cfg.service(resource);
     }

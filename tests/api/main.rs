@@ -21,6 +21,7 @@ mod corrupt_file;
 mod data_dir_project;
 mod delete;
 mod disk_full;
+mod head_requests;
 mod kill9_storm;
 mod lock;
 mod logs;
