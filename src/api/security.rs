@@ -6,7 +6,7 @@
 use super::allow::AllowList;
 use super::rate_limit::ClientRateLimiter;
 use super::tls::{self, CertResolver};
-use super::tokens::TokenSet;
+use super::tokens::{TokenSet, TokensError};
 use crate::config::{ConfigError, Settings};
 use actix_web::HttpResponse;
 use serde_json::json;
@@ -45,8 +45,16 @@ impl Security {
         let api = &settings.api;
         let mut warnings = Vec::new();
         let tokens = match &api.tokens_file {
-            Some(path) => {
-                let set = TokenSet::load(path).map_err(|e| config_error("api.tokens_file", e.to_string()))?;
+            Some(located) => {
+                let path = &located.path;
+                let set = TokenSet::load(path).map_err(|e| {
+                    let problem = match e {
+                        // Where it was looked for: a relative name is easily looked for elsewhere.
+                        TokensError::Unreadable { error, .. } => format!("cannot read {}: {error}", located.describe()),
+                        other => other.to_string(),
+                    };
+                    config_error("api.tokens_file", problem)
+                })?;
                 if set.has_plain_tokens() {
                     warnings.extend(warn_if_readable_by_others(path));
                 }

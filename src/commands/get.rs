@@ -5,8 +5,10 @@
 //! of `api.listen` (TCP, over HTTPS when `api.tls_cert` and `api.tls_key` are set, the
 //! certificate file being trusted as the root; or `unix:PATH`, relative to the working
 //! directory like the daemon's), and presents the first clear-text `read` or `write`
-//! token of `api.tokens_file`, or `$TIERCACHE_TOKEN` when the file holds only hashed
-//! tokens (or cannot be read by the operator).
+//! token of `api.tokens_file` (relative to the configuration file's directory, as the
+//! daemon reads it), or `$TIERCACHE_TOKEN` when the file holds only hashed tokens (or
+//! cannot be read by the operator); a 401 says which file was read and why it gave no
+//! token.
 //!
 //! Exit codes (sysexits, documented in docs/operations.md): 0 done; 65 unknown cache
 //! (404, or not a valid cache name); 69 the daemon cannot be reached, or answers 503
@@ -46,6 +48,8 @@ pub(crate) struct Reply {
     pub body: Vec<u8>,
     /// Which daemon answered, for error lines ([`Client::asked`]).
     pub asked: String,
+    /// What to say about the token after a 401 ([`ClientToken::hint`]).
+    pub token_hint: String,
 }
 
 impl Reply {
@@ -72,11 +76,11 @@ impl Reply {
     pub fn fail(&self, what: &str) -> Fatal {
         let text = self.error_text();
         let (code, hint) = match self.status {
-            404 => (DATAERR, ""),
-            401 => (NOPERM, " (set a token in api.tokens_file or $TIERCACHE_TOKEN)"),
-            403 => (NOPERM, ""),
-            429 | 500..=599 => (UNAVAILABLE, ""),
-            _ => (PROTOCOL, ""),
+            404 => (DATAERR, String::new()),
+            401 => (NOPERM, format!(" ({})", self.token_hint)),
+            403 => (NOPERM, String::new()),
+            429 | 500..=599 => (UNAVAILABLE, String::new()),
+            _ => (PROTOCOL, String::new()),
         };
         Fatal::new(code, format!("{what}: the daemon at {} answered {}: {text}{hint}", self.asked, self.status))
     }
@@ -89,10 +93,45 @@ enum Target {
     Unix(PathBuf),
 }
 
+/// The token the client presents, and what to tell the operator when it is refused or
+/// missing: which file was read, where it was looked for, or why it gave none.
+struct ClientToken {
+    token: Option<String>,
+    hint: String,
+}
+
+impl ClientToken {
+    /// The first clear-text token of `api.tokens_file`, else `$TIERCACHE_TOKEN`.
+    fn new(settings: &Settings, env: &dyn Fn(&str) -> Option<String>) -> Self {
+        let from_env = env(TOKEN_ENV).map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+        let Some(file) = &settings.api.tokens_file else {
+            let hint = if from_env.is_some() {
+                format!("the token in ${TOKEN_ENV} was refused")
+            } else {
+                format!("no token was sent: the configuration sets no api.tokens_file and ${TOKEN_ENV} is not set")
+            };
+            return Self { token: from_env, hint };
+        };
+        let (from_file, why) = match std::fs::read_to_string(&file.path) {
+            Ok(text) => match first_clear_token(&text) {
+                Some(token) => (Some(token), String::new()),
+                None => (None, format!("api.tokens_file {} holds no clear-text token", file.describe())),
+            },
+            Err(e) => (None, format!("api.tokens_file {} cannot be read: {e}", file.describe())),
+        };
+        let hint = match (&from_file, &from_env) {
+            (Some(_), _) => format!("the first token of api.tokens_file {} was refused", file.describe()),
+            (None, Some(_)) => format!("{why}; the token in ${TOKEN_ENV} was refused"),
+            (None, None) => format!("{why}, and ${TOKEN_ENV} is not set: no token was sent"),
+        };
+        Self { token: from_file.or(from_env), hint }
+    }
+}
+
 /// A client of the running daemon's API.
 pub(crate) struct Client {
     target: Target,
-    token: Option<String>,
+    token: ClientToken,
     /// Where the address came from (see [`Origin`]).
     origin: Origin,
 }
@@ -189,14 +228,7 @@ impl Client {
                 Target::Http { base: format!("{scheme}://{}", connect_addr(addr)), agent: builder.build() }
             }
         };
-        let from_file = settings
-            .api
-            .tokens_file
-            .as_ref()
-            .and_then(|path| std::fs::read_to_string(path).ok())
-            .and_then(|text| first_clear_token(&text));
-        let token = from_file.or_else(|| env(TOKEN_ENV).map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()));
-        Ok(Self { target, token, origin: origin.clone() })
+        Ok(Self { target, token: ClientToken::new(settings, env), origin: origin.clone() })
     }
 
     /// The address asked and where it came from, for error lines.
@@ -224,7 +256,7 @@ impl Client {
         match &self.target {
             Target::Http { base, agent } => {
                 let mut req = agent.get(&format!("{base}{path}"));
-                if let Some(token) = &self.token {
+                if let Some(token) = &self.token.token {
                     req = req.set("Authorization", &format!("Bearer {token}"));
                 }
                 let resp = match req.call() {
@@ -239,10 +271,10 @@ impl Client {
                     .collect();
                 let mut body = Vec::new();
                 resp.into_reader().read_to_end(&mut body).map_err(|e| self.unreachable(e))?;
-                Ok(Reply { status, headers, body, asked: self.asked() })
+                Ok(Reply { status, headers, body, asked: self.asked(), token_hint: self.token.hint.clone() })
             }
-            Target::Unix(socket) => unix_get(socket, path, self.token.as_deref())
-                .map(|reply| Reply { asked: self.asked(), ..reply })
+            Target::Unix(socket) => unix_get(socket, path, self.token.token.as_deref())
+                .map(|reply| Reply { asked: self.asked(), token_hint: self.token.hint.clone(), ..reply })
                 .map_err(|e| self.unreachable(e)),
         }
     }
@@ -285,7 +317,7 @@ fn unix_get(socket: &std::path::Path, path: &str, token: Option<&str>) -> std::i
     } else {
         rest.to_vec()
     };
-    Ok(Reply { status, headers, body, asked: String::new() })
+    Ok(Reply { status, headers, body, asked: String::new(), token_hint: String::new() })
 }
 
 /// Decodes a `Transfer-Encoding: chunked` body (trailers ignored).

@@ -10,6 +10,7 @@ mod env_compat;
 mod exposure;
 pub(crate) mod layers;
 mod net;
+mod paths;
 mod raw;
 mod redacted;
 mod secrets;
@@ -26,6 +27,7 @@ use secrecy::SecretString;
 
 pub use layers::DEFAULT_FILE;
 pub use net::ListenAddr;
+pub use paths::Located;
 pub use tiercache_actors::domain::CacheName;
 pub use tiercache_actors::refresher::sources::SourceConfig;
 pub use tiercache_actors::retry_queue::BackoffPolicy;
@@ -113,8 +115,9 @@ pub struct ApiSettings {
     pub listen: Vec<ListenAddr>,
     /// Largest accepted request body, in bytes.
     pub max_body: u64,
-    /// Lines `scope:token`; `None` means no authentication.
-    pub tokens_file: Option<PathBuf>,
+    /// Lines `scope:token`; `None` means no authentication. Where it was looked for is
+    /// kept for the error lines of the daemon and of `status`.
+    pub tokens_file: Option<Located>,
     /// Lets a TCP listener beyond loopback run without `tokens_file` (checked: off,
     /// such a listener is a configuration error).
     pub allow_unauthenticated: bool,
@@ -229,7 +232,7 @@ impl Settings {
         let mut raw = layers::merge(file, &legacy, env)?;
         let mut warnings = legacy.warnings.clone();
         legacy.apply(&mut raw, &mut warnings)?;
-        validate::settings(raw, env, warnings)
+        validate::settings(raw, env, file.map(|(path, _)| path.as_path()), warnings)
     }
 
     /// The effective configuration as TOML, with every secret replaced by

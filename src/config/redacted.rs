@@ -173,7 +173,7 @@ pub fn to_toml(s: &Settings) -> String {
         api: Api {
             listen: s.api.listen.iter().map(ToString::to_string).collect(),
             max_body: format_size(s.api.max_body),
-            tokens_file: opt_path(s.api.tokens_file.as_deref()),
+            tokens_file: opt_path(s.api.tokens_file.as_ref().map(|l| l.path.as_path())),
             allow_unauthenticated: s.api.allow_unauthenticated,
             allow: s.api.allow.clone(),
             rate_limit_per_second: s.api.rate_limit_per_second,

@@ -1,42 +1,25 @@
-//! Secret files: `*_file` keys, read once at load time, with systemd credentials.
+//! Secret files: `*_file` keys, read once at load time.
 //!
 //! Reading at load time means `check-config` catches a missing or unreadable file
-//! before `run` binds anything. systemd's `LoadCredential=` puts files in
-//! `$CREDENTIALS_DIRECTORY`, so a bare file name that is not in the working
-//! directory is looked up there.
-
-use std::path::{Component, Path, PathBuf};
+//! before `run` binds anything. Where the file is looked for is [`super::paths`]'s
+//! decision (the configuration file's directory, systemd's `$CREDENTIALS_DIRECTORY`).
 
 use secrecy::SecretString;
 
-use super::{ConfigError, Env};
-
-/// Where a configured path really is: as written if it exists, else
-/// `$CREDENTIALS_DIRECTORY/NAME` for a bare file name when that variable is set.
-pub fn resolve(path: &str, env: Env<'_>) -> PathBuf {
-    let given = PathBuf::from(path);
-    if given.exists() {
-        return given;
-    }
-    let bare = matches!(given.components().collect::<Vec<_>>().as_slice(), [Component::Normal(_)]);
-    match env("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
-        Some(dir) if bare => Path::new(&dir).join(given),
-        _ => given,
-    }
-}
+use super::paths::Located;
+use super::ConfigError;
 
 /// Reads the secret file configured at `key`, without its trailing newline.
 ///
 /// # Errors
-/// A [`ConfigError`] naming `key` when the file cannot be read or is empty; the
-/// problem never quotes the contents.
-pub fn read(key: &str, path: &str, env: Env<'_>) -> Result<(PathBuf, SecretString), ConfigError> {
-    let resolved = resolve(path, env);
-    let text = std::fs::read_to_string(&resolved)
-        .map_err(|e| ConfigError::new(key, format!("cannot read {}: {e}", resolved.display())))?;
+/// A [`ConfigError`] naming `key`, the file and where it was looked for when it cannot
+/// be read or is empty; the problem never quotes the contents.
+pub fn read(key: &str, located: &Located) -> Result<SecretString, ConfigError> {
+    let text = std::fs::read_to_string(&located.path)
+        .map_err(|e| ConfigError::new(key, format!("cannot read {}: {e}", located.describe())))?;
     let secret = text.trim_end_matches(['\n', '\r']);
     if secret.is_empty() {
-        return Err(ConfigError::new(key, format!("secret file {} is empty", resolved.display())));
+        return Err(ConfigError::new(key, format!("secret file {} is empty", located.describe())));
     }
-    Ok((resolved, SecretString::from(secret)))
+    Ok(SecretString::from(secret))
 }

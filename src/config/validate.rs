@@ -2,7 +2,7 @@
 //! naming its key.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -10,6 +10,7 @@ use tiercache_actors::refresher::sources::config::{JUSTGIVING_BASE_URL, STRAVA_B
 use tiercache_actors::refresher::sources::strava;
 
 use super::env_compat::is_postgres_url;
+use super::paths::PathBase;
 use super::raw::{RawApi, RawCache, RawPostgres, RawRetry, RawSecret, RawSettings, RawSource};
 use super::{
     exposure, net, secrets, ApiSettings, BackoffPolicy, CacheName, CacheSettings, ConfigError, ConnectOptions, Env,
@@ -21,10 +22,17 @@ use super::{
 const MAX_PROJECT_LEN: usize = 100;
 
 /// Checks the merged raw settings and builds the typed ones.
+/// `file`: the configuration file read, whose directory relative paths are taken from.
 ///
 /// # Errors
 /// The first problem, as a [`ConfigError`] naming its key.
-pub fn settings(raw: RawSettings, env: Env<'_>, warnings: Vec<String>) -> Result<Settings, ConfigError> {
+pub fn settings(
+    raw: RawSettings,
+    env: Env<'_>,
+    file: Option<&Path>,
+    warnings: Vec<String>,
+) -> Result<Settings, ConfigError> {
+    let base = PathBase::new(file, env);
     if raw.project.is_empty() {
         return Err(ConfigError::new("project", "must not be empty"));
     }
@@ -59,11 +67,11 @@ pub fn settings(raw: RawSettings, env: Env<'_>, warnings: Vec<String>) -> Result
         return Err(ConfigError::new("supervisor.restart_window", "must be more than 0s"));
     }
     // In the order errors are reported: api, postgres, webhooks, caches.
-    let api = api(raw.api, env)?;
-    let postgres = postgres(raw.postgres, env)?;
-    let webhooks = webhooks(raw.webhooks, env)?;
+    let api = api(raw.api, &base)?;
+    let postgres = postgres(raw.postgres, &base)?;
+    let webhooks = webhooks(raw.webhooks, &base)?;
     // With webhooks on, a Strava source learns its athlete id (for deauthorizations).
-    let caches = caches(raw.caches, env, webhooks.strava_verify_token.is_some())?;
+    let caches = caches(raw.caches, &base, webhooks.strava_verify_token.is_some())?;
     let mut settings = Settings {
         project: raw.project,
         data_dir: PathBuf::from(raw.data_dir),
@@ -93,7 +101,7 @@ pub fn settings(raw: RawSettings, env: Env<'_>, warnings: Vec<String>) -> Result
 
 /// `[webhooks]`: the verify token inline or from a file, not both; printable ASCII
 /// without spaces, as it travels in a query string.
-fn webhooks(raw: super::raw::RawWebhooks, env: Env<'_>) -> Result<super::WebhookSettings, ConfigError> {
+fn webhooks(raw: super::raw::RawWebhooks, base: &PathBase<'_>) -> Result<super::WebhookSettings, ConfigError> {
     let inline = raw.strava_verify_token.0.filter(|s| !s.expose_secret().is_empty());
     let (token, file) = match (inline, non_empty(raw.strava_verify_token_file)) {
         (Some(_), Some(_)) => {
@@ -103,9 +111,10 @@ fn webhooks(raw: super::raw::RawWebhooks, env: Env<'_>) -> Result<super::Webhook
             ))
         }
         (Some(token), None) => (Some(token), None),
-        (None, Some(path)) => {
-            let (path, token) = secrets::read("webhooks.strava_verify_token_file", &path, env)?;
-            (Some(token), Some(path))
+        (None, Some(written)) => {
+            let key = "webhooks.strava_verify_token_file";
+            let located = base.locate(key, true, &written);
+            (Some(secrets::read(key, &located)?), Some(located.path))
         }
         (None, None) => (None, None),
     };
@@ -121,7 +130,7 @@ fn non_empty(s: String) -> Option<String> {
     Some(s).filter(|s| !s.is_empty())
 }
 
-fn api(raw: RawApi, env: Env<'_>) -> Result<ApiSettings, ConfigError> {
+fn api(raw: RawApi, base: &PathBase<'_>) -> Result<ApiSettings, ConfigError> {
     if raw.listen.0.is_empty() {
         return Err(ConfigError::new("api.listen", "needs at least one address (HOST:PORT or unix:PATH)"));
     }
@@ -139,9 +148,9 @@ fn api(raw: RawApi, env: Env<'_>) -> Result<ApiSettings, ConfigError> {
         net::check_cidr(entry).map_err(|p| ConfigError::new(format!("api.allow[{i}]"), p))?;
     }
     // Credential files may come from systemd's LoadCredential= like the secrets.
-    let path = |s: String| non_empty(s).map(|s| secrets::resolve(&s, env));
-    let tls_cert = path(raw.tls_cert);
-    let tls_key = path(raw.tls_key);
+    let path = |key: &str, s: String| non_empty(s).map(|s| base.locate(key, true, &s));
+    let tls_cert = path("api.tls_cert", raw.tls_cert).map(|l| l.path);
+    let tls_key = path("api.tls_key", raw.tls_key).map(|l| l.path);
     match (&tls_cert, &tls_key) {
         (Some(_), None) => {
             return Err(ConfigError::new("api.tls_key", "must be set when api.tls_cert is (HTTPS needs both)"))
@@ -154,7 +163,7 @@ fn api(raw: RawApi, env: Env<'_>) -> Result<ApiSettings, ConfigError> {
     Ok(ApiSettings {
         listen,
         max_body: raw.max_body.0,
-        tokens_file: path(raw.tokens_file),
+        tokens_file: path("api.tokens_file", raw.tokens_file),
         allow_unauthenticated: raw.allow_unauthenticated,
         allow: raw.allow.0,
         rate_limit_per_second: raw.rate_limit_per_second,
@@ -164,7 +173,7 @@ fn api(raw: RawApi, env: Env<'_>) -> Result<ApiSettings, ConfigError> {
     })
 }
 
-fn postgres(raw: RawPostgres, env: Env<'_>) -> Result<PostgresSettings, ConfigError> {
+fn postgres(raw: RawPostgres, base: &PathBase<'_>) -> Result<PostgresSettings, ConfigError> {
     let url = raw.url.into_option();
     match &url {
         Some(url) if !is_postgres_url(url.expose_secret()) => {
@@ -182,7 +191,11 @@ fn postgres(raw: RawPostgres, env: Env<'_>) -> Result<PostgresSettings, ConfigEr
     let password_file = match non_empty(raw.password_file) {
         // Read now only to fail at load time; the Postgres tier reads it again
         // when it connects, so a rotated password is picked up.
-        Some(path) => Some(secrets::read("postgres.password_file", &path, env)?.0),
+        Some(written) => {
+            let located = base.locate("postgres.password_file", true, &written);
+            secrets::read("postgres.password_file", &located)?;
+            Some(located.path)
+        }
         None => None,
     };
     let sslmode = match raw.sslmode.as_str() {
@@ -204,7 +217,8 @@ fn postgres(raw: RawPostgres, env: Env<'_>) -> Result<PostgresSettings, ConfigEr
         password_file,
         options: ConnectOptions {
             sslmode,
-            ssl_root_cert: non_empty(raw.ssl_root_cert).map(PathBuf::from),
+            ssl_root_cert: non_empty(raw.ssl_root_cert)
+                .map(|written| base.locate("postgres.ssl_root_cert", true, &written).path),
             pool_size: raw.pool_size,
             statement_cache: raw.statement_cache,
             connect_timeout: raw.connect_timeout.0,
@@ -236,7 +250,7 @@ fn retry(raw: RawRetry) -> Result<RetrySettings, ConfigError> {
 }
 
 /// `learn_athlete`: `[webhooks]` has a Strava verify token.
-fn caches(raw: Vec<RawCache>, env: Env<'_>, learn_athlete: bool) -> Result<Vec<CacheSettings>, ConfigError> {
+fn caches(raw: Vec<RawCache>, base: &PathBase<'_>, learn_athlete: bool) -> Result<Vec<CacheSettings>, ConfigError> {
     let mut seen = HashSet::new();
     raw.into_iter()
         .enumerate()
@@ -262,7 +276,7 @@ fn caches(raw: Vec<RawCache>, env: Env<'_>, learn_athlete: bool) -> Result<Vec<C
                 return Err(ConfigError::new(key("retention_days"), "must be between 1 and 3650"));
             }
             let (source, secret_files) = match cache.source {
-                Some(raw) => source(raw, &key("source"), env, learn_athlete).map(|(s, files)| (Some(s), files))?,
+                Some(raw) => source(raw, &key("source"), base, learn_athlete).map(|(s, files)| (Some(s), files))?,
                 None => (None, BTreeMap::new()),
             };
             Ok(CacheSettings {
@@ -271,7 +285,7 @@ fn caches(raw: Vec<RawCache>, env: Env<'_>, learn_athlete: bool) -> Result<Vec<C
                 rich_refresh_every: cache.rich_refresh_every.0,
                 max_size: cache.max_size.0,
                 retention_days: cache.retention_days,
-                schema: non_empty(cache.schema).map(PathBuf::from),
+                schema: non_empty(cache.schema).map(|written| base.locate(&key("schema"), false, &written).path),
                 source,
                 secret_files,
             })
@@ -285,11 +299,11 @@ fn caches(raw: Vec<RawCache>, env: Env<'_>, learn_athlete: bool) -> Result<Vec<C
 fn source(
     raw: RawSource,
     at: &str,
-    env: Env<'_>,
+    base: &PathBase<'_>,
     learn_athlete: bool,
 ) -> Result<(SourceConfig, BTreeMap<&'static str, String>), ConfigError> {
     check_kind_keys(&raw, at)?;
-    let mut keys = SourceKeys { at, env, files: BTreeMap::new() };
+    let mut keys = SourceKeys { at, base, files: BTreeMap::new() };
     let config = match raw.kind.as_str() {
         "strava" => strava(raw, &mut keys, learn_athlete)?,
         "justgiving" => justgiving(raw, &mut keys)?,
@@ -350,11 +364,12 @@ fn check_kind_keys(raw: &RawSource, at: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// What the builders of each kind share: the source's key, the environment, and the
+/// What the builders of each kind share: the source's key, where its files are, and the
 /// secrets given as `_file` keys (field → file name as written) so far.
 struct SourceKeys<'a> {
     at: &'a str,
-    env: Env<'a>,
+    /// Where the `_file` keys' relative paths are taken from.
+    base: &'a PathBase<'a>,
     files: BTreeMap<&'static str, String>,
 }
 
@@ -388,9 +403,11 @@ impl SourceKeys<'_> {
             }
             (Some(value), None) => Ok(Some((value.expose_secret().to_owned(), None))),
             (None, Some(written)) => {
-                let (path, value) = secrets::read(&self.key(&file_field), &written, self.env)?;
+                let key = self.key(&file_field);
+                let located = self.base.locate(&key, false, &written);
+                let value = secrets::read(&key, &located)?;
                 self.files.insert(field, written);
-                Ok(Some((value.expose_secret().to_owned(), Some(path))))
+                Ok(Some((value.expose_secret().to_owned(), Some(located.path))))
             }
             (None, None) => Ok(None),
         }
@@ -449,11 +466,17 @@ fn http(raw: RawSource, keys: &mut SourceKeys<'_>) -> Result<SourceConfig, Confi
     Ok(SourceConfig::Http { url, headers: raw.headers.unwrap_or_default(), bearer_token })
 }
 
-/// `kind = "command"`.
+/// `kind = "command"`. A program named by a relative path (`./fetch.sh`, `bin/fetch`) is
+/// taken from the configuration file's directory like every other path; a bare name
+/// (`sh`) is looked up in `PATH` as usual, and the arguments are passed as written.
 fn command(raw: RawSource, keys: &SourceKeys<'_>) -> Result<SourceConfig, ConfigError> {
-    let argv = raw.argv.unwrap_or_default();
+    let mut argv = raw.argv.unwrap_or_default();
     if argv.first().is_none_or(String::is_empty) {
         return Err(ConfigError::new(keys.key("argv"), "needs at least the program to run"));
+    }
+    if argv[0].contains('/') {
+        let program = keys.base.locate(&keys.key("argv"), false, &argv[0]).path;
+        argv[0] = program.display().to_string();
     }
     Ok(SourceConfig::Command { argv, timeout: raw.timeout.map_or(Duration::from_secs(30), |t| t.0) })
 }

@@ -104,7 +104,7 @@ fn api_keys(m: &mut Flat, api: &ApiSettings) {
     } = api;
     put(m, "api.listen", listen);
     put(m, "api.max_body", max_body);
-    put(m, "api.tokens_file", tokens_file);
+    put(m, "api.tokens_file", tokens_file.as_ref().map(|l| &l.path));
     put(m, "api.allow_unauthenticated", allow_unauthenticated);
     put(m, "api.allow", allow);
     put(m, "api.rate_limit_per_second", rate_limit_per_second);

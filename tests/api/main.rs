@@ -31,6 +31,7 @@ mod operator_logs;
 mod ops_commands;
 mod ops_notify;
 mod port_in_use;
+mod relative_paths;
 mod reload_keys;
 mod retention;
 mod round_trip;
