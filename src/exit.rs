@@ -37,18 +37,32 @@ impl fmt::Display for Fatal {
     }
 }
 
-/// A TCP listener that could not be opened. An address another process holds, or a
+/// A TCP listener that could not be opened. An address another socket holds, or a
 /// port this user may not open, is a fact of the host, not a configuration mistake:
 /// exit 69 with `cannot listen on ADDR: ...`. Anything else (an address this host does
-/// not have) is the configuration's: `config error: api.listen[i]: cannot listen ...`.
-pub fn cannot_listen(index: usize, addr: &str, e: &std::io::Error) -> Fatal {
+/// not have) is the configuration's: `config error: api.listen[i]: cannot listen ...`;
+/// so is an address an earlier entry of `api.listen` already covers (`earlier`: its
+/// index and text), which the same bind error reports. The line quotes what the bind
+/// returned and never guesses who holds the address.
+pub fn cannot_listen(index: usize, addr: &str, e: &std::io::Error, earlier: Option<(usize, &str)>) -> Fatal {
     use std::io::ErrorKind::{AddrInUse, PermissionDenied};
-    match e.kind() {
-        AddrInUse => Fatal::new(
-            UNAVAILABLE,
-            format!("cannot listen on {addr}: the address is already in use (another process listens there): {e}"),
+    match (e.kind(), earlier) {
+        (AddrInUse, Some((j, other))) => Fatal::new(
+            CONFIG,
+            format!(
+                "config error: api.listen[{index}]: cannot listen on {addr}: api.listen[{j}] (\"{other}\") \
+                 already listens on this port and address (the bind answered: {e})"
+            ),
         ),
-        PermissionDenied => Fatal::new(UNAVAILABLE, format!("cannot listen on {addr}: not permitted: {e}")),
+        (AddrInUse, None) => Fatal::new(
+            UNAVAILABLE,
+            format!(
+                "cannot listen on {addr}: the bind answered \"{e}\": another socket is bound to this address \
+                 (`ss -ltnp 'sport = :{port}'` shows a process listening there, if any)",
+                port = addr.rsplit(':').next().unwrap_or(addr)
+            ),
+        ),
+        (PermissionDenied, _) => Fatal::new(UNAVAILABLE, format!("cannot listen on {addr}: not permitted: {e}")),
         _ => Fatal::new(CONFIG, format!("config error: api.listen[{index}]: cannot listen on {addr}: {e}")),
     }
 }

@@ -120,8 +120,13 @@ fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<(), Fa
     }
 }
 
-/// Where `get` and `status` found the daemon's address, as [`Settings::load`] decides.
+/// Where `get` and `status` found the daemon's address, as [`Settings::load`] decides:
+/// the `TIERCACHE__` variable wins over the file.
 fn origin(flag: Option<&std::path::Path>) -> commands::Origin {
+    let variable = config::layers::override_var("api.listen");
+    if std::env::var_os(&variable).is_some() {
+        return commands::Origin::Variable(variable);
+    }
     match flag {
         Some(path) => commands::Origin::Flag(path.to_owned()),
         None if std::path::Path::new(config::DEFAULT_FILE).exists() => commands::Origin::DefaultFile,

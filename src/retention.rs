@@ -18,6 +18,8 @@ pub fn interval(env: &dyn Fn(&str) -> Option<String>) -> Result<Duration, Fatal>
     let Some(text) = env(INTERVAL_VAR) else { return Ok(DEFAULT_INTERVAL) };
     match humantime::parse_duration(text.trim()) {
         Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err(Fatal::new(CONFIG, format!("config error: {INTERVAL_VAR}: invalid duration {text:?}"))),
+        _ => {
+            Err(Fatal::new(CONFIG, format!("config error: {INTERVAL_VAR}: {}", crate::config::invalid_duration(&text))))
+        }
     }
 }

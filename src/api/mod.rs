@@ -121,6 +121,25 @@ async fn not_found() -> HttpResponse {
     error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource").error_response()
 }
 
+/// An earlier TCP entry of `api.listen` that holds the same port on the address of entry
+/// `i` (the same address, or either one a wildcard): binding `i` then fails as "in use"
+/// because of the daemon's own configuration.
+fn overlapping(settings: &Settings, i: usize) -> Option<(usize, &str)> {
+    fn tcp(entry: &ListenAddr) -> Option<&str> {
+        match entry {
+            ListenAddr::Tcp(addr) => Some(addr.as_str()),
+            ListenAddr::Unix(_) => None,
+        }
+    }
+    let this: std::net::SocketAddr = tcp(settings.api.listen.get(i)?)?.parse().ok()?;
+    settings.api.listen[..i].iter().enumerate().find_map(|(j, entry)| {
+        let text = tcp(entry)?;
+        let other: std::net::SocketAddr = text.parse().ok()?;
+        let covers = other.ip() == this.ip() || other.ip().is_unspecified() || this.ip().is_unspecified();
+        (other.port() == this.port() && covers).then_some((j, text))
+    })
+}
+
 /// Builds the policy the API enforces from the settings (again on every reload).
 pub fn policy_from(settings: &Settings) -> ApiPolicy {
     ApiPolicy {
@@ -182,7 +201,7 @@ pub fn bind(settings: &Settings, state: web::Data<AppState>) -> Result<actix_web
                     Some(config) => server.bind_rustls_0_23(addr.as_str(), config.clone()),
                     None => server.bind(addr.as_str()),
                 };
-                server = bound.map_err(|e| crate::exit::cannot_listen(i, addr, &e))?;
+                server = bound.map_err(|e| crate::exit::cannot_listen(i, addr, &e, overlapping(settings, i)))?;
                 tracing::info!(address = %addr, tls = tls.is_some(), "listening");
             }
             ListenAddr::Unix(path) => {

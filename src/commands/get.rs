@@ -140,6 +140,8 @@ pub(crate) struct Client {
 /// who gave no `--config` learns that the built-in address was asked.
 #[derive(Debug, Clone)]
 pub enum Origin {
+    /// `TIERCACHE__API__LISTEN`, which wins over any file (the variable's name).
+    Variable(String),
     /// `--config FILE`.
     Flag(PathBuf),
     /// `./tiercache.toml`, found without `--config`.
@@ -152,6 +154,7 @@ impl Origin {
     /// For the error lines: which `api.listen` was used.
     fn describe(&self) -> String {
         match self {
+            Self::Variable(name) => format!("api.listen from ${name}, which wins over the configuration file"),
             Self::Flag(path) => format!("api.listen of {}", path.display()),
             Self::DefaultFile => "api.listen of ./tiercache.toml".into(),
             Self::BuiltIn => "the default api.listen: no --config given and no ./tiercache.toml here".into(),

@@ -16,9 +16,9 @@ use serde::Deserialize;
 /// single spelling keeps configs greppable.
 ///
 /// # Errors
-/// The problem text `invalid duration "<value>"`.
+/// The problem text `invalid duration "<value>"`, followed by the expected form.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let invalid = || format!("invalid duration {s:?}");
+    let invalid = || invalid_duration(s);
     let bytes = s.as_bytes();
     let spaced_unit = bytes.windows(2).enumerate().any(|(i, w)| {
         w[0].is_ascii_digit()
@@ -30,6 +30,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
     humantime::parse_duration(s).map_err(|_| invalid())
 }
+
+/// `invalid duration "VALUE"` and the form expected, for every duration of the
+/// configuration (the environment's included).
+pub fn invalid_duration(s: &str) -> String {
+    format!("invalid duration {s:?} {DURATION_FORM}")
+}
+
+/// What a duration looks like, after the value refused.
+const DURATION_FORM: &str = r#"(expected a number and a unit with no space between: "15m", "6h", "500ms", "1h30m")"#;
 
 /// Formats a duration so that [`parse_duration`] reads it back unchanged, in one
 /// unit where possible and in the appendix's own spelling (`"60s"`, `"5m"`, `"24h"`).
@@ -172,7 +181,10 @@ mod tests {
 
     #[test]
     fn durations_refused() {
-        assert_eq!(parse_duration("6 hours").unwrap_err(), r#"invalid duration "6 hours""#);
+        assert_eq!(
+            parse_duration("6 hours").unwrap_err(),
+            r#"invalid duration "6 hours" (expected a number and a unit with no space between: "15m", "6h", "500ms", "1h30m")"#
+        );
         for s in ["", "5 m", "6", "abc", "-1s", "1h 30 m", "300"] {
             assert!(parse_duration(s).is_err(), "{s:?}");
         }

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+pub use durations::invalid_duration;
 pub use layers::DEFAULT_FILE;
 pub use net::ListenAddr;
 pub use paths::Located;

@@ -1,6 +1,7 @@
 //! `get` and `status` say in their error line which address they asked and where it
 //! came from: the built-in default when no `--config` was given and there is no
-//! `./tiercache.toml`, else the file's `api.listen`.
+//! `./tiercache.toml`, the variable `TIERCACHE__API__LISTEN` when set, else the file's
+//! `api.listen`.
 
 use crate::helpers::{run_cmd, spawn_app_with, Options};
 
@@ -28,4 +29,20 @@ fn an_answered_error_names_the_daemon_and_the_file() {
     let asked = format!("the daemon at http://127.0.0.1:{} (api.listen of {})", app.port(), config.display());
     assert!(line.contains(&asked), "{line:?} should contain {asked:?}");
     assert!(line.contains("503"), "{line}");
+}
+
+#[test]
+fn an_address_from_the_environment_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file that names another address: the variable wins, and the line says so.
+    std::fs::write(dir.path().join("tiercache.toml"), "[api]\nlisten = [\"127.0.0.1:1\"]\n").unwrap();
+    let port = tiercache_testkit::port::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    for args in [&["status"][..], &["get", "strava", "--config", "tiercache.toml"]] {
+        let out = run_cmd(dir.path(), args, &[("TIERCACHE__API__LISTEN", addr.as_str())]);
+        assert_eq!(out.code, 69, "{args:?}: {out:?}");
+        let line = out.stderr_lines()[0].to_owned();
+        assert!(line.contains(&format!("http://{addr} (api.listen from $TIERCACHE__API__LISTEN")), "{args:?}: {line}");
+        assert!(!line.contains("tiercache.toml"), "the file did not name this address: {line}");
+    }
 }

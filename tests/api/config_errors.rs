@@ -78,7 +78,14 @@ fn bad_duration_in_the_second_cache() {
         &[],
         "caches[1].refresh_every",
     );
-    assert!(line.contains("6 hours"), "the bad value is quoted: {line}");
+    assert!(line.contains(r#"invalid duration "6 hours""#), "the bad value is quoted: {line}");
+    assert!(line.contains(r#""15m""#) && line.contains(r#""6h""#), "the expected form is shown: {line}");
+}
+
+#[test]
+fn a_bad_duration_from_the_environment_says_what_is_expected() {
+    let line = case("", &[("TIERCACHE__MEMORY__TTL", "10 minutes")], "memory.ttl");
+    assert!(line.contains(r#"invalid duration "10 minutes" (expected a number and a unit"#), "{line}");
 }
 
 #[test]
