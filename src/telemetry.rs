@@ -1,9 +1,12 @@
 //! Logs: one JSON object per line on stdout (SPEC §8) or pretty lines for people, with
 //! the level reloadable on SIGHUP. `RUST_LOG`, when set, wins over `log.level`.
-//! Malformed HTTP requests are counted rather than logged ([`rejected_requests`]).
+//! Malformed HTTP requests are counted rather than logged ([`rejected_requests`]); list
+//! fields are JSON arrays ([`list_fields`]).
 
+mod list_fields;
 mod rejected_requests;
 
+pub use list_fields::list;
 pub use rejected_requests::RejectedRequests;
 
 use prometheus_client::metrics::counter::Counter;
@@ -76,6 +79,7 @@ pub fn init(json: bool, level: &str, rust_log: Option<String>) -> LogControl {
             .with_current_span(false)
             .with_span_list(false)
             .with_target(true)
+            .map_event_format(list_fields::ListFields)
             .with_writer(std::io::stdout);
         let _ = registry.with(layer).try_init();
     } else {

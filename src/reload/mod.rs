@@ -68,9 +68,9 @@ fn is_set(value: Option<&String>) -> bool {
 /// One line for what is applied, one (a warning) for what needs a restart.
 pub fn log(changes: &Changes) {
     if !changes.applied.is_empty() {
-        tracing::info!(keys = ?changes.applied, "configuration change applied");
+        tracing::info!(keys = %crate::telemetry::list(&changes.applied), "configuration change applied");
     }
     if !changes.needs_restart.is_empty() {
-        tracing::warn!(keys = ?changes.needs_restart, "configuration change needs a restart");
+        tracing::warn!(keys = %crate::telemetry::list(&changes.needs_restart), "configuration change needs a restart");
     }
 }
