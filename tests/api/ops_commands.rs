@@ -264,3 +264,29 @@ fn restore_refuses_a_backup_that_fails_the_caches_rules_and_changes_nothing() {
     assert!(!fresh.cache_file("notes").exists(), "the valid envelope was not restored either");
     assert!(!fresh.cache_file("strava").exists());
 }
+
+#[test]
+fn offline_commands_with_postgres_away_open_no_listen_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = tiercache_testkit::port::free_port();
+    let config = format!(
+        "data_dir = \"data\"\n[log]\nformat = \"json\"\n[postgres]\nenabled = true\n\
+         url = \"postgres://app@127.0.0.1:{closed}/app\"\nconnect_timeout = \"1s\"\n\
+         [shutdown]\ntimeout = \"1s\"\n[[caches]]\nname = \"notes\"\n"
+    );
+    std::fs::write(dir.path().join("tiercache.toml"), config).unwrap();
+    std::fs::write(dir.path().join("notes.json"), r#"{"n": 1}"#).unwrap();
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--config", "tiercache.toml"]);
+        let out = crate::helpers::run_cmd(dir.path(), &all, &[]);
+        assert_eq!(out.code, 0, "{args:?}: {out:?}");
+        // Postgres being away is worth a line; a LISTEN connection the command never needed is not.
+        let all_output = format!("{}{}", out.stdout, out.stderr);
+        assert!(!all_output.contains("LISTEN"), "{args:?} talks about LISTEN:\n{all_output}");
+        out
+    };
+    run(&["import", "notes", "notes.json"]);
+    run(&["export", "backup"]);
+    run(&["restore", "backup", "--force"]);
+}

@@ -32,6 +32,24 @@ pub(super) struct Started {
     pub file_arbiter: Arbiter,
     /// Opened once the startup sync is over (see [`super::StartupGate`]).
     pub startup_synced: watch::Sender<bool>,
+    /// The listener, ready to start: the daemon starts it before its startup sync; the
+    /// offline commands, which nobody else's writes concern, never do.
+    pub listener: Option<PendingListener>,
+}
+
+/// What starting the listener takes, kept until the daemon's startup step.
+pub(super) struct PendingListener {
+    peers: ListenerPeers,
+    connect: crate::store::ConnectConfig,
+    project: String,
+    reporter: FailureReporter,
+}
+
+impl PendingListener {
+    /// LISTENs from now on (see [`listener::spawn`]).
+    pub fn start(self) {
+        listener::spawn(self.peers, self.connect, self.project, self.reporter);
+    }
 }
 
 /// Starts every actor in dependency order. Must run inside an actix `System`.
@@ -50,9 +68,10 @@ pub(super) fn start_actors(cx: &Ctx<'_>) -> Result<Started, BootError> {
     let saver = SaveFlow::new(files.clone(), memory.clone(), queue.clone(), rules.clone());
     let refresher = start_refresher(cx, saver.clone(), store.as_ref());
     // 6. Cross-instance invalidation: LISTEN on the project's channel, reconciling
-    //    only once the startup sync is over.
+    //    only once the startup sync is over; prepared here, started by the daemon.
     let (startup_synced, startup_synced_rx) = watch::channel(false);
-    if let (Some(store), Some(queue)) = (&store, &queue) {
+    let mut listener = None;
+    if let (Some(store), Some(queue), Some(pg)) = (&store, &queue, &cx.config.postgres) {
         let peers = ListenerPeers {
             store: store.clone(),
             files: files.clone(),
@@ -62,7 +81,12 @@ pub(super) fn start_actors(cx: &Ctx<'_>) -> Result<Started, BootError> {
             saver: saver.observed_by(Some(refresher.clone())),
             startup_synced: startup_synced_rx,
         };
-        start_listener(cx, peers);
+        listener = Some(PendingListener {
+            peers,
+            connect: pg.connect.clone(),
+            project: cx.config.project.clone(),
+            reporter: cx.reporter.clone(),
+        });
     }
     let handles = TierHandles { memory, files, view, store, queue, refresher: Some(refresher), rules };
     let config = cx.config;
@@ -71,7 +95,7 @@ pub(super) fn start_actors(cx: &Ctx<'_>) -> Result<Started, BootError> {
         hits_by_message: config.hits_by_message,
         emergency: config.refresh.emergency,
     };
-    Ok(Started { tiers: Tiers::new(handles, policy), file_arbiter, startup_synced })
+    Ok(Started { tiers: Tiers::new(handles, policy), file_arbiter, startup_synced, listener })
 }
 
 /// The file tier runs on a thread of its own: fsync blocks, and must not stall the
@@ -134,10 +158,4 @@ fn start_refresher(cx: &Ctx<'_>, saver: SaveFlow, store: Option<&StoreHandle>) -
             .with_leadership(leadership);
     let view = refresher.view();
     RefresherHandle::new(ActixSupervisor::start(move |_| refresher), view)
-}
-
-fn start_listener(cx: &Ctx<'_>, peers: ListenerPeers) {
-    if let Some(pg) = &cx.config.postgres {
-        listener::spawn(peers, pg.connect.clone(), cx.config.project.clone(), cx.reporter.clone());
-    }
 }

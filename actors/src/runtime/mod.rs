@@ -45,6 +45,8 @@ pub struct Runtime {
     retention: Option<RetentionHandle>,
     /// Keeps the file tier's thread alive.
     _file_arbiter: Arbiter,
+    /// Started by the daemon's [`Runtime::startup`], never by the offline commands.
+    listener: std::sync::Mutex<Option<boot::PendingListener>>,
 }
 
 /// Opened once the startup sync with Postgres is over, whatever its outcome. Until then
@@ -94,6 +96,7 @@ impl Runtime {
             retention_days: config.retention_days.clone(),
             retention: None,
             _file_arbiter: started.file_arbiter,
+            listener: std::sync::Mutex::new(started.listener),
         })
     }
 
@@ -116,6 +119,11 @@ impl Runtime {
     /// # Errors
     /// [`BootError::FileTier`] or [`BootError::TransactionPooler`].
     pub async fn startup(&self) -> Result<Startup, BootError> {
+        // LISTEN before the sync, so that no write made meanwhile is missed.
+        let listener = self.listener.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(listener) = listener {
+            listener.start();
+        }
         let caches_on_disk = sync::index(&self.tiers).await?.len();
         let Some(pg) = &self.postgres else { return Ok(Startup { caches_on_disk, sync: SyncOutcome::Disabled }) };
         let limit = Self::sync_limit(pg);
@@ -126,7 +134,9 @@ impl Runtime {
     }
 
     /// An offline command's startup step: the file tier's index, then one timed sync
-    /// with Postgres; on failure the command works from the files alone.
+    /// with Postgres; on failure the command works from the files alone. No LISTEN
+    /// connection: a command that ends in seconds has no copies for other instances'
+    /// writes to invalidate.
     ///
     /// # Errors
     /// [`BootError::FileTier`].
