@@ -269,9 +269,11 @@ REVOKE ALL ON FUNCTION public.tiercache_session_role() FROM PUBLIC;
 -- hold SELECT only, so they can take no lock that blocks another project's writers.
 -- No dynamic SQL; every table is schema-qualified.
 
--- Raises SQLSTATE 28000 (invalid_authorization_specification) unless the calling role
--- is the db_role of project p_project_id. A class-28 error tells the daemon that the
--- role is not (or no longer) registered, an operator's fix: its saves wait on disk.
+-- Raises SQLSTATE 28T01 unless the calling role is the db_role of project p_project_id.
+-- A class-28 error (invalid authorization) tells any client that this is the role's
+-- standing, not the data's; tiercache's own code 28T01 tells the daemon that the role
+-- is not (or no longer) registered for the project, an operator's fix: its saves wait
+-- on disk.
 CREATE OR REPLACE FUNCTION public.tiercache_check_caller(p_project_id integer)
 RETURNS void
 LANGUAGE plpgsql
@@ -285,7 +287,7 @@ BEGIN
         SELECT 1 FROM public.projects p WHERE p.id = p_project_id AND p.db_role = caller
     ) THEN
         RAISE EXCEPTION 'role % is not the db_role of project id %', caller, p_project_id
-            USING ERRCODE = 'invalid_authorization_specification',
+            USING ERRCODE = '28T01',
                   HINT = 'Register the project with this role as its db_role (docs/database.md).';
     END IF;
 END

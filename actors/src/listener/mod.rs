@@ -137,34 +137,38 @@ fn spawn_listen(hints: Arc<Notify>, config: FollowConfig, reporter: FailureRepor
             multiplier: 2.0,
         };
         let mut backoff = Backoff::new(&policy);
-        // One WARN per outage: retries that fail the same way are logged at debug.
-        let mut quiet = false;
+        // One WARN per outage and kind of failure (lost, then cannot reconnect, each
+        // with its cause): retries that fail the same way are logged at debug.
+        let mut warned: Option<std::mem::Discriminant<Ended>> = None;
         loop {
-            let started = std::time::Instant::now();
             let ended = guard_async(ACTOR, reporter.clone(), session(&hints, &config, &metrics))
                 .await
                 .unwrap_or_else(|panicked| Ended::Lost(panicked.to_string()));
-            metrics.postgres_listening.set(0);
-            // A session that ran a while was healthy: start the backoff again.
-            if started.elapsed() > policy.max_interval {
+            // A session that got to LISTEN was healthy: a failure after it is news, and
+            // the backoff starts again.
+            if metrics.postgres_listening.get() == 1 {
+                warned = None;
                 backoff = Backoff::new(&policy);
             }
+            metrics.postgres_listening.set(0);
             let wait = backoff.next_wait();
             let retry_in_ms = wait.as_millis() as u64;
+            let quiet = warned == Some(std::mem::discriminant(&ended));
+            if !matches!(ended, Ended::NotRegistered(_)) {
+                warned = Some(std::mem::discriminant(&ended));
+            }
             match ended {
                 Ended::Lost(why) if quiet => {
                     tracing::debug!(error = %why, retry_in_ms, "LISTEN connection lost; reconnecting");
                 }
                 Ended::Lost(why) => {
                     tracing::warn!(error = %why, retry_in_ms, "LISTEN connection lost; reconnecting");
-                    quiet = true;
                 }
                 Ended::CannotConnect(why) if quiet => {
                     tracing::debug!(error = %why, retry_in_ms, "cannot connect for LISTEN; retrying");
                 }
                 Ended::CannotConnect(why) => {
                     tracing::warn!(error = %why, retry_in_ms, "cannot connect for LISTEN; retrying");
-                    quiet = true;
                 }
                 // Usual for a new project, which startup registers moments later; a
                 // project that stays unregistered has its own ERROR line from startup.

@@ -47,6 +47,11 @@ pub fn outage_fix(code: &str) -> Option<&'static str> {
         "42883" | "42P01" | "42703" | "3F000" => {
             "the database's tiercache schema is missing or older than this daemon: run `tiercache migrate`"
         }
+        // tiercache_check_caller: the role is not the project's db_role (any more).
+        "28T01" => {
+            "register the project with this role as its db_role, as the schema's owner: UPDATE projects SET \
+             db_role = 'ROLE' WHERE project_name = 'PROJECT' (docs/database.md)"
+        }
         "57014" => {
             "a statement was cancelled (statement_timeout): look for a session holding locks or a \
              saturated server"
@@ -107,8 +112,8 @@ mod tests {
     #[test]
     fn connection_authentication_and_resource_classes_are_outages() {
         for code in [
-            "08006", "08001", "28P01", "28000", "3D000", "53000", "53100", "53200", "53300", "54000", "54001", "57P01",
-            "57P03", "57014", "58030", "XX000", "25006", "42883", "42P01", "3F000",
+            "08006", "08001", "28P01", "28000", "28T01", "3D000", "53000", "53100", "53200", "53300", "54000", "54001",
+            "57P01", "57P03", "57014", "58030", "XX000", "25006", "42883", "42P01", "3F000",
         ] {
             assert!(outage_fix(code).is_some(), "{code} is an outage");
         }
@@ -124,6 +129,7 @@ mod tests {
     #[test]
     fn each_outage_names_its_fix() {
         assert!(outage_fix("28P01").unwrap().contains("password"));
+        assert!(outage_fix("28T01").unwrap().contains("db_role"));
         assert!(outage_fix("3D000").unwrap().contains("database"));
         assert!(outage_fix("42883").unwrap().contains("tiercache migrate"));
         assert!(outage_fix("53300").unwrap().contains("CONNECTION LIMIT"));
