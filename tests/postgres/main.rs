@@ -55,3 +55,4 @@ mod deauth;
 // A shared Postgres as a hostile neighbour: locks, resource errors, lost notifications,
 // leadership on 304, a password changed under the daemon.
 mod hostile_neighbour;
+mod synced;
