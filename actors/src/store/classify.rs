@@ -17,6 +17,10 @@ use tokio_postgres::error::SqlState;
 pub const FIX_UNREACHABLE: &str =
     "check that Postgres runs and that the host and port (or socket) of postgres.url reach it";
 
+/// The fix for a statement that got no answer in time.
+pub const FIX_NO_ANSWER: &str = "the server is stalled or overloaded, or a session holds a lock the statement needs: \
+     look at pg_stat_activity (wait_event, state, xact_start)";
+
 /// The fix for a project that is not registered.
 pub const FIX_NO_PROJECT: &str = "register the project as the schema's owner: INSERT INTO projects (project_name, \
      db_role) VALUES ('PROJECT', 'ROLE') (docs/database.md)";

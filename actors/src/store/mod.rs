@@ -289,7 +289,10 @@ impl Store {
                 });
                 // This connection may be mid-protocol: do not give it back to the pool.
                 let _ = deadpool_postgres::Object::take(client);
-                Err(StoreError::Unavailable(format!("statement timed out after {limit:?}")))
+                Err(StoreError::Refused {
+                    cause: format!("no answer to a statement within {limit:?} (postgres.statement_timeout)"),
+                    fix: classify::FIX_NO_ANSWER,
+                })
             }
         }
     }
