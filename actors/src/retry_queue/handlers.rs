@@ -28,7 +28,7 @@ pub(super) enum Attempt {
     Nothing,
     /// The file tier could not read the envelope: retried, and no news about Postgres.
     FileTier(String),
-    /// Postgres (or the file tier) failed.
+    /// Postgres failed.
     Failed(StoreError),
 }
 
@@ -190,7 +190,6 @@ impl RetryQueue {
         if self.config.enabled && matches!(&result, Attempt::Failed(e) if e.is_transient()) {
             self.recovering.get_or_insert(0);
         }
-
         let count = |queue: &Self, result: &'static str| {
             queue.metrics.postgres_writes.get_or_create(&ResultLabel { result }).inc();
         };
@@ -306,8 +305,8 @@ impl RetryQueue {
             written = written.is_ok(), "Postgres rejected this save for good; moved to the dead letter"
         );
         self.metrics.dead_letters.get_or_create(&CacheLabel { cache: name.to_string() }).inc();
-        // Not sent again after a restart, and never shown as synced: Postgres does not
-        // hold it.
+        // Not sent again when the queue rebuilds itself, and never shown as synced:
+        // Postgres does not hold it.
         if let Op::Write(v) = op {
             self.dead_lettered.insert(name.clone(), v);
             self.save_dead_lettered();
