@@ -191,8 +191,9 @@ fn with_notify_unavailable_two_instances_converge_within_the_heads_poll_period()
         wait_for("the other instance to serve the save", Duration::from_secs(10), || {
             (a2.get_cache("shared").etag_version() == Some(v)).then_some(())
         });
-        // One poll period (1 s), plus a read and the load of a busy machine.
-        assert!(arrived.elapsed() < Duration::from_secs(3), "save {n} took {:?} to converge", arrived.elapsed());
+        // One poll period (1 s), plus a read and the load of a busy machine; without the
+        // poll it would take memory.ttl (5 min).
+        assert!(arrived.elapsed() < Duration::from_secs(4), "save {n} took {:?} to converge", arrived.elapsed());
     }
     assert!(a1.metric("tiercache_notify_failures_total").unwrap_or(0.0) >= 3.0, "{}", a1.metrics());
     assert!(a1.stdout_all().contains("could not notify the other instances of a write"), "the failed hint is logged");
@@ -237,7 +238,7 @@ fn two_instances_behind_one_304_source_make_one_call_per_period_and_no_takeover(
         "{calls} upstream calls in {:?} with two instances on a 2 s schedule",
         window.elapsed()
     );
-    assert!((calls as f64) >= periods - 3.0, "the leader stopped polling: {calls} calls");
+    assert!((calls as f64) >= periods / 2.0, "the leader stopped polling: {calls} calls");
     for d in [&a, &b] {
         assert!(!d.stdout_all().contains("refreshing here anyway"), "a takeover was logged:\n{}", d.stdout_all());
     }
@@ -246,7 +247,7 @@ fn two_instances_behind_one_304_source_make_one_call_per_period_and_no_takeover(
         let meta = d.get("/v1/caches/total/meta", &[]).json();
         let last = meta["last_fetch"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
         let age = last.map(|t| chrono::Utc::now().signed_duration_since(t));
-        assert!(age.is_some_and(|a| a < chrono::Duration::seconds(6)), "last_fetch is old: {meta}");
+        assert!(age.is_some_and(|a| a < chrono::Duration::seconds(8)), "last_fetch is old: {meta}");
     }
 }
 
