@@ -1,4 +1,4 @@
-//! Following the other instances of the project (SPEC §10): every instance reads the
+//! Following the other instances of the project: every instance reads the
 //! project's row heads (names, versions, checksums and `last_fetch`, a few hundred
 //! bytes, through the store's pool) every `postgres.heads_poll_interval`, and at once
 //! when a hint arrives. A hint is a NOTIFY on the project's channel, which each instance
