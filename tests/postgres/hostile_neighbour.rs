@@ -1,4 +1,4 @@
-//! A shared Postgres is a hostile neighbour (SPEC §7 and §10): another project's role
+//! A shared Postgres is a hostile neighbour: another project's role
 //! can stall no one's writes; a resource error is an outage, never a dead letter; with
 //! NOTIFY unavailable the instances still converge through the heads poll; a leader
 //! whose source answers 304 stays the only one polling; a password changed under the
