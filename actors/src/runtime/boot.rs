@@ -3,7 +3,7 @@
 use super::error::BootError;
 use crate::cache_rules::LiveRules;
 use crate::files::{FileHandle, FileTier, FileTierConfig};
-use crate::listener::{self, ListenerPeers};
+use crate::listener::{self, FollowConfig, ListenerPeers};
 use crate::memory::{Loader, MemoryHandle, MemoryTier, MemoryView};
 use crate::metrics::Metrics;
 use crate::refresher::{Refresher, RefresherHandle};
@@ -40,15 +40,15 @@ pub(super) struct Started {
 /// What starting the listener takes, kept until the daemon's startup step.
 pub(super) struct PendingListener {
     peers: ListenerPeers,
-    connect: crate::store::ConnectConfig,
-    project: String,
+    config: FollowConfig,
     reporter: FailureReporter,
+    metrics: Arc<Metrics>,
 }
 
 impl PendingListener {
-    /// LISTENs from now on (see [`listener::spawn`]).
+    /// Follows the other instances from now on (see [`listener::spawn`]).
     pub fn start(self) {
-        listener::spawn(self.peers, self.connect, self.project, self.reporter);
+        listener::spawn(self.peers, self.config, self.reporter, self.metrics);
     }
 }
 
@@ -67,8 +67,9 @@ pub(super) fn start_actors(cx: &Ctx<'_>) -> Result<Started, BootError> {
     // 5. The refresher, idle until the runtime goes live (`Begin`).
     let saver = SaveFlow::new(files.clone(), memory.clone(), queue.clone(), rules.clone());
     let refresher = start_refresher(cx, saver.clone(), store.as_ref());
-    // 6. Cross-instance invalidation: LISTEN on the project's channel, reconciling
-    //    only once the startup sync is over; prepared here, started by the daemon.
+    // 6. Following the other instances: the row heads read every few seconds and at
+    //    each NOTIFY on the project's channel, only once the startup sync is over;
+    //    prepared here, started by the daemon (the offline commands follow no one).
     let (startup_synced, startup_synced_rx) = watch::channel(false);
     let mut listener = None;
     if let (Some(store), Some(queue), Some(pg)) = (&store, &queue, &cx.config.postgres) {
@@ -81,12 +82,12 @@ pub(super) fn start_actors(cx: &Ctx<'_>) -> Result<Started, BootError> {
             saver: saver.observed_by(Some(refresher.clone())),
             startup_synced: startup_synced_rx,
         };
-        listener = Some(PendingListener {
-            peers,
+        let config = FollowConfig {
             connect: pg.connect.clone(),
             project: cx.config.project.clone(),
-            reporter: cx.reporter.clone(),
-        });
+            poll_every: pg.heads_poll_interval,
+        };
+        listener = Some(PendingListener { peers, config, reporter: cx.reporter.clone(), metrics: cx.metrics.clone() });
     }
     let handles = TierHandles { memory, files, view, store, queue, refresher: Some(refresher), rules };
     let config = cx.config;
@@ -112,7 +113,8 @@ fn start_file_tier(cx: &Ctx<'_>) -> (FileHandle, Arbiter) {
 fn start_store(cx: &Ctx<'_>) -> Result<Option<StoreHandle>, BootError> {
     let Some(pg) = &cx.config.postgres else { return Ok(None) };
     let config = StoreConfig { connect: pg.connect.clone(), project: cx.config.project.clone() };
-    let store = Store::new(config, cx.reporter.clone()).map_err(|reason| BootError::postgres(&pg.connect, reason))?;
+    let store = Store::new(config, cx.reporter.clone(), cx.metrics.clone())
+        .map_err(|reason| BootError::postgres(&pg.connect, reason))?;
     Ok(Some(StoreHandle::new(ActixSupervisor::start(move |_| store))))
 }
 
