@@ -15,8 +15,9 @@ use tiercache_actors::store::StoreHandle;
 /// `strava:NAME` and `stravasync:NAME`).
 pub const SHARED_KEY: &str = "stravahook:subscription";
 
-/// How often the record is looked at again (the file, then Postgres).
-const RECHECK_MS: i64 = 10_000;
+/// How often the record is looked at again (the file, then Postgres), while events
+/// arrive.
+const RECHECK_MS: i64 = 5_000;
 
 /// What is recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

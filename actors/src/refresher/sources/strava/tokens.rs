@@ -14,9 +14,15 @@ use super::StravaSource;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 use std::path::Path;
+use std::time::Duration;
 
 /// Access tokens are renewed this long before they expire.
 const EXPIRY_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
+
+/// When every refresh token known is refused, look for a newer one once more after
+/// this long before concluding a deauthorization: another instance's rotation is saved
+/// a moment after Strava answered it.
+const RECHECK_AFTER_REFUSAL: std::time::Duration = std::time::Duration::from_secs(3);
 
 #[derive(Default)]
 pub(super) struct Tokens {
@@ -90,6 +96,7 @@ impl StravaSource {
             }
         }
         tokens.access = None;
+        let mut rechecked = false;
         loop {
             let refused = match self.renew(&mut tokens, deadline).await {
                 Ok(access) => return Ok(access),
@@ -103,9 +110,17 @@ impl StravaSource {
                 tokens.refresh = tokens.fallbacks.remove(0);
                 continue;
             }
-            // Another instance may have rotated the token since this one loaded it.
-            if let Some(newer) = self.shared_refresh_token().await.filter(|t| !tokens.refused.contains(t)) {
-                tracing::info!(cache = %self.cache, "trying the refresh token another instance saved");
+            // Another instance may have rotated the token since this one loaded it (its
+            // save may land a moment after Strava answered it), or the operator may have
+            // just replaced the file: look now, and once more a little later.
+            let mut newer = self.newer_refresh_token(&tokens.refused).await;
+            if newer.is_none() && !std::mem::replace(&mut rechecked, true) {
+                let gap = deadline.remaining().map_or(Duration::ZERO, |left| left.min(RECHECK_AFTER_REFUSAL));
+                tokio::time::sleep(gap).await;
+                newer = self.newer_refresh_token(&tokens.refused).await;
+            }
+            if let Some(newer) = newer {
+                tracing::info!(cache = %self.cache, "trying a newer refresh token (another instance's, or the file's)");
                 tokens.refresh = newer;
                 continue;
             }
@@ -114,10 +129,17 @@ impl StravaSource {
         }
     }
 
-    /// The refresh token in the shared store (another instance's rotation), if any.
-    async fn shared_refresh_token(&self) -> Option<String> {
-        let state = self.state.load_shared(&Self::state_key(&self.cache)).await?;
-        state.get("refresh_token").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_owned)
+    /// A refresh token not refused yet: the one in the shared store (another
+    /// instance's rotation) or in `refresh_token_file`, if any.
+    async fn newer_refresh_token(&self, refused: &[String]) -> Option<String> {
+        let shared = self.state.load_shared(&Self::state_key(&self.cache)).await.and_then(|state| {
+            state.get("refresh_token").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_owned)
+        });
+        let from_file = match &self.settings.refresh_token_file {
+            Some(path) => tokio::fs::read_to_string(path).await.ok().map(|s| s.trim().to_owned()),
+            None => None,
+        };
+        [shared, from_file].into_iter().flatten().find(|t| !t.is_empty() && !refused.contains(t))
     }
 
     /// Prefers the saved (rotated) token, then `refresh_token_file`, then the configured one.
