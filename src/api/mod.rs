@@ -165,6 +165,9 @@ pub fn bind(settings: &Settings, state: web::Data<AppState>) -> Result<actix_web
             .configure(routes)
     })
     .disable_signals()
+    // Small JSON answers: never hold one back waiting for the client's ACK (Nagle),
+    // which stalls a client that pipelines requests by tens of milliseconds.
+    .tcp_nodelay(true)
     .shutdown_timeout(5);
     for (i, listen) in settings.api.listen.iter().enumerate() {
         match listen {

@@ -7,6 +7,8 @@
 //!   event is still answered 200 (Strava only needs the acknowledgement) and dropped,
 //!   counted. Events of another subscription are dropped before the cap, so a flood of
 //!   them cannot crowd out Strava's own deliveries;
+//! - each event's handler first gives way to the other requests its worker serves, so
+//!   a client pipelining thousands of events on one connection cannot hold a worker;
 //! - refusals and drops are client input: counted, logged at `DEBUG`, and summed up in
 //!   at most one `INFO` line a minute, never `WARN`.
 
@@ -17,9 +19,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Events per second handed on to the refresher.
-pub const EVENTS_PER_SECOND: u32 = 20;
+pub const EVENTS_PER_SECOND: u32 = 50;
 /// ... in bursts of at most this many.
-pub const EVENTS_BURST: u32 = 100;
+pub const EVENTS_BURST: u32 = 200;
 
 /// At most one summary line per this many seconds.
 const SUMMARY_EVERY_SECS: i64 = 60;
