@@ -126,6 +126,13 @@ impl PushState {
         }
     }
 
+    /// The actor restarted: fetches in flight died without settling their pushed work.
+    pub(super) fn restarted(&mut self) {
+        for push in self.caches.values_mut() {
+            push.restarted();
+        }
+    }
+
     fn due(&self, name: &CacheName, now: Instant) -> bool {
         self.caches.get(name).is_some_and(|p| p.due(now))
     }

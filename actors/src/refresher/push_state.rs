@@ -196,6 +196,13 @@ impl CachePush {
         Settled { verdict, athlete }
     }
 
+    /// The fetch in flight died with the actor: its questions are asked again (its
+    /// changes are lost; the next list read brings what they were about).
+    pub fn restarted(&mut self) {
+        self.confirm_events += std::mem::take(&mut self.confirm_in_flight);
+        self.learning = false;
+    }
+
     /// How many ids are pending and remembered missing.
     #[cfg(test)]
     pub fn sizes(&self) -> (usize, usize) {
