@@ -72,6 +72,11 @@ fn three_hundred_forged_events_for_unknown_activities_cost_at_most_ten_calls() {
     assert!(calls.len() <= 10, "{} upstream calls for 300 forged events: {calls:#?}", calls.len());
     assert!(calls.iter().all(|c| !c.contains("/api/v3/activities/")), "no detail call for an id Strava does not list");
     assert_eq!(app.get_cache("strava").json()["activities"].as_array().map(Vec::len), Some(10), "nothing changed");
+    // Each call is counted once (a webhook fetch runs alone for its cache).
+    let metrics = app.metrics();
+    let counted =
+        metric_value(&metrics, "tiercache_upstream_calls_total", &[("cache", "strava"), ("reason", "webhook")]);
+    assert_eq!(counted, Some(calls.len() as f64), "{metrics}");
 
     // Scheduled and on-demand refreshes keep their budget.
     let lists = up.count("GET", "/api/v3/athlete/activities");
