@@ -70,7 +70,10 @@ async fn read(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Resul
             Ok(outcome)
         }
         Err(ReadError::Missing) => {
-            let why = if state.tiers.files().quarantined(name).await {
+            let deauthorized = state.tiers.refresher().and_then(|r| r.view().deauthorized(name));
+            let why = if let Some(d) = deauthorized {
+                format!("cache {name} holds no data: {}", d.explain(name))
+            } else if state.tiers.files().quarantined(name).await {
                 format!(
                     "cache {name} holds no data: its file was found corrupt and moved to data_dir/corrupt/ \
                      (see the log); retrying will not help until the next save or refresh"
@@ -160,6 +163,8 @@ struct Trouble {
     last: Option<tiercache_actors::refresher::LastRefresh>,
     /// When the refresher will refresh the cache next.
     planned: Option<Planned>,
+    /// The upstream account withdrew the app's authorization: the cause and next step.
+    deauthorized: Option<String>,
 }
 
 /// Every cause that stands between a cache without data and its data, each with what
@@ -211,8 +216,12 @@ fn meta_json(
     let held_fetch = found.map(|o| fetched_at(&o.doc));
     let failure = trouble.refresh.as_ref().filter(|f| held_fetch.is_none_or(|held| f.at > held));
     let refresh_error = failure.map(|f| f.error.clone());
-    // `error`: why nothing is served; a failing refresh matters here only without data.
-    let error = found.is_none().then(|| causes(name, &trouble, refresh_error.as_deref())).flatten();
+    // `error`: why nothing is served. A deauthorization is the whole story (the data was purged, refreshes stopped);
+    // otherwise every cause between a cache without data and its data.
+    let error = match &trouble.deauthorized {
+        Some(deauthorized) => Some(deauthorized.clone()),
+        None => found.is_none().then(|| causes(name, &trouble, refresh_error.as_deref())).flatten(),
+    };
     let mut meta = match found {
         None => json!({
             "name": name.as_str(), "version": null, "checksum": null, "size": null,
@@ -238,6 +247,10 @@ fn meta_json(
     meta["last_refresh_error"] = refresh_error.into();
     meta["last_refresh_error_at"] = failure.map(|f| rfc3339(&f.at)).into();
     meta["error"] = error.into();
+    meta["deauthorized"] = trouble.deauthorized.is_some().into();
+    if trouble.deauthorized.is_some() {
+        meta["next_refresh_at"] = Value::Null;
+    }
     meta["last_refresh"] =
         trouble.last.map_or(Value::Null, |l| json!({"reason": l.reason, "result": l.result, "at": rfc3339(&l.at)}));
     meta
@@ -253,6 +266,7 @@ async fn meta_of(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Va
         refresh: view.and_then(|v| v.failure(name)),
         last: view.and_then(|v| v.last(name)),
         planned: view.and_then(|v| v.planned(name)),
+        deauthorized: view.and_then(|v| v.deauthorized(name)).map(|d| d.explain(name)),
     };
     let found = match state.tiers.peek(name).await {
         Ok(Some(mut outcome)) => {
@@ -478,6 +492,7 @@ pub async fn refresh(
             format!("the upstream rate limit for {name} resets at {until}"),
         )
         .retry_after((until - Utc::now()).num_seconds().max(1) as u64)),
+        Err(RefreshError::Deauthorized(why)) => Err(ApiError::new(StatusCode::CONFLICT, "deauthorized", why)),
         Err(e) => Err(ApiError::new(StatusCode::CONFLICT, "no_source", e.to_string())),
     }
 }

@@ -1,7 +1,8 @@
 //! What the refresher publishes for readers without a message: the caches whose last
-//! refresh failed, with why and when, how each cache was last refreshed, and when it
-//! plans to refresh each one next. The API's meta and list show it, so an operator sees
-//! a failing upstream and the real schedule without reading metrics.
+//! refresh failed, with why and when, how each cache was last refreshed, when it plans
+//! to refresh each one next, and which were deauthorized upstream. The API's meta and
+//! list show it, so an operator sees a failing upstream and the real schedule without
+//! reading metrics.
 
 use crate::domain::CacheName;
 use arc_swap::ArcSwap;
@@ -45,12 +46,41 @@ pub struct Planned {
     pub after_fetch: Option<DateTime<Utc>>,
 }
 
-/// Failing caches, last refreshes and plans by name; the refresher is the only writer.
+/// The upstream account behind a cache withdrew the app's authorization (a Strava
+/// athlete deauthorized it, as Strava confirmed): nothing is served or refreshed until
+/// the cache's credentials change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deauthorized {
+    /// When it was recorded, if known.
+    pub at: Option<DateTime<Utc>>,
+    /// What upstream answered.
+    pub why: String,
+}
+
+impl Deauthorized {
+    /// What an operator reads in meta, `status` and `POST .../refresh`: the cause and
+    /// the next step.
+    pub fn explain(&self, name: &CacheName) -> String {
+        let at = self.at.map(|t| format!(" at {}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+        format!(
+            "cache {name} was deauthorized{}: the Strava athlete withdrew this app's access ({}); its data \
+             was purged and it is not refreshed. To serve it again, have the athlete authorize the app \
+             again, put the new refresh token in caches.source.refresh_token (or refresh_token_file) and \
+             reload (SIGHUP)",
+            at.unwrap_or_default(),
+            self.why
+        )
+    }
+}
+
+/// Failing caches, last refreshes, plans and deauthorized caches by name; the refresher
+/// is the only writer.
 #[derive(Clone, Default)]
 pub struct RefreshView {
     failing: Arc<ArcSwap<HashMap<CacheName, RefreshFailure>>>,
     last: Arc<ArcSwap<HashMap<CacheName, LastRefresh>>>,
     planned: Arc<ArcSwap<HashMap<CacheName, Planned>>>,
+    deauthorized: Arc<ArcSwap<HashMap<CacheName, Deauthorized>>>,
 }
 
 impl RefreshView {
@@ -68,6 +98,15 @@ impl RefreshView {
     /// before, for a cache without a schedule, and for one never fetched and due now).
     pub fn planned(&self, name: &CacheName) -> Option<Planned> {
         self.planned.load().get(name).copied()
+    }
+
+    /// Whether (and why) `name` was deauthorized upstream.
+    pub fn deauthorized(&self, name: &CacheName) -> Option<Deauthorized> {
+        self.deauthorized.load().get(name).cloned()
+    }
+
+    pub(super) fn publish_deauthorized(&self, deauthorized: HashMap<CacheName, Deauthorized>) {
+        self.deauthorized.store(Arc::new(deauthorized));
     }
 
     pub(super) fn publish(&self, failing: HashMap<CacheName, RefreshFailure>, planned: HashMap<CacheName, Planned>) {
