@@ -67,12 +67,12 @@ fn a_configured_name_of_50_characters_works() {
 fn a_method_a_path_does_not_have_is_405_with_allow() {
     let app = spawn_app();
     let cases: &[(&str, &str, &str)] = &[
-        ("POST", "/v1/caches/strava", "GET, PUT, DELETE"),
-        ("PATCH", "/v1/caches/nosuch", "GET, PUT, DELETE"),
-        ("TRACE", "/healthz", "GET"),
-        ("DELETE", "/v1/caches", "GET"),
+        ("POST", "/v1/caches/strava", "GET, HEAD, PUT, DELETE"),
+        ("PATCH", "/v1/caches/nosuch", "GET, HEAD, PUT, DELETE"),
+        ("TRACE", "/healthz", "GET, HEAD"),
+        ("DELETE", "/v1/caches", "GET, HEAD"),
         ("GET", "/v1/caches/strava/refresh", "POST"),
-        ("PUT", "/v1/caches/strava/meta", "GET"),
+        ("PUT", "/v1/caches/strava/meta", "GET, HEAD"),
     ];
     for (method, path, allow) in cases {
         let r = app.request(method, path, Some(b"{}"), &[("Content-Type", "application/json")]);
