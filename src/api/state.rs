@@ -42,6 +42,8 @@ pub struct ApiPolicy {
     pub postgres_enabled: bool,
     /// `[webhooks]` Strava; `None`: the webhook routes answer 404.
     pub strava_webhook: Option<super::webhooks::StravaWebhook>,
+    /// `GET /v1/openapi.json` for this configuration, rendered once.
+    pub openapi: actix_web::web::Bytes,
 }
 
 /// The read metrics of each configured cache, looked up once (at start and on
