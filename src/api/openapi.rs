@@ -12,7 +12,10 @@
 //! JSON Schema as the body its `PUT` takes and its `GET` answers (caches without a schema
 //! keep any JSON), and `If-Match` is described as the strong ETags the daemon issues. A
 //! generated client then knows each cache's shape, and a fuzzer's valid input is input
-//! the daemon accepts. It is built with the API's policy (at start and on every SIGHUP,
+//! the daemon accepts. Each cache's path item also carries `x-tiercache` with its
+//! `refresh_every`, which the Python client keeps to judge a document it reads from the
+//! files while the daemon is down (the schedule is not a secret, and this is the one
+//! description of the configuration a client may read). It is built with the API's policy (at start and on every SIGHUP,
 //! see [`super::policy_from`]), so a request only copies bytes.
 
 use super::AppState;
@@ -52,6 +55,8 @@ pub struct CacheEntry {
     pub name: String,
     /// Its JSON Schema; `None`: any JSON.
     pub schema: Option<Value>,
+    /// Its `refresh_every`: data older than this is stale.
+    pub refresh_every: Option<std::time::Duration>,
 }
 
 /// The generic document (`docs/openapi.yaml`).
@@ -69,7 +74,11 @@ pub fn for_settings(settings: &Settings) -> web::Bytes {
     let caches: Vec<CacheEntry> = settings
         .caches
         .iter()
-        .map(|c| CacheEntry { name: c.name.to_string(), schema: c.schema.as_deref().and_then(read_schema) })
+        .map(|c| CacheEntry {
+            name: c.name.to_string(),
+            schema: c.schema.as_deref().and_then(read_schema),
+            refresh_every: c.refresh_every,
+        })
         .collect();
     web::Bytes::from(for_caches(&caches).to_string())
 }
@@ -117,6 +126,12 @@ pub fn for_caches(caches: &[CacheEntry]) -> Value {
             for_cache(&mut item, &cache.name, &operation_ids);
             if let Some((key, schema)) = &component {
                 document_schema(&mut item, key, schema);
+            }
+            if path == "/v1/caches/{name}" {
+                item["x-tiercache"] = json!({
+                    "cache": cache.name,
+                    "refresh_every_seconds": cache.refresh_every.map(|d| d.as_secs_f64()),
+                });
             }
             paths.insert(path.replace("{name}", &cache.name), item);
         }
@@ -247,6 +262,7 @@ fn strong_etags(doc: &mut Value) {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+    use std::time::Duration;
 
     fn documented(doc: &Value) -> BTreeSet<(String, String)> {
         let paths = doc["paths"].as_object().expect("the document has paths");
@@ -272,8 +288,8 @@ mod tests {
             "$defs": {"money": {"type": "number", "minimum": 0}}
         });
         vec![
-            CacheEntry { name: "strava".into(), schema: None },
-            CacheEntry { name: "fundraising".into(), schema: Some(schema) },
+            CacheEntry { name: "strava".into(), schema: None, refresh_every: Some(Duration::from_secs(6 * 3600)) },
+            CacheEntry { name: "fundraising".into(), schema: Some(schema), refresh_every: None },
         ]
     }
 
@@ -347,6 +363,9 @@ mod tests {
         let unique: BTreeSet<&&str> = ids.iter().collect();
         assert_eq!(unique.len(), ids.len(), "operation ids are unique: {ids:?}");
         assert_eq!(doc["paths"]["/v1/caches/strava"]["get"]["operationId"], "getCache_strava");
+        let extension = |cache: &str| doc["paths"][format!("/v1/caches/{cache}")]["x-tiercache"].clone();
+        assert_eq!(extension("strava"), json!({"cache": "strava", "refresh_every_seconds": 21600.0}));
+        assert_eq!(extension("fundraising"), json!({"cache": "fundraising", "refresh_every_seconds": null}));
         assert!(doc["paths"].as_object().unwrap().keys().all(|p| !p.contains('{')), "no templated path is left");
         assert!(!doc["paths"].to_string().contains(NAME_PARAMETER), "the name parameter is gone");
     }

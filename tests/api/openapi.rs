@@ -64,6 +64,10 @@ fn the_document_needs_no_token_and_is_docs_openapi_yaml_per_cache() {
         }
     }
     assert!(served["paths"].as_object().unwrap().keys().all(|p| !p.contains('{')), "no templated path is served");
+    // Each cache's schedule, for clients that judge a document read from the files.
+    let schedule = |cache: &str| served["paths"][format!("/v1/caches/{cache}")]["x-tiercache"].clone();
+    assert_eq!(schedule("strava"), json!({"cache": "strava", "refresh_every_seconds": 21600.0}));
+    assert_eq!(schedule("fundraising"), json!({"cache": "fundraising", "refresh_every_seconds": 900.0}));
     // A token does not hurt either.
     let r = app.get("/v1/openapi.json", &[("Authorization", &format!("Bearer {WRITER}"))]);
     assert_eq!(r.status, 200, "{r:?}");
