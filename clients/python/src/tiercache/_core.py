@@ -188,8 +188,9 @@ class Core:
             for name, every in (refresh_every or {}).items()
         }
         self._lock = threading.Lock()
-        # name -> (the last document the daemon sent, time.monotonic() when it came)
-        self._documents: dict[str, tuple[Document, float]] = {}
+        # name -> (the last document the daemon sent, time.monotonic() when it came, its
+        # Last-Modified as sent: an unchanged 304 returns the very same Document)
+        self._documents: dict[str, tuple[Document, float, str | None]] = {}
         # What the daemon's description said: each cache's refresh_every (None: none).
         self._schedules: dict[str, float | None] = {}
         self._described_at: float | None = None
@@ -207,12 +208,19 @@ class Core:
             raise NotFound(f"{name!r} is not a cache name (^[a-z][a-z0-9_-]{{0,49}}$)", code="unknown_cache")
         return f"/v1/caches/{name}{suffix}"
 
-    def get_request(self, name: str) -> Request:
-        headers = dict(self.headers)
+    def held_etag(self, name: str) -> str | None:
+        """The ETag of the kept document, if any."""
         with self._lock:
             held = self._documents.get(name)
-        if held is not None:
-            headers["If-None-Match"] = held[0].etag
+        return held[0].etag if held is not None else None
+
+    def get_request(self, name: str) -> Request:
+        """A `GET`, conditional on the kept document. The clients keep the request they
+        build from it while that ETag holds, so a revalidation builds nothing."""
+        headers = dict(self.headers)
+        etag = self.held_etag(name)
+        if etag is not None:
+            headers["If-None-Match"] = etag
         return Request("GET", self.path(name), headers)
 
     def save_request(self, name: str, data: Any, if_match: str | Document | None) -> Request:
@@ -242,8 +250,9 @@ class Core:
 
     def document(self, name: str, response: httpx.Response) -> Document:
         """The document of a `GET`'s answer: a 200 parsed and kept, a 304 the kept one."""
-        tier = response.headers.get("x-cache-tier", "")
-        last_fetch = _http_date(response.headers.get("last-modified"))
+        headers = response.headers
+        tier = headers.get("x-cache-tier", "")
+        modified = headers.get("last-modified")
         if response.status_code == 304:
             with self._lock:
                 held = self._documents.get(name)
@@ -251,18 +260,21 @@ class Core:
                 raise Error(
                     "the daemon answered 304 to a request without If-None-Match", code="unexpected_answer", status=304
                 )
-            doc = replace(held[0], tier=tier, stale=tier == "stale", last_fetch=last_fetch or held[0].last_fetch)
+            doc = held[0]
+            if doc.tier != tier or held[2] != modified:
+                last_fetch = _http_date(modified) or doc.last_fetch
+                doc = replace(doc, tier=tier, stale=tier == "stale", last_fetch=last_fetch)
         elif response.status_code == 200:
-            etag = response.headers.get("etag", "")
+            etag = headers.get("etag", "")
             try:
                 data = json.loads(response.content)
             except ValueError as e:
                 raise Error(f"the daemon's document is not JSON: {e}", code="unexpected_answer", status=200) from e
-            doc = Document(name, data, _version(etag), etag, tier, tier == "stale", last_fetch)
+            doc = Document(name, data, _version(etag), etag, tier, tier == "stale", _http_date(modified))
         else:
             raise error_from(response)
         with self._lock:
-            self._documents[name] = (doc, time.monotonic())
+            self._documents[name] = (doc, time.monotonic(), modified)
         return doc
 
     def forget(self, name: str) -> None:

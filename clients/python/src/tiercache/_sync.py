@@ -52,6 +52,7 @@ class Client:
         self._core = Core(address, resolve_token(token, token_file), data_dir, ttl, refresh_every)
         transport = httpx.HTTPTransport(uds=address.uds) if address.uds is not None else None
         self._http = httpx.Client(base_url=address.base_url, transport=transport, timeout=timeout, trust_env=False)
+        self._prepared: dict[str, tuple[str | None, httpx.Request]] = {}
 
     def __enter__(self) -> Client:
         return self
@@ -86,17 +87,29 @@ class Client:
         held = self._core.reusable(name)
         if held is not None:
             return held
-        request = self._core.get_request(name)
+        request = self._prepared_get(name)
         try:
-            response = self._send(request)
+            response = self._http.send(request)
         except httpx.TransportError as e:
             return self._core.file_direct(name, e)
         except httpx.RequestError as e:
-            raise Error(f"GET {request.path}: {e}", code="unexpected_answer") from e
+            raise Error(f"GET {request.url.path}: {e}", code="unexpected_answer") from e
         doc = self._core.document(name, response)
         if self._core.wants_description():
             self._describe()
         return doc
+
+    def _prepared_get(self, name: str) -> httpx.Request:
+        """The `GET` of `name`, built once per ETag held (building one costs more than the
+        rest of a revalidation)."""
+        etag = self._core.held_etag(name)
+        prepared = self._prepared.get(name)
+        if prepared is not None and prepared[0] == etag:
+            return prepared[1]
+        request = self._core.get_request(name)
+        built = self._http.build_request(request.method, request.path, headers=request.headers)
+        self._prepared[name] = (etag, built)
+        return built
 
     def _describe(self) -> None:
         try:
