@@ -4,6 +4,8 @@ missing file with `Unavailable`."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,3 +124,25 @@ def test_without_a_data_dir_or_with_an_empty_one(daemon: Daemon, tmp_path: Path)
     with Client(daemon.url, data_dir=tmp_path / "nowhere", timeout=2) as client, pytest.raises(Unavailable) as caught:
         client.get("notes")
     assert caught.value.code == "no_file"
+
+
+def test_a_hung_daemon_costs_one_timeout_then_the_files_answer(daemon: Daemon) -> None:
+    with Client(daemon.unix_url, data_dir=daemon.data_dir, timeout=0.5) as client:
+        client.save("notes", {"hung": False})
+        os.kill(daemon.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            first = client.get("notes")
+            assert first.tier == "file-direct" and first.data == {"hung": False}
+            assert time.monotonic() - started >= 0.5, "the first read waited for the timeout"
+            started = time.monotonic()
+            for _ in range(20):
+                assert client.get("notes").tier == "file-direct"
+            assert time.monotonic() - started < 0.5, "the next reads did not wait again"
+        finally:
+            os.kill(daemon.pid, signal.SIGCONT)
+        # Past the hold, the daemon is asked again.
+        deadline = time.monotonic() + 30
+        while client.get("notes").tier == "file-direct":
+            assert time.monotonic() < deadline, "the daemon was not asked again after the hold"
+            time.sleep(0.1)

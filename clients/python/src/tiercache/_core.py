@@ -40,6 +40,14 @@ VERSION = "0.1.0"
 #: before it is asked again, and how long to wait after a failed attempt.
 DESCRIPTION_TTL = 300.0
 DESCRIPTION_RETRY = 60.0
+#: After a request to the daemon timed out (a hung daemon, not a dead one, which refuses
+#: at once), `get` goes straight to the files for this long rather than make every
+#: caller wait out the timeout again.
+TIMEOUT_HOLD = 2.0
+
+
+class Hung(Exception):
+    """The daemon timed out a moment ago (see `TIMEOUT_HOLD`); it is not asked again yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +204,7 @@ class Core:
         self._described_at: float | None = None
         self._description_tried_at: float | None = None
         self._have_description = False
+        self._hold_until = 0.0
         # name -> (file identity, envelope) of the last file read directly.
         self._files: dict[str, tuple[tuple[int, int, int], envelope.Envelope]] = {}
 
@@ -339,10 +348,20 @@ class Core:
 
     # --- the daemon is down: the cache's file ------------------------------------------
 
+    def held_off(self) -> Hung | None:
+        """Why not to ask the daemon now: it timed out less than `TIMEOUT_HOLD` ago (and
+        there are files to read instead)."""
+        if self.data_dir is None or time.monotonic() >= self._hold_until:
+            return None
+        return Hung(f"it timed out less than {TIMEOUT_HOLD:g} s ago")
+
     def file_direct(self, name: str, cause: Exception) -> Document:
         """The document from `data_dir/caches/NAME.json`, verified as the daemon verifies
         it, tier `file-direct`; `Unavailable` without `data_dir` or without a valid file."""
+        self.path(name)  # refuses what is not a cache name before it names a file
         self.unreachable()
+        if isinstance(cause, httpx.TimeoutException):
+            self._hold_until = time.monotonic() + TIMEOUT_HOLD
         reason = f"cannot reach the daemon at {self.address}: {type(cause).__name__}: {cause}"
         if self.data_dir is None:
             raise Unavailable(reason, code="unreachable")

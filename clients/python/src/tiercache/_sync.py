@@ -87,6 +87,9 @@ class Client:
         held = self._core.reusable(name)
         if held is not None:
             return held
+        hung = self._core.held_off()
+        if hung is not None:
+            return self._core.file_direct(name, hung)
         request = self._prepared_get(name)
         try:
             response = self._http.send(request)
