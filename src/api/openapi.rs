@@ -9,8 +9,9 @@
 //!
 //! What is served is that document made specific to the configuration ([`for_caches`]):
 //! every path holding `{name}` is repeated once per configured cache, with the cache's
-//! JSON Schema as the body its `PUT` takes and its `GET` answers (caches without a schema
-//! keep any JSON), and `If-Match` is described as the strong ETags the daemon issues. A
+//! JSON Schema as the body its `PUT` takes and its `GET` answers (as written when it has
+//! no `$ref`; else as a component whose local references are rewritten to point inside
+//! it; caches without a schema keep any JSON), and `If-Match` is described as the strong ETags the daemon issues. A
 //! generated client then knows each cache's shape, and a fuzzer's valid input is input
 //! the daemon accepts. Each cache's path item also carries `x-tiercache` with its
 //! `refresh_every`, which the Python client keeps to judge a document it reads from the
@@ -116,16 +117,12 @@ pub fn for_caches(caches: &[CacheEntry]) -> Value {
         .collect();
     let mut schemas = Map::new();
     for cache in caches {
-        let component = cache.schema.as_ref().map(|schema| {
-            let key = format!("Document_{}", cache.name);
-            schemas.insert(key.clone(), embedded(schema, &format!("#/components/schemas/{key}")));
-            (key, schema)
-        });
+        let body = cache.schema.as_ref().map(|schema| (body_schema(&cache.name, schema, &mut schemas), schema));
         for (path, item) in &templated {
             let mut item = item.clone();
             for_cache(&mut item, &cache.name, &operation_ids);
-            if let Some((key, schema)) = &component {
-                document_schema(&mut item, key, schema);
+            if let Some((body, schema)) = &body {
+                document_schema(&mut item, body, schema);
             }
             if path == "/v1/caches/{name}" {
                 item["x-tiercache"] = json!({
@@ -188,12 +185,32 @@ fn drop_name_parameter(node: &mut Value) {
     }
 }
 
-/// Points the item's document bodies at the cache's schema component, and drops a
-/// request example that the schema refuses (a fuzzer sends examples as valid input).
-fn document_schema(item: &mut Value, key: &str, schema: &Value) {
+/// What stands for cache `name`'s documents: its schema as written when it refers to
+/// nothing (a reader compares it with the file), else a reference to it as a component
+/// (`Document_NAME`, added to `schemas`), where its own references still resolve.
+fn body_schema(name: &str, schema: &Value, schemas: &mut Map<String, Value>) -> Value {
+    fn refers(node: &Value) -> bool {
+        match node {
+            Value::Object(map) => map.contains_key("$ref") || map.values().any(refers),
+            Value::Array(items) => items.iter().any(refers),
+            _ => false,
+        }
+    }
+    if !refers(schema) {
+        return schema.clone();
+    }
+    let key = format!("Document_{name}");
+    let at = format!("#/components/schemas/{key}");
+    schemas.insert(key, embedded(schema, &at));
+    json!({ "$ref": at })
+}
+
+/// Puts `body` as the item's document bodies, and drops a request example that the
+/// cache's schema refuses (a fuzzer sends examples as valid input).
+fn document_schema(item: &mut Value, body: &Value, schema: &Value) {
     for at in DOCUMENT_AT {
         if let Some(slot) = item.pointer_mut(at) {
-            *slot = json!({ "$ref": format!("#/components/schemas/{key}") });
+            *slot = body.clone();
         }
     }
     let Some(body) = item.pointer_mut("/put/requestBody/content/application~1json").and_then(Value::as_object_mut)
@@ -278,6 +295,11 @@ mod tests {
         super::super::endpoints().iter().map(|e| (e.method.as_str().to_ascii_lowercase(), e.path.to_owned())).collect()
     }
 
+    /// A schema that refers to nothing.
+    fn plain() -> Value {
+        json!({"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "array", "items": {"type": "string"}})
+    }
+
     fn caches() -> Vec<CacheEntry> {
         let schema = json!({
             "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -290,6 +312,7 @@ mod tests {
         vec![
             CacheEntry { name: "strava".into(), schema: None, refresh_every: Some(Duration::from_secs(6 * 3600)) },
             CacheEntry { name: "fundraising".into(), schema: Some(schema), refresh_every: None },
+            CacheEntry { name: "notes".into(), schema: Some(plain()), refresh_every: None },
         ]
     }
 
@@ -349,7 +372,10 @@ mod tests {
             .into_iter()
             .flat_map(|(method, path)| {
                 if path.contains("{name}") {
-                    ["strava", "fundraising"].iter().map(|n| (method.clone(), path.replace("{name}", n))).collect()
+                    ["strava", "fundraising", "notes"]
+                        .iter()
+                        .map(|n| (method.clone(), path.replace("{name}", n)))
+                        .collect()
                 } else {
                     vec![(method, path)]
                 }
@@ -382,6 +408,11 @@ mod tests {
                 "{at}"
             );
         }
+        // A schema without references is the body as written, components untouched.
+        for at in DOCUMENT_AT {
+            assert_eq!(doc["paths"]["/v1/caches/notes"].pointer(at).unwrap(), &plain(), "{at}");
+        }
+        assert!(doc["components"]["schemas"].get("Document_notes").is_none());
         let schema = &doc["components"]["schemas"]["Document_fundraising"];
         assert_eq!(schema["properties"]["total"]["$ref"], "#/components/schemas/Document_fundraising/$defs/money");
         assert!(schema.get("$id").is_none() && schema.get("$schema").is_none());

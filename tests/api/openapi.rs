@@ -87,6 +87,8 @@ fn only_the_document_is_open() {
     assert_eq!(r.assert_json_error(), "method_not_allowed");
 }
 
+const TAGS: &str = r#"{"type": "array", "items": {"type": "string", "maxLength": 20}}"#;
+
 const TOTALS: &str = r##"{"type": "object", "required": ["total"], "properties": {"total": {"$ref": "#/$defs/money"}},
   "$defs": {"money": {"type": "number", "minimum": 0}}}"##;
 
@@ -102,8 +104,10 @@ fn put_body(doc: &Value, cache: &str) -> Value {
 
 #[test]
 fn a_cache_with_a_schema_is_documented_with_it_and_a_reload_follows_the_configuration() {
-    let caches = "[[caches]]\nname = \"fundraising\"\nschema = \"totals.json\"\n\n[[caches]]\nname = \"notes\"\n";
-    let mut app = start_with_files(Options::new().tables(caches), &[("totals.json", TOTALS)]);
+    let caches = "[[caches]]\nname = \"fundraising\"\nschema = \"totals.json\"\n\n[[caches]]\nname = \"notes\"\n\n\
+                  [[caches]]\nname = \"tags\"\nschema = \"tags.json\"\n";
+    let files = [("totals.json", TOTALS), ("tags.json", TAGS)];
+    let mut app = start_with_files(Options::new().tables(caches), &files);
     let doc = served(&app);
     let body = put_body(&doc, "fundraising");
     assert_eq!(body["type"], "object", "{body}");
@@ -116,6 +120,8 @@ fn a_cache_with_a_schema_is_documented_with_it_and_a_reload_follows_the_configur
     let json_type = [("Content-Type", "application/json")];
     assert_eq!(app.put("/v1/caches/fundraising", b"null", &json_type).status, 422);
     assert_eq!(app.put("/v1/caches/fundraising", br#"{"total": 12.5}"#, &json_type).status, 200);
+    // A schema that refers to nothing is the body as written.
+    assert_eq!(put_body(&doc, "tags"), serde_json::from_str::<Value>(TAGS).unwrap());
     // A cache without a schema takes any JSON, `null` included.
     assert_eq!(put_body(&doc, "notes")["description"], "Any JSON value.");
     assert_eq!(app.put("/v1/caches/notes", b"null", &json_type).status, 200);
