@@ -36,6 +36,8 @@ __all__ = ["Daemon", "DaemonError"]
 #: How long a start may take before it is a failure (a debug build on a busy machine).
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 40.0
+#: The variables of the test process the daemon sees (`env=` adds more).
+_PASSED_ON = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "RUST_BACKTRACE"})
 #: Exit code of the daemon when its TCP address is already in use.
 _ADDRESS_IN_USE = 69
 
@@ -57,7 +59,8 @@ class Daemon:
     `top`: top-level keys of the configuration; `api`: lines of its `[api]` table (after
     `listen`); `tables`: the rest (`[[caches]]`, `[postgres]`...). `tokens` (scope to
     token) writes `api.tokens_file`; `files` writes more files into the directory (a JSON
-    Schema...); `env` adds to the daemon's environment. `start=False` leaves it stopped.
+    Schema...). The daemon sees only `PATH`, `HOME`, the locale and `TMPDIR` of the
+    test's environment, and `env`. `start=False` leaves it stopped.
     """
 
     def __init__(
@@ -175,8 +178,9 @@ class Daemon:
     def _start_once(self) -> int | None:
         if self.running():
             raise DaemonError("the daemon is already running")
-        env = dict(os.environ)
-        env.pop("TIERCACHE_TOKEN", None)
+        # A clean environment: the daemon reads many variables (SUPABASE_*, PROJECT_ID,
+        # TIERCACHE__*...), and a test must not depend on the shell it runs from.
+        env = {k: v for k, v in os.environ.items() if k in _PASSED_ON}
         env.update(self._env)
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
