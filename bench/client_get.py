@@ -12,6 +12,8 @@ interleaved round by round (so that a noisy neighbour slows every variant alike)
 - `get unix 304` / `get tcp 304`: `Client.get` of unchanged data (a revalidation);
 - `get unix 200` / `get tcp 200`: `Client.get` right after another client saved a new
   version (the whole document sent and parsed); the save is not timed;
+- `get unix first`: `Client.get` with no copy held (the first `get` of a cache: the
+  whole document sent and parsed, nothing saved just before);
 - `get ttl hit`: `Client(ttl=60).get` within its TTL (no request);
 - `file-direct get`: the daemon killed, `Client.get` reading the file itself (the
   first read verifies the envelope; the next ones see the same file and reuse it);
@@ -111,6 +113,7 @@ def main() -> int:
             timed("get tcp 304", lambda: tcp.get("bench"))
             timed("get ttl hit", lambda: cached.get("bench"))
             timed("envelope.read", lambda: envelope.read(daemon.data_dir, "bench"))
+            timed("get unix first", lambda: unix.get("bench"), before=lambda: unix._core.forget("bench"))
             timed("get unix 200", lambda: unix.get("bench"), before=save_another)
             timed("get tcp 200", lambda: tcp.get("bench"), before=save_another)
         assert unix.get("bench").tier == "memory"
