@@ -129,6 +129,7 @@ pub fn for_caches(caches: &[CacheEntry]) -> Value {
                     "cache": cache.name,
                     "refresh_every_seconds": cache.refresh_every.map(|d| d.as_secs_f64()),
                 });
+                read_then_write(&mut item, &cache.name);
             }
             paths.insert(path.replace("{name}", &cache.name), item);
         }
@@ -172,6 +173,21 @@ fn for_cache(item: &mut Value, name: &str, operation_ids: &[String]) {
             }
         }
         item[method] = op;
+    }
+}
+
+/// A link from the document's `GET` to a `PUT` conditional on the ETag read: the
+/// read-modify-write an app does, and, with no path parameter left to carry between
+/// operations, what lets a stateful fuzzer start from a read and go on to the writes.
+fn read_then_write(item: &mut Value, name: &str) {
+    let put = format!("putCache_{name}");
+    if item["put"]["operationId"] != put.as_str() {
+        return;
+    }
+    if let Some(ok) = item.pointer_mut("/get/responses/200").and_then(Value::as_object_mut) {
+        let links = ok.entry("links").or_insert_with(|| json!({}));
+        links["PutIfMatch"] =
+            json!({ "operationId": put, "parameters": { "header.If-Match": "$response.header.ETag" } });
     }
 }
 
@@ -432,6 +448,8 @@ mod tests {
             let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("{at}: non-local $ref {r}"));
             assert!(doc.pointer(pointer).is_some(), "{at}: $ref {r} resolves to nothing");
         }
+        let read = &doc["paths"]["/v1/caches/fundraising"]["get"]["responses"]["200"]["links"]["PutIfMatch"];
+        assert_eq!(read["operationId"], "putCache_fundraising");
         let link = &doc["paths"]["/v1/caches/fundraising"]["put"]["responses"]["200"]["links"]["PutIfMatch"];
         assert_eq!(link["operationId"], "putCache_fundraising");
         assert_eq!(link["parameters"], json!({"header.If-Match": "$response.header.ETag"}));
