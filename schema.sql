@@ -4,8 +4,15 @@
 -- role that owns the tables: `postgres` on plain PostgreSQL or Supabase, or a dedicated
 -- owner role. Always apply it as the same role. It is idempotent: applying it again
 -- changes nothing and keeps every row. It runs in one transaction and holds an advisory
--- lock, so two concurrent migrations do not interleave. No psql meta-commands: the
--- daemon sends this file as it is.
+-- lock, so two concurrent migrations do not interleave; it waits at most 2 s for any
+-- lock (`tiercache migrate` tries again, see docs/database.md), so the writers queued
+-- behind a migration that cannot get its locks wait no longer than that. No psql
+-- meta-commands: the daemon sends this file as it is.
+--
+-- Project roles (members of tiercache_app) may only SELECT, and write through the
+-- SECURITY DEFINER functions tiercache_write_cache, ... below, which check that the
+-- calling role is the project's db_role. SELECT lets a role take no lock but ACCESS
+-- SHARE, which blocks no writer: a project's role cannot stall another project.
 --
 -- Needs PostgreSQL 14 or later (plain PostgreSQL 15 and Supabase are the targets).
 -- The Supabase parts (roles anon, authenticated, service_role) are applied only where
@@ -13,7 +20,7 @@
 
 BEGIN;
 
-SET LOCAL lock_timeout = '15s';
+SET LOCAL lock_timeout = '2s';
 SET LOCAL client_min_messages = warning;
 
 DO $$
@@ -160,6 +167,27 @@ END
 $$;
 
 -- ---------------------------------------------------------------------------------
+-- Who is calling
+-- ---------------------------------------------------------------------------------
+
+-- The role a statement runs for: the role set with SET ROLE if any, else the role that
+-- logged in. Inside a SECURITY DEFINER function current_user is the function's owner,
+-- so the audit trigger and the write functions ask this instead. Neither can be forged:
+-- SET ROLE needs membership of that role, and only a superuser changes session_user.
+-- (The policies below spell the same expression out, so that evaluating them needs no
+-- EXECUTE right.)
+CREATE OR REPLACE FUNCTION public.tiercache_session_role()
+RETURNS text
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN current_setting('role') = 'none'
+                THEN session_user::text
+                ELSE current_setting('role') END
+$$;
+
+-- ---------------------------------------------------------------------------------
 -- Triggers
 -- ---------------------------------------------------------------------------------
 
@@ -188,8 +216,14 @@ CREATE OR REPLACE TRIGGER cache_storage_before_update
 
 -- AFTER INSERT/UPDATE/DELETE: one audit row per written row. SECURITY DEFINER, so it
 -- inserts as the owner, while the project roles have no right to write the audit table.
--- Inside it current_user is the owner, so the writer is taken from the session: the
--- role set with SET ROLE if any, else the role that logged in.
+-- The writer is the calling role (tiercache_session_role), not current_user, which is
+-- the owner inside this function and inside the write functions below.
+--
+-- It sends no NOTIFY: a NOTIFY inside the write's transaction would make every write
+-- fail while the cluster-wide notification queue is full (which one LISTENing session
+-- of any project, idle in a transaction, can cause). The daemon sends its hint after
+-- its own commit, and reads its project's row heads every few seconds anyway
+-- (docs/scaling.md).
 CREATE OR REPLACE FUNCTION public.tiercache_audit()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -197,9 +231,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    writer text := CASE WHEN current_setting('role') = 'none'
-                        THEN session_user::text
-                        ELSE current_setting('role') END;
+    writer text := public.tiercache_session_role();
 BEGIN
     IF TG_OP = 'DELETE' THEN
         INSERT INTO public.cache_audit
@@ -214,12 +246,6 @@ BEGIN
             (db_user, project_id, cache_type, operation, old_version, new_version)
         VALUES (writer, NEW.project_id, NEW.cache_type, TG_OP, NULL, NEW.version);
     END IF;
-    -- Every instance of the project LISTENs here and then reads its rows back through
-    -- its own connection (row-level security applies), replacing or dropping its copies.
-    -- Delivered at commit. The payload is empty: any role may LISTEN on any channel, so
-    -- a notification must tell nobody another project's cache names, versions or
-    -- operations; and any role may NOTIFY, so the daemon never acts on a payload.
-    PERFORM pg_notify('tiercache_' || COALESCE(NEW.project_id, OLD.project_id), '');
     RETURN NULL;
 END
 $$;
@@ -231,15 +257,236 @@ CREATE OR REPLACE TRIGGER cache_storage_audit
 -- Trigger functions are never called directly; nobody needs EXECUTE on them.
 REVOKE ALL ON FUNCTION public.tiercache_before_update() FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.tiercache_audit() FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.tiercache_session_role() FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------------
+-- Writes
+-- ---------------------------------------------------------------------------------
+-- Every write of a project role goes through these functions. They run as the owner
+-- (SECURITY DEFINER, fixed search_path), write only rows of the project they are given,
+-- and first check that the calling role is that project's db_role: a caller can never
+-- write another project's rows, whatever arguments it passes. The roles themselves
+-- hold SELECT only, so they can take no lock that blocks another project's writers.
+-- No dynamic SQL; every table is schema-qualified.
+
+-- Raises SQLSTATE 28T01 unless the calling role is the db_role of project p_project_id.
+-- A class-28 error (invalid authorization) tells any client that this is the role's
+-- standing, not the data's; tiercache's own code 28T01 tells the daemon that the role
+-- is not (or no longer) registered for the project, an operator's fix: its saves wait
+-- on disk.
+CREATE OR REPLACE FUNCTION public.tiercache_check_caller(p_project_id integer)
+RETURNS void
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    caller text := public.tiercache_session_role();
+BEGIN
+    IF p_project_id IS NULL OR NOT EXISTS (
+        SELECT 1 FROM public.projects p WHERE p.id = p_project_id AND p.db_role = caller
+    ) THEN
+        RAISE EXCEPTION 'role % is not the db_role of project id %', caller, p_project_id
+            USING ERRCODE = '28T01',
+                  HINT = 'Register the project with this role as its db_role (docs/database.md).';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION public.tiercache_check_caller(integer) FROM PUBLIC;
+
+-- Writes one cache's row and answers whether it wrote, with the row's version and
+-- checksum after the call (version 0 and checksum NULL when there is no row).
+--   p_expected NULL: the version guard: written only above the row's version (or when
+--     there is no row), so a row never moves backwards.
+--   p_expected N:    compare-and-set: written only if the row's version is exactly N,
+--     an absent row counting as 0; p_version must be above N.
+CREATE OR REPLACE FUNCTION public.tiercache_write_cache(
+    p_project_id      integer,
+    p_cache_type      text,
+    p_data            jsonb,
+    p_version         bigint,
+    p_checksum        text,
+    p_last_fetch      timestamptz,
+    p_last_rich_fetch timestamptz,
+    p_saved_at        timestamptz,
+    p_data_size       integer,
+    p_retention_days  integer,
+    p_expected        bigint DEFAULT NULL)
+RETURNS TABLE (written boolean, row_version bigint, row_checksum text)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM public.tiercache_check_caller(p_project_id);
+    IF p_expected IS NULL THEN
+        INSERT INTO public.cache_storage AS c
+            (project_id, cache_type, data, version, checksum, last_fetch, last_rich_fetch,
+             saved_at, data_size, retention_days)
+        VALUES (p_project_id, p_cache_type, p_data, p_version, p_checksum, p_last_fetch,
+                p_last_rich_fetch, p_saved_at, p_data_size, p_retention_days)
+        ON CONFLICT (project_id, cache_type) DO UPDATE SET
+            data = EXCLUDED.data, version = EXCLUDED.version, checksum = EXCLUDED.checksum,
+            last_fetch = EXCLUDED.last_fetch, last_rich_fetch = EXCLUDED.last_rich_fetch,
+            saved_at = EXCLUDED.saved_at, data_size = EXCLUDED.data_size,
+            retention_days = EXCLUDED.retention_days
+        WHERE c.version < EXCLUDED.version;
+    ELSIF p_expected < 0 OR p_version IS NULL OR p_version <= p_expected THEN
+        RAISE EXCEPTION 'compare-and-set of %: version % must be above the expected %',
+            p_cache_type, p_version, p_expected
+            USING ERRCODE = 'invalid_parameter_value';
+    ELSIF p_expected = 0 THEN
+        INSERT INTO public.cache_storage
+            (project_id, cache_type, data, version, checksum, last_fetch, last_rich_fetch,
+             saved_at, data_size, retention_days)
+        VALUES (p_project_id, p_cache_type, p_data, p_version, p_checksum, p_last_fetch,
+                p_last_rich_fetch, p_saved_at, p_data_size, p_retention_days)
+        ON CONFLICT (project_id, cache_type) DO NOTHING;
+    ELSE
+        UPDATE public.cache_storage AS c SET
+            data = p_data, version = p_version, checksum = p_checksum,
+            last_fetch = p_last_fetch, last_rich_fetch = p_last_rich_fetch,
+            saved_at = p_saved_at, data_size = p_data_size, retention_days = p_retention_days
+        WHERE c.project_id = p_project_id AND c.cache_type = p_cache_type
+          AND c.version = p_expected;
+    END IF;
+    IF FOUND THEN
+        RETURN QUERY SELECT true, p_version, p_checksum;
+        RETURN;
+    END IF;
+    RETURN QUERY
+        SELECT false, COALESCE(c.version, 0), c.checksum::text
+        FROM (SELECT 1) AS one
+        LEFT JOIN public.cache_storage AS c
+               ON c.project_id = p_project_id AND c.cache_type = p_cache_type;
+END
+$$;
+
+-- Deletes one cache's row; answers whether there was one.
+CREATE OR REPLACE FUNCTION public.tiercache_delete_cache(p_project_id integer, p_cache_type text)
+RETURNS boolean
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM public.tiercache_check_caller(p_project_id);
+    DELETE FROM public.cache_storage AS c
+    WHERE c.project_id = p_project_id AND c.cache_type = p_cache_type;
+    RETURN FOUND;
+END
+$$;
+
+-- A successful check of the upstream that changed nothing (an HTTP 304): moves the
+-- row's last_fetch forward, only while the row still holds exactly that version and
+-- checksum. The other instances read it with the row heads, so the instance that leads
+-- a cache's refreshes is seen refreshing even when nothing changes. Answers whether the
+-- row moved.
+CREATE OR REPLACE FUNCTION public.tiercache_record_check(
+    p_project_id integer, p_cache_type text, p_version bigint, p_checksum text,
+    p_last_fetch timestamptz)
+RETURNS boolean
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM public.tiercache_check_caller(p_project_id);
+    UPDATE public.cache_storage AS c SET last_fetch = p_last_fetch
+    WHERE c.project_id = p_project_id AND c.cache_type = p_cache_type
+      AND c.version = p_version AND c.checksum = p_checksum
+      AND (c.last_fetch IS NULL OR c.last_fetch < p_last_fetch);
+    RETURN FOUND;
+END
+$$;
+
+-- Retention: stores each configured cache's retention_days (p_names[i] gets p_days[i])
+-- in its row now, not only at its next save. Answers how many rows changed.
+CREATE OR REPLACE FUNCTION public.tiercache_store_retention(
+    p_project_id integer, p_names text[], p_days integer[])
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    changed integer;
+BEGIN
+    PERFORM public.tiercache_check_caller(p_project_id);
+    UPDATE public.cache_storage AS c SET retention_days = x.days
+    FROM unnest(p_names, p_days) AS x(name, days)
+    WHERE c.project_id = p_project_id AND c.cache_type = x.name
+      AND c.retention_days <> x.days;
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    RETURN changed;
+END
+$$;
+
+-- Retention: deletes the rows of caches not in p_keep that are unsaved for their own
+-- retention_days, and answers them. A row saved meanwhile is never deleted: the date
+-- is checked here.
+CREATE OR REPLACE FUNCTION public.tiercache_purge_unconfigured(p_project_id integer, p_keep text[])
+RETURNS TABLE (purged_cache text, purged_saved_at timestamptz, purged_retention_days integer)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM public.tiercache_check_caller(p_project_id);
+    RETURN QUERY
+        WITH purged AS (
+            DELETE FROM public.cache_storage AS c
+            WHERE c.project_id = p_project_id AND NOT (c.cache_type = ANY (p_keep))
+              AND c.saved_at < now() - make_interval(days => c.retention_days)
+            RETURNING c.cache_type::text, c.saved_at, c.retention_days
+        )
+        SELECT * FROM purged;
+END
+$$;
+
+-- A source's state (Strava's rotated refresh token), written or replaced.
+CREATE OR REPLACE FUNCTION public.tiercache_save_state(p_project_id integer, p_key text, p_state jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM public.tiercache_check_caller(p_project_id);
+    INSERT INTO public.source_state AS s (project_id, state_key, state)
+    VALUES (p_project_id, p_key, p_state)
+    ON CONFLICT (project_id, state_key) DO UPDATE SET state = EXCLUDED.state, updated_at = now();
+END
+$$;
+
+-- Forgets a source's state (a deauthorized Strava athlete); answers whether there was one.
+CREATE OR REPLACE FUNCTION public.tiercache_delete_state(p_project_id integer, p_key text)
+RETURNS boolean
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM public.tiercache_check_caller(p_project_id);
+    DELETE FROM public.source_state AS s WHERE s.project_id = p_project_id AND s.state_key = p_key;
+    RETURN FOUND;
+END
+$$;
 
 -- ---------------------------------------------------------------------------------
 -- Row-level security
 -- ---------------------------------------------------------------------------------
--- A role sees and writes only the rows of the project whose db_role it is. FORCE makes
--- the owner obey the policies too (unless it is a superuser or has BYPASSRLS, as
--- `postgres` and `service_role` on Supabase do), so a daemon run by mistake as a plain
--- owner role cannot read or overwrite other projects. cache_audit is not FORCEd: the
--- owner must write it from the trigger, and no one else has the right to write it.
+-- A role sees only the rows of the project whose db_role it is. FORCE makes the owner
+-- obey the policies too (unless it is a superuser or has BYPASSRLS, as `postgres` and
+-- `service_role` on Supabase do), so a daemon run by mistake as a plain owner role
+-- cannot read or overwrite other projects. cache_audit is not FORCEd: the owner must
+-- write it from the trigger, and no one else has the right to write it.
+--
+-- The role compared with db_role is current_user or the calling role (the expression
+-- of tiercache_session_role, spelt out). The two differ only inside a SECURITY DEFINER
+-- function, where current_user is the function's owner: so the write functions above,
+-- run as a FORCEd owner, still reach the caller's project (and only after checking the
+-- caller), while outside them nothing changes.
 
 ALTER TABLE public.projects ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.projects FORCE ROW LEVEL SECURITY;
@@ -257,20 +504,38 @@ DROP POLICY IF EXISTS "Service role can manage cache" ON public.cache_storage;
 DROP POLICY IF EXISTS tiercache_own_project ON public.projects;
 CREATE POLICY tiercache_own_project ON public.projects
     FOR ALL TO PUBLIC
-    USING (db_role = current_user)
+    USING (db_role IN (current_user, CASE WHEN current_setting('role') = 'none'
+                                          THEN session_user::text
+                                          ELSE current_setting('role') END))
     WITH CHECK (db_role = current_user);
 
 DROP POLICY IF EXISTS tiercache_own_caches ON public.cache_storage;
 CREATE POLICY tiercache_own_caches ON public.cache_storage
     FOR ALL TO PUBLIC
-    USING (project_id IN (SELECT p.id FROM public.projects p WHERE p.db_role = current_user))
-    WITH CHECK (project_id IN (SELECT p.id FROM public.projects p WHERE p.db_role = current_user));
+    USING (project_id IN (
+        SELECT p.id FROM public.projects p
+        WHERE p.db_role IN (current_user, CASE WHEN current_setting('role') = 'none'
+                                               THEN session_user::text
+                                               ELSE current_setting('role') END)))
+    WITH CHECK (project_id IN (
+        SELECT p.id FROM public.projects p
+        WHERE p.db_role IN (current_user, CASE WHEN current_setting('role') = 'none'
+                                               THEN session_user::text
+                                               ELSE current_setting('role') END)));
 
 DROP POLICY IF EXISTS tiercache_own_state ON public.source_state;
 CREATE POLICY tiercache_own_state ON public.source_state
     FOR ALL TO PUBLIC
-    USING (project_id IN (SELECT p.id FROM public.projects p WHERE p.db_role = current_user))
-    WITH CHECK (project_id IN (SELECT p.id FROM public.projects p WHERE p.db_role = current_user));
+    USING (project_id IN (
+        SELECT p.id FROM public.projects p
+        WHERE p.db_role IN (current_user, CASE WHEN current_setting('role') = 'none'
+                                               THEN session_user::text
+                                               ELSE current_setting('role') END)))
+    WITH CHECK (project_id IN (
+        SELECT p.id FROM public.projects p
+        WHERE p.db_role IN (current_user, CASE WHEN current_setting('role') = 'none'
+                                               THEN session_user::text
+                                               ELSE current_setting('role') END)));
 
 DROP POLICY IF EXISTS tiercache_own_audit ON public.cache_audit;
 CREATE POLICY tiercache_own_audit ON public.cache_audit
@@ -280,22 +545,67 @@ CREATE POLICY tiercache_own_audit ON public.cache_audit
 -- ---------------------------------------------------------------------------------
 -- Privileges
 -- ---------------------------------------------------------------------------------
--- Project roles (members of tiercache_app): read their project row; read and write
--- their caches; read their audit. They cannot create or change projects, nor write the
--- audit. PUBLIC has no table privileges by default; the REVOKEs make sure of it.
+-- Project roles (members of tiercache_app): read their project row, their caches,
+-- their sources' state and their audit; write only through the functions above. No
+-- INSERT, UPDATE, DELETE, TRUNCATE (nor MAINTAIN, on PostgreSQL 17) on any table: any
+-- of those lets a role LOCK a whole table in a mode that blocks every project's
+-- writers, and UPDATE also lets it lock rows with SELECT ... FOR UPDATE. With SELECT
+-- alone a role can take ACCESS SHARE only, which blocks no writer. PUBLIC has no table
+-- privileges by default; the REVOKEs make sure of it.
+--
+-- A database made by an earlier schema.sql gave project roles INSERT, UPDATE and DELETE:
+-- everything is revoked from tiercache_app and granted back, and a write right granted
+-- to a member of tiercache_app directly (not through the group) is revoked too.
 
 REVOKE ALL ON public.projects, public.cache_storage, public.cache_audit, public.source_state FROM PUBLIC;
 REVOKE ALL ON SEQUENCE public.projects_id_seq, public.cache_storage_id_seq,
     public.cache_audit_id_seq FROM PUBLIC;
 
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT DISTINCT c.oid::regclass::text AS tbl, g.grantee::regrole::text AS grantee
+        FROM pg_class c
+        CROSS JOIN LATERAL aclexplode(c.relacl) g
+        WHERE c.oid IN ('public.projects'::regclass, 'public.cache_storage'::regclass,
+                        'public.cache_audit'::regclass, 'public.source_state'::regclass)
+          AND g.grantee <> 0 AND g.grantee <> c.relowner
+          AND g.grantee <> 'tiercache_app'::regrole
+          AND g.privilege_type <> 'SELECT'
+          AND pg_has_role(g.grantee, 'tiercache_app', 'MEMBER')
+    LOOP
+        EXECUTE format('REVOKE ALL ON %s FROM %s', r.tbl, r.grantee);
+    END LOOP;
+END
+$$;
+
+REVOKE ALL ON public.projects, public.cache_storage, public.cache_audit, public.source_state FROM tiercache_app;
+REVOKE ALL ON SEQUENCE public.cache_storage_id_seq FROM tiercache_app;
 GRANT USAGE ON SCHEMA public TO tiercache_app;
-GRANT SELECT ON public.projects TO tiercache_app;
-GRANT SELECT, INSERT, UPDATE, DELETE ON public.cache_storage TO tiercache_app;
-GRANT USAGE ON SEQUENCE public.cache_storage_id_seq TO tiercache_app;
-GRANT SELECT ON public.cache_audit TO tiercache_app;
-GRANT SELECT, INSERT, UPDATE, DELETE ON public.source_state TO tiercache_app;
-REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER
-    ON public.cache_audit FROM tiercache_app;
+GRANT SELECT ON public.projects, public.cache_storage, public.cache_audit, public.source_state TO tiercache_app;
+
+REVOKE ALL ON FUNCTION
+    public.tiercache_write_cache(integer, text, jsonb, bigint, text, timestamptz, timestamptz,
+                                 timestamptz, integer, integer, bigint),
+    public.tiercache_delete_cache(integer, text),
+    public.tiercache_record_check(integer, text, bigint, text, timestamptz),
+    public.tiercache_store_retention(integer, text[], integer[]),
+    public.tiercache_purge_unconfigured(integer, text[]),
+    public.tiercache_save_state(integer, text, jsonb),
+    public.tiercache_delete_state(integer, text)
+FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    public.tiercache_write_cache(integer, text, jsonb, bigint, text, timestamptz, timestamptz,
+                                 timestamptz, integer, integer, bigint),
+    public.tiercache_delete_cache(integer, text),
+    public.tiercache_record_check(integer, text, bigint, text, timestamptz),
+    public.tiercache_store_retention(integer, text[], integer[]),
+    public.tiercache_purge_unconfigured(integer, text[]),
+    public.tiercache_save_state(integer, text, jsonb),
+    public.tiercache_delete_state(integer, text)
+TO tiercache_app;
 
 -- ---------------------------------------------------------------------------------
 -- Supabase (only where its roles exist)

@@ -134,19 +134,13 @@ K10_SUM="sha256:$(sha256sum "$TMP/docs/k10.json" | cut -d' ' -f1)"
 cp "$TMP/docs/k10.json" "$PGROOT/k10.json"
 
 # --- pgbench ------------------------------------------------------------------------------
-# The daemon's UPSERT (actors/src/store/sql.rs), parameter for parameter; last_fetch and
+# The daemon's write (WRITE_CACHE in actors/src/store/sql.rs: the version guard of the
+# schema's tiercache_write_cache), parameter for parameter; last_fetch and
 # last_rich_fetch are NULL as for a PUT.
 cat >"$PGROOT/upsert.sql" <<'EOF'
 \set v :v + 1
-INSERT INTO cache_storage
-    (project_id, cache_type, data, version, checksum, last_fetch, last_rich_fetch, saved_at, data_size, retention_days)
-    VALUES (:pid, :name, :doc::text::jsonb, :v, :checksum, NULL, NULL, :saved, :size, 30)
-    ON CONFLICT (project_id, cache_type) DO UPDATE SET
-      data = EXCLUDED.data, version = EXCLUDED.version, checksum = EXCLUDED.checksum,
-      last_fetch = EXCLUDED.last_fetch, last_rich_fetch = EXCLUDED.last_rich_fetch,
-      saved_at = EXCLUDED.saved_at, data_size = EXCLUDED.data_size, retention_days = EXCLUDED.retention_days
-    WHERE cache_storage.version < EXCLUDED.version
-    RETURNING version;
+SELECT written, row_version, row_checksum FROM tiercache_write_cache(
+    :pid, :name, :doc::text::jsonb, :v, :checksum, NULL, NULL, :saved, :size, 30, NULL);
 EOF
 # The daemon's read_one (same columns).
 cat >"$PGROOT/select.sql" <<'EOF'

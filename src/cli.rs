@@ -12,7 +12,11 @@ pub enum Command {
     /// Validate and print the effective configuration.
     CheckConfig,
     /// Apply schema.sql.
-    Migrate,
+    Migrate {
+        /// How long to wait for the locks it needs (`--wait`; default
+        /// [`crate::migrate::DEFAULT_LOCK_WAIT`]) before giving up with exit 75.
+        wait: Option<std::time::Duration>,
+    },
     /// Print one cache from a running daemon.
     Get {
         /// The cache.
@@ -82,7 +86,8 @@ usage: tiercache <command> [--config FILE]
 commands:
   run                  run the daemon in the foreground
   check-config         validate the configuration and print it (secrets redacted)
-  migrate              apply schema.sql to the configured Postgres
+  migrate [--wait 60s]  apply schema.sql to the configured Postgres (gives up with exit 75
+                       when its locks stay held by other sessions that long)
   get NAME [--meta]    print a cache (or its meta) from the running daemon
   status [--json]      status of the running daemon
   import NAME FILE     save a JSON document as cache NAME
@@ -107,6 +112,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Fatal> {
     let mut config = None;
     let mut flags: Vec<String> = Vec::new();
     let mut callback_url: Option<String> = None;
+    let mut wait: Option<std::time::Duration> = None;
     let mut words: Vec<String> = Vec::new();
     while let Some(arg) = parser.next().map_err(usage)? {
         match arg {
@@ -114,6 +120,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Fatal> {
             Short('h') | Long("help") => return Ok(Cli { command: Command::Help, config }),
             Short('V') | Long("version") => return Ok(Cli { command: Command::Version, config }),
             Long(flag @ ("meta" | "json" | "force")) => flags.push(flag.to_owned()),
+            Long("wait") => {
+                let value = parser.value().map_err(usage)?;
+                let text = value.into_string().map_err(|_| usage("arguments must be UTF-8"))?;
+                let parsed = humantime::parse_duration(&text)
+                    .map_err(|_| usage(format!("--wait takes a duration such as \"60s\" or \"5m\", got {text:?}")))?;
+                wait = Some(parsed);
+                flags.push("wait".to_owned());
+            }
             Long("callback-url") => {
                 let value = parser.value().map_err(usage)?;
                 callback_url = Some(value.into_string().map_err(|_| usage("arguments must be UTF-8"))?);
@@ -140,16 +154,20 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Fatal> {
         }
     };
     let command = match verb.as_str() {
-        "run" | "check-config" | "migrate" | "help" | "version" => {
+        "run" | "check-config" | "help" | "version" => {
             allow(&[])?;
             arity(0, "no arguments")?;
             match verb.as_str() {
                 "run" => Command::Run,
                 "check-config" => Command::CheckConfig,
-                "migrate" => Command::Migrate,
                 "help" => Command::Help,
                 _ => Command::Version,
             }
+        }
+        "migrate" => {
+            allow(&["wait"])?;
+            arity(0, "no arguments")?;
+            Command::Migrate { wait }
         }
         "get" => {
             allow(&["meta"])?;
@@ -227,6 +245,9 @@ mod tests {
         assert_eq!(sub.command, Command::Strava(want));
         assert_eq!(p(&["strava", "list"]).unwrap().command, Command::Strava(StravaCommand::List));
         assert_eq!(p(&["strava", "unsubscribe"]).unwrap().command, Command::Strava(StravaCommand::Unsubscribe));
+        assert_eq!(p(&["migrate"]).unwrap().command, Command::Migrate { wait: None });
+        let wait = Some(std::time::Duration::from_secs(5));
+        assert_eq!(p(&["migrate", "--wait", "5s"]).unwrap().command, Command::Migrate { wait });
     }
 
     #[test]
@@ -245,6 +266,8 @@ mod tests {
             &["strava", "list", "--callback-url", "https://x/"],
             &["strava", "frob"],
             &["run", "--callback-url", "https://x/"],
+            &["migrate", "--wait", "soon"],
+            &["run", "--wait", "5s"],
         ] {
             assert_eq!(p(bad).unwrap_err().code, 64, "{bad:?}");
         }

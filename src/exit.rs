@@ -14,6 +14,9 @@ pub const CANTCREAT: i32 = 73;
 pub const CONFIG: i32 = 78;
 /// Anything else that stops a command (EX_UNAVAILABLE).
 pub const UNAVAILABLE: i32 = 69;
+/// Try again later: `migrate` gave up waiting for locks other sessions hold
+/// (EX_TEMPFAIL).
+pub const TEMPFAIL: i32 = 75;
 
 /// A reason to exit non-zero, printed as one line on stderr.
 #[derive(Debug)]

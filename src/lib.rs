@@ -104,7 +104,7 @@ fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<(), Fa
                 }
             }
         }
-        Command::Migrate => migrate::run(&Settings::load(cli.config.as_deref(), &env)?),
+        Command::Migrate { wait } => migrate::run(&Settings::load(cli.config.as_deref(), &env)?, wait),
         Command::Import { name, file } => commands::import(&Settings::load(cli.config.as_deref(), &env)?, &name, &file),
         Command::Export { dir } => commands::export(&Settings::load(cli.config.as_deref(), &env)?, &dir),
         Command::Restore { dir, force } => {

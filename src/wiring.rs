@@ -68,6 +68,7 @@ pub fn postgres_config(settings: &Settings) -> Result<Option<PostgresConfig>, Fa
         backoff: retry_backoff(settings),
         max_attempts: settings.retry.max_attempts,
         retry_enabled: settings.retry.enabled,
+        heads_poll_interval: pg.heads_poll_interval,
     }))
 }
 

@@ -102,8 +102,12 @@ fn main() {
     actix_rt::System::new().block_on(async move {
         let mut connect = ConnectConfig::new(url);
         connect.options.pool_size = 1;
-        let store = Store::new(StoreConfig { connect, project: PROJECT.into() }, FailureReporter::detached())
-            .expect("store settings");
+        let store = Store::new(
+            StoreConfig { connect, project: PROJECT.into() },
+            FailureReporter::detached(),
+            Default::default(),
+        )
+        .expect("store settings");
         let store = StoreHandle::new(actix::Supervisor::start(move |_| store));
         store.ping().await.expect("Postgres answers and the project is known");
 

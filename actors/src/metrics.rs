@@ -176,6 +176,11 @@ pub struct Metrics {
     pub postgres_writes: Family<ResultLabel, Counter>,
     /// `tiercache_postgres_up`: 1 when the last statement reached Postgres.
     pub postgres_up: Gauge,
+    /// `tiercache_notify_failures_total`: hints to the other instances that could not
+    /// be sent after a write (the write itself stands).
+    pub notify_failures: Counter,
+    /// `tiercache_postgres_listening`: 1 while the listener's LISTEN session is up.
+    pub postgres_listening: Gauge,
     /// `tiercache_refreshes_total{cache,result}`.
     pub refreshes: Family<CacheResult, Counter>,
     /// `tiercache_refresh_lag_seconds{cache}`: from due to done.
@@ -221,6 +226,8 @@ impl Metrics {
             dead_letters: Family::default(),
             postgres_writes: Family::default(),
             postgres_up: Gauge::default(),
+            notify_failures: Counter::default(),
+            postgres_listening: Gauge::default(),
             refreshes: Family::default(),
             refresh_lag: Family::new_with_constructor(lag_histogram as fn() -> Histogram),
             last_refresh_success: Family::default(),
@@ -269,6 +276,16 @@ impl Metrics {
         r.register("dead_letters", "Saves Postgres rejected for good", self.dead_letters.clone());
         r.register("postgres_writes", "Writes to Postgres by result", self.postgres_writes.clone());
         r.register("postgres_up", "Whether Postgres answered the last statement", self.postgres_up.clone());
+        r.register(
+            "notify_failures",
+            "Hints to the other instances that could not be sent after a write",
+            self.notify_failures.clone(),
+        );
+        r.register(
+            "postgres_listening",
+            "Whether the LISTEN session for the other instances' writes is up",
+            self.postgres_listening.clone(),
+        );
     }
 
     /// Refreshes, upstream calls, the API's refusals and webhooks.

@@ -172,7 +172,7 @@ mod tests {
     }
 
     fn row(cache: &str, version: u64, etag: &str) -> RowHead {
-        RowHead { name: name(cache), version, etag: etag.into() }
+        RowHead { name: name(cache), version, etag: etag.into(), last_fetch: None }
     }
 
     fn file(version: u64, etag: Option<&str>) -> OnDisk {

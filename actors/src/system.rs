@@ -25,6 +25,9 @@ pub struct PostgresConfig {
     pub max_attempts: u32,
     /// `retry.enabled`.
     pub retry_enabled: bool,
+    /// `postgres.heads_poll_interval`: how often the project's row heads are read to
+    /// follow the other instances; `None`: only on notifications.
+    pub heads_poll_interval: Option<Duration>,
 }
 
 /// One cache with a source.

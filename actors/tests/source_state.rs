@@ -18,7 +18,9 @@ fn state_survives_the_loss_of_the_data_dir_through_postgres() {
     actix_rt::System::new().block_on(async move {
         let mut connect = ConnectConfig::new(url);
         connect.options.pool_size = 2;
-        let store = Store::new(StoreConfig { connect, project: "p".into() }, FailureReporter::detached()).unwrap();
+        let store =
+            Store::new(StoreConfig { connect, project: "p".into() }, FailureReporter::detached(), Default::default())
+                .unwrap();
         let handle = StoreHandle::new(actix::Supervisor::start(move |_| store));
         let states: Arc<dyn StateStore> = Arc::new(FileStateStore::new(data.path(), Some(handle.clone())));
         let token = serde_json::json!({"refresh_token": "rotated-7"});

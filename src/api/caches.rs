@@ -140,12 +140,12 @@ pub async fn get(
     Ok(response)
 }
 
-/// The meta object of SPEC §5; all nulls for a configured cache without data.
-/// `postgres_synced`: null without Postgres, else whether nothing of this cache waits
-/// in the retry queue.
-fn postgres_synced(state: &AppState, name: &CacheName) -> Value {
+/// `postgres_synced`: null without Postgres, else whether Postgres acknowledged exactly
+/// the version found (and nothing of this cache waits in the retry queue): false
+/// without data, while Postgres is away, after a dead letter.
+fn postgres_synced(state: &AppState, name: &CacheName, found: Option<&ReadOutcome>) -> Value {
     match state.tiers.queue() {
-        Some(queue) => Value::Bool(!queue.is_pending(name)),
+        Some(queue) => Value::Bool(found.is_some_and(|o| queue.acknowledged(name, o.doc.version))),
         None => Value::Null,
     }
 }
@@ -207,7 +207,6 @@ fn meta_json(
 /// What the tiers hold about `name`, judged like a read (stale past its schedule) but
 /// never refreshing from upstream and never failing: a broken cache shows its error.
 async fn meta_of(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Value {
-    let synced = postgres_synced(state, name);
     let view = state.tiers.refresher().map(|r| r.view());
     let mut trouble = Trouble {
         read_error: None,
@@ -227,6 +226,7 @@ async fn meta_of(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Va
             None
         }
     };
+    let synced = postgres_synced(state, name, found.as_ref());
     meta_json(name, found.as_ref(), policy, synced, trouble)
 }
 
@@ -253,9 +253,14 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
             "oldest_age_seconds": status.oldest_age_seconds,
         })
     });
+    // Whether saves reach Postgres, and if not why and what to do.
+    let postgres = state.tiers.queue().map(|q| match q.outage() {
+        None => json!({"up": true, "error": null, "fix": null, "since": null}),
+        Some(o) => json!({"up": false, "error": o.error, "fix": o.fix, "since": rfc3339(&o.since)}),
+    });
     Ok(HttpResponse::Ok()
         .content_type("application/json")
-        .body(json_line(&json!({ "caches": caches, "retry_queue": queue }))))
+        .body(json_line(&json!({ "caches": caches, "retry_queue": queue, "postgres": postgres }))))
 }
 
 fn precondition(req: &HttpRequest) -> Precondition {

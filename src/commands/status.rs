@@ -20,6 +20,8 @@ struct Report {
     ready: bool,
     caches: Vec<Value>,
     retry_queue: Value,
+    /// Why saves cannot reach Postgres and what to do (`GET /v1/caches`' `postgres`).
+    postgres: Value,
     postgres_up: Option<bool>,
     restarts: Option<BTreeMap<String, u64>>,
 }
@@ -66,6 +68,7 @@ fn collect(client: &Client) -> Result<Report, Fatal> {
         .cloned()
         .ok_or_else(|| Fatal::new(PROTOCOL, "status: /v1/caches has no \"caches\" list"))?;
     let retry_queue = list.get("retry_queue").cloned().unwrap_or(Value::Null);
+    let postgres = list.get("postgres").cloned().unwrap_or(Value::Null);
     // Metrics are a bonus: a daemon that refuses them still has a status.
     let metrics = client.get("/metrics").ok().filter(|r| r.status == 200);
     let (postgres_up, restarts) = match metrics {
@@ -77,7 +80,7 @@ fn collect(client: &Client) -> Result<Report, Fatal> {
     };
     // Without Postgres there is no retry queue, and the gauge means nothing.
     let postgres_up = if retry_queue.is_null() { None } else { postgres_up };
-    Ok(Report { address: client.address(), ready, caches, retry_queue, postgres_up, restarts })
+    Ok(Report { address: client.address(), ready, caches, retry_queue, postgres, postgres_up, restarts })
 }
 
 fn time_of(meta: &Value, key: &str) -> Option<DateTime<Utc>> {
@@ -189,6 +192,12 @@ fn render_text(report: &Report, now: DateTime<Utc>) -> String {
         None if report.retry_queue.is_null() => "postgres: disabled\n",
         None => "postgres: unknown\n",
     });
+    // The outage's cause and fix, as the daemon's retry queue found them.
+    let said = |k: &str| report.postgres.get(k).and_then(Value::as_str);
+    if let (Some(error), Some(fix)) = (said("error"), said("fix")) {
+        let since = said("since").map(|t| format!(" (since {t})")).unwrap_or_default();
+        out.push_str(&format!("  saves cannot reach Postgres{since}: {error}\n  fix: {fix}\n"));
+    }
     match &report.restarts {
         None => out.push_str("actor restarts: unknown (/metrics not readable)\n"),
         Some(r) if r.values().all(|&n| n == 0) => out.push_str("actor restarts: none\n"),
@@ -215,6 +224,7 @@ fn render_json(report: &Report, now: DateTime<Utc>) -> Value {
         "ready": report.ready,
         "caches": caches,
         "retry_queue": report.retry_queue,
+        "postgres": report.postgres,
         "postgres_up": report.postgres_up,
         "actor_restarts": report.restarts,
     })
@@ -279,6 +289,8 @@ mod tests {
                 json!({"name": "fundraising", "version": null, "tier": null, "postgres_synced": null}),
             ],
             retry_queue: json!({"enabled": true, "depth": 1, "oldest_age_seconds": 12.5}),
+            postgres: json!({"up": false, "error": "28P01: password authentication failed for user \"t\"",
+                             "fix": "check the password", "since": "2025-01-01T00:00:00Z"}),
             postgres_up: Some(false),
             restarts: Some(BTreeMap::from([("memory".into(), 1)])),
         };
@@ -287,6 +299,11 @@ mod tests {
         assert!(text.contains("fundraising  no data"), "{text}");
         assert!(text.contains("retry queue: 1 pending, oldest 12s"), "{text}");
         assert!(text.contains("postgres: DOWN"), "{text}");
+        assert!(
+            text.contains("saves cannot reach Postgres (since 2025-01-01T00:00:00Z): 28P01: password authentication")
+                && text.contains("  fix: check the password"),
+            "{text}"
+        );
         assert!(text.contains("actor restarts: memory 1"), "{text}");
         let v = render_json(&report, now);
         assert_eq!(v["caches"][0]["age_seconds"], 65);

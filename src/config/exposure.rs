@@ -25,6 +25,33 @@ pub fn check(settings: &mut Settings) -> Result<(), ConfigError> {
     postgres_size_bound(settings)
 }
 
+/// Protected mode for a reload: listeners stay bound until a restart, so the new
+/// configuration is judged against the addresses actually bound (`bound`), which it
+/// keeps; a tokens file removed while a listener beyond loopback is bound is refused.
+///
+/// # Errors
+/// The protected-mode refusal, naming `api.listen` and saying why it is the bound one.
+pub fn check_reload(new: &mut Settings, bound: &[super::ListenAddr]) -> Result<(), ConfigError> {
+    if new.api.listen != bound {
+        let configured: Vec<String> = new.api.listen.iter().map(ToString::to_string).collect();
+        let running: Vec<String> = bound.iter().map(ToString::to_string).collect();
+        tracing::warn!(
+            configured = ?configured, bound = ?running,
+            "api.listen changed, but the listeners stay bound as they are until a restart"
+        );
+        new.api.listen = bound.to_vec();
+    }
+    protected_mode(new).map_err(|e| {
+        ConfigError::new(
+            e.key,
+            format!(
+                "{} (judged against the listeners bound now: a change of api.listen applies at the next restart)",
+                e.problem
+            ),
+        )
+    })
+}
+
 fn protected_mode(settings: &mut Settings) -> Result<(), ConfigError> {
     let api = &settings.api;
     if api.tokens_file.is_some() {

@@ -40,6 +40,7 @@ pub const OVERRIDABLE_KEYS: &[&str] = &[
     "postgres.statement_cache",
     "postgres.connect_timeout",
     "postgres.statement_timeout",
+    "postgres.heads_poll_interval",
     "retry.enabled",
     "retry.initial_interval",
     "retry.max_interval",

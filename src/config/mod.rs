@@ -7,7 +7,7 @@
 
 mod durations;
 mod env_compat;
-mod exposure;
+pub(crate) mod exposure;
 pub(crate) mod layers;
 mod net;
 mod raw;
@@ -147,6 +147,9 @@ pub struct PostgresSettings {
     /// The other keys, as the store's own type (its defaults are the built-in ones).
     /// Checked: `pool_size` at least 1, `sslmode` one of the five names.
     pub options: ConnectOptions,
+    /// How often the project's row heads are read to follow the other instances'
+    /// writes; `None` (`"0s"`): only on notifications.
+    pub heads_poll_interval: Option<Duration>,
 }
 
 /// `[retry]`: background retries of saves that Postgres refused.

@@ -130,6 +130,7 @@ pub struct RawPostgres {
     pub statement_cache: bool,
     pub connect_timeout: Dur,
     pub statement_timeout: Dur,
+    pub heads_poll_interval: Dur,
 }
 
 impl Default for RawPostgres {
@@ -147,6 +148,7 @@ impl Default for RawPostgres {
             statement_cache: d.statement_cache,
             connect_timeout: Dur(d.connect_timeout),
             statement_timeout: Dur(d.statement_timeout),
+            heads_poll_interval: Dur(Duration::from_secs(2)),
         }
     }
 }

@@ -76,6 +76,7 @@ struct Postgres {
     statement_cache: bool,
     connect_timeout: String,
     statement_timeout: String,
+    heads_poll_interval: String,
 }
 
 #[derive(Serialize)]
@@ -192,6 +193,7 @@ pub fn to_toml(s: &Settings) -> String {
             statement_cache: s.postgres.options.statement_cache,
             connect_timeout: format_duration(s.postgres.options.connect_timeout),
             statement_timeout: format_duration(s.postgres.options.statement_timeout),
+            heads_poll_interval: format_duration(s.postgres.heads_poll_interval.unwrap_or_default()),
         },
         retry: Retry {
             enabled: s.retry.enabled,

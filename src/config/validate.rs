@@ -210,6 +210,7 @@ fn postgres(raw: RawPostgres, env: Env<'_>) -> Result<PostgresSettings, ConfigEr
             connect_timeout: raw.connect_timeout.0,
             statement_timeout: raw.statement_timeout.0,
         },
+        heads_poll_interval: Some(raw.heads_poll_interval.0).filter(|d| !d.is_zero()),
     })
 }
 

@@ -27,10 +27,15 @@ pub fn reload(source: &ConfigSource, settings: &mut Settings, to: &Targets<'_>) 
     let rejected = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, alert = true, "reload rejected; keeping the running configuration");
     };
-    let new = match Settings::load(source.path.as_deref(), &env) {
+    let mut new = match Settings::load(source.path.as_deref(), &env) {
         Ok(new) => new,
         Err(e) => return rejected(&e),
     };
+    let changes = diff(settings, &new);
+    // The listeners bound now stay until a restart: the security check is theirs.
+    if let Err(e) = crate::config::exposure::check_reload(&mut new, &settings.api.listen) {
+        return rejected(&e);
+    }
     // Tokens, schemas and the certificate are checked before anything is applied: a
     // bad one rejects the whole reload, and the running ones stay in force.
     let security = api::Security::load(&new, Some(&to.state.security.load()));
@@ -55,7 +60,7 @@ pub fn reload(source: &ConfigSource, settings: &mut Settings, to: &Targets<'_>) 
         tracing::info!("TLS certificate reloaded");
     }
     apply_to_actors(&new, rules, to);
-    log_changes(&diff(settings, &new));
+    log_changes(&changes);
     *settings = new;
     tracing::info!(log_level = %settings.log.level, "configuration reloaded");
 }

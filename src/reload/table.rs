@@ -51,6 +51,7 @@ pub const TABLE: &[(&str, Reload)] = &[
     ("postgres.statement_cache", Restart),
     ("postgres.connect_timeout", Applied(POOL)),
     ("postgres.statement_timeout", Applied(POOL)),
+    ("postgres.heads_poll_interval", Restart),
     ("retry.enabled", Applied(RETRY)),
     ("retry.initial_interval", Applied(RETRY)),
     ("retry.max_interval", Applied(RETRY)),

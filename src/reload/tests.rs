@@ -48,6 +48,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ("postgres.statement_cache", "false", "postgres.statement_cache"),
     ("postgres.connect_timeout", r#""3s""#, "postgres.connect_timeout"),
     ("postgres.statement_timeout", r#""5s""#, "postgres.statement_timeout"),
+    ("postgres.heads_poll_interval", r#""5s""#, "postgres.heads_poll_interval"),
     ("retry.enabled", "false", "retry.enabled"),
     ("retry.initial_interval", r#""1s""#, "retry.initial_interval"),
     ("retry.max_interval", r#""2m""#, "retry.max_interval"),

@@ -51,6 +51,37 @@ fn upsert(project: &str, cache: &str, version: i64, data: &str) -> String {
     )
 }
 
+/// A project role's write: `tiercache_write_cache` for the project named `project`
+/// (`expected`: `None` for the version guard, else the compare-and-set's). Returns
+/// `written|row_version|row_checksum`.
+fn write(project: &str, cache: &str, version: i64, data: &str, expected: Option<i64>) -> String {
+    write_to(
+        &format!("(SELECT id FROM projects WHERE project_name = {})", quote_literal(project)),
+        cache,
+        version,
+        data,
+        expected,
+    )
+}
+
+/// [`write`] to the project whose id is `project_id` (an SQL expression).
+fn write_to(project_id: &str, cache: &str, version: i64, data: &str, expected: Option<i64>) -> String {
+    format!(
+        "SELECT written, row_version, row_checksum FROM tiercache_write_cache(
+             {project_id}, {n}, {d}::jsonb, {version}, {sum}, now(), NULL, now(), {size}, 30, {expected});",
+        n = quote_literal(cache),
+        d = quote_literal(data),
+        sum = quote_literal(&checksum(char::from(b'a' + (version % 6) as u8))),
+        size = data.len(),
+        expected = expected.map_or("NULL".to_owned(), |e| e.to_string()),
+    )
+}
+
+/// The checksum [`write`] sends with `version`.
+fn sum_of(version: i64) -> String {
+    checksum(char::from(b'a' + (version % 6) as u8))
+}
+
 /// `sql` must fail with an error containing `needle`.
 #[track_caller]
 fn assert_fails(result: tiercache_testkit::Result<String>, needle: &str) {
@@ -226,9 +257,9 @@ fn row_level_security_isolates_projects() {
     assert_eq!(a("SELECT id FROM projects WHERE project_name = 'b'").unwrap(), "");
     assert_eq!(a("SELECT string_agg(project_name, ',') FROM projects").unwrap(), "a");
 
-    assert_eq!(a(&upsert("a", "strava", 1, r#"{"who":"a"}"#)).unwrap(), "1");
-    assert_eq!(b(&upsert("b", "strava", 1, r#"{"who":"b"}"#)).unwrap(), "1");
-    assert_eq!(b(&upsert("b", "fundraising", 1, "[]")).unwrap(), "1");
+    assert_eq!(a(&write("a", "strava", 1, r#"{"who":"a"}"#, None)).unwrap(), format!("t|1|{}", sum_of(1)));
+    assert_eq!(b(&write("b", "strava", 1, r#"{"who":"b"}"#, None)).unwrap(), format!("t|1|{}", sum_of(1)));
+    assert_eq!(b(&write("b", "fundraising", 1, "[]", None)).unwrap(), format!("t|1|{}", sum_of(1)));
 
     // A sees only its own rows.
     assert_eq!(
@@ -236,45 +267,43 @@ fn row_level_security_isolates_projects() {
         "strava=a"
     );
     assert_eq!(a(&format!("SELECT count(*) FROM cache_storage WHERE project_id = {id_b}")).unwrap(), "0");
-    // A cannot update or delete B's rows: they are not there for A.
-    assert_eq!(
-        a(&format!(
-            "WITH u AS (UPDATE cache_storage SET version = 99 WHERE project_id = {id_b} RETURNING 1)
-             SELECT count(*) FROM u"
-        ))
-        .unwrap(),
-        "0"
-    );
-    assert_eq!(
-        a(&format!(
-            "WITH d AS (DELETE FROM cache_storage WHERE project_id = {id_b} RETURNING 1)
-             SELECT count(*) FROM d"
-        ))
-        .unwrap(),
-        "0"
-    );
-    // A cannot insert a row for B, nor upsert over B's row, nor move its own row to B.
-    assert_fails(
-        a(&format!(
+    // A writes nothing but through the functions: no INSERT, UPDATE, DELETE, TRUNCATE.
+    for sql in [
+        format!(
             "INSERT INTO cache_storage (project_id, cache_type, data, version, checksum, saved_at, data_size)
-             VALUES ({id_b}, 'evil', '{{}}', 1, {}, now(), 2)",
+             VALUES ({id_a}, 'direct', '{{}}', 1, {}, now(), 2)",
             quote_literal(&checksum('b'))
-        )),
-        "row-level security",
-    );
+        ),
+        "UPDATE cache_storage SET version = 99".to_owned(),
+        "DELETE FROM cache_storage".to_owned(),
+        "TRUNCATE cache_storage".to_owned(),
+        "INSERT INTO source_state (project_id, state_key, state) VALUES (1, 'strava:x', '{}')".to_owned(),
+        "DELETE FROM source_state".to_owned(),
+    ] {
+        assert_fails(a(&sql), "permission denied");
+    }
+    // Nor may it make a function write B's rows, whatever it passes.
+    let not_b = "is not the db_role of project";
+    assert_fails(a(&write_to(&id_b, "strava", 99, "{}", None)), not_b);
+    assert_fails(a(&write_to(&id_b, "evil", 1, "{}", Some(0))), not_b);
+    assert_fails(a(&write_to("NULL", "strava", 99, "{}", None)), not_b);
+    assert_fails(a(&format!("SELECT tiercache_delete_cache({id_b}, 'strava')")), not_b);
+    assert_fails(a(&format!("SELECT tiercache_store_retention({id_b}, ARRAY['strava'], ARRAY[1])")), not_b);
+    assert_fails(a(&format!("SELECT * FROM tiercache_purge_unconfigured({id_b}, ARRAY[]::text[])")), not_b);
+    assert_fails(a(&format!("SELECT tiercache_save_state({id_b}, 'strava:strava', '{{}}')")), not_b);
+    assert_fails(a(&format!("SELECT tiercache_delete_state({id_b}, 'strava:strava')")), not_b);
     assert_fails(
-        a(&upsert("a", "strava", 1, "{}").replace("(SELECT id FROM projects WHERE project_name = 'a')", &id_b)),
-        "row-level security",
+        a(&format!("SELECT tiercache_record_check({id_b}, 'strava', 1, {}, now())", quote_literal(&sum_of(1)))),
+        not_b,
     );
-    assert_fails(
-        a(&format!("UPDATE cache_storage SET project_id = {id_b} WHERE cache_type = 'strava'")),
-        "row-level security",
-    );
-    // Nor touch projects.
+    // The group role it may SET ROLE to is no project's role either.
+    assert_fails(a(&format!("SET ROLE tiercache_app; {}", write_to(&id_a, "strava", 5, "{}", None))), not_b);
+    // Nor touch projects, nor call the helpers the functions use.
     assert_fails(a("INSERT INTO projects (project_name, db_role) VALUES ('c', 'role_a')"), "permission denied");
     assert_fails(a("UPDATE projects SET db_role = 'role_a' WHERE project_name = 'b'"), "permission denied");
     assert_fails(a("DELETE FROM projects"), "permission denied");
-    assert_fails(a("TRUNCATE cache_storage"), "permission denied");
+    assert_fails(a(&format!("SELECT tiercache_check_caller({id_b})")), "permission denied");
+    assert_fails(a("SELECT tiercache_session_role()"), "permission denied");
 
     // B's rows are intact.
     assert_eq!(
@@ -289,26 +318,124 @@ fn row_level_security_isolates_projects() {
     pg.psql("app", "CREATE ROLE stranger LOGIN; GRANT tiercache_app TO stranger").unwrap();
     assert_eq!(pg.psql_as("app", "stranger", "SELECT count(*) FROM cache_storage").unwrap(), "0");
     assert_eq!(pg.psql_as("app", "stranger", "SELECT count(*) FROM projects").unwrap(), "0");
-    assert_fails(pg.psql_as("app", "stranger", &upsert("a", "x", 1, "{}")), "row-level security");
+    assert_fails(pg.psql_as("app", "stranger", &write_to(&id_a, "x", 1, "{}", None)), not_b);
     // A role without tiercache_app has no access at all.
     pg.psql("app", "CREATE ROLE nobody LOGIN").unwrap();
     assert_fails(pg.psql_as("app", "nobody", "SELECT 1 FROM cache_storage"), "permission denied");
     assert_fails(pg.psql_as("app", "nobody", "SELECT 1 FROM projects"), "permission denied");
+    assert_fails(pg.psql_as("app", "nobody", &write_to(&id_a, "x", 1, "{}", None)), "permission denied");
 }
 
+/// `tiercache_write_cache` in both of its modes, as a project role: the version guard
+/// (NULL) and the compare-and-set on the row's version (an absent row counting as 0).
+#[test]
+fn the_write_function_guards_versions_and_compares_and_sets() {
+    let pg = cluster_with_schema();
+    add_project_roles(&pg, "app", &["a"]);
+    let a = |sql: &str| pg.psql_as("app", "role_a", sql).unwrap();
+    let row =
+        || pg.psql("app", "SELECT version || ' ' || (data->>'n') FROM cache_storage WHERE cache_type = 'c'").unwrap();
+    let body = |n: i64| format!(r#"{{"n":{n}}}"#);
+
+    // The guard: written when there is no row or above it; an equal or lower version is
+    // not written, and the answer says what the row holds.
+    assert_eq!(a(&write("a", "c", 3, &body(3), None)), format!("t|3|{}", sum_of(3)));
+    assert_eq!(a(&write("a", "c", 3, &body(30), None)), format!("f|3|{}", sum_of(3)));
+    assert_eq!(a(&write("a", "c", 2, &body(2), None)), format!("f|3|{}", sum_of(3)));
+    assert_eq!(row(), "3 3");
+    assert_eq!(a(&write("a", "c", 4, &body(4), None)), format!("t|4|{}", sum_of(4)));
+
+    // Compare-and-set: written only over exactly the expected version.
+    assert_eq!(a(&write("a", "c", 6, &body(6), Some(3))), format!("f|4|{}", sum_of(4)), "stale expectation");
+    assert_eq!(a(&write("a", "c", 5, &body(5), Some(0))), format!("f|4|{}", sum_of(4)), "the row exists");
+    assert_eq!(row(), "4 4");
+    assert_eq!(a(&write("a", "c", 5, &body(5), Some(4))), format!("t|5|{}", sum_of(5)));
+    assert_eq!(row(), "5 5");
+    // An absent row counts as 0.
+    assert_eq!(a(&write("a", "new", 2, "{}", Some(1))), "f|0|", "no row is version 0");
+    assert_eq!(a(&write("a", "new", 1, "{}", Some(0))), format!("t|1|{}", sum_of(1)));
+    // The new version must be above the expected one.
+    assert_fails(pg.psql_as("app", "role_a", &write("a", "c", 5, &body(5), Some(5))), "must be above");
+    assert_fails(pg.psql_as("app", "role_a", &write("a", "c", 7, &body(7), Some(-1))), "must be above");
+    // The constraints still hold through the function (a permanent error for a save).
+    assert_fails(
+        pg.psql_as("app", "role_a", &write("a", "Bad Name", 9, "{}", None)),
+        "cache_storage_cache_type_format",
+    );
+    // Every write is audited under the calling role.
+    assert_eq!(
+        pg.psql(
+            "app",
+            "SELECT string_agg(db_user || ':' || operation || ':' || new_version, ',' ORDER BY id) FROM cache_audit"
+        )
+        .unwrap(),
+        "role_a:INSERT:3,role_a:UPDATE:4,role_a:UPDATE:5,role_a:INSERT:1"
+    );
+    // Concurrent compare-and-sets on one version: exactly one wins.
+    let pg = &pg;
+    let both: Vec<String> = std::thread::scope(|s| {
+        let h: Vec<_> = (0..2)
+            .map(|i| {
+                s.spawn(move || pg.psql_as("app", "role_a", &write("a", "c", 6 + i, &body(6 + i), Some(5))).unwrap())
+            })
+            .collect();
+        h.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(both.iter().filter(|r| r.starts_with("t|")).count(), 1, "{both:?}");
+}
+
+/// A project role holds no privilege that takes a lock blocking another project's
+/// writers: LOCK TABLE in any mode above ACCESS SHARE and row locks are refused, and
+/// what it can hold (ACCESS SHARE on every table, advisory locks) does not stop
+/// another project's writes.
+#[test]
+fn a_project_role_cannot_take_a_lock_that_blocks_another_project() {
+    let pg = cluster_with_schema();
+    add_project_roles(&pg, "app", &["a", "b"]);
+    let b = |sql: &str| pg.psql_as("app", "role_b", sql);
+    let tables = ["projects", "cache_storage", "cache_audit", "source_state"];
+    for table in tables {
+        for mode in [
+            "ROW SHARE",
+            "ROW EXCLUSIVE",
+            "SHARE UPDATE EXCLUSIVE",
+            "SHARE",
+            "SHARE ROW EXCLUSIVE",
+            "EXCLUSIVE",
+            "ACCESS EXCLUSIVE",
+        ] {
+            assert_fails(b(&format!("BEGIN; LOCK TABLE {table} IN {mode} MODE; COMMIT;")), "permission denied");
+        }
+        for rows in ["FOR UPDATE", "FOR NO KEY UPDATE", "FOR SHARE", "FOR KEY SHARE"] {
+            assert_fails(b(&format!("SELECT 1 FROM {table} {rows}")), "permission denied");
+        }
+        b(&format!("BEGIN; LOCK TABLE {table} IN ACCESS SHARE MODE; COMMIT;")).unwrap();
+    }
+    // No table privilege but SELECT, for any member of tiercache_app.
+    assert_eq!(
+        pg.psql(
+            "app",
+            "SELECT string_agg(DISTINCT privilege_type, ',') FROM information_schema.role_table_grants
+             WHERE grantee IN ('tiercache_app', 'role_a', 'role_b') AND table_schema = 'public'"
+        )
+        .unwrap(),
+        "SELECT"
+    );
+}
 #[test]
 fn audit_records_every_write_and_cannot_be_forged() {
     let pg = cluster_with_schema();
     add_project_roles(&pg, "app", &["a", "b"]);
     let a = |sql: &str| pg.psql_as("app", "role_a", sql);
 
-    a(&upsert("a", "strava", 1, "{}")).unwrap();
-    a(&upsert("a", "strava", 4, r#"{"x":1}"#)).unwrap();
-    assert_eq!(a(&upsert("a", "strava", 2, "{}")).unwrap(), "", "guarded: no write, no audit");
-    a("DELETE FROM cache_storage WHERE cache_type = 'strava'").unwrap();
-    pg.psql_as("app", "role_b", &upsert("b", "strava", 7, "{}")).unwrap();
-    // SET ROLE counts as that role.
-    pg.psql("app", &format!("SET ROLE role_a; {}", upsert("a", "fundraising", 1, "{}"))).unwrap();
+    a(&write("a", "strava", 1, "{}", None)).unwrap();
+    a(&write("a", "strava", 4, r#"{"x":1}"#, None)).unwrap();
+    assert!(a(&write("a", "strava", 2, "{}", None)).unwrap().starts_with("f|"), "guarded: no write, no audit");
+    assert_eq!(a("SELECT tiercache_delete_cache(id, 'strava') FROM projects").unwrap(), "t");
+    pg.psql_as("app", "role_b", &write("b", "strava", 7, "{}", None)).unwrap();
+    // SET ROLE counts as that role (the functions and the audit see the caller, not
+    // their owner).
+    pg.psql("app", &format!("SET ROLE role_a; {}", write("a", "fundraising", 1, "{}", None))).unwrap();
 
     let expected = "role_a|a|strava|INSERT||1\n\
                     role_a|a|strava|UPDATE|1|4\n\
@@ -380,7 +507,17 @@ fn a_non_superuser_owner_applies_it_and_obeys_the_policies() {
     // BYPASSRLS role, as Supabase's postgres) does that.
     assert_fails(owner("INSERT INTO projects (project_name, db_role) VALUES ('p', 'role_p')"), "row-level security");
     pg.psql("app", "INSERT INTO projects (project_name, db_role) VALUES ('p', 'role_p')").unwrap();
-    assert_eq!(pg.psql_as("app", "role_p", &upsert("p", "c", 1, "{}")).unwrap(), "1");
+    // The write functions run as this FORCEd owner and still reach the caller's project
+    // (and only it): the policies know the calling role.
+    assert_eq!(pg.psql_as("app", "role_p", &write("p", "c", 1, "{}", None)).unwrap(), format!("t|1|{}", sum_of(1)));
+    assert_eq!(
+        pg.psql_as("app", "role_p", "SELECT tiercache_save_state(id, 'strava:c', '{}') FROM projects").unwrap(),
+        ""
+    );
+    assert_eq!(pg.psql_as("app", "role_p", "SELECT count(*) FROM source_state").unwrap(), "1");
+    assert_eq!(owner("SELECT count(*) FROM cache_storage").unwrap(), "1", "the owner still sees only its own");
+    // The owner running the daemon itself writes through them too.
+    assert_eq!(owner(&write("mine", "strava", 2, "{}", None)).unwrap(), format!("t|2|{}", sum_of(2)));
 }
 
 #[test]
@@ -596,6 +733,56 @@ fn supabase_imitation_applies_twice_and_shuts_out_the_data_api_roles() {
     .unwrap();
     let web = |sql: &str| pg.psql_as("supa", "role_web", sql);
     assert_eq!(web("SELECT data->>'a' FROM cache_storage").unwrap(), "1");
-    assert_eq!(web(&upsert("web", "strava", 2, r#"{"a":2}"#)).unwrap(), "2");
+    assert_eq!(web(&write("web", "strava", 2, r#"{"a":2}"#, None)).unwrap(), format!("t|2|{}", sum_of(2)));
+    assert_fails(web(&upsert("web", "strava", 3, "{}")), "permission denied");
+    // The Data API's roles cannot call the write functions.
+    for role in ["anon", "authenticated", "service_role"] {
+        assert_fails(
+            pg.psql_as("supa", "authenticator", &format!("SET ROLE {role}; {}", write("web", "x", 1, "{}", None))),
+            "permission denied",
+        );
+    }
     assert_eq!(pg.psql_as("supa", "role_other", "SELECT count(*) FROM cache_storage").unwrap(), "0");
+}
+
+/// What a second application of the schema must leave exactly as it is: every
+/// privilege, policy, function and trigger of the schema, and every row.
+fn catalog_snapshot(pg: &PgCluster, db: &str) -> String {
+    let queries = [
+        "SELECT string_agg(c.relname || ':' || COALESCE(c.relacl::text, '-'), ',' ORDER BY c.relname)
+         FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace",
+        "SELECT string_agg(tablename || '.' || policyname || ':' || cmd || ':' || COALESCE(qual, '') || ':' ||
+                COALESCE(with_check, ''), ',' ORDER BY tablename, policyname) FROM pg_policies",
+        "SELECT string_agg(p.oid::regprocedure::text || ':' || md5(p.prosrc) || ':' || COALESCE(p.proacl::text, '-'),
+                ',' ORDER BY p.oid::regprocedure::text) FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace",
+        "SELECT string_agg(tgname, ',' ORDER BY tgname) FROM pg_trigger WHERE NOT tgisinternal",
+        "SELECT string_agg(cache_type || ':' || version || ':' || data::text, ',' ORDER BY id) FROM cache_storage",
+        "SELECT count(*) FROM cache_audit",
+    ];
+    queries.iter().map(|q| pg.psql(db, q).unwrap()).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn moves_a_database_made_by_the_previous_schema_and_a_second_apply_changes_nothing() {
+    let pg = PgCluster::start();
+    pg.create_database("app").unwrap();
+    let previous = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/schema-before-functions.sql");
+    pg.psql_file("app", &previous).unwrap();
+    add_project_roles(&pg, "app", &["a"]);
+    // As the previous documentation had it, or worse: a write right granted directly.
+    pg.psql("app", "GRANT UPDATE, DELETE, TRUNCATE ON cache_storage, source_state TO role_a").unwrap();
+    assert_eq!(pg.psql_as("app", "role_a", &upsert("a", "strava", 3, r#"{"kept":true}"#)).unwrap(), "3");
+    pg.psql_as("app", "role_a", "BEGIN; LOCK TABLE cache_storage IN SHARE MODE; COMMIT;").unwrap();
+
+    pg.psql_file("app", schema_path()).unwrap();
+    let once = catalog_snapshot(&pg, "app");
+    assert_eq!(pg.psql_file("app", schema_path()).unwrap(), "", "quiet the second time");
+    assert_eq!(catalog_snapshot(&pg, "app"), once, "a second application changed something");
+
+    let a = |sql: &str| pg.psql_as("app", "role_a", sql);
+    assert_eq!(a("SELECT data->>'kept' FROM cache_storage").unwrap(), "true", "the row is kept");
+    assert_fails(a(&upsert("a", "strava", 4, "{}")), "permission denied");
+    assert_fails(a("BEGIN; LOCK TABLE cache_storage IN SHARE MODE; COMMIT;"), "permission denied");
+    assert_fails(a("TRUNCATE source_state"), "permission denied");
+    assert_eq!(a(&write("a", "strava", 4, r#"{"kept":"moved"}"#, Some(3))).unwrap(), format!("t|4|{}", sum_of(4)));
 }

@@ -29,6 +29,7 @@ const RESTART: &[&str] = &[
     "memory.ttl",
     "postgres.enabled",
     "postgres.statement_cache",
+    "postgres.heads_poll_interval",
     "supervisor.max_restarts",
     "supervisor.restart_window",
 ];
@@ -56,6 +57,7 @@ const CASES: &[(&str, &str)] = &[
     ("postgres.statement_cache", "false"),
     ("postgres.connect_timeout", r#""3s""#),
     ("postgres.statement_timeout", r#""5s""#),
+    ("postgres.heads_poll_interval", r#""5s""#),
     ("retry.enabled", "false"),
     ("retry.initial_interval", r#""1s""#),
     ("retry.max_interval", r#""2m""#),

@@ -144,3 +144,54 @@ fn security_a_reload_that_drops_the_tokens_of_an_exposed_listener_is_rejected() 
     assert_eq!(app.put_json("strava", "[1]").status, 401);
     assert_eq!(app.pid(), pid);
 }
+
+/// An address of this host that is not loopback (the one a default route leaves from),
+/// if it has one: a client there is what protected mode is about.
+fn non_loopback_address() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    Some(socket.local_addr().ok()?.ip()).filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+}
+
+/// Listeners stay bound until a restart, so a reload is judged against the bound ones:
+/// a daemon on 0.0.0.0 with tokens, reloaded to 127.0.0.1 without tokens, keeps its
+/// tokens (the reload is rejected, naming api.listen and why), and a client beyond
+/// loopback still gets 401. The change of api.listen is said to need a restart.
+#[test]
+fn security_a_reload_is_judged_against_the_listeners_actually_bound() {
+    let tokens = format!("write:{WRITER}\n");
+    let mut app =
+        start_raw(&[("tokens", &tokens)], &[], |port| config("\"0.0.0.0:{port}\"", port, "tokens_file = \"tokens\""));
+    let port = app.port();
+    app.set_config(config("\"127.0.0.1:{port}\"", port, ""));
+    assert!(!reload(&app), "the reload was applied:\n{}", app.stdout());
+    let rejected = app.wait_for_message("reload rejected");
+    let error = rejected["error"].as_str().unwrap_or_default();
+    assert!(error.contains("api.listen") && error.contains(&format!("0.0.0.0:{port}")), "{rejected}");
+    assert!(error.contains("bound"), "says it judged the bound listener: {rejected}");
+    // Still 0.0.0.0 with tokens: from beyond loopback (or, on a host without such an
+    // address, from loopback) a PUT without a token is refused.
+    let host = non_loopback_address().map_or_else(|| "127.0.0.1".to_owned(), |ip| ip.to_string());
+    let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(10)).build();
+    let url = format!("http://{host}:{port}/v1/caches/strava");
+    let status = match agent.put(&url).set("Content-Type", "application/json").send_string("[1]") {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("PUT {url}: {e}"),
+    };
+    assert_eq!(status, 401, "an unauthenticated PUT from {host}");
+
+    // With the tokens kept, moving api.listen is applied nowhere but said to need a restart.
+    app.set_config(config("\"127.0.0.1:{port}\"", port, "tokens_file = \"tokens\""));
+    assert!(reload(&app), "a reload that keeps the tokens is applied:\n{}", app.stdout());
+    let moved = app.wait_for_message("api.listen changed, but the listeners stay bound as they are until a restart");
+    assert!(moved["bound"].to_string().contains(&format!("0.0.0.0:{port}")), "{moved}");
+    let restart = app.wait_for_message("configuration change needs a restart");
+    assert!(restart["keys"].to_string().contains("api.listen"), "{restart}");
+    let status = match agent.put(&url).set("Content-Type", "application/json").send_string("[1]") {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("PUT {url}: {e}"),
+    };
+    assert_eq!(status, 401, "the bound listener still answers, with tokens");
+}

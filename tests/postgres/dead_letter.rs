@@ -50,4 +50,16 @@ fn a_save_postgres_rejects_for_good_is_dead_lettered_and_others_flow() {
     wait_for_row(&pg, "default", "good1", v1b, &json!({"g": "later"}));
     assert!(crate::helpers::row(&pg, "poison").is_none());
     assert_eq!(d.metric("tiercache_dead_letters_total{cache=\"poison\"}"), Some(1.0), "dead-lettered once");
+    // Postgres never acknowledged the poison save: meta never says it did, not even
+    // after a restart (whose startup sync tries it once more, as every file Postgres
+    // lacks).
+    let synced = |d: &tiercache_testkit::Daemon, cache: &str| {
+        d.get(&format!("/v1/caches/{cache}/meta"), &[]).json()["postgres_synced"].clone()
+    };
+    assert_eq!(synced(&d, "poison"), false);
+    assert_eq!(synced(&d, "good1"), true);
+    let mut d = d;
+    d.restart();
+    assert_eq!(synced(&d, "poison"), false);
+    assert_eq!(synced(&d, "good1"), true);
 }

@@ -40,6 +40,26 @@ pub fn cluster_with(opts: PgOptions) -> PgCluster {
     pg
 }
 
+/// Makes a project role and registers its project exactly as docs/database.md tells an
+/// operator to (the SQL block under "### Plain PostgreSQL", run by psql as `postgres`),
+/// with `role`, `project` and `password` in place of the recipe's own names.
+pub fn role_by_the_docs(pg: &PgCluster, role: &str, project: &str, password: &str) {
+    let docs = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/database.md"))
+        .expect("read docs/database.md");
+    let recipe = docs
+        .split("### Plain PostgreSQL")
+        .nth(1)
+        .and_then(|section| section.split("```sql\n").nth(1))
+        .and_then(|block| block.split("```").next())
+        .expect("docs/database.md has the plain PostgreSQL recipe");
+    assert!(recipe.contains("CONNECTION LIMIT"), "the recipe sets a connection limit:\n{recipe}");
+    let sql = recipe
+        .replace("tiercache_strava", role)
+        .replace("strava-site", project)
+        .replace("choose-a-long-random-password", password);
+    pg.psql(DB, &sql).unwrap_or_else(|e| panic!("the recipe of docs/database.md failed: {e}\n{sql}"));
+}
+
 /// The daemon's configuration: Postgres on, caches declared by name, retries fast.
 #[derive(Debug, Clone)]
 pub struct Conf {
@@ -278,6 +298,11 @@ pub struct Session {
 impl Session {
     /// Opens psql as `postgres` on `app` through the cluster's socket.
     pub fn open(pg: &PgCluster) -> Session {
+        Session::open_as(pg, "postgres")
+    }
+
+    /// Opens psql as `user` on `app` through the cluster's socket.
+    pub fn open_as(pg: &PgCluster, user: &str) -> Session {
         let mut cmd = Command::new(pg.bin_dir().join("psql"));
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("PG") {
@@ -288,7 +313,7 @@ impl Session {
             .arg(pg.socket_dir())
             .arg("-p")
             .arg(pg.port().to_string())
-            .args(["-U", "postgres", "-d", DB, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .args(["-U", user, "-d", DB, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

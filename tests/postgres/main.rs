@@ -51,3 +51,8 @@ mod ops_restore;
 
 // Issue 18: push freshness.
 mod deauth;
+
+// A shared Postgres as a hostile neighbour: locks, resource errors, lost notifications,
+// leadership on 304, a password changed under the daemon.
+mod hostile_neighbour;
+mod synced;

@@ -5,9 +5,14 @@ use std::process::Command;
 use tiercache_testkit::PgCluster;
 
 fn migrate(pg: &PgCluster, db: &str) -> std::process::Output {
+    migrate_with(pg, db, &[])
+}
+
+fn migrate_with(pg: &PgCluster, db: &str, args: &[&str]) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     Command::new(BIN)
         .arg("migrate")
+        .args(args)
         .current_dir(dir.path())
         .env_remove("DATABASE_URL")
         .env_remove("SUPABASE_DB_URL")
@@ -50,4 +55,57 @@ fn migrate_without_postgres_configured_is_a_config_error() {
 fn wait_for_row_in(pg: &PgCluster, db: &str, cache: &str, version: u64) {
     let sql = format!("SELECT version FROM cache_storage WHERE cache_type = '{cache}'");
     wait_for("the row", ARRIVAL, || (pg.psql(db, &sql).ok()?.trim() == version.to_string()).then_some(()));
+}
+
+/// While another project's role holds what `migrate` needs (the migration's advisory
+/// lock, then an ACCESS SHARE left open), `migrate` names that session and gives up
+/// with exit 75 after `--wait`; the writers of every project keep going meanwhile (the
+/// script waits at most 2 s for any lock); once the locks are released it applies.
+#[test]
+fn migrate_names_who_holds_its_locks_and_gives_up_with_75_while_writers_go_on() {
+    let pg = cluster();
+    role_by_the_docs(&pg, "tiercache_a", "a", "secret-a");
+    role_by_the_docs(&pg, "tiercache_b", "b", "secret-b");
+    let d = Conf::new(pg.url(DB, "tiercache_a")).top("project = \"a\"").caches(&["doc"]).start();
+    let (v, _) = put_ok(&d, "doc", &serde_json::json!({"n": 0}));
+    wait_for_row(&pg, "a", "doc", v, &serde_json::json!({"n": 0}));
+
+    for hold in
+        ["SELECT pg_advisory_lock(hashtext('tiercache schema.sql'));", "LOCK TABLE cache_storage IN ACCESS SHARE MODE;"]
+    {
+        let mut b = Session::open_as(&pg, "tiercache_b");
+        b.run_until(&format!("BEGIN; {hold} SELECT 'held';"), "held", std::time::Duration::from_secs(10));
+        let writer = std::thread::scope(|s| {
+            let migrating = s.spawn(|| {
+                let started = std::time::Instant::now();
+                (migrate_with(&pg, DB, &["--wait", "4s"]), started.elapsed())
+            });
+            // A's saves reach Postgres while migrate waits and tries again.
+            let mut slowest = std::time::Duration::ZERO;
+            for n in 1..=3 {
+                std::thread::sleep(std::time::Duration::from_millis(700));
+                let started = std::time::Instant::now();
+                let body = serde_json::json!({"n": n, "hold": hold});
+                let (v, _) = put_ok(&d, "doc", &body);
+                wait_for_row(&pg, "a", "doc", v, &body);
+                slowest = slowest.max(started.elapsed());
+            }
+            let (out, took) = migrating.join().unwrap();
+            (out, took, slowest)
+        });
+        let (out, took, slowest) = writer;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(75), "{hold}: {stderr}");
+        assert!(
+            stderr.contains("waiting for a lock held by pid") && stderr.contains("user tiercache_b"),
+            "{hold}: {stderr}"
+        );
+        assert!(stderr.contains("gave up after"), "{stderr}");
+        assert!(took < std::time::Duration::from_secs(15), "{hold}: migrate took {took:?}");
+        assert!(slowest < std::time::Duration::from_secs(5), "{hold}: a save took {slowest:?} during the migration");
+        b.release();
+    }
+    // Released: it applies.
+    let out = migrate_with(&pg, DB, &["--wait", "4s"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -1,17 +1,21 @@
-//! What a notification (or the reconciliation after a reconnect) does to local copies.
+//! What a read of the row heads (after a hint, or every poll interval) does to local
+//! copies.
 //!
 //! A notification is only a hint that something of the project changed: any database
-//! role can `NOTIFY` on any channel, so its payload is never trusted (the schema sends
+//! role can `NOTIFY` on any channel, so its payload is never trusted (the daemon sends
 //! none). The daemon acts only on what it reads back through its own connection, which
 //! row-level security limits to its project: a row newer than the local copy is
-//! adopted, and a local copy whose row is gone is dropped only when the project's audit
+//! adopted, a local copy whose row is gone is dropped only when the project's audit
 //! (written by a trigger as the table owner, never by a project role) records that
-//! delete.
+//! delete, and a row at the local version whose `last_fetch` moved (the leading
+//! instance found nothing new upstream, an HTTP 304) moves the local `last_fetch` too.
 
 use super::ListenerPeers;
 use crate::domain::{CacheName, Document};
 use crate::save_flow::InMemory;
-use crate::store::listen;
+use crate::store::{RowHead, StoreError};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Whether `name` still has a local save on its way to Postgres: such a copy is never
@@ -30,18 +34,6 @@ async fn adopt(peers: &ListenerPeers, doc: Arc<Document>) {
     }
 }
 
-/// Whether the project's audit records a delete of `name` at `version` or above; a
-/// failed read keeps the local copy.
-async fn delete_recorded(client: &tokio_postgres::Client, project_id: i32, name: &CacheName, version: u64) -> bool {
-    match listen::delete_audited(client, project_id, name, version).await {
-        Ok(found) => found,
-        Err(e) => {
-            tracing::warn!(cache = %name, error = %e, "could not read the audit; the local copy is kept");
-            false
-        }
-    }
-}
-
 async fn drop_deleted(peers: &ListenerPeers, name: &CacheName, version: u64) {
     let removed = peers.files.remove(name.clone()).await;
     let _ = peers.files.forget_tombstone(name.clone()).await;
@@ -51,34 +43,90 @@ async fn drop_deleted(peers: &ListenerPeers, name: &CacheName, version: u64) {
     }
 }
 
-/// Reads every row's version through this instance's own connection and brings local
-/// copies in line: newer rows adopted, audited deletes dropped. Runs after (re)connecting
-/// and after every notification, whatever its payload.
-pub async fn reconcile(peers: &ListenerPeers, client: &tokio_postgres::Client, project_id: i32) {
-    let in_postgres = match listen::row_versions(client, project_id).await {
-        Ok(versions) => versions,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not reconcile versions with Postgres");
-            return;
-        }
-    };
-    let Ok(index) = peers.files.list().await else { return };
-    for (name, version) in &in_postgres {
-        let local = index.get(name);
-        if local.is_some_and(|d| d.version >= *version || d.deleted) || ours_pending(peers, name) {
-            continue;
-        }
-        if let Ok(Some(doc)) = peers.store.read(name.clone()).await {
-            adopt(peers, doc).await;
-        }
+/// The leading instance checked the upstream at `checked_at` and found nothing new for
+/// the version held here: the local copy's `last_fetch` moves (file and memory), and
+/// the refresher counts it as a fresh result, so it neither refreshes nor takes over.
+async fn follow_check(peers: &ListenerPeers, name: &CacheName, version: u64, checked_at: DateTime<Utc>) {
+    let Ok(Some(held)) = peers.files.read(name.clone()).await.map(|l| l.doc) else { return };
+    if held.version != version || held.last_fetch >= Some(checked_at) {
+        return;
     }
-    for (name, on_disk) in &index {
-        let live = on_disk.etag.is_some() && !on_disk.deleted;
-        if !live || in_postgres.contains_key(name) || ours_pending(peers, name) {
-            continue;
+    match peers.saver.refetched(&held, checked_at).await {
+        Ok(doc) => {
+            if let Some(refresher) = &peers.refresher {
+                refresher.observed(&doc);
+            }
+            tracing::debug!(cache = %name, version, "the leading instance checked the upstream: nothing new");
         }
-        if delete_recorded(client, project_id, name, on_disk.version).await {
-            drop_deleted(peers, name, on_disk.version).await;
+        Err(e) => tracing::debug!(cache = %name, error = %e, "could not follow the leading instance's check"),
+    }
+}
+
+/// What the follower remembers between two reads of the heads.
+#[derive(Default)]
+pub struct Follower {
+    /// Local copies without a row whose audit was read and showed no delete, by the
+    /// version held then: not asked again until the version changes or the row shows
+    /// up (a copy that never reached Postgres would otherwise cost a read of the audit
+    /// at every poll).
+    absent_checked: HashMap<CacheName, u64>,
+}
+
+impl Follower {
+    /// Reads the project's row heads through the store and brings local copies in line.
+    ///
+    /// # Errors
+    /// The store's, when the heads cannot be read (nothing is changed then).
+    pub async fn follow(&mut self, peers: &ListenerPeers) -> Result<(), StoreError> {
+        let heads = peers.store.read_heads().await?;
+        self.reconcile(peers, &heads).await;
+        Ok(())
+    }
+
+    /// Brings local copies in line with `heads` (every row of the project): newer rows
+    /// adopted, audited deletes dropped, the leader's checks followed.
+    pub async fn reconcile(&mut self, peers: &ListenerPeers, heads: &[RowHead]) {
+        let in_postgres: HashMap<&CacheName, &RowHead> = heads.iter().map(|h| (&h.name, h)).collect();
+        let Ok(index) = peers.files.list().await else { return };
+        for head in heads {
+            let name = &head.name;
+            self.absent_checked.remove(name);
+            let local = index.get(name);
+            if local.is_some_and(|d| d.deleted) || ours_pending(peers, name) {
+                continue;
+            }
+            match local {
+                Some(d) if d.version > head.version => {}
+                Some(d) if d.version == head.version => {
+                    if d.etag.as_deref() == Some(head.etag.as_str()) && head.last_fetch > d.last_fetch {
+                        if let Some(checked_at) = head.last_fetch {
+                            follow_check(peers, name, head.version, checked_at).await;
+                        }
+                    }
+                }
+                _ => {
+                    if let Ok(Some(doc)) = peers.store.read(name.clone()).await {
+                        adopt(peers, doc).await;
+                    }
+                }
+            }
+        }
+        for (name, on_disk) in &index {
+            let live = on_disk.etag.is_some() && !on_disk.deleted;
+            if !live || in_postgres.contains_key(name) || ours_pending(peers, name) {
+                continue;
+            }
+            if self.absent_checked.get(name) == Some(&on_disk.version) {
+                continue;
+            }
+            // Only a delete the audit records drops the copy; a failed read keeps it.
+            match peers.store.delete_audited(name.clone(), on_disk.version).await {
+                Ok(true) => drop_deleted(peers, name, on_disk.version).await,
+                Ok(false) => {
+                    self.absent_checked.insert(name.clone(), on_disk.version);
+                }
+                Err(e) => tracing::warn!(cache = %name, error = %e, "could not read the audit; the local copy is kept"),
+            }
         }
     }
 }

@@ -108,7 +108,9 @@ impl FetchJob {
         };
         let fetched = self.call_upstream(held.clone()).await?;
         if fetched.not_modified {
-            return super::not_modified(&self.saver, held.as_deref()).await.map(|doc| (doc, Refreshed::NotModified));
+            let doc = super::not_modified(&self.saver, held.as_deref()).await?;
+            self.record_check(&doc).await;
+            return Ok((doc, Refreshed::NotModified));
         }
         self.save(&fetched.body, held.as_deref()).await
     }
@@ -154,6 +156,19 @@ impl FetchJob {
                 tracing::debug!(cache = %self.cache, error = %e, "leadership unknown; refreshing anyway");
                 Ok(None)
             }
+        }
+    }
+
+    /// A 304 saves no new version, so nothing would tell the other instances that this
+    /// one checked: it records the check in the row (its `last_fetch` moves), where they
+    /// look (the row heads), so they neither poll the upstream nor take over. Best
+    /// effort: a failure costs at most a take-over a few periods later.
+    async fn record_check(&self, doc: &Arc<Document>) {
+        let Some(store) = &self.leader else { return };
+        match tokio::time::timeout(self.timeout, store.record_check(doc.clone())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::debug!(cache = %self.cache, error = %e, "could not record the check in Postgres"),
+            Err(_) => tracing::debug!(cache = %self.cache, "recording the check in Postgres timed out"),
         }
     }
 

@@ -19,6 +19,9 @@ impl Actor for RetryQueue {
         self.load_synced();
         self.reconcile(ctx);
         ctx.run_interval(TICK, |queue, ctx| queue.tick(ctx));
+        // At once too, so that `tiercache_postgres_up` and an outage are known from the
+        // start, not only after the first interval.
+        self.ping(ctx);
         ctx.run_interval(PING, |queue, ctx| queue.ping(ctx));
     }
 }

@@ -76,6 +76,19 @@ impl RetryQueueHandle {
         self.view.snapshot().pending.contains_key(name)
     }
 
+    /// Whether Postgres acknowledged exactly `version` of `name` (and nothing of it is
+    /// pending): meta's `postgres_synced` (no message).
+    pub fn acknowledged(&self, name: &CacheName, version: u64) -> bool {
+        let snapshot = self.view.snapshot();
+        !snapshot.pending.contains_key(name) && snapshot.synced.get(name) == Some(&version)
+    }
+
+    /// Why saves cannot reach Postgres now, what to do, since when; `None` while they
+    /// can (no message).
+    pub fn outage(&self) -> Option<super::OutageView> {
+        self.view.snapshot().outage.clone()
+    }
+
     /// Why nothing can reach Postgres until an operator acts, as the last attempt found
     /// (see [`super::QueueSnapshot::blocked`]); `None` otherwise.
     pub fn blocked(&self) -> Option<String> {

@@ -26,7 +26,9 @@ pub(super) enum Attempt {
     Deleted,
     /// Nothing on disk to send (deleted or corrupt meanwhile).
     Nothing,
-    /// Postgres (or the file tier) failed.
+    /// The file tier could not read the envelope: retried, and no news about Postgres.
+    FileTier(String),
+    /// Postgres failed.
     Failed(StoreError),
 }
 
@@ -45,7 +47,7 @@ async fn attempt(peers: Peers, name: CacheName, op: Op, retention_days: u32) -> 
         Op::Write(_) => {
             let lookup = match peers.files.read(name.clone()).await {
                 Ok(l) => l,
-                Err(e) => return Attempt::Failed(StoreError::Unavailable(format!("file tier: {e}"))),
+                Err(e) => return Attempt::FileTier(e.to_string()),
             };
             let Some(doc) = lookup.doc else { return Attempt::Nothing };
             match peers.store.write(doc.clone(), retention_days).await {
@@ -82,8 +84,7 @@ impl RetryQueue {
                 for (name, on_disk) in index {
                     if on_disk.deleted {
                         queue.enqueue(name, Op::Delete);
-                    } else if on_disk.etag.is_some() && on_disk.version > queue.synced.get(&name).copied().unwrap_or(0)
-                    {
+                    } else if on_disk.etag.is_some() && on_disk.version > queue.settled_version(&name) {
                         queue.enqueue(name, Op::Write(on_disk.version));
                     }
                 }
@@ -127,8 +128,30 @@ impl RetryQueue {
         }
         let store = self.peers.store.clone();
         ctx.spawn(async move { store.ping().await }.into_actor(self).map(|result, queue, _| {
-            queue.metrics.postgres_up.set(i64::from(!matches!(result, Err(StoreError::Unavailable(_)))));
+            match result {
+                Ok(()) => queue.postgres_reached(),
+                Err(e) => queue.postgres_failed(&e),
+            }
+            queue.publish();
         }));
+    }
+
+    /// A statement reached Postgres: an outage in progress ends (logged).
+    fn postgres_reached(&mut self) {
+        let change = self.outage.reached();
+        self.outage.log(&change, ACTOR);
+        self.metrics.postgres_up.set(1);
+    }
+
+    /// A statement failed: an outage starts or goes on (logged once). An error that is
+    /// no outage (the statement's own, a conflict) came from a Postgres that answers.
+    fn postgres_failed(&mut self, error: &StoreError) {
+        if !error.is_outage() {
+            return self.postgres_reached();
+        }
+        let change = self.outage.failed(error);
+        self.outage.log(&change, ACTOR);
+        self.metrics.postgres_up.set(0);
     }
 
     /// The entry's operation and rejections, and what [`settle_rule`] makes of `ended`.
@@ -160,7 +183,7 @@ impl RetryQueue {
             Attempt::Failed(StoreError::NoProject(project)) => {
                 Some(format!("project {project:?} is not registered in Postgres"))
             }
-            Attempt::Failed(_) => self.blocked.take(),
+            Attempt::Failed(_) | Attempt::FileTier(_) => self.blocked.take(),
             _ => None,
         };
         let reached = matches!(result, Attempt::Synced { .. } | Attempt::Deleted);
@@ -173,7 +196,7 @@ impl RetryQueue {
         match result {
             Attempt::Synced { sent, local_now } => {
                 count(self, "ok");
-                self.metrics.postgres_up.set(1);
+                self.postgres_reached();
                 self.synced.insert(name.clone(), local_now);
                 self.save_synced();
                 let settlement = self.settlement(&name, op, Ended::Synced { sent, local_now });
@@ -182,7 +205,7 @@ impl RetryQueue {
             }
             Attempt::Deleted => {
                 count(self, "ok");
-                self.metrics.postgres_up.set(1);
+                self.postgres_reached();
                 self.synced.remove(&name);
                 self.save_synced();
                 let settlement = self.settlement(&name, op, Ended::Deleted);
@@ -193,7 +216,9 @@ impl RetryQueue {
                 let settlement = self.settlement(&name, op, Ended::Nothing);
                 self.finish(&name, settlement);
             }
-            Attempt::Failed(error) => self.failed(name, op, error),
+            Attempt::Failed(error) => self.failed(name, op, error, true),
+            // Retried like a transient failure; it says nothing about Postgres.
+            Attempt::FileTier(e) => self.failed(name, op, StoreError::Transient(format!("file tier: {e}")), false),
         }
         self.note_recovery(reached);
         self.publish();
@@ -211,13 +236,15 @@ impl RetryQueue {
         }
     }
 
-    fn failed(&mut self, name: CacheName, op: Op, error: StoreError) {
+    fn failed(&mut self, name: CacheName, op: Op, error: StoreError, from_postgres: bool) {
         let transient = error.is_transient();
-        self.metrics
-            .postgres_writes
-            .get_or_create(&ResultLabel { result: if transient { "error" } else { "rejected" } })
-            .inc();
-        self.metrics.postgres_up.set(i64::from(!matches!(error, StoreError::Unavailable(_))));
+        if from_postgres {
+            self.metrics
+                .postgres_writes
+                .get_or_create(&ResultLabel { result: if transient { "error" } else { "rejected" } })
+                .inc();
+            self.postgres_failed(&error);
+        }
         let settlement = self.settlement(&name, op, if transient { Ended::Transient } else { Ended::Rejected });
         if settlement == Settlement::LeaveOnDisk {
             self.pending.remove(&name);
@@ -234,7 +261,10 @@ impl RetryQueue {
         p.next_at = Instant::now() + wait;
         if settlement == Settlement::RetryTransient {
             p.rejections = 0;
-            if draining {
+            if error.is_outage() {
+                // The outage's own line says what is wrong and what to do.
+                tracing::debug!(cache = %name, error = %error, retry_in_ms = wait.as_millis() as u64, "Postgres write failed; will retry");
+            } else if draining {
                 // The shutdown's own lines say what is left; one WARN per retry would
                 // flood the log four times a second.
                 tracing::debug!(cache = %name, error = %error, "Postgres write failed while draining; will retry");
@@ -275,9 +305,11 @@ impl RetryQueue {
             written = written.is_ok(), "Postgres rejected this save for good; moved to the dead letter"
         );
         self.metrics.dead_letters.get_or_create(&CacheLabel { cache: name.to_string() }).inc();
+        // Not sent again when the queue rebuilds itself, and never shown as synced:
+        // Postgres does not hold it.
         if let Op::Write(v) = op {
-            self.synced.insert(name.clone(), v);
-            self.save_synced();
+            self.dead_lettered.insert(name.clone(), v);
+            self.save_dead_lettered();
         }
         self.pending.remove(name);
     }

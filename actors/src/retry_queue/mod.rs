@@ -9,18 +9,23 @@
 //! sends the newest envelope of its cache.
 //!
 //! Each cache has its own backoff, so one bad cache never blocks the others; transient
-//! errors are retried for ever, and a save Postgres rejects for good goes to
-//! `data_dir/dead-letter/` after `max_attempts`.
+//! errors and outages (Postgres unreachable or refusing this role, see
+//! `store::classify`) are retried for ever, and only a save Postgres rejects for the
+//! data itself goes to `data_dir/dead-letter/` after `max_attempts`
+//! (`queue/dead-lettered.json` records its version, so a restart does not send it
+//! again). An outage is logged when it starts and when it ends (`outage`).
 
 mod actor;
 pub mod backoff;
 mod handle;
 mod handlers;
 mod messages;
+mod outage;
 
 pub use self::backoff::BackoffPolicy;
 pub use handle::RetryQueueHandle;
 pub use messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, PendingCaches, Reconcile, Retune};
+pub use outage::OutageView;
 
 use self::backoff::Backoff;
 use crate::domain::CacheName;
@@ -178,6 +183,11 @@ pub struct QueueSnapshot {
     /// registered), as the last attempt found; `None` otherwise. A shutdown does not
     /// wait for a drain that cannot succeed.
     pub blocked: Option<String>,
+    /// The version of each cache Postgres acknowledged last (meta's `postgres_synced`
+    /// is true only for exactly that version).
+    pub synced: HashMap<CacheName, u64>,
+    /// Saves cannot reach Postgres: why, what to do, since when.
+    pub outage: Option<OutageView>,
 }
 
 impl QueueSnapshot {
@@ -243,7 +253,13 @@ pub struct RetryQueue {
     config: RetryConfig,
     peers: Peers,
     pending: BTreeMap<CacheName, Pending>,
+    /// What Postgres acknowledged, per cache (`queue/synced.json`).
     synced: HashMap<CacheName, u64>,
+    /// The versions moved to the dead letter (`queue/dead-lettered.json`): not sent
+    /// again after a restart, and never taken for acknowledged.
+    dead_lettered: HashMap<CacheName, u64>,
+    /// Whether saves can reach Postgres (the gauge, the published status, the log).
+    outage: outage::Outage,
     in_flight: HashSet<CacheName>,
     /// Shutdown is draining: waits between failures are kept short.
     draining: bool,
@@ -273,6 +289,8 @@ impl RetryQueue {
             peers,
             pending: BTreeMap::new(),
             synced: HashMap::new(),
+            dead_lettered: HashMap::new(),
+            outage: outage::Outage::default(),
             in_flight: HashSet::new(),
             draining: false,
             blocked: None,
@@ -288,13 +306,20 @@ impl RetryQueue {
         self.config.data_dir.join("queue").join("synced.json")
     }
 
+    fn dead_lettered_path(&self) -> PathBuf {
+        self.config.data_dir.join("queue").join("dead-lettered.json")
+    }
+
     fn load_synced(&mut self) {
-        let path = self.synced_path();
-        self.synced = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<HashMap<String, u64>>(&b).ok())
-            .map(|m| m.into_iter().filter_map(|(k, v)| Some((CacheName::parse(&k).ok()?, v))).collect())
-            .unwrap_or_default();
+        self.synced = read_versions(&self.synced_path());
+        self.dead_lettered = read_versions(&self.dead_lettered_path());
+    }
+
+    /// The version up to which nothing of `name` needs sending: what Postgres
+    /// acknowledged, or what went to the dead letter.
+    fn settled_version(&self, name: &CacheName) -> u64 {
+        let synced = self.synced.get(name).copied().unwrap_or(0);
+        synced.max(self.dead_lettered.get(name).copied().unwrap_or(0))
     }
 
     /// Records what Postgres confirmed, right after it did. Not on the acknowledgement
@@ -302,12 +327,14 @@ impl RetryQueue {
     /// above a newer row made meanwhile by another instance. (Writing it on every
     /// confirmation costs two fsyncs on this thread; see docs/performance.md.)
     fn save_synced(&self) {
-        let map: BTreeMap<&str, u64> = self.synced.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        let path = self.synced_path();
-        let result = std::fs::create_dir_all(path.parent().expect("queue dir"))
-            .and_then(|()| crate::files::durable::write_atomic(&path, &serde_json::to_vec(&map).expect("json")));
-        if let Err(e) = result {
+        if let Err(e) = write_versions(&self.synced_path(), &self.synced) {
             tracing::warn!(actor = ACTOR, error = %e, "could not record synced versions; they will be sent again");
+        }
+    }
+
+    fn save_dead_lettered(&self) {
+        if let Err(e) = write_versions(&self.dead_lettered_path(), &self.dead_lettered) {
+            tracing::warn!(actor = ACTOR, error = %e, "could not record dead-lettered versions; they will be sent again");
         }
     }
 
@@ -329,6 +356,8 @@ impl RetryQueue {
             pending: self.pending.iter().map(|(k, p)| (k.clone(), p.since)).collect(),
             enabled: self.config.enabled,
             blocked: self.blocked.clone(),
+            synced: self.synced.clone(),
+            outage: self.outage.view().cloned(),
         };
         self.metrics.queue_depth.set(snapshot.pending.len() as i64);
         self.metrics.queue_oldest_age.set(snapshot.oldest_age().unwrap_or(0.0));
@@ -349,6 +378,22 @@ impl RetryQueue {
     pub fn depth(&self) -> usize {
         self.pending.len()
     }
+}
+
+/// A `{"cache": version}` record under `queue/`; empty when missing or unreadable.
+fn read_versions(path: &std::path::Path) -> HashMap<CacheName, u64> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<HashMap<String, u64>>(&b).ok())
+        .map(|m| m.into_iter().filter_map(|(k, v)| Some((CacheName::parse(&k).ok()?, v))).collect())
+        .unwrap_or_default()
+}
+
+/// Writes a `{"cache": version}` record durably.
+fn write_versions(path: &std::path::Path, versions: &HashMap<CacheName, u64>) -> std::io::Result<()> {
+    let map: BTreeMap<&str, u64> = versions.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    std::fs::create_dir_all(path.parent().expect("queue dir"))
+        .and_then(|()| crate::files::durable::write_atomic(path, &serde_json::to_vec(&map).expect("json")))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use super::error::BootError;
 use crate::cache_rules::LiveRules;
 use crate::files::{FileHandle, FileTier, FileTierConfig};
-use crate::listener::{self, ListenerPeers};
+use crate::listener::{self, FollowConfig, ListenerPeers};
 use crate::memory::{Loader, MemoryHandle, MemoryTier, MemoryView};
 use crate::metrics::Metrics;
 use crate::refresher::{Refresher, RefresherHandle};
@@ -49,8 +49,8 @@ pub(super) fn start_actors(cx: &Ctx<'_>) -> Result<Started, BootError> {
     // 5. The refresher, idle until the runtime goes live (`Begin`).
     let saver = SaveFlow::new(files.clone(), memory.clone(), queue.clone(), rules.clone());
     let refresher = start_refresher(cx, saver.clone(), store.as_ref());
-    // 6. Cross-instance invalidation: LISTEN on the project's channel, reconciling
-    //    only once the startup sync is over.
+    // 6. Following the other instances: the row heads read every few seconds and at
+    //    each NOTIFY on the project's channel, only once the startup sync is over.
     let (startup_synced, startup_synced_rx) = watch::channel(false);
     if let (Some(store), Some(queue)) = (&store, &queue) {
         let peers = ListenerPeers {
@@ -88,7 +88,8 @@ fn start_file_tier(cx: &Ctx<'_>) -> (FileHandle, Arbiter) {
 fn start_store(cx: &Ctx<'_>) -> Result<Option<StoreHandle>, BootError> {
     let Some(pg) = &cx.config.postgres else { return Ok(None) };
     let config = StoreConfig { connect: pg.connect.clone(), project: cx.config.project.clone() };
-    let store = Store::new(config, cx.reporter.clone()).map_err(|reason| BootError::postgres(&pg.connect, reason))?;
+    let store = Store::new(config, cx.reporter.clone(), cx.metrics.clone())
+        .map_err(|reason| BootError::postgres(&pg.connect, reason))?;
     Ok(Some(StoreHandle::new(ActixSupervisor::start(move |_| store))))
 }
 
@@ -138,6 +139,11 @@ fn start_refresher(cx: &Ctx<'_>, saver: SaveFlow, store: Option<&StoreHandle>) -
 
 fn start_listener(cx: &Ctx<'_>, peers: ListenerPeers) {
     if let Some(pg) = &cx.config.postgres {
-        listener::spawn(peers, pg.connect.clone(), cx.config.project.clone(), cx.reporter.clone());
+        let config = FollowConfig {
+            connect: pg.connect.clone(),
+            project: cx.config.project.clone(),
+            poll_every: pg.heads_poll_interval,
+        };
+        listener::spawn(peers, config, cx.reporter.clone(), cx.metrics.clone());
     }
 }

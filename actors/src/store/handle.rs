@@ -1,10 +1,10 @@
 //! A typed handle to the store actor; a request the actor failed on is tried once more.
 
 use super::messages::{
-    DeleteRow, DeleteState, LoadState, Ping, PurgeUnconfigured, ReadHeads, ReadRow, Reconnect, RetentionRows,
-    SaveState, TryLead, WriteOutcome, WriteRow,
+    DeleteAudited, DeleteRow, DeleteState, LoadState, Ping, PurgeUnconfigured, ReadHeads, ReadRow, Reconnect,
+    RecordCheck, RetentionRows, SaveState, TryLead, WriteConditional, WriteOutcome, WriteRow,
 };
-use super::{RowHead, Store, StoreError, UnconfiguredRow};
+use super::{CasOutcome, RowHead, Store, StoreError, UnconfiguredRow};
 use crate::domain::{CacheName, Document};
 use actix::Addr;
 use std::sync::Arc;
@@ -56,6 +56,36 @@ impl StoreHandle {
     /// [`StoreError`].
     pub async fn write(&self, doc: Arc<Document>, retention_days: u32) -> Result<WriteOutcome, StoreError> {
         self.call(WriteRow { doc, retention_days }).await
+    }
+
+    /// See [`WriteConditional`].
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn write_conditional(
+        &self,
+        doc: Arc<Document>,
+        version: u64,
+        retention_days: u32,
+        expected: Option<u64>,
+    ) -> Result<CasOutcome, StoreError> {
+        self.call(WriteConditional { doc, version, retention_days, expected }).await
+    }
+
+    /// See [`RecordCheck`].
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn record_check(&self, doc: Arc<Document>) -> Result<bool, StoreError> {
+        self.call(RecordCheck { doc }).await
+    }
+
+    /// See [`DeleteAudited`].
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn delete_audited(&self, name: CacheName, version: u64) -> Result<bool, StoreError> {
+        self.call(DeleteAudited { name, version }).await
     }
 
     /// See [`DeleteRow`].

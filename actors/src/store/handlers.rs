@@ -2,10 +2,10 @@
 //! the supervisor's guard; the statement itself runs as a future on the actor's thread.
 
 use super::messages::{
-    DeleteRow, DeleteState, LoadState, Ping, PurgeUnconfigured, ReadHeads, ReadRow, Reconnect, Restart, RetentionRows,
-    SaveState, TryLead, WriteOutcome, WriteRow,
+    DeleteAudited, DeleteRow, DeleteState, LoadState, Ping, PurgeUnconfigured, ReadHeads, ReadRow, Reconnect,
+    RecordCheck, Restart, RetentionRows, SaveState, TryLead, WriteConditional, WriteOutcome, WriteRow,
 };
-use super::{RowHead, Store, StoreError, UnconfiguredRow, ACTOR};
+use super::{CasOutcome, RowHead, Store, StoreError, UnconfiguredRow, ACTOR};
 use crate::domain::Document;
 use crate::supervisor::{guard, guard_async};
 use actix::{ActorContext, AsyncContext, Context, Handler, ResponseFuture};
@@ -75,6 +75,33 @@ impl Handler<WriteRow> for Store {
 
     fn handle(&mut self, msg: WriteRow, ctx: &mut Context<Self>) -> Self::Result {
         self.start(ctx, WRITE, |s| Box::pin(async move { s.write(&msg.doc, msg.retention_days).await }))
+    }
+}
+
+impl Handler<WriteConditional> for Store {
+    type Result = ResponseFuture<Result<CasOutcome, StoreError>>;
+
+    fn handle(&mut self, msg: WriteConditional, ctx: &mut Context<Self>) -> Self::Result {
+        self.start(ctx, WRITE, |s| {
+            Box::pin(async move { s.write_conditional(&msg.doc, msg.version, msg.retention_days, msg.expected).await })
+        })
+    }
+}
+
+impl Handler<RecordCheck> for Store {
+    type Result = ResponseFuture<Result<bool, StoreError>>;
+
+    fn handle(&mut self, msg: RecordCheck, ctx: &mut Context<Self>) -> Self::Result {
+        let checked_at = msg.doc.last_fetch.unwrap_or_else(chrono::Utc::now);
+        self.start(ctx, WRITE, |s| Box::pin(async move { s.record_check(&msg.doc, checked_at).await }))
+    }
+}
+
+impl Handler<DeleteAudited> for Store {
+    type Result = ResponseFuture<Result<bool, StoreError>>;
+
+    fn handle(&mut self, msg: DeleteAudited, ctx: &mut Context<Self>) -> Self::Result {
+        self.start(ctx, READ, |s| Box::pin(async move { s.delete_audited(&msg.name, msg.version).await }))
     }
 }
 

@@ -1,12 +1,11 @@
 //! The listener's statements: the store owns every query text, the listener only its
-//! LISTEN session (which has to be a connection of its own, outside the pool).
+//! LISTEN session (which has to be a connection of its own, outside the pool). What it
+//! reads after a hint (the row heads, the audit's deletes) goes through the pool.
 //!
 //! Each function runs on the listener's client, unnamed (`query_typed`), so it works on
 //! any connection the listener could make.
 
 use super::sql;
-use crate::domain::CacheName;
-use std::collections::HashMap;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Error};
 
@@ -38,33 +37,4 @@ pub async fn listen(client: &Client, channel: &str) -> Result<(), Error> {
 /// The driver's error.
 pub async fn notify(client: &Client, channel: &str, payload: &str) -> Result<(), Error> {
     client.query_typed(sql::NOTIFY, &[(&channel, Type::TEXT), (&payload, Type::TEXT)]).await.map(drop)
-}
-
-/// Every row's version, by cache (rows with a name that is not a cache name are skipped).
-///
-/// # Errors
-/// The driver's error.
-pub async fn row_versions(client: &Client, project_id: i32) -> Result<HashMap<CacheName, u64>, Error> {
-    let rows = client.query_typed(sql::ROW_VERSIONS, &[(&project_id, Type::INT4)]).await?;
-    let mut versions = HashMap::new();
-    for row in rows {
-        let Ok(name) = CacheName::parse(row.get::<_, &str>(0)) else { continue };
-        versions.insert(name, u64::try_from(row.get::<_, i64>(1)).unwrap_or(0));
-    }
-    Ok(versions)
-}
-
-/// Whether the project's audit records a delete of `name` at `version` or above.
-///
-/// # Errors
-/// The driver's error.
-pub async fn delete_audited(client: &Client, project_id: i32, name: &CacheName, version: u64) -> Result<bool, Error> {
-    let version = i64::try_from(version).unwrap_or(i64::MAX);
-    let rows = client
-        .query_typed(
-            sql::DELETE_AUDITED,
-            &[(&project_id, Type::INT4), (&name.as_str(), Type::VARCHAR), (&version, Type::INT8)],
-        )
-        .await?;
-    Ok(!rows.is_empty())
 }

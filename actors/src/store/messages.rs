@@ -41,6 +41,40 @@ pub struct WriteRow {
     pub retention_days: u32,
 }
 
+/// One call of the write function: the version guard (`expected` `None`) or a
+/// compare-and-set on the row's version (see [`super::Store::write_conditional`]).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<super::CasOutcome, StoreError>")]
+pub struct WriteConditional {
+    /// The document.
+    pub doc: Arc<Document>,
+    /// The version to write it at.
+    pub version: u64,
+    /// The cache's `retention_days`, stored in its row.
+    pub retention_days: u32,
+    /// The row's version the write is conditional on (0: no row); `None`: the guard.
+    pub expected: Option<u64>,
+}
+
+/// The upstream was checked and had nothing new for this document (an HTTP 304): the
+/// row's `last_fetch` moves, so the other instances see the leader's check.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<bool, StoreError>")]
+pub struct RecordCheck {
+    /// The document held, with its new `last_fetch`.
+    pub doc: Arc<Document>,
+}
+
+/// Whether the audit records a delete of `name` at `version` or above.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<bool, StoreError>")]
+pub struct DeleteAudited {
+    /// The cache.
+    pub name: CacheName,
+    /// The local copy's version.
+    pub version: u64,
+}
+
 /// Delete one cache's row.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), StoreError>")]

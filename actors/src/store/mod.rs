@@ -2,12 +2,17 @@
 //! project.
 //!
 //! The actor owns the connection pool and the project's id. Every statement is scoped
-//! to the project; writes carry the version guard of SPEC §7 (a row never moves
-//! backwards, and an acknowledged save that meets an equal or higher row with another
-//! checksum is given a version above it). Rows are verified like files: a row whose
-//! data does not hash to its checksum is never served.
+//! to the project; every write goes through the schema's SECURITY DEFINER functions
+//! (`tiercache_write_cache`, ...), which check that the connected role is the
+//! project's, and carries the version guard (a row never moves backwards, and an
+//! acknowledged save that meets an equal or higher row with another checksum is given a
+//! version above it). After a write commits, a NOTIFY on the project's channel tells
+//! the other instances (a hint only: a failure to send it is counted, never fatal).
+//! Rows are verified like files: a row whose data does not hash to its checksum is
+//! never served.
 
 mod actor;
+pub mod classify;
 mod connect;
 mod handle;
 mod handlers;
@@ -16,20 +21,24 @@ mod messages;
 pub mod pooler;
 mod sql;
 pub mod tls;
+mod writes;
 
 pub use connect::{driver_config, pool as connect_pool, target as connect_target, ConnectConfig, ConnectOptions};
 pub use handle::StoreHandle;
-pub use messages::{DeleteRow, Ping, PurgeUnconfigured, ReadHeads, ReadRow, RetentionRows, WriteOutcome, WriteRow};
+pub use messages::{
+    DeleteRow, Ping, PurgeUnconfigured, ReadHeads, ReadRow, RecordCheck, RetentionRows, WriteOutcome, WriteRow,
+};
 pub use tls::TlsMode;
+pub use writes::CasOutcome;
 
 use crate::domain::{canonical, CacheName, Checksum, Document};
+use crate::metrics::Metrics;
 use crate::supervisor::{ActorPanicked, FailureReporter};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 use tokio_postgres::Row;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -37,12 +46,23 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 /// Actor name in logs and metrics.
 pub const ACTOR: &str = crate::supervisor::ActorId::Store.label();
 
-/// What went wrong talking to Postgres, sorted by what the caller should do.
+/// What went wrong talking to Postgres, sorted by what the caller should do
+/// ([`classify`] has the rules).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// Cannot reach Postgres, or it is restarting, stalled or timed out: retry later.
+    /// Cannot reach Postgres, or no answer in time: retry later.
     #[error("postgres unavailable: {0}")]
     Unavailable(String),
+    /// Postgres answers but refuses the connection or the statement for a reason an
+    /// operator fixes without touching the data (a wrong password, a missing database
+    /// or schema, a read-only server, a resource or a limit exhausted): retry later.
+    #[error("postgres refuses: {cause} ({fix})")]
+    Refused {
+        /// What Postgres said, with its SQLSTATE.
+        cause: String,
+        /// What an operator should do.
+        fix: &'static str,
+    },
     /// A transient conflict (serialization failure, deadlock): retry.
     #[error("postgres transient error: {0}")]
     Transient(String),
@@ -64,64 +84,57 @@ impl StoreError {
         let at = |detail: String| format!("cannot connect to {}: {detail}", connect::target(connect));
         match self {
             Self::Unavailable(d) => Self::Unavailable(at(d)),
+            Self::Refused { cause, fix } => Self::Refused { cause: at(cause), fix },
             Self::Transient(d) => Self::Transient(at(d)),
             Self::Rejected(d) => Self::Rejected(at(d)),
             other => other,
         }
     }
 
-    /// Whether retrying later can help. An unregistered project is not the save's
-    /// fault and an operator's fix away (docs/database.md): its saves wait for it rather
-    /// than going to the dead letter.
+    /// Whether retrying later can help. An outage ([`Self::is_outage`]) is not the
+    /// save's fault and an operator's fix away (docs/database.md): its saves wait for
+    /// it rather than going to the dead letter.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::Transient(_) | Self::NoProject(_) | Self::Panicked(_))
+        !matches!(self, Self::Rejected(_))
+    }
+
+    /// Whether nothing can reach Postgres until it passes or an operator acts: Postgres
+    /// unreachable, refusing this role or database, or the project not registered
+    /// (`tiercache_postgres_up` is 0 meanwhile).
+    pub fn is_outage(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Refused { .. } | Self::NoProject(_))
+    }
+
+    /// What an operator should do about an outage; `None` for other errors.
+    pub fn fix(&self) -> Option<&'static str> {
+        match self {
+            Self::Unavailable(_) => Some(classify::FIX_UNREACHABLE),
+            Self::Refused { fix, .. } => Some(fix),
+            Self::NoProject(_) => Some(classify::FIX_NO_PROJECT),
+            _ => None,
+        }
+    }
+
+    /// The error without the fix: what went wrong, in Postgres's words.
+    pub fn cause(&self) -> String {
+        match self {
+            Self::Refused { cause, .. } => cause.clone(),
+            other => other.to_string(),
+        }
     }
 }
 
-/// An error with its causes: tokio-postgres says only "error performing TLS handshake"
-/// and keeps why (an unknown issuer, a name mismatch) in its source.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
+use classify::classify;
 
-fn classify(e: &tokio_postgres::Error) -> StoreError {
-    let text = with_causes(e);
-    let detail = e.as_db_error().map(|d| format!("{}: {}", d.code().code(), d.message())).unwrap_or(text);
-    match e.code() {
-        None => StoreError::Unavailable(detail),
-        Some(c)
-            if *c == SqlState::T_R_SERIALIZATION_FAILURE
-                || *c == SqlState::T_R_DEADLOCK_DETECTED
-                || *c == SqlState::LOCK_NOT_AVAILABLE =>
-        {
-            StoreError::Transient(detail)
-        }
-        // A prepared statement that vanished: a transaction pooler with
-        // `statement_cache = true`. The configuration is wrong, not the data: never
-        // dead-letter a good save for it.
-        Some(c) if *c == SqlState::INVALID_SQL_STATEMENT_NAME => StoreError::Unavailable(format!(
-            "{detail} (behind a transaction pooler set postgres.statement_cache = false)"
-        )),
-        Some(c) => {
-            let class = &c.code()[..2];
-            // 08 connection, 53 resources, 57 operator intervention (shutdown, cancel,
-            // statement timeout), 58 system errors: all pass.
-            if matches!(class, "08" | "53" | "57" | "58" | "XX") {
-                StoreError::Unavailable(detail)
-            } else {
-                StoreError::Rejected(detail)
-            }
-        }
+/// The project's own row refused to this role (it is no member of `tiercache_app`): an
+/// operator's fix, not the data's.
+fn not_a_member(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Rejected(cause) => StoreError::Refused {
+            cause,
+            fix: "make the role a member of tiercache_app and register the project (docs/database.md)",
+        },
+        other => other,
     }
 }
 
@@ -129,6 +142,9 @@ fn classify(e: &tokio_postgres::Error) -> StoreError {
 fn pool_error(e: deadpool_postgres::PoolError, connect: &ConnectConfig) -> StoreError {
     let error = match e {
         deadpool_postgres::PoolError::Backend(e) => classify(&e),
+        deadpool_postgres::PoolError::Timeout(_) => {
+            StoreError::Unavailable(format!("no connection within postgres.connect_timeout ({e})"))
+        }
         other => StoreError::Unavailable(other.to_string()),
     };
     error.connecting_to(connect)
@@ -159,6 +175,7 @@ pub struct Store {
 
 struct Inner {
     pool: Pool,
+    metrics: Arc<Metrics>,
     /// Dedicated session for refresh leadership (session-level advisory locks).
     leader: tokio::sync::Mutex<Leader>,
     connect: ConnectConfig,
@@ -180,14 +197,6 @@ pub struct UnconfiguredRow {
     pub retention_days: u32,
 }
 
-fn to_unconfigured(r: &Row) -> Option<UnconfiguredRow> {
-    Some(UnconfiguredRow {
-        name: CacheName::parse(r.get::<_, &str>(0)).ok()?,
-        saved_at: r.get(1),
-        retention_days: u32::try_from(r.get::<_, i32>(2)).unwrap_or(0),
-    })
-}
-
 /// What a row holds, without its data: enough to tell whether a file matches it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowHead {
@@ -197,6 +206,9 @@ pub struct RowHead {
     pub version: u64,
     /// The ETag a document with this version and checksum has.
     pub etag: String,
+    /// The row's `last_fetch`: moved without a new version by the leading instance's
+    /// check that found nothing new (an HTTP 304), which the others follow.
+    pub last_fetch: Option<DateTime<Utc>>,
 }
 
 fn to_head(row: &Row) -> Result<RowHead, String> {
@@ -206,7 +218,8 @@ fn to_head(row: &Row) -> Result<RowHead, String> {
     let version = u64::try_from(version).map_err(|_| format!("{name}: bad version {version}"))?;
     let recorded: String = row.get(2);
     let checksum = Checksum::parse(&recorded).ok_or_else(|| format!("{name}: bad checksum {recorded:?}"))?;
-    Ok(RowHead { etag: checksum.etag(version), name, version })
+    let last_fetch: Option<DateTime<Utc>> = row.get(3);
+    Ok(RowHead { etag: checksum.etag(version), name, version, last_fetch })
 }
 
 fn to_document(row: &Row) -> Result<Document, String> {
@@ -238,11 +251,12 @@ impl Store {
     ///
     /// # Errors
     /// A message about the URL or TLS settings.
-    pub fn new(config: StoreConfig, reporter: FailureReporter) -> Result<Self, String> {
+    pub fn new(config: StoreConfig, reporter: FailureReporter, metrics: Arc<Metrics>) -> Result<Self, String> {
         let (pool, tls) = connect::pool(&config.connect)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
+                metrics,
                 leader: tokio::sync::Mutex::new(Leader::default()),
                 connect: config.connect.clone(),
                 tls,
@@ -275,7 +289,10 @@ impl Store {
                 });
                 // This connection may be mid-protocol: do not give it back to the pool.
                 let _ = deadpool_postgres::Object::take(client);
-                Err(StoreError::Unavailable(format!("statement timed out after {limit:?}")))
+                Err(StoreError::Refused {
+                    cause: format!("no answer to a statement within {limit:?} (postgres.statement_timeout)"),
+                    fix: classify::FIX_NO_ANSWER,
+                })
             }
         }
     }
@@ -285,7 +302,7 @@ impl Store {
             .project_id
             .get_or_try_init(|| async {
                 let project = self.inner.project.as_str();
-                let rows = self.run(sql::PROJECT_ID, &[(&project, Type::VARCHAR)]).await?;
+                let rows = self.run(sql::PROJECT_ID, &[(&project, Type::VARCHAR)]).await.map_err(not_a_member)?;
                 if let Some(row) = rows.first() {
                     return Ok(row.get::<_, i32>(0));
                 }
@@ -353,105 +370,6 @@ impl Store {
             .collect())
     }
 
-    /// Writes `doc` under the version guard. If the row already holds an equal or
-    /// higher version with another checksum, the document is written as the next
-    /// version above the row (the returned outcome says which).
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub async fn write(&self, doc: &Document, retention_days: u32) -> Result<WriteOutcome, StoreError> {
-        let id = self.project_id().await?;
-        let name = doc.name.as_str();
-        let data = std::str::from_utf8(&doc.body).map_err(|e| StoreError::Rejected(e.to_string()))?;
-        let checksum = doc.checksum.to_string();
-        let size = i32::try_from(doc.body.len()).unwrap_or(i32::MAX);
-        let retention = i32::try_from(retention_days).unwrap_or(i32::MAX);
-        let mut version = i64::try_from(doc.version).map_err(|e| StoreError::Rejected(e.to_string()))?;
-        let original = version;
-        // Bounded: each round either writes or learns a higher row version.
-        for _ in 0..5 {
-            let rows = self
-                .run(
-                    sql::UPSERT,
-                    &[
-                        (&id, Type::INT4),
-                        (&name, Type::VARCHAR),
-                        (&data, Type::TEXT),
-                        (&version, Type::INT8),
-                        (&checksum, Type::TEXT),
-                        (&doc.last_fetch, Type::TIMESTAMPTZ),
-                        (&doc.last_rich_fetch, Type::TIMESTAMPTZ),
-                        (&doc.saved_at, Type::TIMESTAMPTZ),
-                        (&size, Type::INT4),
-                        (&retention, Type::INT4),
-                    ],
-                )
-                .await?;
-            if !rows.is_empty() {
-                return Ok(if version == original {
-                    WriteOutcome::Written
-                } else {
-                    WriteOutcome::Rebased { version: version as u64 }
-                });
-            }
-            let current = self.run(sql::CURRENT_VERSION, &[(&id, Type::INT4), (&name, Type::VARCHAR)]).await?;
-            let Some(row) = current.first() else { continue }; // deleted in between: insert again
-            let (row_version, row_checksum): (i64, String) = (row.get(0), row.get(1));
-            if row_checksum == checksum && row_version >= version {
-                return Ok(if row_version == original {
-                    WriteOutcome::Written
-                } else {
-                    WriteOutcome::Rebased { version: row_version as u64 }
-                });
-            }
-            tracing::warn!(
-                cache = name,
-                version = original,
-                row_version,
-                "Postgres holds an equal or higher version with other data; writing this save above it"
-            );
-            version = row_version + 1;
-        }
-        Err(StoreError::Transient(format!("{name}: the row kept moving during the write")))
-    }
-
-    /// Deletes the row of `name` (no row is fine).
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub async fn delete(&self, name: &CacheName) -> Result<(), StoreError> {
-        let id = self.project_id().await?;
-        let name = name.as_str();
-        self.run(sql::DELETE, &[(&id, Type::INT4), (&name, Type::VARCHAR)]).await.map(drop)
-    }
-
-    /// Retention, first step: stores the configured caches' `retention_days` in their
-    /// rows, then answers the rows of caches no longer configured.
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub async fn retention_rows(&self, configured: &[(CacheName, u32)]) -> Result<Vec<UnconfiguredRow>, StoreError> {
-        let id = self.project_id().await?;
-        let names: Vec<&str> = configured.iter().map(|(n, _)| n.as_str()).collect();
-        let days: Vec<i32> = configured.iter().map(|(_, d)| i32::try_from(*d).unwrap_or(i32::MAX)).collect();
-        let params = [(&id as _, Type::INT4), (&names as _, Type::TEXT_ARRAY), (&days as _, Type::INT4_ARRAY)];
-        self.run(sql::STORE_RETENTION, &params).await?;
-        let rows = self.run(sql::UNCONFIGURED_ROWS, &[(&id, Type::INT4), (&names, Type::TEXT_ARRAY)]).await?;
-        Ok(rows.iter().filter_map(to_unconfigured).collect())
-    }
-
-    /// Retention: purges rows of caches not in `keep` past their own retention, and
-    /// answers them.
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub async fn purge_unconfigured(&self, keep: &[CacheName]) -> Result<Vec<UnconfiguredRow>, StoreError> {
-        let id = self.project_id().await?;
-        let keep: Vec<&str> = keep.iter().map(CacheName::as_str).collect();
-        let rows = self.run(sql::PURGE_UNCONFIGURED, &[(&id, Type::INT4), (&keep, Type::TEXT_ARRAY)]).await?;
-        Ok(rows.iter().filter_map(to_unconfigured).collect())
-    }
-
     /// Whether this instance leads the refreshes of `name`: it holds (or just took) the
     /// session-level advisory lock `tiercache:PROJECT:NAME` on its dedicated connection.
     /// A holder that dies releases the lock with its connection.
@@ -490,23 +408,18 @@ impl Store {
         Ok(got)
     }
 
-    /// Saves a source's state (e.g. a rotated refresh token) for the project.
+    /// Whether the project's audit records a delete of `name` at `version` or above:
+    /// what lets an instance drop a copy whose row is gone (a row can also be missing
+    /// because it was never written).
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn save_state(&self, key: &str, state: &serde_json::Value) -> Result<(), StoreError> {
+    pub async fn delete_audited(&self, name: &CacheName, version: u64) -> Result<bool, StoreError> {
         let id = self.project_id().await?;
-        let text = state.to_string();
-        self.run(sql::SAVE_STATE, &[(&id, Type::INT4), (&key, Type::VARCHAR), (&text, Type::TEXT)]).await.map(drop)
-    }
-
-    /// Deletes a source's state.
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub async fn delete_state(&self, key: &str) -> Result<(), StoreError> {
-        let id = self.project_id().await?;
-        self.run(sql::DELETE_STATE, &[(&id, Type::INT4), (&key, Type::VARCHAR)]).await.map(drop)
+        let version = i64::try_from(version).unwrap_or(i64::MAX);
+        let name = name.as_str();
+        let params = [(&id as _, Type::INT4), (&name as _, Type::VARCHAR), (&version as _, Type::INT8)];
+        Ok(!self.run(sql::DELETE_AUDITED, &params).await?.is_empty())
     }
 
     /// A source's saved state, if any.
@@ -548,6 +461,7 @@ impl Store {
         }
         self.inner = Arc::new(Inner {
             pool,
+            metrics: self.inner.metrics.clone(),
             leader: tokio::sync::Mutex::new(Leader::default()),
             statement_cache: connect.options.statement_cache,
             statement_timeout: connect.options.statement_timeout,
@@ -559,11 +473,22 @@ impl Store {
         Ok(true)
     }
 
-    /// Checks that Postgres answers and the project is known.
+    /// Checks that Postgres answers this role and that the project is still registered
+    /// under the id this store resolved (a query every time: the id itself is cached).
     ///
     /// # Errors
     /// [`StoreError`].
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.project_id().await.map(drop)
+        let id = self.project_id().await?;
+        let project = self.inner.project.as_str();
+        let rows = self.run(sql::PROJECT_ID, &[(&project, Type::VARCHAR)]).await.map_err(not_a_member)?;
+        match rows.first().map(|r| r.get::<_, i32>(0)) {
+            Some(found) if found == id => Ok(()),
+            Some(found) => Err(StoreError::Refused {
+                cause: format!("project {project:?} was registered again (id {found}, was {id})"),
+                fix: "restart the daemon, so that it uses the project's new row",
+            }),
+            None => Err(StoreError::NoProject(project.to_owned())),
+        }
     }
 }

@@ -20,42 +20,38 @@ pub fn read_one() -> String {
 }
 
 /// Every cache of the project, without its data: what the startup sync compares with
-/// the files before fetching only the rows it needs.
-pub const READ_HEADS: &str = "SELECT cache_type, version, checksum FROM cache_storage WHERE project_id = $1";
+/// the files before fetching only the rows it needs, and what every instance reads
+/// every few seconds to follow the others (a few hundred bytes).
+pub const READ_HEADS: &str =
+    "SELECT cache_type, version, checksum, last_fetch FROM cache_storage WHERE project_id = $1";
 
-/// The version guard: a row is only ever replaced by a higher version.
-pub const UPSERT: &str = "INSERT INTO cache_storage \
-     (project_id, cache_type, data, version, checksum, last_fetch, last_rich_fetch, saved_at, data_size, retention_days) \
-     VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7, $8, $9, $10) \
-     ON CONFLICT (project_id, cache_type) DO UPDATE SET \
-       data = EXCLUDED.data, version = EXCLUDED.version, checksum = EXCLUDED.checksum, \
-       last_fetch = EXCLUDED.last_fetch, last_rich_fetch = EXCLUDED.last_rich_fetch, \
-       saved_at = EXCLUDED.saved_at, data_size = EXCLUDED.data_size, retention_days = EXCLUDED.retention_days \
-     WHERE cache_storage.version < EXCLUDED.version \
-     RETURNING version";
+/// Writes one cache's row through the schema's function, which checks that this role
+/// is the project's. `$11` NULL: the version guard (written only above the row's
+/// version); `$11` N: compare-and-set (written only if the row is at version N, an
+/// absent row counting as 0). Answers whether it wrote, and the row's version (0: no
+/// row) and checksum after the call.
+pub const WRITE_CACHE: &str = "SELECT written, row_version, row_checksum FROM tiercache_write_cache(\
+     $1, $2, $3::text::jsonb, $4, $5, $6, $7, $8, $9, $10, $11)";
 
-/// What the row holds when the guard refused a write.
-pub const CURRENT_VERSION: &str =
-    "SELECT version, checksum FROM cache_storage WHERE project_id = $1 AND cache_type = $2";
+/// DELETE of one cache (through the schema's function).
+pub const DELETE: &str = "SELECT tiercache_delete_cache($1, $2)";
 
-/// DELETE of one cache.
-pub const DELETE: &str = "DELETE FROM cache_storage WHERE project_id = $1 AND cache_type = $2";
+/// A check of the upstream that changed nothing: the row's `last_fetch` moves forward
+/// while it holds exactly this version ($3) and checksum ($4).
+pub const RECORD_CHECK: &str = "SELECT tiercache_record_check($1, $2, $3, $4, $5)";
 
 /// Retention: stores each configured cache's `retention_days` ($2 names, $3 days) in
 /// its row now, not only at its next save.
-pub const STORE_RETENTION: &str = "UPDATE cache_storage SET retention_days = c.days \
-     FROM unnest($2::text[], $3::int4[]) AS c(name, days) \
-     WHERE project_id = $1 AND cache_type = c.name AND retention_days <> c.days";
+pub const STORE_RETENTION: &str = "SELECT tiercache_store_retention($1, $2, $3)";
 
 /// Retention: the rows of caches no longer configured ($2: the configured names).
 pub const UNCONFIGURED_ROWS: &str = "SELECT cache_type, saved_at, retention_days FROM cache_storage \
      WHERE project_id = $1 AND NOT (cache_type = ANY($2))";
 
 /// Retention: deletes the rows of caches no longer configured unsaved for their own
-/// `retention_days`. A row saved meanwhile is never deleted: the date is checked here.
-pub const PURGE_UNCONFIGURED: &str = "DELETE FROM cache_storage WHERE project_id = $1 \
-     AND NOT (cache_type = ANY($2)) AND saved_at < now() - make_interval(days => retention_days) \
-     RETURNING cache_type, saved_at, retention_days";
+/// `retention_days`. A row saved meanwhile is never deleted: the date is checked there.
+pub const PURGE_UNCONFIGURED: &str = "SELECT purged_cache, purged_saved_at, purged_retention_days \
+     FROM tiercache_purge_unconfigured($1, $2)";
 
 /// Runs `sql` with typed parameters.
 ///
@@ -77,25 +73,20 @@ pub async fn query(
     }
 }
 
-/// Upsert of a source's state.
-pub const SAVE_STATE: &str =
-    "INSERT INTO source_state (project_id, state_key, state) VALUES ($1, $2, $3::text::jsonb) \
-     ON CONFLICT (project_id, state_key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()";
+/// Writes or replaces a source's state.
+pub const SAVE_STATE: &str = "SELECT tiercache_save_state($1, $2, $3::text::jsonb)";
 
 /// Forgets a source's state (a Strava athlete's deauthorization).
-pub const DELETE_STATE: &str = "DELETE FROM source_state WHERE project_id = $1 AND state_key = $2";
+pub const DELETE_STATE: &str = "SELECT tiercache_delete_state($1, $2)";
 
 /// A source's state.
 pub const LOAD_STATE: &str = "SELECT state::text FROM source_state WHERE project_id = $1 AND state_key = $2";
 
-/// Listener: every row's version, read back after a notification (its payload is never
-/// trusted).
-pub const ROW_VERSIONS: &str = "SELECT cache_type, version FROM cache_storage WHERE project_id = $1";
-
-/// Listener: whether the project's audit records a delete of a cache ($2) at a version
-/// ($3) or above.
+/// Whether the project's audit records a delete of a cache ($2) at a version ($3) or
+/// above.
 pub const DELETE_AUDITED: &str = "SELECT 1 FROM cache_audit WHERE project_id = $1 AND cache_type = $2 \
      AND operation = 'DELETE' AND old_version >= $3 LIMIT 1";
 
-/// Listener: a probe through its own channel ($1) proves notifications reach its session.
+/// A hint on a channel ($1): after a write commits, to the project's other instances;
+/// and the listener's probe through its own channel.
 pub const NOTIFY: &str = "SELECT pg_notify($1, $2)";
