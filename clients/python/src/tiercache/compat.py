@@ -34,7 +34,7 @@ DEFAULT_URL = "http://127.0.0.1:8077"
 
 
 def _schedules_from_env() -> dict[str, float | timedelta | None]:
-    """The seed's schedule variables, as the daemon reads them."""
+    """The old app's schedule variables, as the daemon reads them."""
     schedules: dict[str, float | timedelta | None] = {}
     for name, variable, unit in (
         ("strava", "STRAVA_CACHE_HOURS", 3600.0),
