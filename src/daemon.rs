@@ -130,6 +130,7 @@ impl Api {
             )),
             metrics,
             liveness: liveness.clone(),
+            webhooks: api::webhook_intake::WebhookIntake::new(&settings.data_dir),
         });
         let server = api::bind(settings, state.clone())?;
         let handle = server.handle();

@@ -1,9 +1,23 @@
 //! The Strava push subscription this daemon's application holds: recorded by
-//! `tiercache strava subscribe` in `data_dir/webhooks/strava.json` (mode 0600) and read
-//! by the webhook route, which refuses events of any other subscription.
+//! `tiercache strava subscribe` in `data_dir/webhooks/strava.json` (mode 0600) and
+//! watched by the webhook route ([`SubscriptionWatch`]), which drops events of any
+//! other subscription. With Postgres the id is shared through the project's
+//! `source_state` row [`SHARED_KEY`], so every instance knows it, not only the one
+//! where `subscribe` ran.
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use tiercache_actors::store::StoreHandle;
+
+/// The `source_state` key of the shared record (no cache's key: those are
+/// `strava:NAME` and `stravasync:NAME`).
+pub const SHARED_KEY: &str = "stravahook:subscription";
+
+/// How often the record is looked at again (the file, then Postgres), while events
+/// arrive.
+const RECHECK_MS: i64 = 5_000;
 
 /// What is recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,14 +35,107 @@ pub fn path(data_dir: &Path) -> PathBuf {
 
 /// The recorded subscription, if any (an unreadable record counts as none, logged).
 pub fn read(data_dir: &Path) -> Option<Subscription> {
-    let path = path(data_dir);
-    let bytes = std::fs::read(&path).ok()?;
-    match serde_json::from_slice(&bytes) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, alert = true, "the Strava subscription record is not valid JSON; events are not checked against it");
-            None
+    read_checked(data_dir).unwrap_or_else(|e| {
+        tracing::warn!(path = %path(data_dir).display(), error = %e, alert = true, "the Strava subscription record is not valid JSON; events are not checked against it");
+        None
+    })
+}
+
+/// The recorded subscription, if any, or why the record does not parse.
+fn read_checked(data_dir: &Path) -> Result<Option<Subscription>, String> {
+    let Ok(bytes) = std::fs::read(path(data_dir)) else { return Ok(None) };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| e.to_string())
+}
+
+/// The subscription id events are checked against, kept up to date in the background:
+/// this instance's record when it has one (published to Postgres for the others),
+/// else the one another instance published; none anywhere: events are not checked
+/// (they are only hints either way).
+#[derive(Debug, Default)]
+pub struct SubscriptionWatch {
+    /// The expected id; 0: none known.
+    expected: AtomicU64,
+    /// When the record was last looked at (ms since the epoch).
+    checked_ms: AtomicI64,
+    refreshing: AtomicBool,
+    /// What this instance last published (`Some(None)`: it removed the shared record).
+    published: Mutex<Option<Option<u64>>>,
+    /// The last problem logged about the local record, so it is logged once.
+    complained: Mutex<Option<String>>,
+}
+
+impl SubscriptionWatch {
+    /// A watch that knows this instance's record from the start.
+    pub fn new(data_dir: &Path) -> Arc<Self> {
+        let watch = Arc::new(Self::default());
+        if let Ok(Some(s)) = read_checked(data_dir) {
+            watch.expected.store(s.id, Ordering::Release);
         }
+        watch
+    }
+
+    /// The expected subscription id (none known: `None`); looks again in the
+    /// background every few seconds.
+    pub fn expected(self: &Arc<Self>, data_dir: &Path, store: Option<StoreHandle>) -> Option<u64> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let stale = now - self.checked_ms.load(Ordering::Acquire) >= RECHECK_MS;
+        if stale && !self.refreshing.swap(true, Ordering::AcqRel) {
+            self.checked_ms.store(now, Ordering::Release);
+            let (watch, data_dir) = (self.clone(), data_dir.to_owned());
+            actix_web::rt::spawn(async move {
+                watch.refresh(&data_dir, store).await;
+                watch.refreshing.store(false, Ordering::Release);
+            });
+        }
+        Some(self.expected.load(Ordering::Acquire)).filter(|id| *id != 0)
+    }
+
+    async fn refresh(&self, data_dir: &Path, store: Option<StoreHandle>) {
+        let local = match read_checked(data_dir) {
+            Ok(local) => local,
+            Err(e) => {
+                let mut complained = self.complained.lock().unwrap_or_else(PoisonError::into_inner);
+                if complained.as_deref() != Some(e.as_str()) {
+                    tracing::warn!(path = %path(data_dir).display(), error = %e, alert = true, "the Strava subscription record is not valid JSON; it is ignored");
+                    *complained = Some(e);
+                }
+                None
+            }
+        };
+        let published = *self.published.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = match (local, store) {
+            (Some(s), Some(store)) => {
+                if published != Some(Some(s.id)) {
+                    let record = serde_json::json!({"id": s.id, "callback_url": s.callback_url});
+                    match store.save_state(SHARED_KEY.to_owned(), record).await {
+                        Ok(()) => self.set_published(Some(s.id)),
+                        Err(e) => tracing::debug!(error = %e, "the Strava subscription id is not shared yet"),
+                    }
+                }
+                Some(s.id)
+            }
+            (Some(s), None) => Some(s.id),
+            (None, Some(store)) => {
+                // `unsubscribe` ran here: the shared record goes too.
+                if matches!(published, Some(Some(_))) {
+                    match store.delete_state(SHARED_KEY.to_owned()).await {
+                        Ok(()) => self.set_published(None),
+                        Err(e) => tracing::debug!(error = %e, "the shared Strava subscription id is not removed yet"),
+                    }
+                }
+                match store.load_state(SHARED_KEY.to_owned()).await {
+                    Ok(shared) => shared.and_then(|v| v.get("id").and_then(serde_json::Value::as_u64)),
+                    // Postgres away: keep what was known.
+                    Err(_) => Some(self.expected.load(Ordering::Acquire)).filter(|id| *id != 0),
+                }
+            }
+            (None, None) => None,
+        };
+        self.expected.store(id.unwrap_or(0), Ordering::Release);
+    }
+
+    fn set_published(&self, id: Option<u64>) {
+        *self.published.lock().unwrap_or_else(PoisonError::into_inner) = Some(id);
     }
 }
 

@@ -83,8 +83,9 @@ pub struct CacheSourceReason {
 /// Labels `type` (e.g. `activity.create`) and `outcome`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TypeOutcome {
-    /// `OBJECT_TYPE.ASPECT_TYPE` of the event.
-    pub r#type: String,
+    /// The event's type, from a fixed set (`refresher::event_type`): never the
+    /// event's own strings, which anyone can choose.
+    pub r#type: &'static str,
     /// What became of it.
     pub outcome: &'static str,
 }
@@ -197,6 +198,8 @@ pub struct Metrics {
     pub webhook_events: Family<TypeOutcome, Counter>,
     /// `tiercache_webhook_last_event_timestamp_seconds`.
     pub webhook_last_event: Gauge<f64, AtomicU64>,
+    /// `tiercache_webhook_handshakes_total{result}`: `answered`, `refused`.
+    pub webhook_handshakes: Family<ResultLabel, Counter>,
 }
 
 impl Metrics {
@@ -236,6 +239,7 @@ impl Metrics {
             upstream_calls: Family::default(),
             webhook_events: Family::default(),
             webhook_last_event: Gauge::default(),
+            webhook_handshakes: Family::default(),
         }
     }
 
@@ -318,6 +322,11 @@ impl Metrics {
             self.upstream_calls.clone(),
         );
         r.register("webhook_events", "Webhook events received, by type and outcome", self.webhook_events.clone());
+        r.register(
+            "webhook_handshakes",
+            "Strava subscription handshakes, answered or refused (wrong mode or verify token)",
+            self.webhook_handshakes.clone(),
+        );
         r.register(
             "webhook_last_event_timestamp_seconds",
             "Unix time of the last webhook event accepted",

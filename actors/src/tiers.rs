@@ -190,7 +190,7 @@ impl Tiers {
                 Ok(ReadOutcome { doc, tier: Tier::Refresh })
             }
             Ok(None) => Err(ReadError::Missing),
-            Err(RefreshError::NoSource(_)) => Err(ReadError::Missing),
+            Err(RefreshError::NoSource(_) | RefreshError::Deauthorized(_)) => Err(ReadError::Missing),
             Err(e) => Err(ReadError::Refresh(e)),
         }
     }

@@ -1,18 +1,23 @@
 //! The guard in front of every route: allow-list, then rate limit, then bearer token.
 //!
+//! What a request needs is its route's [`Access`], declared next to the route in the
+//! route table (`endpoints()` in `mod.rs`), never guessed from the path's name:
+//!
 //! - `api.allow`: a TCP client outside the list gets 403 on every path, health and
 //!   metrics included. Unix-socket clients are local and always pass.
-//! - Rate limit: per client address on everything but `/healthz`, `/readyz` and
-//!   `/metrics` (probes must not be throttled into a restart); 429 with `Retry-After`.
-//! - Tokens: when `api.tokens_file` is set, every path but those three and
-//!   `/v1/openapi.json` (the API's description, public like a login page) and
-//!   `/v1/webhooks/*` (Strava cannot send a token; see `webhooks.rs`) needs
+//! - Rate limit: per client address on every route but [`Access::Probe`] ones
+//!   (`/healthz`, `/readyz`, `/metrics`: probes must not be throttled into a restart);
+//!   429 with `Retry-After`.
+//! - Tokens: when `api.tokens_file` is set, every route but [`Access::Probe`],
+//!   [`Access::Public`] (`/v1/openapi.json`, public like a login page) and
+//!   [`Access::Webhook`] (Strava cannot send a token; see `webhooks.rs`) needs
 //!   `Authorization: Bearer TOKEN`: 401 without a valid one, 403 when a read token
 //!   asks for a write (`PUT`, `POST`, `DELETE`, any method but `GET`/`HEAD`/`OPTIONS`).
 //!
-//! The path compared is the one the router matches (percent-decoded), so no encoding
-//! of a path can reach a route while escaping the check; anything that is not one of
-//! the open paths above needs a token, unknown paths included.
+//! The path compared is the one the router matches (percent-decoded), against the
+//! same patterns the router uses, so no encoding of a path can reach a route while
+//! escaping the check. A path of no route, or a method a path does not have, takes
+//! the strictest class of that path's routes: unknown paths need a token.
 //!
 //! Refusals are logged with the client address and the reason, never with a token,
 //! a header value or the body, and counted in `tiercache_http_refusals_total{reason}`.
@@ -22,6 +27,7 @@ use super::rate_limit::retry_after_secs;
 use super::state::AppState;
 use super::tokens::{bearer, Scope};
 use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::ResourceDef;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
@@ -29,11 +35,42 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse, ResponseError};
 use tiercache_actors::metrics::Refusal;
 
-/// Paths that need no token and are not rate limited (they still obey `api.allow`).
-const OPEN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+/// Who may call a route (all of them obey `api.allow`), from the most open to the
+/// strictest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    /// Probes (`/healthz`, `/readyz`, `/metrics`): no token, no rate limit.
+    Probe,
+    /// Public (`/v1/openapi.json`): no token, rate-limited.
+    Public,
+    /// Strava's webhook: no token (Strava cannot send one; the verify token and the
+    /// subscription id stand in for it), rate-limited and bounded by its own intake.
+    Webhook,
+    /// Everything else: a bearer token when tokens are configured, rate-limited.
+    Token,
+}
 
-/// Paths that need no token but are rate limited.
-const TOKEN_FREE_PATHS: [&str; 1] = ["/v1/openapi.json"];
+/// Each route's access class, as the route table declares it.
+pub struct AccessTable(Vec<(Method, ResourceDef, Access)>);
+
+impl AccessTable {
+    /// The table of `endpoints`.
+    pub fn new(endpoints: &[super::Endpoint]) -> Self {
+        Self(endpoints.iter().map(|e| (e.method.clone(), ResourceDef::new(e.path), e.access)).collect())
+    }
+
+    /// The class of `method` on `path`: the route's own; for a method the path does
+    /// not have (405), the strictest of the path's routes; for a path of no route,
+    /// [`Access::Token`].
+    pub fn of(&self, method: &Method, path: &str) -> Access {
+        let on_path = || self.0.iter().filter(|(_, def, _)| def.is_match(path));
+        on_path()
+            .find(|(m, _, _)| m == method)
+            .map(|(_, _, access)| *access)
+            .or_else(|| on_path().map(|(_, _, access)| *access).max())
+            .unwrap_or(Access::Token)
+    }
+}
 
 /// The scope a request needs.
 fn needed_scope(method: &Method) -> Scope {
@@ -51,7 +88,7 @@ fn with_challenge(error: &ApiError, challenge: &'static str) -> HttpResponse {
 }
 
 /// Why a request is refused before it reaches a handler.
-fn refusal(state: &AppState, req: &ServiceRequest) -> Option<HttpResponse> {
+fn refusal(state: &AppState, access: Access, req: &ServiceRequest) -> Option<HttpResponse> {
     let security = state.security.load();
     let client = req.peer_addr().map(|a| a.ip());
     let shown_client = || client.map_or_else(|| "unix".to_owned(), |ip| ip.to_canonical().to_string());
@@ -61,7 +98,7 @@ fn refusal(state: &AppState, req: &ServiceRequest) -> Option<HttpResponse> {
         let error = ApiError::new(StatusCode::FORBIDDEN, "address_not_allowed", "this client address is not allowed");
         return Some(error.error_response());
     }
-    if OPEN_PATHS.contains(&req.match_info().as_str()) {
+    if access == Access::Probe {
         return None;
     }
     if let (Some(limiter), Some(ip)) = (&security.limiter, client) {
@@ -78,8 +115,7 @@ fn refusal(state: &AppState, req: &ServiceRequest) -> Option<HttpResponse> {
             return Some(error.error_response());
         }
     }
-    // Strava cannot send a token: the verify token and subscription id stand in for it.
-    if TOKEN_FREE_PATHS.contains(&req.match_info().as_str()) || req.match_info().as_str().starts_with("/v1/webhooks/") {
+    if access != Access::Token {
         return None;
     }
     let tokens = security.tokens.as_ref()?;
@@ -130,10 +166,11 @@ pub async fn guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
-    let refused = match req.app_data::<web::Data<AppState>>() {
-        Some(state) => refusal(state, &req),
-        // Without the state nothing could be checked: fail closed.
-        None => Some(
+    let access = req.app_data::<web::Data<AccessTable>>().map(|t| t.of(req.method(), req.match_info().as_str()));
+    let refused = match (req.app_data::<web::Data<AppState>>(), access) {
+        (Some(state), Some(access)) => refusal(state, access, &req),
+        // Without the state or the table nothing could be checked: fail closed.
+        _ => Some(
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the API is not configured").error_response(),
         ),
     };
@@ -146,6 +183,22 @@ pub async fn guard(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_route_declares_its_access_and_unknown_paths_need_a_token() {
+        let table = AccessTable::new(&super::super::endpoints());
+        assert_eq!(table.of(&Method::GET, "/healthz"), Access::Probe);
+        assert_eq!(table.of(&Method::HEAD, "/healthz"), Access::Probe, "a method the path lacks: its class");
+        assert_eq!(table.of(&Method::GET, "/v1/openapi.json"), Access::Public);
+        assert_eq!(table.of(&Method::POST, "/v1/webhooks/strava"), Access::Webhook);
+        assert_eq!(table.of(&Method::PUT, "/v1/webhooks/strava"), Access::Webhook);
+        assert_eq!(table.of(&Method::GET, "/v1/caches/strava"), Access::Token);
+        assert_eq!(table.of(&Method::PATCH, "/v1/caches/strava"), Access::Token);
+        // A path under the webhooks prefix that is no route is not open by its name.
+        assert_eq!(table.of(&Method::POST, "/v1/webhooks/other"), Access::Token);
+        assert_eq!(table.of(&Method::GET, "/v1/webhooks/strava/x"), Access::Token);
+        assert_eq!(table.of(&Method::GET, "/nowhere"), Access::Token);
+    }
 
     #[test]
     fn scopes_by_method() {

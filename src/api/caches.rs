@@ -70,7 +70,10 @@ async fn read(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Resul
             Ok(outcome)
         }
         Err(ReadError::Missing) => {
-            let why = if state.tiers.files().quarantined(name).await {
+            let deauthorized = state.tiers.refresher().and_then(|r| r.view().deauthorized(name));
+            let why = if let Some(d) = deauthorized {
+                format!("cache {name} holds no data: {}", d.explain(name))
+            } else if state.tiers.files().quarantined(name).await {
                 format!(
                     "cache {name} holds no data: its file was found corrupt and moved to data_dir/corrupt/ \
                      (see the log); retrying will not help until the next save or refresh"
@@ -159,6 +162,8 @@ struct Trouble {
     refresh: Option<RefreshFailure>,
     /// How the cache was last refreshed.
     last: Option<tiercache_actors::refresher::LastRefresh>,
+    /// The upstream account withdrew the app's authorization: the cause and next step.
+    deauthorized: Option<String>,
 }
 
 fn meta_json(
@@ -170,7 +175,11 @@ fn meta_json(
 ) -> Value {
     let refresh_error = trouble.refresh.as_ref().map(|f| f.error.clone());
     // `error`: why nothing is served; a failing refresh matters here only without data.
-    let error = trouble.read_error.or_else(|| refresh_error.clone().filter(|_| found.is_none()));
+    let error = trouble
+        .deauthorized
+        .clone()
+        .or(trouble.read_error)
+        .or_else(|| refresh_error.clone().filter(|_| found.is_none()));
     let mut meta = match found {
         None => json!({
             "name": name.as_str(), "version": null, "checksum": null, "size": null,
@@ -199,6 +208,10 @@ fn meta_json(
     meta["last_refresh_error"] = refresh_error.into();
     meta["last_refresh_error_at"] = trouble.refresh.as_ref().map(|f| rfc3339(&f.at)).into();
     meta["error"] = error.into();
+    meta["deauthorized"] = trouble.deauthorized.is_some().into();
+    if trouble.deauthorized.is_some() {
+        meta["next_refresh_at"] = Value::Null;
+    }
     meta["last_refresh"] =
         trouble.last.map_or(Value::Null, |l| json!({"reason": l.reason, "result": l.result, "at": rfc3339(&l.at)}));
     meta
@@ -212,6 +225,7 @@ async fn meta_of(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Va
         read_error: None,
         refresh: view.and_then(|v| v.failure(name)),
         last: view.and_then(|v| v.last(name)),
+        deauthorized: view.and_then(|v| v.deauthorized(name)).map(|d| d.explain(name)),
     };
     let found = match state.tiers.peek(name).await {
         Ok(Some(mut outcome)) => {
@@ -434,6 +448,7 @@ pub async fn refresh(
             format!("the upstream rate limit for {name} resets at {until}"),
         )
         .retry_after((until - Utc::now()).num_seconds().max(1) as u64)),
+        Err(RefreshError::Deauthorized(why)) => Err(ApiError::new(StatusCode::CONFLICT, "deauthorized", why)),
         Err(e) => Err(ApiError::new(StatusCode::CONFLICT, "no_source", e.to_string())),
     }
 }

@@ -12,8 +12,10 @@ pub mod security;
 pub mod state;
 pub mod tls;
 pub mod tokens;
+pub mod webhook_intake;
 pub mod webhooks;
 
+pub use auth::Access;
 pub use security::Security;
 pub use state::{ApiPolicy, AppState, CachePolicy};
 
@@ -24,40 +26,44 @@ use actix_web::{web, App, FromRequest, Handler, HttpRequest, HttpResponse, HttpS
 use std::os::unix::fs::PermissionsExt;
 
 /// One route of the API. [`endpoints`] is the only list of routes: [`routes`] registers
-/// it and the OpenAPI test compares it with `docs/openapi.yaml`, so a route cannot be
-/// added without documenting it.
+/// it, the guard takes each route's [`Access`] from it, and the OpenAPI test compares
+/// it with `docs/openapi.yaml`, so a route cannot be added without documenting it nor
+/// without saying who may call it.
 pub struct Endpoint {
     /// The HTTP method.
     pub method: Method,
     /// The path pattern, in the router's and OpenAPI's `{param}` syntax.
     pub path: &'static str,
+    /// Who may call it: what the guard checks before the handler runs.
+    pub access: Access,
     route: actix_web::Route,
 }
 
-fn endpoint<F, Args>(method: Method, path: &'static str, handler: F) -> Endpoint
+fn endpoint<F, Args>(method: Method, path: &'static str, access: Access, handler: F) -> Endpoint
 where
     F: Handler<Args>,
     Args: FromRequest + 'static,
     F::Output: Responder + 'static,
 {
-    Endpoint { route: web::method(method.clone()).to(handler), method, path }
+    Endpoint { route: web::method(method.clone()).to(handler), method, path, access }
 }
 
-/// Every route of the API.
+/// Every route of the API, each with its access class.
 pub fn endpoints() -> Vec<Endpoint> {
+    use Access::{Probe, Public, Token, Webhook};
     vec![
-        endpoint(Method::GET, "/healthz", health::healthz),
-        endpoint(Method::GET, "/readyz", health::readyz),
-        endpoint(Method::GET, "/metrics", health::metrics),
-        endpoint(Method::GET, "/v1/openapi.json", openapi::serve),
-        endpoint(Method::GET, "/v1/caches", caches::list),
-        endpoint(Method::GET, "/v1/caches/{name}", caches::get),
-        endpoint(Method::PUT, "/v1/caches/{name}", caches::put),
-        endpoint(Method::DELETE, "/v1/caches/{name}", caches::delete),
-        endpoint(Method::GET, "/v1/caches/{name}/meta", caches::meta),
-        endpoint(Method::POST, "/v1/caches/{name}/refresh", caches::refresh),
-        endpoint(Method::GET, "/v1/webhooks/strava", webhooks::handshake),
-        endpoint(Method::POST, "/v1/webhooks/strava", webhooks::event),
+        endpoint(Method::GET, "/healthz", Probe, health::healthz),
+        endpoint(Method::GET, "/readyz", Probe, health::readyz),
+        endpoint(Method::GET, "/metrics", Probe, health::metrics),
+        endpoint(Method::GET, "/v1/openapi.json", Public, openapi::serve),
+        endpoint(Method::GET, "/v1/caches", Token, caches::list),
+        endpoint(Method::GET, "/v1/caches/{name}", Token, caches::get),
+        endpoint(Method::PUT, "/v1/caches/{name}", Token, caches::put),
+        endpoint(Method::DELETE, "/v1/caches/{name}", Token, caches::delete),
+        endpoint(Method::GET, "/v1/caches/{name}/meta", Token, caches::meta),
+        endpoint(Method::POST, "/v1/caches/{name}/refresh", Token, caches::refresh),
+        endpoint(Method::GET, "/v1/webhooks/strava", Webhook, webhooks::handshake),
+        endpoint(Method::POST, "/v1/webhooks/strava", Webhook, webhooks::event),
     ]
 }
 
@@ -148,14 +154,19 @@ pub fn bind(settings: &Settings, state: web::Data<AppState>) -> Result<actix_web
         })?),
         None => None,
     };
+    let access = web::Data::new(auth::AccessTable::new(&endpoints()));
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(access.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .wrap(actix_web::middleware::from_fn(auth::guard))
             .configure(routes)
     })
     .disable_signals()
+    // Small JSON answers: never hold one back waiting for the client's ACK (Nagle),
+    // which stalls a client that pipelines requests by tens of milliseconds.
+    .tcp_nodelay(true)
     .shutdown_timeout(5);
     for (i, listen) in settings.api.listen.iter().enumerate() {
         match listen {

@@ -102,6 +102,9 @@ pub struct AppState {
     pub read_metrics: ArcSwap<ReadMetrics>,
     /// The health loop's latest verdict (`/healthz`).
     pub liveness: Arc<crate::liveness::Liveness>,
+    /// The webhook route's intake: its rate cap, the subscription it checks, its
+    /// accounting of anonymous traffic.
+    pub webhooks: super::webhook_intake::WebhookIntake,
 }
 
 impl AppState {

@@ -60,5 +60,6 @@ mod refresh_strava_incremental;
 mod refresh_support;
 mod strava_cli;
 mod webhook_support;
+mod webhooks_abuse;
 mod webhooks_deauth;
 mod webhooks_strava;

@@ -242,6 +242,58 @@ fn a_strava_429_waits_for_the_fifteen_minute_window() {
     let limited =
         metric_value(&metrics, "tiercache_refreshes_total", &[("cache", "strava"), ("result", "rate_limited")]);
     assert_eq!(limited, Some(1.0), "{metrics}");
+    // The gauge shows the spent window the 429 reported.
+    let left =
+        metric_value(&metrics, "tiercache_upstream_rate_limit_remaining", &[("cache", "strava"), ("window", "15m")]);
+    assert_eq!(left, Some(0.0), "{metrics}");
+}
+
+#[test]
+fn a_reload_that_rebuilds_a_strava_source_keeps_its_budget_readings() {
+    let up = FakeUpstream::start();
+    up.route("POST", "/oauth/token", strava_token("access-1", "configured-refresh"));
+    // The last call of the first refresh reports the daily read window spent (it resets
+    // at midnight UTC, so no window reset falls inside the test but at that minute).
+    let spent = |reply: Reply| {
+        reply
+            .header("X-RateLimit-Limit", "200,2000")
+            .header("X-RateLimit-Usage", "10,100")
+            .header("X-ReadRateLimit-Limit", "100,1000")
+            .header("X-ReadRateLimit-Usage", "10,1000")
+    };
+    up.route_fn("GET", "/api/v3/athlete/activities", move |req, _| {
+        if req.query("page").as_deref() == Some("1") {
+            with_strava_limits(Reply::ok(&json!([{"id": 1, "name": "Run", "start_date": "2025-04-01T07:00:00Z"}])))
+        } else {
+            spent(Reply::ok(&json!([])))
+        }
+    });
+    let app = spawn_app_with(Options::new().tables(&strava_cache(&up.base_url(), "1h", None, 200)));
+    wait_refreshed(&app, "strava", 1, Duration::from_secs(10));
+    let read_daily = |app: &tiercache_testkit::Daemon| {
+        metric_value(
+            &app.metrics(),
+            "tiercache_upstream_rate_limit_remaining",
+            &[("cache", "strava"), ("window", "read_daily")],
+        )
+    };
+    assert_eq!(read_daily(&app), Some(0.0));
+
+    // A reload that changes the source (per_page) builds a new one: it still knows.
+    std::fs::write(
+        app.config_path(),
+        std::fs::read_to_string(app.config_path()).unwrap().replace("per_page = 200", "per_page = 100"),
+    )
+    .unwrap();
+    assert!(crate::security_support::reload(&app));
+    let calls = up.requests().len();
+    let r = app.request("POST", "/v1/caches/strava/refresh", None, &[]);
+    assert_eq!(r.status, 202, "{r:?}");
+    wait_for("the refresh refused by the budget", Duration::from_secs(5), || {
+        let metrics = app.metrics();
+        metric_value(&metrics, "tiercache_refreshes_total", &[("cache", "strava"), ("result", "rate_limited")])
+    });
+    assert_eq!(up.requests().len(), calls, "a call with the daily window spent: {:?}", up.summary());
 }
 
 #[cfg(feature = "failpoints")]

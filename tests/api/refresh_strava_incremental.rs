@@ -1,7 +1,8 @@
 //! Incremental Strava refreshes against a fake Strava that honours `after=`: a
-//! scheduled refresh asks only for activities newer than the newest one held, and a
-//! full re-read (asked for with `?full=true`, or due every `full_refresh_every`) picks
-//! up what no incremental read can see, such as an edit to an older activity.
+//! scheduled refresh asks only for activities started after the newest one held less a
+//! week's overlap (a late upload is still seen), and a full re-read (asked for with
+//! `?full=true`, or due every `full_refresh_every`) picks up what no incremental read
+//! can see, such as an edit to an activity older than that.
 
 use crate::fake_upstream::{strava_page, strava_summary, strava_token, FakeUpstream, Recorded};
 use crate::helpers::{spawn_app_with, Options};
@@ -62,8 +63,10 @@ fn a_scheduled_refresh_of_1000_activities_and_one_new_one_makes_one_list_call() 
     wait_refreshed(&app, "strava", 2, Duration::from_secs(10));
     let calls = list_calls(&up);
     assert_eq!(calls.len(), 7, "one list call, not six: {:?}", up.summary());
-    let newest = chrono::DateTime::parse_from_rfc3339(&start_of(1000)).unwrap().timestamp().to_string();
-    assert_eq!(calls[6].query("after").as_deref(), Some(newest.as_str()), "{:?}", calls[6]);
+    // A week (the documented overlap) before the newest activity held.
+    let newest = chrono::DateTime::parse_from_rfc3339(&start_of(1000)).unwrap().timestamp();
+    let after = (newest - 7 * 24 * 3600).to_string();
+    assert_eq!(calls[6].query("after").as_deref(), Some(after.as_str()), "{:?}", calls[6]);
 
     let doc = app.get_cache("strava").json();
     let held = ids(&doc);
@@ -73,24 +76,25 @@ fn a_scheduled_refresh_of_1000_activities_and_one_new_one_makes_one_list_call() 
 
 #[test]
 fn a_full_refresh_notices_an_edit_made_without_an_event() {
-    let (up, athlete) = fake_strava(5);
+    // Activities an hour apart: the oldest started more than a week before the newest.
+    let (up, athlete) = fake_strava(200);
     let config = strava_cache(&up.base_url(), "1h", None, 200) + "full_refresh_every = \"3s\"\n";
     let app = spawn_app_with(Options::new().tables(&config));
     wait_refreshed(&app, "strava", 1, Duration::from_secs(10));
 
-    // An edit of an older activity: an incremental read cannot see it.
-    athlete.lock().unwrap()[3]["name"] = "Renamed".into();
+    // An edit of an activity older than the overlap: an incremental read cannot see it.
+    athlete.lock().unwrap()[199]["name"] = "Renamed".into();
     assert_eq!(app.request("POST", "/v1/caches/strava/refresh", None, &[]).status, 202);
     wait_refreshed(&app, "strava", 2, Duration::from_secs(5));
     assert!(list_calls(&up).last().unwrap().query("after").is_some(), "{:?}", up.summary());
-    assert_eq!(app.get_cache("strava").json()["activities"][3]["name"], "Morning Run 2");
+    assert_eq!(app.get_cache("strava").json()["activities"][199]["name"], "Morning Run 1");
 
     // Asked for: a full read, which brings the edit.
     let r = app.request("POST", "/v1/caches/strava/refresh?full=true", None, &[]);
     assert_eq!(r.status, 202, "{r:?}");
     wait_refreshed(&app, "strava", 3, Duration::from_secs(5));
     assert!(list_calls(&up).last().unwrap().query("after").is_none(), "{:?}", up.summary());
-    assert_eq!(app.get_cache("strava").json()["activities"][3]["name"], "Renamed");
+    assert_eq!(app.get_cache("strava").json()["activities"][199]["name"], "Renamed");
     // The "refreshed" line is logged just before meta's record of it is published.
     let meta = wait_for("the full read recorded", Duration::from_secs(3), || {
         let meta = app.get("/v1/caches/strava/meta", &[]).json();

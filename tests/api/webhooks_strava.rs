@@ -1,12 +1,15 @@
 //! The Strava webhook receiver: the subscription handshake, events acknowledged at
 //! once and applied after the answer, bursts coalesced, events of other athletes and
-//! other subscriptions, the route open without API tokens, 404 without a verify token.
+//! other subscriptions (the same answer, no call), the route open without API tokens
+//! (and only that route), 404 without a verify token.
 
 use crate::fake_upstream::strava_summary;
 use crate::helpers::{spawn_app_with, Options};
 use crate::refresh_support::{metric_value, wait_for, wait_refreshed};
 use crate::security_support::start_with_files;
-use crate::webhook_support::{event, fake_strava, post_event, served_ids, start_of, tables, ATHLETE, VERIFY};
+use crate::webhook_support::{
+    event, event_of, fake_strava, post_event, record_subscription, served_ids, start_of, tables, ATHLETE, VERIFY,
+};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -66,7 +69,7 @@ fn an_event_is_acknowledged_at_once_while_upstream_is_slow_and_served_soon_after
     {
         let mut a = athlete.lock().unwrap();
         a.activities.insert(0, strava_summary(11, &start_of(11)));
-        a.detail_delay = Duration::from_secs(5);
+        a.list_delay = Duration::from_secs(5);
     }
     let lists = up.count("GET", "/api/v3/athlete/activities");
     let started = Instant::now();
@@ -75,13 +78,16 @@ fn an_event_is_acknowledged_at_once_while_upstream_is_slow_and_served_soon_after
     assert_eq!(r.status, 200, "{r:?}");
     assert!(took < Duration::from_secs(2), "the event was answered after {took:?}");
 
-    let asked =
-        wait_for("the detail call", Duration::from_secs(3), || up.requests_to("GET", "/api/v3/activities/11").pop());
+    // A create is believed once Strava lists it: one incremental list call.
+    let asked = wait_for("the list call", Duration::from_secs(3), || {
+        up.requests_to("GET", "/api/v3/athlete/activities").into_iter().nth(lists)
+    });
+    assert!(asked.path.contains("after="), "{}", asked.path);
     let answered = asked.at + Duration::from_secs(5);
     wait_for("activity 11 served", Duration::from_secs(8), || served_ids(&app).contains(&11).then_some(()));
     let lag = Instant::now().saturating_duration_since(answered);
     assert!(lag < Duration::from_secs(1), "served {lag:?} after upstream answered");
-    assert_eq!(app.get_cache("strava").json()["activities"][0]["description"], "detail of 11");
+    assert_eq!(app.get_cache("strava").json()["activities"][0]["name"], "Morning Run 11");
     // The refresher records the fetch just after the document is served.
     let meta = wait_for("the webhook's refresh recorded", Duration::from_secs(3), || {
         let meta = app.get("/v1/caches/strava/meta", &[]).json();
@@ -92,7 +98,8 @@ fn an_event_is_acknowledged_at_once_while_upstream_is_slow_and_served_soon_after
         (Some("webhook"), Some("saved")),
         "{meta}"
     );
-    assert_eq!(up.count("GET", "/api/v3/athlete/activities"), lists, "no list call for one event: {:?}", up.summary());
+    assert_eq!(up.count("GET", "/api/v3/athlete/activities"), lists + 1, "{:?}", up.summary());
+    assert_eq!(up.count("GET", "/api/v3/activities/"), 0, "no detail call for a create: {:?}", up.summary());
 }
 
 #[test]
@@ -154,17 +161,32 @@ fn a_burst_of_100_events_costs_a_handful_of_calls_and_ends_in_the_right_document
 }
 
 #[test]
-fn an_event_of_another_subscription_is_403() {
-    let (up, _) = fake_strava(3);
+fn wrong_and_right_subscription_ids_get_identical_answers_and_the_wrong_one_costs_no_call() {
+    let (up, athlete) = fake_strava(3);
     let mut app = crate::helpers::new_app(Options::new().tables(&tables(&up.base_url())));
-    std::fs::create_dir_all(app.data_dir().join("webhooks")).unwrap();
-    std::fs::write(app.data_dir().join("webhooks/strava.json"), r#"{"id": 7, "callback_url": "https://x/"}"#).unwrap();
+    record_subscription(&app, 7);
     app.start_again();
-    let r = post_event(&app, &event("activity", 1, "create", ATHLETE, json!({})));
-    assert_eq!(r.status, 403, "{r:?}");
-    assert_eq!(r.json()["code"], "wrong_subscription");
-    let ok = event("activity", 1, "create", ATHLETE, json!({})).replace("120475", "7");
-    assert_eq!(post_event(&app, &ok).status, 200);
+    wait_refreshed(&app, "strava", 1, Duration::from_secs(10));
+    wait_for("the athlete id", Duration::from_secs(5), || athlete_asked(&up).then_some(()));
+    athlete.lock().unwrap().activities.insert(0, strava_summary(4, &start_of(4)));
+    let calls = up.requests().len();
+
+    // Another subscription: the same answer as the right one, dropped, no call.
+    let wrong = post_event(&app, &event_of(8, "activity", 4, "create", ATHLETE, json!({})));
+    let right = post_event(&app, &event_of(7, "activity", 4, "create", ATHLETE, json!({})));
+    assert_eq!((wrong.status, wrong.body.clone()), (right.status, right.body.clone()), "{wrong:?} {right:?}");
+    assert_eq!(wrong.status, 200);
+    wait_for("the right event applied", Duration::from_secs(5), || served_ids(&app).contains(&4).then_some(()));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(up.requests().len(), calls + 1, "one list call, for the right event: {:?}", up.summary());
+    let metrics = app.metrics();
+    let dropped = metric_value(
+        &metrics,
+        "tiercache_webhook_events_total",
+        &[("type", "activity.create"), ("outcome", "other_subscription")],
+    );
+    assert_eq!(dropped, Some(1.0), "{metrics}");
+
     let r = post_event(&app, "{\"object_type\": 1}");
     assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("bad_event")), "{r:?}");
 }

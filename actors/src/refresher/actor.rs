@@ -28,5 +28,6 @@ impl Supervised for Refresher {
             state.in_flight = false;
             state.waiters.clear();
         }
+        self.push.restarted();
     }
 }

@@ -2,7 +2,7 @@
 //! result admitted by the cache's rules and saved through the save flow.
 
 use super::messages::{FetchFailure, Refreshed};
-use super::sources::{pushed::ActivityChange, FetchRequest, Fetched, Source, SourceError};
+use super::sources::{pushed::Pushed, FetchRequest, Fetched, Source, SourceError};
 use crate::cache_rules::Refusal;
 use crate::domain::{CacheName, Document, Precondition};
 use crate::metrics::{CacheWindow, Metrics};
@@ -81,9 +81,9 @@ pub(super) struct FetchJob {
     pub rich: bool,
     pub full: bool,
     pub on_demand: bool,
-    /// A webhook's own fetch: only the pushed changes are applied.
+    /// A webhook's own fetch: only the pushed work is done.
     pub push_only: bool,
-    pub pushed: Vec<ActivityChange>,
+    pub pushed: Pushed,
     /// The leader has been silent: refresh whatever the lock says.
     pub take_over: bool,
     /// ... and this fetch is the first to find that out (it logs it).
@@ -107,6 +107,11 @@ impl FetchJob {
             None
         };
         let fetched = self.call_upstream(held.clone()).await?;
+        // A webhook's fetch that changed nothing: the held document stays as it is, its
+        // last_fetch included (pushed work never moves the schedule).
+        if let (true, true, Some(held)) = (fetched.not_modified, self.push_only, held.clone()) {
+            return Ok((held, Refreshed::Unchanged));
+        }
         if fetched.not_modified {
             let doc = super::not_modified(&self.saver, held.as_deref()).await?;
             self.record_check(&doc).await;

@@ -1,6 +1,7 @@
 //! A typed handle to the refresher.
 
 use super::messages::{Begin, Observed, Quiesce, Reconfigure, RefreshAll, RefreshNow, StravaPush};
+use super::push::{PushEvent, PushIntake};
 use super::{RefreshCache, RefreshError, RefreshView, Refresher};
 use crate::domain::{CacheName, Document};
 use actix::Addr;
@@ -11,12 +12,14 @@ use std::sync::Arc;
 pub struct RefresherHandle {
     addr: Addr<Refresher>,
     view: RefreshView,
+    /// Bounds the webhook events sent and not yet taken in.
+    intake: Arc<PushIntake>,
 }
 
 impl RefresherHandle {
     /// Wraps the supervised address and the view its actor publishes to.
     pub fn new(addr: Addr<Refresher>, view: RefreshView) -> Self {
-        Self { addr, view }
+        Self { addr, view, intake: Arc::default() }
     }
 
     /// The caches whose last refresh failed (no message).
@@ -53,9 +56,12 @@ impl RefresherHandle {
         }
     }
 
-    /// See [`StravaPush`]: an acknowledged webhook event, processed after the answer.
-    pub fn strava_push(&self, push: StravaPush) {
-        self.addr.do_send(push);
+    /// See [`StravaPush`]: an acknowledged webhook event, processed after the answer;
+    /// `false` (dropped) while [`super::MAX_QUEUED_EVENTS`] wait to be taken in.
+    pub fn strava_push(&self, event: PushEvent) -> bool {
+        let Some(ticket) = self.intake.enter() else { return false };
+        self.addr.do_send(StravaPush { event, _ticket: ticket });
+        true
     }
 
     /// See [`Quiesce`]: graceful shutdown.

@@ -4,7 +4,7 @@
 use super::fetch::{leader_silent, FetchJob, FetchResult};
 use super::messages::{Begin, FetchFailure, Observed, Quiesce, Reason, Reconfigure, RefreshAll, RefreshNow, Refreshed};
 use super::schedule::{due_at, Due};
-use super::sources::pushed::ActivityChange;
+use super::sources::pushed::Pushed;
 use super::sources::Source;
 use super::{RefreshError, Refresher, ACTOR};
 use crate::domain::{CacheName, Document};
@@ -24,8 +24,8 @@ struct Started {
     /// When it was due (for the lag metric); `None` on demand.
     due: Option<DateTime<Utc>>,
     reason: Reason,
-    /// The pushed changes it carries: queued again if it fails.
-    pushed: Vec<ActivityChange>,
+    /// The pushed work it carries: what it does not do is queued again.
+    pushed: Pushed,
     /// The source that fetched, and its upstream call count before the fetch.
     source: Arc<dyn Source>,
     calls_before: u64,
@@ -120,8 +120,8 @@ impl Refresher {
         state.taking_over |= newly_taking_over;
         let full = std::mem::take(&mut state.want_full);
         let reason = if full { Reason::Full } else { reason };
-        // Pushed changes ride on any fetch; a webhook's own fetch applies only them.
-        let pushed = self.push.take(&name);
+        // Pushed changes ride on any fetch; a webhook's own fetch does only pushed work.
+        let pushed = self.push.take(&name, reason);
         let job = FetchJob {
             cache: name.clone(),
             saver: self.saver.clone(),
@@ -157,7 +157,7 @@ impl Refresher {
         if matches!(result, Ok(Err(FetchFailure::Revoked))) {
             self.revoke(ctx, name.clone());
         }
-        self.after_fetch(ctx, &name, how, reason, pushed);
+        self.after_fetch(ctx, &name, how, reason, pushed, &source);
         match result {
             Ok(result) => self.finish(name, rich, due, result),
             Err(panicked) => {
@@ -185,6 +185,11 @@ impl Refresher {
 
     /// A fetch succeeded: the schedule starts again from its fetch times.
     fn succeeded(&mut self, name: &CacheName, rich: bool, due: Option<DateTime<Utc>>, doc: &Document, how: Refreshed) {
+        if how == Refreshed::Unchanged {
+            // Pushed work that changed nothing says nothing about the schedule's health.
+            tracing::debug!(cache = %name, "webhook fetch changed nothing");
+            return;
+        }
         let Some(state) = self.caches.get_mut(name) else { return };
         state.last_fetch = doc.last_fetch;
         state.last_rich_fetch = doc.last_rich_fetch;
@@ -229,7 +234,7 @@ impl Refresher {
                 tracing::debug!(cache = %name, "another instance leads this cache's refreshes");
             }
             FetchFailure::Revoked => {
-                tracing::info!(cache = %name, "deauthorized upstream (recorded by another instance); refreshes stopped");
+                tracing::info!(cache = %name, "deauthorized upstream; refreshes stopped");
             }
             FetchFailure::RateLimited(until) => {
                 state.retry_at = Some(*until);
@@ -301,9 +306,9 @@ impl Handler<RefreshNow> for Refresher {
         if self.quiesced {
             return Box::pin(async { Err(RefreshError::Failed("shutting down: no new refresh starts".into())) });
         }
-        if self.push.is_revoked(&msg.name) {
-            let name = msg.name.to_string();
-            return Box::pin(async move { Err(RefreshError::NoSource(name)) });
+        if let Some(deauthorized) = self.push.revoked(&msg.name) {
+            let explained = deauthorized.explain(&msg.name);
+            return Box::pin(async move { Err(RefreshError::Deauthorized(explained)) });
         }
         // A rate-limit window is respected by every kind of refresh.
         if let Some(until) = state.blocked_until.filter(|t| *t > Utc::now()) {

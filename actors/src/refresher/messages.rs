@@ -86,15 +86,14 @@ impl Reason {
 }
 
 /// A Strava webhook event, acknowledged already: route it to the athlete's caches.
-#[derive(Debug, Clone, Message)]
+/// Made by [`super::RefresherHandle::strava_push`], which bounds how many wait.
+#[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct StravaPush {
-    /// The athlete (`owner_id`).
-    pub owner_id: u64,
-    /// `OBJECT_TYPE.ASPECT_TYPE`, for the metrics.
-    pub kind: String,
-    /// What it asks for.
-    pub action: super::push::PushAction,
+    /// The event.
+    pub event: super::push::PushEvent,
+    /// Its place in the intake, freed once the refresher has taken the event in.
+    pub(super) _ticket: super::push::IntakeTicket,
 }
 
 /// How a fetch that succeeded changed the cache.
@@ -106,6 +105,8 @@ pub(super) enum Refreshed {
     NotModified,
     /// Another instance fetched and saved it.
     ByPeer,
+    /// A webhook's fetch found nothing to change (nothing saved, nothing moved).
+    Unchanged,
 }
 
 impl Refreshed {
@@ -115,6 +116,7 @@ impl Refreshed {
             Self::Saved => "saved",
             Self::NotModified => "not_modified",
             Self::ByPeer => "by_peer",
+            Self::Unchanged => "unchanged",
         }
     }
 }
@@ -126,7 +128,8 @@ pub(super) enum FetchFailure {
     RateLimited(DateTime<Utc>),
     /// Another instance holds this cache's refresh leadership.
     NotLeader,
-    /// The upstream account deauthorized the app (learnt from another instance).
+    /// The upstream account deauthorized the app (Strava refused the refresh token,
+    /// or another instance recorded it).
     Revoked,
 }
 
@@ -136,7 +139,9 @@ impl From<FetchFailure> for RefreshError {
             FetchFailure::Failed(m) => RefreshError::Failed(m),
             FetchFailure::RateLimited(t) => RefreshError::RateLimited(t),
             FetchFailure::NotLeader => RefreshError::Failed("another instance refreshes this cache".into()),
-            FetchFailure::Revoked => RefreshError::NoSource("(deauthorized)".into()),
+            FetchFailure::Revoked => {
+                RefreshError::Deauthorized("the upstream account withdrew this app's authorization".into())
+            }
         }
     }
 }

@@ -8,11 +8,13 @@
 //! before a rate-limit window resets). Results go through the normal save flow.
 
 mod actor;
+mod budgets;
 mod fetch;
 mod handle;
 mod handlers;
 mod messages;
 mod push;
+mod push_state;
 mod schedule;
 pub mod sources;
 pub mod state_store;
@@ -20,9 +22,9 @@ mod view;
 
 pub use handle::RefresherHandle;
 pub use messages::{Begin, Quiesce, Reason, Reconfigure, RefreshAll, RefreshNow, StravaPush};
-pub use push::PushAction;
+pub use push::{event_type, PushAction, PushEvent, MAX_QUEUED_EVENTS};
 pub use schedule::{due_at, Due};
-pub use view::{LastRefresh, RefreshFailure, RefreshView};
+pub use view::{Deauthorized, LastRefresh, RefreshFailure, RefreshView};
 
 use crate::domain::{CacheName, Document};
 use crate::metrics::Metrics;
@@ -72,6 +74,10 @@ pub enum RefreshError {
     /// never hammered, not even by readers of an empty cache).
     #[error("the last refresh failed ({1}); next try after {0}")]
     BackingOff(DateTime<Utc>, String),
+    /// The upstream account withdrew the app's authorization: no refresh until the
+    /// cache's credentials change; the message says what to do.
+    #[error("{0}")]
+    Deauthorized(String),
 }
 
 /// One cache the refresher looks after.
@@ -150,6 +156,9 @@ pub struct Refresher {
     view: RefreshView,
     /// Webhook routing, pending pushed changes, deauthorized caches.
     push: push::PushState,
+    /// The rate budget of each upstream application, shared by its sources and kept
+    /// across reloads.
+    budgets: budgets::Budgets,
 }
 
 impl Refresher {
@@ -172,6 +181,7 @@ impl Refresher {
             metrics,
             view: RefreshView::default(),
             push: push::PushState::default(),
+            budgets: budgets::Budgets::default(),
         };
         refresher.set_caches(caches);
         refresher
@@ -241,6 +251,15 @@ impl Refresher {
                 let _ = w.send(Err(RefreshError::NoSource(name.to_string())));
             }
         }
+        self.budgets.share(self.caches.values().map(|s| &s.config.source));
         self.publish();
+    }
+
+    /// Publishes the rate budget `source` saw last (after a 429 too) for `name`.
+    fn publish_rate_limits(&self, name: &CacheName, source: &dyn Source) {
+        for limit in source.rate_limits() {
+            let label = crate::metrics::CacheWindow { cache: name.to_string(), window: limit.window };
+            self.metrics.rate_limit_remaining.get_or_create(&label).set(limit.remaining);
+        }
     }
 }

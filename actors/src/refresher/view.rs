@@ -34,11 +34,40 @@ pub struct LastRefresh {
     pub at: DateTime<Utc>,
 }
 
-/// Failing caches and last refreshes by name; the refresher is the only writer.
+/// The upstream account behind a cache withdrew the app's authorization (a Strava
+/// athlete deauthorized it, as Strava confirmed): nothing is served or refreshed until
+/// the cache's credentials change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deauthorized {
+    /// When it was recorded, if known.
+    pub at: Option<DateTime<Utc>>,
+    /// What upstream answered.
+    pub why: String,
+}
+
+impl Deauthorized {
+    /// What an operator reads in meta, `status` and `POST .../refresh`: the cause and
+    /// the next step.
+    pub fn explain(&self, name: &CacheName) -> String {
+        let at = self.at.map(|t| format!(" at {}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+        format!(
+            "cache {name} was deauthorized{}: the Strava athlete withdrew this app's access ({}); its data \
+             was purged and it is not refreshed. To serve it again, have the athlete authorize the app \
+             again, put the new refresh token in caches.source.refresh_token (or refresh_token_file) and \
+             reload (SIGHUP)",
+            at.unwrap_or_default(),
+            self.why
+        )
+    }
+}
+
+/// Failing caches, last refreshes and deauthorized caches by name; the refresher is
+/// the only writer.
 #[derive(Clone, Default)]
 pub struct RefreshView {
     failing: Arc<ArcSwap<HashMap<CacheName, RefreshFailure>>>,
     last: Arc<ArcSwap<HashMap<CacheName, LastRefresh>>>,
+    deauthorized: Arc<ArcSwap<HashMap<CacheName, Deauthorized>>>,
 }
 
 impl RefreshView {
@@ -50,6 +79,15 @@ impl RefreshView {
     /// How `name` was last refreshed, if it was since this process started.
     pub fn last(&self, name: &CacheName) -> Option<LastRefresh> {
         self.last.load().get(name).cloned()
+    }
+
+    /// Whether (and why) `name` was deauthorized upstream.
+    pub fn deauthorized(&self, name: &CacheName) -> Option<Deauthorized> {
+        self.deauthorized.load().get(name).cloned()
+    }
+
+    pub(super) fn publish_deauthorized(&self, deauthorized: HashMap<CacheName, Deauthorized>) {
+        self.deauthorized.store(Arc::new(deauthorized));
     }
 
     pub(super) fn publish(&self, failing: HashMap<CacheName, RefreshFailure>) {

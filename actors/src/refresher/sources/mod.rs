@@ -40,10 +40,12 @@ pub struct FetchRequest {
     /// A full re-read was asked for (`POST .../refresh?full=true`): no incremental
     /// shortcut.
     pub full: bool,
-    /// Changes pushed by upstream since the last fetch (Strava's webhook events).
-    pub pushed: Vec<pushed::ActivityChange>,
-    /// Only `pushed` needs applying (a fetch started by a webhook event): a source
-    /// that can apply them to `previous` need not re-read anything else.
+    /// Work pushed by upstream since the last fetch (Strava's webhook events): changes
+    /// to apply, a deauthorization to confirm, an athlete id to learn.
+    pub pushed: pushed::Pushed,
+    /// Only `pushed` needs doing (a fetch started by a webhook event): a source that
+    /// can apply it to `previous` need not re-read anything else, and answers
+    /// [`Fetched::not_modified`] when nothing changed.
     pub push_only: bool,
     /// The document currently held, if any (a rich refresh merges into it; Strava's
     /// incremental refresh builds on it).
@@ -55,7 +57,7 @@ pub struct FetchRequest {
 impl FetchRequest {
     /// A plain fetch: not rich, not full, nothing pushed, nothing held.
     pub fn plain(timeout: Duration) -> Self {
-        Self { rich: false, full: false, pushed: Vec::new(), push_only: false, previous: None, timeout }
+        Self { rich: false, full: false, pushed: pushed::Pushed::default(), push_only: false, previous: None, timeout }
     }
 }
 
@@ -106,8 +108,9 @@ pub enum SourceError {
     /// Bad credentials, 4xx, invalid JSON: retry with backoff, and alert.
     #[error("upstream refused: {0}")]
     Permanent(String),
-    /// The account behind the source withdrew its authorization (a Strava
-    /// deauthorization another instance received): never fetch again.
+    /// The account behind the source withdrew its authorization, as upstream itself
+    /// confirmed (Strava refused the refresh token) or another instance recorded:
+    /// never fetch again until the credentials change.
     #[error("the upstream account deauthorized this application")]
     Revoked,
 }
@@ -123,9 +126,16 @@ pub trait Source: Send + Sync {
         false
     }
 
-    /// Upstream requests sent so far (the refresher counts the difference a fetch made).
+    /// Upstream requests sent so far (the refresher counts the difference a fetch made:
+    /// it runs one fetch per cache at a time, and nothing else calls upstream).
     fn upstream_calls(&self) -> u64 {
         0
+    }
+
+    /// The upstream's rate-limit budget as last seen (Strava's), whatever the last
+    /// fetch's outcome (a 429 included).
+    fn rate_limits(&self) -> Vec<RateLimit> {
+        Vec::new()
     }
 
     /// The Strava source, for routing pushed events by athlete.

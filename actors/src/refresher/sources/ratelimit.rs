@@ -107,13 +107,35 @@ pub fn limited_until(readings: &[Reading], now: DateTime<Utc>) -> DateTime<Utc> 
         .unwrap_or_else(|| next_quarter_hour(now))
 }
 
-/// What the source knows of its budget between calls.
+/// The part of each window that pushed work (webhook events) may spend: a quarter of
+/// what is left, so that a flood of events, forged or not, leaves the rest for the
+/// scheduled and on-demand refreshes.
+pub const PUSHED_SHARE_DIVISOR: i64 = 4;
+
+impl Window {
+    const ALL: [Window; 4] = [Window::Overall15m, Window::OverallDaily, Window::Read15m, Window::ReadDaily];
+
+    /// Strava's default limits for an application, assumed until a response says.
+    fn assumed_limit(self) -> i64 {
+        match self {
+            Self::Overall15m => 200,
+            Self::OverallDaily => 2000,
+            Self::Read15m => 100,
+            Self::ReadDaily => 1000,
+        }
+    }
+}
+
+/// What the source knows of its budget between calls. Strava's limits are per
+/// application, so every strava source of one application shares one `Budget`.
 #[derive(Debug, Default)]
 pub struct Budget {
     /// The latest reading per window and when that window resets.
     readings: BTreeMap<Window, (Reading, DateTime<Utc>)>,
     /// Set by a 429: no call before this.
     blocked_until: Option<DateTime<Utc>>,
+    /// Calls made for pushed work per window, and when that window resets.
+    pushed: BTreeMap<Window, (i64, DateTime<Utc>)>,
 }
 
 impl Budget {
@@ -144,6 +166,37 @@ impl Budget {
         match spent.chain(blocked).max() {
             Some(until) => Err(until),
             None => Ok(()),
+        }
+    }
+
+    /// `Err(until)` when a call for pushed work now would pass the share of the budget
+    /// reserved for it (a quarter of what is left in each window; Strava's default
+    /// limits while no response has said otherwise), or any call would.
+    pub fn check_pushed(&self, now: DateTime<Utc>) -> Result<(), DateTime<Utc>> {
+        self.check(now)?;
+        let spent_in = |w: Window| self.pushed.get(&w).filter(|(_, reset)| *reset > now).map_or(0, |(n, _)| *n);
+        let over = Window::ALL.into_iter().filter(|w| {
+            let spent = spent_in(*w);
+            let left = match self.readings.get(w).filter(|(_, reset)| *reset > now) {
+                Some((r, _)) => r.remaining() + spent,
+                None => w.assumed_limit(),
+            };
+            spent >= left / PUSHED_SHARE_DIVISOR
+        });
+        match over.map(|w| w.next_reset(now)).max() {
+            Some(until) => Err(until),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a call made for pushed work at `now` against its share.
+    pub fn record_pushed(&mut self, now: DateTime<Utc>) {
+        for w in Window::ALL {
+            let entry = self.pushed.entry(w).or_insert((0, w.next_reset(now)));
+            if entry.1 <= now {
+                *entry = (0, w.next_reset(now));
+            }
+            entry.0 += 1;
         }
     }
 
@@ -217,6 +270,34 @@ mod tests {
         budget.observe(&[Reading { window: Window::ReadDaily, limit: 1000, usage: 500 }], now);
         assert_eq!(budget.spare(t("2024-05-01T10:20:00Z")), Some(400));
         assert_eq!(budget.snapshot(now).len(), 2);
+    }
+
+    #[test]
+    fn pushed_work_spends_at_most_a_quarter_of_what_is_left() {
+        let now = t("2024-05-01T10:07:13Z");
+        let mut budget = Budget::default();
+        // Nothing known: a quarter of Strava's default read window (100).
+        let mut calls = 0;
+        while budget.check_pushed(now).is_ok() {
+            budget.record_pushed(now);
+            calls += 1;
+        }
+        assert_eq!(calls, 25);
+        assert_eq!(budget.check_pushed(now), Err(t("2024-05-01T10:15:00Z")));
+        assert_eq!(budget.check(now), Ok(()), "the rest stays for scheduled refreshes");
+        assert_eq!(budget.check_pushed(t("2024-05-01T10:15:00Z")), Ok(()), "a new window");
+
+        // A reading: 40 left in the read window, so 10 pushed calls.
+        let mut budget = Budget::default();
+        budget.observe(&[Reading { window: Window::Read15m, limit: 100, usage: 60 }], now);
+        let mut calls = 0;
+        while budget.check_pushed(now).is_ok() {
+            budget.record_pushed(now);
+            // Each pushed call shows in the next reading too.
+            budget.observe(&[Reading { window: Window::Read15m, limit: 100, usage: 61 + calls }], now);
+            calls += 1;
+        }
+        assert_eq!(calls, 10);
     }
 
     #[test]

@@ -1,11 +1,18 @@
 //! The activity list, assembled into the cache's document: a full read of every page,
-//! or an incremental read (`after=` the newest activity held) merged into the held
-//! document. A full read runs every `full_refresh_every`, when asked for, and whenever
-//! there is nothing to build on.
+//! or an incremental read merged into the held document. A full read runs every
+//! `full_refresh_every`, when asked for, and whenever there is nothing to build on.
+//!
+//! An incremental read asks for the activities that started after the newest one held
+//! less [`INCREMENTAL_OVERLAP`] (an activity uploaded late, with an older start date,
+//! is still seen), and never after now (one activity dated in the future would
+//! otherwise hide every new one until the next full read).
 
 use super::super::client::{status_error, Deadline};
+use super::super::pushed::{PushReport, Verdict};
 use super::super::{FetchRequest, Fetched, SourceError};
+use super::budget::Call;
 use super::merge::{activities_of, activities_of_ids, keep_previous_detail, newest_start, upsert};
+use super::words::quoted;
 use super::StravaSource;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
@@ -14,51 +21,83 @@ use std::time::Duration;
 /// A runaway pager is a bug upstream, not a reason to spend the whole budget.
 const MAX_PAGES: u32 = 1000;
 
+/// How far before the newest activity held an incremental read starts: a week, so
+/// that a watch synced days late still shows at the next refresh, for the cost of
+/// re-reading a week of activities (one page for almost everyone).
+pub const INCREMENTAL_OVERLAP: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `after=` of an incremental read when the newest activity held started at `newest`
+/// (none: nothing held to start from) and it is `now`.
+pub(super) fn incremental_after(newest: Option<i64>, now: DateTime<Utc>) -> i64 {
+    let now = now.timestamp();
+    let overlap = i64::try_from(INCREMENTAL_OVERLAP.as_secs()).unwrap_or(i64::MAX);
+    newest.unwrap_or(now).min(now).saturating_sub(overlap)
+}
+
 impl StravaSource {
     pub(super) async fn fetch_inner(&self, request: FetchRequest) -> Result<Fetched, SourceError> {
         let deadline = Deadline::after(request.timeout);
         let fetched_at = self.clock.now();
-        let mut retried = false;
+        let mut call = Call::new(deadline, request.push_only);
+        let mut pushed_call = call.for_pushed();
+        self.report(|r| *r = PushReport::default());
         if self.revoked().await || self.revoked_elsewhere().await {
             return Err(SourceError::Revoked);
+        }
+        let pushed = &request.pushed;
+        if pushed.confirm_deauthorization {
+            let verdict = self.confirm_deauthorization(&mut pushed_call).await;
+            let confirmed = matches!(verdict, Verdict::Confirmed(_));
+            self.report(|r| r.verdict = Some(verdict));
+            if confirmed {
+                return Err(SourceError::Revoked);
+            }
+        }
+        if pushed.learn_athlete {
+            self.learn_athlete_if_unknown(&mut pushed_call).await;
         }
 
         let previous = request.previous.as_deref().and_then(|d| activities_of(&d.body));
         if let (true, false, Some(mut held)) = (request.push_only, request.full, previous.clone()) {
-            self.apply_pushed_only(&mut held, &request.pushed, deadline, &mut retried).await?;
+            let before = held.clone();
+            self.apply_pushed(&mut held, pushed, None, &mut call).await?;
+            if held == before {
+                return Ok(Fetched::not_modified());
+            }
             return self.document(fetched_at, held);
         }
         let after = match &previous {
-            Some(held) if !request.full && !self.full_due(fetched_at).await => newest_start(held),
+            Some(held) if !request.full && !self.full_due(fetched_at).await => {
+                newest_start(held).map(|newest| incremental_after(Some(newest), fetched_at))
+            }
             _ => None,
         };
         let (mut activities, listed) = match (after, previous) {
             (Some(after), Some(mut held)) => {
-                let fresh = self.list(Some(after), deadline, &mut retried).await?;
-                tracing::debug!(cache = %self.cache, after, new = fresh.len(), "incremental Strava refresh");
+                let fresh = self.list(Some(after), &mut call).await?;
+                tracing::debug!(cache = %self.cache, after, listed = fresh.len(), "incremental Strava refresh");
                 let listed = activities_of_ids(&fresh);
                 upsert(&mut held, fresh);
                 (held, listed)
             }
             (_, previous) => {
-                let mut fresh = self.list(None, deadline, &mut retried).await?;
+                let mut fresh = self.list(None, &mut call).await?;
                 keep_previous_detail(&mut fresh, previous.unwrap_or_default());
                 let listed = activities_of_ids(&fresh);
                 (fresh, listed)
             }
         };
-        if !request.pushed.is_empty() {
-            self.apply_pushed_after_list(&mut activities, &listed, &request.pushed, deadline, &mut retried).await?;
+        if !pushed.changes.is_empty() {
+            self.apply_pushed(&mut activities, pushed, Some(&listed), &mut pushed_call).await?;
         }
-        if self.settings.learn_athlete && self.sync_state().await.athlete_id.is_none() {
-            if let Err(e) = self.learn_athlete(deadline, &mut retried).await {
-                tracing::warn!(cache = %self.cache, error = %e, "cannot learn the Strava athlete id; webhook events wait for it");
-            }
+        if self.settings.learn_athlete {
+            self.learn_athlete_if_unknown(&mut call).await;
         }
         if request.rich {
             // Keep a tenth of the time (at most 2 s) for assembling the document.
             let reserve = (request.timeout / 10).min(Duration::from_secs(2));
-            self.add_details(&mut activities, deadline.earlier_by(reserve), &mut retried).await?;
+            call.deadline = deadline.earlier_by(reserve);
+            self.add_details(&mut activities, &mut call).await?;
         }
         if after.is_none() {
             self.update_sync(|s| s.last_full = Some(fetched_at)).await;
@@ -73,6 +112,16 @@ impl StravaSource {
         self.sync_state().await.last_full.is_none_or(|at| now - at >= every)
     }
 
+    /// The usual error for a non-2xx answer, with Strava's own words in it.
+    pub(super) fn refusal(&self, response: &super::super::client::Response, what: &str) -> SourceError {
+        let said = quoted(&response.body, &self.secrets());
+        match status_error(response, what, self.clock.now()) {
+            SourceError::Permanent(m) => SourceError::Permanent(format!("{m}{said}")),
+            SourceError::Transient(m) => SourceError::Transient(format!("{m}{said}")),
+            other => other,
+        }
+    }
+
     /// The cache's document: `{"timestamp": FETCH_TIME, "activities": [...]}`.
     pub(super) fn document(&self, fetched_at: DateTime<Utc>, activities: Vec<Value>) -> Result<Fetched, SourceError> {
         let doc = serde_json::json!({
@@ -80,17 +129,13 @@ impl StravaSource {
             "activities": activities,
         });
         let body = serde_json::to_vec(&doc).map_err(|e| SourceError::Permanent(e.to_string()))?;
-        Ok(Fetched::new(body, self.budget().snapshot(self.clock.now())))
+        let now = self.clock.now();
+        Ok(Fetched::new(body, self.with_budget(|b| b.snapshot(now))))
     }
 
     /// Every page of the list (`after`: only activities that started later). An
     /// incremental read stops at a short page; a full one reads until an empty page.
-    pub(super) async fn list(
-        &self,
-        after: Option<i64>,
-        deadline: Deadline,
-        retried: &mut bool,
-    ) -> Result<Vec<Value>, SourceError> {
+    pub(super) async fn list(&self, after: Option<i64>, call: &mut Call) -> Result<Vec<Value>, SourceError> {
         let per_page = self.settings.per_page;
         let after_query = after.map(|t| format!("after={t}&")).unwrap_or_default();
         let mut activities: Vec<Value> = Vec::new();
@@ -99,9 +144,9 @@ impl StravaSource {
                 "{}/api/v3/athlete/activities?{after_query}page={page}&per_page={per_page}",
                 self.settings.base_url
             );
-            let response = self.api_get(&url, deadline, retried).await?;
+            let response = self.api_get(&url, call).await?;
             if !response.is_success() {
-                return Err(status_error(&response, "Strava activities", self.clock.now()));
+                return Err(self.refusal(&response, "Strava activities"));
             }
             let items: Vec<Value> = serde_json::from_slice(&response.body).map_err(|e| {
                 SourceError::Permanent(format!("Strava activities page {page} is not a JSON array: {e}"))

@@ -51,7 +51,8 @@ pub(super) fn keep_previous_detail(activities: &mut [Value], previous: Vec<Value
 }
 
 /// Puts `fresh` activities into `held`: one already held is updated in place (its
-/// fields overwritten, others kept), a new one goes to the front, newest first.
+/// fields overwritten, others kept), a new one goes where its start date puts it
+/// (newest first; an activity uploaded late lands among those of its day).
 pub(super) fn upsert(held: &mut Vec<Value>, fresh: Vec<Value>) {
     let index: HashMap<String, usize> = held.iter().enumerate().filter_map(|(i, a)| Some((id_of(a)?, i))).collect();
     let mut added = Vec::new();
@@ -65,8 +66,12 @@ pub(super) fn upsert(held: &mut Vec<Value>, fresh: Vec<Value>) {
             None => added.push(item),
         }
     }
-    added.sort_by(|a, b| start_date(b).cmp(start_date(a)));
+    if added.is_empty() {
+        return;
+    }
     held.splice(0..0, added);
+    // Stable: activities of the same start keep their order, new ones first.
+    held.sort_by(|a, b| start_date(b).cmp(start_date(a)));
 }
 
 /// Removes the activities whose ids are in `ids`.

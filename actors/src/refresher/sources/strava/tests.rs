@@ -2,6 +2,7 @@
 
 use super::super::client::HttpClient;
 use super::super::clock::TestClock;
+use super::super::pushed::{ActivityChange, Change, Pushed, Verdict};
 use super::super::test_server::{Canned, MemoryState, Recorded, TestServer};
 use super::*;
 use crate::domain::{Checksum, Document};
@@ -73,6 +74,8 @@ impl Upstream {
         } else if req.route() == "/api/v3/athlete/activities" {
             let page: usize = req.query("page").unwrap().parse().unwrap();
             Canned::json(200, self.pages.get(page - 1).cloned().unwrap_or(json!([])).to_string())
+        } else if req.route() == "/api/v3/athlete" {
+            Canned::json(200, r#"{"id": 134815}"#)
         } else if let Some(id) = req.route().strip_prefix("/api/v3/activities/") {
             match self.details.get(id) {
                 Some(detail) => Canned::json(200, detail.to_string()),
@@ -417,11 +420,15 @@ async fn after_a_full_read_a_refresh_asks_only_for_newer_activities_and_merges_t
 
     rig.clock.advance(chrono::Duration::hours(6));
     let fetched = source.fetch(request(false, Some(&held()))).await.unwrap();
-    let after = DateTime::parse_from_rfc3339("2024-04-30T07:00:00Z").unwrap().timestamp();
+    // A week before the newest activity held (INCREMENTAL_OVERLAP).
+    let after = DateTime::parse_from_rfc3339("2024-04-23T07:00:00Z").unwrap().timestamp();
     assert_eq!(
         rig.list_calls()[2..],
-        [format!("GET /api/v3/athlete/activities?after={after}&page=1&per_page=2 Bearer access-1")],
-        "one call: a short page ends the incremental read"
+        [
+            format!("GET /api/v3/athlete/activities?after={after}&page=1&per_page=2 Bearer access-1"),
+            format!("GET /api/v3/athlete/activities?after={after}&page=2&per_page=2 Bearer access-1"),
+        ],
+        "a full page, then an empty one ends the incremental read"
     );
     assert_eq!(ids(&fetched.body), [4, 3, 2]);
     let doc: Value = serde_json::from_slice(&fetched.body).unwrap();
@@ -455,4 +462,216 @@ async fn a_full_read_runs_when_asked_and_every_full_refresh_every() {
     let calls = rig.list_calls().len();
     source.fetch(request(false, Some(&held()))).await.unwrap();
     assert!(rig.list_calls()[calls..].iter().all(|c| !c.contains("after=")), "{:?}", rig.list_calls());
+}
+
+#[tokio::test]
+async fn an_incremental_read_overlaps_a_week_and_never_asks_after_now() {
+    // An activity uploaded late (started 3 days before the newest one held) is listed.
+    let late = activity(5, "2024-04-27T07:00:00Z");
+    let rig = Rig::new(Upstream {
+        tokens: Mutex::new([("access-1", "r", in_6h())].into()),
+        pages: vec![json!([activity(3, "2024-04-30T07:00:00Z"), activity(2, "2024-04-29T07:00:00Z")])],
+        newer: vec![activity(3, "2024-04-30T07:00:00Z"), late.clone()],
+        ..Upstream::default()
+    });
+    let source = rig.source();
+    source.fetch(request(false, Some(&held()))).await.unwrap();
+    rig.clock.advance(chrono::Duration::hours(6));
+    let fetched = source.fetch(request(false, Some(&held()))).await.unwrap();
+    assert_eq!(ids(&fetched.body), [3, 2, 5], "the late upload is in, where its start date puts it");
+
+    // One activity dated in the future: after= is a week before now, not 2030.
+    let mut future = held();
+    future["activities"].as_array_mut().unwrap().insert(0, activity(9, "2030-01-01T00:00:00Z"));
+    rig.clock.advance(chrono::Duration::hours(6));
+    source.fetch(request(false, Some(&future))).await.unwrap();
+    let now = rig.clock.now().timestamp();
+    let after = now - INCREMENTAL_OVERLAP.as_secs() as i64;
+    assert!(rig.list_calls().last().unwrap().contains(&format!("after={after}&")), "{:?}", rig.list_calls());
+}
+
+fn pushed_request(previous: &Value, changes: Vec<ActivityChange>) -> FetchRequest {
+    let pushed = Pushed { changes, ..Pushed::default() };
+    FetchRequest { push_only: true, pushed, ..request(false, Some(previous)) }
+}
+
+fn change(id: u64, change: Change) -> ActivityChange {
+    ActivityChange { id, change }
+}
+
+#[tokio::test]
+async fn pushed_ids_are_only_believed_once_strava_lists_them() {
+    let mut details = HashMap::new();
+    details.insert("2".to_owned(), json!({"id": 2, "name": "Run 2, renamed", "start_date": "2024-04-29T07:00:00Z"}));
+    let rig = Rig::new(Upstream {
+        tokens: Mutex::new([("access-1", "r", in_6h())].into()),
+        // Activity 3 was deleted upstream: not listed any more.
+        newer: vec![activity(4, "2024-05-01T08:00:00Z")],
+        details,
+        ..Upstream::default()
+    });
+    let source2 = rig.source();
+    let previous = held();
+    // A create Strava lists, a create it does not have, a delete, an update of a held one.
+    let fetched = source2
+        .fetch(pushed_request(
+            &previous,
+            vec![
+                change(4, Change::Create),
+                change(77, Change::Create),
+                change(3, Change::Delete),
+                change(2, Change::Update),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(ids(&fetched.body), [4, 2]);
+    let doc: Value = serde_json::from_slice(&fetched.body).unwrap();
+    assert_eq!(doc["activities"][1]["name"], "Run 2, renamed");
+    let report = source2.take_push_report();
+    assert_eq!((report.missing, report.fruitless), (vec![77], false));
+    let gets: Vec<String> = rig.events().into_iter().filter(|e| e.starts_with("GET")).collect();
+    assert_eq!(gets.len(), 2, "one list read and one detail call: {gets:?}");
+
+    // Only forged ids: one list read that finds nothing new, and nothing changes.
+    let current: Value = serde_json::from_slice(&fetched.body).unwrap();
+    let fetched = source2.fetch(pushed_request(&current, vec![change(77, Change::Update)])).await.unwrap();
+    assert!(fetched.not_modified, "nothing changed");
+    let report = source2.take_push_report();
+    assert_eq!((report.missing, report.fruitless), (vec![77], true));
+}
+
+#[tokio::test]
+async fn pushed_updates_beyond_the_per_fetch_cap_are_carried_over() {
+    let n = MAX_DETAILS as i64 + 5;
+    let held: Vec<Value> = (1..=n).rev().map(|id| activity(id, "2024-04-29T07:00:00Z")).collect();
+    let details = (1..=n).map(|id| (id.to_string(), activity(id, "2024-04-29T07:00:00Z"))).collect();
+    let rig = Rig::new(Upstream {
+        tokens: Mutex::new([("access-1", "r", in_6h())].into()),
+        details,
+        read_budget: Some((1000, 0)),
+        ..Upstream::default()
+    });
+    let source = rig.source();
+    let changes = (1..=n as u64).map(|id| change(id, Change::Update)).collect();
+    source.fetch(pushed_request(&json!({"activities": held}), changes)).await.unwrap();
+    let report = source.take_push_report();
+    assert_eq!(report.carried.len(), 5, "{report:?}");
+    assert!(report.carried.iter().all(|c| c.change == Change::Update));
+}
+
+#[tokio::test]
+async fn pushed_work_spends_only_its_share_of_the_budget() {
+    // 40 reads left in the window: pushed work may spend 10 of them.
+    let n = 30i64;
+    let held: Vec<Value> = (1..=n).rev().map(|id| activity(id, "2024-04-29T07:00:00Z")).collect();
+    let details = (1..=n).map(|id| (id.to_string(), activity(id, "2024-04-29T07:00:00Z"))).collect();
+    let rig = Rig::new(Upstream {
+        tokens: Mutex::new([("access-1", "r", in_6h())].into()),
+        details,
+        read_budget: Some((100, 60)),
+        ..Upstream::default()
+    });
+    let source = rig.source();
+    let changes = (1..=n as u64).map(|id| change(id, Change::Update)).collect();
+    source.fetch(pushed_request(&json!({"activities": held}), changes)).await.unwrap();
+    let report = source.take_push_report();
+    let gets = rig.events().into_iter().filter(|e| e.starts_with("GET")).count();
+    assert!((9..=11).contains(&gets), "{gets} calls");
+    assert_eq!(report.carried.len(), n as usize - gets, "{report:?}");
+    assert!(report.share_spent_until.is_some());
+    assert!(source.pushed_share_left().is_err());
+    // A scheduled refresh still may call.
+    source.fetch(request(false, Some(&json!({"activities": []})))).await.unwrap();
+}
+
+/// A source whose token endpoint answers `status` with `body`, over a fake Strava.
+fn refusing_source(rig: &Rig, status: u16, body: &'static str) -> (StravaSource, TestServer) {
+    let server = TestServer::start({
+        let upstream = rig.upstream.clone();
+        move |req| if req.method == "POST" { Canned::json(status, body) } else { upstream.handle(req) }
+    });
+    let mut source = rig.source();
+    source.settings.base_url = server.base_url();
+    (source, server)
+}
+
+#[tokio::test]
+async fn a_client_refusal_keeps_stravas_words_and_is_no_deauthorization() {
+    let rig = Rig::new(Upstream::default());
+    let body = r#"{"message":"Authorization Error","errors":[{"resource":"Application","field":"client_secret","code":"invalid"}]}"#;
+    let (source, _server) = refusing_source(&rig, 401, body);
+    let err = source.fetch(request(false, None)).await.unwrap_err();
+    let SourceError::Permanent(message) = &err else { panic!("{err:?}") };
+    assert!(
+        message.contains("client credentials") && message.contains("Application client_secret invalid"),
+        "{message}"
+    );
+    assert!(!message.contains("s3cret"), "{message}");
+    assert!(!source.revoked().await);
+}
+
+#[tokio::test]
+async fn a_refresh_token_refused_everywhere_is_a_deauthorization_that_keeps_the_operators_file() {
+    let rig = Rig::new(Upstream::default());
+    std::fs::write(rig.token_path(), "configured-refresh\n").unwrap();
+    rig.state.saved.lock().unwrap().insert("strava:strava".into(), json!({"refresh_token": "rotated-1"}));
+    let body =
+        r#"{"message":"Bad Request","errors":[{"resource":"RefreshToken","field":"refresh_token","code":"invalid"}]}"#;
+    let (source, server) = refusing_source(&rig, 400, body);
+    let err = source.fetch(request(false, None)).await.unwrap_err();
+    assert!(matches!(err, SourceError::Revoked), "{err:?}");
+    let sent: Vec<_> =
+        server.requests().iter().filter(|r| r.method == "POST").filter_map(|r| r.form("refresh_token")).collect();
+    assert_eq!(sent, ["rotated-1", "configured-refresh"], "every candidate is tried first");
+
+    let recorded = source.forget().await.unwrap();
+    assert!(recorded.why.contains("RefreshToken refresh_token invalid"), "{recorded:?}");
+    assert!(rig.token_path().exists(), "the operator's file is never deleted");
+    assert!(!rig.state.saved.lock().unwrap().contains_key("strava:strava"), "the stored token is");
+    // A restart with the same token (or the rotated one) stays deauthorized; a new one lifts it.
+    assert!(rig.source().revoked().await);
+    let mut rotated = rig.source();
+    rotated.settings.refresh_token = "rotated-1".into();
+    assert!(rotated.revoked().await, "the rotated token was known then");
+    let mut fresh = rig.source();
+    fresh.settings.refresh_token = "new-after-reauthorizing".into();
+    assert!(!fresh.revoked().await);
+}
+
+fn confirm_request(previous: &Value) -> FetchRequest {
+    let pushed = Pushed { confirm_deauthorization: true, ..Pushed::default() };
+    FetchRequest { push_only: true, pushed, ..request(false, Some(previous)) }
+}
+
+#[tokio::test]
+async fn a_deauthorization_is_confirmed_only_by_strava() {
+    // Strava still serves the athlete: refuted, nothing changes, one call.
+    let rig = Rig::new(Upstream { tokens: Mutex::new([("access-1", "r", in_6h())].into()), ..Upstream::default() });
+    let source = rig.source();
+    let fetched = source.fetch(confirm_request(&held())).await.unwrap();
+    assert!(fetched.not_modified);
+    assert!(matches!(source.take_push_report().verdict, Some(Verdict::Refuted(_))));
+    assert!(!source.revoked().await);
+
+    // GET /athlete refuses the token, and the renewed one too: confirmed.
+    let rig = Rig::new(Upstream {
+        tokens: Mutex::new([("access-1", "r", in_6h()), ("access-2", "r", in_6h())].into()),
+        forced: Mutex::new([Canned::json(401, "{}"), Canned::json(401, "{}")].into()),
+        ..Upstream::default()
+    });
+    let source = rig.source();
+    let err = source.fetch(confirm_request(&held())).await.unwrap_err();
+    assert!(matches!(err, SourceError::Revoked), "{err:?}");
+    assert!(matches!(source.take_push_report().verdict, Some(Verdict::Confirmed(_))));
+
+    // Strava down: unknown, nothing changes.
+    let rig = Rig::new(Upstream {
+        tokens: Mutex::new([("access-1", "r", in_6h())].into()),
+        forced: Mutex::new([Canned::json(503, "{}")].into()),
+        ..Upstream::default()
+    });
+    let source = rig.source();
+    source.fetch(confirm_request(&held())).await.unwrap();
+    assert!(matches!(source.take_push_report().verdict, Some(Verdict::Unknown(_))));
 }

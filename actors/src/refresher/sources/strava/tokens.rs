@@ -1,16 +1,28 @@
 //! Strava's OAuth refresh-token flow: a rotated refresh token is made durable before
 //! the access token that came with it is used.
+//!
+//! A refusal keeps Strava's words and says whose it is: the application's client
+//! credentials (an operator's fix) or the refresh token. A refresh token refused
+//! when no other candidate is left (the saved one, the file, the configured one, and
+//! the newest one another instance saved) is Strava confirming a deauthorization.
 
 use super::super::client::{status_error, Deadline, Request};
 use super::super::ratelimit;
 use super::super::SourceError;
+use super::words::{quoted, token_refusal, TokenRefusal};
 use super::StravaSource;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 use std::path::Path;
+use std::time::Duration;
 
 /// Access tokens are renewed this long before they expire.
 const EXPIRY_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
+
+/// When every refresh token known is refused, look for a newer one once more after
+/// this long before concluding a deauthorization: another instance's rotation is saved
+/// a moment after Strava answered it.
+const RECHECK_AFTER_REFUSAL: std::time::Duration = std::time::Duration::from_secs(3);
 
 #[derive(Default)]
 pub(super) struct Tokens {
@@ -24,6 +36,16 @@ pub(super) struct Tokens {
     durable: Option<String>,
     /// The access token and when to renew it.
     access: Option<(String, DateTime<Utc>)>,
+    /// Refresh tokens Strava refused since they were loaded.
+    refused: Vec<String>,
+}
+
+/// Why a renewal failed.
+enum Renewal {
+    /// Strava refused the refresh token (the message keeps its words).
+    TokenRefused(String),
+    /// Anything else, as the fetch reports it.
+    Failed(SourceError),
 }
 
 #[derive(serde::Deserialize)]
@@ -38,6 +60,19 @@ impl Tokens {
     /// After a deauthorization: nothing to send, and nothing to load again.
     pub(super) fn forgotten() -> Self {
         Self { loaded: true, ..Self::default() }
+    }
+
+    /// Every refresh token known now (the deauthorization marker keeps their digests,
+    /// so that none of them lifts it after a restart).
+    pub(super) fn known(&self) -> Vec<String> {
+        let mut all: Vec<String> = Vec::new();
+        let candidates = [Some(&self.refresh), self.durable.as_ref()].into_iter().flatten();
+        for t in candidates.chain(&self.fallbacks).chain(&self.refused) {
+            if !t.is_empty() && !all.contains(t) {
+                all.push(t.clone());
+            }
+        }
+        all
     }
 }
 
@@ -61,15 +96,50 @@ impl StravaSource {
             }
         }
         tokens.access = None;
+        let mut rechecked = false;
         loop {
-            match self.renew(&mut tokens, deadline).await {
-                Err(SourceError::Permanent(e)) if !tokens.fallbacks.is_empty() => {
-                    tracing::warn!(cache = %self.cache, error = %e, "Strava refused the refresh token; trying an older one");
-                    tokens.refresh = tokens.fallbacks.remove(0);
-                }
-                other => return other,
+            let refused = match self.renew(&mut tokens, deadline).await {
+                Ok(access) => return Ok(access),
+                Err(Renewal::Failed(e)) => return Err(e),
+                Err(Renewal::TokenRefused(why)) => why,
+            };
+            let tried = std::mem::take(&mut tokens.refresh);
+            tokens.refused.push(tried);
+            if !tokens.fallbacks.is_empty() {
+                tracing::warn!(cache = %self.cache, error = %refused, "Strava refused the refresh token; trying an older one");
+                tokens.refresh = tokens.fallbacks.remove(0);
+                continue;
             }
+            // Another instance may have rotated the token since this one loaded it (its
+            // save may land a moment after Strava answered it), or the operator may have
+            // just replaced the file: look now, and once more a little later.
+            let mut newer = self.newer_refresh_token(&tokens.refused).await;
+            if newer.is_none() && !std::mem::replace(&mut rechecked, true) {
+                let gap = deadline.remaining().map_or(Duration::ZERO, |left| left.min(RECHECK_AFTER_REFUSAL));
+                tokio::time::sleep(gap).await;
+                newer = self.newer_refresh_token(&tokens.refused).await;
+            }
+            if let Some(newer) = newer {
+                tracing::info!(cache = %self.cache, "trying a newer refresh token (another instance's, or the file's)");
+                tokens.refresh = newer;
+                continue;
+            }
+            *self.deauthorized_why.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(refused);
+            return Err(SourceError::Revoked);
         }
+    }
+
+    /// A refresh token not refused yet: the one in the shared store (another
+    /// instance's rotation) or in `refresh_token_file`, if any.
+    async fn newer_refresh_token(&self, refused: &[String]) -> Option<String> {
+        let shared = self.state.load_shared(&Self::state_key(&self.cache)).await.and_then(|state| {
+            state.get("refresh_token").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_owned)
+        });
+        let from_file = match &self.settings.refresh_token_file {
+            Some(path) => tokio::fs::read_to_string(path).await.ok().map(|s| s.trim().to_owned()),
+            None => None,
+        };
+        [shared, from_file].into_iter().flatten().find(|t| !t.is_empty() && !refused.contains(t))
     }
 
     /// Prefers the saved (rotated) token, then `refresh_token_file`, then the configured one.
@@ -96,7 +166,7 @@ impl StravaSource {
         tokens.loaded = true;
     }
 
-    pub(super) async fn renew(&self, tokens: &mut Tokens, deadline: Deadline) -> Result<String, SourceError> {
+    async fn renew(&self, tokens: &mut Tokens, deadline: Deadline) -> Result<String, Renewal> {
         let form = vec![
             ("client_id".to_owned(), self.settings.client_id.clone()),
             ("client_secret".to_owned(), self.settings.client_secret.clone()),
@@ -104,26 +174,43 @@ impl StravaSource {
             ("refresh_token".to_owned(), tokens.refresh.clone()),
         ];
         let url = format!("{}/oauth/token", self.settings.base_url);
-        let response =
-            self.client.send(Request::post_form(url, form).header("Accept", "application/json"), deadline).await?;
+        let request = Request::post_form(url, form).header("Accept", "application/json");
+        let response = self.client.send(request, deadline).await.map_err(Renewal::Failed)?;
         let now = self.clock.now();
-        match response.status {
+        let status = response.status;
+        let mut secrets = self.secrets();
+        secrets.push(tokens.refresh.as_str());
+        let said = quoted(&response.body, &secrets);
+        match status {
             200..=299 => {}
             400 | 401 | 403 => {
-                return Err(SourceError::Permanent(format!(
-                    "Strava refused the refresh token (HTTP {}); re-authorise the app",
-                    response.status
-                )))
+                return Err(match token_refusal(status, &response.body) {
+                    TokenRefusal::RefreshToken => {
+                        Renewal::TokenRefused(format!("Strava refused the refresh token (HTTP {status}){said}"))
+                    }
+                    TokenRefusal::Client => Renewal::Failed(SourceError::Permanent(format!(
+                        "Strava refused the application's client credentials (HTTP {status}){said}: \
+                         check client_id and client_secret (client_secret_file) and reload"
+                    ))),
+                })
             }
             429 => {
                 let readings = ratelimit::parse(&response.headers);
-                return Err(SourceError::RateLimited { until: self.budget().rejected(&readings, now) });
+                let until = self.with_budget(|b| b.rejected(&readings, now));
+                return Err(Renewal::Failed(SourceError::RateLimited { until }));
             }
-            _ => return Err(status_error(&response, "Strava's token endpoint", now)),
+            _ => {
+                return Err(Renewal::Failed(match status_error(&response, "Strava's token endpoint", now) {
+                    SourceError::Permanent(m) => SourceError::Permanent(format!("{m}{said}")),
+                    SourceError::Transient(m) => SourceError::Transient(format!("{m}{said}")),
+                    other => other,
+                }))
+            }
         }
         // Never echo this body: it holds tokens.
-        let answer: TokenResponse = serde_json::from_slice(&response.body)
-            .map_err(|_| SourceError::Permanent("Strava's token answer is not the expected JSON".into()))?;
+        let answer: TokenResponse = serde_json::from_slice(&response.body).map_err(|_| {
+            Renewal::Failed(SourceError::Permanent("Strava's token answer is not the expected JSON".into()))
+        })?;
         let rotated = answer.refresh_token.filter(|t| !t.is_empty()).unwrap_or_else(|| tokens.refresh.clone());
         // Send the new token from now on even if saving fails: the old one may be dead.
         tokens.refresh = rotated.clone();
@@ -133,10 +220,9 @@ impl StravaSource {
                 "refresh_token": rotated,
                 "rotated_at": now.to_rfc3339_opts(SecondsFormat::Secs, true),
             });
-            self.state
-                .save(&Self::state_key(&self.cache), state)
-                .await
-                .map_err(|e| SourceError::Transient(format!("could not save the rotated Strava refresh token: {e}")))?;
+            self.state.save(&Self::state_key(&self.cache), state).await.map_err(|e| {
+                Renewal::Failed(SourceError::Transient(format!("could not save the rotated Strava refresh token: {e}")))
+            })?;
             tokens.durable = Some(rotated.clone());
             if let Some(path) = &self.settings.refresh_token_file {
                 if let Err(e) = write_secret_file(path, &rotated).await {
