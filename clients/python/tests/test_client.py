@@ -49,6 +49,7 @@ def test_save_get_meta_list_delete(url: str) -> None:
         assert meta.saved_at == saved.saved_at
         assert meta.next_refresh_at is not None and meta.stale is False
         assert meta.postgres_synced is None, "no Postgres here"
+        assert meta.deauthorized is False
         assert meta.raw["name"] == "strava"
 
         names = [m.name for m in client.list()]

@@ -160,6 +160,7 @@ def meta_from(body: Mapping[str, Any]) -> Meta:
         last_refresh_error=optional("last_refresh_error", str),
         last_refresh_error_at=_time(body.get("last_refresh_error_at")),
         error=optional("error", str),
+        deauthorized=optional("deauthorized", bool),
         last_refresh=last_refresh,
         raw=dict(body),
     )

@@ -82,6 +82,8 @@ class Meta:
     last_refresh_error: str | None = None
     last_refresh_error_at: datetime | None = None
     error: str | None = None
+    #: The upstream account withdrew the app's authorization (`None`: an older daemon).
+    deauthorized: bool | None = None
     last_refresh: LastRefresh | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
