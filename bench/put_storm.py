@@ -17,6 +17,8 @@ lines with the newest acknowledged version of each cache (from the ETags), so th
 can check that Postgres converged to them. Standard library only.
 """
 
+from __future__ import annotations
+
 import argparse
 import http.client
 import itertools
@@ -27,7 +29,7 @@ import time
 import urllib.parse
 
 
-def rss_kb(pid):
+def rss_kb(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
@@ -35,28 +37,28 @@ def rss_kb(pid):
     return 0
 
 
-def metrics(host, port):
+def metrics(host: str, port: int | None) -> dict[str, float]:
     conn = http.client.HTTPConnection(host, port, timeout=10)
     try:
         conn.request("GET", "/metrics")
         text = conn.getresponse().read().decode()
     finally:
         conn.close()
-    values = {}
+    values: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith("#"):
             continue
-        m = re.match(r'^(\w+)(\{[^}]*\})?\s+(\S+)', line)
+        m = re.match(r"^(\w+)(\{[^}]*\})?\s+(\S+)", line)
         if m:
             values[m.group(1) + (m.group(2) or "")] = float(m.group(3))
     return values
 
 
-def metric(values, name, default=0.0):
+def metric(values: dict[str, float], name: str, default: float = 0.0) -> float:
     return values.get(name, default)
 
 
-def main():
+def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", required=True)
     ap.add_argument("--pid", type=int, required=True)
@@ -69,7 +71,7 @@ def main():
     args = ap.parse_args()
 
     url = urllib.parse.urlparse(args.url)
-    host, port = url.hostname, url.port
+    host, port = url.hostname or "127.0.0.1", url.port
     caches = args.caches.split(",")
     with open(args.doc, "rb") as f:
         doc = f.read().strip()
@@ -80,7 +82,7 @@ def main():
     rss = {"before": rss_kb(args.pid), "peak": 0}
     sampling = threading.Event()
 
-    def sample():
+    def sample() -> None:
         while not sampling.is_set():
             try:
                 rss["peak"] = max(rss["peak"], rss_kb(args.pid))
@@ -93,15 +95,16 @@ def main():
 
     counter = itertools.count()
     lock = threading.Lock()
-    acked = {c: 0 for c in caches}
-    results = {"ok": 0, "failed": 0, "latencies": []}
+    acked = dict.fromkeys(caches, 0)
+    counts = {"ok": 0, "failed": 0}
+    all_latencies: list[float] = []
     last_ack = [0.0]
 
-    def worker():
+    def worker() -> None:
         conn = http.client.HTTPConnection(host, port, timeout=60)
-        latencies = []
+        latencies: list[float] = []
         ok = failed = 0
-        newest = {}
+        newest: dict[str, int] = {}
         while True:
             i = next(counter)
             if i >= args.saves:
@@ -131,9 +134,9 @@ def main():
                 failed += 1
         conn.close()
         with lock:
-            results["ok"] += ok
-            results["failed"] += failed
-            results["latencies"].extend(latencies)
+            counts["ok"] += ok
+            counts["failed"] += failed
+            all_latencies.extend(latencies)
             for c, v in newest.items():
                 acked[c] = max(acked[c], v)
             last_ack[0] = max(last_ack[0], time.perf_counter())
@@ -165,14 +168,17 @@ def main():
     sampler.join()
     after = rss_kb(args.pid)
 
-    lat = sorted(results["latencies"])
-    p = lambda q: lat[min(len(lat) - 1, int(len(lat) * q))] * 1000 if lat else 0.0
+    lat = sorted(all_latencies)
+
+    def p(q: float) -> float:
+        return lat[min(len(lat) - 1, int(len(lat) * q))] * 1000 if lat else 0.0
+
     elapsed = ended - started
     print(f"saves {args.saves}")
-    print(f"acked {results['ok']}")
-    print(f"failed {results['failed']}")
+    print(f"acked {counts['ok']}")
+    print(f"failed {counts['failed']}")
     print(f"elapsed_s {elapsed:.3f}")
-    print(f"acked_per_s {results['ok'] / elapsed:.1f}")
+    print(f"acked_per_s {counts['ok'] / elapsed:.1f}")
     print(f"put_p50_ms {p(0.50):.2f}")
     print(f"put_p99_ms {p(0.99):.2f}")
     print(f"end_queue_depth {end_depth:.0f}")
@@ -180,7 +186,7 @@ def main():
     print(f"end_pg_writes_ok {end_writes:.0f}")
     print(f"drain_s {(drained - ended):.3f}" if drained is not None else "drain_s timeout")
     for result in ("ok", "error", "rejected"):
-        count = metric(m, 'tiercache_postgres_writes_total{result="%s"}' % result)
+        count = metric(m, f'tiercache_postgres_writes_total{{result="{result}"}}')
         print(f"pg_writes_{result} {count:.0f}")
     print(f"rss_before_kb {rss['before']}")
     print(f"rss_peak_kb {max(rss['peak'], after)}")

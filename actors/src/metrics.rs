@@ -153,6 +153,8 @@ pub struct Metrics {
     pub reads: Family<CacheTier, Counter>,
     /// `tiercache_read_duration_seconds{tier}`.
     pub read_duration: Family<TierLabel, Histogram, fn() -> Histogram>,
+    /// `tiercache_reads_not_modified_total{cache}`: reads answered 304 (also in `reads`).
+    pub reads_not_modified: Family<CacheLabel, Counter>,
     /// `tiercache_saves_total{cache,result}`.
     pub saves: Family<CacheResult, Counter>,
     /// `tiercache_actor_restarts_total{actor}`.
@@ -216,6 +218,7 @@ impl Metrics {
             registry: Registry::with_prefix("tiercache"),
             reads: Family::default(),
             read_duration: Family::new_with_constructor(read_histogram as fn() -> Histogram),
+            reads_not_modified: Family::default(),
             saves: Family::default(),
             actor_restarts: Family::default(),
             corrupt_files: Family::default(),
@@ -245,6 +248,11 @@ impl Metrics {
         let r = &mut self.registry;
         r.register("reads", "Reads answered, by cache and by the tier that answered", self.reads.clone());
         r.register("read_duration_seconds", "Time to answer a read, by tier", self.read_duration.clone());
+        r.register(
+            "reads_not_modified",
+            "Reads answered 304 Not Modified (If-None-Match matched), by cache",
+            self.reads_not_modified.clone(),
+        );
         r.register("saves", "Saves by cache and result", self.saves.clone());
         r.register("actor_restarts", "Actor restarts by the supervisor", self.actor_restarts.clone());
         r.register("corrupt_files", "Corrupt envelopes found and moved aside", self.corrupt_files.clone());

@@ -136,6 +136,9 @@ pub async fn get(
     if let Some(counters) = metrics.reads.get(&name) {
         counters[tier.index()].inc();
     }
+    if let Some(counter) = metrics.not_modified.get(&name).filter(|_| not_modified) {
+        counter.inc();
+    }
     metrics.duration[tier.index()].observe(started.elapsed().as_secs_f64());
     Ok(response)
 }

@@ -172,6 +172,7 @@ pub fn policy_from(settings: &Settings) -> ApiPolicy {
             .strava_verify_token
             .clone()
             .map(|verify_token| webhooks::StravaWebhook { verify_token, data_dir: settings.data_dir.clone() }),
+        openapi: openapi::for_settings(settings),
     }
 }
 
@@ -183,8 +184,6 @@ pub fn policy_from(settings: &Settings) -> ApiPolicy {
 /// created.
 pub fn bind(settings: &Settings, state: web::Data<AppState>) -> Result<actix_web::dev::Server, Fatal> {
     let max_body = usize::try_from(settings.api.max_body).unwrap_or(usize::MAX);
-    // Converted once, here, rather than on the first request.
-    let _ = openapi::document();
     let tls = match &state.tls {
         Some(resolver) => Some(tls::server_config(resolver.clone()).map_err(|e| {
             Fatal::new(CONFIG, format!("config error: api.tls_cert: cannot build the TLS configuration: {e}"))

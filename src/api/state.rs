@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tiercache_actors::domain::CacheName;
 use tiercache_actors::memory::Tier;
-use tiercache_actors::metrics::{CacheTier, Metrics, TierLabel};
+use tiercache_actors::metrics::{CacheLabel, CacheTier, Metrics, TierLabel};
 use tiercache_actors::tiers::Tiers;
 
 /// The API's view of one configured cache.
@@ -42,6 +42,8 @@ pub struct ApiPolicy {
     pub postgres_enabled: bool,
     /// `[webhooks]` Strava; `None`: the webhook routes answer 404.
     pub strava_webhook: Option<super::webhooks::StravaWebhook>,
+    /// `GET /v1/openapi.json` for this configuration, rendered once.
+    pub openapi: actix_web::web::Bytes,
 }
 
 /// The read metrics of each configured cache, looked up once (at start and on
@@ -49,6 +51,8 @@ pub struct ApiPolicy {
 pub struct ReadMetrics {
     /// `tiercache_reads_total{cache,tier}` by cache, indexed by `Tier::index`.
     pub reads: HashMap<CacheName, [Counter; 5]>,
+    /// `tiercache_reads_not_modified_total{cache}` by cache.
+    pub not_modified: HashMap<CacheName, Counter>,
     /// `tiercache_read_duration_seconds{tier}`, indexed by `Tier::index`.
     pub duration: [Histogram; 5],
 }
@@ -56,7 +60,16 @@ pub struct ReadMetrics {
 impl ReadMetrics {
     /// The handles for `caches`.
     pub fn new<'a>(metrics: &Metrics, caches: impl Iterator<Item = &'a CacheName>) -> Self {
+        let caches: Vec<&CacheName> = caches.collect();
+        let not_modified = caches
+            .iter()
+            .map(|name| {
+                let label = CacheLabel { cache: name.to_string() };
+                ((*name).clone(), metrics.reads_not_modified.get_or_create(&label).clone())
+            })
+            .collect();
         let reads = caches
+            .into_iter()
             .map(|name| {
                 let counter = |tier: Tier| {
                     metrics.reads.get_or_create(&CacheTier { cache: name.to_string(), tier: tier.as_str() }).clone()
@@ -66,7 +79,7 @@ impl ReadMetrics {
             .collect();
         let duration =
             Tier::ALL.map(|tier| metrics.read_duration.get_or_create(&TierLabel { tier: tier.as_str() }).clone());
-        Self { reads, duration }
+        Self { reads, not_modified, duration }
     }
 }
 

@@ -22,6 +22,10 @@ fn if_none_match_with_the_current_etag_is_304() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body, r#"{"a":2}"#);
     assert_eq!(r.header("etag"), Some(new_etag.as_str()));
+
+    // The three 304s are counted as such (and as reads); the 200s are not.
+    assert_eq!(app.metric("tiercache_reads_not_modified_total{cache=\"strava\"}"), Some(3.0));
+    assert_eq!(app.metric("tiercache_reads_not_modified_total{cache=\"fundraising\"}"), Some(0.0));
 }
 
 #[test]

@@ -1,0 +1,1 @@
+"""A fundraising tracker's web app that reads its caches through tiercache."""
