@@ -269,7 +269,10 @@ REVOKE ALL ON FUNCTION public.tiercache_session_role() FROM PUBLIC;
 -- hold SELECT only, so they can take no lock that blocks another project's writers.
 -- No dynamic SQL; every table is schema-qualified.
 
--- Raises SQLSTATE 28T01 unless the calling role is the db_role of project p_project_id.
+-- Raises SQLSTATE 28T01 unless the calling role is the db_role of project p_project_id,
+-- or a role that reads and writes every row directly anyway (a superuser, or a role with
+-- BYPASSRLS such as Supabase's service_role): for those the function grants nothing they
+-- lack, and a project registered without a db_role stays theirs as it always was.
 -- A class-28 error (invalid authorization) tells any client that this is the role's
 -- standing, not the data's; tiercache's own code 28T01 tells the daemon that the role
 -- is not (or no longer) registered for the project, an operator's fix: its saves wait
@@ -283,8 +286,10 @@ AS $$
 DECLARE
     caller text := public.tiercache_session_role();
 BEGIN
-    IF p_project_id IS NULL OR NOT EXISTS (
-        SELECT 1 FROM public.projects p WHERE p.id = p_project_id AND p.db_role = caller
+    IF p_project_id IS NULL OR NOT (
+        EXISTS (SELECT 1 FROM public.projects p WHERE p.id = p_project_id AND p.db_role = caller)
+        OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                   WHERE r.rolname = caller AND (r.rolsuper OR r.rolbypassrls))
     ) THEN
         RAISE EXCEPTION 'role % is not the db_role of project id %', caller, p_project_id
             USING ERRCODE = '28T01',

@@ -384,6 +384,27 @@ fn the_write_function_guards_versions_and_compares_and_sets() {
     assert_eq!(both.iter().filter(|r| r.starts_with("t|")).count(), 1, "{both:?}");
 }
 
+/// A superuser or a BYPASSRLS role (Supabase's service_role) reads and writes every row
+/// directly anyway, so the write functions let them write a project registered without
+/// a db_role, as they always could; a plain project role still may not.
+#[test]
+fn roles_that_bypass_row_security_write_a_project_without_a_db_role() {
+    let pg = cluster_with_schema();
+    add_project_roles(&pg, "app", &["a"]);
+    pg.psql(
+        "app",
+        "INSERT INTO projects (project_name) VALUES ('ownerless');
+         CREATE ROLE svc LOGIN BYPASSRLS; GRANT tiercache_app TO svc;",
+    )
+    .unwrap();
+    assert_eq!(pg.psql("app", &write("ownerless", "c", 1, "{}", None)).unwrap(), format!("t|1|{}", sum_of(1)));
+    assert_eq!(
+        pg.psql_as("app", "svc", &write("ownerless", "c", 2, "{}", None)).unwrap(),
+        format!("t|2|{}", sum_of(2))
+    );
+    assert_fails(pg.psql_as("app", "role_a", &write("ownerless", "c", 3, "{}", None)), "is not the db_role");
+}
+
 /// A project role holds no privilege that takes a lock blocking another project's
 /// writers: LOCK TABLE in any mode above ACCESS SHARE and row locks are refused, and
 /// what it can hold (ACCESS SHARE on every table, advisory locks) does not stop
