@@ -32,10 +32,24 @@ pub(super) enum Attempt {
     Failed(StoreError),
 }
 
+/// Sends the delete of `name` with its tombstone's version (the newest version known
+/// here when it was deleted): a row saved elsewhere after that stays.
+async fn delete(peers: &Peers, name: &CacheName) -> Result<(), StoreError> {
+    let index = peers.files.list().await.map_err(|e| StoreError::Transient(format!("file tier: {e}")))?;
+    let Some(version) = index.get(name).filter(|d| d.deleted).map(|d| d.version) else {
+        // Saved again since: the write that follows replaces the row.
+        return Ok(());
+    };
+    // Version 0: deleted here before any version of it was known (Postgres away since
+    // the start); whatever the row holds was made before, and goes.
+    let version = if version == 0 { u64::MAX } else { version };
+    peers.store.delete(name.clone(), version).await
+}
+
 async fn attempt(peers: Peers, name: CacheName, op: Op, retention_days: u32) -> Attempt {
     fail::fail_point!("retry::attempt");
     match op {
-        Op::Delete => match peers.store.delete(name.clone()).await {
+        Op::Delete => match delete(&peers, &name).await {
             Ok(()) => {
                 if let Err(e) = peers.files.forget_tombstone(name.clone()).await {
                     tracing::warn!(cache = %name, error = %e, "tombstone kept; the delete will be sent again");

@@ -108,8 +108,8 @@ impl StoreHandle {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn delete(&self, name: CacheName) -> Result<(), StoreError> {
-        self.call(DeleteRow { name }).await
+    pub async fn delete(&self, name: CacheName, version: u64) -> Result<(), StoreError> {
+        self.call(DeleteRow { name, version }).await
     }
 
     /// See [`PurgeUnconfigured`].

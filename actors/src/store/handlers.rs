@@ -109,7 +109,7 @@ impl Handler<DeleteRow> for Store {
     type Result = ResponseFuture<Result<(), StoreError>>;
 
     fn handle(&mut self, msg: DeleteRow, ctx: &mut Context<Self>) -> Self::Result {
-        self.start(ctx, WRITE, |s| Box::pin(async move { s.delete(&msg.name).await }))
+        self.start(ctx, WRITE, |s| Box::pin(async move { s.delete(&msg.name, msg.version).await }))
     }
 }
 

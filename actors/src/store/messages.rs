@@ -75,12 +75,14 @@ pub struct DeleteAudited {
     pub version: u64,
 }
 
-/// Delete one cache's row.
+/// Delete one cache's row, if at `version` or below.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), StoreError>")]
 pub struct DeleteRow {
     /// The cache.
     pub name: CacheName,
+    /// The newest version the deleting instance knew: a newer row stays.
+    pub version: u64,
 }
 
 /// Store the configured caches' `retention_days` in their rows; answer the rows of

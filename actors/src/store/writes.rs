@@ -117,14 +117,16 @@ impl Store {
         Err(StoreError::Transient(format!("{}: the row kept moving during the write", doc.name)))
     }
 
-    /// Deletes the row of `name` (no row is fine).
+    /// Deletes the row of `name` if its version is at most `version` (the newest this
+    /// instance knew when the cache was deleted); no row, or a newer one, is fine.
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn delete(&self, name: &CacheName) -> Result<(), StoreError> {
+    pub async fn delete(&self, name: &CacheName, version: u64) -> Result<(), StoreError> {
         let id = self.project_id().await?;
         let name = name.as_str();
-        let rows = self.run(sql::DELETE, &[(&id, Type::INT4), (&name, Type::VARCHAR)]).await?;
+        let version = i64::try_from(version).unwrap_or(i64::MAX);
+        let rows = self.run(sql::DELETE, &[(&id, Type::INT4), (&name, Type::VARCHAR), (&version, Type::INT8)]).await?;
         if rows.first().is_some_and(|r| r.get::<_, bool>(0)) {
             self.notify(id).await;
         }
