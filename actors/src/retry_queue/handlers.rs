@@ -46,7 +46,9 @@ async fn delete(peers: &Peers, name: &CacheName) -> Result<(), StoreError> {
     peers.store.delete(name.clone(), version).await
 }
 
-async fn attempt(peers: Peers, name: CacheName, op: Op, retention_days: u32) -> Attempt {
+/// `known`: the row version this instance last knew (what Postgres confirmed or what was
+/// adopted from it); the write is a compare-and-set on it.
+async fn attempt(peers: Peers, name: CacheName, op: Op, retention_days: u32, known: Option<u64>) -> Attempt {
     fail::fail_point!("retry::attempt");
     match op {
         Op::Delete => match delete(&peers, &name).await {
@@ -64,7 +66,7 @@ async fn attempt(peers: Peers, name: CacheName, op: Op, retention_days: u32) -> 
                 Err(e) => return Attempt::FileTier(e.to_string()),
             };
             let Some(doc) = lookup.doc else { return Attempt::Nothing };
-            match peers.store.write(doc.clone(), retention_days).await {
+            match peers.store.write(doc.clone(), retention_days, known).await {
                 Ok(WriteOutcome::Written) => Attempt::Synced { sent: doc.version, local_now: doc.version },
                 Ok(WriteOutcome::Rebased { version }) => {
                     let rebased = Arc::new(Document::new(
@@ -126,7 +128,9 @@ impl RetryQueue {
         for (name, op) in due {
             self.in_flight.insert(name.clone());
             let retention = self.config.retention_days.get(&name).copied().unwrap_or(30);
-            let fut = guard_async(ACTOR, reporter.clone(), attempt(self.peers.clone(), name.clone(), op, retention));
+            let known = self.synced.get(&name).copied();
+            let fut =
+                guard_async(ACTOR, reporter.clone(), attempt(self.peers.clone(), name.clone(), op, retention, known));
             ctx.spawn(fut.into_actor(self).map(move |result, queue, ctx| match result {
                 Ok(result) => queue.settle(name, op, result),
                 // Already reported: the restart rebuilds the queue from disk, so the
