@@ -133,7 +133,10 @@ fn no_fetch_starts_after_sigterm_while_the_drain_waits() {
         ))
         .start();
     let count = || std::fs::read_to_string(&calls).map(|s| s.lines().count()).unwrap_or(0);
-    crate::helpers::wait_for("two scheduled fetches", Duration::from_secs(10), || (count() >= 2).then_some(()));
+    crate::helpers::wait_for("two scheduled fetches", Duration::from_secs(10), || {
+        let n = count();
+        crate::helpers::seen(n, n >= 2)
+    });
     pg.stop();
     put_ok(&d, "s1", &json!({"pending": true}));
     d.signal(Signal::SIGTERM);
