@@ -607,6 +607,25 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_test_keeps_the_directory() {
+        let dir = std::sync::Mutex::new(PathBuf::new());
+        let failed = std::panic::catch_unwind(|| {
+            let d = Daemon::new(Path::new("/bin/false"), DaemonOptions::new(""));
+            *dir.lock().unwrap() = d.dir().to_owned();
+            panic!("a failed assertion");
+        });
+        assert!(failed.is_err());
+        let dir = dir.into_inner().unwrap();
+        assert!(dir.join("tiercache.toml").exists(), "{} was removed", dir.display());
+        fs::remove_dir_all(&dir).unwrap();
+
+        let d = Daemon::new(Path::new("/bin/false"), DaemonOptions::new(""));
+        let dir = d.dir().to_owned();
+        drop(d);
+        assert!(!dir.exists(), "a passing test leaves nothing behind");
+    }
+
+    #[test]
     fn start_failure_is_reported() {
         let mut d = Daemon::new(Path::new("/bin/false"), DaemonOptions::new(""));
         let err = d.try_start().unwrap_err();
