@@ -423,7 +423,7 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 # --- the table -----------------------------------------------------------------------------
 row() { printf '| %-44s | %16s | %-30s | %7s | %-8s |\n' "$@"; }
 echo
-echo "tiercache $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ); PostgreSQL $PG_VERSION, throwaway cluster, Unix socket, fsync on, synchronous_commit on"
+echo "tiercache ${BENCH_BIN:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')} on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ); PostgreSQL $PG_VERSION, throwaway cluster, Unix socket, fsync on, synchronous_commit on"
 echo "load average before $LOAD_BEFORE, after $LOAD_AFTER; documents: 10 KB = $K10_BYTES bytes, 1 MB = ${M1_BYTES:-1048642} bytes (canonical JSON); rows stored: ${SIZES:-}"
 echo
 row "benchmark" "tiercache" "anchor" "ratio" "target"

@@ -5,6 +5,7 @@
 #   BENCH_ONLY=get10,get1m bench/run.sh  # some parts only: get10 get1m 304 put cold rss memhit
 #   BENCH_ANCHORS=nginx bench/run.sh     # GET anchors (default "nginx varnish")
 #   BENCH_BIN=/tmp/tiercache-old bench/run.sh  # measure this binary instead of building one
+#   BENCH_WORKERS=64 bench/run.sh        # the daemon's api.workers (default: its own default)
 #   BENCH_DURATION=10s bench/run.sh  # longer wrk runs (default 5s)
 #   BENCH_ROUNDS=5 bench/run.sh      # more interleaved rounds per pair (default 3; medians reported)
 #   BENCH_KEEP=1 bench/run.sh        # keep the temp dir (configs, wrk outputs, logs)
@@ -77,7 +78,9 @@ TC_PORT=$(free_port)
 mkdir -p "$TMP/data" "$TMP/www" "$TMP/docs"
 {
     printf 'data_dir = "%s/data"\n\n[log]\nlevel = "warn"\n\n' "$TMP"
-    printf '[api]\nlisten = ["127.0.0.1:%s"]\nmax_body = "16MiB"\n\n' "$TC_PORT"
+    printf '[api]\nlisten = ["127.0.0.1:%s"]\nmax_body = "16MiB"\n' "$TC_PORT"
+    [[ -z ${BENCH_WORKERS:-} ]] || printf 'workers = %s\n' "$BENCH_WORKERS"
+    printf '\n'
     printf '[memory]\nttl = "1h"\n\n'
     for name in k10 m1 put10 $(seq -f 'c%03g' 1 $RSS_CACHES); do
         printf '[[caches]]\nname = "%s"\n\n' "$name"
@@ -221,6 +224,10 @@ function request()
 end
 EOF
 
+# The same for 1 KB: one client saving one document after the other.
+gen_json 1024 3 >"$TMP/docs/k1.json"
+sed -e "s|$TMP/docs/k10.json|$TMP/docs/k1.json|" "$TMP/put.lua" >"$TMP/put1k.lua"
+
 # wrk LABEL URL [LUA]: prints "RPS P99_MS NON2XX" and keeps the full output.
 run_wrk() {
     local label=$1 url=$2 script=${3:-}
@@ -303,6 +310,20 @@ if part put; then
     read -r TC_PUT_RPS TC_PUT_P99 TC_PUT_BAD <<<"$r"
     log "bare durable write loop, 5 s"
     DURABLE_RPS=$("$DURABLE" "$TMP/durable" 5 10240 | awk '/writes_per_second/ { print $2 }')
+    # One client, 1 KB, interleaved rounds with the durable loop of the same size.
+    : >"$TMP/put1k.txt"
+    for round in $(seq 1 "$ROUNDS"); do
+        for side in $( ((round % 2)) && echo "tc loop" || echo "loop tc"); do
+            if [[ $side == tc ]]; then
+                echo "tc $(THREADS=1 CONNECTIONS=1 run_wrk "tc-put-1k-$round" "$URL/v1/caches/put10" "$TMP/put1k.lua")" >>"$TMP/put1k.txt"
+            else
+                echo "loop $("$DURABLE" "$TMP/durable" "${DURATION%s}" 1024 | awk '/writes_per_second/ { print $2 }')" >>"$TMP/put1k.txt"
+            fi
+        done
+    done
+    TC_PUT1K_RPS=$(awk '$1 == "tc" { print $2 }' "$TMP/put1k.txt" | median)
+    TC_PUT1K_P99=$(awk '$1 == "tc" { print $3 }' "$TMP/put1k.txt" | median)
+    DURABLE1K_RPS=$(awk '$1 == "loop" { print $2 }' "$TMP/put1k.txt" | median)
 fi
 
 # --- cold read from file, then resident memory ------------------------------------------
@@ -351,8 +372,8 @@ fi
 # --- the table -----------------------------------------------------------------------------
 row() { printf '| %-40s | %14s | %-26s | %7s | %-12s |\n' "$@"; }
 echo
-echo "tiercache $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ); wrk -t$THREADS -c$CONNECTIONS -d$DURATION x $ROUNDS interleaved rounds on the same cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "documents: 10 KB = $K10_BYTES bytes, 1 MB = $M1_BYTES bytes (canonical JSON, identical bytes from nginx)"
+echo "tiercache ${BENCH_BIN:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')} on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ); wrk -t$THREADS -c$CONNECTIONS -d$DURATION x $ROUNDS interleaved rounds on the same cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "api.workers: ${BENCH_WORKERS:-default}; documents: 10 KB = $K10_BYTES bytes, 1 MB = $M1_BYTES bytes (canonical JSON, identical bytes from nginx)"
 echo
 row "benchmark" "tiercache" "anchor" "ratio" "target"
 row "----------------------------------------" "--------------" "--------------------------" "-------" "------------"
@@ -387,6 +408,8 @@ fi
 if part put; then
     row "PUT 10 KB (durable), req/s" "$TC_PUT_RPS" "durable write $DURABLE_RPS/s" "$(ratio "$TC_PUT_RPS" "$DURABLE_RPS")" ">= 0.8x"
     row "PUT 10 KB (durable), p99 ms" "$TC_PUT_P99" "-" "-" "-"
+    row "PUT 1 KB, one client, req/s" "$TC_PUT1K_RPS" "durable write $DURABLE1K_RPS/s" "$(ratio "$TC_PUT1K_RPS" "$DURABLE1K_RPS")" ">= 0.8x"
+    row "  p99 ms; median of $ROUNDS rounds" "$TC_PUT1K_P99" "-" "-" "-"
 fi
 if part cold || part rss; then
     row "cold read 1 MB from file, in daemon, ms" "$COLD_DAEMON_MS" "-" "-" "< 5 ms"
