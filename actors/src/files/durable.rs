@@ -112,7 +112,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().ok_or_else(|| io::Error::other("path has no parent directory"))?;
     let tmp = temp_of(path);
-    let _ = fs::remove_file(&tmp);
     let replaced = write_temp(&tmp, bytes, mode).and_then(|()| step(Step::Rename, &tmp, || fs::rename(&tmp, path)));
     if let Err((at, source)) = replaced {
         // Created or not, the temporary file must not outlive the failure: it may hold
@@ -135,14 +134,8 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()>
 /// The targets must be distinct files of `dir`.
 pub fn write_atomic_all(dir: &Path, files: &[(&Path, &[u8])]) -> Vec<io::Result<()>> {
     let temps: Vec<_> = files.iter().map(|(path, _)| temp_of(path)).collect();
-    let mut steps: Vec<Result<(), (Step, io::Error)>> = files
-        .iter()
-        .zip(&temps)
-        .map(|((_, bytes), tmp)| {
-            let _ = fs::remove_file(tmp);
-            write_temp(tmp, bytes, 0o644)
-        })
-        .collect();
+    let mut steps: Vec<Result<(), (Step, io::Error)>> =
+        files.iter().zip(&temps).map(|((_, bytes), tmp)| write_temp(tmp, bytes, 0o644)).collect();
     for (((path, _), tmp), result) in files.iter().zip(&temps).zip(&mut steps) {
         if result.is_ok() {
             *result = step(Step::Rename, tmp, || fs::rename(tmp, path));
@@ -183,7 +176,13 @@ fn temp_of(path: &Path) -> std::path::PathBuf {
 /// Creates `tmp` with `bytes` and syncs it.
 fn write_temp(tmp: &Path, bytes: &[u8], mode: u32) -> Result<(), (Step, io::Error)> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = step(Step::Create, tmp, || OpenOptions::new().write(true).create_new(true).mode(mode).open(tmp))?;
+    let create = || OpenOptions::new().write(true).create_new(true).mode(mode).open(tmp);
+    // A temporary file is only there after a crash mid-write: removed then, and only
+    // then, so a save does not pay a failing `unlink` every time.
+    let mut f = step(Step::Create, tmp, || match create() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => fs::remove_file(tmp).and_then(|()| create()),
+        other => other,
+    })?;
     step(Step::Write, tmp, || f.write_all(bytes))?;
     step(Step::Sync, tmp, || f.sync_all())
 }

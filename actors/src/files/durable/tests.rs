@@ -109,3 +109,15 @@ fn an_empty_batch_does_nothing() {
     assert!(write_atomic_all(dir.path(), &[]).is_empty());
     assert!(names_in(dir.path()).is_empty());
 }
+
+#[test]
+fn a_temp_file_left_by_a_crash_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    fs::write(dir.path().join("a.json.tmp"), b"half a write").unwrap();
+    fs::write(dir.path().join("b.json.tmp"), b"half a write").unwrap();
+    write_atomic(&a, b"new a").unwrap();
+    assert!(write_atomic_all(dir.path(), &[(b.as_path(), b"new b")]).iter().all(Result::is_ok));
+    assert_eq!((fs::read(&a).unwrap(), fs::read(&b).unwrap()), (b"new a".to_vec(), b"new b".to_vec()));
+    assert_eq!(names_in(dir.path()), ["a.json", "b.json"]);
+}
