@@ -6,7 +6,8 @@
 //! reset there: an instance serves only what it first made durable in its own file,
 //! and its startup keeps the newer of file and row. A DELETE does reset it (versions
 //! start again once Postgres has the delete): reads of that cache from the DELETE's
-//! start until [`AFTER_DELETE`] after its end are not checked, and later reads are
+//! start until [`AFTER_DELETE`] after its end (or after the end of a Postgres outage it
+//! overlapped) are not checked, and later reads are
 //! compared only with each other.
 //!
 //! Nothing never written: every document served is one a PUT of the run sent (never
@@ -20,7 +21,7 @@ use std::collections::HashMap;
 
 /// How long after a DELETE reads of its cache are left out of the monotonic check: the
 /// other instance may still serve the old version until it hears of the delete.
-pub const AFTER_DELETE: f64 = 15.0;
+pub const AFTER_DELETE: f64 = 5.0;
 
 /// Monotonic reads per instance.
 pub fn monotonic(f: &Facts<'_>, out: &mut Vec<String>) {
@@ -28,7 +29,12 @@ pub fn monotonic(f: &Facts<'_>, out: &mut Vec<String>) {
         let windows: Vec<(f64, f64)> = f
             .deletes(cache)
             .iter()
-            .map(|d| (d.start, if d.status.is_some() { d.end } else { d.end + 5.0 } + AFTER_DELETE))
+            .map(|d| {
+                let end = if d.status.is_some() { d.end } else { d.end + 5.0 };
+                // Learned by the other instance only once Postgres is back.
+                let end = f.outages.iter().filter(|(a, b)| *a < end && *b > d.start).fold(end, |e, (_, b)| e.max(*b));
+                (d.start, end + AFTER_DELETE)
+            })
             .collect();
         for inst in 0..2 {
             let reads = f.reads(cache, inst);
@@ -87,7 +93,12 @@ pub fn written(f: &Facts<'_>, out: &mut Vec<String>) {
         };
         if let Some(first) = by_etag.get(&(op.cache, v, c.clone())) {
             if first.served() != Some(doc) {
-                out.push(format!("{}: ETag {v}-{c} named two documents:\n    {}\n    {}", op.cache, first.line(), op.line()));
+                out.push(format!(
+                    "{}: ETag {v}-{c} named two documents:\n    {}\n    {}",
+                    op.cache,
+                    first.line(),
+                    op.line()
+                ));
             }
         } else {
             by_etag.insert((op.cache, v, c.clone()), op);
@@ -110,7 +121,10 @@ pub fn written(f: &Facts<'_>, out: &mut Vec<String>) {
                 let ok = f.upstream_ids.contains(&id) || f.added.get(&id).is_some_and(|p| p.maybe_applied());
                 if !ok {
                     let by = f.added.get(&id).map_or("nobody".to_owned(), |p| p.line());
-                    out.push(format!("strava: activity {id} was never written (added by {by}), served in {}", op.line()));
+                    out.push(format!(
+                        "strava: activity {id} was never written (added by {by}), served in {}",
+                        op.line()
+                    ));
                 }
             }
             continue;

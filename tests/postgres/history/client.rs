@@ -42,27 +42,28 @@ impl Client {
 
     fn step(&mut self) {
         let inst = self.rng.range(0, 2) as usize;
-        match self.rng.range(0, 100) {
-            0..=27 => {
+        match self.rng.range(0, 1000) {
+            // Rare, so that most reads of `uniq` and `feed` stay in the monotonic check.
+            0 => {
+                let cache = *self.rng.pick(&["uniq", "feed"]);
+                self.call(inst, cache, Kind::Delete);
+            }
+            1..=279 => {
                 let cache = *self.rng.pick(&super::setup::CACHES);
                 self.call(inst, cache, Kind::Get);
             }
-            28..=44 => self.increment(inst),
-            45..=56 => self.add_activity(inst),
-            57..=68 => {
+            280..=449 => self.increment(inst),
+            450..=569 => self.add_activity(inst),
+            570..=689 => {
                 let tag = self.tag();
                 let pad = "x".repeat(self.rng.range(0, 200) as usize);
                 self.call(inst, "uniq", Kind::Put { body: json!({"w": tag, "pad": pad}), if_match: None });
             }
-            69..=77 => {
+            690..=789 => {
                 let tag = self.tag();
                 self.call(inst, "feed", Kind::Put { body: json!({"w": tag}), if_match: None });
             }
-            78..=79 => {
-                let cache = *self.rng.pick(&["uniq", "feed"]);
-                self.call(inst, cache, Kind::Delete);
-            }
-            80..=87 => {
+            790..=889 => {
                 let cache = *self.rng.pick(&["feed", "strava"]);
                 let full = cache == "strava" && self.rng.range(0, 4) == 0;
                 self.call(inst, cache, Kind::Refresh { full });
@@ -109,13 +110,15 @@ impl Client {
         let choice = self.rng.range(0, 10);
         let event = {
             let mut s = self.up.state();
-            let (id, aspect, updates) = if choice < 5 || s.activities.len() < 4 {
+            // Between 4 and 25 activities upstream, so that a rich refresh stays under the
+            // fetch timeout with its slow detail calls.
+            let (id, aspect, updates) = if (choice < 5 || s.activities.len() < 4) && s.activities.len() < 25 {
                 let id = s.next_id;
                 s.next_id += 1;
                 s.ever.insert(id);
                 s.activities.insert(0, activity(id, &format!("Run {id}")));
                 (id, "create", json!({}))
-            } else if choice < 8 {
+            } else if choice < 8 || s.activities.len() < 4 {
                 let i = self.rng.range(0, s.activities.len() as u64) as usize;
                 let name = format!("Renamed {}", self.rng.next() % 1000);
                 s.activities[i]["name"] = json!(name);
@@ -137,6 +140,9 @@ impl Client {
     }
 }
 
+/// Method, URL, body and headers of a request.
+type Request<'a> = (&'static str, String, Option<Vec<u8>>, Vec<(&'a str, &'a str)>);
+
 /// Sends the request `kind` on `cache` to instance `inst` and records it.
 pub fn call(
     agent: &ureq::Agent,
@@ -149,7 +155,7 @@ pub fn call(
 ) -> Op {
     let json = [("Content-Type", "application/json")];
     let path = format!("/v1/caches/{cache}");
-    let (method, url, body, headers): (&str, String, Option<Vec<u8>>, Vec<(&str, &str)>) = match &kind {
+    let (method, url, body, headers): Request<'_> = match &kind {
         Kind::Get => ("GET", ports.url(inst, &path), None, vec![]),
         Kind::Put { body, if_match } => {
             let mut h = json.to_vec();

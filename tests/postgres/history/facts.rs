@@ -42,10 +42,12 @@ pub struct Facts<'a> {
     pub full_reads: Vec<f64>,
     /// Feed answer → when it was asked for.
     pub feed: BTreeMap<u64, f64>,
+    /// When Postgres was down.
+    pub outages: Vec<(f64, f64)>,
 }
 
 impl<'a> Facts<'a> {
-    pub fn new(ops: &'a [Op], up: &State) -> Self {
+    pub fn new(ops: &'a [Op], up: &State, outages: Vec<(f64, f64)>) -> Self {
         let mut by_tag = HashMap::new();
         let mut added = HashMap::new();
         for op in ops {
@@ -59,7 +61,7 @@ impl<'a> Facts<'a> {
         }
         let mut full_reads = up.full_reads.clone();
         full_reads.sort_by(f64::total_cmp);
-        Facts { ops, by_tag, added, upstream_ids: up.ever.clone(), full_reads, feed: up.feed.clone() }
+        Facts { ops, by_tag, added, upstream_ids: up.ever.clone(), full_reads, feed: up.feed.clone(), outages }
     }
 
     /// The writer of `doc`, served from `cache`.

@@ -8,9 +8,30 @@ use std::time::{Duration, Instant};
 use tiercache_testkit::rng::Rng;
 use tiercache_testkit::{Daemon, PgCluster};
 
-/// Runs the faults until `until`; returns one line per fault (with times in seconds
-/// since the run began) for the report.
-pub fn run(pg: &mut PgCluster, daemons: &mut [Daemon], ports: &Ports, rec: &Recorder, rng: &mut Rng, until: Instant) -> Vec<String> {
+/// One fault: what, and when it began and ended (seconds since the run began).
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub what: String,
+    pub from: f64,
+    pub to: f64,
+}
+
+impl Fault {
+    /// A Postgres outage.
+    pub fn is_outage(&self) -> bool {
+        self.what.starts_with("Postgres")
+    }
+}
+
+/// Runs the faults until `until`; returns them for the report and the checks.
+pub fn run(
+    pg: &mut PgCluster,
+    daemons: &mut [Daemon],
+    ports: &Ports,
+    rec: &Recorder,
+    rng: &mut Rng,
+    until: Instant,
+) -> Vec<Fault> {
     let total = until.saturating_duration_since(Instant::now()).as_secs_f64();
     let cycles = (total / 60.0).floor().max(1.0) as u32;
     let length = total / f64::from(cycles);
@@ -20,21 +41,25 @@ pub fn run(pg: &mut PgCluster, daemons: &mut [Daemon], ports: &Ports, rec: &Reco
         let at = begin + length * f64::from(k);
         sleep_until(rec, at + length * rng.range(20, 35) as f64 / 100.0);
         let down = rng.range(3, 8);
-        log.push(format!("{:.3}s: Postgres stopped for {down} s", rec.now()));
+        let from = rec.now();
         pg.stop();
         std::thread::sleep(Duration::from_secs(down));
         pg.start_again();
-        log.push(format!("{:.3}s: Postgres started again", rec.now()));
+        log.push(Fault { what: format!("Postgres stopped for {down} s"), from, to: rec.now() });
 
         sleep_until(rec, at + length * rng.range(55, 70) as f64 / 100.0);
         let victim = rng.range(0, 2) as usize;
         let down = rng.range(1, 5);
-        log.push(format!("{:.3}s: instance {victim} killed (-9) for {down} s", rec.now()));
+        let from = rec.now();
         daemons[victim].kill9();
         std::thread::sleep(Duration::from_secs(down));
         daemons[victim].start_again();
         ports.set(victim, &daemons[victim]);
-        log.push(format!("{:.3}s: instance {victim} ready again on port {}", rec.now(), daemons[victim].port()));
+        log.push(Fault {
+            what: format!("instance {victim} killed (-9), restarted {down} s later"),
+            from,
+            to: rec.now(),
+        });
     }
     sleep_until(rec, rec.secs(until));
     log

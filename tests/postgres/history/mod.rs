@@ -65,10 +65,15 @@ fn a_history_of_two_instances_keeps_every_acknowledged_write() {
         ports.set(i, d);
     }
     let agent = tiercache_testkit::http::agent();
-    let init = client::call(&agent, &ports, &rec, FINAL, 0, "counter", Kind::Put {
-        body: json!({"n": 0, "w": "init"}),
-        if_match: None,
-    });
+    let init = client::call(
+        &agent,
+        &ports,
+        &rec,
+        FINAL,
+        0,
+        "counter",
+        Kind::Put { body: json!({"n": 0, "w": "init"}), if_match: None },
+    );
     assert_eq!(init.status, Some(200), "{}", init.line());
     for d in &daemons {
         for cache in ["counter", "strava"] {
@@ -105,13 +110,9 @@ fn a_history_of_two_instances_keeps_every_acknowledged_write() {
     }
 
     let ops = rec.ops();
-    if let Ok(path) = std::env::var("TIERCACHE_HISTORY_OUT") {
-        let history = json!({"seed": seed, "secs": secs, "faults": faults,
-            "ops": ops.iter().map(record::Op::to_json).collect::<Vec<_>>()});
-        std::fs::write(&path, history.to_string()).expect("write the history");
-    }
     let state = up.state();
-    let facts = facts::Facts::new(&ops, &state);
+    let outages = faults.iter().filter(|f| f.is_outage()).map(|f| (f.from, f.to)).collect();
+    let facts = facts::Facts::new(&ops, &state, outages);
     let mut checks: Vec<(&str, Vec<String>)> = Vec::new();
     let mut add = |name, f: &dyn Fn(&facts::Facts<'_>, &mut Vec<String>)| {
         let mut v = Vec::new();
@@ -134,17 +135,33 @@ fn a_history_of_two_instances_keeps_every_acknowledged_write() {
         count(|op| op.put_body().is_some() && op.status.is_none()),
         count(|op| matches!(op.kind, Kind::Delete)),
         count(|op| matches!(op.kind, Kind::Webhook { .. })));
-    eprintln!("history: upstream: {} full Strava reads, {} incremental, {} detail calls, {} feed answers",
-        state.full_reads.len(), state.incremental_reads, state.details, state.feed.len());
+    eprintln!(
+        "history: upstream: {} full Strava reads, {} incremental, {} detail calls, {} feed answers",
+        state.full_reads.len(),
+        state.incremental_reads,
+        state.details,
+        state.feed.len()
+    );
     eprintln!("history: {}", check_ifmatch::counter_summary(&facts));
-    for line in &faults {
-        eprintln!("history: fault {line}");
+    for f in &faults {
+        eprintln!("history: fault {:.3}s..{:.3}s: {}", f.from, f.to, f.what);
+    }
+    if let Ok(path) = std::env::var("TIERCACHE_HISTORY_OUT") {
+        let history = json!({"seed": seed, "secs": secs,
+            "faults": faults.iter().map(|f| json!({"what": f.what, "from": f.from, "to": f.to})).collect::<Vec<_>>(),
+            "violations": checks.iter().map(|(name, found)| json!({"check": name, "found": found})).collect::<Vec<_>>(),
+            "ops": ops.iter().map(record::Op::to_json).collect::<Vec<_>>()});
+        std::fs::write(&path, history.to_string()).expect("write the history");
     }
     let mut failed = Vec::new();
     for (name, found) in &checks {
         eprintln!("history: check {name}: {} violations", found.len());
         if !found.is_empty() {
-            failed.push(format!("{name}: {} violations, the first ones:\n  {}", found.len(), found.iter().take(12).cloned().collect::<Vec<_>>().join("\n  ")));
+            failed.push(format!(
+                "{name}: {} violations, the first ones:\n  {}",
+                found.len(),
+                found.iter().take(12).cloned().collect::<Vec<_>>().join("\n  ")
+            ));
         }
     }
     assert!(failed.is_empty(), "the history (seed {seed}, {secs} s) breaks:\n{}", failed.join("\n"));

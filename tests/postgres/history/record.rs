@@ -126,12 +126,20 @@ impl Op {
     }
 }
 
-/// A document shortened for a message: Strava documents by their activity ids.
+/// A document shortened for a message: Strava documents by their activity ids (the
+/// upstream ones counted, the ones PUTs added listed).
 pub fn short(doc: &Value) -> String {
     match doc.get("activities").and_then(Value::as_array) {
         Some(list) => {
-            let ids: Vec<String> = list.iter().map(|a| a["id"].to_string()).collect();
-            format!("activities [{}]", ids.join(","))
+            let ids: Vec<u64> = list.iter().filter_map(|a| a["id"].as_u64()).collect();
+            let (added, upstream): (Vec<u64>, Vec<u64>) = ids.iter().partition(|id| **id >= super::client::PUT_IDS);
+            let added: Vec<String> = added.iter().map(u64::to_string).collect();
+            format!(
+                "{} upstream activities (newest {:?}), added [{}]",
+                upstream.len(),
+                upstream.first(),
+                added.join(",")
+            )
         }
         None => doc.to_string(),
     }

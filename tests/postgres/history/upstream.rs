@@ -46,7 +46,8 @@ impl State {
 /// An activity as the list shows it; `id` decides its start date (an hour apart from
 /// 2020-01-01), so newer ids are newer activities.
 pub fn activity(id: u64, name: &str) -> Value {
-    let start = chrono::DateTime::parse_from_rfc3339("2020-01-01T07:00:00Z").unwrap() + chrono::Duration::hours(id as i64);
+    let start =
+        chrono::DateTime::parse_from_rfc3339("2020-01-01T07:00:00Z").unwrap() + chrono::Duration::hours(id as i64);
     let start = start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     json!({"id": id, "name": name, "type": "Run", "start_date": start, "athlete": {"id": ATHLETE}, "resource_state": 2})
 }
@@ -112,7 +113,7 @@ fn answer(req: &Recorded, s: &mut State, rec: &Recorder) -> Reply {
             s.details += 1;
             let id = route.trim_start_matches("/api/v3/activities/").parse::<u64>().ok();
             let found = s.activities.iter().find(|a| id.is_some_and(|id| a["id"] == id)).cloned();
-            let delay = s.delay(200, 1500);
+            let delay = s.delay(100, 800);
             match found {
                 Some(mut detail) => {
                     detail["description"] = json!(format!("detail of {}", detail["id"]));
