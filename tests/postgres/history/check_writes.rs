@@ -6,7 +6,9 @@
 //! not yet acknowledged when P was sent, a feed answer asked for after P was sent, or
 //! anything after a DELETE that was not finished before P was sent. Served instead: a
 //! PUT acknowledged before P was even sent, or a refresh whose upstream fetch began
-//! before it, means P was overwritten by a write built on what came before it.
+//! before it, means P was overwritten by a write built on what came before it. When
+//! P's document is served again later (the write flapped back, e.g. rebased to a new
+//! version) the violation is reported apart from the writes that stay lost.
 //!
 //! Strava: the activity a PUT P added must be in every document served after P was
 //! acknowledged (same rule on instances), unless something that may remove it came
@@ -26,8 +28,10 @@ fn may_follow(writer: Writer<'_>, p: &Op) -> bool {
     }
 }
 
-/// Lost writes of the register caches.
-pub fn registers(f: &Facts<'_>, out: &mut Vec<String>) {
+/// Lost writes of the register caches: on the PUT's instance while the run goes on
+/// (`lost` when the PUT's document is never served again, `flapped` when it comes back
+/// later, for example rebased to a new version), and at the end (`lost`).
+pub fn registers(f: &Facts<'_>, lost: &mut Vec<String>, flapped: &mut Vec<String>) {
     for cache in ["counter", "uniq", "feed"] {
         let deletes = f.deletes(cache);
         let erased = |p: &Op, until: f64| deletes.iter().any(|d| d.settled_end() > p.start && d.start < until);
@@ -47,6 +51,8 @@ pub fn registers(f: &Facts<'_>, out: &mut Vec<String>) {
                 let (Some(p), Some(doc)) = (latest, read.served()) else { continue };
                 let w = f.writer(cache, doc);
                 if !may_follow(w, p) && !erased(p, read.end) {
+                    let back = f.on(cache).any(|r| r.start > read.end && r.served() == p.put_body());
+                    let out = if back { &mut *flapped } else { &mut *lost };
                     out.push(format!(
                         "{cache}: acknowledged {}\n    then instance {inst} served {}\n    in {}",
                         p.line(),
@@ -63,7 +69,7 @@ pub fn registers(f: &Facts<'_>, out: &mut Vec<String>) {
             Some((r, doc)) => {
                 let w = f.writer(cache, doc);
                 if !may_follow(w, p) && !erased(p, r.end) {
-                    out.push(format!(
+                    lost.push(format!(
                         "{cache}: acknowledged {}\n    but the run ended with {}\n    ({})",
                         p.line(),
                         w.describe(),
@@ -72,7 +78,7 @@ pub fn registers(f: &Facts<'_>, out: &mut Vec<String>) {
                 }
             }
             None if !erased(p, f64::INFINITY) => {
-                out.push(format!("{cache}: acknowledged {}\n    but the run ended without the cache", p.line()))
+                lost.push(format!("{cache}: acknowledged {}\n    but the run ended without the cache", p.line()))
             }
             None => {}
         }

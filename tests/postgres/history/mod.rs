@@ -119,7 +119,12 @@ fn a_history_of_two_instances_keeps_every_acknowledged_write() {
         f(&facts, &mut v);
         checks.push((name, v));
     };
-    add("lost writes (registers)", &check_writes::registers);
+    let (mut lost, mut flapped) = (Vec::new(), Vec::new());
+    check_writes::registers(&facts, &mut lost, &mut flapped);
+    add("lost writes (registers)", &|_, out| out.append(&mut lost.clone()));
+    add("acknowledged write replaced by an older one, then back (registers)", &|_, out| {
+        out.append(&mut flapped.clone())
+    });
     add("lost writes (Strava merges)", &check_writes::strava);
     add("monotonic reads", &check_reads::monotonic);
     add("never written", &check_reads::written);
