@@ -37,6 +37,7 @@ mod chaos;
 mod password_rotation;
 
 // Issue 9: several instances.
+mod if_match;
 mod multi_instance;
 mod projects_isolation;
 mod queue_outage;

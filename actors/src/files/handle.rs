@@ -2,7 +2,8 @@
 //! failed on it, so that requests arriving around a restart are answered.
 
 use super::messages::{
-    AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, TouchFile, WasQuarantined, WriteFile,
+    AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, ReserveVersion, TouchFile, WasQuarantined,
+    WriteFile,
 };
 use super::{FileLookup, FileTier, FileTierError, OnDisk};
 use crate::domain::{CacheName, Document, NewDocument, Precondition};
@@ -74,6 +75,14 @@ impl FileHandle {
         floor: u64,
     ) -> Result<Arc<Document>, FileTierError> {
         self.call(WriteFile { name, doc, precondition, floor }).await
+    }
+
+    /// See [`ReserveVersion`]: `(version, base)`.
+    ///
+    /// # Errors
+    /// Precondition failure, or the actor failing twice.
+    pub async fn reserve(&self, name: CacheName, precondition: Precondition) -> Result<(u64, u64), FileTierError> {
+        self.call(ReserveVersion { name, precondition }).await
     }
 
     /// See [`AdoptFile`].

@@ -2,7 +2,8 @@
 //! with its failpoint (SPEC §11).
 
 use super::messages::{
-    AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, TouchFile, WasQuarantined, WriteFile,
+    AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, ReserveVersion, TouchFile, WasQuarantined,
+    WriteFile,
 };
 use super::{FileLookup, FileTier, FileTierError, OnDisk, ACTOR};
 use crate::domain::{CacheName, Document};
@@ -35,6 +36,18 @@ impl Handler<WriteFile> for FileTier {
         guard(ACTOR, &reporter, ctx, || {
             fail::fail_point!("file::write");
             self.write(&msg.name, msg.doc, &msg.precondition, msg.floor).map(Arc::new)
+        })?
+    }
+}
+
+impl Handler<ReserveVersion> for FileTier {
+    type Result = Result<(u64, u64), FileTierError>;
+
+    fn handle(&mut self, msg: ReserveVersion, ctx: &mut Context<Self>) -> Self::Result {
+        let reporter = self.reporter.clone();
+        guard(ACTOR, &reporter, ctx, || {
+            fail::fail_point!("file::write");
+            self.reserve(&msg.name, &msg.precondition)
         })?
     }
 }

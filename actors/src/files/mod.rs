@@ -16,7 +16,7 @@ mod handlers;
 mod messages;
 
 pub use handle::FileHandle;
-pub use messages::{AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, WriteFile};
+pub use messages::{AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, ReserveVersion, WriteFile};
 
 use crate::domain::envelope::{self, EnvelopeError};
 use crate::domain::{CacheName, Document, NewDocument, Precondition};
@@ -258,6 +258,23 @@ impl FileTier {
             Document::new(name.clone(), version, new.checksum, last_fetch, new.last_rich_fetch, saved_at, new.body);
         self.put_document(&doc)?;
         Ok(doc)
+    }
+
+    /// Checks `precondition` like [`Self::write`] and reserves the version such a write
+    /// would get, without writing: later local writes go above it. Returns that version
+    /// and the live version the precondition was checked against (0: none). For a write
+    /// that Postgres must accept first (`If-Match` across instances), adopted here after.
+    ///
+    /// # Errors
+    /// [`FileTierError::PreconditionFailed`].
+    pub fn reserve(&mut self, name: &CacheName, precondition: &Precondition) -> Result<(u64, u64), FileTierError> {
+        let known = self.floors.get(name).copied().unwrap_or(0);
+        let current = self.index.get(name);
+        let version = decide::next_version(current, known, precondition)
+            .map_err(|current| FileTierError::PreconditionFailed { current })?;
+        let base = current.filter(|d| d.etag.is_some()).map_or(0, |d| d.version);
+        self.floors.insert(name.clone(), version);
+        Ok((version, base))
     }
 
     /// Stores `doc` as it is (a version made elsewhere, e.g. read from Postgres), unless

@@ -72,6 +72,22 @@ impl StoreHandle {
         self.call(WriteConditional { doc, version, retention_days, expected }).await
     }
 
+    /// [`WriteConditional`] sent once, never again: a compare-and-set whose outcome is
+    /// unknown (the actor failed on it) must not be applied twice.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn write_once(
+        &self,
+        doc: Arc<Document>,
+        version: u64,
+        retention_days: u32,
+        expected: Option<u64>,
+    ) -> Result<CasOutcome, StoreError> {
+        let msg = WriteConditional { doc, version, retention_days, expected };
+        self.addr.send(msg).await.map_err(|e| StoreError::Unavailable(format!("store actor unavailable: {e}")))?
+    }
+
     /// See [`RecordCheck`].
     ///
     /// # Errors
