@@ -87,21 +87,30 @@ pub fn registers(f: &Facts<'_>, lost: &mut Vec<String>, flapped: &mut Vec<String
 
 /// Activities added by acknowledged Strava PUTs that a merge dropped.
 pub fn strava(f: &Facts<'_>, out: &mut Vec<String>) {
-    let puts: Vec<&Op> = f.on("strava").filter(|op| op.put_body().is_some() && op.maybe_applied()).collect();
+    let mut puts: Vec<&Op> = f.on("strava").filter(|op| op.put_body().is_some() && op.maybe_applied()).collect();
+    puts.sort_by(|a, b| a.start.total_cmp(&b.start));
+    let unanswered: Vec<&Op> = puts.iter().copied().filter(|w| !w.acked_put()).collect();
     let reads = [f.reads("strava", 0), f.reads("strava", 1)];
     let fin = f.final_read("strava");
     for p in puts.iter().filter(|p| p.acked_put()) {
         let Some(id) = added_activity(p) else { continue };
-        // The first moment something may have removed it.
+        // The first moment something may have removed it: a full read begun after P was
+        // sent, or another PUT without it that was not acknowledged before P was sent
+        // (acknowledged PUTs of interest started at most a request's length before P).
         let full = f.full_reads.iter().copied().find(|at| *at > p.start).unwrap_or(f64::INFINITY);
-        let other = puts
+        let from = puts.partition_point(|w| w.start < p.start - 60.0);
+        let until = puts.partition_point(|w| w.start < full);
+        let other = puts[from..until]
             .iter()
+            .chain(unanswered.iter())
             .filter(|w| w.id != p.id && w.settled_end() > p.start)
             .filter(|w| w.put_body().is_some_and(|b| !activity_ids(b).contains(&id)))
             .map(|w| w.start)
             .fold(f64::INFINITY, f64::min);
         let removable = full.min(other);
-        let later = reads[p.inst].iter().copied().filter(|r| r.start > p.end && r.end < removable);
+        let mine = &reads[p.inst];
+        let first = mine.partition_point(|r| r.start <= p.end);
+        let later = mine[first..].iter().copied().take_while(|r| r.start < removable).filter(|r| r.end < removable);
         let mut checked = later.chain(fin.filter(|r| r.end < removable && r.served().is_some()));
         if let Some(r) = checked.find(|r| r.served().is_some_and(|doc| !activity_ids(doc).contains(&id))) {
             out.push(format!(

@@ -185,7 +185,28 @@ pub fn call(
         Err(_) => (None, None, None),
     };
     let op = Op { id: 0, client, inst, cache, kind, start, end, status, etag, body };
-    rec.push(op.clone());
+    rec.push(compact(&op));
+    op
+}
+
+/// The operation as recorded: Strava documents (read or written) kept as their
+/// activity ids and a digest of the whole document, so that a long run's history fits
+/// in memory; the checks need no more.
+fn compact(op: &Op) -> Op {
+    if op.cache != "strava" {
+        return op.clone();
+    }
+    let small = |doc: &Value| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&doc.to_string(), &mut h);
+        let ids: Vec<Value> = super::facts::activity_ids(doc).into_iter().map(|id| json!({"id": id})).collect();
+        json!({"activities": ids, "digest": format!("{:016x}", std::hash::Hasher::finish(&h))})
+    };
+    let mut op = op.clone();
+    op.body = op.body.as_ref().map(small);
+    if let Kind::Put { body, .. } = &mut op.kind {
+        *body = small(body);
+    }
     op
 }
 
