@@ -38,6 +38,8 @@ mod password_rotation;
 
 // Issue 9: several instances.
 mod if_match;
+#[cfg(feature = "failpoints")]
+mod listener_race;
 mod multi_instance;
 mod projects_isolation;
 mod queue_outage;

@@ -106,7 +106,15 @@ impl FileHandle {
     /// # Errors
     /// I/O errors, or the actor failing twice.
     pub async fn remove(&self, name: CacheName) -> Result<bool, FileTierError> {
-        self.call(RemoveFile { name }).await
+        self.call(RemoveFile { name, expected: None }).await
+    }
+
+    /// See [`RemoveFile`]: only while disk holds version `expected`, live.
+    ///
+    /// # Errors
+    /// I/O errors, or the actor failing twice.
+    pub async fn remove_if(&self, name: CacheName, expected: u64) -> Result<bool, FileTierError> {
+        self.call(RemoveFile { name, expected: Some(expected) }).await
     }
 
     /// See [`PurgeFile`].

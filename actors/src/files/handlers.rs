@@ -81,7 +81,13 @@ impl Handler<RemoveFile> for FileTier {
 
     fn handle(&mut self, msg: RemoveFile, ctx: &mut Context<Self>) -> Self::Result {
         let reporter = self.reporter.clone();
-        guard(ACTOR, &reporter, ctx, || Ok(self.remove(&msg.name)?))?
+        guard(ACTOR, &reporter, ctx, || {
+            let current = self.index().get(&msg.name);
+            if msg.expected.is_some_and(|v| !current.is_some_and(|d| d.version == v && d.etag.is_some())) {
+                return Ok(false);
+            }
+            Ok(self.remove(&msg.name)?)
+        })?
     }
 }
 

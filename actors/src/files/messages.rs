@@ -67,6 +67,9 @@ pub struct TouchFile {
 pub struct RemoveFile {
     /// The cache.
     pub name: CacheName,
+    /// Only if disk still holds this version, live (a delete seen elsewhere must not
+    /// take a save made here since); `None`: whatever it holds.
+    pub expected: Option<u64>,
 }
 
 /// The index of what is on disk.
