@@ -154,6 +154,7 @@ fn a_history_of_two_instances_keeps_every_acknowledged_write() {
     if let Ok(path) = std::env::var("TIERCACHE_HISTORY_OUT") {
         let history = json!({"seed": seed, "secs": secs,
             "faults": faults.iter().map(|f| json!({"what": f.what, "from": f.from, "to": f.to})).collect::<Vec<_>>(),
+            "full_reads": state.full_reads, "feed_answers": state.feed,
             "violations": checks.iter().map(|(name, found)| json!({"check": name, "found": found})).collect::<Vec<_>>(),
             "ops": ops.iter().map(record::Op::to_json).collect::<Vec<_>>()});
         std::fs::write(&path, history.to_string()).expect("write the history");
