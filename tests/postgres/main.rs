@@ -37,6 +37,8 @@ mod chaos;
 mod password_rotation;
 
 // Issue 9: several instances.
+#[cfg(feature = "failpoints")]
+mod delete_race;
 mod if_match;
 #[cfg(feature = "failpoints")]
 mod listener_race;

@@ -340,8 +340,11 @@ impl FileTier {
     /// # Errors
     /// I/O errors.
     pub fn remove(&mut self, name: &CacheName) -> io::Result<bool> {
-        // A tombstone even for a cache unknown here: Postgres may hold a row of it.
+        // A tombstone even for a cache unknown here: Postgres may hold a row of it. Its
+        // version is the newest known here (a row adopted or reserved counts): the delete
+        // reaches no row newer than that.
         let (version, existed) = decide::tombstone(self.index.get(name));
+        let version = version.max(self.floors.get(name).copied().unwrap_or(0));
         let tomb = serde_json::json!({
             "name": name.as_str(),
             "version": version,

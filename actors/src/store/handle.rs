@@ -54,8 +54,13 @@ impl StoreHandle {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn write(&self, doc: Arc<Document>, retention_days: u32) -> Result<WriteOutcome, StoreError> {
-        self.call(WriteRow { doc, retention_days }).await
+    pub async fn write(
+        &self,
+        doc: Arc<Document>,
+        retention_days: u32,
+        known: Option<u64>,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.call(WriteRow { doc, retention_days, known }).await
     }
 
     /// See [`WriteConditional`].
@@ -108,8 +113,8 @@ impl StoreHandle {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn delete(&self, name: CacheName) -> Result<(), StoreError> {
-        self.call(DeleteRow { name }).await
+    pub async fn delete(&self, name: CacheName, version: u64) -> Result<(), StoreError> {
+        self.call(DeleteRow { name, version }).await
     }
 
     /// See [`PurgeUnconfigured`].
