@@ -36,7 +36,6 @@ pub mod retention;
 pub mod sd_notify;
 pub mod signals;
 mod status;
-pub mod strava_subscription;
 pub mod telemetry;
 pub mod wiring;
 

@@ -1,4 +1,6 @@
-//! tiercache's actors: every piece of runtime state lives here.
+//! tiercache's actors: the caches' state, and everything the daemon keeps on disk or in
+//! Postgres while it runs. (The binary keeps only its edges' own state: the API's
+//! policy and readiness, the health verdict, the `data_dir` lock; docs/architecture.md.)
 //!
 //! # Layout
 //! - [`domain`]: names, canonical JSON, checksums, documents, envelopes, schemas.
@@ -19,6 +21,8 @@
 //! - [`startup`]: the startup plan (file vs row vs pending save) and the sync that
 //!   carries it out between the files and Postgres.
 //! - [`retention`]: purging caches no longer configured, tier by tier.
+//! - [`strava_subscription`]: the Strava push subscription this daemon holds (its
+//!   record, shared with the other instances through Postgres).
 //! - [`metrics`]: the Prometheus registry.
 //! - [`system`]: what the actors need from the configuration.
 //! - [`runtime`]: the lifecycle in one place: boot the actors under supervision, the
@@ -41,6 +45,7 @@ pub mod runtime;
 pub mod save_flow;
 pub mod startup;
 pub mod store;
+pub mod strava_subscription;
 pub mod supervisor;
 pub mod system;
 pub mod tiers;

@@ -12,11 +12,11 @@
 //! - refusals and drops are client input: counted, logged at `DEBUG`, and summed up in
 //!   at most one `INFO` line a minute, never `WARN`.
 
-use crate::strava_subscription::SubscriptionWatch;
 use governor::{DefaultDirectRateLimiter, Quota};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
+use tiercache_actors::strava_subscription::SubscriptionWatch;
 
 /// Events per second handed on to the refresher.
 pub const EVENTS_PER_SECOND: u32 = 50;

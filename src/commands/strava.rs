@@ -8,12 +8,12 @@
 use crate::cli::StravaCommand;
 use crate::config::{Settings, SourceConfig};
 use crate::exit::{Fatal, CONFIG, UNAVAILABLE};
-use crate::strava_subscription::{self, Subscription};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use std::time::Duration;
 use tiercache_actors::refresher::sources::client::{Deadline, HttpClient, Request, Response};
 use tiercache_actors::refresher::sources::strava;
+use tiercache_actors::strava_subscription::{self, Subscription};
 
 /// Strava answers the subscribe call only after it has checked the callback URL.
 const TIMEOUT: Duration = Duration::from_secs(30);

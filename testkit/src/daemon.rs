@@ -25,8 +25,11 @@
 //! ```
 //!
 //! The process is killed when the value is dropped, and also (parent-death signal)
-//! when the test process dies. Set `TEST_LOG=1` to have every run's output printed to
-//! the test's standard error when the value is dropped (use `--nocapture`).
+//! when the test process dies. When the test is panicking at that moment (an assertion
+//! failed), the directory is kept and its path and the last [`FAILURE_LOG_LINES`] lines
+//! of each run's output are printed to standard error, which the test harness shows with
+//! the failure. Set `TEST_LOG=1` to have every run's whole output printed on every drop
+//! (use `--nocapture`).
 
 use std::fmt;
 use std::fs::{self, File};
@@ -48,6 +51,9 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// (30 s), so a slow drain fails the test with the exit code rather than a timeout. A
 /// test that asserts a bound on how fast something ends states that bound itself.
 pub const EXIT_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// How many lines of each run's output a [`Daemon`] dropped by a failing test prints.
+pub const FAILURE_LOG_LINES: usize = 40;
 
 /// How long [`Daemon::wait_for_message`] waits for a log line.
 pub const LOG_TIMEOUT: Duration = Duration::from_secs(5);
@@ -511,19 +517,44 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Prints every run's output to standard error: all of it, or its last `tail` lines.
+    fn print_logs(&self, tail: Option<usize>) {
+        for run in 1..=self.runs {
+            for stream in ["stdout", "stderr"] {
+                let path = self.log_path(stream, run);
+                let text = fs::read_to_string(&path).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let from = tail.map_or(0, |n| lines.len().saturating_sub(n));
+                let shown = if from > 0 {
+                    format!(" (last {} of {} lines)", lines.len() - from, lines.len())
+                } else {
+                    String::new()
+                };
+                eprintln!("----- {}{shown} -----", path.display());
+                for line in &lines[from..] {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
-        if std::env::var_os("TEST_LOG").is_some_and(|v| !v.is_empty() && v != "0") {
-            for run in 1..=self.runs {
-                for stream in ["stdout", "stderr"] {
-                    let text = fs::read_to_string(self.log_path(stream, run)).unwrap_or_default();
-                    eprintln!("----- daemon {} {stream}, run {run} -----\n{text}", self.root.display());
-                }
+        if thread::panicking() {
+            // The test failed: keep the directory and show how each run ended.
+            if let Some(dir) = self.dir.take() {
+                let _ = dir.keep();
             }
+            eprintln!("----- daemon kept at {} (the test panicked) -----", self.root.display());
+            self.print_logs(Some(FAILURE_LOG_LINES));
+        } else if std::env::var_os("TEST_LOG").is_some_and(|v| !v.is_empty() && v != "0") {
+            self.print_logs(None);
         }
         if let Some(dir) = self.dir.take() {
             let _ = dir.close();
@@ -573,6 +604,25 @@ mod tests {
         assert_eq!(t["api"]["listen"].as_array().unwrap().len(), 2);
         assert_eq!(d.port(), 1234);
         assert_eq!(d.data_dir(), d.dir().join("x"));
+    }
+
+    #[test]
+    fn a_failing_test_keeps_the_directory() {
+        let dir = std::sync::Mutex::new(PathBuf::new());
+        let failed = std::panic::catch_unwind(|| {
+            let d = Daemon::new(Path::new("/bin/false"), DaemonOptions::new(""));
+            *dir.lock().unwrap() = d.dir().to_owned();
+            panic!("a failed assertion");
+        });
+        assert!(failed.is_err());
+        let dir = dir.into_inner().unwrap();
+        assert!(dir.join("tiercache.toml").exists(), "{} was removed", dir.display());
+        fs::remove_dir_all(&dir).unwrap();
+
+        let d = Daemon::new(Path::new("/bin/false"), DaemonOptions::new(""));
+        let dir = d.dir().to_owned();
+        drop(d);
+        assert!(!dir.exists(), "a passing test leaves nothing behind");
     }
 
     #[test]

@@ -53,8 +53,12 @@ fn security_no_secret_reaches_a_log_line() {
     assert!(!reload(&app));
     app.signal(Signal::SIGUSR2);
     app.signal(Signal::SIGUSR1);
-    // Let the retry queue fail against the unreachable Postgres a few times.
-    std::thread::sleep(Duration::from_millis(800));
+    // Let the retry queue fail against the unreachable Postgres a few times (each
+    // failure logs the connection's error, which must not carry the password).
+    tiercache_testkit::wait_for("failed writes to Postgres", Duration::from_secs(10), || {
+        let failed = app.metric("tiercache_postgres_writes_total{result=\"error\"}").unwrap_or(0.0);
+        tiercache_testkit::wait::seen(failed, failed >= 2.0)
+    });
     app.signal(Signal::SIGTERM);
     assert_eq!(app.wait_exit(EXIT_TIMEOUT), Some(0), "{}", app.stderr());
 

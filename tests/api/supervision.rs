@@ -184,3 +184,24 @@ fn healthz_answers_503_while_an_actor_does_not_answer() {
         (app.get("/healthz", &[]).status == 200).then_some(())
     });
 }
+
+#[test]
+fn a_panic_in_a_retention_pass_is_counted_and_the_next_pass_runs() {
+    let mut app =
+        spawn_app_with(with_failpoints("", 5).tables("[[caches]]\nname = \"keep\"\n[[caches]]\nname = \"old\"\n"));
+    app.put_ok("old", "[1]");
+    app.stop();
+    tiercache_testkit::envelope::backdate(&app.cache_file("old"), 40);
+    // "old" is no longer configured; the first pass panics, the second purges it.
+    app.set_config(with_failpoints("retention::pass=1*panic", 5).tables("[[caches]]\nname = \"keep\"\n").config_text());
+    app.set_env("FAILPOINTS", "retention::pass=1*panic");
+    app.set_env("TIERCACHE_RETENTION_INTERVAL", "1s");
+    app.start_again();
+    assert_restarts(&app, "retention", 1);
+    let purged = app.wait_for_log("the next pass purging old", Duration::from_secs(10), |l| {
+        tiercache_testkit::daemon::message(l) == "retention: purged a cache no longer configured" && l["cache"] == "old"
+    });
+    assert_eq!(purged["tier"], "file", "{purged}");
+    assert!(!app.cache_file("old").exists());
+    assert_eq!(app.get("/healthz", &[]).status, 200);
+}

@@ -139,7 +139,9 @@ fn a_confirmed_deauthorization_purges_the_cache_and_stored_tokens_for_good_but_k
     let calls = up.requests().len();
     app.signal(nix::sys::signal::Signal::SIGUSR1);
     assert!(no_data(&app));
-    std::thread::sleep(Duration::from_millis(1500));
+    // SIGUSR1 was handled: it started no refresh of the deauthorized cache.
+    let usr1 = app.wait_for_message("SIGUSR1: refreshing every cache with a source");
+    assert_eq!(usr1["started"], 0, "{usr1}");
     assert_eq!(up.requests().len(), calls, "{:?}", up.summary());
 
     // kill -9 and a restart: it starts (the token file is still there), every other
@@ -148,7 +150,8 @@ fn a_confirmed_deauthorization_purges_the_cache_and_stored_tokens_for_good_but_k
     app.start_again();
     assert_eq!(app.get_cache("notes").status, 200);
     assert!(no_data(&app), "the purged cache came back");
-    std::thread::sleep(Duration::from_millis(1500));
+    // The refresher has read the deauthorization back, so it schedules no refresh.
+    app.wait_for_message("cache strava was deauthorized at");
     assert!(no_data(&app));
     assert!(!stored.exists(), "the token came back");
     assert!(app.get("/v1/caches/strava/meta", &[]).json()["error"].as_str().is_some_and(said));
@@ -177,8 +180,11 @@ fn a_refresh_token_refused_during_an_ordinary_refresh_is_acted_on_without_an_eve
     let error = meta["error"].as_str().unwrap_or_default().to_owned();
     assert!(error.contains("deauthorized") && error.contains("RefreshToken refresh_token invalid"), "{meta}");
     assert!(app.dir().join(TOKEN_FILE).exists());
+    // The refresher stopped the cache's refreshes: no call follows.
+    app.wait_for_message("deauthorized upstream; refreshes stopped");
     let calls = up.requests().len();
-    std::thread::sleep(Duration::from_millis(1000));
+    let meta = app.get("/v1/caches/strava/meta", &[]).json();
+    assert_eq!(meta["deauthorized"], true, "{meta}");
     assert_eq!(up.requests().len(), calls);
 }
 

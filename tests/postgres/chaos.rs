@@ -23,6 +23,8 @@ const FAILPOINTS: &str = "memory::get=1%panic;file::read=2%panic;file::write=2%p
 struct Ledger {
     /// Per cache: acknowledged version → body.
     acked: HashMap<String, Vec<(u64, String)>>,
+    /// Saves not acknowledged, by status (0: no answer, the process was down).
+    refused: HashMap<u16, usize>,
     reads: HashMap<u16, usize>,
     unanswered: usize,
     bad_503: usize,
@@ -66,9 +68,13 @@ fn the_daemon_survives_chaos_without_losing_an_acknowledged_save() {
                     .put(&format!("{base}/v1/caches/{cache}"))
                     .set("Content-Type", "application/json")
                     .send_string(&body);
-                if let Ok(r) = res {
-                    let version: u64 = r.into_json::<serde_json::Value>().unwrap()["version"].as_u64().unwrap();
-                    ledger.lock().unwrap().acked.entry(cache.to_owned()).or_default().push((version, body));
+                match res {
+                    Ok(r) => {
+                        let version: u64 = r.into_json::<serde_json::Value>().unwrap()["version"].as_u64().unwrap();
+                        ledger.lock().unwrap().acked.entry(cache.to_owned()).or_default().push((version, body));
+                    }
+                    Err(ureq::Error::Status(code, _)) => *ledger.lock().unwrap().refused.entry(code).or_default() += 1,
+                    Err(_) => *ledger.lock().unwrap().refused.entry(0).or_default() += 1,
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -133,22 +139,34 @@ fn the_daemon_survives_chaos_without_losing_an_acknowledged_save() {
         .iter()
         .filter_map(|a| daemon.metric(&format!("tiercache_actor_restarts_total{{actor=\"{a}\"}}")))
         .sum();
+    let acked_counts: Vec<usize> = CACHES.iter().map(|c| ledger.acked.get(*c).map_or(0, Vec::len)).collect();
     eprintln!(
         "chaos: {secs} s, {kills} kill -9, {outages} Postgres outages, {restarts} actor restarts (this run), reads {:?}, \
-         {} unanswered while down",
-        ledger.reads, ledger.unanswered
+         {} unanswered while down, saves acknowledged {acked_counts:?}, not acknowledged {:?}",
+        ledger.reads, ledger.unanswered, ledger.refused
     );
+    // Saves went on through the chaos: every cache has acknowledged saves to check.
+    for (cache, n) in CACHES.iter().zip(&acked_counts) {
+        assert!(*n >= 20, "{cache}: only {n} saves acknowledged; not acknowledged: {:?}", ledger.refused);
+    }
     for cache in CACHES {
-        let acked = ledger.acked.get(cache).cloned().unwrap_or_default();
-        let Some(&(last_version, _)) = acked.iter().max_by_key(|(v, _)| *v) else { continue };
+        let acked = &ledger.acked[cache];
+        let (last_version, last_body) = acked.iter().max_by_key(|(v, _)| *v).expect("acknowledged saves");
+        let last_n = serde_json::from_str::<serde_json::Value>(last_body).unwrap()["n"].as_u64();
         let (served_version, _, served) = get_ok(&daemon, cache);
-        assert!(served_version >= last_version, "{cache}: served v{served_version} < acknowledged v{last_version}");
+        assert!(served_version >= *last_version, "{cache}: served v{served_version} < acknowledged v{last_version}");
+        // A newer version than the last acknowledged one is a save whose answer the
+        // kill cut off: it was sent after that one.
+        assert!(served["n"].as_u64() >= last_n, "{cache}: serves {served}, older than the acknowledged {last_body}");
         if let Some((_, body)) = acked.iter().find(|(v, _)| *v == served_version) {
             assert_eq!(&served, &serde_json::from_str::<serde_json::Value>(body).unwrap(), "{cache} v{served_version}");
         }
         let row = wait_for("Postgres converged", Duration::from_secs(30), || {
-            row(&pg, cache).filter(|r| r.version == served_version)
-        });
+            let r = row(&pg, cache);
+            let done = r.as_ref().is_some_and(|r| r.version == served_version);
+            seen(r, done)
+        })
+        .expect("a row");
         assert_eq!(row.data, served, "{cache}: Postgres holds what is served");
     }
     assert_eq!(ledger.bad_503, 0, "every 503 carries Retry-After");

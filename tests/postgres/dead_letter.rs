@@ -2,7 +2,7 @@
 //! `retry.max_attempts`, with an alert log line and a metric, and never blocks the
 //! other caches.
 
-use crate::helpers::{cluster, get_ok, message, put_ok, wait_for, wait_for_row, wait_queue_empty, Conf, DB};
+use crate::helpers::{cluster, get_ok, message, put_ok, seen, wait_for, wait_for_row, wait_queue_empty, Conf, DB};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -25,7 +25,8 @@ fn a_save_postgres_rejects_for_good_is_dead_lettered_and_others_flow() {
 
     let dead = wait_for("a file in dead-letter/", Duration::from_secs(10), || {
         let f = d.files_in("dead-letter");
-        (!f.is_empty()).then_some(f)
+        let done = !f.is_empty();
+        seen(f, done)
     });
     assert_eq!(dead.len(), 1, "{dead:?}");
     let name = dead[0].file_name().unwrap().to_string_lossy().into_owned();

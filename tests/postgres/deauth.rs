@@ -4,7 +4,7 @@
 //! The subscription id recorded on one instance is known to every instance; a
 //! refresh token rotated by another instance is not mistaken for a deauthorization.
 
-use crate::helpers::{cluster, row, toml_str, wait_for, Conf, ARRIVAL, DB};
+use crate::helpers::{cluster, message, row, seen, toml_str, wait_for, Conf, ARRIVAL, DB};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -78,13 +78,23 @@ fn a_deauthorization_removes_the_row_and_the_token_state_for_good() {
     let mut d = Conf::new(pg.url(DB, "postgres")).tables(&tables).start();
     wait_for("the row", ARRIVAL, || row(&pg, "strava").map(|_| ()));
     wait_for("the token and sync state", ARRIVAL, || {
-        (state_keys(&pg).trim() == "strava:strava,stravasync:strava").then_some(())
+        let keys = state_keys(&pg);
+        let done = keys.trim() == "strava:strava,stravasync:strava";
+        seen(keys, done)
     });
 
     revoked.store(true, Ordering::SeqCst);
     deauthorize(&d);
-    wait_for("the row deleted", ARRIVAL, || row(&pg, "strava").is_none().then_some(()));
-    wait_for("the token state deleted", ARRIVAL, || (state_keys(&pg).trim() == "stravasync:strava").then_some(()));
+    wait_for("the row deleted", ARRIVAL, || {
+        let r = row(&pg, "strava");
+        let done = r.is_none();
+        seen(r, done)
+    });
+    wait_for("the token state deleted", ARRIVAL, || {
+        let keys = state_keys(&pg);
+        let done = keys.trim() == "stravasync:strava";
+        seen(keys, done)
+    });
     assert_eq!(d.get_cache("strava").status, 503);
     let calls = strava.requests().len();
 
@@ -95,7 +105,11 @@ fn a_deauthorization_removes_the_row_and_the_token_state_for_good() {
     d.stop();
     std::fs::remove_dir_all(d.data_dir()).unwrap();
     d.start_again();
-    std::thread::sleep(Duration::from_millis(1500));
+    // The refresher has read the deauthorization back from Postgres (and so makes no
+    // upstream call).
+    d.wait_for_log("the deauthorization read back", Duration::from_secs(10), |l| {
+        message(l).starts_with("cache strava was deauthorized at")
+    });
     let r = d.get_cache("strava");
     assert_eq!((r.status, r.json()["code"].as_str()), (503, Some("no_data")), "{r:?}");
     assert!(row(&pg, "strava").is_none());
@@ -112,16 +126,25 @@ fn every_instance_stops_serving_and_refreshing_a_deauthorized_cache() {
     let a = conf.start();
     wait_for("the row", ARRIVAL, || row(&pg, "strava").map(|_| ()));
     let mut b = conf.start();
-    wait_for("the document on the second instance", ARRIVAL, || (b.get_cache("strava").status == 200).then_some(()));
+    wait_for("the document on the second instance", ARRIVAL, || {
+        let r = b.get_cache("strava");
+        let done = r.status == 200;
+        seen(r, done)
+    });
 
     revoked.store(true, Ordering::SeqCst);
     deauthorize(&a);
-    wait_for("the row deleted", ARRIVAL, || row(&pg, "strava").is_none().then_some(()));
+    wait_for("the row deleted", ARRIVAL, || {
+        let r = row(&pg, "strava");
+        let done = r.is_none();
+        seen(r, done)
+    });
     let calls = strava.requests().len();
     for (name, d) in [("first", &a), ("second", &b)] {
         wait_for(&format!("no_data on the {name} instance"), ARRIVAL, || {
             let r = d.get_cache("strava");
-            (r.status == 503 && r.json()["code"] == "no_data").then_some(())
+            let done = r.status == 503 && r.json()["code"] == "no_data";
+            seen(r, done)
         });
     }
     b.restart();
@@ -139,12 +162,16 @@ fn a_forged_deauthorization_removes_nothing_from_postgres() {
     let d = Conf::new(pg.url(DB, "postgres")).tables(&strava_cache(&strava)).start();
     wait_for("the row", ARRIVAL, || row(&pg, "strava").map(|_| ()));
     wait_for("the token and sync state", ARRIVAL, || {
-        (state_keys(&pg).trim() == "strava:strava,stravasync:strava").then_some(())
+        let keys = state_keys(&pg);
+        let done = keys.trim() == "strava:strava,stravasync:strava";
+        seen(keys, done)
     });
     let before = row(&pg, "strava").expect("the row");
     deauthorize(&d);
     wait_for("Strava's verdict", ARRIVAL, || {
-        d.metric("tiercache_webhook_events_total{type=\"athlete.update\",outcome=\"forged\"}").filter(|n| *n >= 1.0)
+        let n = d.metric("tiercache_webhook_events_total{type=\"athlete.update\",outcome=\"forged\"}");
+        let done = n.is_some_and(|n| n >= 1.0);
+        seen(n, done)
     });
     assert_eq!(row(&pg, "strava").map(|r| r.version), Some(before.version), "the row stays");
     assert_eq!(state_keys(&pg).trim(), "strava:strava,stravasync:strava", "the tokens stay");
@@ -168,7 +195,11 @@ fn the_recorded_subscription_is_known_to_every_instance() {
     };
     // The first event makes the first instance publish its record.
     post(&a, event(7));
-    wait_for("the shared record", ARRIVAL, || state_keys(&pg).contains("stravahook:subscription").then_some(()));
+    wait_for("the shared record", ARRIVAL, || {
+        let keys = state_keys(&pg);
+        let done = keys.contains("stravahook:subscription");
+        seen(keys, done)
+    });
     // The second instance, which has no record of its own, drops the other subscription's.
     let dropped = wait_for("the second instance dropping another subscription's event", ARRIVAL, || {
         post(&b, event(8));
@@ -209,23 +240,37 @@ fn a_refresh_token_another_instance_rotated_is_not_a_deauthorization() {
     });
     let conf = Conf::new(pg.url(DB, "postgres")).tables(&strava_cache(&strava));
     let a = conf.start();
-    wait_for("the first instance's refresh", ARRIVAL, || (a.get_cache("strava").status == 200).then_some(()));
+    wait_for("the first instance's refresh", ARRIVAL, || {
+        let r = a.get_cache("strava");
+        let done = r.status == 200;
+        seen(r, done)
+    });
     let b = conf.start();
-    wait_for("the document on the second instance", ARRIVAL, || (b.get_cache("strava").status == 200).then_some(()));
+    wait_for("the document on the second instance", ARRIVAL, || {
+        let r = b.get_cache("strava");
+        let done = r.status == 200;
+        seen(r, done)
+    });
     // The second instance refreshes on demand (after the leader's grace) and rotates
     // the token; then the first renews with the token it holds, which Strava refuses:
     // the newest one is in Postgres.
     let calls = outcomes.lock().unwrap().len();
     assert_eq!(b.request("POST", "/v1/caches/strava/refresh", None, &[]).status, 202);
-    wait_for("the second instance's renewal", ARRIVAL, || (outcomes.lock().unwrap().len() > calls).then_some(()));
+    wait_for("the second instance's renewal", ARRIVAL, || {
+        let log = outcomes.lock().unwrap().clone();
+        let done = log.len() > calls;
+        seen(log, done)
+    });
     assert_eq!(a.request("POST", "/v1/caches/strava/refresh", None, &[]).status, 202);
     wait_for("a refused rotated token, then a renewal with the shared one", ARRIVAL, || {
-        let log = outcomes.lock().unwrap();
-        log.iter().position(|ok| !ok).is_some_and(|first| log[first..].contains(&true)).then_some(())
+        let log = outcomes.lock().unwrap().clone();
+        let done = log.iter().position(|ok| !ok).is_some_and(|first| log[first..].contains(&true));
+        seen(log, done)
     });
     wait_for("the first instance's refresh", ARRIVAL, || {
         let meta = a.get("/v1/caches/strava/meta", &[]).json();
-        (meta["last_refresh"]["reason"] == "manual").then_some(())
+        let done = meta["last_refresh"]["reason"] == "manual";
+        seen(meta, done)
     });
     for d in [&a, &b] {
         let meta = d.get("/v1/caches/strava/meta", &[]).json();

@@ -1,7 +1,7 @@
 //! A DELETE purges the cache from Postgres too, and no restart brings it back: not from
 //! Postgres (while the delete has not reached it yet), not from the files.
 
-use crate::helpers::{cluster, put_ok, row, wait_for, wait_for_row, Conf, ARRIVAL, DB};
+use crate::helpers::{cluster, put_ok, row, seen, wait_for, wait_for_row, Conf, ARRIVAL, DB};
 use serde_json::json;
 use tiercache_testkit::Daemon;
 
@@ -24,7 +24,11 @@ fn a_delete_reaches_postgres_and_survives_restarts() {
     let r = d.delete("/v1/caches/gone", &[]);
     assert_eq!(r.status, 204, "{r:?}");
     assert_gone(&d, "gone", "after DELETE");
-    wait_for("the row to be deleted", ARRIVAL, || row(&pg, "gone").is_none().then_some(()));
+    wait_for("the row to be deleted", ARRIVAL, || {
+        let r = row(&pg, "gone");
+        let done = r.is_none();
+        seen(r, done)
+    });
 
     d.restart();
     assert_gone(&d, "gone", "after a restart");
@@ -57,7 +61,11 @@ fn a_delete_made_while_postgres_is_down_is_not_undone_by_the_row() {
     assert!(row(&pg, "gone").is_some(), "the row is still there before the daemon starts");
     d.start_again();
     assert_gone(&d, "gone", "after a start with the row still in Postgres");
-    wait_for("the row to be deleted", ARRIVAL, || row(&pg, "gone").is_none().then_some(()));
+    wait_for("the row to be deleted", ARRIVAL, || {
+        let r = row(&pg, "gone");
+        let done = r.is_none();
+        seen(r, done)
+    });
     d.restart();
     assert_gone(&d, "gone", "after the delete reached Postgres");
 }

@@ -212,7 +212,13 @@ pub fn try_row_of(pg: &PgCluster, project: &str, cache: &str) -> Result<Option<R
 
 pub use tiercache_testkit::daemon::message;
 pub use tiercache_testkit::rng::Rng;
-pub use tiercache_testkit::wait_for;
+pub use tiercache_testkit::wait::{seen, wait_for};
+
+/// `tiercache_postgres_writes_total{result="error"}`: writes to Postgres that failed
+/// and will be tried again (0 before the first).
+pub fn failed_writes(d: &Daemon) -> f64 {
+    d.metric("tiercache_postgres_writes_total{result=\"error\"}").unwrap_or(0.0)
+}
 
 /// Waits until the row of `cache` holds `version` (exactly) with `data`, and returns it.
 #[track_caller]
@@ -286,6 +292,18 @@ pub fn wait_queue_empty(d: &Daemon, timeout: Duration) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Waits until a session of database `app` waits for a lock (a write stuck behind
+/// [`Session::lock_cache_storage`], say).
+#[track_caller]
+pub fn wait_for_lock_wait(pg: &PgCluster) {
+    let sql = format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{DB}' AND wait_event_type = 'Lock'");
+    wait_for("a session waiting for a lock", Duration::from_secs(10), || {
+        let waiting = pg.psql(DB, &sql).map_or_else(|e| e.to_string(), |n| n.trim().to_owned());
+        let done = waiting.parse::<u32>().is_ok_and(|n| n > 0);
+        seen(waiting, done)
+    });
 }
 
 /// A psql session kept open by the test (stdin piped), for holding locks.

@@ -133,7 +133,10 @@ fn a_resource_error_for_ten_seconds_delays_saves_but_loses_and_dead_letters_none
     }
     last.drain(..last.len() - 2);
     // Well past retry.max_attempts.
-    wait_for("many failed attempts", Duration::from_secs(60), || (failed_attempts(&d) >= 10.0).then_some(()));
+    wait_for("many failed attempts", Duration::from_secs(60), || {
+        let n = failed_attempts(&d);
+        seen(n, n >= 10.0)
+    });
     assert!(d.files_in("dead-letter").is_empty(), "dead-lettered during a resource error");
     assert_eq!(d.metric("tiercache_postgres_up"), Some(0.0));
     let status = postgres_status(&d);
@@ -189,7 +192,8 @@ fn with_notify_unavailable_two_instances_converge_within_the_heads_poll_period()
         wait_for_row(&pg, "a", "shared", v, &body);
         let arrived = Instant::now();
         wait_for("the other instance to serve the save", Duration::from_secs(10), || {
-            (a2.get_cache("shared").etag_version() == Some(v)).then_some(())
+            let served = a2.get_cache("shared").etag_version();
+            seen(served, served == Some(v))
         });
         // One poll period (1 s), plus a read and the load of a busy machine; without the
         // poll it would take memory.ttl (5 min).
@@ -225,7 +229,9 @@ fn two_instances_behind_one_304_source_make_one_call_per_period_and_no_takeover(
     let b = conf.start();
     // Let the first fetch (a 200) and a few 304s happen.
     wait_for("a 304", Duration::from_secs(15), || {
-        up.requests().iter().any(|r| r.header("if-none-match").is_some()).then_some(())
+        let n = up.requests().len();
+        let done = up.requests().iter().any(|r| r.header("if-none-match").is_some());
+        seen(format!("{n} upstream requests"), done)
     });
     let before = up.requests().len();
     let window = Instant::now();
@@ -285,7 +291,10 @@ fn a_password_changed_under_the_daemon_keeps_every_save_on_disk_and_converges_on
     // Three times retry.max_attempts = 3: nothing is dead-lettered, the save waits on
     // disk. (Each attempt is a SCRAM handshake, slow on a loaded machine: wait for the
     // count, not for a time.)
-    wait_for("many failed attempts", Duration::from_secs(120), || (failed_attempts(&d) >= 9.0).then_some(()));
+    wait_for("many failed attempts", Duration::from_secs(120), || {
+        let n = failed_attempts(&d);
+        seen(n, n >= 9.0)
+    });
     assert!(d.files_in("dead-letter").is_empty(), "a save was dead-lettered");
     assert_eq!(d.metric("tiercache_postgres_up"), Some(0.0), "{}", d.metrics());
     let meta = d.get("/v1/caches/doc/meta", &[]).json();
@@ -310,7 +319,9 @@ fn a_password_changed_under_the_daemon_keeps_every_save_on_disk_and_converges_on
     pg.psql(DB, "ALTER ROLE tiercache_a PASSWORD 'first-secret'").unwrap();
     wait_for_row(&pg, "a", "doc", last, &json!({"n": 4}));
     wait_for("meta to say synced", Duration::from_secs(10), || {
-        (d.get("/v1/caches/doc/meta", &[]).json()["postgres_synced"] == true).then_some(())
+        let meta = d.get("/v1/caches/doc/meta", &[]).json();
+        let done = meta["postgres_synced"] == true;
+        seen(meta, done)
     });
     d.wait_for_log("the outage's end", Duration::from_secs(10), |l| message(l) == "saves reach Postgres again");
     assert_eq!(d.metric("tiercache_postgres_up"), Some(1.0));
@@ -338,7 +349,10 @@ fn a_project_unregistered_under_the_daemon_is_logged_when_it_starts_and_when_it_
     });
     assert!(start["error"].as_str().is_some_and(|e| e.contains("28T01")), "{start}");
     assert!(start["fix"].as_str().is_some_and(|f| f.contains("register")), "{start}");
-    wait_for("many failed attempts", Duration::from_secs(120), || (failed_attempts(&d) >= 9.0).then_some(()));
+    wait_for("many failed attempts", Duration::from_secs(120), || {
+        let n = failed_attempts(&d);
+        seen(n, n >= 9.0)
+    });
     assert!(d.files_in("dead-letter").is_empty());
     pg.psql(DB, "UPDATE projects SET db_role = 'tiercache_a' WHERE project_name = 'a'").unwrap();
     wait_for_row(&pg, "a", "doc", v2, &json!({"n": 2}));

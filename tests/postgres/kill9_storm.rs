@@ -2,7 +2,7 @@
 //! round after round: after every restart no acknowledged version is missing from the
 //! files, and at the end Postgres holds the newest version of every cache.
 
-use crate::helpers::{cluster, get_ok, row, wait_for, wait_queue_empty, Conf, Rng, ARRIVAL, DB};
+use crate::helpers::{cluster, get_ok, row, seen, wait_for, wait_queue_empty, Conf, Rng, ARRIVAL, DB};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -136,8 +136,11 @@ fn kill_9_during_a_save_storm_with_postgres_up_and_down_loses_nothing() {
     for name in CACHES {
         let (version, _, body) = get_ok(&d, name);
         let r = wait_for(&format!("{name} at version {version} in Postgres"), ARRIVAL, || {
-            row(&pg, name).filter(|r| r.version >= version)
-        });
+            let r = row(&pg, name);
+            let done = r.as_ref().is_some_and(|r| r.version >= version);
+            seen(r, done)
+        })
+        .expect("a row");
         assert_eq!((r.version, &r.data), (version, &body), "{name}: Postgres holds the newest version");
     }
 }

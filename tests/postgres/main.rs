@@ -7,8 +7,9 @@
 //! Each test starts its own throwaway cluster (`tiercache_testkit::pg`, run as the
 //! `postgres` user on a Unix socket, with `schema.sql` applied by psql) and its own
 //! daemons (`tiercache_testkit::daemon`), so tests run in parallel and share nothing.
-//! `TEST_LOG=1 cargo test --all-features --test postgres -- --nocapture` prints the
-//! daemons' logs.
+//! A failing test prints the last lines of each of its daemons' runs and keeps their
+//! directories (the paths are printed); `TEST_LOG=1 cargo test --all-features --test
+//! postgres -- --nocapture` prints every daemon's whole log.
 
 mod helpers;
 

@@ -54,7 +54,11 @@ fn migrate_without_postgres_configured_is_a_config_error() {
 
 fn wait_for_row_in(pg: &PgCluster, db: &str, cache: &str, version: u64) {
     let sql = format!("SELECT version FROM cache_storage WHERE cache_type = '{cache}'");
-    wait_for("the row", ARRIVAL, || (pg.psql(db, &sql).ok()?.trim() == version.to_string()).then_some(()));
+    wait_for("the row", ARRIVAL, || {
+        let found = pg.psql(db, &sql).map_or_else(|e| e.to_string(), |v| v.trim().to_owned());
+        let done = found == version.to_string();
+        seen(found, done)
+    });
 }
 
 /// While another project's role holds what `migrate` needs (the migration's advisory

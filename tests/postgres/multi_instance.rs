@@ -60,7 +60,10 @@ fn another_instance_takes_over_when_the_leader_dies() {
     wait_for("a new leader", Duration::from_secs(6), || {
         others.iter().find(|i| daemons[**i].stdout_all().contains("now leads the refreshes")).copied()
     });
-    wait_for("a refresh by the new leader", Duration::from_secs(6), || (calls(&calls_file) > before).then_some(()));
+    wait_for("a refresh by the new leader", Duration::from_secs(6), || {
+        let n = calls(&calls_file);
+        seen(format!("{n} calls, {before} before"), n > before)
+    });
     // Within one period (2 s) plus the takeover check and one tick.
     assert!(killed_at.elapsed() < Duration::from_secs(5), "takeover took {:?}", killed_at.elapsed());
 }
@@ -84,7 +87,8 @@ fn a_put_on_one_instance_is_served_by_the_others_within_a_second() {
         for d in &daemons[1..] {
             wait_for("the new version on another instance", Duration::from_millis(1500), || {
                 let r = d.get_cache("shared");
-                (r.status == 200 && r.etag_version() == Some(version)).then_some(())
+                let done = r.status == 200 && r.etag_version() == Some(version);
+                seen(r, done)
             });
         }
         assert!(saved.elapsed() < Duration::from_millis(1500), "took {:?}", saved.elapsed());
@@ -98,10 +102,18 @@ fn after_its_listen_connection_is_cut_an_instance_is_not_stale() {
     let daemons = three(&conf(&pg, &dir.path().join("calls"), "1h"));
     assert_eq!(daemons[0].put_json("shared", r#"{"v": 1}"#).status, 200);
     let b = &daemons[1];
-    wait_for("B has v1", Duration::from_secs(3), || (b.get_cache("shared").status == 200).then_some(()));
+    wait_for("B has v1", Duration::from_secs(3), || {
+        let r = b.get_cache("shared");
+        let done = r.status == 200;
+        seen(r, done)
+    });
     // Cut every LISTEN connection (named `tiercache-listen`); then write while B reconnects.
     let listeners = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tiercache-listen'";
-    wait_for("three listeners", Duration::from_secs(10), || (pg.psql(DB, listeners).ok()?.trim() == "3").then_some(()));
+    wait_for("three listeners", Duration::from_secs(10), || {
+        let n = pg.psql(DB, listeners).map_or_else(|e| e.to_string(), |n| n.trim().to_owned());
+        let done = n == "3";
+        seen(n, done)
+    });
     let cut = pg
         .psql(
             DB,
@@ -114,7 +126,8 @@ fn after_its_listen_connection_is_cut_an_instance_is_not_stale() {
     let version = put.etag_version().unwrap();
     wait_for("B reconnected and caught up", Duration::from_secs(10), || {
         let r = b.get_cache("shared");
-        (r.etag_version() == Some(version)).then_some(())
+        let done = r.etag_version() == Some(version);
+        seen(r, done)
     });
     assert!(b.stdout_all().contains("LISTEN connection lost"), "B noticed the cut");
 }
@@ -142,7 +155,9 @@ fn on_demand_refreshes_of_several_instances_make_one_upstream_call() {
     };
     let first = wait_for("the first instance to serve the refresh", Duration::from_secs(10), || served(&daemons[0]));
     wait_for("the second instance to serve the same document", Duration::from_secs(10), || {
-        served(&daemons[1]).filter(|doc| *doc == first)
+        let doc = served(&daemons[1]);
+        let done = doc.as_ref() == Some(&first);
+        seen(doc, done)
     });
     std::thread::sleep(Duration::from_secs(6)); // past the wait for the leader's result
     assert_eq!(calls(&calls_file), 1, "SIGUSR1 to both instances made more than one upstream call");
@@ -152,8 +167,9 @@ fn on_demand_refreshes_of_several_instances_make_one_upstream_call() {
         assert_eq!(r.status, 202, "{r:?}");
     }
     wait_for("both instances to serve the second refresh", Duration::from_secs(10), || {
-        let docs: Vec<_> = daemons.iter().filter_map(served).collect();
-        (docs.len() == 2 && docs[0] == docs[1] && docs[0] != first).then_some(())
+        let docs: Vec<_> = daemons.iter().map(served).collect();
+        let done = matches!(&docs[..], [Some(a), Some(b)] if a == b && *a != first);
+        seen(docs, done)
     });
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(calls(&calls_file), 2, "POST /refresh to both instances made more than one upstream call");

@@ -2,7 +2,7 @@
 //! sends `STOPPING=1`, then `EXTEND_TIMEOUT_USEC` so systemd does not kill the daemon
 //! before the drain's own deadline (`shutdown.timeout`).
 
-use crate::helpers::{cluster, put_ok, queue_depth, row, wait_for_row, Conf, Session, BIN, DB};
+use crate::helpers::{cluster, put_ok, queue_depth, row, wait_for_lock_wait, wait_for_row, Conf, Session, BIN, DB};
 use serde_json::json;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -63,7 +63,7 @@ fn a_draining_shutdown_asks_systemd_for_more_time() {
     for name in ["s1", "s2"] {
         last.push(put_ok(&d, name, &json!({"i": 1})).0);
     }
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_lock_wait(&pg);
     assert_eq!(queue_depth(&d), 2);
 
     d.signal(Signal::SIGTERM);

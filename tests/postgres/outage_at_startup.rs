@@ -30,7 +30,11 @@ fn ready_from_files_while_postgres_is_down_and_saves_arrive_later() {
     let (v2, _) = put_ok(&d, "a", &json!({"a": 2}));
     let (vb, _) = put_ok(&d, "b", &json!({"b": 1}));
     assert!(v2 > v1);
-    std::thread::sleep(Duration::from_millis(500));
+    // Both were tried and failed; they wait in the retry queue.
+    crate::helpers::wait_for("attempts of both saves to fail", Duration::from_secs(10), || {
+        let failed = crate::helpers::failed_writes(&d);
+        crate::helpers::seen(failed, failed >= 2.0)
+    });
     assert_eq!(crate::helpers::queue_depth(&d), 2, "both saves wait in the retry queue");
 
     // Postgres comes back: both saves arrive without a restart of the daemon.

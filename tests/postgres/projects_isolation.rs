@@ -5,7 +5,7 @@
 use crate::helpers::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use tiercache_testkit::PgCluster;
+use tiercache_testkit::{Daemon, PgCluster};
 
 /// Two projects with their own least-privilege roles, as docs/database.md creates them.
 fn two_projects(pg: &PgCluster) {
@@ -18,11 +18,24 @@ fn two_projects(pg: &PgCluster) {
     .unwrap();
 }
 
+/// `writer` saves "marker" and `follower` waits until it serves that version: whatever
+/// was notified on the project's channel before has been followed by then.
+fn follows_a_later_write(pg: &PgCluster, writer: &Daemon, follower: &Daemon) {
+    let doc = json!({"written_by": writer.port()});
+    let (v, _) = put_ok(writer, "marker", &doc);
+    wait_for_row(pg, "a", "marker", v, &doc);
+    wait_for("the other instance to follow the marker", Duration::from_secs(10), || {
+        let served = follower.get_cache("marker").etag_version();
+        seen(served, served == Some(v))
+    });
+}
+
 #[test]
 fn a_forged_notification_leaves_the_local_copies_and_a_real_delete_still_propagates() {
     let mut pg = cluster();
     two_projects(&pg);
-    let conf = Conf::new(pg.url(DB, "tiercache_a")).top("project = \"a\"").caches(&["strava"]);
+    // "marker" shows that an instance has followed the writes notified after a forgery.
+    let conf = Conf::new(pg.url(DB, "tiercache_a")).top("project = \"a\"").caches(&["strava", "marker"]);
     let a1 = conf.start();
     let mut a2 = conf.start();
     let doc = json!({"activities": [1, 2, 3]});
@@ -39,7 +52,9 @@ fn a_forged_notification_leaves_the_local_copies_and_a_real_delete_still_propaga
     for payload in [forged, "", "garbage"] {
         pg.psql_as(DB, "tiercache_b", &format!("SELECT pg_notify('tiercache_{id}', '{payload}')")).unwrap();
     }
-    std::thread::sleep(Duration::from_secs(2));
+    // Each instance then follows a real write made after the forgeries.
+    follows_a_later_write(&pg, &a1, &a2);
+    follows_a_later_write(&pg, &a2, &a1);
     for d in [&a1, &a2] {
         assert!(d.cache_file("strava").exists(), "a forged notification removed a file:\n{}", d.stdout());
         assert!(!d.stdout().contains("deleted by another instance"), "{}", d.stdout());
@@ -49,14 +64,16 @@ fn a_forged_notification_leaves_the_local_copies_and_a_real_delete_still_propaga
     // The notifications a's instances send carry nothing another project could use.
     let (v2, _) = put_ok(&a1, "strava", &json!({"activities": [1, 2, 3, 4]}));
     wait_for("the second save to reach the other instance", Duration::from_secs(5), || {
-        (get_ok(&a2, "strava").0 == v2).then_some(())
+        let served = get_ok(&a2, "strava").0;
+        seen(served, served == v2)
     });
 
     // A real delete through one instance still empties the other.
     assert_eq!(a1.delete("/v1/caches/strava", &[]).status, 204);
     // The line is logged just after the file goes: both are waited for.
     wait_for("the delete to reach the other instance", Duration::from_secs(10), || {
-        (!a2.cache_file("strava").exists() && a2.stdout().contains("deleted by another instance")).then_some(())
+        let (file, logged) = (a2.cache_file("strava").exists(), a2.stdout().contains("deleted by another instance"));
+        seen(format!("file still there: {file}, logged: {logged}"), !file && logged)
     });
 
     // And with Postgres gone, a forged-but-ignored notification cost nothing: a copy
@@ -64,7 +81,7 @@ fn a_forged_notification_leaves_the_local_copies_and_a_real_delete_still_propaga
     let (v3, _) = put_ok(&a2, "strava", &json!({"after": "delete"}));
     wait_for_row(&pg, "a", "strava", v3, &json!({"after": "delete"}));
     pg.psql_as(DB, "tiercache_b", &format!("SELECT pg_notify('tiercache_{id}', '{forged}')")).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    follows_a_later_write(&pg, &a1, &a2);
     pg.stop();
     a2.restart();
     assert_eq!(get_ok(&a2, "strava").2, json!({"after": "delete"}));
@@ -93,13 +110,18 @@ fn a_lock_held_by_another_role_stops_refreshes_for_a_few_periods_at_most() {
         .start();
     let started = Instant::now();
     let count = || std::fs::read_to_string(&calls).map(|s| s.lines().count()).unwrap_or(0);
-    wait_for("a refresh despite the foreign lock", Duration::from_secs(10), || (count() >= 1).then_some(()));
+    wait_for("a refresh despite the foreign lock", Duration::from_secs(10), || {
+        let n = count();
+        seen(n, n >= 1)
+    });
     let first = started.elapsed();
     assert!(first <= Duration::from_secs(6), "the first refresh came after {first:?}");
     // And the schedule keeps going while the lock is still held.
     let before = count();
-    std::thread::sleep(Duration::from_secs(4));
-    assert!(count() >= before + 2, "refreshes stopped again: {} then {}", before, count());
+    wait_for("two more refreshes while the lock is held", Duration::from_secs(6), || {
+        let now = count();
+        seen(format!("{before} refreshes, then {now}"), now >= before + 2)
+    });
     assert!(a.stdout().contains("refreshing here anyway"), "says so:\n{}", a.stdout());
     foreign.release();
 }

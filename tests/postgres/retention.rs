@@ -3,7 +3,7 @@
 //! longest retention known for it. Configured caches are never touched; the purge
 //! follows reloads. Rows and files are back-dated (`saved_at` in the past).
 
-use crate::helpers::{cluster, put_ok, row, wait_for, wait_for_row, Conf, BIN, DB};
+use crate::helpers::{cluster, put_ok, row, seen, wait_for, wait_for_row, Conf, BIN, DB};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -54,7 +54,10 @@ fn int(v: &Value) -> i64 {
 fn wait_passes(d: &Daemon, n: usize) {
     let count = || d.log_lines().iter().filter(|l| l["message"] == "retention pass finished").count();
     let target = count() + n;
-    wait_for("retention passes", Duration::from_secs(15), || (count() >= target).then_some(()));
+    wait_for("retention passes", Duration::from_secs(15), || {
+        let n = count();
+        seen(format!("{n} of {target}"), n >= target)
+    });
 }
 
 #[test]
@@ -77,7 +80,9 @@ fn removed_caches_are_purged_from_each_tier_by_their_own_retention() {
     d.set_config(Conf::new(url).caches(&["keep"]).text());
     d.start_again();
     wait_for("old purged from both tiers", Duration::from_secs(15), || {
-        (row(&pg, "old").is_none() && !d.cache_file("old").exists()).then_some(())
+        let (r, file) = (row(&pg, "old"), d.cache_file("old").exists());
+        let done = r.is_none() && !file;
+        seen(format!("row {r:?}, file present: {file}"), done)
     });
     wait_passes(&d, 2);
     for cache in ["keep", "young", "long"] {
@@ -112,10 +117,16 @@ fn the_purge_follows_reloads() {
         backdate(&pg, &d, cache, 40);
     }
     wait_for("b purged from both tiers", Duration::from_secs(15), || {
-        (row(&pg, "b").is_none() && !d.cache_file("b").exists()).then_some(())
+        let (r, file) = (row(&pg, "b"), d.cache_file("b").exists());
+        let done = r.is_none() && !file;
+        seen(format!("row {r:?}, file present: {file}"), done)
     });
     // The purge's log line follows its statement: wait for both tiers' lines.
-    wait_for("b's purge logged for both tiers", Duration::from_secs(15), || (purges(&d, "b").len() >= 2).then_some(()));
+    wait_for("b's purge logged for both tiers", Duration::from_secs(15), || {
+        let p = purges(&d, "b");
+        let done = p.len() >= 2;
+        seen(p, done)
+    });
     wait_passes(&d, 2);
     assert_eq!(purges(&d, "b").len(), 2, "one line per tier: {:?}", purges(&d, "b"));
     for cache in ["a", "c"] {

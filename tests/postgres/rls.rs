@@ -1,7 +1,7 @@
 //! Row-level security through the daemon: each project's daemon connects with its own
 //! least-privilege role (docs/database.md) and sees only its own project's rows.
 
-use crate::helpers::{cluster, get_ok, put_ok, row_of, wait_for_row, Conf, DB};
+use crate::helpers::{cluster, failed_writes, get_ok, put_ok, row_of, seen, wait_for, wait_for_row, Conf, DB};
 use serde_json::json;
 
 #[test]
@@ -62,7 +62,11 @@ fn a_project_role_never_sees_another_projects_caches() {
     });
     eprintln!("an unregistered project is logged as: {line}");
     let (v, _) = put_ok(&dc, "only_b", &json!({"forged": true}));
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    // The save was tried and refused before b's row is checked.
+    wait_for("the forged save's attempt to fail", std::time::Duration::from_secs(10), || {
+        let failed = failed_writes(&dc);
+        seen(failed, failed >= 1.0)
+    });
     assert_eq!(row_of(&pg, "b", "only_b").unwrap().data, json!({"b's": "secret"}), "b's row was overwritten (v{v})");
     assert_eq!(pg.psql(DB, "SELECT count(*) FROM projects").unwrap(), "2", "no project was added");
 }
@@ -83,8 +87,11 @@ fn saves_wait_for_the_project_to_be_registered() {
         l["level"] == "ERROR" && l["error"].as_str().is_some_and(|e| e.contains("\"c\"") && e.contains("projects"))
     });
     let (v, _) = put_ok(&d, "x", &json!({"x": 1}));
-    // Well past max_attempts at these intervals.
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // Past max_attempts: the save was tried more often than a rejected one would be.
+    wait_for("more failed attempts than max_attempts", std::time::Duration::from_secs(10), || {
+        let failed = failed_writes(&d);
+        seen(failed, failed > 3.0)
+    });
     let dead = d.files_in("dead-letter");
     assert!(dead.is_empty(), "saves of an unregistered project were dead-lettered: {dead:?}");
     assert_eq!(crate::helpers::queue_depth(&d), 1);

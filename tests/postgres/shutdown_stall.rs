@@ -2,7 +2,9 @@
 //! MODE` held in another session: the drain waits within `shutdown.timeout`; what does
 //! not make it stays on disk and the next start sends it.
 
-use crate::helpers::{cluster, put_ok, queue_depth, row, wait_for_row, wait_queue_empty, Conf, Session, DB};
+use crate::helpers::{
+    cluster, put_ok, queue_depth, row, wait_for_lock_wait, wait_for_row, wait_queue_empty, Conf, Session, DB,
+};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tiercache_testkit::daemon::Signal;
@@ -29,7 +31,7 @@ fn stall(pg: &PgCluster, d: &Daemon) -> (Session, Vec<(u64, Value)>) {
         last.push(acked);
     }
     // The writes are stuck behind the lock.
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_lock_wait(pg);
     assert_eq!(queue_depth(d), CACHES.len() as u64);
     (lock, last)
 }
@@ -131,7 +133,10 @@ fn no_fetch_starts_after_sigterm_while_the_drain_waits() {
         ))
         .start();
     let count = || std::fs::read_to_string(&calls).map(|s| s.lines().count()).unwrap_or(0);
-    crate::helpers::wait_for("two scheduled fetches", Duration::from_secs(10), || (count() >= 2).then_some(()));
+    crate::helpers::wait_for("two scheduled fetches", Duration::from_secs(10), || {
+        let n = count();
+        crate::helpers::seen(n, n >= 2)
+    });
     pg.stop();
     put_ok(&d, "s1", &json!({"pending": true}));
     d.signal(Signal::SIGTERM);

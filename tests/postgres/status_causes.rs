@@ -2,7 +2,7 @@
 //! upstream failing, meta's `error` and `tiercache status` name both, so an operator who
 //! fixes one learns that the other remains.
 
-use crate::helpers::{cluster, wait_for, Conf, BIN, DB};
+use crate::helpers::{cluster, seen, wait_for, Conf, BIN, DB};
 use serde_json::Value;
 use std::process::Command;
 use std::time::Duration;
@@ -42,7 +42,8 @@ fn postgres_down_and_a_failing_upstream_are_both_named() {
     let m = wait_for("meta to name both causes", Duration::from_secs(30), || {
         let m = meta(&d);
         let error = m["error"].as_str().unwrap_or_default().to_owned();
-        (error.contains("502") && error.contains("could not be read")).then_some(m)
+        let done = error.contains("502") && error.contains("could not be read");
+        seen(m, done)
     });
     assert_eq!(m["version"], Value::Null, "{m}");
     assert!(m["last_refresh_error"].as_str().is_some_and(|e| e.contains("502")), "{m}");
@@ -55,7 +56,8 @@ fn postgres_down_and_a_failing_upstream_are_both_named() {
     let m = wait_for("meta to name only the upstream", Duration::from_secs(30), || {
         let m = meta(&d);
         let error = m["error"].as_str().unwrap_or_default().to_owned();
-        (error.contains("502") && !error.contains("could not be read")).then_some(m)
+        let done = error.contains("502") && !error.contains("could not be read");
+        seen(m, done)
     });
     assert_eq!(m["version"], Value::Null, "{m}");
     let text = status(&d);

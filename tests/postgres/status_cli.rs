@@ -2,7 +2,7 @@
 //! Postgres: per cache whether Postgres has it, the retry queue and `postgres_up`, as
 //! Postgres goes away and comes back.
 
-use crate::helpers::{cluster, put_ok, wait_for, wait_queue_empty, Conf, BIN, DB};
+use crate::helpers::{cluster, put_ok, seen, wait_for, wait_queue_empty, Conf, BIN, DB};
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::Duration;
@@ -47,7 +47,8 @@ fn status_and_meta_follow_postgres_going_away_and_coming_back() {
     let (v2, _) = put_ok(&d, "a", &json!({"n": 2}));
     let status = wait_for("Postgres reported down", Duration::from_secs(20), || {
         let s = cli_json(&d, &["status", "--json"]);
-        (s["postgres_up"] == false).then_some(s)
+        let done = s["postgres_up"] == false;
+        seen(s, done)
     });
     assert_eq!(status["retry_queue"]["depth"], 1, "{status}");
     assert_eq!(synced_of(&status, "a"), false, "{status}");
@@ -59,7 +60,8 @@ fn status_and_meta_follow_postgres_going_away_and_coming_back() {
     wait_queue_empty(&d, Duration::from_secs(30));
     let status = wait_for("Postgres reported up", Duration::from_secs(20), || {
         let s = cli_json(&d, &["status", "--json"]);
-        (s["postgres_up"] == true).then_some(s)
+        let done = s["postgres_up"] == true;
+        seen(s, done)
     });
     assert_eq!(synced_of(&status, "a"), true, "{status}");
 }

@@ -32,7 +32,11 @@ fn synced_is_true_only_once_postgres_acknowledged_that_very_version() {
     }
     pg.start_again();
     wait_for_row(&pg, "default", "saved", v, &json!({"n": 1}));
-    wait_for("meta to say synced", Duration::from_secs(10), || (synced(&d, "saved") == true).then_some(()));
+    wait_for("meta to say synced", Duration::from_secs(10), || {
+        let s = synced(&d, "saved");
+        let done = s == true;
+        seen(s, done)
+    });
     assert_eq!(synced_column(&d, "saved"), "yes");
     // A cache without data has nothing Postgres could have acknowledged.
     assert_eq!(synced(&d, "empty"), false);

@@ -2,7 +2,7 @@
 //! `verify-full` connects with the right CA and refuses a server signed by another,
 //! leaving the daemon ready from its files with a clear error in the log.
 
-use crate::helpers::{cluster_with, put_ok, row, toml_str, wait_for_row, Conf, DB};
+use crate::helpers::{cluster_with, failed_writes, put_ok, row, seen, toml_str, wait_for, wait_for_row, Conf, DB};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -151,7 +151,11 @@ fn sslmode_require_and_verify_full() {
     });
     eprintln!("the refusal is logged as: {line}");
     let (v, _) = put_ok(&d, "t", &json!({"via": "wrong CA"}));
-    std::thread::sleep(Duration::from_secs(3));
+    // The save was tried and refused before the row is checked.
+    wait_for("the save's attempt to fail", Duration::from_secs(10), || {
+        let failed = failed_writes(&d);
+        seen(failed, failed >= 1.0)
+    });
     assert_eq!(row(&pg, "t").unwrap(), before, "a save went through an unverified connection (version {v})");
     assert!(!daemon_connections_use_tls(&pg), "no connection of the daemon may be open");
 }

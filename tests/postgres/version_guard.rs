@@ -1,7 +1,7 @@
 //! Postgres writes never move a row backwards (SPEC §7). A save that meets a row with an
 //! equal or higher version and other data is not dropped: it is written above it.
 
-use crate::helpers::{cluster, get_ok, put_ok, row, wait_for, wait_for_row, Conf, ARRIVAL, DB};
+use crate::helpers::{cluster, get_ok, put_ok, row, seen, wait_for, wait_for_row, wait_queue_empty, Conf, ARRIVAL, DB};
 use serde_json::json;
 use tiercache_testkit::PgCluster;
 
@@ -55,14 +55,20 @@ fn a_save_meeting_a_higher_row_is_written_above_it() {
     let doc = json!({"mine": 2});
     let (v2, checksum) = put_ok(&d, "g", &doc);
     assert!(v2 > v1);
-    let r = wait_for("the save to be written above the row", ARRIVAL, || row(&pg, "g").filter(|r| r.data == doc));
+    let r = wait_for("the save to be written above the row", ARRIVAL, || {
+        let r = row(&pg, "g");
+        let done = r.as_ref().is_some_and(|r| r.data == doc);
+        seen(r, done)
+    })
+    .expect("a row");
     assert!(r.version > high, "the save was written at {} which is not above the row's {high}", r.version);
     assert_eq!(r.checksum, checksum, "same document, same checksum");
 
     // The daemon adopts the version Postgres gave its save.
     let (served, _, body) = wait_for("the daemon to serve the rebased version", ARRIVAL, || {
         let g = get_ok(&d, "g");
-        (g.0 == r.version).then_some(g)
+        let done = g.0 == r.version;
+        seen(g, done)
     });
     assert_eq!((served, body), (r.version, doc.clone()));
     // And its next save goes above that.
@@ -89,7 +95,10 @@ fn a_lower_version_never_overwrites_a_higher_one() {
     d.start_again();
     let (served, _, body) = get_ok(&d, "g");
     assert_eq!((served, body), (high, json!({"newer": 1})));
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // The startup sync decided: the row is adopted and nothing is queued for Postgres.
+    let loaded = d.wait_for_message("loaded from Postgres");
+    assert_eq!((loaded["from_postgres"].as_u64(), loaded["to_postgres"].as_u64()), (Some(1), Some(0)), "{loaded}");
+    wait_queue_empty(&d, ARRIVAL);
     let r = row(&pg, "g").unwrap();
     assert_eq!((r.version, r.data), (high, json!({"newer": 1})), "the older file must not replace the row");
     let envelope: serde_json::Value = serde_json::from_slice(&std::fs::read(d.cache_file("g")).unwrap()).unwrap();
@@ -136,13 +145,19 @@ fn acknowledged_save_beats_the_older_row(restart: bool) {
 
     // The acknowledged save must end in Postgres above the row, and be what the daemon
     // serves.
-    let r = wait_for("the acknowledged save to reach Postgres", ARRIVAL, || row(&pg, "g").filter(|r| r.data == acked));
+    let r = wait_for("the acknowledged save to reach Postgres", ARRIVAL, || {
+        let r = row(&pg, "g");
+        let done = r.as_ref().is_some_and(|r| r.data == acked);
+        seen(r, done)
+    })
+    .expect("a row");
     assert!(r.version > last, "written at {}, the row was at {last}", r.version);
     let (_, _, body) = get_ok(&d, "g");
     assert_eq!(body, acked, "the acknowledged save was dropped for the older row");
     // The daemon adopts the version Postgres gave the save just after the write.
     wait_for("the daemon to serve the version Postgres holds", ARRIVAL, || {
-        (get_ok(&d, "g").0 == r.version).then_some(())
+        let served = get_ok(&d, "g").0;
+        seen(served, served == r.version)
     });
     assert_never_backwards(&pg, "g");
 }

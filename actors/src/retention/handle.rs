@@ -2,6 +2,7 @@
 
 use super::{remember, run, Configured};
 use crate::domain::CacheName;
+use crate::supervisor::{spawn_guarded, ActorId, FailureReporter};
 use crate::tiers::Tiers;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,10 +19,17 @@ pub struct RetentionHandle {
 
 impl RetentionHandle {
     /// Starts the purge: a pass now, after every reconfiguration, and one every `every`.
-    /// Must run inside an actix `System`.
-    pub fn start(tiers: Tiers, data_dir: PathBuf, configured: HashMap<CacheName, u32>, every: Duration) -> Self {
+    /// A pass that panics is reported to the supervisor and the next one runs as
+    /// planned. Must run inside an actix `System`.
+    pub fn start(
+        tiers: Tiers,
+        data_dir: PathBuf,
+        configured: HashMap<CacheName, u32>,
+        every: Duration,
+        reporter: FailureReporter,
+    ) -> Self {
         let (tx, rx) = watch::channel(Arc::new(configured));
-        actix::spawn(run(tiers, data_dir.clone(), rx, every));
+        spawn_guarded(ActorId::Retention, reporter.clone(), run(tiers, data_dir.clone(), rx, every, reporter));
         Self { tx, data_dir }
     }
 

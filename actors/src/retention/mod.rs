@@ -17,6 +17,7 @@ pub use handle::RetentionHandle;
 
 use crate::domain::CacheName;
 use crate::store::UnconfiguredRow;
+use crate::supervisor::{guard_async, ActorId, FailureReporter};
 use crate::tiers::Tiers;
 use chrono::{DateTime, Utc};
 use record::RetentionRecord;
@@ -42,11 +43,23 @@ pub struct PurgeReport {
 }
 
 /// Runs a pass now, after every change of `configured` (a reload) and otherwise every
-/// `every`; ends when the sender of `configured` is dropped.
-pub async fn run(tiers: Tiers, data_dir: PathBuf, mut configured: watch::Receiver<Configured>, every: Duration) {
+/// `every`; ends when the sender of `configured` is dropped. A pass that panics is
+/// reported to the supervisor (as `retention`) and the loop goes on.
+pub async fn run(
+    tiers: Tiers,
+    data_dir: PathBuf,
+    mut configured: watch::Receiver<Configured>,
+    every: Duration,
+    reporter: FailureReporter,
+) {
     loop {
         configured.borrow_and_update();
-        purge_unconfigured(&tiers, &data_dir, &configured).await;
+        let pass = async {
+            fail::fail_point!("retention::pass");
+            purge_unconfigured(&tiers, &data_dir, &configured).await;
+        };
+        // Reported and logged by the guard; the next pass runs as planned.
+        let _ = guard_async(ActorId::Retention.label(), reporter.clone(), pass).await;
         tokio::select! {
             () = tokio::time::sleep(every) => {}
             changed = configured.changed() => {

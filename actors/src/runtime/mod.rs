@@ -20,7 +20,7 @@ use crate::domain::CacheName;
 use crate::metrics::Metrics;
 use crate::retention::RetentionHandle;
 use crate::retry_queue::RetryQueueHandle;
-use crate::supervisor::{GaveUp, Supervisor};
+use crate::supervisor::{FailureReporter, GaveUp, Supervisor};
 use crate::system::{PostgresConfig, SystemConfig};
 use crate::tiers::Tiers;
 use actix::Arbiter;
@@ -47,6 +47,9 @@ pub struct Runtime {
     _file_arbiter: Arbiter,
     /// Started by the daemon's [`Runtime::startup`], never by the offline commands.
     listener: std::sync::Mutex<Option<boot::PendingListener>>,
+    /// Where the runtime's own tasks (retention, the background sync, a reconnection)
+    /// report their panics.
+    reporter: FailureReporter,
 }
 
 /// Opened once the startup sync with Postgres is over, whatever its outcome. Until then
@@ -86,7 +89,7 @@ impl Runtime {
     /// [`BootError::Postgres`] when the Postgres settings cannot make a connection pool.
     pub fn boot(config: &SystemConfig, metrics: Arc<Metrics>) -> Result<Self, BootError> {
         let (supervisor, reporter) = Supervisor::new(config.restart_policy, metrics.clone());
-        let started = boot::start_actors(&boot::Ctx { config, reporter, metrics })?;
+        let started = boot::start_actors(&boot::Ctx { config, reporter: reporter.clone(), metrics })?;
         Ok(Self {
             tiers: started.tiers,
             supervisor: actix::spawn(supervisor.run()),
@@ -97,6 +100,7 @@ impl Runtime {
             retention: None,
             _file_arbiter: started.file_arbiter,
             listener: std::sync::Mutex::new(started.listener),
+            reporter,
         })
     }
 
@@ -129,7 +133,7 @@ impl Runtime {
         let limit = Self::sync_limit(pg);
         sync::refuse_transaction_pooler(&pg.connect, limit).await?;
         let outcome = sync::timed_sync(&self.tiers, limit).await;
-        sync::report_and_resync(&outcome, &self.tiers, &pg.backoff);
+        sync::report_and_resync(&outcome, &self.tiers, &pg.backoff, &self.reporter);
         Ok(Startup { caches_on_disk, sync: outcome })
     }
 
@@ -154,7 +158,13 @@ impl Runtime {
     /// readiness never waits for an upstream API). Must run inside an actix `System`.
     pub fn go_live(&mut self, retention_every: Duration) {
         let days = std::mem::take(&mut self.retention_days);
-        self.retention = Some(RetentionHandle::start(self.tiers.clone(), self.data_dir.clone(), days, retention_every));
+        self.retention = Some(RetentionHandle::start(
+            self.tiers.clone(),
+            self.data_dir.clone(),
+            days,
+            retention_every,
+            self.reporter.clone(),
+        ));
         self.startup_synced.open();
         if let Some(refresher) = self.tiers.refresher() {
             refresher.begin();
@@ -164,7 +174,7 @@ impl Runtime {
     /// A reload: every actor takes from `config` what it can apply live (see
     /// [`reconfigure::apply`]).
     pub fn reconfigure(&self, config: &SystemConfig) {
-        reconfigure::apply(&self.tiers, self.retention.as_ref(), config);
+        reconfigure::apply(&self.tiers, self.retention.as_ref(), config, &self.reporter);
     }
 
     /// At shutdown: the refresher starts no more fetches.

@@ -3,6 +3,7 @@
 
 use crate::retention::RetentionHandle;
 use crate::retry_queue::Retune;
+use crate::supervisor::{spawn_guarded, ActorId, FailureReporter};
 use crate::system::{refresh_caches, SystemConfig};
 use crate::tiers::Tiers;
 
@@ -10,7 +11,12 @@ use crate::tiers::Tiers;
 /// and policy, emergency refreshes, the retention purge, and with Postgres the retry
 /// queue's policy and the pool's connection settings (credentials read afresh reach
 /// new connections without a restart).
-pub(super) fn apply(tiers: &Tiers, retention: Option<&RetentionHandle>, config: &SystemConfig) {
+pub(super) fn apply(
+    tiers: &Tiers,
+    retention: Option<&RetentionHandle>,
+    config: &SystemConfig,
+    reporter: &FailureReporter,
+) {
     // Every admission (PUT, refresh) and every load from now on.
     tiers.rules().replace(config.rules.clone());
     if let Some(refresher) = tiers.refresher() {
@@ -32,7 +38,8 @@ pub(super) fn apply(tiers: &Tiers, retention: Option<&RetentionHandle>, config: 
     }
     if let Some(store) = tiers.store() {
         let (store, connect) = (store.clone(), pg.connect.clone());
-        actix::spawn(async move {
+        // The store's work, outside its mailbox: a panic counts as the store's.
+        spawn_guarded(ActorId::Store, reporter.clone(), async move {
             match store.reconnect(connect).await {
                 Ok(true) => tracing::info!("Postgres connection settings reloaded"),
                 Ok(false) => {}

@@ -10,6 +10,7 @@ use crate::retry_queue::BackoffPolicy;
 use crate::startup::{sync_from_postgres, SyncReport};
 use crate::store::pooler::transaction_pooled;
 use crate::store::{ConnectConfig, StoreError};
+use crate::supervisor::{guard_async, spawn_guarded, ActorId, FailureReporter};
 use crate::tiers::Tiers;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -66,7 +67,12 @@ pub(super) async fn timed_sync(tiers: &Tiers, limit: Duration) -> SyncOutcome {
 }
 
 /// The daemon's lines for each outcome; on failure the sync goes on in the background.
-pub(super) fn report_and_resync(outcome: &SyncOutcome, tiers: &Tiers, backoff: &BackoffPolicy) {
+pub(super) fn report_and_resync(
+    outcome: &SyncOutcome,
+    tiers: &Tiers,
+    backoff: &BackoffPolicy,
+    reporter: &FailureReporter,
+) {
     match outcome {
         SyncOutcome::Disabled => {}
         SyncOutcome::Synced(report) => tracing::info!(
@@ -88,7 +94,7 @@ pub(super) fn report_and_resync(outcome: &SyncOutcome, tiers: &Tiers, backoff: &
         }
     }
     if outcome.failed() {
-        resync_in_background(tiers.clone(), backoff);
+        resync_in_background(tiers.clone(), backoff, reporter.clone());
     }
 }
 
@@ -104,14 +110,17 @@ pub(super) fn report_offline(outcome: &SyncOutcome) {
 }
 
 /// Retries the startup sync until Postgres answers, with the same waits, jitter
-/// included, as every other retry (`[retry]`).
-fn resync_in_background(tiers: Tiers, policy: &BackoffPolicy) {
+/// included, as every other retry (`[retry]`). The sync is the store's work: an attempt
+/// that panics is reported as the store's and the next one follows the backoff.
+fn resync_in_background(tiers: Tiers, policy: &BackoffPolicy, reporter: FailureReporter) {
     let mut backoff = Backoff::new(policy);
-    actix::spawn(async move {
+    spawn_guarded(ActorId::Store, reporter.clone(), async move {
         loop {
             tokio::time::sleep(backoff.next_wait()).await;
-            match sync_from_postgres(&tiers).await {
-                Ok(report) => {
+            let attempt = guard_async(ActorId::Store.label(), reporter.clone(), sync_from_postgres(&tiers)).await;
+            match attempt {
+                Err(_panicked) => {} // reported; tried again after the next wait
+                Ok(Ok(report)) => {
                     tracing::info!(
                         rows = report.rows,
                         from_postgres = report.from_postgres,
@@ -120,7 +129,7 @@ fn resync_in_background(tiers: Tiers, policy: &BackoffPolicy) {
                     );
                     return;
                 }
-                Err(e) => tracing::debug!(error = %e, "Postgres still unavailable"),
+                Ok(Err(e)) => tracing::debug!(error = %e, "Postgres still unavailable"),
             }
         }
     });

@@ -1,6 +1,7 @@
 //! The one list of the daemon's supervised actors and their names in logs and metrics.
 
-/// Every supervised actor (the listener is a task, but supervised the same way).
+/// Every supervised actor (the listener and the retention purge are tasks, but
+/// supervised the same way).
 ///
 /// Adding an actor here gives it a restart series at 0 from the start and makes the
 /// health probe decide how it is judged (its `match` is exhaustive).
@@ -18,12 +19,21 @@ pub enum ActorId {
     Refresher,
     /// The LISTEN task (`listener/`).
     Listener,
+    /// The retention purge's task (`retention/`).
+    Retention,
 }
 
 impl ActorId {
     /// Every actor, in the order their restart series are registered.
-    pub const ALL: [ActorId; 6] =
-        [ActorId::Memory, ActorId::File, ActorId::Store, ActorId::Retry, ActorId::Refresher, ActorId::Listener];
+    pub const ALL: [ActorId; 7] = [
+        ActorId::Memory,
+        ActorId::File,
+        ActorId::Store,
+        ActorId::Retry,
+        ActorId::Refresher,
+        ActorId::Listener,
+        ActorId::Retention,
+    ];
 
     /// The name in logs and in `tiercache_actor_restarts_total{actor=...}`.
     pub const fn label(self) -> &'static str {
@@ -34,6 +44,7 @@ impl ActorId {
             ActorId::Retry => "retry",
             ActorId::Refresher => "refresher",
             ActorId::Listener => "listener",
+            ActorId::Retention => "retention",
         }
     }
 }
@@ -51,6 +62,6 @@ mod tests {
     #[test]
     fn labels_are_the_metric_label_values_and_distinct() {
         let labels: Vec<&str> = ActorId::ALL.iter().map(|a| a.label()).collect();
-        assert_eq!(labels, ["memory", "file", "store", "retry", "refresher", "listener"]);
+        assert_eq!(labels, ["memory", "file", "store", "retry", "refresher", "listener", "retention"]);
     }
 }

@@ -7,7 +7,9 @@
 //! `restarting()` (where the actor rebuilds its state from disk) and keeps the address
 //! and the queued messages. Work an actor starts asynchronously (a load, a fetch, a
 //! write) runs inside [`guard_async`], which reports its panic the same way; the actor
-//! then answers its waiters and stops itself.
+//! then answers its waiters and stops itself. Work nobody awaits (the retention purge,
+//! the background startup sync, a pool's reconnection) is started with
+//! [`spawn_guarded`], so its panic is counted instead of ending the task unseen.
 //!
 //! [`ActorId`] is the one list of the actors; [`health`] judges whether they answer.
 
@@ -16,11 +18,13 @@ mod async_guard;
 mod guard;
 pub mod health;
 mod restart_log;
+mod spawn;
 
 pub use actor_id::ActorId;
 pub use async_guard::guard_async;
 pub use guard::{guard, ActorPanicked, FailureReporter};
 pub use restart_log::{RestartLog, RestartPolicy};
+pub use spawn::spawn_guarded;
 
 use crate::metrics::{ActorLabel, Metrics};
 use std::sync::Arc;

@@ -4,12 +4,15 @@
 //! other subscription. With Postgres the id is shared through the project's
 //! `source_state` row [`SHARED_KEY`], so every instance knows it, not only the one
 //! where `subscribe` ran.
+//!
+//! The daemon reads the record on the runtime without blocking it (`tokio::fs`); the
+//! synchronous [`read`], [`write`] and [`remove`] are the one-shot `strava` commands'.
 
+use crate::store::StoreHandle;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use tiercache_actors::store::StoreHandle;
 
 /// The `source_state` key of the shared record (no cache's key: those are
 /// `strava:NAME` and `stravasync:NAME`).
@@ -43,7 +46,17 @@ pub fn read(data_dir: &Path) -> Option<Subscription> {
 
 /// The recorded subscription, if any, or why the record does not parse.
 fn read_checked(data_dir: &Path) -> Result<Option<Subscription>, String> {
-    let Ok(bytes) = std::fs::read(path(data_dir)) else { return Ok(None) };
+    parse(std::fs::read(path(data_dir)).ok())
+}
+
+/// [`read_checked`] on the runtime: the file is read on tokio's blocking pool.
+async fn read_checked_async(data_dir: &Path) -> Result<Option<Subscription>, String> {
+    parse(tokio::fs::read(path(data_dir)).await.ok())
+}
+
+/// The record's bytes (`None`: no readable file) as a subscription.
+fn parse(bytes: Option<Vec<u8>>) -> Result<Option<Subscription>, String> {
+    let Some(bytes) = bytes else { return Ok(None) };
     serde_json::from_slice(&bytes).map(Some).map_err(|e| e.to_string())
 }
 
@@ -65,7 +78,8 @@ pub struct SubscriptionWatch {
 }
 
 impl SubscriptionWatch {
-    /// A watch that knows this instance's record from the start.
+    /// A watch that knows this instance's record from the start (read once, while the
+    /// daemon starts, before any event is served).
     pub fn new(data_dir: &Path) -> Arc<Self> {
         let watch = Arc::new(Self::default());
         if let Ok(Some(s)) = read_checked(data_dir) {
@@ -82,16 +96,17 @@ impl SubscriptionWatch {
         if stale && !self.refreshing.swap(true, Ordering::AcqRel) {
             self.checked_ms.store(now, Ordering::Release);
             let (watch, data_dir) = (self.clone(), data_dir.to_owned());
-            actix_web::rt::spawn(async move {
+            actix::spawn(async move {
+                // Cleared even if the refresh panics, so the next event looks again.
+                let _done = Refreshing(&watch.refreshing);
                 watch.refresh(&data_dir, store).await;
-                watch.refreshing.store(false, Ordering::Release);
             });
         }
         Some(self.expected.load(Ordering::Acquire)).filter(|id| *id != 0)
     }
 
     async fn refresh(&self, data_dir: &Path, store: Option<StoreHandle>) {
-        let local = match read_checked(data_dir) {
+        let local = match read_checked_async(data_dir).await {
             Ok(local) => local,
             Err(e) => {
                 let mut complained = self.complained.lock().unwrap_or_else(PoisonError::into_inner);
@@ -139,6 +154,15 @@ impl SubscriptionWatch {
     }
 }
 
+/// Clears the "a refresh is running" flag when dropped.
+struct Refreshing<'a>(&'a AtomicBool);
+
+impl Drop for Refreshing<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 /// Records `subscription` atomically (temp file, fsync, rename).
 ///
 /// # Errors
@@ -149,7 +173,7 @@ pub fn write(data_dir: &Path, subscription: &Subscription) -> std::io::Result<()
         std::fs::create_dir_all(dir)?;
     }
     let body = serde_json::to_vec_pretty(subscription).map_err(std::io::Error::other)?;
-    tiercache_actors::files::durable::write_atomic_mode(&path, &body, 0o600)
+    crate::files::durable::write_atomic_mode(&path, &body, 0o600)
 }
 
 /// Forgets the record; absent is fine.
@@ -160,5 +184,29 @@ pub fn remove(data_dir: &Path) -> std::io::Result<()> {
     match std::fs::remove_file(path(data_dir)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_rt::test]
+    async fn the_watch_follows_the_record_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = Subscription { id: 7, callback_url: "https://example.org/hook".into() };
+        write(dir.path(), &record).unwrap();
+        let watch = SubscriptionWatch::new(dir.path());
+        assert_eq!(watch.expected(dir.path(), None), Some(7), "known from the start");
+
+        remove(dir.path()).unwrap();
+        watch.refresh(dir.path(), None).await;
+        assert_eq!(watch.expected.load(Ordering::Acquire), 0, "forgotten with the record");
+
+        std::fs::write(path(dir.path()), b"not json").unwrap();
+        assert!(read_checked_async(dir.path()).await.is_err());
+        write(dir.path(), &Subscription { id: 9, ..record }).unwrap();
+        watch.refresh(dir.path(), None).await;
+        assert_eq!(watch.expected.load(Ordering::Acquire), 9);
     }
 }
