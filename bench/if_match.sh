@@ -90,24 +90,38 @@ psql_q -c "INSERT INTO projects (project_name, db_role) VALUES ('$PROJECT', 'pos
 PG_URL="postgres://postgres@/postgres?host=${PGROOT//\//%2F}&port=$PG_PORT"
 
 gen_json "$DOC_BYTES" 1 >"$TMP/doc.json"
-TC_PORT=$(free_port)
-URL="http://127.0.0.1:$TC_PORT"
-{
-    printf 'project = "%s"\ndata_dir = "%s/data"\n\n' "$PROJECT" "$TMP"
-    printf '[log]\nlevel = "warn"\n\n'
-    printf '[api]\nlisten = ["127.0.0.1:%s"]\nmax_body = "16MiB"\n\n' "$TC_PORT"
-    printf '[postgres]\nenabled = true\nurl = "%s"\n\n' "$PG_URL"
-    printf '[[caches]]\nname = "plain"\n\n[[caches]]\nname = "checked"\n'
-} >"$TMP/tiercache.toml"
-(cd "$TMP" && exec "$BIN" run --config "$TMP/tiercache.toml" >>"$TMP/tiercache.log" 2>&1) &
-TC_PID=$!
-ready=0
-for _ in $(seq 400); do
-    if curl -fs -o /dev/null "$URL/readyz"; then ready=1; break; fi
-    kill -0 "$TC_PID" 2>/dev/null || die "tiercache exited: $(tail -5 "$TMP/tiercache.log")"
-    sleep 0.05
+# start_daemon: the daemon on a free port; returns 1 when the port was taken meanwhile
+# (free_port only sees listeners: an outgoing connection's port can still be in use).
+start_daemon() {
+    TC_PORT=$(free_port)
+    URL="http://127.0.0.1:$TC_PORT"
+    {
+        printf 'project = "%s"\ndata_dir = "%s/data"\n\n' "$PROJECT" "$TMP"
+        printf '[log]\nlevel = "warn"\n\n'
+        printf '[api]\nlisten = ["127.0.0.1:%s"]\nmax_body = "16MiB"\n\n' "$TC_PORT"
+        printf '[postgres]\nenabled = true\nurl = "%s"\n\n' "$PG_URL"
+        printf '[[caches]]\nname = "plain"\n\n[[caches]]\nname = "checked"\n'
+    } >"$TMP/tiercache.toml"
+    (cd "$TMP" && exec "$BIN" run --config "$TMP/tiercache.toml" >>"$TMP/tiercache.log" 2>&1) &
+    TC_PID=$!
+    for _ in $(seq 400); do
+        if curl -fs -o /dev/null "$URL/readyz"; then return 0; fi
+        if ! kill -0 "$TC_PID" 2>/dev/null; then
+            wait "$TC_PID" || true
+            TC_PID=""
+            grep -q "Address already in use" "$TMP/tiercache.log" && return 1
+            die "tiercache exited: $(tail -5 "$TMP/tiercache.log")"
+        fi
+        sleep 0.05
+    done
+    die "tiercache not ready"
+}
+started=0
+for _ in 1 2 3 4 5; do
+    if start_daemon; then started=1; break; fi
+    log "port $TC_PORT was taken meanwhile; another one"
 done
-((ready)) || die "tiercache not ready"
+((started)) || die "no free port for the daemon"
 
 log "PUTs of $(stat -c %s "$TMP/doc.json") bytes: $ROUNDS rounds of $PUTS per kind"
 python3 "$ROOT/bench/if_match.py" --url "$URL" --doc "$TMP/doc.json" --puts "$PUTS" --rounds "$ROUNDS" |

@@ -6,8 +6,7 @@ use super::sources::{pushed::Pushed, FetchRequest, Fetched, Source, SourceError}
 use crate::cache_rules::Refusal;
 use crate::domain::{CacheName, Document, Precondition};
 use crate::metrics::{CacheWindow, Metrics};
-use crate::save_flow::SaveError;
-use crate::save_flow::SaveFlow;
+use crate::save_flow::{SaveError, SaveFlow};
 use crate::store::{StoreError, StoreHandle};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
