@@ -63,3 +63,6 @@ mod deauth;
 // leadership on 304, a password changed under the daemon.
 mod hostile_neighbour;
 mod synced;
+
+// Every acknowledged write kept, checked on a recorded concurrent history.
+mod history;
