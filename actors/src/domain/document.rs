@@ -46,6 +46,27 @@ impl Document {
         let last_modified = last_fetch.unwrap_or(saved_at).format("%a, %d %b %Y %H:%M:%S GMT").to_string();
         Self { name, version, checksum, last_fetch, last_rich_fetch, saved_at, body, etag, last_modified }
     }
+
+    /// When the content was current: a PUT's save time, a refresh's start (at the
+    /// latest the document it merged into). Two instances' saves that meet in Postgres
+    /// are ordered by it: the later content wins, whichever reached Postgres first.
+    pub fn content_time(&self) -> DateTime<Utc> {
+        self.last_fetch.unwrap_or(self.saved_at)
+    }
+
+    /// The same content at another version (a rebase).
+    #[must_use]
+    pub fn at_version(&self, version: u64) -> Self {
+        Self::new(
+            self.name.clone(),
+            version,
+            self.checksum,
+            self.last_fetch,
+            self.last_rich_fetch,
+            self.saved_at,
+            self.body.clone(),
+        )
+    }
 }
 
 /// A validated, canonicalised document that has not been given a version yet.

@@ -114,6 +114,8 @@ impl FetchJob {
         } else {
             (None, self.base().await)
         };
+        // The content's time: when the upstream was asked (see `Document::content_time`).
+        let started = Utc::now();
         let fetched = self.call_upstream(held.clone()).await?;
         // A webhook's fetch that changed nothing: the held document stays as it is, its
         // last_fetch included (pushed work never moves the schedule).
@@ -125,7 +127,7 @@ impl FetchJob {
             self.record_check(&doc).await;
             return Ok((doc, Refreshed::NotModified));
         }
-        self.save(&fetched, held, base).await
+        self.save(&fetched, held, base, started).await
     }
 
     /// The precondition of a save built from what disk holds now, without reading the
@@ -224,7 +226,13 @@ impl FetchJob {
     /// merge is done again on the new document (at most [`MERGE_RETRIES`] times, then
     /// the next fetch does it); a whole-document result is dropped and the newer save
     /// stands ([`Refreshed::Superseded`]).
-    async fn save(&self, fetched: &Fetched, mut held: Option<Arc<Document>>, mut base: Precondition) -> FetchResult {
+    async fn save(
+        &self,
+        fetched: &Fetched,
+        mut held: Option<Arc<Document>>,
+        mut base: Precondition,
+        started: DateTime<Utc>,
+    ) -> FetchResult {
         let mut body = fetched.body.clone();
         let mut tries = 0;
         loop {
@@ -232,9 +240,12 @@ impl FetchJob {
             let now = Utc::now();
             // Applying pushed changes is not a fetch of the whole source: the schedule (and
             // with it the daily full read) keeps counting from the last one.
+            // Otherwise the upstream's answer as of the fetch's start, or, for a merge, as of
+            // the newer of that and the document it merges into (which it contains).
             let last_fetch = match held.as_ref().and_then(|h| h.last_fetch) {
                 Some(last) if self.push_only => Some(last),
-                _ => Some(now),
+                Some(last) if fetched.rebase.is_some() => Some(last.max(started)),
+                _ => Some(started),
             };
             let last_rich = if self.rich { Some(now) } else { self.previous_rich };
             match self.saver.save(&self.cache, admitted.with_fetch_times(last_fetch, last_rich), base, 0).await {

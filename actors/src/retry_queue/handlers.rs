@@ -72,27 +72,26 @@ async fn attempt(peers: Peers, name: CacheName, op: Op, retention_days: u32, kno
                     Attempt::Synced { sent: doc.version, local_now: doc.version }
                 }
                 Ok(WriteOutcome::Rebased { version }) => {
-                    let rebased = Arc::new(Document::new(
-                        doc.name.clone(),
-                        version,
-                        doc.checksum,
-                        doc.last_fetch,
-                        doc.last_rich_fetch,
-                        doc.saved_at,
-                        doc.body.clone(),
-                    ));
-                    // Only if disk still holds the version sent: a save made since stays.
-                    let adopter = Adopter::new(peers.files.clone(), peers.memory.clone());
-                    let local_now = match adopter.adopt(rebased, Some(doc.version), InMemory::Fill).await {
-                        Ok(true) => version,
-                        _ => doc.version,
-                    };
-                    Attempt::Synced { sent: doc.version, local_now }
+                    adopt_in_place(&peers, &doc, Arc::new(doc.at_version(version))).await
                 }
+                Ok(WriteOutcome::Yielded { doc: winner }) => adopt_in_place(&peers, &doc, winner).await,
                 Err(e) => Attempt::Failed(e),
             }
         }
     }
+}
+
+/// Postgres now holds `now` in place of the save `sent` (rebased, or yielded to a later
+/// save): disk and memory take it only if disk still holds the version sent, so a save
+/// made since stays.
+async fn adopt_in_place(peers: &Peers, sent: &Document, now: Arc<Document>) -> Attempt {
+    let version = now.version;
+    let adopter = Adopter::new(peers.files.clone(), peers.memory.clone());
+    let local_now = match adopter.adopt(now, Some(sent.version), InMemory::Fill).await {
+        Ok(true) => version,
+        _ => sent.version,
+    };
+    Attempt::Synced { sent: sent.version, local_now }
 }
 
 impl RetryQueue {

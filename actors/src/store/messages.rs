@@ -6,7 +6,7 @@ use actix::Message;
 use std::sync::Arc;
 
 /// How a write ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOutcome {
     /// The row now holds the document at its own version.
     Written,
@@ -21,6 +21,13 @@ pub enum WriteOutcome {
     Superseded {
         /// The version Postgres holds.
         version: u64,
+    },
+    /// Another instance's save with later content (see [`Document::content_time`]) held
+    /// the row at this save's version or below: that save was written again above this
+    /// one's version, so that every copy converges on it; the other tiers adopt it.
+    Yielded {
+        /// The winning document at the version Postgres now holds.
+        doc: Arc<Document>,
     },
 }
 

@@ -119,6 +119,16 @@ impl Store {
                 return Ok(WriteOutcome::Superseded { version: row_version });
             }
             if row_version > 0 {
+                if let Some(row) = self.read_one(&doc.name).await?.filter(|r| r.content_time() > doc.content_time()) {
+                    match self.yield_to(row, original, retention_days).await? {
+                        Some(outcome) => return Ok(outcome),
+                        None => {
+                            // The row moved again: the next compare-and-set fails and shows it.
+                            expected = Some(row_version);
+                            continue;
+                        }
+                    }
+                }
                 tracing::warn!(
                     cache = %doc.name,
                     version = original,
@@ -131,6 +141,29 @@ impl Store {
             version = version.max(row_version + 1);
         }
         Err(StoreError::Transient(format!("{}: the row kept moving during the write", doc.name)))
+    }
+
+    /// This instance's save meets a row with later content (another instance's save
+    /// acknowledged after it, or a refresh started after it): the row stands. When the
+    /// row's version is at or below this save's (which this instance may already
+    /// serve), the row is written again above it, so that every copy moves to it.
+    /// `None`: the row moved meanwhile; the caller looks again.
+    async fn yield_to(
+        &self,
+        row: Document,
+        sent: u64,
+        retention_days: u32,
+    ) -> Result<Option<WriteOutcome>, StoreError> {
+        tracing::info!(
+            cache = %row.name, version = sent, row_version = row.version,
+            "another instance saved later content; this earlier save yields to it"
+        );
+        if row.version > sent {
+            return Ok(Some(WriteOutcome::Superseded { version: row.version }));
+        }
+        let winner = row.at_version(sent + 1);
+        let outcome = self.write_conditional(&winner, winner.version, retention_days, Some(row.version)).await?;
+        Ok(outcome.written.then(|| WriteOutcome::Yielded { doc: std::sync::Arc::new(winner) }))
     }
 
     /// Whether the audit records `doc` (by its checksum) written at `version` or above: a
