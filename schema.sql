@@ -367,8 +367,13 @@ BEGIN
 END
 $$;
 
--- Deletes one cache's row; answers whether there was one.
-CREATE OR REPLACE FUNCTION public.tiercache_delete_cache(p_project_id integer, p_cache_type text)
+-- Deletes one cache's row if its version is at most p_version, the newest version the
+-- deleting instance knew: a save another instance made after that is newer than the
+-- delete, and stays. Answers whether a row was deleted. The earlier two-argument form
+-- (unconditional) is dropped, so no client can delete a save it never saw.
+DROP FUNCTION IF EXISTS public.tiercache_delete_cache(integer, text);
+CREATE OR REPLACE FUNCTION public.tiercache_delete_cache(
+    p_project_id integer, p_cache_type text, p_version bigint)
 RETURNS boolean
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -377,7 +382,8 @@ AS $$
 BEGIN
     PERFORM public.tiercache_check_caller(p_project_id);
     DELETE FROM public.cache_storage AS c
-    WHERE c.project_id = p_project_id AND c.cache_type = p_cache_type;
+    WHERE c.project_id = p_project_id AND c.cache_type = p_cache_type
+      AND c.version <= p_version;
     RETURN FOUND;
 END
 $$;
@@ -594,7 +600,7 @@ GRANT SELECT ON public.projects, public.cache_storage, public.cache_audit, publi
 REVOKE ALL ON FUNCTION
     public.tiercache_write_cache(integer, text, jsonb, bigint, text, timestamptz, timestamptz,
                                  timestamptz, integer, integer, bigint),
-    public.tiercache_delete_cache(integer, text),
+    public.tiercache_delete_cache(integer, text, bigint),
     public.tiercache_record_check(integer, text, bigint, text, timestamptz),
     public.tiercache_store_retention(integer, text[], integer[]),
     public.tiercache_purge_unconfigured(integer, text[]),
@@ -604,7 +610,7 @@ FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     public.tiercache_write_cache(integer, text, jsonb, bigint, text, timestamptz, timestamptz,
                                  timestamptz, integer, integer, bigint),
-    public.tiercache_delete_cache(integer, text),
+    public.tiercache_delete_cache(integer, text, bigint),
     public.tiercache_record_check(integer, text, bigint, text, timestamptz),
     public.tiercache_store_retention(integer, text[], integer[]),
     public.tiercache_purge_unconfigured(integer, text[]),

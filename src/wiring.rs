@@ -69,6 +69,7 @@ pub fn postgres_config(settings: &Settings) -> Result<Option<PostgresConfig>, Fa
         max_attempts: settings.retry.max_attempts,
         retry_enabled: settings.retry.enabled,
         heads_poll_interval: pg.heads_poll_interval,
+        single_instance: pg.single_instance,
     }))
 }
 

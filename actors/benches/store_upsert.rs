@@ -132,7 +132,7 @@ async fn upserts(store: &StoreHandle, name: &CacheName, doc: &NewDocument, secon
     // Warm up: the connection, the prepared statement, the row.
     for _ in 0..20 {
         version += 1;
-        store.write(versioned(name, doc, version), RETENTION_DAYS).await.expect("write");
+        store.write(versioned(name, doc, version), RETENTION_DAYS, None).await.expect("write");
     }
     let mut latencies = Vec::with_capacity(16_384);
     let mut rebased = 0u64;
@@ -142,7 +142,7 @@ async fn upserts(store: &StoreHandle, name: &CacheName, doc: &NewDocument, secon
         version += 1;
         let next = versioned(name, doc, version);
         let t = Instant::now();
-        let outcome = store.write(next, RETENTION_DAYS).await.expect("write");
+        let outcome = store.write(next, RETENTION_DAYS, None).await.expect("write");
         latencies.push(t.elapsed());
         if outcome != WriteOutcome::Written {
             rebased += 1;
@@ -163,7 +163,7 @@ async fn reads(store: &StoreHandle, rows: &[(&str, &str, &NewDocument)], iters: 
     for &(label, name, doc) in rows {
         let name = CacheName::parse(name).expect("name");
         let stored = versioned(&name, doc, epoch_micros());
-        store.write(stored.clone(), RETENTION_DAYS).await.expect("write the row to read");
+        store.write(stored.clone(), RETENTION_DAYS, None).await.expect("write the row to read");
         let path = dir.join(format!("{name}.json"));
         let (mut whole, mut read_only) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
         for i in 0..iters + 3 {

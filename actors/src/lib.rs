@@ -14,6 +14,7 @@
 //! - [`refresher`]: schedules, on-demand and emergency refreshes, and the sources.
 //! - [`listener`]: cross-instance invalidation (LISTEN; rows read back, never trusted).
 //! - [`cache_rules`]: each cache's `max_size` and schema, and the one admission.
+//! - [`if_match`]: `If-Match` across instances, a compare-and-set on the Postgres row.
 //! - [`save_flow`]: admission, file, memory, then the retry queue: the one path of a
 //!   save; and the one adoption of a version from Postgres.
 //! - [`tiers`]: the read flow across the actors, and the save flow, as the API uses them.
@@ -33,6 +34,7 @@
 pub mod cache_rules;
 pub mod domain;
 pub mod files;
+pub mod if_match;
 pub mod listener;
 pub mod memory;
 pub mod metrics;

@@ -9,6 +9,7 @@
 use crate::cache_rules::{Admitted, LiveRules, Refusal};
 use crate::domain::{CacheName, Document, Precondition};
 use crate::files::{durable, FileHandle, FileTierError};
+use crate::if_match::{Decided, IfMatch};
 use crate::memory::MemoryHandle;
 use crate::refresher::RefresherHandle;
 use crate::retry_queue::RetryQueueHandle;
@@ -27,6 +28,11 @@ pub enum SaveError {
     /// The file could not be made durable; nothing was acknowledged.
     #[error("could not write the cache durably: {0}")]
     Storage(String),
+    /// An `If-Match` save could not be checked against the other instances (Postgres
+    /// unreachable, or its answer lost): not acknowledged; it may or may not have been
+    /// applied when Postgres was asked.
+    #[error("the precondition cannot be checked against the other instances now: {0}")]
+    Unavailable(String),
 }
 
 /// What memory does with an adopted version.
@@ -122,12 +128,60 @@ pub struct SaveFlow {
     /// Told of every save and adoption so that schedules move (absent in the
     /// refresher's own copy: it updates itself).
     refresher: Option<RefresherHandle>,
+    /// With Postgres: a client's `If-Match` is a compare-and-set on the row.
+    if_match: Option<IfMatch>,
 }
 
 impl SaveFlow {
     /// Bundles the handles; `queue` is `None` without Postgres.
     pub fn new(files: FileHandle, memory: MemoryHandle, queue: Option<RetryQueueHandle>, rules: LiveRules) -> Self {
-        Self { adopter: Adopter::new(files, memory.clone()), memory, queue, rules, refresher: None }
+        Self { adopter: Adopter::new(files, memory.clone()), memory, queue, rules, refresher: None, if_match: None }
+    }
+
+    /// The same flow, checking a client's `If-Match` against Postgres (see
+    /// [`Self::save_put`]).
+    pub fn checked_by(mut self, if_match: Option<IfMatch>) -> Self {
+        self.if_match = if_match;
+        self
+    }
+
+    /// A PUT: without `If-Match` (or without Postgres) [`Self::save`], durable on disk
+    /// first; with it, a compare-and-set on the Postgres row first (see
+    /// [`crate::if_match`]), then the file and memory.
+    ///
+    /// # Errors
+    /// [`SaveError`]; nothing was acknowledged then.
+    pub async fn save_put(
+        &self,
+        name: &CacheName,
+        doc: Admitted,
+        precondition: Precondition,
+    ) -> Result<Arc<Document>, SaveError> {
+        let Some(if_match) = self.if_match.as_ref().filter(|_| crate::if_match::is_if_match(&precondition)) else {
+            return self.save(name, doc, precondition, 0).await;
+        };
+        let (version, base) = match self.files().reserve(name.clone(), precondition.clone()).await {
+            Ok(reserved) => reserved,
+            Err(FileTierError::PreconditionFailed { current }) => {
+                return Err(SaveError::PreconditionFailed { current })
+            }
+            Err(other) => return Err(SaveError::Storage(other.to_string())),
+        };
+        match if_match.decide(name, doc.doc().clone(), version, base).await {
+            Decided::Written(saved) => {
+                // Later local saves were given versions above this one: the newer wins.
+                self.adopt(saved.clone(), None, InMemory::Fill)
+                    .await
+                    .map_err(|e| SaveError::Storage(format!("in Postgres, but not on disk: {e}")))?;
+                Ok(saved)
+            }
+            Decided::Conflict(current) => Err(SaveError::PreconditionFailed { current }),
+            Decided::Unreachable(e) if if_match.single_instance() && e.is_outage() => {
+                tracing::debug!(cache = %name, error = %e, "Postgres unreachable; If-Match checked here alone");
+                self.save(name, doc, precondition, 0).await
+            }
+            Decided::Unreachable(e) => Err(SaveError::Unavailable(e.to_string())),
+        }
     }
 
     /// The same flow, telling `refresher` of every save (PUTs, imports, adoptions).

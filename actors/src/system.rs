@@ -28,6 +28,9 @@ pub struct PostgresConfig {
     /// `postgres.heads_poll_interval`: how often the project's row heads are read to
     /// follow the other instances; `None`: only on notifications.
     pub heads_poll_interval: Option<Duration>,
+    /// `postgres.single_instance`: while Postgres is unreachable, an `If-Match` PUT is
+    /// checked here alone (no other instance writes the project) instead of 503.
+    pub single_instance: bool,
 }
 
 /// One cache with a source.

@@ -7,6 +7,7 @@
 use crate::cache_rules::LiveRules;
 use crate::domain::{CacheName, Document};
 use crate::files::FileHandle;
+use crate::if_match::IfMatch;
 use crate::memory::{LoadError, LoadOutcome, MemoryHandle, MemoryView, Tier};
 use crate::refresher::{RefreshError, RefresherHandle};
 use crate::retry_queue::RetryQueueHandle;
@@ -58,6 +59,8 @@ pub struct TierHandles {
     pub refresher: Option<RefresherHandle>,
     /// Each cache's admission rules, shared with the refresher and the memory loader.
     pub rules: LiveRules,
+    /// With Postgres: `If-Match` as a compare-and-set on the row.
+    pub if_match: Option<IfMatch>,
 }
 
 /// How reads behave.
@@ -86,7 +89,8 @@ impl Tiers {
     pub fn new(handles: TierHandles, policy: ReadPolicy) -> Self {
         let saver =
             SaveFlow::new(handles.files.clone(), handles.memory.clone(), handles.queue.clone(), handles.rules.clone())
-                .observed_by(handles.refresher.clone());
+                .observed_by(handles.refresher.clone())
+                .checked_by(handles.if_match.clone());
         Self { handles, saver, policy, emergency: Arc::new(AtomicBool::new(policy.emergency)) }
     }
 

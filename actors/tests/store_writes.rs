@@ -57,7 +57,9 @@ fn a_project_role_writes_through_the_functions_in_both_modes() {
         assert!(!refused.written, "{refused:?}");
         assert_eq!((refused.row_version, refused.row_checksum), (3, Some(v3.checksum.to_string())));
         // ... and `write` rebases it above the row.
-        assert_eq!(a.write(other, 30).await.unwrap(), WriteOutcome::Rebased { version: 4 });
+        assert_eq!(a.write(other.clone(), 30, None).await.unwrap(), WriteOutcome::Rebased { version: 4 });
+        // Sent again (its answer lost): the row holds it already, nothing is written.
+        assert_eq!(a.write(other, 30, Some(3)).await.unwrap(), WriteOutcome::Rebased { version: 4 });
 
         // Compare-and-set: only over exactly the expected version; no row counts as 0.
         let v9 = doc("c", 9, r#"{"n":9}"#);
@@ -70,6 +72,12 @@ fn a_project_role_writes_through_the_functions_in_both_modes() {
         let again = a.write_conditional(doc("fresh", 2, "[]"), 2, 30, Some(0)).await.unwrap();
         assert!(!again.written && again.row_version == 1, "{again:?}");
         assert_eq!(a.read(CacheName::parse("c").unwrap()).await.unwrap().unwrap().version, 9);
+        // A save made knowing version 4, the row since moved to 9: a compare-and-set on 4
+        // fails, and the save goes above the row (last acknowledged save wins).
+        let late = doc("c", 5, r#"{"n":"late"}"#);
+        assert_eq!(a.write(late, 30, Some(4)).await.unwrap(), WriteOutcome::Rebased { version: 10 });
+        // Known and current: written at its own version.
+        assert_eq!(a.write(doc("c", 11, r#"{"n":11}"#), 30, Some(10)).await.unwrap(), WriteOutcome::Written);
 
         // B's role configured with project a: not a's, so nothing is written, and the
         // error is an outage (saves wait), not the data's refusal.
@@ -77,7 +85,7 @@ fn a_project_role_writes_through_the_functions_in_both_modes() {
         let e = b_as_a.write_conditional(doc("c", 20, "{}"), 20, 30, None).await.unwrap_err();
         assert!(e.is_outage() && e.is_transient(), "{e:?}");
         assert!(matches!(e, StoreError::NoProject(_)), "{e:?}");
-        assert_eq!(a.read(CacheName::parse("c").unwrap()).await.unwrap().unwrap().version, 9);
+        assert_eq!(a.read(CacheName::parse("c").unwrap()).await.unwrap().unwrap().version, 11);
     });
     // The audit names the calling role, not the functions' owner.
     assert_eq!(pg.psql("app", "SELECT string_agg(DISTINCT db_user, ',') FROM cache_audit").unwrap(), "role_a");

@@ -413,7 +413,7 @@ pub async fn put(
         Err(Refusal::Schema(errors)) => return Ok(schema_rejection(&name, &errors)),
         Err(refusal) => return Err(refusal_error(&name, refusal)),
     };
-    match saver.save(&name, doc, precondition(&req), 0).await {
+    match saver.save_put(&name, doc, precondition(&req)).await {
         Ok(saved) => {
             count("ok");
             tracing::info!(cache = %name, version = saved.version, "saved");
@@ -426,6 +426,12 @@ pub async fn put(
                 "precondition_failed",
                 format!("If-Match does not match the current version ({})", current.as_deref().unwrap_or("none")),
             ))
+        }
+        Err(e @ SaveError::Unavailable(_)) => {
+            count("error");
+            tracing::warn!(cache = %name, tier = "postgres", error = %e, "If-Match PUT not acknowledged: Postgres unreachable");
+            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "precondition_unverifiable", e.to_string())
+                .retry_after(5))
         }
         Err(e @ SaveError::Storage(_)) => {
             count("error");

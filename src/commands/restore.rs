@@ -161,7 +161,13 @@ pub fn restore(settings: &Settings, dir: &Path, force: bool) -> Result<(), Fatal
                 skipped += 1;
                 continue;
             };
-            let current = index.get(&name).filter(|d| d.etag.is_some()).map(|d| d.version);
+            let live = index.get(&name).filter(|d| d.etag.is_some());
+            let current = live.map(|d| d.version);
+            // Conditional on the version compared with the backup's: never over another.
+            let base = match live.and_then(|d| d.etag.clone()) {
+                Some(etag) => Precondition::OneOf(vec![etag]),
+                None => Precondition::Absent,
+            };
             if let Some(current) = current.filter(|c| *c >= from && !force) {
                 println!("{name}: current version {current} >= backup {from}, skipped (use --force)");
                 skipped += 1;
@@ -170,7 +176,7 @@ pub fn restore(settings: &Settings, dir: &Path, force: bool) -> Result<(), Fatal
             let doc = doc.with_fetch_times(backup.doc.last_fetch, backup.doc.last_rich_fetch);
             // Floor `from - 1`: the backup's own version when nothing newer is known.
             let saved = saver
-                .save(&name, doc, Precondition::None, from - 1)
+                .save(&name, doc, base, from - 1)
                 .await
                 .map_err(|e| Fatal::new(CANTCREAT, format!("restore: {name}: {e}")))?;
             let moved = if backup.project == settings.project {

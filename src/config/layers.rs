@@ -41,6 +41,7 @@ pub const OVERRIDABLE_KEYS: &[&str] = &[
     "postgres.connect_timeout",
     "postgres.statement_timeout",
     "postgres.heads_poll_interval",
+    "postgres.single_instance",
     "retry.enabled",
     "retry.initial_interval",
     "retry.max_interval",

@@ -154,6 +154,9 @@ pub struct PostgresSettings {
     /// How often the project's row heads are read to follow the other instances'
     /// writes; `None` (`"0s"`): only on notifications.
     pub heads_poll_interval: Option<Duration>,
+    /// While Postgres is unreachable, `If-Match` is checked locally (this instance is
+    /// the project's only one) instead of answered 503.
+    pub single_instance: bool,
 }
 
 /// `[retry]`: background retries of saves that Postgres refused.

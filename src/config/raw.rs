@@ -131,6 +131,7 @@ pub struct RawPostgres {
     pub connect_timeout: Dur,
     pub statement_timeout: Dur,
     pub heads_poll_interval: Dur,
+    pub single_instance: bool,
 }
 
 impl Default for RawPostgres {
@@ -149,6 +150,7 @@ impl Default for RawPostgres {
             connect_timeout: Dur(d.connect_timeout),
             statement_timeout: Dur(d.statement_timeout),
             heads_poll_interval: Dur(Duration::from_secs(2)),
+            single_instance: false,
         }
     }
 }

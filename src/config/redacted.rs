@@ -77,6 +77,7 @@ struct Postgres {
     connect_timeout: String,
     statement_timeout: String,
     heads_poll_interval: String,
+    single_instance: bool,
 }
 
 #[derive(Serialize)]
@@ -194,6 +195,7 @@ pub fn to_toml(s: &Settings) -> String {
             connect_timeout: format_duration(s.postgres.options.connect_timeout),
             statement_timeout: format_duration(s.postgres.options.statement_timeout),
             heads_poll_interval: format_duration(s.postgres.heads_poll_interval.unwrap_or_default()),
+            single_instance: s.postgres.single_instance,
         },
         retry: Retry {
             enabled: s.retry.enabled,

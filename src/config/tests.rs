@@ -61,6 +61,7 @@ fn defaults_without_file() {
     assert_eq!(s.postgres.options.ssl_root_cert, None);
     assert_eq!(s.postgres.options.pool_size, 8);
     assert!(s.postgres.options.statement_cache);
+    assert!(!s.postgres.single_instance, "If-Match answers 503 while Postgres is away by default");
     assert_eq!(s.postgres.options.connect_timeout, secs(5));
     assert_eq!(s.postgres.options.statement_timeout, secs(15));
     assert!(s.retry.enabled);
@@ -129,6 +130,7 @@ fn file_overrides_defaults() {
             url = "postgres://app@db.internal/postgres"
             sslmode = "verify-full"
             statement_cache = false
+            single_instance = true
             [refresh]
             max_stale = "2d"
             [[caches]]
@@ -164,6 +166,7 @@ fn file_overrides_defaults() {
     );
     assert_eq!(s.postgres.options.sslmode, Some(TlsMode::VerifyFull));
     assert!(!s.postgres.options.statement_cache);
+    assert!(s.postgres.single_instance);
     assert_eq!(s.refresh.max_stale, Some(secs(48 * H)));
     assert_eq!(s.caches.len(), 2);
     let c = &s.caches[0];
@@ -328,6 +331,7 @@ fn type_and_value_errors_name_the_key() {
         ("[memory]\nttl = 300\n", "memory.ttl"),
         ("[postgres]\npool_size = \"many\"\n", "postgres.pool_size"),
         ("[postgres]\npool_size = 0\n", "postgres.pool_size"),
+        ("[postgres]\nsingle_instance = \"maybe\"\n", "postgres.single_instance"),
         ("[retry]\nmultiplier = 0.5\n", "retry.multiplier"),
         ("[retry]\ninitial_interval = \"2m\"\n", "retry.initial_interval"),
         ("[supervisor]\nmax_restarts = 0\n", "supervisor.max_restarts"),

@@ -225,6 +225,7 @@ fn postgres(raw: RawPostgres, base: &PathBase<'_>) -> Result<PostgresSettings, C
             statement_timeout: raw.statement_timeout.0,
         },
         heads_poll_interval: Some(raw.heads_poll_interval.0).filter(|d| !d.is_zero()),
+        single_instance: raw.single_instance,
     })
 }
 

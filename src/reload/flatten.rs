@@ -121,6 +121,7 @@ fn postgres_keys(m: &mut Flat, pg: &PostgresSettings) {
         options:
             ConnectOptions { sslmode, ssl_root_cert, pool_size, statement_cache, connect_timeout, statement_timeout },
         heads_poll_interval,
+        single_instance,
     } = pg;
     put(m, "postgres.enabled", enabled);
     m.insert("postgres.url".into(), url.as_ref().map(secret).unwrap_or_default());
@@ -132,6 +133,7 @@ fn postgres_keys(m: &mut Flat, pg: &PostgresSettings) {
     put(m, "postgres.connect_timeout", connect_timeout);
     put(m, "postgres.statement_timeout", statement_timeout);
     put(m, "postgres.heads_poll_interval", heads_poll_interval);
+    put(m, "postgres.single_instance", single_instance);
 }
 
 fn cache_keys(m: &mut Flat, cache: &CacheSettings) {

@@ -52,6 +52,7 @@ pub const TABLE: &[(&str, Reload)] = &[
     ("postgres.connect_timeout", Applied(POOL)),
     ("postgres.statement_timeout", Applied(POOL)),
     ("postgres.heads_poll_interval", Restart),
+    ("postgres.single_instance", Restart),
     ("retry.enabled", Applied(RETRY)),
     ("retry.initial_interval", Applied(RETRY)),
     ("retry.max_interval", Applied(RETRY)),

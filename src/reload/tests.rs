@@ -49,6 +49,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ("postgres.connect_timeout", r#""3s""#, "postgres.connect_timeout"),
     ("postgres.statement_timeout", r#""5s""#, "postgres.statement_timeout"),
     ("postgres.heads_poll_interval", r#""5s""#, "postgres.heads_poll_interval"),
+    ("postgres.single_instance", "true", "postgres.single_instance"),
     ("retry.enabled", "false", "retry.enabled"),
     ("retry.initial_interval", r#""1s""#, "retry.initial_interval"),
     ("retry.max_interval", r#""2m""#, "retry.max_interval"),

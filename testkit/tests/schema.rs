@@ -287,7 +287,7 @@ fn row_level_security_isolates_projects() {
     assert_fails(a(&write_to(&id_b, "strava", 99, "{}", None)), not_b);
     assert_fails(a(&write_to(&id_b, "evil", 1, "{}", Some(0))), not_b);
     assert_fails(a(&write_to("NULL", "strava", 99, "{}", None)), not_b);
-    assert_fails(a(&format!("SELECT tiercache_delete_cache({id_b}, 'strava')")), not_b);
+    assert_fails(a(&format!("SELECT tiercache_delete_cache({id_b}, 'strava', 9)")), not_b);
     assert_fails(a(&format!("SELECT tiercache_store_retention({id_b}, ARRAY['strava'], ARRAY[1])")), not_b);
     assert_fails(a(&format!("SELECT * FROM tiercache_purge_unconfigured({id_b}, ARRAY[]::text[])")), not_b);
     assert_fails(a(&format!("SELECT tiercache_save_state({id_b}, 'strava:strava', '{{}}')")), not_b);
@@ -452,7 +452,9 @@ fn audit_records_every_write_and_cannot_be_forged() {
     a(&write("a", "strava", 1, "{}", None)).unwrap();
     a(&write("a", "strava", 4, r#"{"x":1}"#, None)).unwrap();
     assert!(a(&write("a", "strava", 2, "{}", None)).unwrap().starts_with("f|"), "guarded: no write, no audit");
-    assert_eq!(a("SELECT tiercache_delete_cache(id, 'strava') FROM projects").unwrap(), "t");
+    // A delete reaches only the versions its caller knew: a newer save stays.
+    assert_eq!(a("SELECT tiercache_delete_cache(id, 'strava', 3) FROM projects").unwrap(), "f");
+    assert_eq!(a("SELECT tiercache_delete_cache(id, 'strava', 4) FROM projects").unwrap(), "t");
     pg.psql_as("app", "role_b", &write("b", "strava", 7, "{}", None)).unwrap();
     // SET ROLE counts as that role (the functions and the audit see the caller, not
     // their owner).

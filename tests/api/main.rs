@@ -56,6 +56,7 @@ mod fake_upstream;
 mod refresh_conditional;
 mod refresh_failures;
 mod refresh_on_demand;
+mod refresh_races;
 mod refresh_schedule;
 mod refresh_sources;
 mod refresh_strava;

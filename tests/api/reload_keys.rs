@@ -30,6 +30,7 @@ const RESTART: &[&str] = &[
     "postgres.enabled",
     "postgres.statement_cache",
     "postgres.heads_poll_interval",
+    "postgres.single_instance",
     "supervisor.max_restarts",
     "supervisor.restart_window",
 ];
@@ -58,6 +59,7 @@ const CASES: &[(&str, &str)] = &[
     ("postgres.connect_timeout", r#""3s""#),
     ("postgres.statement_timeout", r#""5s""#),
     ("postgres.heads_poll_interval", r#""5s""#),
+    ("postgres.single_instance", "true"),
     ("retry.enabled", "false"),
     ("retry.initial_interval", r#""1s""#),
     ("retry.max_interval", r#""2m""#),

@@ -38,6 +38,11 @@ mod chaos;
 mod password_rotation;
 
 // Issue 9: several instances.
+#[cfg(feature = "failpoints")]
+mod delete_race;
+mod if_match;
+#[cfg(feature = "failpoints")]
+mod listener_race;
 mod multi_instance;
 mod projects_isolation;
 mod queue_outage;

@@ -83,6 +83,9 @@ pub enum Precondition {
     Exists,
     /// One of these ETags must be current.
     OneOf(Vec<String>),
+    /// No version may be current (the writer built on nothing: a refresh of a cache
+    /// that held no document when its fetch started).
+    Absent,
 }
 
 impl Precondition {
@@ -92,6 +95,28 @@ impl Precondition {
             Self::None => true,
             Self::Exists => current.is_some(),
             Self::OneOf(tags) => current.is_some_and(|c| tags.iter().any(|t| t.trim_start_matches("W/") == c)),
+            Self::Absent => current.is_none(),
+        }
+    }
+
+    /// The base of a save built from `held` (what a writer read before building its
+    /// document): that exact version must still be current, or none if none was held.
+    pub fn based_on(held: Option<&Document>) -> Self {
+        match held {
+            Some(doc) => Self::OneOf(vec![doc.etag.clone()]),
+            None => Self::Absent,
+        }
+    }
+
+    /// The version a write under this precondition was built from, when it names one
+    /// (`Some(0)`: built from nothing).
+    pub fn base_version(&self) -> Option<u64> {
+        match self {
+            Self::OneOf(tags) if tags.len() == 1 => {
+                tags[0].trim_start_matches("W/").trim_matches('"').split('-').next()?.parse().ok()
+            }
+            Self::Absent => Some(0),
+            _ => None,
         }
     }
 }

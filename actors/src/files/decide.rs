@@ -25,12 +25,17 @@ pub(super) fn next_version(
 }
 
 /// Whether a version made elsewhere (`version`, read from Postgres or rebased by it)
-/// replaces what disk holds. With `expected` (a rebase of exactly that save), only if
-/// disk still holds that version, live. Otherwise the newer side wins: not over a live
+/// replaces what disk holds. With `expected` (a rebase of exactly that save, or the
+/// version the listener compared the row with), only if disk still holds that version,
+/// live (`Some(0)`: still nothing). Otherwise the newer side wins: not over a live
 /// envelope or a tombstone of the same version or newer; a corrupt file (no ETag, no
 /// tombstone) never stands in the way.
 pub(super) fn adopts(current: Option<&OnDisk>, version: u64, expected: Option<u64>) -> bool {
-    if expected.is_some_and(|v| !current.is_some_and(|d| d.version == v && d.etag.is_some())) {
+    let still = |v: u64| match current {
+        Some(d) => d.version == v && d.etag.is_some(),
+        None => v == 0,
+    };
+    if expected.is_some_and(|v| !still(v)) {
         return false;
     }
     !current.is_some_and(|d| d.version >= version && (d.etag.is_some() || d.deleted))
@@ -128,6 +133,8 @@ mod tests {
         assert!(!adopts(Some(&deleted(3)), 7, Some(3)), "deleted meanwhile");
         assert!(!adopts(Some(&corrupt(3)), 7, Some(3)), "found corrupt meanwhile");
         assert!(!adopts(None, 7, Some(3)), "gone meanwhile");
+        assert!(adopts(None, 7, Some(0)), "still nothing here");
+        assert!(!adopts(Some(&live(1, "e1")), 7, Some(0)), "saved here meanwhile");
         assert!(!adopts(Some(&live(3, "e3")), 3, Some(3)), "and still only a newer version");
     }
 

@@ -2,7 +2,8 @@
 //! failed on it, so that requests arriving around a restart are answered.
 
 use super::messages::{
-    AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, TouchFile, WasQuarantined, WriteFile,
+    AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, ReserveVersion, TouchFile, WasQuarantined,
+    WriteFile,
 };
 use super::{FileLookup, FileTier, FileTierError, OnDisk};
 use crate::domain::{CacheName, Document, NewDocument, Precondition};
@@ -76,6 +77,14 @@ impl FileHandle {
         self.call(WriteFile { name, doc, precondition, floor }).await
     }
 
+    /// See [`ReserveVersion`]: `(version, base)`.
+    ///
+    /// # Errors
+    /// Precondition failure, or the actor failing twice.
+    pub async fn reserve(&self, name: CacheName, precondition: Precondition) -> Result<(u64, u64), FileTierError> {
+        self.call(ReserveVersion { name, precondition }).await
+    }
+
     /// See [`AdoptFile`].
     ///
     /// # Errors
@@ -97,7 +106,15 @@ impl FileHandle {
     /// # Errors
     /// I/O errors, or the actor failing twice.
     pub async fn remove(&self, name: CacheName) -> Result<bool, FileTierError> {
-        self.call(RemoveFile { name }).await
+        self.call(RemoveFile { name, expected: None }).await
+    }
+
+    /// See [`RemoveFile`]: only while disk holds version `expected`, live.
+    ///
+    /// # Errors
+    /// I/O errors, or the actor failing twice.
+    pub async fn remove_if(&self, name: CacheName, expected: u64) -> Result<bool, FileTierError> {
+        self.call(RemoveFile { name, expected: Some(expected) }).await
     }
 
     /// See [`PurgeFile`].

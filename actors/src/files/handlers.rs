@@ -2,7 +2,8 @@
 //! with its failpoint (SPEC §11).
 
 use super::messages::{
-    AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, TouchFile, WasQuarantined, WriteFile,
+    AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, ReserveVersion, TouchFile, WasQuarantined,
+    WriteFile,
 };
 use super::{FileLookup, FileTier, FileTierError, OnDisk, ACTOR};
 use crate::domain::{CacheName, Document};
@@ -39,6 +40,18 @@ impl Handler<WriteFile> for FileTier {
     }
 }
 
+impl Handler<ReserveVersion> for FileTier {
+    type Result = Result<(u64, u64), FileTierError>;
+
+    fn handle(&mut self, msg: ReserveVersion, ctx: &mut Context<Self>) -> Self::Result {
+        let reporter = self.reporter.clone();
+        guard(ACTOR, &reporter, ctx, || {
+            fail::fail_point!("file::write");
+            self.reserve(&msg.name, &msg.precondition)
+        })?
+    }
+}
+
 impl Handler<AdoptFile> for FileTier {
     type Result = Result<bool, FileTierError>;
 
@@ -68,7 +81,13 @@ impl Handler<RemoveFile> for FileTier {
 
     fn handle(&mut self, msg: RemoveFile, ctx: &mut Context<Self>) -> Self::Result {
         let reporter = self.reporter.clone();
-        guard(ACTOR, &reporter, ctx, || Ok(self.remove(&msg.name)?))?
+        guard(ACTOR, &reporter, ctx, || {
+            let current = self.index().get(&msg.name);
+            if msg.expected.is_some_and(|v| !current.is_some_and(|d| d.version == v && d.etag.is_some())) {
+                return Ok(false);
+            }
+            Ok(self.remove(&msg.name)?)
+        })?
     }
 }
 

@@ -30,6 +30,17 @@ pub struct WriteFile {
     pub floor: u64,
 }
 
+/// Check a precondition and reserve the version a write would get (see
+/// [`super::FileTier::reserve`]): `(version, base)`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(u64, u64), FileTierError>")]
+pub struct ReserveVersion {
+    /// The cache.
+    pub name: CacheName,
+    /// `If-Match`.
+    pub precondition: Precondition,
+}
+
 /// Store a version made elsewhere (Postgres) unless disk already has it or newer.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<bool, FileTierError>")]
@@ -56,6 +67,9 @@ pub struct TouchFile {
 pub struct RemoveFile {
     /// The cache.
     pub name: CacheName,
+    /// Only if disk still holds this version, live (a delete seen elsewhere must not
+    /// take a save made here since); `None`: whatever it holds.
+    pub expected: Option<u64>,
 }
 
 /// The index of what is on disk.

@@ -16,7 +16,7 @@ mod handlers;
 mod messages;
 
 pub use handle::FileHandle;
-pub use messages::{AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, WriteFile};
+pub use messages::{AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, ReserveVersion, WriteFile};
 
 use crate::domain::envelope::{self, EnvelopeError};
 use crate::domain::{CacheName, Document, NewDocument, Precondition};
@@ -260,6 +260,23 @@ impl FileTier {
         Ok(doc)
     }
 
+    /// Checks `precondition` like [`Self::write`] and reserves the version such a write
+    /// would get, without writing: later local writes go above it. Returns that version
+    /// and the live version the precondition was checked against (0: none). For a write
+    /// that Postgres must accept first (`If-Match` across instances), adopted here after.
+    ///
+    /// # Errors
+    /// [`FileTierError::PreconditionFailed`].
+    pub fn reserve(&mut self, name: &CacheName, precondition: &Precondition) -> Result<(u64, u64), FileTierError> {
+        let known = self.floors.get(name).copied().unwrap_or(0);
+        let current = self.index.get(name);
+        let version = decide::next_version(current, known, precondition)
+            .map_err(|current| FileTierError::PreconditionFailed { current })?;
+        let base = current.filter(|d| d.etag.is_some()).map_or(0, |d| d.version);
+        self.floors.insert(name.clone(), version);
+        Ok((version, base))
+    }
+
     /// Stores `doc` as it is (a version made elsewhere, e.g. read from Postgres), unless
     /// the disk already holds that version or a newer one, or (with `expected`) the disk
     /// no longer holds version `expected`. Returns whether it was written. Either way
@@ -323,8 +340,11 @@ impl FileTier {
     /// # Errors
     /// I/O errors.
     pub fn remove(&mut self, name: &CacheName) -> io::Result<bool> {
-        // A tombstone even for a cache unknown here: Postgres may hold a row of it.
+        // A tombstone even for a cache unknown here: Postgres may hold a row of it. Its
+        // version is the newest known here (a row adopted or reserved counts): the delete
+        // reaches no row newer than that.
         let (version, existed) = decide::tombstone(self.index.get(name));
+        let version = version.max(self.floors.get(name).copied().unwrap_or(0));
         let tomb = serde_json::json!({
             "name": name.as_str(),
             "version": version,

@@ -24,8 +24,20 @@ fn ours_pending(peers: &ListenerPeers, name: &CacheName) -> bool {
     peers.queue.is_pending(name)
 }
 
-async fn adopt(peers: &ListenerPeers, doc: Arc<Document>) {
-    match peers.saver.adopt(doc.clone(), None, InMemory::Fill).await {
+/// Adopts `doc` on condition that disk still holds `local` (the live version the row was
+/// compared with; 0: none): a local save made since is never replaced (the retry queue
+/// writes it above the row).
+async fn adopt(peers: &ListenerPeers, doc: Arc<Document>, local: Option<u64>) {
+    // Tests widen the window between the comparison and the adopt: `return(MS)` pauses
+    // this adopt (without blocking the thread) for MS milliseconds.
+    let pause = (|| {
+        fail::fail_point!("listener::adopt", |ms| ms.and_then(|ms| ms.parse::<u64>().ok()));
+        None
+    })();
+    if let Some(ms) = pause {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+    match peers.saver.adopt(doc.clone(), local, InMemory::Fill).await {
         Ok(true) => {
             tracing::info!(cache = %doc.name, version = doc.version, "replaced by a newer version from another instance");
         }
@@ -34,13 +46,15 @@ async fn adopt(peers: &ListenerPeers, doc: Arc<Document>) {
     }
 }
 
+/// Drops the local copy at `version`, deleted elsewhere; a save made here since stays
+/// (it is newer than the delete).
 async fn drop_deleted(peers: &ListenerPeers, name: &CacheName, version: u64) {
-    let removed = peers.files.remove(name.clone()).await;
+    if !matches!(peers.files.remove_if(name.clone(), version).await, Ok(true)) {
+        return;
+    }
     let _ = peers.files.forget_tombstone(name.clone()).await;
     let _ = peers.memory.evict(name).await;
-    if removed.is_ok() {
-        tracing::info!(cache = %name, version, "deleted by another instance");
-    }
+    tracing::info!(cache = %name, version, "deleted by another instance");
 }
 
 /// The leading instance checked the upstream at `checked_at` and found nothing new for
@@ -105,8 +119,15 @@ impl Follower {
                     }
                 }
                 _ => {
+                    // Conditional on what was compared: a corrupt copy (no ETag) never
+                    // stands in the way, nothing held is "still nothing".
+                    let compared = match local {
+                        Some(d) if d.etag.is_none() => None,
+                        Some(d) => Some(d.version),
+                        None => Some(0),
+                    };
                     if let Ok(Some(doc)) = peers.store.read(name.clone()).await {
-                        adopt(peers, doc).await;
+                        adopt(peers, doc, compared).await;
                     }
                 }
             }

@@ -6,7 +6,7 @@ use super::sources::{pushed::Pushed, FetchRequest, Fetched, Source, SourceError}
 use crate::cache_rules::Refusal;
 use crate::domain::{CacheName, Document, Precondition};
 use crate::metrics::{CacheWindow, Metrics};
-use crate::save_flow::SaveFlow;
+use crate::save_flow::{SaveError, SaveFlow};
 use crate::store::{StoreError, StoreHandle};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -22,6 +22,10 @@ pub(super) const LEADER_SILENCE_PERIODS: i32 = 3;
 
 /// How long an on-demand refresh waits to learn whether this instance leads.
 const LEAD_QUESTION_ON_DEMAND: Duration = Duration::from_secs(1);
+
+/// How many times a merge is done again on a document saved during its fetch before
+/// the next fetch is left to do it.
+const MERGE_RETRIES: u32 = 3;
 
 /// What a fetch ends with.
 pub(super) type FetchResult = Result<(Arc<Document>, Refreshed), FetchFailure>;
@@ -101,10 +105,14 @@ impl FetchJob {
         if let Some(by_peer) = self.lead().await? {
             return Ok((by_peer, Refreshed::ByPeer));
         }
-        let held = if self.builds_on_previous {
-            self.saver.files().read(self.cache.clone()).await.ok().and_then(|l| l.doc)
+        // The base: the version this fetch builds on. Its result is saved only while that
+        // version is still current (see `save`).
+        let (held, base) = if self.builds_on_previous {
+            let held = self.saver.files().read(self.cache.clone()).await.ok().and_then(|l| l.doc);
+            let base = Precondition::based_on(held.as_deref());
+            (held, base)
         } else {
-            None
+            (None, self.base().await)
         };
         let fetched = self.call_upstream(held.clone()).await?;
         // A webhook's fetch that changed nothing: the held document stays as it is, its
@@ -117,7 +125,20 @@ impl FetchJob {
             self.record_check(&doc).await;
             return Ok((doc, Refreshed::NotModified));
         }
-        self.save(&fetched.body, held.as_deref()).await
+        self.save(&fetched, held, base).await
+    }
+
+    /// The precondition of a save built from what disk holds now, without reading the
+    /// document (a source that does not build on it needs only its version).
+    async fn base(&self) -> Precondition {
+        match self.saver.files().list().await {
+            Ok(index) => match index.get(&self.cache).and_then(|d| d.etag.clone()) {
+                Some(etag) => Precondition::OneOf(vec![etag]),
+                None => Precondition::Absent,
+            },
+            // Unknown: the save checks nothing rather than never saving.
+            Err(_) => Precondition::None,
+        }
     }
 
     /// Whether this instance may fetch: `Ok(Some)` when the leading instance's result
@@ -198,22 +219,56 @@ impl FetchJob {
         Ok(fetched)
     }
 
-    /// Admits the fetched body by the cache's rules and saves it like a PUT.
-    async fn save(&self, body: &[u8], held: Option<&Document>) -> FetchResult {
-        let admitted = self.saver.admit(&self.cache, body).map_err(refused)?;
-        let now = Utc::now();
-        // Applying pushed changes is not a fetch of the whole source: the schedule (and
-        // with it the daily full read) keeps counting from the last one.
-        let last_fetch = match held.and_then(|h| h.last_fetch) {
-            Some(last) if self.push_only => Some(last),
-            _ => Some(now),
-        };
-        let last_rich = if self.rich { Some(now) } else { self.previous_rich };
-        self.saver
-            .save(&self.cache, admitted.with_fetch_times(last_fetch, last_rich), Precondition::None, 0)
-            .await
-            .map(|doc| (doc, Refreshed::Saved))
-            .map_err(|e| FetchFailure::Failed(format!("could not save: {e}")))
+    /// Admits the fetched body by the cache's rules and saves it like a PUT, on
+    /// condition that `base` is still current. When another save landed meanwhile, a
+    /// merge is done again on the new document (at most [`MERGE_RETRIES`] times, then
+    /// the next fetch does it); a whole-document result is dropped and the newer save
+    /// stands ([`Refreshed::Superseded`]).
+    async fn save(&self, fetched: &Fetched, mut held: Option<Arc<Document>>, mut base: Precondition) -> FetchResult {
+        let mut body = fetched.body.clone();
+        let mut tries = 0;
+        loop {
+            let admitted = self.saver.admit(&self.cache, &body).map_err(refused)?;
+            let now = Utc::now();
+            // Applying pushed changes is not a fetch of the whole source: the schedule (and
+            // with it the daily full read) keeps counting from the last one.
+            let last_fetch = match held.as_ref().and_then(|h| h.last_fetch) {
+                Some(last) if self.push_only => Some(last),
+                _ => Some(now),
+            };
+            let last_rich = if self.rich { Some(now) } else { self.previous_rich };
+            match self.saver.save(&self.cache, admitted.with_fetch_times(last_fetch, last_rich), base, 0).await {
+                Ok(doc) => return Ok((doc, Refreshed::Saved)),
+                Err(SaveError::PreconditionFailed { .. }) => {}
+                Err(e) => return Err(FetchFailure::Failed(format!("could not save: {e}"))),
+            }
+            let current = self.saver.files().read(self.cache.clone()).await.ok().and_then(|l| l.doc);
+            let Some(current) = current else {
+                return Err(FetchFailure::Failed("the cache was deleted during the fetch".into()));
+            };
+            let Some(rebase) = fetched.rebase.as_ref().filter(|_| tries < MERGE_RETRIES) else {
+                if fetched.rebase.is_some() {
+                    return Err(FetchFailure::Failed(format!(
+                        "the cache changed {MERGE_RETRIES} times while its fetch was applied; the next fetch applies it again"
+                    )));
+                }
+                tracing::info!(
+                    cache = %self.cache, version = current.version,
+                    "a save landed while the fetch was in flight; the fetched document is dropped and that save stands"
+                );
+                return Ok((current, Refreshed::Superseded));
+            };
+            let Some(rebased) = rebase.apply(&current.body) else {
+                tracing::info!(cache = %self.cache, version = current.version,
+                    "a save landed while the fetch was in flight and cannot take its changes; that save stands");
+                return Ok((current, Refreshed::Superseded));
+            };
+            tracing::debug!(cache = %self.cache, version = current.version, "a save landed during the fetch; its changes are applied again on it");
+            body = rebased;
+            base = Precondition::based_on(Some(&current));
+            held = Some(current);
+            tries += 1;
+        }
     }
 }
 

@@ -158,6 +158,11 @@ impl Refresher {
         if matches!(result, Ok(Err(FetchFailure::Revoked))) {
             self.revoke(ctx, name.clone());
         }
+        if how == Some(Refreshed::Superseded) && reason == Reason::Full {
+            if let Some(state) = self.caches.get_mut(&name) {
+                state.want_full = true;
+            }
+        }
         self.after_fetch(ctx, &name, how, reason, pushed, &source);
         match result {
             Ok(result) => self.finish(name, rich, due, result),
@@ -189,6 +194,13 @@ impl Refresher {
         if how == Refreshed::Unchanged {
             // Pushed work that changed nothing says nothing about the schedule's health.
             tracing::debug!(cache = %name, "webhook fetch changed nothing");
+            return;
+        }
+        if how == Refreshed::Superseded {
+            // The save that landed meanwhile moved the schedule (a PUT counts as a
+            // fetch); a full read asked for is still owed (see `fetch_ended`).
+            let label = CacheResult { cache: name.to_string(), result: "superseded" };
+            self.metrics.refreshes.get_or_create(&label).inc();
             return;
         }
         let Some(state) = self.caches.get_mut(name) else { return };

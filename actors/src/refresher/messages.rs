@@ -107,6 +107,9 @@ pub(super) enum Refreshed {
     ByPeer,
     /// A webhook's fetch found nothing to change (nothing saved, nothing moved).
     Unchanged,
+    /// Another save landed while the fetch was in flight and its result was a whole
+    /// document built before it: the result was dropped, that save stands.
+    Superseded,
 }
 
 impl Refreshed {
@@ -117,6 +120,7 @@ impl Refreshed {
             Self::NotModified => "not_modified",
             Self::ByPeer => "by_peer",
             Self::Unchanged => "unchanged",
+            Self::Superseded => "superseded",
         }
     }
 }

@@ -353,7 +353,9 @@ impl Refresher {
         if let Some(strava) = source.as_strava() {
             let report = strava.take_push_report();
             let push = self.push.caches.entry(name.clone()).or_default();
-            let settled = push.settle(pushed, report, how.is_none(), Instant::now());
+            // Pushed work of a dropped result is carried over like that of a failed fetch.
+            let dropped = how.is_none_or(|h| h == Refreshed::Superseded);
+            let settled = push.settle(pushed, report, dropped, Instant::now());
             if self.push.is_revoked(name) || !self.caches.contains_key(name) {
                 self.push.caches.remove(name);
             }

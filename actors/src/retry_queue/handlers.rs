@@ -32,10 +32,26 @@ pub(super) enum Attempt {
     Failed(StoreError),
 }
 
-async fn attempt(peers: Peers, name: CacheName, op: Op, retention_days: u32) -> Attempt {
+/// Sends the delete of `name` with its tombstone's version (the newest version known
+/// here when it was deleted): a row saved elsewhere after that stays.
+async fn delete(peers: &Peers, name: &CacheName) -> Result<(), StoreError> {
+    let index = peers.files.list().await.map_err(|e| StoreError::Transient(format!("file tier: {e}")))?;
+    let Some(version) = index.get(name).filter(|d| d.deleted).map(|d| d.version) else {
+        // Saved again since: the write that follows replaces the row.
+        return Ok(());
+    };
+    // Version 0: deleted here before any version of it was known (Postgres away since
+    // the start); whatever the row holds was made before, and goes.
+    let version = if version == 0 { u64::MAX } else { version };
+    peers.store.delete(name.clone(), version).await
+}
+
+/// `known`: the row version this instance last knew (what Postgres confirmed or what was
+/// adopted from it); the write is a compare-and-set on it.
+async fn attempt(peers: Peers, name: CacheName, op: Op, retention_days: u32, known: Option<u64>) -> Attempt {
     fail::fail_point!("retry::attempt");
     match op {
-        Op::Delete => match peers.store.delete(name.clone()).await {
+        Op::Delete => match delete(&peers, &name).await {
             Ok(()) => {
                 if let Err(e) = peers.files.forget_tombstone(name.clone()).await {
                     tracing::warn!(cache = %name, error = %e, "tombstone kept; the delete will be sent again");
@@ -50,7 +66,7 @@ async fn attempt(peers: Peers, name: CacheName, op: Op, retention_days: u32) -> 
                 Err(e) => return Attempt::FileTier(e.to_string()),
             };
             let Some(doc) = lookup.doc else { return Attempt::Nothing };
-            match peers.store.write(doc.clone(), retention_days).await {
+            match peers.store.write(doc.clone(), retention_days, known).await {
                 Ok(WriteOutcome::Written) => Attempt::Synced { sent: doc.version, local_now: doc.version },
                 Ok(WriteOutcome::Rebased { version }) => {
                     let rebased = Arc::new(Document::new(
@@ -112,7 +128,9 @@ impl RetryQueue {
         for (name, op) in due {
             self.in_flight.insert(name.clone());
             let retention = self.config.retention_days.get(&name).copied().unwrap_or(30);
-            let fut = guard_async(ACTOR, reporter.clone(), attempt(self.peers.clone(), name.clone(), op, retention));
+            let known = self.synced.get(&name).copied();
+            let fut =
+                guard_async(ACTOR, reporter.clone(), attempt(self.peers.clone(), name.clone(), op, retention, known));
             ctx.spawn(fut.into_actor(self).map(move |result, queue, ctx| match result {
                 Ok(result) => queue.settle(name, op, result),
                 // Already reported: the restart rebuilds the queue from disk, so the

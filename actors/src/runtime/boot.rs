@@ -3,6 +3,7 @@
 use super::error::BootError;
 use crate::cache_rules::LiveRules;
 use crate::files::{FileHandle, FileTier, FileTierConfig};
+use crate::if_match::IfMatch;
 use crate::listener::{self, FollowConfig, ListenerPeers};
 use crate::memory::{Loader, MemoryHandle, MemoryTier, MemoryView};
 use crate::metrics::Metrics;
@@ -89,7 +90,11 @@ pub(super) fn start_actors(cx: &Ctx<'_>) -> Result<Started, BootError> {
         };
         listener = Some(PendingListener { peers, config, reporter: cx.reporter.clone(), metrics: cx.metrics.clone() });
     }
-    let handles = TierHandles { memory, files, view, store, queue, refresher: Some(refresher), rules };
+    let if_match = store
+        .clone()
+        .zip(cx.config.postgres.as_ref())
+        .map(|(store, pg)| IfMatch::new(store, pg.single_instance, cx.config.retention_days.clone()));
+    let handles = TierHandles { memory, files, view, store, queue, refresher: Some(refresher), rules, if_match };
     let config = cx.config;
     let policy = ReadPolicy {
         ttl: config.memory_ttl,

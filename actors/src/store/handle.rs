@@ -54,8 +54,13 @@ impl StoreHandle {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn write(&self, doc: Arc<Document>, retention_days: u32) -> Result<WriteOutcome, StoreError> {
-        self.call(WriteRow { doc, retention_days }).await
+    pub async fn write(
+        &self,
+        doc: Arc<Document>,
+        retention_days: u32,
+        known: Option<u64>,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.call(WriteRow { doc, retention_days, known }).await
     }
 
     /// See [`WriteConditional`].
@@ -70,6 +75,22 @@ impl StoreHandle {
         expected: Option<u64>,
     ) -> Result<CasOutcome, StoreError> {
         self.call(WriteConditional { doc, version, retention_days, expected }).await
+    }
+
+    /// [`WriteConditional`] sent once, never again: a compare-and-set whose outcome is
+    /// unknown (the actor failed on it) must not be applied twice.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn write_once(
+        &self,
+        doc: Arc<Document>,
+        version: u64,
+        retention_days: u32,
+        expected: Option<u64>,
+    ) -> Result<CasOutcome, StoreError> {
+        let msg = WriteConditional { doc, version, retention_days, expected };
+        self.addr.send(msg).await.map_err(|e| StoreError::Unavailable(format!("store actor unavailable: {e}")))?
     }
 
     /// See [`RecordCheck`].
@@ -92,8 +113,8 @@ impl StoreHandle {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn delete(&self, name: CacheName) -> Result<(), StoreError> {
-        self.call(DeleteRow { name }).await
+    pub async fn delete(&self, name: CacheName, version: u64) -> Result<(), StoreError> {
+        self.call(DeleteRow { name, version }).await
     }
 
     /// See [`PurgeUnconfigured`].

@@ -74,7 +74,7 @@ impl Handler<WriteRow> for Store {
     type Result = ResponseFuture<Result<WriteOutcome, StoreError>>;
 
     fn handle(&mut self, msg: WriteRow, ctx: &mut Context<Self>) -> Self::Result {
-        self.start(ctx, WRITE, |s| Box::pin(async move { s.write(&msg.doc, msg.retention_days).await }))
+        self.start(ctx, WRITE, |s| Box::pin(async move { s.write(&msg.doc, msg.retention_days, msg.known).await }))
     }
 }
 
@@ -109,7 +109,7 @@ impl Handler<DeleteRow> for Store {
     type Result = ResponseFuture<Result<(), StoreError>>;
 
     fn handle(&mut self, msg: DeleteRow, ctx: &mut Context<Self>) -> Self::Result {
-        self.start(ctx, WRITE, |s| Box::pin(async move { s.delete(&msg.name).await }))
+        self.start(ctx, WRITE, |s| Box::pin(async move { s.delete(&msg.name, msg.version).await }))
     }
 }
 

@@ -31,7 +31,7 @@ pub struct ReadRow {
 #[rtype(result = "Result<Vec<super::RowHead>, StoreError>")]
 pub struct ReadHeads;
 
-/// Write a document under the version guard.
+/// Write an acknowledged save (see [`super::Store::write`]).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<WriteOutcome, StoreError>")]
 pub struct WriteRow {
@@ -39,6 +39,8 @@ pub struct WriteRow {
     pub doc: Arc<Document>,
     /// The cache's `retention_days`, stored in its row.
     pub retention_days: u32,
+    /// The row version this instance last knew (`None`: nothing known).
+    pub known: Option<u64>,
 }
 
 /// One call of the write function: the version guard (`expected` `None`) or a
@@ -75,12 +77,14 @@ pub struct DeleteAudited {
     pub version: u64,
 }
 
-/// Delete one cache's row.
+/// Delete one cache's row, if at `version` or below.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), StoreError>")]
 pub struct DeleteRow {
     /// The cache.
     pub name: CacheName,
+    /// The newest version the deleting instance knew: a newer row stays.
+    pub version: u64,
 }
 
 /// Store the configured caches' `retention_days` in their rows; answer the rows of

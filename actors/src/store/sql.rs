@@ -33,8 +33,9 @@ pub const READ_HEADS: &str =
 pub const WRITE_CACHE: &str = "SELECT written, row_version, row_checksum FROM tiercache_write_cache(\
      $1, $2, $3::text::jsonb, $4, $5, $6, $7, $8, $9, $10, $11)";
 
-/// DELETE of one cache (through the schema's function).
-pub const DELETE: &str = "SELECT tiercache_delete_cache($1, $2)";
+/// DELETE of one cache's row at version $3 or below (through the schema's function): a
+/// save made elsewhere after what the deleting instance knew stays.
+pub const DELETE: &str = "SELECT tiercache_delete_cache($1, $2, $3)";
 
 /// A check of the upstream that changed nothing: the row's `last_fetch` moves forward
 /// while it holds exactly this version ($3) and checksum ($4).

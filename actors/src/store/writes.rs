@@ -82,49 +82,59 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Writes `doc` under the version guard. If the row already holds an equal or
-    /// higher version with another checksum, the document is written as the next
-    /// version above the row (the returned outcome says which).
+    /// Writes an acknowledged save: a compare-and-set on `known`, the row version this
+    /// instance last knew (`None`: nothing known, the version guard instead). When the
+    /// row moved meanwhile (another instance saved), the save is written as the next
+    /// version above the row, on condition that the row is still the one just seen:
+    /// last acknowledged save wins, and the outcome says which version it got. A row
+    /// that already holds this document (a retry of a write that went through) is done.
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn write(&self, doc: &Document, retention_days: u32) -> Result<WriteOutcome, StoreError> {
+    pub async fn write(
+        &self,
+        doc: &Document,
+        retention_days: u32,
+        known: Option<u64>,
+    ) -> Result<WriteOutcome, StoreError> {
         let checksum = doc.checksum.to_string();
         let original = doc.version;
-        let mut version = original;
-        // Bounded: each round either writes or learns a higher row version.
+        let mut expected = known;
+        // A compare-and-set writes above what it expects.
+        let mut version = expected.map_or(original, |k| original.max(k + 1));
+        // Bounded: each round either writes or learns a newer row.
         for _ in 0..5 {
-            let outcome = self.write_conditional(doc, version, retention_days, None).await?;
+            let outcome = self.write_conditional(doc, version, retention_days, expected).await?;
             let row_version = outcome.row_version;
-            if outcome.written || (outcome.row_checksum.as_deref() == Some(&checksum) && row_version >= version) {
-                return Ok(if row_version == original {
-                    WriteOutcome::Written
-                } else {
-                    WriteOutcome::Rebased { version: row_version }
-                });
+            if outcome.written || (outcome.row_checksum.as_deref() == Some(&checksum) && row_version >= original) {
+                let version = if outcome.written { version } else { row_version };
+                return Ok(if version == original { WriteOutcome::Written } else { WriteOutcome::Rebased { version } });
             }
-            if row_version == 0 {
-                continue; // deleted in between: insert again
+            if row_version > 0 {
+                tracing::warn!(
+                    cache = %doc.name,
+                    version = original,
+                    row_version,
+                    "Postgres holds another version than this instance knew; writing this save above it"
+                );
             }
-            tracing::warn!(
-                cache = %doc.name,
-                version = original,
-                row_version,
-                "Postgres holds an equal or higher version with other data; writing this save above it"
-            );
-            version = row_version + 1;
+            // Deleted in between (0): inserted again.
+            expected = Some(row_version);
+            version = version.max(row_version + 1);
         }
         Err(StoreError::Transient(format!("{}: the row kept moving during the write", doc.name)))
     }
 
-    /// Deletes the row of `name` (no row is fine).
+    /// Deletes the row of `name` if its version is at most `version` (the newest this
+    /// instance knew when the cache was deleted); no row, or a newer one, is fine.
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn delete(&self, name: &CacheName) -> Result<(), StoreError> {
+    pub async fn delete(&self, name: &CacheName, version: u64) -> Result<(), StoreError> {
         let id = self.project_id().await?;
         let name = name.as_str();
-        let rows = self.run(sql::DELETE, &[(&id, Type::INT4), (&name, Type::VARCHAR)]).await?;
+        let version = i64::try_from(version).unwrap_or(i64::MAX);
+        let rows = self.run(sql::DELETE, &[(&id, Type::INT4), (&name, Type::VARCHAR), (&version, Type::INT8)]).await?;
         if rows.first().is_some_and(|r| r.get::<_, bool>(0)) {
             self.notify(id).await;
         }

@@ -70,6 +70,33 @@ pub struct RateLimit {
     pub remaining: i64,
 }
 
+/// A merge applied again on another document: what a fetch that built on the held
+/// document learned, put into the document current at save time (a PUT may have landed
+/// while the fetch was in flight). `None` when that document cannot take it.
+#[derive(Clone)]
+pub struct Rebase(Arc<RebaseFn>);
+
+/// The merge itself: the current body in, the merged body out.
+type RebaseFn = dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync;
+
+impl Rebase {
+    /// Wraps the merge.
+    pub fn new(f: impl Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// The fetched changes applied to `current` (a document body).
+    pub fn apply(&self, current: &[u8]) -> Option<Vec<u8>> {
+        (self.0)(current)
+    }
+}
+
+impl std::fmt::Debug for Rebase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rebase")
+    }
+}
+
 /// A successful fetch.
 #[derive(Debug, Clone)]
 pub struct Fetched {
@@ -79,17 +106,27 @@ pub struct Fetched {
     pub rate_limits: Vec<RateLimit>,
     /// Upstream answered 304: the held document is current (`body` is empty).
     pub not_modified: bool,
+    /// Set when `body` is a merge into the held document (Strava's incremental,
+    /// webhook and detail fetches): how to apply it again on a newer one. `None`: the
+    /// body replaces the document as a whole.
+    pub rebase: Option<Rebase>,
 }
 
 impl Fetched {
     /// A changed document.
     pub fn new(body: Vec<u8>, rate_limits: Vec<RateLimit>) -> Self {
-        Self { body, rate_limits, not_modified: false }
+        Self { body, rate_limits, not_modified: false, rebase: None }
     }
 
     /// Upstream's 304: nothing changed.
     pub fn not_modified() -> Self {
-        Self { body: Vec::new(), rate_limits: Vec::new(), not_modified: true }
+        Self { body: Vec::new(), rate_limits: Vec::new(), not_modified: true, rebase: None }
+    }
+
+    /// The same result, a merge that `rebase` applies again on a newer document.
+    pub fn merged(mut self, rebase: Rebase) -> Self {
+        self.rebase = Some(rebase);
+        self
     }
 }
 

@@ -9,9 +9,9 @@
 
 use super::super::client::{status_error, Deadline};
 use super::super::pushed::{PushReport, Verdict};
-use super::super::{FetchRequest, Fetched, SourceError};
+use super::super::{FetchRequest, Fetched, Rebase, SourceError};
 use super::budget::Call;
-use super::merge::{activities_of, activities_of_ids, keep_previous_detail, newest_start, upsert};
+use super::merge::{activities_of, activities_of_ids, keep_previous_detail, newest_start, rebase_body, upsert};
 use super::words::quoted;
 use super::StravaSource;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -64,7 +64,7 @@ impl StravaSource {
             if held == before {
                 return Ok(Fetched::not_modified());
             }
-            return self.document(fetched_at, held);
+            return self.merged(fetched_at, before, held);
         }
         let after = match &previous {
             Some(held) if !request.full && !self.full_due(fetched_at).await => {
@@ -72,6 +72,9 @@ impl StravaSource {
             }
             _ => None,
         };
+        // An incremental read is a merge into the held document: it can be done again on
+        // a newer one. A full read replaces the list.
+        let base = previous.clone().filter(|_| after.is_some());
         let (mut activities, listed) = match (after, previous) {
             (Some(after), Some(mut held)) => {
                 let fresh = self.list(Some(after), &mut call).await?;
@@ -102,7 +105,26 @@ impl StravaSource {
         if after.is_none() {
             self.update_sync(|s| s.last_full = Some(fetched_at)).await;
         }
-        self.document(fetched_at, activities)
+        match base {
+            Some(base) => self.merged(fetched_at, base, activities),
+            None => self.document(fetched_at, activities),
+        }
+    }
+
+    /// The document of a merge of `base` into `activities`, with the merge to do again
+    /// should the held document have changed by the time it is saved.
+    fn merged(
+        &self,
+        fetched_at: DateTime<Utc>,
+        base: Vec<Value>,
+        activities: Vec<Value>,
+    ) -> Result<Fetched, SourceError> {
+        let timestamp = fetched_at.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let rebase = Rebase::new({
+            let merged = activities.clone();
+            move |current| rebase_body(&base, &merged, &timestamp, current)
+        });
+        Ok(self.document(fetched_at, activities)?.merged(rebase))
     }
 
     /// Whether `full_refresh_every` has passed since the last full read (or none is

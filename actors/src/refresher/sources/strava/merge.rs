@@ -2,7 +2,7 @@
 //! incremental list or a webhook's activity goes in by id, a delete takes one out.
 
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// An activity's id as a map key (numbers and strings alike).
 fn id_of(activity: &Value) -> Option<String> {
@@ -84,10 +84,52 @@ pub(super) fn activities_of_ids(activities: &[Value]) -> Vec<u64> {
     activities.iter().filter_map(|a| a.get("id").and_then(Value::as_u64)).collect()
 }
 
+/// A merge done again on another document: `merged` is what a fetch made of `base`
+/// (the activities held when it started); the activities it added or changed go into
+/// `current` by id (their fields win), those it dropped go out, and every other
+/// activity of `current` (a PUT's, made meanwhile) stays as it is.
+pub(super) fn three_way(base: &[Value], merged: &[Value], mut current: Vec<Value>) -> Vec<Value> {
+    let before: HashMap<String, &Value> = base.iter().filter_map(|a| Some((id_of(a)?, a))).collect();
+    let kept: HashSet<String> = merged.iter().filter_map(id_of).collect();
+    let dropped: HashSet<&String> = before.keys().filter(|id| !kept.contains(*id)).collect();
+    let changed: Vec<Value> =
+        merged.iter().filter(|a| id_of(a).and_then(|id| before.get(&id).copied()) != Some(*a)).cloned().collect();
+    current.retain(|a| !id_of(a).is_some_and(|id| dropped.contains(&id)));
+    upsert(&mut current, changed);
+    current
+}
+
+/// [`three_way`] on a whole document body: its other fields stay, `timestamp` is the
+/// fetch's. `None` when `current` is not a document with activities.
+pub(super) fn rebase_body(base: &[Value], merged: &[Value], timestamp: &str, current: &[u8]) -> Option<Vec<u8>> {
+    let Value::Object(mut doc) = serde_json::from_slice::<Value>(current).ok()? else { return None };
+    let Some(Value::Array(held)) = doc.remove("activities") else { return None };
+    doc.insert("timestamp".into(), Value::String(timestamp.to_owned()));
+    doc.insert("activities".into(), Value::Array(three_way(base, merged, held)));
+    serde_json::to_vec(&Value::Object(doc)).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_merge_done_again_keeps_what_was_saved_meanwhile() {
+        let base = vec![json!({"id": 1, "start_date": "2024-01-01T00:00:00Z"}), json!({"id": 2, "name": "a"})];
+        // The fetch added 3, changed 2 and dropped 1.
+        let merged = vec![json!({"id": 3, "start_date": "2024-01-03T00:00:00Z"}), json!({"id": 2, "name": "b"})];
+        // Meanwhile a PUT added 9 and renamed 1.
+        let current = vec![
+            json!({"id": 9, "start_date": "2024-01-09T00:00:00Z"}),
+            json!({"id": 2, "name": "a", "note": "put"}),
+            json!({"id": 1, "name": "put"}),
+        ];
+        let out = three_way(&base, &merged, current);
+        let ids: Vec<_> = out.iter().map(|a| a["id"].as_i64().unwrap()).collect();
+        assert_eq!(ids, [9, 3, 2]);
+        assert_eq!(out[2], json!({"id": 2, "name": "b", "note": "put"}));
+    }
 
     #[test]
     fn upsert_updates_in_place_and_puts_new_ones_first_newest_first() {
