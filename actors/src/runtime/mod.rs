@@ -230,7 +230,10 @@ impl Runtime {
 }
 
 #[cfg(test)]
-mod tests {
+mod flow_tests;
+
+#[cfg(test)]
+pub(crate) mod tests {
     use super::*;
     use crate::refresher::RefreshPolicy;
     use crate::retry_queue::BackoffPolicy;
@@ -238,7 +241,8 @@ mod tests {
     use crate::system::RefreshConfig;
     use std::collections::HashMap;
 
-    fn files_only(dir: &std::path::Path) -> SystemConfig {
+    /// A configuration with no Postgres and no sources, its data under `dir`.
+    pub(crate) fn files_only(dir: &std::path::Path) -> SystemConfig {
         SystemConfig {
             data_dir: dir.join("data"),
             project: "runtime-test".into(),
