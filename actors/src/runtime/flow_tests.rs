@@ -218,3 +218,30 @@ async fn a_write_failing_after_its_rename_evicts_memory_for_the_new_file() {
     assert_eq!(running.read(&cache).await, (2, Tier::File));
     scenario.teardown();
 }
+
+/// Work the refresher runs in its own context (reading the fetch times back once live)
+/// panics: the panic is counted as the refresher's, and the restarted refresher answers.
+#[cfg(feature = "failpoints")]
+#[actix_rt::test]
+async fn a_panic_in_the_refreshers_own_context_is_counted_and_it_restarts() {
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let mut runtime = Runtime::boot(&files_only(dir.path()), metrics.clone()).expect("boots");
+    runtime.startup().await.expect("starts");
+    fail::cfg("refresher::load_times", "1*panic").unwrap();
+    runtime.go_live(Duration::from_secs(3600));
+    let counted = r#"tiercache_actor_restarts_total{actor="refresher"} 1"#;
+    let seen = tokio::time::timeout(Duration::from_secs(5), async {
+        while !metrics.encode().contains(counted) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    fail::remove("refresher::load_times");
+    assert!(seen.is_ok(), "no restart counted:\n{}", metrics.encode());
+    assert_eq!(runtime.refresh_all().await, 0, "the restarted refresher answers");
+    assert!(runtime.tiers().refresher().is_some_and(|r| r.connected()));
+    assert_eq!(runtime.gave_up().await, None);
+    scenario.teardown();
+}
