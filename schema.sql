@@ -122,6 +122,9 @@ CREATE TABLE IF NOT EXISTS public.cache_audit (
     old_version BIGINT,
     new_version BIGINT
 );
+-- The checksum each INSERT or UPDATE wrote: a writer whose answer was lost learns from
+-- it whether its write went through before it sends it again.
+ALTER TABLE public.cache_audit ADD COLUMN IF NOT EXISTS new_checksum TEXT;
 
 COMMENT ON TABLE public.projects IS
     'tiercache projects; db_role names the database role that may use the project''s caches';
@@ -239,12 +242,12 @@ BEGIN
         VALUES (writer, OLD.project_id, OLD.cache_type, TG_OP, OLD.version, NULL);
     ELSIF TG_OP = 'UPDATE' THEN
         INSERT INTO public.cache_audit
-            (db_user, project_id, cache_type, operation, old_version, new_version)
-        VALUES (writer, NEW.project_id, NEW.cache_type, TG_OP, OLD.version, NEW.version);
+            (db_user, project_id, cache_type, operation, old_version, new_version, new_checksum)
+        VALUES (writer, NEW.project_id, NEW.cache_type, TG_OP, OLD.version, NEW.version, NEW.checksum);
     ELSE
         INSERT INTO public.cache_audit
-            (db_user, project_id, cache_type, operation, old_version, new_version)
-        VALUES (writer, NEW.project_id, NEW.cache_type, TG_OP, NULL, NEW.version);
+            (db_user, project_id, cache_type, operation, old_version, new_version, new_checksum)
+        VALUES (writer, NEW.project_id, NEW.cache_type, TG_OP, NULL, NEW.version, NEW.checksum);
     END IF;
     RETURN NULL;
 END

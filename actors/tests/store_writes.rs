@@ -78,6 +78,13 @@ fn a_project_role_writes_through_the_functions_in_both_modes() {
         assert_eq!(a.write(late, 30, Some(4)).await.unwrap(), WriteOutcome::Rebased { version: 10 });
         // Known and current: written at its own version.
         assert_eq!(a.write(doc("c", 11, r#"{"n":11}"#), 30, Some(10)).await.unwrap(), WriteOutcome::Written);
+        // A save whose answer was lost (it went through), then another instance's write
+        // built on it: sending the save again must not overwrite that write.
+        let lost = doc("c", 12, r#"{"n":"lost"}"#);
+        assert!(a.write_conditional(lost.clone(), 12, 30, Some(11)).await.unwrap().written);
+        assert!(a.write_conditional(doc("c", 13, r#"{"n":13}"#), 13, 30, Some(12)).await.unwrap().written);
+        assert_eq!(a.write(lost, 30, Some(11)).await.unwrap(), WriteOutcome::Superseded { version: 13 });
+        assert_eq!(a.read(CacheName::parse("c").unwrap()).await.unwrap().unwrap().version, 13);
 
         // B's role configured with project a: not a's, so nothing is written, and the
         // error is an outage (saves wait), not the data's refusal.
@@ -85,7 +92,7 @@ fn a_project_role_writes_through_the_functions_in_both_modes() {
         let e = b_as_a.write_conditional(doc("c", 20, "{}"), 20, 30, None).await.unwrap_err();
         assert!(e.is_outage() && e.is_transient(), "{e:?}");
         assert!(matches!(e, StoreError::NoProject(_)), "{e:?}");
-        assert_eq!(a.read(CacheName::parse("c").unwrap()).await.unwrap().unwrap().version, 11);
+        assert_eq!(a.read(CacheName::parse("c").unwrap()).await.unwrap().unwrap().version, 13);
     });
     // The audit names the calling role, not the functions' owner.
     assert_eq!(pg.psql("app", "SELECT string_agg(DISTINCT db_user, ',') FROM cache_audit").unwrap(), "role_a");

@@ -67,7 +67,10 @@ async fn attempt(peers: Peers, name: CacheName, op: Op, retention_days: u32, kno
             };
             let Some(doc) = lookup.doc else { return Attempt::Nothing };
             match peers.store.write(doc.clone(), retention_days, known).await {
-                Ok(WriteOutcome::Written) => Attempt::Synced { sent: doc.version, local_now: doc.version },
+                // Superseded: the newer row reaches this instance as any other's does.
+                Ok(WriteOutcome::Written | WriteOutcome::Superseded { .. }) => {
+                    Attempt::Synced { sent: doc.version, local_now: doc.version }
+                }
                 Ok(WriteOutcome::Rebased { version }) => {
                     let rebased = Arc::new(Document::new(
                         doc.name.clone(),

@@ -16,6 +16,12 @@ pub enum WriteOutcome {
         /// The version Postgres holds.
         version: u64,
     },
+    /// An earlier attempt wrote the document (its answer was lost) and another write
+    /// replaced it since: nothing written now, the newer row stands and is adopted.
+    Superseded {
+        /// The version Postgres holds.
+        version: u64,
+    },
 }
 
 /// Read one cache's row.

@@ -88,6 +88,11 @@ pub const LOAD_STATE: &str = "SELECT state::text FROM source_state WHERE project
 pub const DELETE_AUDITED: &str = "SELECT 1 FROM cache_audit WHERE project_id = $1 AND cache_type = $2 \
      AND operation = 'DELETE' AND old_version >= $3 LIMIT 1";
 
+/// Whether the project's audit records a write of a cache ($2) with this checksum ($3)
+/// at a version ($4) or above: a save whose answer was lost went through.
+pub const WRITE_AUDITED: &str = "SELECT 1 FROM cache_audit WHERE project_id = $1 AND cache_type = $2 \
+     AND operation <> 'DELETE' AND new_checksum = $3 AND new_version >= $4 LIMIT 1";
+
 /// A hint on a channel ($1): after a write commits, to the project's other instances;
 /// and the listener's probe through its own channel.
 pub const NOTIFY: &str = "SELECT pg_notify($1, $2)";

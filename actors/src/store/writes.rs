@@ -110,6 +110,13 @@ impl Store {
                 let version = if outcome.written { version } else { row_version };
                 return Ok(if version == original { WriteOutcome::Written } else { WriteOutcome::Rebased { version } });
             }
+            if row_version > 0 && self.written_before(doc, &checksum, original).await? {
+                tracing::info!(
+                    cache = %doc.name, version = original, row_version,
+                    "this save reached Postgres at an earlier attempt and was replaced since; not written again"
+                );
+                return Ok(WriteOutcome::Superseded { version: row_version });
+            }
             if row_version > 0 {
                 tracing::warn!(
                     cache = %doc.name,
@@ -123,6 +130,21 @@ impl Store {
             version = version.max(row_version + 1);
         }
         Err(StoreError::Transient(format!("{}: the row kept moving during the write", doc.name)))
+    }
+
+    /// Whether the audit records `doc` (by its checksum) written at `version` or above: a
+    /// save sent again after its answer was lost must not overwrite what replaced it.
+    async fn written_before(&self, doc: &Document, checksum: &str, version: u64) -> Result<bool, StoreError> {
+        let id = self.project_id().await?;
+        let name = doc.name.as_str();
+        let version = i64::try_from(version).unwrap_or(i64::MAX);
+        let params = [
+            (&id as _, Type::INT4),
+            (&name as _, Type::VARCHAR),
+            (&checksum as _, Type::TEXT),
+            (&version as _, Type::INT8),
+        ];
+        Ok(!self.run(sql::WRITE_AUDITED, &params).await?.is_empty())
     }
 
     /// Deletes the row of `name` if its version is at most `version` (the newest this
