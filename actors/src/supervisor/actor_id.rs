@@ -66,6 +66,6 @@ mod tests {
     #[test]
     fn labels_are_the_metric_label_values_and_distinct() {
         let labels: Vec<&str> = ActorId::ALL.iter().map(|a| a.label()).collect();
-        assert_eq!(labels, ["memory", "file", "store", "retry", "refresher", "listener", "retention"]);
+        assert_eq!(labels, ["memory", "file", "store", "retry", "refresher", "listener", "retention", "api"]);
     }
 }
