@@ -12,11 +12,13 @@ install_missing() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-# A TCP port on 127.0.0.1 that nothing answers on.
+# A TCP port on 127.0.0.1 that nothing answers on, below the kernel's ephemeral range
+# (where a busy machine's outgoing connections hold ports nothing listens on).
 free_port() {
-    local port
+    local port low
+    low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
     for _ in $(seq 200); do
-        port=$((20000 + RANDOM % 40000))
+        port=$((10000 + RANDOM % (low - 10000)))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return

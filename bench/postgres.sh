@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # tiercache's Postgres tier and retry queue, side by side with their anchors, in one go
-# (issues 3 and 4; results in docs/performance.md, "Postgres tier and retry queue").
+# (results in docs/performance.md, "Postgres tier and retry queue").
 #
 #   bench/postgres.sh                      # everything; prints two tables at the end
+#   BENCH_ONLY=startup bench/postgres.sh   # some parts only: upsert read storm startup
+#   BENCH_STARTUP_ROUNDS=5 bench/postgres.sh   # start-from-scratch rounds against psql COPY (default 3)
 #   BENCH_PG_SECONDS=5 bench/postgres.sh   # upsert time per side (default 10, in BENCH_PG_ROUNDS=5 slices)
 #   BENCH_STORM_SAVES=2000 bench/postgres.sh   # a smaller storm (default 10000)
+#   BENCH_BIN=/tmp/tiercache-old bench/postgres.sh   # measure this binary instead of building one
 #   BENCH_KEEP=1 bench/postgres.sh         # keep the temp dirs (pgbench logs, configs, outputs)
 #
 # Installs what it needs when missing (Debian's postgresql for initdb/postgres/pgbench,
@@ -32,7 +35,9 @@
 #      cache_storage (an upsert of an existing row fires both, so it waits twice);
 #   4. startup: BENCH_STARTUP_CACHES (100) caches of 1 MB saved and drained to Postgres,
 #      then the time from exec to /readyz answering 200, with the files in sync and with
-#      data_dir removed (every file rewritten from Postgres before ready).
+#      data_dir removed (every file rewritten from Postgres before ready), the latter in
+#      BENCH_STARTUP_ROUNDS rounds interleaved with `psql -c "COPY (SELECT ...) TO STDOUT"`
+#      of the same rows' columns into a file (the database's own export speed).
 # The cluster is stopped and removed at the end. Everything shares the same cores:
 # compare the ratios of one run, not absolute numbers across runs.
 set -euo pipefail
@@ -46,7 +51,11 @@ STORM_CACHES=${BENCH_STORM_CACHES:-10}
 STORM_CONNECTIONS=${BENCH_STORM_CONNECTIONS:-8}
 SLOW=${BENCH_PG_SLOW:-0.02}
 STARTUP_CACHES=${BENCH_STARTUP_CACHES:-100}
+STARTUP_ROUNDS=${BENCH_STARTUP_ROUNDS:-3}
+ONLY=${BENCH_ONLY:-upsert,read,storm,startup}
 PROJECT=bench
+# part NAME: whether BENCH_ONLY asks for it.
+part() { [[ ,$ONLY, == *,$1,* ]]; }
 
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
@@ -79,13 +88,16 @@ fi
 
 # --- build ----------------------------------------------------------------------------
 log "building tiercache (release) and the store_upsert bench"
-(cd "$ROOT" && cargo build --release --quiet -p tiercache --bin tiercache)
+[[ -n ${BENCH_BIN:-} ]] || (cd "$ROOT" && cargo build --release --quiet -p tiercache --bin tiercache)
 # Run the bench's executable itself: a source edit by someone else meanwhile must not
 # make cargo rebuild it in the middle of the measurements.
+STORE_UPSERT=""
+if part upsert || part read; then
 STORE_UPSERT=$(cd "$ROOT" && cargo bench --no-run --message-format=json -p tiercache-actors --bench store_upsert 2>/dev/null |
     grep -o '"executable":"[^"]*store_upsert[^"]*"' | tail -1 | cut -d'"' -f4)
 [[ -x $STORE_UPSERT ]] || die "cannot find the store_upsert bench executable"
-BIN="$ROOT/target/release/tiercache"
+fi
+BIN=${BENCH_BIN:-$ROOT/target/release/tiercache}
 
 TMP=$(mktemp -d /tmp/tiercache-pgbench.XXXXXX)
 PGROOT=$(mktemp -d /tmp/tiercache-pg.XXXXXX)
@@ -194,6 +206,7 @@ field() { awk -v k="$2" -v i="$3" '$1 == k { print $i }' "$TMP/$1.txt"; }
 range() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s\n", lo, hi }'; }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+if part upsert; then
 # Interleaved slices (pgbench first in odd rounds, the store first in even ones), so a
 # burst of other load on the shared cores hits both sides alike; medians are reported.
 SLICE=$(awk -v s="$SECONDS_UPSERT" -v r="$ROUNDS" 'BEGIN { printf "%g", s / r }')
@@ -219,6 +232,8 @@ PGB_FAILED=$(col pgbench 7 | awk '{ s += $1 } END { print s + 0 }')
 RS_TPS=$(col store 3 | median); RS_RANGE=$(col store 3 | range)
 RS_MEAN=$(col store 4 | median); RS_P99=$(col store 5 | median)
 
+fi
+if part read; then
 log "store_upsert: StoreHandle::read of a 10 KB and a 1 MB row into the file tier, $READ_ITERS times each"
 store_upsert store_read 0 "$READ_ITERS"
 RS_R10_MEAN=$(field store_read read_10k_to_file_ms 3)
@@ -240,6 +255,8 @@ r=$(select_pgbench select1m rs1m_read)
 read -r _ SEL1M_MEAN SEL1M_P99 _ _ <<<"$r"
 SIZES=$(psql_q -F ' ' -c "SELECT cache_type, pg_column_compression(data), pg_column_size(data) FROM cache_storage
     WHERE cache_type IN ('rs10k_read', 'rs1m_read') ORDER BY 1" | tr '\n' ';')
+
+fi
 
 # --- the storm ----------------------------------------------------------------------------
 CACHE_NAMES=$(seq -f 'storm%02g' 1 "$STORM_CACHES" | paste -sd,)
@@ -290,6 +307,7 @@ storm() { # LABEL (off: Postgres disabled): a fresh daemon and data_dir, an empt
     true
 }
 
+if part storm; then
 log "storm: $STORM_SAVES saves over $STORM_CACHES caches, $STORM_CONNECTIONS connections, Postgres disabled"
 storm off
 log "storm again, Postgres enabled, as it is"
@@ -307,6 +325,7 @@ CREATE TRIGGER bench_slow_write BEFORE INSERT OR UPDATE ON public.cache_storage
 EOF
 storm slow
 psql_q -c "DROP TRIGGER bench_slow_write ON public.cache_storage"
+fi
 
 # --- startup from Postgres -------------------------------------------------------------------
 # STARTUP_CACHES caches of 1 MB saved through a daemon and drained to Postgres; then the
@@ -331,6 +350,7 @@ start_daemon() { # DIR: a daemon on $URL, returns once /readyz answers 200; sets
 }
 stop_daemon() { kill -TERM "$TC_PID"; wait "$TC_PID" || true; TC_PID=""; }
 queue_depth() { curl -fs "$URL/metrics" | awk '$1 == "tiercache_retry_queue_depth" { print $2 }'; }
+if part startup; then
 log "startup: $STARTUP_CACHES caches of 1 MB saved and drained to Postgres"
 psql_q -c "TRUNCATE cache_storage, cache_audit"
 mkdir -p "$STARTUP_DIR/data"
@@ -357,15 +377,45 @@ log "startup with the files in sync"
 start_daemon "$STARTUP_DIR"
 STARTUP_SYNCED_S=$STARTED_S
 stop_daemon
-log "startup with data_dir removed"
-rm -rf "$STARTUP_DIR/data"
-mkdir -p "$STARTUP_DIR/data"
-start_daemon "$STARTUP_DIR"
-STARTUP_FRESH_S=$STARTED_S
-STARTUP_FILES=$(find "$STARTUP_DIR/data/caches" -name 's*.json' | wc -l)
-STARTUP_TIER=$(curl -fs -o /dev/null -D - "$URL/v1/caches/$(printf 's%03d' "$STARTUP_CACHES")" | awk 'tolower($1) == "x-cache-tier:" { sub(/\r$/, "", $2); print $2 }')
-stop_daemon
+# The anchor: psql exporting the columns the daemon reads of the same rows (the data as
+# text, as Postgres hands JSONB to any client) into a file, timed from exec to exit.
+copy_rows() {
+    local t0 t1
+    t0=$(date +%s%N)
+    psql_q -c "COPY (SELECT cache_type, data::text, version, checksum, last_fetch, last_rich_fetch, saved_at
+        FROM cache_storage WHERE project_id = $PID_PROJECT) TO STDOUT" >"$TMP/copy.out"
+    t1=$(date +%s%N)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) / 1e9 }'
+}
+fresh_start() {
+    rm -rf "$STARTUP_DIR/data"
+    mkdir -p "$STARTUP_DIR/data"
+    start_daemon "$STARTUP_DIR"
+    echo "$STARTED_S"
+    STARTUP_FILES=$(find "$STARTUP_DIR/data/caches" -name 's*.json' | wc -l)
+    STARTUP_TIER=$(curl -fs -o /dev/null -D - "$URL/v1/caches/$(printf 's%03d' "$STARTUP_CACHES")" | awk 'tolower($1) == "x-cache-tier:" { sub(/\r$/, "", $2); print $2 }')
+    stop_daemon
+}
+log "startup with data_dir removed, $STARTUP_ROUNDS rounds interleaved with psql COPY of the same rows"
+copy_rows >/dev/null # warm Postgres's cache as a restart of the daemon would find it
+: >"$TMP/startup-rounds.txt"
+for round in $(seq 1 "$STARTUP_ROUNDS"); do
+    for side in $( ((round % 2)) && echo "tc copy" || echo "copy tc"); do
+        if [[ $side == tc ]]; then
+            fresh_start >"$TMP/fresh.txt"
+            echo "tc $(cat "$TMP/fresh.txt") $STARTUP_FILES" >>"$TMP/startup-rounds.txt"
+        else
+            echo "copy $(copy_rows)" >>"$TMP/startup-rounds.txt"
+        fi
+    done
+done
+COPY_BYTES=$(stat -c %s "$TMP/copy.out")
+scol() { awk -v s="$1" -v i="$2" '$1 == s { print $i }' "$TMP/startup-rounds.txt"; }
+STARTUP_FRESH_S=$(scol tc 2 | median); STARTUP_FRESH_RANGE=$(scol tc 2 | range)
+COPY_S=$(scol copy 2 | median); COPY_RANGE=$(scol copy 2 | range)
+STARTUP_FILES=$(scol tc 3 | sort -n | head -1)
 grep '"loaded from Postgres"' "$STARTUP_DIR/tiercache.log" | tail -1 >"$STARTUP_DIR/report.txt" || true
+fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 sf() { awk -v k="$2" '$1 == k { print $2 }' "$TMP/storm-$1/storm.txt"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
@@ -373,25 +423,34 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 # --- the table -----------------------------------------------------------------------------
 row() { printf '| %-44s | %16s | %-30s | %7s | %-8s |\n' "$@"; }
 echo
-echo "tiercache $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ); PostgreSQL $PG_VERSION, throwaway cluster, Unix socket, fsync on, synchronous_commit on"
-echo "load average before $LOAD_BEFORE, after $LOAD_AFTER; documents: 10 KB = $K10_BYTES bytes, 1 MB = $M1_BYTES bytes (canonical JSON); rows stored: ${SIZES%;}"
+echo "tiercache ${BENCH_BIN:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')} on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ); PostgreSQL $PG_VERSION, throwaway cluster, Unix socket, fsync on, synchronous_commit on"
+echo "load average before $LOAD_BEFORE, after $LOAD_AFTER; documents: 10 KB = $K10_BYTES bytes, 1 MB = ${M1_BYTES:-1048642} bytes (canonical JSON); rows stored: ${SIZES:-}"
 echo
 row "benchmark" "tiercache" "anchor" "ratio" "target"
 row "--------------------------------------------" "----------------" "------------------------------" "-------" "--------"
+if part upsert; then
 row "upsert 10 KB JSONB, one connection, /s" "$RS_TPS" "pgbench $PGB_TPS" "$(ratio "$RS_TPS" "$PGB_TPS")" ">= 0.8x"
 row "  range of the $ROUNDS rounds, /s" "$RS_RANGE" "pgbench $PGB_RANGE" "-" "-"
 row "  latency mean, ms" "$RS_MEAN" "pgbench $PGB_MEAN" "$(ratio "$RS_MEAN" "$PGB_MEAN")" "-"
 row "  latency p99, ms" "$RS_P99" "pgbench $PGB_P99" "$(ratio "$RS_P99" "$PGB_P99")" "-"
+fi
+if part read; then
 row "read 10 KB row into file tier, mean ms" "$RS_R10_MEAN" "pgbench select $SEL10_MEAN" "$(ratio "$RS_R10_MEAN" "$SEL10_MEAN")" "-"
 row "  p99 ms ($READ_ITERS reads)" "$RS_R10_P99" "pgbench select $SEL10_P99" "$(ratio "$RS_R10_P99" "$SEL10_P99")" "-"
 row "  StoreHandle::read alone, mean ms" "$RS_R10_STORE" "pgbench select $SEL10_MEAN" "$(ratio "$RS_R10_STORE" "$SEL10_MEAN")" "-"
 row "read 1 MB row into file tier, mean ms" "$RS_R1M_MEAN" "pgbench select $SEL1M_MEAN" "$(ratio "$RS_R1M_MEAN" "$SEL1M_MEAN")" "-"
 row "  p99 ms ($READ_ITERS reads)" "$RS_R1M_P99" "pgbench select $SEL1M_P99" "$(ratio "$RS_R1M_P99" "$SEL1M_P99")" "-"
 row "  StoreHandle::read alone, mean ms" "$RS_R1M_STORE" "pgbench select $SEL1M_MEAN" "$(ratio "$RS_R1M_STORE" "$SEL1M_MEAN")" "-"
+fi
+if part startup; then
 row "startup, $STARTUP_ROWS rows of 1 MB, files in sync, s" "$STARTUP_SYNCED_S" "-" "-" "< 3 s"
-row "startup, same, data_dir removed, s" "$STARTUP_FRESH_S" "$STARTUP_MB MB in Postgres" "-" "< 3 s"
+row "startup, same, data_dir removed, s" "$STARTUP_FRESH_S" "psql COPY $COPY_S s" "$(ratio "$STARTUP_FRESH_S" "$COPY_S")" "<= 1.2x"
+row "  range of the $STARTUP_ROUNDS rounds, s" "$STARTUP_FRESH_RANGE" "psql COPY $COPY_RANGE" "-" "-"
+row "  data in Postgres / exported by psql, MB" "$STARTUP_MB" "$(awk -v b="$COPY_BYTES" 'BEGIN { printf "%.1f", b / 1048576 }')" "-" "-"
 row "  files rewritten / tier of a GET after" "$STARTUP_FILES / $STARTUP_TIER" "-" "-" "-"
+fi
 echo
+if ! part storm; then exit 0; fi
 echo "storm: $STORM_SAVES PUTs of 10 KB, round-robin over $STORM_CACHES caches, $STORM_CONNECTIONS keep-alive connections (bench/put_storm.py), a fresh daemon each;"
 echo "PG slowed: pg_sleep($SLOW) BEFORE INSERT OR UPDATE on cache_storage; ratio = slowed / not slowed; last column: Postgres disabled (no queue)"
 echo
@@ -416,6 +475,6 @@ srow "RSS before storm, MiB" "$(mib "$(sf slow rss_before_kb)")" "$(mib "$(sf fa
 srow "RSS peak (storm + drain), MiB" "$(mib "$(sf slow rss_peak_kb)")" "$(mib "$(sf fast rss_peak_kb)")" "$(ratio "$(sf slow rss_peak_kb)" "$(sf fast rss_peak_kb)")" "$(mib "$(sf off rss_peak_kb)")"
 srow "RSS after drain, MiB" "$(mib "$(sf slow rss_after_kb)")" "$(mib "$(sf fast rss_after_kb)")" "-" "$(mib "$(sf off rss_after_kb)")"
 echo
-if (($(sf slow failed) + $(sf fast failed) + $(sf off failed) + PGB_FAILED > 0)); then
+if (($(sf slow failed) + $(sf fast failed) + $(sf off failed) + ${PGB_FAILED:-0} > 0)); then
     echo "WARNING: failures: storm slowed $(sf slow failed), not slowed $(sf fast failed), disabled $(sf off failed), pgbench $PGB_FAILED"
 fi

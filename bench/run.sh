@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# tiercache's benchmarks, side by side with their anchors, in one go (issue 8).
+# tiercache's benchmarks, side by side with their anchors, in one go.
 #
 #   bench/run.sh                 # everything; prints one table at the end
+#   BENCH_ONLY=get10,get1m bench/run.sh  # some parts only: get10 get1m 304 put cold rss memhit
+#   BENCH_ANCHORS=nginx bench/run.sh     # GET anchors (default "nginx varnish")
+#   BENCH_BIN=/tmp/tiercache-old bench/run.sh  # measure this binary instead of building one
+#   BENCH_WORKERS=64 bench/run.sh        # the daemon's api.workers (default: its own default)
 #   BENCH_DURATION=10s bench/run.sh  # longer wrk runs (default 5s)
 #   BENCH_ROUNDS=5 bench/run.sh      # more interleaved rounds per pair (default 3; medians reported)
 #   BENCH_KEEP=1 bench/run.sh        # keep the temp dir (configs, wrk outputs, logs)
 #
-# Installs what it compares against when missing (Debian's nginx, wrk, curl; as root),
-# builds tiercache in release, then on 127.0.0.1 and free ports:
+# Installs what it compares against when missing (Debian's nginx, varnish, wrk, curl; as
+# root), builds tiercache in release, then on 127.0.0.1 and free ports:
 #   - GET of a 10 KB and a 1 MB cache from memory vs nginx serving the same bytes as a
-#     static file (wrk, 64 connections, 2 threads, requests/s and p99 via --latency);
+#     static file and Varnish (malloc storage) caching that nginx (wrk, 64 connections,
+#     2 threads, requests/s and p99 via --latency);
 #   - conditional GET (If-None-Match -> 304), tiercache and nginx;
 #   - PUT of a 10 KB document (durable before the answer) vs the bare durable-write
 #     loop (temp + fsync + rename + fsync of the directory, one writer);
@@ -28,6 +33,11 @@ CONNECTIONS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
 COLD_CACHES=${BENCH_COLD_CACHES:-10}
 RSS_CACHES=100
+ONLY=${BENCH_ONLY:-get10,get1m,304,put,cold,rss,memhit}
+ANCHORS=${BENCH_ANCHORS:-nginx varnish}
+# part NAME: whether BENCH_ONLY asks for it.
+part() { [[ ,$ONLY, == *,$1,* ]]; }
+anchor() { [[ " $ANCHORS " == *" $1 "* ]]; }
 
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
@@ -37,19 +47,27 @@ missing=()
 command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+if anchor varnish; then command -v varnishd >/dev/null 2>&1 || PATH=$PATH:/usr/sbin; command -v varnishd >/dev/null 2>&1 || missing+=(varnish); fi
 install_missing "${missing[@]}"
 
 # --- build ----------------------------------------------------------------------------
-log "building tiercache (release)"
-(cd "$ROOT" && cargo build --release --quiet -p tiercache --bin tiercache --example durable_write)
-BIN="$ROOT/target/release/tiercache"
+if [[ -n ${BENCH_BIN:-} ]]; then
+    log "building the durable write loop (release); measuring $BENCH_BIN"
+    (cd "$ROOT" && cargo build --release --quiet --example durable_write)
+else
+    log "building tiercache (release)"
+    (cd "$ROOT" && cargo build --release --quiet -p tiercache --bin tiercache --example durable_write)
+fi
+BIN=${BENCH_BIN:-$ROOT/target/release/tiercache}
 DURABLE="$ROOT/target/release/examples/durable_write"
 
 TMP=$(mktemp -d /tmp/tiercache-bench.XXXXXX)
 TC_PID=""
 NGINX_PID=""
+VARNISH_PID=""
 cleanup() {
     if [[ -n $TC_PID ]]; then kill "$TC_PID" 2>/dev/null || true; wait "$TC_PID" 2>/dev/null || true; fi
+    if [[ -n $VARNISH_PID ]]; then kill "$VARNISH_PID" 2>/dev/null || true; wait "$VARNISH_PID" 2>/dev/null || true; fi
     if [[ -n $NGINX_PID ]]; then kill -QUIT "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; fi
     if [[ -n ${BENCH_KEEP:-} ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
 }
@@ -60,7 +78,9 @@ TC_PORT=$(free_port)
 mkdir -p "$TMP/data" "$TMP/www" "$TMP/docs"
 {
     printf 'data_dir = "%s/data"\n\n[log]\nlevel = "warn"\n\n' "$TMP"
-    printf '[api]\nlisten = ["127.0.0.1:%s"]\nmax_body = "16MiB"\n\n' "$TC_PORT"
+    printf '[api]\nlisten = ["127.0.0.1:%s"]\nmax_body = "16MiB"\n' "$TC_PORT"
+    [[ -z ${BENCH_WORKERS:-} ]] || printf 'workers = %s\n' "$BENCH_WORKERS"
+    printf '\n'
     printf '[memory]\nttl = "1h"\n\n'
     for name in k10 m1 put10 $(seq -f 'c%03g' 1 $RSS_CACHES); do
         printf '[[caches]]\nname = "%s"\n\n' "$name"
@@ -97,12 +117,14 @@ gen_json 10240 1 >"$TMP/docs/k10.json"
 gen_json 1048576 2 >"$TMP/docs/m1.json"
 put_file k10 "$TMP/docs/k10.json"
 put_file m1 "$TMP/docs/m1.json"
-log "loading $RSS_CACHES caches of 1 MB"
-for i in $(seq 1 $RSS_CACHES); do
-    name=$(printf 'c%03d' "$i")
-    gen_json 1048576 $((100 + i)) >"$TMP/docs/$name.json"
-    put_file "$name" "$TMP/docs/$name.json"
-done
+if part cold || part rss; then
+    log "loading $RSS_CACHES caches of 1 MB"
+    for i in $(seq 1 $RSS_CACHES); do
+        name=$(printf 'c%03d' "$i")
+        gen_json 1048576 $((100 + i)) >"$TMP/docs/$name.json"
+        put_file "$name" "$TMP/docs/$name.json"
+    done
+fi
 # nginx serves exactly the bytes tiercache serves (canonical JSON).
 curl -fs -D "$TMP/k10.headers" -o "$TMP/www/k10.json" "$URL/v1/caches/k10"
 curl -fs -o "$TMP/www/m1.json" "$URL/v1/caches/m1"
@@ -145,6 +167,37 @@ for _ in $(seq 100); do curl -fs -o /dev/null "$NGINX/k10.json" && break; sleep 
 cmp -s <(curl -fs "$NGINX/m1.json") <(curl -fs "$URL/v1/caches/m1") || die "nginx and tiercache bytes differ"
 NGINX_ETAG=$(curl -fsI "$NGINX/k10.json" | awk 'tolower($1) == "etag:" { sub(/\r$/, "", $2); print $2 }')
 
+# --- Varnish: malloc storage, caching the nginx above (its own 'varnishd -F', a work dir
+# in TMP, one hour of TTL so every measured request is a hit) ----------------------------
+VARNISH=""
+if anchor varnish; then
+    chmod 755 "$TMP"
+    cat >"$TMP/varnish.vcl" <<EOF
+vcl 4.1;
+backend nginx { .host = "127.0.0.1"; .port = "$NGINX_PORT"; }
+sub vcl_backend_response { set beresp.ttl = 1h; }
+EOF
+    # A port nothing answers on may still be some connection's local port: try a few.
+    for _ in 1 2 3 4 5; do
+        VARNISH_PORT=$(free_port)
+        log "starting varnish on 127.0.0.1:$VARNISH_PORT (malloc, in front of nginx)"
+        varnishd -F -n "$TMP/varnish" -a "127.0.0.1:$VARNISH_PORT" -f "$TMP/varnish.vcl" -s malloc,256m \
+            >"$TMP/varnish.log" 2>&1 &
+        VARNISH_PID=$!
+        VARNISH="http://127.0.0.1:$VARNISH_PORT"
+        for _ in $(seq 200); do
+            curl -fs -o /dev/null "$VARNISH/k10.json" && break
+            kill -0 "$VARNISH_PID" 2>/dev/null || break
+            sleep 0.05
+        done
+        kill -0 "$VARNISH_PID" 2>/dev/null && break
+        wait "$VARNISH_PID" 2>/dev/null || true
+        VARNISH_PID=""
+    done
+    [[ -n $VARNISH_PID ]] || die "varnish did not start: $(tail -3 "$TMP/varnish.log")"
+    cmp -s <(curl -fs "$VARNISH/m1.json") <(curl -fs "$URL/v1/caches/m1") || die "varnish and tiercache bytes differ"
+fi
+
 # --- wrk ------------------------------------------------------------------------------
 cat >"$TMP/inm-tiercache.lua" <<EOF
 wrk.headers["If-None-Match"] = '$TC_ETAG'
@@ -171,6 +224,10 @@ function request()
 end
 EOF
 
+# The same for 1 KB: one client saving one document after the other.
+gen_json 1024 3 >"$TMP/docs/k1.json"
+sed -e "s|$TMP/docs/k10.json|$TMP/docs/k1.json|" "$TMP/put.lua" >"$TMP/put1k.lua"
+
 # wrk LABEL URL [LUA]: prints "RPS P99_MS NON2XX" and keeps the full output.
 run_wrk() {
     local label=$1 url=$2 script=${3:-}
@@ -191,114 +248,181 @@ run_wrk() {
     ' "$TMP/wrk-$label.txt"
 }
 
-# Side by side: ROUNDS rounds per pair, tiercache first in odd rounds and nginx first in
-# even ones, so a burst of load from a neighbour hits both alike; medians are reported.
-# pair LABEL TC_URL NGINX_URL [TC_LUA NGINX_LUA]: sets TC_RPS TC_P99 TC_BAD NG_RPS NG_P99
-pair() {
-    local label=$1 round out
+# Side by side: ROUNDS rounds per comparison, the order of the servers rotated every round,
+# so a burst of load from a neighbour hits them alike; medians are reported.
+# compare LABEL SIDE=URL[@LUA]...: sets RPS_<side> P99_<side> BAD_<side> RANGE_<side>
+compare() {
+    local label=$1 round out i n
+    shift
+    local sides=("$@")
+    n=${#sides[@]}
     : >"$TMP/pair-$label.txt"
     for round in $(seq 1 "$ROUNDS"); do
-        for side in $( ((round % 2)) && echo "tc nginx" || echo "nginx tc"); do
-            if [[ $side == tc ]]; then
-                out=$(run_wrk "tc-$label-$round" "$2" "${4:-}")
-            else
-                out=$(run_wrk "nginx-$label-$round" "$3" "${5:-}")
-            fi
+        for i in $(seq 0 $((n - 1))); do
+            local spec=${sides[$(((i + round - 1) % n))]}
+            local side=${spec%%=*} target=${spec#*=} url script=""
+            url=${target%%@*}
+            [[ $target == *@* ]] && script=${target#*@}
+            out=$(run_wrk "$side-$label-$round" "$url" "$script")
             echo "$side $out" >>"$TMP/pair-$label.txt"
         done
     done
     col() { awk -v s="$1" -v i="$2" '$1 == s { print $i }' "$TMP/pair-$label.txt"; }
-    TC_RPS=$(col tc 2 | median)
-    TC_P99=$(col tc 3 | median)
-    TC_BAD=$(col tc 4 | awk '{ n += $1 } END { print n + 0 }')
-    NG_RPS=$(col nginx 2 | median)
-    NG_P99=$(col nginx 3 | median)
-    RANGE_TC=$(col tc 2 | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%d-%d", lo, hi }')
-    RANGE_NG=$(col nginx 2 | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%d-%d", lo, hi }')
+    for spec in "${sides[@]}"; do
+        local side=${spec%%=*}
+        printf -v "RPS_$side" '%s' "$(col "$side" 2 | median)"
+        printf -v "P99_$side" '%s' "$(col "$side" 3 | median)"
+        printf -v "BAD_$side" '%s' "$(col "$side" 4 | awk '{ n += $1 } END { print n + 0 }')"
+        printf -v "RANGE_$side" '%s' "$(col "$side" 2 | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%d-%d", lo, hi }')"
+    done
+}
+# The GET comparisons: tiercache and each anchor in BENCH_ANCHORS.
+get_sides() { # TC_PATH FILE
+    echo "tc=$URL$1"
+    if anchor nginx; then echo "nginx=$NGINX/$2"; fi
+    if anchor varnish; then echo "varnish=$VARNISH/$2"; fi
 }
 
-pair get-10k "$URL/v1/caches/k10" "$NGINX/k10.json"
-TC_K10_RPS=$TC_RPS TC_K10_P99=$TC_P99 TC_K10_BAD=$TC_BAD NG_K10_RPS=$NG_RPS NG_K10_P99=$NG_P99
-TC_K10_RANGE=$RANGE_TC NG_K10_RANGE=$RANGE_NG
-pair get-1m "$URL/v1/caches/m1" "$NGINX/m1.json"
-TC_M1_RPS=$TC_RPS TC_M1_P99=$TC_P99 TC_M1_BAD=$TC_BAD NG_M1_RPS=$NG_RPS NG_M1_P99=$NG_P99
-TC_M1_RANGE=$RANGE_TC NG_M1_RANGE=$RANGE_NG
-pair 304 "$URL/v1/caches/k10" "$NGINX/k10.json" "$TMP/inm-tiercache.lua" "$TMP/inm-nginx.lua"
-TC_304_RPS=$TC_RPS TC_304_P99=$TC_P99 NG_304_RPS=$NG_RPS NG_304_P99=$NG_P99
-r=$(run_wrk tc-put-10k "$URL/v1/caches/put10" "$TMP/put.lua")
-read -r TC_PUT_RPS TC_PUT_P99 TC_PUT_BAD <<<"$r"
-# A 304 is a 3xx: wrk does not count it as an error. Check the answers really are 304.
-code=$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $TC_ETAG" "$URL/v1/caches/k10")
-[[ $code == 304 ]] || die "tiercache answered $code to If-None-Match"
-
-log "bare durable write loop, 5 s"
-DURABLE_RPS=$("$DURABLE" "$TMP/durable" 5 10240 | awk '/writes_per_second/ { print $2 }')
+TC_K10_BAD=0 TC_M1_BAD=0 TC_PUT_BAD=0
+if part get10; then
+    mapfile -t sides < <(get_sides /v1/caches/k10 k10.json)
+    compare get-10k "${sides[@]}"
+    TC_K10_RPS=$RPS_tc TC_K10_P99=$P99_tc TC_K10_BAD=$BAD_tc TC_K10_RANGE=$RANGE_tc
+    NG_K10_RPS=${RPS_nginx:-} NG_K10_P99=${P99_nginx:-} NG_K10_RANGE=${RANGE_nginx:-}
+    VA_K10_RPS=${RPS_varnish:-} VA_K10_P99=${P99_varnish:-} VA_K10_RANGE=${RANGE_varnish:-}
+fi
+if part get1m; then
+    mapfile -t sides < <(get_sides /v1/caches/m1 m1.json)
+    compare get-1m "${sides[@]}"
+    TC_M1_RPS=$RPS_tc TC_M1_P99=$P99_tc TC_M1_BAD=$BAD_tc TC_M1_RANGE=$RANGE_tc
+    NG_M1_RPS=${RPS_nginx:-} NG_M1_P99=${P99_nginx:-} NG_M1_RANGE=${RANGE_nginx:-}
+    VA_M1_RPS=${RPS_varnish:-} VA_M1_P99=${P99_varnish:-} VA_M1_RANGE=${RANGE_varnish:-}
+fi
+if part 304; then
+    compare 304 "tc=$URL/v1/caches/k10@$TMP/inm-tiercache.lua" "nginx=$NGINX/k10.json@$TMP/inm-nginx.lua"
+    TC_304_RPS=$RPS_tc TC_304_P99=$P99_tc NG_304_RPS=$RPS_nginx NG_304_P99=$P99_nginx
+    # A 304 is a 3xx: wrk does not count it as an error. Check the answers really are 304.
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $TC_ETAG" "$URL/v1/caches/k10")
+    [[ $code == 304 ]] || die "tiercache answered $code to If-None-Match"
+fi
+if part put; then
+    r=$(run_wrk tc-put-10k "$URL/v1/caches/put10" "$TMP/put.lua")
+    read -r TC_PUT_RPS TC_PUT_P99 TC_PUT_BAD <<<"$r"
+    log "bare durable write loop, 5 s"
+    DURABLE_RPS=$("$DURABLE" "$TMP/durable" 5 10240 | awk '/writes_per_second/ { print $2 }')
+    # One client, 1 KB, interleaved rounds with the durable loop of the same size.
+    : >"$TMP/put1k.txt"
+    for round in $(seq 1 "$ROUNDS"); do
+        for side in $( ((round % 2)) && echo "tc loop" || echo "loop tc"); do
+            if [[ $side == tc ]]; then
+                echo "tc $(THREADS=1 CONNECTIONS=1 run_wrk "tc-put-1k-$round" "$URL/v1/caches/put10" "$TMP/put1k.lua")" >>"$TMP/put1k.txt"
+            else
+                echo "loop $("$DURABLE" "$TMP/durable" "${DURATION%s}" 1024 | awk '/writes_per_second/ { print $2 }')" >>"$TMP/put1k.txt"
+            fi
+        done
+    done
+    TC_PUT1K_RPS=$(awk '$1 == "tc" { print $2 }' "$TMP/put1k.txt" | median)
+    TC_PUT1K_P99=$(awk '$1 == "tc" { print $3 }' "$TMP/put1k.txt" | median)
+    DURABLE1K_RPS=$(awk '$1 == "loop" { print $2 }' "$TMP/put1k.txt" | median)
+fi
 
 # --- cold read from file, then resident memory ------------------------------------------
-log "restarting tiercache for cold reads"
-stop_tiercache
-start_tiercache
-RSS_START_KB=$(awk '/VmRSS/ { print $2 }' "/proc/$TC_PID/status")
-# The daemon's own time for these reads (parse, checksum, schema check, the hop through
-# the file tier's actor; no network): tiercache_read_duration_seconds{tier="file"}.
-file_hist() { curl -fs "$URL/metrics" | awk -v k="tiercache_read_duration_seconds_$1{tier=\"file\"}" '$1 == k { print $2 }'; }
-: >"$TMP/cold.txt"
-for i in $(seq 1 "$COLD_CACHES"); do
-    name=$(printf 'c%03d' "$i")
-    curl -s -D "$TMP/cold.headers" -o /dev/null -w '%{time_total}\n' "$URL/v1/caches/$name" >>"$TMP/cold.txt"
-    tier=$(awk 'tolower($1) == "x-cache-tier:" { sub(/\r$/, "", $2); print $2 }' "$TMP/cold.headers")
-    [[ $tier == file ]] || die "cold read of $name answered from tier '$tier', not file"
-done
-COLD_DAEMON_MS=$(awk -v s="$(file_hist sum)" -v n="$(file_hist count)" 'BEGIN { if (n + 0 == 0) print "-"; else printf "%.2f", s / n * 1000 }')
-read -r COLD_MEDIAN COLD_MIN COLD_MAX < <(sort -n "$TMP/cold.txt" | awk '
-    { v[NR] = $1 * 1000 }
-    END { printf "%.2f %.2f %.2f\n", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }')
-# One warm GET for comparison (same tool, same connection setup).
-WARM_MS=$(curl -s -o /dev/null -w '%{time_total}\n' "$URL/v1/caches/c001" | awk '{ printf "%.2f", $1 * 1000 }')
-DATA_BYTES=0
-for i in $(seq 1 $RSS_CACHES); do
-    name=$(printf 'c%03d' "$i")
-    bytes=$(curl -fs -o /dev/null -w '%{size_download}' "$URL/v1/caches/$name")
-    DATA_BYTES=$((DATA_BYTES + bytes))
-done
-sleep 1
-RSS_KB=$(awk '/VmRSS/ { print $2 }' "/proc/$TC_PID/status")
-stop_tiercache
+if part cold || part rss; then
+    log "restarting tiercache for cold reads"
+    stop_tiercache
+    start_tiercache
+    RSS_START_KB=$(awk '/VmRSS/ { print $2 }' "/proc/$TC_PID/status")
+    # The daemon's own time for these reads (parse, checksum, schema check, the hop through
+    # the file tier's actor; no network): tiercache_read_duration_seconds{tier="file"}.
+    file_hist() { curl -fs "$URL/metrics" | awk -v k="tiercache_read_duration_seconds_$1{tier=\"file\"}" '$1 == k { print $2 }'; }
+    : >"$TMP/cold.txt"
+    for i in $(seq 1 "$COLD_CACHES"); do
+        name=$(printf 'c%03d' "$i")
+        curl -s -D "$TMP/cold.headers" -o /dev/null -w '%{time_total}\n' "$URL/v1/caches/$name" >>"$TMP/cold.txt"
+        tier=$(awk 'tolower($1) == "x-cache-tier:" { sub(/\r$/, "", $2); print $2 }' "$TMP/cold.headers")
+        [[ $tier == file ]] || die "cold read of $name answered from tier '$tier', not file"
+    done
+    COLD_DAEMON_MS=$(awk -v s="$(file_hist sum)" -v n="$(file_hist count)" 'BEGIN { if (n + 0 == 0) print "-"; else printf "%.2f", s / n * 1000 }')
+    read -r COLD_MEDIAN COLD_MIN COLD_MAX < <(sort -n "$TMP/cold.txt" | awk '
+        { v[NR] = $1 * 1000 }
+        END { printf "%.2f %.2f %.2f\n", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }')
+    # One warm GET for comparison (same tool, same connection setup).
+    WARM_MS=$(curl -s -o /dev/null -w '%{time_total}\n' "$URL/v1/caches/c001" | awk '{ printf "%.2f", $1 * 1000 }')
+    DATA_BYTES=0
+    for i in $(seq 1 $RSS_CACHES); do
+        name=$(printf 'c%03d' "$i")
+        bytes=$(curl -fs -o /dev/null -w '%{size_download}' "$URL/v1/caches/$name")
+        DATA_BYTES=$((DATA_BYTES + bytes))
+    done
+    sleep 1
+    RSS_KB=$(awk '/VmRSS/ { print $2 }' "/proc/$TC_PID/status")
+    stop_tiercache
+fi
 
 # --- in process ---------------------------------------------------------------------------
-log "in-process memory hit (cargo bench)"
-(cd "$ROOT" && MEMORY_HIT_ITERS=${MEMORY_HIT_ITERS:-2000000} cargo bench --quiet -p tiercache-actors --bench memory_hit) \
-    >"$TMP/memory_hit.txt" 2>&1 || die "memory_hit failed: $(tail -5 "$TMP/memory_hit.txt")"
-ns_of() { awk -v re="$1" '$0 ~ re { for (i = 2; i <= NF; i++) if ($i == "ns/op") { print $(i - 1); exit } }' "$TMP/memory_hit.txt"; }
-HIT_NS=$(ns_of '^MemoryView::fresh\\(k10\\)')
-READ_NS=$(ns_of '^Tiers::read\\(k10\\)')
+if part memhit; then
+    log "in-process memory hit (cargo bench)"
+    (cd "$ROOT" && MEMORY_HIT_ITERS=${MEMORY_HIT_ITERS:-2000000} cargo bench --quiet -p tiercache-actors --bench memory_hit) \
+        >"$TMP/memory_hit.txt" 2>&1 || die "memory_hit failed: $(tail -5 "$TMP/memory_hit.txt")"
+    ns_of() { awk -v re="$1" '$0 ~ re { for (i = 2; i <= NF; i++) if ($i == "ns/op") { print $(i - 1); exit } }' "$TMP/memory_hit.txt"; }
+    HIT_NS=$(ns_of '^MemoryView::fresh\\(k10\\)')
+    READ_NS=$(ns_of '^Tiers::read\\(k10\\)')
+fi
 
 # --- the table -----------------------------------------------------------------------------
 row() { printf '| %-40s | %14s | %-26s | %7s | %-12s |\n' "$@"; }
 echo
-echo "tiercache $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ); wrk -t$THREADS -c$CONNECTIONS -d$DURATION x $ROUNDS interleaved rounds on the same cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "documents: 10 KB = $K10_BYTES bytes, 1 MB = $M1_BYTES bytes (canonical JSON, identical bytes from nginx)"
+echo "tiercache ${BENCH_BIN:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')} on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ); wrk -t$THREADS -c$CONNECTIONS -d$DURATION x $ROUNDS interleaved rounds on the same cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "api.workers: ${BENCH_WORKERS:-default}; documents: 10 KB = $K10_BYTES bytes, 1 MB = $M1_BYTES bytes (canonical JSON, identical bytes from nginx)"
 echo
 row "benchmark" "tiercache" "anchor" "ratio" "target"
 row "----------------------------------------" "--------------" "--------------------------" "-------" "------------"
-row "GET 10 KB from memory, req/s" "$TC_K10_RPS" "nginx $NG_K10_RPS" "$(ratio "$TC_K10_RPS" "$NG_K10_RPS")" ">= 1.0x"
-row "  median of $ROUNDS rounds; range, req/s" "$TC_K10_RANGE" "nginx $NG_K10_RANGE" "-" "-"
-row "GET 10 KB from memory, p99 ms" "$TC_K10_P99" "nginx $NG_K10_P99" "$(ratio "$TC_K10_P99" "$NG_K10_P99")" "<= 1.5x"
-row "GET 1 MB from memory, req/s" "$TC_M1_RPS" "nginx $NG_M1_RPS" "$(ratio "$TC_M1_RPS" "$NG_M1_RPS")" ">= 1.0x"
-row "  median of $ROUNDS rounds; range, req/s" "$TC_M1_RANGE" "nginx $NG_M1_RANGE" "-" "-"
-row "GET 1 MB from memory, p99 ms" "$TC_M1_P99" "nginx $NG_M1_P99" "$(ratio "$TC_M1_P99" "$NG_M1_P99")" "<= 1.5x"
-row "conditional GET (304), req/s" "$TC_304_RPS" "nginx $NG_304_RPS" "$(ratio "$TC_304_RPS" "$NG_304_RPS")" "-"
-row "conditional GET (304), p99 ms" "$TC_304_P99" "nginx $NG_304_P99" "$(ratio "$TC_304_P99" "$NG_304_P99")" "-"
-row "PUT 10 KB (durable), req/s" "$TC_PUT_RPS" "durable write $DURABLE_RPS/s" "$(ratio "$TC_PUT_RPS" "$DURABLE_RPS")" ">= 0.8x"
-row "PUT 10 KB (durable), p99 ms" "$TC_PUT_P99" "-" "-" "-"
-row "cold read 1 MB from file, in daemon, ms" "$COLD_DAEMON_MS" "-" "-" "< 5 ms"
-row "  same over HTTP (curl), median ms" "$COLD_MEDIAN" "warm GET $WARM_MS ms" "$(ratio "$COLD_MEDIAN" "$WARM_MS")" "-"
-row "  (min / max of $COLD_CACHES caches)" "$COLD_MIN / $COLD_MAX" "-" "-" "-"
-row "RSS, $RSS_CACHES x 1 MB in memory, MiB" "$(awk -v k="$RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')" \
-    "data $(awk -v b="$DATA_BYTES" 'BEGIN { printf "%.1f", b / 1048576 }') MiB" \
-    "$(ratio "$((RSS_KB * 1024))" "$DATA_BYTES")" "< 2.0x"
-row "  RSS right after start, MiB" "$(awk -v k="$RSS_START_KB" 'BEGIN { printf "%.1f", k / 1024 }')" "-" "-" "-"
-row "in-process memory hit, ns" "$HIT_NS" "Tiers::read $READ_NS ns" "-" "< 1000 ns"
+# get_rows SIZE TC_RPS TC_P99 TC_RANGE NG_RPS NG_P99 NG_RANGE VA_RPS VA_P99 VA_RANGE: one row
+# per anchor for requests/s and for p99, then the ranges of the rounds.
+get_rows() {
+    local name rps p99 range
+    for name in nginx varnish; do
+        if [[ $name == nginx ]]; then rps=$5 p99=$6; else rps=$8 p99=$9; fi
+        [[ -n $rps ]] || continue
+        row "GET $1 from memory, req/s" "$2" "$name $rps" "$(ratio "$2" "$rps")" ">= 1.0x"
+        row "GET $1 from memory, p99 ms" "$3" "$name $p99" "$(ratio "$3" "$p99")" "<= 1.0x"
+    done
+    for name in tiercache nginx varnish; do
+        case $name in tiercache) range=$4 ;; nginx) range=$7 ;; varnish) range=${10} ;; esac
+        [[ -n $range ]] || continue
+        row "  median of $ROUNDS rounds; range, req/s" "-" "$name $range" "-" "-"
+    done
+}
+if part get10; then
+    get_rows "10 KB" "$TC_K10_RPS" "$TC_K10_P99" "$TC_K10_RANGE" "$NG_K10_RPS" "$NG_K10_P99" "$NG_K10_RANGE" \
+        "$VA_K10_RPS" "$VA_K10_P99" "$VA_K10_RANGE"
+fi
+if part get1m; then
+    get_rows "1 MB" "$TC_M1_RPS" "$TC_M1_P99" "$TC_M1_RANGE" "$NG_M1_RPS" "$NG_M1_P99" "$NG_M1_RANGE" \
+        "$VA_M1_RPS" "$VA_M1_P99" "$VA_M1_RANGE"
+fi
+if part 304; then
+    row "conditional GET (304), req/s" "$TC_304_RPS" "nginx $NG_304_RPS" "$(ratio "$TC_304_RPS" "$NG_304_RPS")" "-"
+    row "conditional GET (304), p99 ms" "$TC_304_P99" "nginx $NG_304_P99" "$(ratio "$TC_304_P99" "$NG_304_P99")" "-"
+fi
+if part put; then
+    row "PUT 10 KB (durable), req/s" "$TC_PUT_RPS" "durable write $DURABLE_RPS/s" "$(ratio "$TC_PUT_RPS" "$DURABLE_RPS")" ">= 0.8x"
+    row "PUT 10 KB (durable), p99 ms" "$TC_PUT_P99" "-" "-" "-"
+    row "PUT 1 KB, one client, req/s" "$TC_PUT1K_RPS" "durable write $DURABLE1K_RPS/s" "$(ratio "$TC_PUT1K_RPS" "$DURABLE1K_RPS")" ">= 0.8x"
+    row "  p99 ms; median of $ROUNDS rounds" "$TC_PUT1K_P99" "-" "-" "-"
+fi
+if part cold || part rss; then
+    row "cold read 1 MB from file, in daemon, ms" "$COLD_DAEMON_MS" "-" "-" "< 5 ms"
+    row "  same over HTTP (curl), median ms" "$COLD_MEDIAN" "warm GET $WARM_MS ms" "$(ratio "$COLD_MEDIAN" "$WARM_MS")" "-"
+    row "  (min / max of $COLD_CACHES caches)" "$COLD_MIN / $COLD_MAX" "-" "-" "-"
+    row "RSS, $RSS_CACHES x 1 MB in memory, MiB" "$(awk -v k="$RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')" \
+        "data $(awk -v b="$DATA_BYTES" 'BEGIN { printf "%.1f", b / 1048576 }') MiB" \
+        "$(ratio "$((RSS_KB * 1024))" "$DATA_BYTES")" "< 2.0x"
+    row "  RSS right after start, MiB" "$(awk -v k="$RSS_START_KB" 'BEGIN { printf "%.1f", k / 1024 }')" "-" "-" "-"
+fi
+if part memhit; then
+    row "in-process memory hit, ns" "$HIT_NS" "Tiers::read $READ_NS ns" "-" "< 1000 ns"
+fi
 echo
 if ((TC_K10_BAD + TC_M1_BAD + TC_PUT_BAD > 0)); then
     echo "WARNING: non-2xx answers: GET 10 KB $TC_K10_BAD, GET 1 MB $TC_M1_BAD, PUT $TC_PUT_BAD (see wrk outputs; BENCH_KEEP=1)"

@@ -3,13 +3,13 @@
 //! Postgres). [`plan`] decides, [`sync_from_postgres`] carries the plan out. Retention is
 //! [`crate::retention`]'s.
 
-use crate::domain::CacheName;
-use crate::files::OnDisk;
-use crate::save_flow::InMemory;
+use crate::domain::{CacheName, Document};
+use crate::files::{durable, FileTierError, OnDisk};
 use crate::store::{RowHead, StoreError, StoreHandle};
 use crate::tiers::Tiers;
 use futures_util::StreamExt;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 /// What the startup sync did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -24,8 +24,9 @@ pub struct SyncReport {
     pub in_sync: usize,
 }
 
-/// How many rows are fetched ahead of the file being written: Postgres sends the next
-/// row and the blocking pool verifies it while the file tier writes the previous one.
+/// How many rows are fetched ahead of the files being written: Postgres sends the next
+/// rows and the blocking pool verifies them while the file tier writes the previous
+/// ones; also the most files written with one directory sync.
 const FETCH_AHEAD: usize = 4;
 
 /// What to do about one row, given the file on disk and whether a save of it is pending.
@@ -133,8 +134,9 @@ pub async fn sync_from_postgres(tiers: &Tiers) -> Result<SyncReport, StoreError>
     Ok(report)
 }
 
-/// Fetches the rows to adopt, a few ahead, and writes their files; returns the rows
-/// that turned out corrupt or vanished.
+/// Fetches the rows to adopt, a few ahead, and writes their files in batches of the rows
+/// that have arrived (one directory sync per batch); returns the rows that turned out
+/// corrupt or vanished.
 async fn adopt_rows(
     tiers: &Tiers,
     store: &StoreHandle,
@@ -142,25 +144,56 @@ async fn adopt_rows(
     report: &mut SyncReport,
 ) -> Result<Vec<CacheName>, StoreError> {
     let mut vanished = Vec::new();
-    let mut rows = futures_util::stream::iter(to_adopt)
+    let mut batches = futures_util::stream::iter(to_adopt)
         .map(|name| async move { (name.clone(), store.read(name).await) })
-        .buffered(FETCH_AHEAD);
-    while let Some((name, row)) = rows.next().await {
-        let Some(row) = row? else {
-            vanished.push(name);
-            continue;
-        };
-        let version = row.version;
-        // The queue learns the row is synced when the file takes it (the adopt says so).
-        match tiers.saver().adopt(row, None, InMemory::Follow).await {
-            Ok(_) => {
-                report.from_postgres += 1;
-                tracing::info!(cache = %name, version, tier = "postgres", "file written from Postgres");
+        .buffered(FETCH_AHEAD)
+        .ready_chunks(FETCH_AHEAD);
+    while let Some(batch) = batches.next().await {
+        let mut docs = Vec::with_capacity(batch.len());
+        for (name, row) in batch {
+            match row? {
+                Some(doc) => docs.push(doc),
+                None => vanished.push(name),
             }
-            Err(e) => tracing::error!(cache = %name, alert = true, error = %e, "cannot write the file from Postgres"),
+        }
+        let results = match tiers.files().adopt_all(docs.clone()).await {
+            Ok(results) => results,
+            Err(e) => docs.iter().map(|_| Err(FileTierError::Io(std::io::Error::other(e.to_string())))).collect(),
+        };
+        for (doc, result) in docs.iter().zip(results) {
+            match result {
+                Ok(true) => {
+                    adopted(tiers, doc).await;
+                    report.from_postgres += 1;
+                    tracing::info!(cache = %doc.name, version = doc.version, tier = "postgres", "file written from Postgres");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    if matches!(&e, FileTierError::Io(io) if durable::in_place(io)) {
+                        let _ = tiers.memory().evict(&doc.name).await;
+                    }
+                    tracing::error!(cache = %doc.name, alert = true, error = %e, "cannot write the file from Postgres");
+                }
+            }
         }
     }
     Ok(vanished)
+}
+
+/// What [`crate::save_flow::SaveFlow::adopt`] does once the file tier took a row
+/// (`InMemory::Follow`): memory follows it if it holds the cache (and is evicted when it
+/// cannot, so it never serves an older version than the file), the refresher's schedule
+/// moves, and the retry queue learns that Postgres holds that version.
+async fn adopted(tiers: &Tiers, doc: &Arc<Document>) {
+    if tiers.memory().follow(doc.clone()).await.is_err() {
+        let _ = tiers.memory().evict(&doc.name).await;
+    }
+    if let Some(refresher) = tiers.refresher() {
+        refresher.observed(doc);
+    }
+    if let Some(queue) = tiers.queue() {
+        queue.mark_synced(doc.name.clone(), doc.version);
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `/v1/caches...`: read, meta, save, delete, refresh, list (SPEC §5).
 
 use super::error::{json_line, ApiError};
+use super::large_body::{Sliced, SLICE};
 use super::security::schema_rejection;
 use super::state::{AppState, CachePolicy};
 use actix_web::http::header;
@@ -130,8 +131,13 @@ pub async fn get(
         .insert_header(("X-Cache-Tier", tier.as_str()))
         .insert_header((header::AGE, age))
         .insert_header((header::CACHE_CONTROL, "no-cache"));
-    let response =
-        if not_modified { res.finish() } else { res.content_type("application/json").body(doc.body.clone()) };
+    let response = if not_modified {
+        res.finish()
+    } else if doc.body.len() > SLICE {
+        res.content_type("application/json").body(Sliced::new(doc.body.clone()))
+    } else {
+        res.content_type("application/json").body(doc.body.clone())
+    };
     let metrics = state.read_metrics.load();
     if let Some(counters) = metrics.reads.get(&name) {
         counters[tier.index()].inc();

@@ -5,6 +5,7 @@ mod auth;
 mod caches;
 pub mod error;
 mod health;
+mod large_body;
 pub mod openapi;
 pub mod rate_limit;
 mod refresh_query;
@@ -200,6 +201,7 @@ pub fn bind(settings: &Settings, state: web::Data<AppState>) -> Result<actix_web
             .configure(routes)
     })
     .disable_signals()
+    .workers(settings.api.workers)
     // Small JSON answers: never hold one back waiting for the client's ACK (Nagle),
     // which stalls a client that pipelines requests by tens of milliseconds.
     .tcp_nodelay(true)

@@ -28,6 +28,7 @@ pub const OVERRIDABLE_KEYS: &[&str] = &[
     "api.allow",
     "api.rate_limit_per_second",
     "api.rate_limit_burst",
+    "api.workers",
     "api.tls_cert",
     "api.tls_key",
     "memory.ttl",

@@ -127,6 +127,8 @@ pub struct ApiSettings {
     /// Per client address; 0 turns rate limiting off.
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
+    /// HTTP worker threads (`api.workers`; 0 in the file is resolved to a few per core).
+    pub workers: usize,
     /// Both or neither (checked): both set means HTTPS on TCP listeners.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,

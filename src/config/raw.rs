@@ -86,6 +86,7 @@ pub struct RawApi {
     pub allow: StringList,
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
+    pub workers: usize,
     pub tls_cert: String,
     pub tls_key: String,
 }
@@ -100,6 +101,7 @@ impl Default for RawApi {
             allow: StringList(Vec::new()),
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
+            workers: 0,
             tls_cert: String::new(),
             tls_key: String::new(),
         }

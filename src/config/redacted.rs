@@ -56,6 +56,7 @@ struct Api {
     allow: Vec<String>,
     rate_limit_per_second: u32,
     rate_limit_burst: u32,
+    workers: usize,
     tls_cert: String,
     tls_key: String,
 }
@@ -180,6 +181,7 @@ pub fn to_toml(s: &Settings) -> String {
             allow: s.api.allow.clone(),
             rate_limit_per_second: s.api.rate_limit_per_second,
             rate_limit_burst: s.api.rate_limit_burst,
+            workers: s.api.workers,
             tls_cert: opt_path(s.api.tls_cert.as_deref()),
             tls_key: opt_path(s.api.tls_key.as_deref()),
         },

@@ -130,6 +130,19 @@ fn non_empty(s: String) -> Option<String> {
     Some(s).filter(|s| !s.is_empty())
 }
 
+/// The most `api.workers` accepted: each is a thread with its own event loop.
+const MAX_WORKERS: usize = 256;
+
+/// HTTP workers per CPU core when `api.workers` is 0. One per core (actix's default) left
+/// the 99th percentile of small reads above nginx's under saturation: a worker busy with
+/// one connection's burst holds up every other connection it owns, and with a few per
+/// core the kernel's scheduler spreads that wait (measured in docs/performance.md).
+const WORKERS_PER_CORE: usize = 4;
+
+fn auto_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get) * WORKERS_PER_CORE
+}
+
 fn api(raw: RawApi, base: &PathBase<'_>) -> Result<ApiSettings, ConfigError> {
     if raw.listen.0.is_empty() {
         return Err(ConfigError::new("api.listen", "needs at least one address (HOST:PORT or unix:PATH)"));
@@ -143,6 +156,9 @@ fn api(raw: RawApi, base: &PathBase<'_>) -> Result<ApiSettings, ConfigError> {
         .collect::<Result<Vec<_>, _>>()?;
     if raw.max_body.0 == 0 {
         return Err(ConfigError::new("api.max_body", "must be more than 0"));
+    }
+    if raw.workers > MAX_WORKERS {
+        return Err(ConfigError::new("api.workers", format!("must be at most {MAX_WORKERS} (0: automatic)")));
     }
     for (i, entry) in raw.allow.0.iter().enumerate() {
         net::check_cidr(entry).map_err(|p| ConfigError::new(format!("api.allow[{i}]"), p))?;
@@ -168,6 +184,7 @@ fn api(raw: RawApi, base: &PathBase<'_>) -> Result<ApiSettings, ConfigError> {
         allow: raw.allow.0,
         rate_limit_per_second: raw.rate_limit_per_second,
         rate_limit_burst: raw.rate_limit_burst,
+        workers: if raw.workers == 0 { auto_workers() } else { raw.workers },
         tls_cert,
         tls_key,
     })

@@ -99,6 +99,7 @@ fn api_keys(m: &mut Flat, api: &ApiSettings) {
         allow,
         rate_limit_per_second,
         rate_limit_burst,
+        workers,
         tls_cert,
         tls_key,
     } = api;
@@ -109,6 +110,7 @@ fn api_keys(m: &mut Flat, api: &ApiSettings) {
     put(m, "api.allow", allow);
     put(m, "api.rate_limit_per_second", rate_limit_per_second);
     put(m, "api.rate_limit_burst", rate_limit_burst);
+    put(m, "api.workers", workers);
     put(m, "api.tls_cert", tls_cert);
     put(m, "api.tls_key", tls_key);
 }

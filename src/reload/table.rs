@@ -38,6 +38,7 @@ pub const TABLE: &[(&str, Reload)] = &[
     ("api.allow", Applied(SECURITY)),
     ("api.rate_limit_per_second", Applied(SECURITY)),
     ("api.rate_limit_burst", Applied(SECURITY)),
+    ("api.workers", Restart),
     ("api.tls_cert", AppliedUnlessToggled("the TLS listeners (new handshakes)")),
     ("api.tls_key", AppliedUnlessToggled("the TLS listeners (new handshakes)")),
     ("memory.ttl", Restart),

@@ -35,6 +35,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ("api.allow", r#"["10.0.0.0/8"]"#, "api.allow"),
     ("api.rate_limit_per_second", "5", "api.rate_limit_per_second"),
     ("api.rate_limit_burst", "10", "api.rate_limit_burst"),
+    ("api.workers", "3", "api.workers"),
     // Both or neither: turning TLS on needs a restart (the test sets the key as well).
     ("api.tls_cert", r#""DIR/cert2""#, "api.tls_cert"),
     ("api.tls_key", r#""DIR/key2""#, "api.tls_key"),

@@ -111,10 +111,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// As [`write_atomic`].
 pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().ok_or_else(|| io::Error::other("path has no parent directory"))?;
-    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    tmp_name.push(".tmp");
-    let tmp = dir.join(tmp_name);
-    let _ = fs::remove_file(&tmp);
+    let tmp = temp_of(path);
     let replaced = write_temp(&tmp, bytes, mode).and_then(|()| step(Step::Rename, &tmp, || fs::rename(&tmp, path)));
     if let Err((at, source)) = replaced {
         // Created or not, the temporary file must not outlive the failure: it may hold
@@ -125,10 +122,67 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()>
     step(Step::SyncDir, &tmp, || sync_dir(dir)).map_err(|(step, source)| failed(step, source))
 }
 
+/// [`write_atomic`] for several files of one directory, with the directory synced once
+/// for all of them: every temporary file is written and synced, then each is renamed
+/// over its target, then the directory is synced. After a crash at any moment each
+/// target holds its old or its new content, whole, as with [`write_atomic`]; once this
+/// returns, the new content of every `Ok` survives. Answers one result per file, in
+/// order: a file that failed before its rename keeps its old content and leaves no
+/// temporary file; a failed directory sync fails every renamed file at
+/// [`Step::SyncDir`] (in place, like [`write_atomic`]'s).
+///
+/// The targets must be distinct files of `dir`.
+pub fn write_atomic_all(dir: &Path, files: &[(&Path, &[u8])]) -> Vec<io::Result<()>> {
+    let temps: Vec<_> = files.iter().map(|(path, _)| temp_of(path)).collect();
+    let mut steps: Vec<Result<(), (Step, io::Error)>> =
+        files.iter().zip(&temps).map(|((_, bytes), tmp)| write_temp(tmp, bytes, 0o644)).collect();
+    for (((path, _), tmp), result) in files.iter().zip(&temps).zip(&mut steps) {
+        if result.is_ok() {
+            *result = step(Step::Rename, tmp, || fs::rename(tmp, path));
+        }
+        if result.is_err() {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+    let renamed = steps.iter().any(Result::is_ok);
+    let synced = if renamed { sync_dir(dir).map_err(|e| (e.kind(), e.to_string())) } else { Ok(()) };
+    steps
+        .into_iter()
+        .zip(&temps)
+        .map(|(result, tmp)| {
+            let (at, source) = match result {
+                Err(failure) => failure,
+                // Each file's own failpoint, as with `write_atomic`; the sync is shared.
+                Ok(()) => match injected(Step::SyncDir, tmp) {
+                    Err(e) => (Step::SyncDir, e),
+                    Ok(()) => match &synced {
+                        Ok(()) => return Ok(()),
+                        Err((kind, text)) => (Step::SyncDir, io::Error::new(*kind, text.clone())),
+                    },
+                },
+            };
+            Err(failed(at, source))
+        })
+        .collect()
+}
+
+/// The temporary file next to `path` that [`write_atomic`] renames over it.
+fn temp_of(path: &Path) -> std::path::PathBuf {
+    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    tmp_name.push(".tmp");
+    path.with_file_name(tmp_name)
+}
+
 /// Creates `tmp` with `bytes` and syncs it.
 fn write_temp(tmp: &Path, bytes: &[u8], mode: u32) -> Result<(), (Step, io::Error)> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = step(Step::Create, tmp, || OpenOptions::new().write(true).create_new(true).mode(mode).open(tmp))?;
+    let create = || OpenOptions::new().write(true).create_new(true).mode(mode).open(tmp);
+    // A temporary file is only there after a crash mid-write: removed then, and only
+    // then, so a save does not pay a failing `unlink` every time.
+    let mut f = step(Step::Create, tmp, || match create() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => fs::remove_file(tmp).and_then(|()| create()),
+        other => other,
+    })?;
     step(Step::Write, tmp, || f.write_all(bytes))?;
     step(Step::Sync, tmp, || f.sync_all())
 }

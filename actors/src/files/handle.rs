@@ -2,8 +2,8 @@
 //! failed on it, so that requests arriving around a restart are answered.
 
 use super::messages::{
-    AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, ReserveVersion, TouchFile, WasQuarantined,
-    WriteFile,
+    AdoptFile, AdoptFiles, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, ReserveVersion, TouchFile,
+    WasQuarantined, WriteFile,
 };
 use super::{FileLookup, FileTier, FileTierError, OnDisk};
 use crate::domain::{CacheName, Document, NewDocument, Precondition};
@@ -91,6 +91,14 @@ impl FileHandle {
     /// I/O errors, or the actor failing twice.
     pub async fn adopt(&self, doc: Arc<Document>, expected: Option<u64>) -> Result<bool, FileTierError> {
         self.call(AdoptFile { doc, expected }).await
+    }
+
+    /// See [`AdoptFiles`]: one answer per document, in order.
+    ///
+    /// # Errors
+    /// The actor failing twice (each document's I/O error is in its answer).
+    pub async fn adopt_all(&self, docs: Vec<Arc<Document>>) -> Result<Vec<Result<bool, FileTierError>>, FileTierError> {
+        self.call(AdoptFiles { docs }).await
     }
 
     /// See [`TouchFile`].

@@ -2,8 +2,8 @@
 //! with its failpoint (SPEC §11).
 
 use super::messages::{
-    AdoptFile, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, ReserveVersion, TouchFile, WasQuarantined,
-    WriteFile,
+    AdoptFile, AdoptFiles, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, ReserveVersion, TouchFile,
+    WasQuarantined, WriteFile,
 };
 use super::{FileLookup, FileTier, FileTierError, OnDisk, ACTOR};
 use crate::domain::{CacheName, Document};
@@ -61,6 +61,18 @@ impl Handler<AdoptFile> for FileTier {
             fail::fail_point!("file::write");
             Ok(self.adopt(&msg.doc, msg.expected)?)
         })?
+    }
+}
+
+impl Handler<AdoptFiles> for FileTier {
+    type Result = Result<Vec<Result<bool, FileTierError>>, FileTierError>;
+
+    fn handle(&mut self, msg: AdoptFiles, ctx: &mut Context<Self>) -> Self::Result {
+        let reporter = self.reporter.clone();
+        Ok(guard(ACTOR, &reporter, ctx, || {
+            fail::fail_point!("file::write");
+            self.adopt_all(&msg.docs).into_iter().map(|r| r.map_err(FileTierError::from)).collect()
+        })?)
     }
 }
 

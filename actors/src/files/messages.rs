@@ -51,6 +51,15 @@ pub struct AdoptFile {
     pub expected: Option<u64>,
 }
 
+/// [`AdoptFile`] for several caches (no `expected`), their durable writes batched: the
+/// startup sync's rows. One answer per document, in order.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Vec<Result<bool, FileTierError>>, FileTierError>")]
+pub struct AdoptFiles {
+    /// The documents to store as they are, each cache at most once.
+    pub docs: Vec<Arc<Document>>,
+}
+
 /// Rewrite the envelope of the version disk holds with new fetch times (an upstream
 /// 304: the data is current, no new version). Only if disk still holds exactly that
 /// version with that checksum; `true` if written.

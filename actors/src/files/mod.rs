@@ -294,6 +294,40 @@ impl FileTier {
         Ok(true)
     }
 
+    /// [`FileTier::adopt`] (without `expected`) for several caches at once, their
+    /// durable writes batched: the directory is synced once for all of them
+    /// ([`durable::write_atomic_all`]). One answer per document, in order. A cache named
+    /// twice keeps the first and answers `false` for the other (the startup sync never
+    /// names one twice).
+    pub fn adopt_all(&mut self, docs: &[Arc<Document>]) -> Vec<io::Result<bool>> {
+        let mut seen = HashSet::new();
+        let chosen: Vec<bool> = docs
+            .iter()
+            .map(|doc| {
+                let floor = self.floors.entry(doc.name.clone()).or_insert(0);
+                *floor = (*floor).max(doc.version);
+                seen.insert(&doc.name) && decide::adopts(self.index.get(&doc.name), doc.version, None)
+            })
+            .collect();
+        let written: Vec<&Arc<Document>> = docs.iter().zip(&chosen).filter(|(_, c)| **c).map(|(d, _)| d).collect();
+        let paths: Vec<PathBuf> = written.iter().map(|d| self.path_of(&d.name)).collect();
+        let bytes: Vec<Vec<u8>> = written.iter().map(|d| envelope::encode(&self.config.project, d)).collect();
+        let files: Vec<(&Path, &[u8])> =
+            paths.iter().map(PathBuf::as_path).zip(bytes.iter().map(Vec::as_slice)).collect();
+        let mut results = durable::write_atomic_all(&self.caches_dir, &files).into_iter();
+        chosen
+            .iter()
+            .zip(docs)
+            .map(|(chosen, doc)| {
+                if !chosen {
+                    return Ok(false);
+                }
+                let result = results.next().unwrap_or_else(|| Err(io::Error::other("no result for a batched write")));
+                self.after_write(doc, result).map(|()| true)
+            })
+            .collect()
+    }
+
     /// Rewrites the envelope of `doc.version` with `doc`'s fetch times, if disk still
     /// holds that version with that checksum (see [`messages::TouchFile`]).
     ///
@@ -312,7 +346,14 @@ impl FileTier {
     /// served), the new version once the rename happened, even if a later step failed.
     fn put_document(&mut self, doc: &Document) -> io::Result<()> {
         let bytes = envelope::encode(&self.config.project, doc);
-        if let Err(e) = durable::write_atomic(&self.path_of(&doc.name), &bytes) {
+        let result = durable::write_atomic(&self.path_of(&doc.name), &bytes);
+        self.after_write(doc, result)
+    }
+
+    /// The index, the metrics and the tombstone after the durable write of `doc`'s
+    /// envelope answered `result` (see [`FileTier::put_document`]).
+    fn after_write(&mut self, doc: &Document, result: io::Result<()>) -> io::Result<()> {
+        if let Err(e) = result {
             self.count_write_error(&doc.name, &e);
             if durable::in_place(&e) {
                 self.index.insert(doc.name.clone(), OnDisk::of(doc));

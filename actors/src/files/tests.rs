@@ -78,3 +78,63 @@ fn a_failed_tombstone_write_deletes_nothing() {
     assert!(metrics.encode().contains(r#"tiercache_file_write_errors_total{cache="tombfault",kind="io"} 1"#));
     scenario.teardown();
 }
+
+/// `doc` of `name` at `version`, as a row read from Postgres would bring it.
+fn row(name: &str, version: u64, json: &str) -> Arc<Document> {
+    let new = doc(json);
+    Arc::new(Document::new(CacheName::parse(name).unwrap(), version, new.checksum, None, None, Utc::now(), new.body))
+}
+
+#[test]
+fn a_batch_of_adoptions_writes_the_newer_rows_and_skips_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let mut tier = tier(dir.path(), &metrics);
+    let held = CacheName::parse("held").unwrap();
+    let v1 = tier.write(&held, doc(r#"{"n":1}"#), &Precondition::None, 0).unwrap();
+    let rows =
+        [row("fresh", 7, r#"{"f":1}"#), row("held", v1.version, r#"{"other":1}"#), row("fresh", 9, r#"{"f":2}"#)];
+    let answers: Vec<bool> = tier.adopt_all(&rows).into_iter().map(Result::unwrap).collect();
+    assert_eq!(answers, [true, false, false], "written, not over the same version, a cache named twice");
+    let fresh = tier.read_verified(&rows[0].name).unwrap().expect("written");
+    assert_eq!((fresh.version, &fresh.body), (7, &rows[0].body));
+    assert_eq!(tier.read_verified(&held).unwrap().map(|d| d.body), Some(v1.body));
+    assert_eq!(tier.index()[&rows[0].name], OnDisk::of(&rows[0]));
+    assert!(temp_files(dir.path()).is_empty());
+    // Later saves go above every version seen, the one answered `false` included.
+    let next = tier.write(&rows[0].name, doc(r#"{"f":3}"#), &Precondition::None, 0).unwrap();
+    assert_eq!(next.version, 10);
+}
+
+#[test]
+fn a_failed_write_in_a_batch_fails_only_its_cache() {
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let mut tier = tier(dir.path(), &metrics);
+    let name = CacheName::parse("batchfault").unwrap();
+    let v1 = tier.write(&name, doc(r#"{"n":1}"#), &Precondition::None, 0).unwrap();
+    for (at, version) in [("durable::create", 5), ("durable::write", 6), ("durable::fsync", 7), ("durable::rename", 8)]
+    {
+        fail::cfg(at, "return(batchfault.json)").unwrap();
+        let rows = [row("batchfault", version, r#"{"n":2}"#), row(&format!("ok{version}"), 1, r#"{"ok":1}"#)];
+        let answers = tier.adopt_all(&rows);
+        fail::remove(at);
+        assert!(matches!(answers[0], Err(ref e) if !durable::in_place(e)), "{at}: {answers:?}");
+        assert!(matches!(answers[1], Ok(true)), "{at}: {answers:?}");
+        assert_eq!(tier.index()[&name], OnDisk::of(&v1), "{at}");
+        assert_eq!(tier.read_verified(&name).unwrap().map(|d| d.version), Some(v1.version), "{at}");
+        assert!(tier.read_verified(&rows[1].name).unwrap().is_some(), "{at}");
+        assert!(temp_files(dir.path()).is_empty(), "{at}: {:?}", temp_files(dir.path()));
+    }
+    // Failing after the rename, the new version is on disk: the index follows it.
+    fail::cfg("durable::fsync_dir", "return(batchfault.json)").unwrap();
+    let answers = tier.adopt_all(&[row("batchfault", 9, r#"{"n":3}"#), row("ok9", 1, r#"{"ok":1}"#)]);
+    fail::remove("durable::fsync_dir");
+    assert!(matches!(answers[0], Err(ref e) if durable::in_place(e)), "{answers:?}");
+    assert!(matches!(answers[1], Ok(true)), "{answers:?}");
+    assert_eq!(tier.index()[&name].version, 9);
+    let text = metrics.encode();
+    assert!(text.contains(r#"tiercache_file_write_errors_total{cache="batchfault",kind="io"} 5"#), "{text}");
+    scenario.teardown();
+}

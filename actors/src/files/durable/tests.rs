@@ -73,3 +73,51 @@ fn a_failure_at_any_step_keeps_the_old_content_and_no_temp_file() {
     assert_eq!(names_in(dir.path()), ["durable-steps.json", "other.json"]);
     scenario.teardown();
 }
+
+#[test]
+fn a_batch_replaces_every_file_and_leaves_no_temp() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    write_atomic(&a, b"old a").unwrap();
+    let results = write_atomic_all(dir.path(), &[(a.as_path(), b"new a"), (b.as_path(), b"new b")]);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!((fs::read(&a).unwrap(), fs::read(&b).unwrap()), (b"new a".to_vec(), b"new b".to_vec()));
+    assert_eq!(names_in(dir.path()), ["a.json", "b.json"]);
+}
+
+#[test]
+fn a_file_of_a_batch_that_cannot_be_renamed_keeps_its_place_and_the_others_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, blocked, c) = (dir.path().join("a.json"), dir.path().join("blocked.json"), dir.path().join("c.json"));
+    // A non-empty directory where the file should go: the rename over it fails.
+    fs::create_dir(&blocked).unwrap();
+    fs::write(blocked.join("inside"), b"x").unwrap();
+    let results =
+        write_atomic_all(dir.path(), &[(a.as_path(), b"a"), (blocked.as_path(), b"new"), (c.as_path(), b"c")]);
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    let err = results[1].as_ref().unwrap_err();
+    assert_eq!(failure_of(err).map(|f| f.step), Some(Step::Rename), "{err}");
+    assert!(!in_place(err));
+    assert_eq!(names_in(dir.path()), ["a.json", "blocked.json", "c.json"], "a temporary file remained");
+    assert_eq!(names_in(&blocked), ["inside"]);
+    assert_eq!((fs::read(&a).unwrap(), fs::read(&c).unwrap()), (b"a".to_vec(), b"c".to_vec()));
+}
+
+#[test]
+fn an_empty_batch_does_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(write_atomic_all(dir.path(), &[]).is_empty());
+    assert!(names_in(dir.path()).is_empty());
+}
+
+#[test]
+fn a_temp_file_left_by_a_crash_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    fs::write(dir.path().join("a.json.tmp"), b"half a write").unwrap();
+    fs::write(dir.path().join("b.json.tmp"), b"half a write").unwrap();
+    write_atomic(&a, b"new a").unwrap();
+    assert!(write_atomic_all(dir.path(), &[(b.as_path(), b"new b")]).iter().all(Result::is_ok));
+    assert_eq!((fs::read(&a).unwrap(), fs::read(&b).unwrap()), (b"new a".to_vec(), b"new b".to_vec()));
+    assert_eq!(names_in(dir.path()), ["a.json", "b.json"]);
+}
