@@ -78,6 +78,9 @@ fn a_project_role_writes_through_the_functions_in_both_modes() {
         assert_eq!(a.write(late, 30, Some(4)).await.unwrap(), WriteOutcome::Rebased { version: 10 });
         // Known and current: written at its own version.
         assert_eq!(a.write(doc("c", 11, r#"{"n":11}"#), 30, Some(10)).await.unwrap(), WriteOutcome::Written);
+        // Sent again once Postgres confirmed it: nothing new is written.
+        assert_eq!(a.write(doc("c", 11, r#"{"n":11}"#), 30, Some(11)).await.unwrap(), WriteOutcome::Written);
+        assert_eq!(a.read(CacheName::parse("c").unwrap()).await.unwrap().unwrap().version, 11);
         // A save whose answer was lost (it went through), then another instance's write
         // built on it: sending the save again must not overwrite that write.
         let lost = doc("c", 12, r#"{"n":"lost"}"#);

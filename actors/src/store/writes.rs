@@ -99,9 +99,10 @@ impl Store {
     ) -> Result<WriteOutcome, StoreError> {
         let checksum = doc.checksum.to_string();
         let original = doc.version;
-        let mut expected = known;
-        // A compare-and-set writes above what it expects.
-        let mut version = expected.map_or(original, |k| original.max(k + 1));
+        // Known at or above this save's version: Postgres confirmed it (or a newer one)
+        // already, and the version guard says which; otherwise a compare-and-set on it.
+        let mut expected = known.filter(|k| *k < original);
+        let mut version = original;
         // Bounded: each round either writes or learns a newer row.
         for _ in 0..5 {
             let outcome = self.write_conditional(doc, version, retention_days, expected).await?;
