@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tiercache_actors::metrics::Metrics;
 use tiercache_actors::runtime::{Runtime, Startup};
+use tiercache_actors::supervisor::ActorId;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -134,7 +135,11 @@ impl Api {
         });
         let server = api::bind(settings, state.clone())?;
         let handle = server.handle();
-        actix_rt::spawn(server);
+        runtime.spawn(ActorId::Api, async move {
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, alert = true, "the HTTP server stopped");
+            }
+        });
         Ok(Self { state, server: handle, notifier, liveness, retention_every: edges.retention_every })
     }
 
@@ -144,7 +149,7 @@ impl Api {
         self.state.set_ready(true);
         tracing::info!(caches_on_disk = started.caches_on_disk, project = %settings.project, "ready");
         self.notifier.ready(runtime.tiers(), settings.caches.len());
-        actix_rt::spawn(self.notifier.clone().health_loop(runtime.tiers().clone(), self.liveness.clone()));
+        runtime.spawn(ActorId::Api, self.notifier.clone().health_loop(runtime.tiers().clone(), self.liveness.clone()));
     }
 }
 

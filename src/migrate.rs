@@ -57,18 +57,20 @@ pub fn run(settings: &Settings, wait: Option<Duration>) -> Result<(), Fatal> {
         let started = Instant::now();
         loop {
             let holders = Arc::new(Mutex::new(Vec::new()));
-            // Another connection looks up who is in the way while the script waits.
-            let watcher = match pool.get().await {
-                Ok(other) => {
-                    let holders = holders.clone();
-                    Some(tokio::spawn(async move { watch(&other, pid, holders).await }))
+            // Another connection looks up who is in the way while the script waits: beside
+            // the script in this task (its panic is the command's), dropped when it ends.
+            let other = pool.get().await.ok();
+            let watching = async {
+                if let Some(other) = &other {
+                    watch(other, pid, holders.clone()).await;
                 }
-                Err(_) => None,
             };
-            let result = client.batch_execute(SCHEMA).await;
-            if let Some(w) = watcher {
-                w.abort();
-            }
+            let script = client.batch_execute(SCHEMA);
+            tokio::pin!(script);
+            let result = tokio::select! {
+                result = &mut script => result,
+                () = watching => script.await,
+            };
             match result {
                 Ok(()) => {
                     println!("schema.sql applied");

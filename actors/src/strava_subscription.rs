@@ -9,6 +9,7 @@
 //! synchronous [`read`], [`write`] and [`remove`] are the one-shot `strava` commands'.
 
 use crate::store::StoreHandle;
+use crate::supervisor::spawn_unowned;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -96,7 +97,7 @@ impl SubscriptionWatch {
         if stale && !self.refreshing.swap(true, Ordering::AcqRel) {
             self.checked_ms.store(now, Ordering::Release);
             let (watch, data_dir) = (self.clone(), data_dir.to_owned());
-            actix::spawn(async move {
+            spawn_unowned("strava subscription check", async move {
                 // Cleared even if the refresh panics, so the next event looks again.
                 let _done = Refreshing(&watch.refreshing);
                 watch.refresh(&data_dir, store).await;

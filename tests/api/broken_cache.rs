@@ -6,7 +6,7 @@ use crate::fake_upstream::{FakeUpstream, Reply};
 use crate::helpers::{spawn_app_with, Options};
 use crate::refresh_support::{http_cache, wait_for};
 use serde_json::{json, Value};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A cache whose source always fails (`false` exits 1), on demand only.
 const BROKEN: &str = "[[caches]]\nname = \"broken\"\n[caches.source]\nkind = \"command\"\nargv = [\"false\"]\n";
@@ -65,11 +65,13 @@ fn meta_and_the_list_never_call_the_upstream() {
         assert_eq!(meta["tier"], Value::Null, "{meta}");
         assert_eq!(app.get("/v1/caches", &[]).status, 200);
     }
-    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(up.count("GET", "/feed"), 0, "meta or the list called the upstream: {:?}", up.requests());
-    // A read does (the emergency refresh), and meta shows its result afterwards.
+    // A read does (the emergency refresh), and meta shows its result afterwards. Its
+    // call is the first and only one: none was left in flight by meta or the list.
+    let read = Instant::now();
     assert_eq!(app.get_cache("feed").status, 200);
     assert_eq!(up.count("GET", "/feed"), 1);
+    assert!(up.requests()[0].at >= read, "meta or the list called the upstream: {:?}", up.requests());
     let meta = app.get("/v1/caches/feed/meta", &[]).json();
     assert_eq!(meta["version"], 1, "{meta}");
     assert_eq!(meta["error"], Value::Null, "{meta}");

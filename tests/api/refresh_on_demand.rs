@@ -18,9 +18,16 @@ fn fifty_concurrent_reads_of_an_empty_cache_make_one_upstream_call() {
     up.route_fn("GET", "/feed", |_, n| {
         Reply::ok(&json!({"call": n, "items": [1, 2, 3]})).delay(Duration::from_millis(500))
     });
-    // No schedule: only a reader can cause a fetch.
-    let app = spawn_app_with(Options::new().tables(&http_cache("feed", &up.url("/feed"), None)));
-    std::thread::sleep(Duration::from_millis(300));
+    up.route("GET", "/beacon", Reply::ok(&json!({})));
+    // No schedule: only a reader can cause a fetch. "beacon", never fetched, is refreshed
+    // when the schedules begin: once it was, the startup's refreshes have happened.
+    let tables = format!(
+        "{}{}",
+        http_cache("feed", &up.url("/feed"), None),
+        http_cache("beacon", &up.url("/beacon"), Some("1h"))
+    );
+    let app = spawn_app_with(Options::new().tables(&tables));
+    wait_refreshed(&app, "beacon", 1, Duration::from_secs(3));
     assert_eq!(up.count("GET", "/feed"), 0, "a call before anyone read: {:?}", up.summary());
 
     let barrier = Barrier::new(50);
@@ -44,8 +51,9 @@ fn fifty_concurrent_reads_of_an_empty_cache_make_one_upstream_call() {
     }
     assert!(tiers.keys().all(|t| t == "refresh" || t == "memory"), "tiers {tiers:?}");
     assert!(tiers.get("refresh").is_some_and(|n| *n >= 1), "nobody waited for the refresh: {tiers:?}");
-    // Late answers cannot cause a second call either.
-    std::thread::sleep(Duration::from_millis(700));
+    // Late answers cannot cause a second call either: once the refresh is recorded,
+    // it was the only one.
+    wait_refreshed(&app, "feed", 1, Duration::from_secs(3));
     assert_eq!(up.count("GET", "/feed"), 1, "upstream calls: {:?} (tiers {tiers:?})", up.summary());
     let metrics = app.metrics();
     let ok = metric_value(&metrics, "tiercache_refreshes_total", &[("cache", "feed"), ("result", "ok")]);
@@ -67,14 +75,17 @@ fn with_the_emergency_refresh_off_an_empty_cache_answers_503_without_calling_ups
         r.assert_json_error();
         assert!(retry_after(&r) >= 1, "{r:?}");
     }
-    std::thread::sleep(Duration::from_millis(800));
     assert_eq!(up.count("GET", "/feed"), 0, "called upstream: {:?}", up.summary());
 
-    // The source itself works: an explicit refresh fills the cache.
+    // The source itself works: an explicit refresh fills the cache, and its call is the
+    // first and only one (none was left behind by the reads).
+    let posted = Instant::now();
     let r = app.request("POST", "/v1/caches/feed/refresh", None, &[]);
     assert_eq!(r.status, 202, "{r:?}");
     wait_for_body(&app, "feed", &json!({"ok": true}), Duration::from_secs(3));
+    wait_refreshed(&app, "feed", 1, Duration::from_secs(3));
     assert_eq!(up.count("GET", "/feed"), 1, "{:?}", up.summary());
+    assert!(up.requests()[0].at >= posted, "a read called upstream: {:?}", up.summary());
 }
 
 #[test]
@@ -94,7 +105,8 @@ fn post_refresh_answers_202_and_calls_upstream() {
     assert!(call - posted < Duration::from_secs(1), "called {:?} after the POST", call - posted);
     let r = wait_for_body(&app, "feed", &json!({"n": 1}), Duration::from_secs(2));
     assert_eq!(r.header("x-cache-tier"), Some("memory"), "{r:?}");
-    std::thread::sleep(Duration::from_millis(300));
+    // The POST's refresh is recorded: it made the one call.
+    wait_refreshed(&app, "feed", 2, Duration::from_secs(2));
     assert_eq!(up.count("GET", "/feed"), before + 1, "one POST, one call: {:?}", up.summary());
 
     // A cache filled by PUT has nothing to refresh from.
@@ -124,7 +136,9 @@ fn sigusr1_refreshes_every_cache() {
     up.wait_for("GET", "/b", 1, Duration::from_secs(2));
     wait_for_body(&app, "alpha", &json!({"a": 1}), Duration::from_secs(2));
     wait_for_body(&app, "beta", &json!({"b": 0}), Duration::from_secs(2));
-    std::thread::sleep(Duration::from_millis(300));
+    // Both refreshes are recorded: each made one call.
+    wait_refreshed(&app, "alpha", 2, Duration::from_secs(2));
+    wait_refreshed(&app, "beta", 1, Duration::from_secs(2));
     assert_eq!((up.count("GET", "/a"), up.count("GET", "/b")), (2, 1), "{:?}", up.summary());
     assert_eq!(app.get("/healthz", &[]).status, 200, "the daemon survives SIGUSR1");
 }
@@ -143,7 +157,15 @@ fn posts_and_sigusr1_during_a_fetch_join_it() {
     let r = app.get_cache("feed");
     assert_eq!((r.status, r.json()), (200, json!({"n": 0})), "{r:?}");
     assert_eq!(r.header("x-cache-tier"), Some("refresh"), "{r:?}");
-    std::thread::sleep(Duration::from_millis(500));
+    wait_refreshed(&app, "feed", 1, Duration::from_secs(2));
     assert_eq!(up.count("GET", "/feed"), 1, "one fetch in flight at a time: {:?}", up.summary());
-    wait_refreshed(&app, "feed", 1, Duration::from_secs(1));
+    // The joined requests left nothing queued: the refresher is idle, so a SIGUSR1 now
+    // starts a fetch (one in flight would make it start none).
+    app.signal(Signal::SIGUSR1);
+    let idle = app.wait_for_log("a SIGUSR1 that starts a fetch", Duration::from_secs(3), |l| {
+        tiercache_testkit::daemon::message(l) == "SIGUSR1: refreshing every cache with a source" && l["started"] == 1
+    });
+    assert_eq!(idle["started"], 1, "{idle}");
+    wait_refreshed(&app, "feed", 2, Duration::from_secs(3));
+    assert_eq!(up.count("GET", "/feed"), 2, "{:?}", up.summary());
 }

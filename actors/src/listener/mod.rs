@@ -23,7 +23,7 @@ use crate::retry_queue::backoff::{Backoff, BackoffPolicy};
 use crate::retry_queue::RetryQueueHandle;
 use crate::store::classify::with_causes;
 use crate::store::{connect_target, driver_config, listen, ConnectConfig, StoreHandle};
-use crate::supervisor::{guard_async, FailureReporter};
+use crate::supervisor::{guard_async, spawn_guarded, ActorId, FailureReporter};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
@@ -95,7 +95,7 @@ pub fn spawn(peers: ListenerPeers, config: FollowConfig, reporter: FailureReport
 
 /// Reads the heads after every hint and every `poll_every`.
 fn spawn_follow(peers: ListenerPeers, hints: Arc<Notify>, poll_every: Option<Duration>, reporter: FailureReporter) {
-    actix::spawn(async move {
+    spawn_guarded(ActorId::Listener, reporter.clone(), async move {
         // Hints that arrive meanwhile leave a permit: one reconciliation follows.
         let _ = peers.startup_synced.clone().wait_for(|done| *done).await;
         let mut follower = apply::Follower::default();
@@ -130,7 +130,7 @@ fn spawn_follow(peers: ListenerPeers, hints: Arc<Notify>, poll_every: Option<Dur
 
 /// The LISTEN session, reconnected with backoff for as long as the daemon runs.
 fn spawn_listen(hints: Arc<Notify>, config: FollowConfig, reporter: FailureReporter, metrics: Arc<Metrics>) {
-    actix::spawn(async move {
+    spawn_guarded(ActorId::Listener, reporter.clone(), async move {
         let policy = BackoffPolicy {
             initial_interval: Duration::from_millis(200),
             max_interval: Duration::from_secs(30),
@@ -201,7 +201,11 @@ async fn session(hints: &Notify, config: &FollowConfig, metrics: &Metrics) -> En
         }
     };
     let (tx, mut rx) = mpsc::unbounded_channel::<Notification>();
-    // The driver ends with the connection and says why.
+    // The driver ends with the connection and says why. A connection's driver is the
+    // documented exception to the guarded forms: it must be polled on a task of its
+    // own, holds none of our state, and its end (or panic) ends the session, which the
+    // loop above restarts.
+    #[allow(clippy::disallowed_methods)]
     let driver = tokio::spawn(async move {
         loop {
             match std::future::poll_fn(|cx| connection.poll_message(cx)).await {

@@ -2,7 +2,7 @@
 
 use super::messages::{Evict, Follow, Get, Load, LoadDone, LoadOutcome, Store};
 use super::{Entry, LoadError, MemoryTier, Tier, ACTOR};
-use crate::supervisor::{guard, guard_async, ActorPanicked};
+use crate::supervisor::{guard, guard_async, spawn_guarded, ActorId, ActorPanicked};
 use actix::{ActorContext, AsyncContext, Context, Handler, ResponseFuture};
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -42,7 +42,7 @@ impl Handler<Load> for MemoryTier {
                     let loader = self.loader.clone();
                     let me = ctx.address();
                     let name = msg.name;
-                    actix::spawn(async move {
+                    spawn_guarded(ActorId::Memory, reporter.clone(), async move {
                         let result = guard_async(ACTOR, reporter, loader.load(name.clone())).await;
                         me.do_send(LoadDone { name, result });
                     });

@@ -11,8 +11,8 @@ use crate::domain::{CacheName, Document};
 use crate::files::FileHandle;
 use crate::metrics::{CacheLabel, CacheResult};
 use crate::retry_queue::backoff::Backoff;
-use crate::supervisor::{guard, ActorPanicked};
-use actix::{ActorContext, ActorFutureExt, AsyncContext, Context, Handler, ResponseFuture, WrapFuture};
+use crate::supervisor::{guard, spawn_guarded, ActorId, ActorPanicked, FailureReporter, GuardedContext};
+use actix::{ActorContext, ActorFutureExt, Context, Handler, ResponseFuture, WrapFuture};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -35,20 +35,25 @@ impl Refresher {
     /// Reads each cache's fetch times from the file tier's index.
     pub(super) fn load_times(&mut self, ctx: &mut Context<Self>) {
         let files = self.saver_files();
-        ctx.wait(async move { files.list().await }.into_actor(self).map(|index, refresher, _| match index {
-            Ok(index) => {
-                for (name, state) in &mut refresher.caches {
-                    if let Some(d) = index.get(name).filter(|d| d.etag.is_some()) {
-                        state.last_fetch = d.last_fetch;
-                        state.last_rich_fetch = d.last_rich_fetch;
+        ctx.wait_guarded(
+            ACTOR,
+            &self.reporter,
+            async move { files.list().await }.into_actor(self).map(|index, refresher, _| match index {
+                Ok(index) => {
+                    fail::fail_point!("refresher::load_times");
+                    for (name, state) in &mut refresher.caches {
+                        if let Some(d) = index.get(name).filter(|d| d.etag.is_some()) {
+                            state.last_fetch = d.last_fetch;
+                            state.last_rich_fetch = d.last_rich_fetch;
+                        }
                     }
+                    refresher.publish();
                 }
-                refresher.publish();
-            }
-            Err(e) => {
-                tracing::error!(actor = ACTOR, error = %e, "cannot read fetch times; every cache counts as overdue")
-            }
-        }));
+                Err(e) => {
+                    tracing::error!(actor = ACTOR, error = %e, "cannot read fetch times; every cache counts as overdue")
+                }
+            }),
+        );
     }
 
     fn saver_files(&self) -> crate::files::FileHandle {
@@ -97,8 +102,9 @@ impl Refresher {
             return;
         }
         let Some((job, started)) = self.prepare_fetch(name, rich, due, reason) else { return };
-        let fut = crate::supervisor::guard_async(ACTOR, reporter, job.run());
-        ctx.spawn(fut.into_actor(self).map(move |result, refresher, ctx| refresher.fetch_ended(ctx, started, result)));
+        let fut = crate::supervisor::guard_async(ACTOR, reporter.clone(), job.run());
+        let ended = fut.into_actor(self).map(move |result, refresher, ctx| refresher.fetch_ended(ctx, started, result));
+        ctx.spawn_guarded(ACTOR, &reporter, ended);
     }
 
     /// Marks `name` in flight and takes from its state what the fetch needs; `None`
@@ -262,7 +268,8 @@ impl Refresher {
                 }
                 state.retry_at = Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default());
                 self.metrics.refreshes.get_or_create(&label("error")).inc();
-                log_failure(self.saver.files().clone(), name.clone(), e.clone(), state.failures, wait);
+                let files = self.saver.files().clone();
+                log_failure(files, name.clone(), e.clone(), state.failures, wait, self.reporter.clone());
             }
         }
     }
@@ -270,8 +277,15 @@ impl Refresher {
 
 /// Logs a failed refresh, saying whether readers still get a document: the file tier
 /// (which every save reaches) is asked, so the line never promises data that is not there.
-fn log_failure(files: FileHandle, cache: CacheName, error: String, failures: u32, wait: std::time::Duration) {
-    actix::spawn(async move {
+fn log_failure(
+    files: FileHandle,
+    cache: CacheName,
+    error: String,
+    failures: u32,
+    wait: std::time::Duration,
+    reporter: FailureReporter,
+) {
+    spawn_guarded(ActorId::Refresher, reporter, async move {
         let serving = files.read(cache.clone()).await.is_ok_and(|found| found.doc.is_some());
         let what = if serving {
             "refresh failed; the old data keeps being served"

@@ -15,7 +15,8 @@ use super::view::Deauthorized;
 use super::{LastRefresh, Refresher, ACTOR};
 use crate::domain::CacheName;
 use crate::metrics::TypeOutcome;
-use actix::{ActorFutureExt, AsyncContext, Context, Handler, WrapFuture};
+use crate::supervisor::GuardedContext;
+use actix::{ActorFutureExt, Context, Handler, WrapFuture};
 use chrono::Utc;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -160,23 +161,27 @@ impl Refresher {
             }
             known
         };
-        ctx.wait(fut.into_actor(self).map(|known, refresher, _| {
-            refresher.push.athletes.clear();
-            refresher.push.revoked.clear();
-            refresher.push.caches.retain(|name, _| refresher.caches.contains_key(name));
-            for (name, athlete, deauthorization) in known {
-                if let Some(id) = athlete {
-                    refresher.push.athletes.insert(name.clone(), id);
+        ctx.wait_guarded(
+            ACTOR,
+            &self.reporter,
+            fut.into_actor(self).map(|known, refresher, _| {
+                refresher.push.athletes.clear();
+                refresher.push.revoked.clear();
+                refresher.push.caches.retain(|name, _| refresher.caches.contains_key(name));
+                for (name, athlete, deauthorization) in known {
+                    if let Some(id) = athlete {
+                        refresher.push.athletes.insert(name.clone(), id);
+                    }
+                    if let Some(d) = deauthorization {
+                        let deauthorized = Deauthorized { at: d.at, why: d.why };
+                        tracing::warn!(cache = %name, alert = true, "{}", deauthorized.explain(&name));
+                        refresher.push.caches.remove(&name);
+                        refresher.push.revoked.insert(name, deauthorized);
+                    }
                 }
-                if let Some(d) = deauthorization {
-                    let deauthorized = Deauthorized { at: d.at, why: d.why };
-                    tracing::warn!(cache = %name, alert = true, "{}", deauthorized.explain(&name));
-                    refresher.push.caches.remove(&name);
-                    refresher.push.revoked.insert(name, deauthorized);
-                }
-            }
-            refresher.publish_deauthorized();
-        }));
+                refresher.publish_deauthorized();
+            }),
+        );
     }
 
     fn publish_deauthorized(&self) {
@@ -320,13 +325,17 @@ impl Refresher {
             }
             (name, recorded)
         };
-        ctx.spawn(fut.into_actor(self).map(|(name, recorded), refresher, _| {
-            if let Some(recorded) = recorded {
-                tracing::warn!(cache = %name, alert = true, "{}", recorded.explain(&name));
-                refresher.push.revoked.insert(name, recorded);
-                refresher.publish_deauthorized();
-            }
-        }));
+        ctx.spawn_guarded(
+            ACTOR,
+            &self.reporter,
+            fut.into_actor(self).map(|(name, recorded), refresher, _| {
+                if let Some(recorded) = recorded {
+                    tracing::warn!(cache = %name, alert = true, "{}", recorded.explain(&name));
+                    refresher.push.revoked.insert(name, recorded);
+                    refresher.publish_deauthorized();
+                }
+            }),
+        );
     }
 
     /// A fetch of `name` that carried `pushed` ended: a success is published for meta;
@@ -370,7 +379,9 @@ impl Refresher {
         if self.push.is_revoked(name) {
             let saver = self.saver.clone();
             let name = name.clone();
-            ctx.spawn(
+            ctx.spawn_guarded(
+                ACTOR,
+                &self.reporter,
                 async move {
                     if let Err(e) = saver.purge(&name).await {
                         tracing::error!(actor = ACTOR, cache = %name, error = %e, alert = true, "could not purge a deauthorized cache");

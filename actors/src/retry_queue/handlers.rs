@@ -7,8 +7,8 @@ use crate::domain::{CacheName, Document};
 use crate::metrics::{CacheLabel, ResultLabel};
 use crate::save_flow::{Adopter, InMemory};
 use crate::store::{StoreError, WriteOutcome};
-use crate::supervisor::{guard, guard_async};
-use actix::{ActorContext, ActorFutureExt, AsyncContext, Context, Handler, MessageResult, WrapFuture};
+use crate::supervisor::{guard, guard_async, GuardedContext};
+use actix::{ActorContext, ActorFutureExt, Context, Handler, MessageResult, WrapFuture};
 use chrono::Utc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -97,19 +97,23 @@ async fn adopt_in_place(peers: &Peers, sent: &Document, now: Arc<Document>) -> A
 impl RetryQueue {
     pub(super) fn reconcile(&mut self, ctx: &mut Context<Self>) {
         let files = self.peers.files.clone();
-        ctx.wait(async move { files.list().await }.into_actor(self).map(|index, queue, _ctx| match index {
-            Ok(index) => {
-                for (name, on_disk) in index {
-                    if on_disk.deleted {
-                        queue.enqueue(name, Op::Delete);
-                    } else if on_disk.etag.is_some() && on_disk.version > queue.settled_version(&name) {
-                        queue.enqueue(name, Op::Write(on_disk.version));
+        ctx.wait_guarded(
+            ACTOR,
+            &self.reporter,
+            async move { files.list().await }.into_actor(self).map(|index, queue, _ctx| match index {
+                Ok(index) => {
+                    for (name, on_disk) in index {
+                        if on_disk.deleted {
+                            queue.enqueue(name, Op::Delete);
+                        } else if on_disk.etag.is_some() && on_disk.version > queue.settled_version(&name) {
+                            queue.enqueue(name, Op::Write(on_disk.version));
+                        }
                     }
+                    tracing::info!(actor = ACTOR, pending = queue.depth(), "retry queue rebuilt from disk");
                 }
-                tracing::info!(actor = ACTOR, pending = queue.depth(), "retry queue rebuilt from disk");
-            }
-            Err(e) => tracing::error!(actor = ACTOR, alert = true, error = %e, "cannot rebuild the retry queue"),
-        }));
+                Err(e) => tracing::error!(actor = ACTOR, alert = true, error = %e, "cannot rebuild the retry queue"),
+            }),
+        );
     }
 
     pub(super) fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -133,12 +137,16 @@ impl RetryQueue {
             let known = self.synced.get(&name).copied();
             let fut =
                 guard_async(ACTOR, reporter.clone(), attempt(self.peers.clone(), name.clone(), op, retention, known));
-            ctx.spawn(fut.into_actor(self).map(move |result, queue, ctx| match result {
-                Ok(result) => queue.settle(name, op, result),
-                // Already reported: the restart rebuilds the queue from disk, so the
-                // save is sent again; nothing waits on an attempt.
-                Err(_) => ctx.stop(),
-            }));
+            ctx.spawn_guarded(
+                ACTOR,
+                &reporter,
+                fut.into_actor(self).map(move |result, queue, ctx| match result {
+                    Ok(result) => queue.settle(name, op, result),
+                    // Already reported: the restart rebuilds the queue from disk, so the
+                    // save is sent again; nothing waits on an attempt.
+                    Err(_) => ctx.stop(),
+                }),
+            );
         }
     }
 
@@ -147,13 +155,17 @@ impl RetryQueue {
             return;
         }
         let store = self.peers.store.clone();
-        ctx.spawn(async move { store.ping().await }.into_actor(self).map(|result, queue, _| {
-            match result {
-                Ok(()) => queue.postgres_reached(),
-                Err(e) => queue.postgres_failed(&e),
-            }
-            queue.publish();
-        }));
+        ctx.spawn_guarded(
+            ACTOR,
+            &self.reporter,
+            async move { store.ping().await }.into_actor(self).map(|result, queue, _| {
+                match result {
+                    Ok(()) => queue.postgres_reached(),
+                    Err(e) => queue.postgres_failed(&e),
+                }
+                queue.publish();
+            }),
+        );
     }
 
     /// A statement reached Postgres: an outage in progress ends (logged).

@@ -20,7 +20,7 @@ use crate::domain::CacheName;
 use crate::metrics::Metrics;
 use crate::retention::RetentionHandle;
 use crate::retry_queue::RetryQueueHandle;
-use crate::supervisor::{FailureReporter, GaveUp, Supervisor};
+use crate::supervisor::{spawn_guarded, ActorId, FailureReporter, GaveUp, Supervisor};
 use crate::system::{PostgresConfig, SystemConfig};
 use crate::tiers::Tiers;
 use actix::Arbiter;
@@ -92,7 +92,7 @@ impl Runtime {
         let started = boot::start_actors(&boot::Ctx { config, reporter: reporter.clone(), metrics })?;
         Ok(Self {
             tiers: started.tiers,
-            supervisor: actix::spawn(supervisor.run()),
+            supervisor: supervisor.start(),
             startup_synced: StartupGate(started.startup_synced),
             postgres: config.postgres.clone(),
             data_dir: config.data_dir.clone(),
@@ -102,6 +102,13 @@ impl Runtime {
             listener: std::sync::Mutex::new(started.listener),
             reporter,
         })
+    }
+
+    /// Starts `work`, a task of the daemon's own (the HTTP server, the health loop), under
+    /// supervision: a panic in it is logged and counted as `actor`'s (see
+    /// [`spawn_guarded`]). Must run inside an actix `System`.
+    pub fn spawn(&self, actor: ActorId, work: impl std::future::Future<Output = ()> + 'static) {
+        spawn_guarded(actor, self.reporter.clone(), work);
     }
 
     /// The flows across the actors, as the API and the commands use them.
@@ -230,7 +237,10 @@ impl Runtime {
 }
 
 #[cfg(test)]
-mod tests {
+mod flow_tests;
+
+#[cfg(test)]
+pub(crate) mod tests {
     use super::*;
     use crate::refresher::RefreshPolicy;
     use crate::retry_queue::BackoffPolicy;
@@ -238,7 +248,8 @@ mod tests {
     use crate::system::RefreshConfig;
     use std::collections::HashMap;
 
-    fn files_only(dir: &std::path::Path) -> SystemConfig {
+    /// A configuration with no Postgres and no sources, its data under `dir`.
+    pub(crate) fn files_only(dir: &std::path::Path) -> SystemConfig {
         SystemConfig {
             data_dir: dir.join("data"),
             project: "runtime-test".into(),

@@ -33,7 +33,7 @@ pub use writes::CasOutcome;
 
 use crate::domain::{canonical, CacheName, Checksum, Document};
 use crate::metrics::Metrics;
-use crate::supervisor::{ActorPanicked, FailureReporter};
+use crate::supervisor::{spawn_guarded, ActorId, ActorPanicked, FailureReporter};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use std::sync::Arc;
@@ -284,7 +284,7 @@ impl Store {
             Err(_) => {
                 let cancel = client.cancel_token();
                 let tls = inner.tls.clone();
-                tokio::spawn(async move {
+                spawn_guarded(ActorId::Store, self.reporter.clone(), async move {
                     let _ = cancel.cancel_query(tls).await;
                 });
                 // This connection may be mid-protocol: do not give it back to the pool.
@@ -384,6 +384,9 @@ impl Store {
             let (config, tls) = connect::driver_config(&self.inner.connect).map_err(StoreError::Rejected)?;
             let (client, connection) =
                 config.connect(tls).await.map_err(|e| classify(&e).connecting_to(&self.inner.connect))?;
+            // A connection's driver, the documented exception to the guarded forms: it
+            // must be polled on a task of its own and holds none of our state.
+            #[allow(clippy::disallowed_methods)]
             tokio::spawn(async move {
                 let _ = connection.await;
             });

@@ -21,11 +21,13 @@ pub enum ActorId {
     Listener,
     /// The retention purge's task (`retention/`).
     Retention,
+    /// The daemon's own tasks: the HTTP server and the systemd health loop.
+    Api,
 }
 
 impl ActorId {
     /// Every actor, in the order their restart series are registered.
-    pub const ALL: [ActorId; 7] = [
+    pub const ALL: [ActorId; 8] = [
         ActorId::Memory,
         ActorId::File,
         ActorId::Store,
@@ -33,6 +35,7 @@ impl ActorId {
         ActorId::Refresher,
         ActorId::Listener,
         ActorId::Retention,
+        ActorId::Api,
     ];
 
     /// The name in logs and in `tiercache_actor_restarts_total{actor=...}`.
@@ -45,6 +48,7 @@ impl ActorId {
             ActorId::Refresher => "refresher",
             ActorId::Listener => "listener",
             ActorId::Retention => "retention",
+            ActorId::Api => "api",
         }
     }
 }
@@ -62,6 +66,6 @@ mod tests {
     #[test]
     fn labels_are_the_metric_label_values_and_distinct() {
         let labels: Vec<&str> = ActorId::ALL.iter().map(|a| a.label()).collect();
-        assert_eq!(labels, ["memory", "file", "store", "retry", "refresher", "listener", "retention"]);
+        assert_eq!(labels, ["memory", "file", "store", "retry", "refresher", "listener", "retention", "api"]);
     }
 }

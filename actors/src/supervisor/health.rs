@@ -13,7 +13,8 @@
 //! - the listener has no mailbox and no liveness of its own: its sessions are restarted
 //!   by their loop, and it stops on purpose behind a transaction pooler. It is judged
 //!   by the restart limit only, so the probe skips it. So is the retention purge, a
-//!   task whose passes go on after a panic.
+//!   task whose passes go on after a panic, and so are the daemon's own tasks (the HTTP
+//!   server, whose answers are their own probe, and the health loop, this probe's caller).
 //!
 //! Postgres being down is not a failed actor: a restart cannot fix it.
 
@@ -44,7 +45,7 @@ pub fn mailbox_open(tiers: &Tiers, actor: ActorId) -> Option<bool> {
         ActorId::Store => tiers.store().map(|s| s.connected()),
         ActorId::Retry => tiers.queue().map(|q| q.connected()),
         ActorId::Refresher => tiers.refresher().map(|r| r.connected()),
-        ActorId::Listener | ActorId::Retention => None,
+        ActorId::Listener | ActorId::Retention | ActorId::Api => None,
     }
 }
 
@@ -61,7 +62,7 @@ pub async fn probe(tiers: &Tiers, answer_within: Duration) -> Result<(), Unhealt
     }
     for actor in ActorId::ALL {
         let judged_by_mailbox = match actor {
-            ActorId::File | ActorId::Listener | ActorId::Retention => false,
+            ActorId::File | ActorId::Listener | ActorId::Retention | ActorId::Api => false,
             ActorId::Memory | ActorId::Store | ActorId::Retry | ActorId::Refresher => true,
         };
         if judged_by_mailbox && mailbox_open(tiers, actor) == Some(false) {

@@ -7,9 +7,16 @@
 //! `restarting()` (where the actor rebuilds its state from disk) and keeps the address
 //! and the queued messages. Work an actor starts asynchronously (a load, a fetch, a
 //! write) runs inside [`guard_async`], which reports its panic the same way; the actor
-//! then answers its waiters and stops itself. Work nobody awaits (the retention purge,
-//! the background startup sync, a pool's reconnection) is started with
-//! [`spawn_guarded`], so its panic is counted instead of ending the task unseen.
+//! then answers its waiters and stops itself. Work an actor runs in its own context
+//! (`ctx.spawn`, `ctx.wait`) goes through [`GuardedContext`], which also stops it. Work
+//! nobody awaits (the retention purge, the background startup sync, a pool's
+//! reconnection) is started with [`spawn_guarded`], so its panic is counted instead of
+//! ending the task unseen; work that belongs to no actor with [`spawn_unowned`].
+//!
+//! These are the only ways to start work: `clippy.toml` refuses `ctx.spawn`,
+//! `ctx.wait`, `actix::spawn` and `tokio::spawn` everywhere else. The one exception is
+//! a Postgres connection's driver (a `tokio_postgres::Connection` must be polled on a
+//! task of its own; it holds no state of ours and ends with its connection).
 //!
 //! [`ActorId`] is the one list of the actors; [`health`] judges whether they answer.
 
@@ -17,14 +24,16 @@ mod actor_id;
 mod async_guard;
 mod guard;
 pub mod health;
+mod in_context;
 mod restart_log;
 mod spawn;
 
 pub use actor_id::ActorId;
 pub use async_guard::guard_async;
 pub use guard::{guard, ActorPanicked, FailureReporter};
+pub use in_context::GuardedContext;
 pub use restart_log::{RestartLog, RestartPolicy};
-pub use spawn::spawn_guarded;
+pub use spawn::{spawn_guarded, spawn_unowned};
 
 use crate::metrics::{ActorLabel, Metrics};
 use std::sync::Arc;
@@ -58,6 +67,13 @@ impl Supervisor {
             let _ = metrics.actor_restarts.get_or_create(&ActorLabel { actor: actor.label() });
         }
         (Self { rx, log: RestartLog::new(policy), metrics }, FailureReporter::new(tx))
+    }
+
+    /// Starts [`Self::run`] on the current arbiter: the supervisor is the one task that
+    /// nothing supervises.
+    #[allow(clippy::disallowed_methods)] // nothing above it to report to
+    pub fn start(self) -> tokio::task::JoinHandle<Option<GaveUp>> {
+        actix::spawn(self.run())
     }
 
     /// Runs until the restart limit is exceeded (returns why) or every reporter is gone.
