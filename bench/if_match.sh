@@ -24,70 +24,25 @@ PROJECT=bench
 
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
-IS_ROOT=0
-[[ $(id -u) == 0 ]] && IS_ROOT=1
+# shellcheck source=bench/pg.sh
+source "$ROOT/bench/pg.sh"
 
-pg_bin_dir() {
-    local d
-    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
-        if [[ -x $d/initdb && -x $d/postgres && -x $d/psql && -x $d/pg_ctl ]]; then
-            echo "$d"
-            return
-        fi
-    done
-}
-missing=()
-[[ -n $(pg_bin_dir) ]] || missing+=(postgresql)
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-command -v python3 >/dev/null 2>&1 || missing+=(python3)
-install_missing "${missing[@]}"
-PGBIN=$(pg_bin_dir)
-[[ -n $PGBIN ]] || die "no PostgreSQL binaries under /usr/lib/postgresql/*/bin"
-if ((IS_ROOT)); then
-    id postgres >/dev/null 2>&1 || die "no postgres user (apt-get install postgresql makes it)"
-    as_pg() { runuser -u postgres -- "$@"; }
-else
-    as_pg() { "$@"; }
-fi
+pg_tools
 
 log "building tiercache (release)"
 (cd "$ROOT" && cargo build --release --quiet -p tiercache --bin tiercache)
 BIN="$ROOT/target/release/tiercache"
 
 TMP=$(mktemp -d /tmp/tiercache-ifmatch.XXXXXX)
-PGROOT=$(mktemp -d /tmp/tiercache-pg.XXXXXX)
-((IS_ROOT)) && chown postgres: "$PGROOT"
-PGDATA_DIR="$PGROOT/data"
 TC_PID=""
-PG_UP=0
 cleanup() {
     if [[ -n $TC_PID ]]; then kill "$TC_PID" 2>/dev/null || true; wait "$TC_PID" 2>/dev/null || true; fi
-    if ((PG_UP)); then as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w stop >/dev/null 2>&1 || true; fi
-    if [[ -n ${BENCH_KEEP:-} ]]; then log "kept $TMP and $PGROOT"; else rm -rf "$TMP" "$PGROOT"; fi
+    pg_cluster_stop
+    if [[ -n ${BENCH_KEEP:-} ]]; then log "kept $TMP and ${PGROOT:-}"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 
-PG_PORT=$(free_port)
-log "initdb and postgres ($PGBIN) in $PGROOT, Unix socket only, port $PG_PORT"
-as_pg "$PGBIN/initdb" -D "$PGDATA_DIR" -A trust -U postgres -E UTF8 --locale=C >"$TMP/initdb.log" 2>&1 ||
-    die "initdb failed: $(tail -5 "$TMP/initdb.log")"
-cat >>"$PGDATA_DIR/postgresql.conf" <<CONF
-
-# bench/if_match.sh
-listen_addresses = ''
-port = $PG_PORT
-unix_socket_directories = '$PGROOT'
-logging_collector = off
-CONF
-as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGROOT/postgres.log" -w -t 60 start >/dev/null ||
-    die "postgres did not start: $(tail -5 "$PGROOT/postgres.log")"
-PG_UP=1
-psql_q() { "$PGBIN/psql" -h "$PGROOT" -p "$PG_PORT" -U postgres -d postgres -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-[[ $(psql_q -c "SHOW fsync") == on && $(psql_q -c "SHOW synchronous_commit") == on ]] ||
-    die "fsync or synchronous_commit is not on"
-psql_q -f "$ROOT/schema.sql" >/dev/null
-psql_q -c "INSERT INTO projects (project_name, db_role) VALUES ('$PROJECT', 'postgres')"
-PG_URL="postgres://postgres@/postgres?host=${PGROOT//\//%2F}&port=$PG_PORT"
+pg_cluster_start bench/if_match.sh
 
 gen_json "$DOC_BYTES" 1 >"$TMP/doc.json"
 # start_daemon: the daemon on a free port; returns 1 when the port was taken meanwhile

@@ -59,32 +59,11 @@ part() { [[ ,$ONLY, == *,$1,* ]]; }
 
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
-IS_ROOT=0
-[[ $(id -u) == 0 ]] && IS_ROOT=1
+# shellcheck source=bench/pg.sh
+source "$ROOT/bench/pg.sh"
 
 # --- what we compare against ------------------------------------------------------
-pg_bin_dir() {
-    local d
-    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
-        if [[ -x $d/pgbench && -x $d/initdb && -x $d/postgres && -x $d/psql && -x $d/pg_ctl ]]; then
-            echo "$d"
-            return
-        fi
-    done
-}
-missing=()
-[[ -n $(pg_bin_dir) ]] || missing+=(postgresql)
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-command -v python3 >/dev/null 2>&1 || missing+=(python3)
-install_missing "${missing[@]}"
-PGBIN=$(pg_bin_dir)
-[[ -n $PGBIN ]] || die "no PostgreSQL binaries under /usr/lib/postgresql/*/bin"
-if ((IS_ROOT)); then
-    id postgres >/dev/null 2>&1 || die "no postgres user (apt-get install postgresql makes it)"
-    as_pg() { runuser -u postgres -- "$@"; }
-else
-    as_pg() { "$@"; }
-fi
+pg_tools
 
 # --- build ----------------------------------------------------------------------------
 log "building tiercache (release) and the store_upsert bench"
@@ -100,43 +79,18 @@ fi
 BIN=${BENCH_BIN:-$ROOT/target/release/tiercache}
 
 TMP=$(mktemp -d /tmp/tiercache-pgbench.XXXXXX)
-PGROOT=$(mktemp -d /tmp/tiercache-pg.XXXXXX)
-((IS_ROOT)) && chown postgres: "$PGROOT"
-PGDATA_DIR="$PGROOT/data"
 TC_PID=""
-PG_UP=0
 cleanup() {
     if [[ -n $TC_PID ]]; then kill "$TC_PID" 2>/dev/null || true; wait "$TC_PID" 2>/dev/null || true; fi
-    if ((PG_UP)); then as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w stop >/dev/null 2>&1 || true; fi
-    if [[ -n ${BENCH_KEEP:-} ]]; then log "kept $TMP and $PGROOT"; else rm -rf "$TMP" "$PGROOT"; fi
+    pg_cluster_stop
+    if [[ -n ${BENCH_KEEP:-} ]]; then log "kept $TMP and ${PGROOT:-}"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 
 # --- the throwaway cluster -------------------------------------------------------------
-PG_PORT=$(free_port)
-log "initdb and postgres ($PGBIN) in $PGROOT, Unix socket only, port $PG_PORT"
-as_pg "$PGBIN/initdb" -D "$PGDATA_DIR" -A trust -U postgres -E UTF8 --locale=C >"$TMP/initdb.log" 2>&1 ||
-    die "initdb failed: $(tail -5 "$TMP/initdb.log")"
-# fsync and synchronous_commit at their defaults (on): a real durability comparison.
-cat >>"$PGDATA_DIR/postgresql.conf" <<EOF
-
-# bench/postgres.sh
-listen_addresses = ''
-port = $PG_PORT
-unix_socket_directories = '$PGROOT'
-logging_collector = off
-EOF
-as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGROOT/postgres.log" -w -t 60 start >/dev/null ||
-    die "postgres did not start: $(tail -5 "$PGROOT/postgres.log")"
-PG_UP=1
-psql_q() { "$PGBIN/psql" -h "$PGROOT" -p "$PG_PORT" -U postgres -d postgres -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-[[ $(psql_q -c "SHOW fsync") == on && $(psql_q -c "SHOW synchronous_commit") == on ]] ||
-    die "fsync or synchronous_commit is not on"
-psql_q -f "$ROOT/schema.sql" >/dev/null
-psql_q -c "INSERT INTO projects (project_name, db_role) VALUES ('$PROJECT', 'postgres')"
+pg_cluster_start bench/postgres.sh
 PID_PROJECT=$(psql_q -c "SELECT id FROM projects WHERE project_name = '$PROJECT'")
 PG_VERSION=$(psql_q -c "SHOW server_version")
-PG_URL="postgres://postgres@/postgres?host=${PGROOT//\//%2F}&port=$PG_PORT"
 
 mkdir -p "$TMP/docs"
 gen_json 10240 1 >"$TMP/docs/k10.json"
