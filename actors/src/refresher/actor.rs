@@ -11,6 +11,9 @@ impl Actor for Refresher {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if !crate::supervisor::runtime_alive() {
+            return;
+        }
         if self.begun {
             // A restart: fetch times come from disk again.
             self.load_times(ctx);

@@ -16,6 +16,9 @@ impl Actor for RetryQueue {
     /// At the first start and after every restart: what is pending is whatever the
     /// files hold that Postgres has not confirmed.
     fn started(&mut self, ctx: &mut Self::Context) {
+        if !crate::supervisor::runtime_alive() {
+            return;
+        }
         self.load_synced();
         self.reconcile(ctx);
         ctx.run_interval(TICK, |queue, ctx| queue.tick(ctx));

@@ -35,6 +35,14 @@ pub use in_context::GuardedContext;
 pub use restart_log::{RestartLog, RestartPolicy};
 pub use spawn::{spawn_guarded, spawn_unowned};
 
+/// Whether the tokio runtime is still there. Tearing a runtime down drops its actors,
+/// and a supervised actor stopped then may be started once more (an offline command
+/// ending early); its `started` must not schedule timers: with no reactor left, that
+/// panics.
+pub fn runtime_alive() -> bool {
+    tokio::runtime::Handle::try_current().is_ok()
+}
+
 use crate::metrics::{ActorLabel, Metrics};
 use std::sync::Arc;
 use tokio::sync::mpsc;
