@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import pathlib
 import statistics
 import sys
 import time
@@ -48,7 +49,7 @@ def main() -> int:
     args = parser.parse_args()
     url = urllib.parse.urlparse(args.url)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
-    doc = open(args.doc, "rb").read()
+    doc = pathlib.Path(args.doc).read_bytes()
     assert doc.startswith(b"{"), "the document must be a JSON object"
     n = 0
 
