@@ -84,7 +84,37 @@ impl Adopter {
         expected: Option<u64>,
         in_memory: InMemory,
     ) -> Result<bool, FileTierError> {
-        match self.files.adopt(doc.clone(), expected).await {
+        let taken = self.files.adopt(doc.clone(), expected).await;
+        self.follow_file(&doc, taken, in_memory).await
+    }
+
+    /// [`Self::adopt`] for several documents with one directory sync (the startup sync
+    /// writing what Postgres holds); one result per document, in order.
+    ///
+    /// # Errors
+    /// The file tier's error for the whole batch.
+    pub async fn adopt_all(
+        &self,
+        docs: Vec<Arc<Document>>,
+        in_memory: InMemory,
+    ) -> Result<Vec<Result<bool, FileTierError>>, FileTierError> {
+        let taken = self.files.adopt_all(docs.clone()).await?;
+        let mut results = Vec::with_capacity(taken.len());
+        for (doc, taken) in docs.iter().zip(taken) {
+            results.push(self.follow_file(doc, taken, in_memory).await);
+        }
+        Ok(results)
+    }
+
+    /// Memory after the file tier's answer for `doc`: it follows a version the file
+    /// took, and is evicted wherever it could otherwise serve an older version than disk.
+    async fn follow_file(
+        &self,
+        doc: &Arc<Document>,
+        taken: Result<bool, FileTierError>,
+        in_memory: InMemory,
+    ) -> Result<bool, FileTierError> {
+        match taken {
             Ok(true) => {
                 if let Some(memory) = &self.memory {
                     let followed = match in_memory {
@@ -259,14 +289,38 @@ impl SaveFlow {
     ) -> Result<bool, FileTierError> {
         let written = self.adopter.adopt(row.clone(), expected, in_memory).await?;
         if written {
-            if let Some(refresher) = &self.refresher {
-                refresher.observed(&row);
-            }
-            if let Some(queue) = &self.queue {
-                queue.mark_synced(row.name.clone(), row.version);
-            }
+            self.adopted(&row);
         }
         Ok(written)
+    }
+
+    /// [`Self::adopt`] for several rows with one directory sync (the startup sync); one
+    /// result per row, in order.
+    ///
+    /// # Errors
+    /// The file tier's error for the whole batch.
+    pub async fn adopt_all(
+        &self,
+        rows: Vec<Arc<Document>>,
+        in_memory: InMemory,
+    ) -> Result<Vec<Result<bool, FileTierError>>, FileTierError> {
+        let results = self.adopter.adopt_all(rows.clone(), in_memory).await?;
+        for (row, result) in rows.iter().zip(&results) {
+            if matches!(result, Ok(true)) {
+                self.adopted(row);
+            }
+        }
+        Ok(results)
+    }
+
+    /// The file took `row`: the schedule moves, and the queue learns Postgres holds it.
+    fn adopted(&self, row: &Document) {
+        if let Some(refresher) = &self.refresher {
+            refresher.observed(row);
+        }
+        if let Some(queue) = &self.queue {
+            queue.mark_synced(row.name.clone(), row.version);
+        }
     }
 
     /// Purges `name` from the file and memory tiers and queues the delete for Postgres

@@ -3,13 +3,13 @@
 //! Postgres). [`plan`] decides, [`sync_from_postgres`] carries the plan out. Retention is
 //! [`crate::retention`]'s.
 
-use crate::domain::{CacheName, Document};
-use crate::files::{durable, FileTierError, OnDisk};
+use crate::domain::CacheName;
+use crate::files::{FileTierError, OnDisk};
+use crate::save_flow::InMemory;
 use crate::store::{RowHead, StoreError, StoreHandle};
 use crate::tiers::Tiers;
 use futures_util::StreamExt;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
 
 /// What the startup sync did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -156,44 +156,24 @@ async fn adopt_rows(
                 None => vanished.push(name),
             }
         }
-        let results = match tiers.files().adopt_all(docs.clone()).await {
+        let results = match tiers.saver().adopt_all(docs.clone(), InMemory::Follow).await {
             Ok(results) => results,
             Err(e) => docs.iter().map(|_| Err(FileTierError::Io(std::io::Error::other(e.to_string())))).collect(),
         };
         for (doc, result) in docs.iter().zip(results) {
             match result {
                 Ok(true) => {
-                    adopted(tiers, doc).await;
                     report.from_postgres += 1;
                     tracing::info!(cache = %doc.name, version = doc.version, tier = "postgres", "file written from Postgres");
                 }
                 Ok(false) => {}
                 Err(e) => {
-                    if matches!(&e, FileTierError::Io(io) if durable::in_place(io)) {
-                        let _ = tiers.memory().evict(&doc.name).await;
-                    }
                     tracing::error!(cache = %doc.name, alert = true, error = %e, "cannot write the file from Postgres");
                 }
             }
         }
     }
     Ok(vanished)
-}
-
-/// What [`crate::save_flow::SaveFlow::adopt`] does once the file tier took a row
-/// (`InMemory::Follow`): memory follows it if it holds the cache (and is evicted when it
-/// cannot, so it never serves an older version than the file), the refresher's schedule
-/// moves, and the retry queue learns that Postgres holds that version.
-async fn adopted(tiers: &Tiers, doc: &Arc<Document>) {
-    if tiers.memory().follow(doc.clone()).await.is_err() {
-        let _ = tiers.memory().evict(&doc.name).await;
-    }
-    if let Some(refresher) = tiers.refresher() {
-        refresher.observed(doc);
-    }
-    if let Some(queue) = tiers.queue() {
-        queue.mark_synced(doc.name.clone(), doc.version);
-    }
 }
 
 #[cfg(test)]
