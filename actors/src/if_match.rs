@@ -11,6 +11,7 @@
 
 use crate::domain::{CacheName, Checksum, Document, NewDocument, Precondition};
 use crate::store::{StoreError, StoreHandle};
+use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -21,8 +22,9 @@ pub struct IfMatch {
     /// `postgres.single_instance`: no other instance writes this project, so a local
     /// check is enough while Postgres is unreachable.
     single_instance: bool,
-    /// Each cache's `retention_days`, stored in its row with the write.
-    retention_days: Arc<HashMap<CacheName, u32>>,
+    /// Each cache's `retention_days`, stored in its row with the write (swapped on
+    /// SIGHUP, as the retry queue's).
+    retention_days: Arc<ArcSwap<HashMap<CacheName, u32>>>,
 }
 
 /// How the compare-and-set ended.
@@ -40,7 +42,12 @@ pub(crate) enum Decided {
 impl IfMatch {
     /// The compare-and-set through `store`.
     pub fn new(store: StoreHandle, single_instance: bool, retention_days: HashMap<CacheName, u32>) -> Self {
-        Self { store, single_instance, retention_days: Arc::new(retention_days) }
+        Self { store, single_instance, retention_days: Arc::new(ArcSwap::from_pointee(retention_days)) }
+    }
+
+    /// SIGHUP: the caches' new `retention_days`, for every clone.
+    pub fn retune(&self, retention_days: HashMap<CacheName, u32>) {
+        self.retention_days.store(Arc::new(retention_days));
     }
 
     /// Whether a local check stands in while Postgres is unreachable.
@@ -52,7 +59,7 @@ impl IfMatch {
     pub(crate) async fn decide(&self, name: &CacheName, doc: NewDocument, version: u64, base: u64) -> Decided {
         let now = chrono::Utc::now();
         let doc = Arc::new(Document::new(name.clone(), version, doc.checksum, Some(now), None, now, doc.body));
-        let retention = self.retention_days.get(name).copied().unwrap_or(30);
+        let retention = self.retention_days.load().get(name).copied().unwrap_or(30);
         match self.store.write_once(doc.clone(), version, retention, Some(base)).await {
             Ok(outcome) if outcome.written => Decided::Written(doc),
             Ok(outcome) => {

@@ -119,6 +119,11 @@ impl Tiers {
         self.handles.store.as_ref()
     }
 
+    /// `If-Match` as a compare-and-set, when Postgres is enabled.
+    pub fn if_match(&self) -> Option<&IfMatch> {
+        self.handles.if_match.as_ref()
+    }
+
     /// The retry queue, when Postgres is enabled.
     pub fn queue(&self) -> Option<&RetryQueueHandle> {
         self.handles.queue.as_ref()

@@ -7,7 +7,7 @@ use crate::helpers::*;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tiercache_testkit::Daemon;
+use tiercache_testkit::{Daemon, PgCluster};
 
 /// GET then PUT `{"n": n + 1}` with `If-Match`; `Some(true)` when acknowledged,
 /// `Some(false)` on 412.
@@ -113,4 +113,38 @@ fn with_postgres_unreachable_if_match_is_refused_unless_the_instance_is_alone() 
         &[("Content-Type", "application/json"), ("If-Match", etag_b.as_str())],
     );
     assert_eq!(r.status, 412, "the old ETag no longer matches: {r:?}");
+}
+
+/// The row's `retention_days` (what retention purges it by), read as `postgres`.
+fn row_retention(pg: &PgCluster, cache: &str) -> String {
+    let sql = format!("SELECT retention_days FROM cache_storage WHERE cache_type = '{cache}'");
+    pg.psql(DB, &sql).expect("psql").trim().to_owned()
+}
+
+#[test]
+fn an_if_match_put_after_a_reload_stores_the_reloaded_retention_days() {
+    let pg = cluster();
+    let url = pg.url(DB, "postgres");
+    let conf = |days: u32| {
+        Conf::new(url.clone()).tables(&format!("[[caches]]\nname = \"counter\"\nretention_days = {days}\n"))
+    };
+    let mut d = conf(7).start();
+    let (v, _) = put_ok(&d, "counter", &json!({"n": 0}));
+    wait_for_row(&pg, "default", "counter", v, &json!({"n": 0}));
+    assert_eq!(row_retention(&pg, "counter"), "7");
+
+    d.set_config(conf(90).text());
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    // The retention pass after the reload stores the new value in the row first.
+    wait_for("the reloaded retention_days in the row", Duration::from_secs(15), || {
+        let days = row_retention(&pg, "counter");
+        seen(days.clone(), days == "90")
+    });
+    assert_eq!(increment(&d), Some(true), "the If-Match PUT was refused");
+    wait_for("the If-Match PUT in the row", Duration::from_secs(10), || {
+        let r = row(&pg, "counter");
+        let done = r.as_ref().is_some_and(|r| r.data == json!({"n": 1}));
+        seen(format!("{r:?}"), done)
+    });
+    assert_eq!(row_retention(&pg, "counter"), "90", "the If-Match PUT wrote the retention_days of before the reload");
 }

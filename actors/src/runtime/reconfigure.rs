@@ -28,6 +28,9 @@ pub(super) fn apply(
         retention.reconfigure(config.retention_days.clone());
     }
     let Some(pg) = &config.postgres else { return };
+    if let Some(if_match) = tiers.if_match() {
+        if_match.retune(config.retention_days.clone());
+    }
     if let Some(queue) = tiers.queue() {
         queue.retune(Retune {
             backoff: pg.backoff,
