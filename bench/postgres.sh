@@ -8,6 +8,7 @@
 #   BENCH_PG_SECONDS=5 bench/postgres.sh   # upsert time per side (default 10, in BENCH_PG_ROUNDS=5 slices)
 #   BENCH_STORM_SAVES=2000 bench/postgres.sh   # a smaller storm (default 10000)
 #   BENCH_BIN=/tmp/tiercache-old bench/postgres.sh   # measure this binary instead of building one
+#   BENCH_BIN_BEFORE=/tmp/tiercache-old bench/postgres.sh   # startup: also that binary, in the same rounds
 #   BENCH_KEEP=1 bench/postgres.sh         # keep the temp dirs (pgbench logs, configs, outputs)
 #
 # Installs what it needs when missing (Debian's postgresql for initdb/postgres/pgbench,
@@ -341,10 +342,10 @@ copy_rows() {
     t1=$(date +%s%N)
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) / 1e9 }'
 }
-fresh_start() {
+fresh_start() { # [BINARY]
     rm -rf "$STARTUP_DIR/data"
     mkdir -p "$STARTUP_DIR/data"
-    start_daemon "$STARTUP_DIR"
+    BIN=${1:-$BIN} start_daemon "$STARTUP_DIR"
     echo "$STARTED_S"
     STARTUP_FILES=$(find "$STARTUP_DIR/data/caches" -name 's*.json' | wc -l)
     STARTUP_TIER=$(curl -fs -o /dev/null -D - "$URL/v1/caches/$(printf 's%03d' "$STARTUP_CACHES")" | awk 'tolower($1) == "x-cache-tier:" { sub(/\r$/, "", $2); print $2 }')
@@ -353,11 +354,17 @@ fresh_start() {
 log "startup with data_dir removed, $STARTUP_ROUNDS rounds interleaved with psql COPY of the same rows"
 copy_rows >/dev/null # warm Postgres's cache as a restart of the daemon would find it
 : >"$TMP/startup-rounds.txt"
+sides="tc copy"
+[[ -z ${BENCH_BIN_BEFORE:-} ]] || sides="tc copy before"
 for round in $(seq 1 "$STARTUP_ROUNDS"); do
-    for side in $( ((round % 2)) && echo "tc copy" || echo "copy tc"); do
+    # The order rotates every round, so a burst of load from a neighbour hits all alike.
+    for side in $(awk -v r="$round" '{ for (i = 0; i < NF; i++) printf "%s ", $((i + r) % NF + 1) }' <<<"$sides"); do
         if [[ $side == tc ]]; then
             fresh_start >"$TMP/fresh.txt"
             echo "tc $(cat "$TMP/fresh.txt") $STARTUP_FILES" >>"$TMP/startup-rounds.txt"
+        elif [[ $side == before ]]; then
+            fresh_start "$BENCH_BIN_BEFORE" >"$TMP/fresh.txt"
+            echo "before $(cat "$TMP/fresh.txt") $STARTUP_FILES" >>"$TMP/startup-rounds.txt"
         else
             echo "copy $(copy_rows)" >>"$TMP/startup-rounds.txt"
         fi
@@ -400,6 +407,11 @@ if part startup; then
 row "startup, $STARTUP_ROWS rows of 1 MB, files in sync, s" "$STARTUP_SYNCED_S" "-" "-" "< 3 s"
 row "startup, same, data_dir removed, s" "$STARTUP_FRESH_S" "psql COPY $COPY_S s" "$(ratio "$STARTUP_FRESH_S" "$COPY_S")" "<= 1.2x"
 row "  range of the $STARTUP_ROUNDS rounds, s" "$STARTUP_FRESH_RANGE" "psql COPY $COPY_RANGE" "-" "-"
+if [[ -n ${BENCH_BIN_BEFORE:-} ]]; then
+    BEFORE_S=$(scol before 2 | median)
+    row "  the same, $(basename "$BENCH_BIN_BEFORE"), s" "$BEFORE_S" "psql COPY $COPY_S s" "$(ratio "$BEFORE_S" "$COPY_S")" "-"
+    row "  range of its $STARTUP_ROUNDS rounds, s" "$(scol before 2 | range)" "-" "-" "-"
+fi
 row "  data in Postgres / exported by psql, MB" "$STARTUP_MB" "$(awk -v b="$COPY_BYTES" 'BEGIN { printf "%.1f", b / 1048576 }')" "-" "-"
 row "  files rewritten / tier of a GET after" "$STARTUP_FILES / $STARTUP_TIER" "-" "-" "-"
 fi

@@ -24,9 +24,9 @@ pub struct SyncReport {
     pub in_sync: usize,
 }
 
-/// How many rows are fetched ahead of the files being written: Postgres sends the next
-/// rows and the blocking pool verifies them while the file tier writes the previous
-/// ones; also the most files written with one directory sync.
+/// How many rows are fetched at once (each on its own pooled connection), and how many
+/// verified rows may wait for the file tier: Postgres sends the next rows and the
+/// blocking pool verifies them while the file tier writes the previous ones.
 const FETCH_AHEAD: usize = 4;
 
 /// What to do about one row, given the file on disk and whether a save of it is pending.
@@ -137,43 +137,78 @@ pub async fn sync_from_postgres(tiers: &Tiers) -> Result<SyncReport, StoreError>
 /// Fetches the rows to adopt, a few ahead, and writes their files in batches of the rows
 /// that have arrived (one directory sync per batch); returns the rows that turned out
 /// corrupt or vanished.
+///
+/// The fetching runs beside the writing (one task, [`futures_util::future::select`]): while
+/// the file tier syncs one batch, the next rows are asked for, sent by Postgres and
+/// verified on the blocking pool, instead of the fetches waiting for the disk.
 async fn adopt_rows(
     tiers: &Tiers,
     store: &StoreHandle,
     to_adopt: Vec<CacheName>,
     report: &mut SyncReport,
 ) -> Result<Vec<CacheName>, StoreError> {
-    let mut vanished = Vec::new();
-    let mut batches = futures_util::stream::iter(to_adopt)
-        .map(|name| async move { (name.clone(), store.read(name).await) })
-        .buffered(FETCH_AHEAD)
-        .ready_chunks(FETCH_AHEAD);
-    while let Some(batch) = batches.next().await {
-        let mut docs = Vec::with_capacity(batch.len());
-        for (name, row) in batch {
-            match row? {
-                Some(doc) => docs.push(doc),
-                None => vanished.push(name),
+    let (arrived, mut rows) = tokio::sync::mpsc::channel(FETCH_AHEAD);
+    let fetch = async move {
+        let mut fetched = futures_util::stream::iter(to_adopt)
+            .map(|name| async move { (name.clone(), store.read(name).await) })
+            .buffered(FETCH_AHEAD);
+        while let Some(row) = fetched.next().await {
+            if arrived.send(row).await.is_err() {
+                break;
             }
         }
-        let results = match tiers.saver().adopt_all(docs.clone(), InMemory::Follow).await {
-            Ok(results) => results,
-            Err(e) => docs.iter().map(|_| Err(FileTierError::Io(std::io::Error::other(e.to_string())))).collect(),
-        };
-        for (doc, result) in docs.iter().zip(results) {
-            match result {
-                Ok(true) => {
-                    report.from_postgres += 1;
-                    tracing::info!(cache = %doc.name, version = doc.version, tier = "postgres", "file written from Postgres");
+    };
+    let write = async move {
+        let mut vanished = Vec::new();
+        while let Some(first) = rows.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                let Ok(row) = rows.try_recv() else { break };
+                batch.push(row);
+            }
+            let mut docs = Vec::with_capacity(batch.len());
+            for (name, row) in batch {
+                match row? {
+                    Some(doc) => docs.push(doc),
+                    None => vanished.push(name),
                 }
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::error!(cache = %doc.name, alert = true, error = %e, "cannot write the file from Postgres");
-                }
+            }
+            write_batch(tiers, docs, report).await;
+        }
+        Ok(vanished)
+    };
+    // The writing ends first only at an error: the fetches in flight are dropped then.
+    match futures_util::future::select(std::pin::pin!(fetch), std::pin::pin!(write)).await {
+        futures_util::future::Either::Left(((), write)) => write.await,
+        futures_util::future::Either::Right((result, _fetch)) => result,
+    }
+}
+
+/// The most rows written with one directory sync: what arrived while the batch before
+/// was written, up to this.
+const MAX_BATCH: usize = 2 * FETCH_AHEAD;
+
+/// Writes the files of `docs` (rows verified by the store) with one directory sync.
+async fn write_batch(tiers: &Tiers, docs: Vec<std::sync::Arc<crate::domain::Document>>, report: &mut SyncReport) {
+    if docs.is_empty() {
+        return;
+    }
+    let results = match tiers.saver().adopt_all(docs.clone(), InMemory::Follow).await {
+        Ok(results) => results,
+        Err(e) => docs.iter().map(|_| Err(FileTierError::Io(std::io::Error::other(e.to_string())))).collect(),
+    };
+    for (doc, result) in docs.iter().zip(results) {
+        match result {
+            Ok(true) => {
+                report.from_postgres += 1;
+                tracing::info!(cache = %doc.name, version = doc.version, tier = "postgres", "file written from Postgres");
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(cache = %doc.name, alert = true, error = %e, "cannot write the file from Postgres");
             }
         }
     }
-    Ok(vanished)
 }
 
 #[cfg(test)]

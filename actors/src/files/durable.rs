@@ -123,19 +123,34 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()>
 }
 
 /// [`write_atomic`] for several files of one directory, with the directory synced once
-/// for all of them: every temporary file is written and synced, then each is renamed
-/// over its target, then the directory is synced. After a crash at any moment each
-/// target holds its old or its new content, whole, as with [`write_atomic`]; once this
-/// returns, the new content of every `Ok` survives. Answers one result per file, in
-/// order: a file that failed before its rename keeps its old content and leaves no
-/// temporary file; a failed directory sync fails every renamed file at
-/// [`Step::SyncDir`] (in place, like [`write_atomic`]'s).
+/// for all of them: every temporary file is written, then all of them are synced at
+/// once (one thread each, so the disk takes their writes together instead of one
+/// after the other), then each is renamed over its target, then the directory is
+/// synced. After a crash at any moment each target holds its old or its new content,
+/// whole, as with [`write_atomic`]; once this returns, the new content of every `Ok`
+/// survives. Answers one result per file, in order: a file that failed before its
+/// rename keeps its old content and leaves no temporary file; a failed directory sync
+/// fails every renamed file at [`Step::SyncDir`] (in place, like [`write_atomic`]'s).
 ///
 /// The targets must be distinct files of `dir`.
 pub fn write_atomic_all(dir: &Path, files: &[(&Path, &[u8])]) -> Vec<io::Result<()>> {
     let temps: Vec<_> = files.iter().map(|(path, _)| temp_of(path)).collect();
-    let mut steps: Vec<Result<(), (Step, io::Error)>> =
-        files.iter().zip(&temps).map(|((_, bytes), tmp)| write_temp(tmp, bytes, 0o644)).collect();
+    let written: Vec<_> = files.iter().zip(&temps).map(|((_, bytes), tmp)| create_temp(tmp, bytes, 0o644)).collect();
+    let mut steps: Vec<Result<(), (Step, io::Error)>> = std::thread::scope(|scope| {
+        let syncs: Vec<_> = written
+            .into_iter()
+            .zip(&temps)
+            .map(|(file, tmp)| file.map(|f| scope.spawn(move || step(Step::Sync, tmp, || f.sync_all()))))
+            .collect();
+        syncs
+            .into_iter()
+            .map(|sync| {
+                sync.and_then(|handle| {
+                    handle.join().unwrap_or_else(|_| Err((Step::Sync, io::Error::other("fsync thread panicked"))))
+                })
+            })
+            .collect()
+    });
     for (((path, _), tmp), result) in files.iter().zip(&temps).zip(&mut steps) {
         if result.is_ok() {
             *result = step(Step::Rename, tmp, || fs::rename(tmp, path));
@@ -175,6 +190,12 @@ fn temp_of(path: &Path) -> std::path::PathBuf {
 
 /// Creates `tmp` with `bytes` and syncs it.
 fn write_temp(tmp: &Path, bytes: &[u8], mode: u32) -> Result<(), (Step, io::Error)> {
+    let f = create_temp(tmp, bytes, mode)?;
+    step(Step::Sync, tmp, || f.sync_all())
+}
+
+/// Creates `tmp` with `bytes`, not yet synced.
+fn create_temp(tmp: &Path, bytes: &[u8], mode: u32) -> Result<File, (Step, io::Error)> {
     use std::os::unix::fs::OpenOptionsExt;
     let create = || OpenOptions::new().write(true).create_new(true).mode(mode).open(tmp);
     // A temporary file is only there after a crash mid-write: removed then, and only
@@ -184,7 +205,7 @@ fn write_temp(tmp: &Path, bytes: &[u8], mode: u32) -> Result<(), (Step, io::Erro
         other => other,
     })?;
     step(Step::Write, tmp, || f.write_all(bytes))?;
-    step(Step::Sync, tmp, || f.sync_all())
+    Ok(f)
 }
 
 /// Runs one step (after its failpoint) and tags its error with the step.

@@ -1,23 +1,27 @@
-//! A typed handle to the memory-tier actor; retries once when the actor failed on a
-//! request, so requests arriving around a restart are answered.
+//! A typed handle to the memory tier: stores and evicts on the shared [`Shelf`] at once,
+//! on the caller's thread; asks the actor for the rest, retrying once when the actor
+//! failed on a request, so requests arriving around a restart are answered.
 
-use super::messages::{Evict, Follow, Get, Load, LoadOutcome, Store};
-use super::{Entry, LoadError, MemoryTier};
+use super::messages::{Follow, Get, Load, LoadOutcome};
+use super::{Entry, LoadError, MemoryTier, Shelf};
 use crate::domain::{CacheName, Document};
 use crate::supervisor::ActorPanicked;
 use actix::Addr;
 use std::sync::Arc;
 
-/// Cheap to clone; the address survives restarts.
+/// Cheap to clone; the address survives restarts, and so does the shelf (a restarted
+/// actor clears it).
 #[derive(Clone)]
 pub struct MemoryHandle {
     addr: Addr<MemoryTier>,
+    shelf: Arc<Shelf>,
 }
 
 impl MemoryHandle {
-    /// Wraps the supervised address.
-    pub fn new(addr: Addr<MemoryTier>) -> Self {
-        Self { addr }
+    /// Wraps the supervised address and the shelf its actor was built with
+    /// ([`super::MemoryView::shelf`]).
+    pub fn new(addr: Addr<MemoryTier>, shelf: Arc<Shelf>) -> Self {
+        Self { addr, shelf }
     }
 
     /// See [`Get`].
@@ -49,17 +53,14 @@ impl MemoryHandle {
         Err(last)
     }
 
-    /// See [`Store`].
+    /// Puts `doc` in memory unless a newer version is there (see [`Shelf::store`]),
+    /// on this thread: a save's answer does not wait for the actor's thread.
     ///
     /// # Errors
-    /// The actor failing twice or being gone.
+    /// None today; kept fallible for callers written against the actor.
+    #[allow(clippy::unused_async)]
     pub async fn store(&self, doc: Arc<Document>) -> Result<Arc<Entry>, ActorPanicked> {
-        for _ in 0..2 {
-            if let Ok(Ok(entry)) = self.addr.send(Store { doc: doc.clone() }).await {
-                return Ok(entry);
-            }
-        }
-        Err(ActorPanicked(super::ACTOR))
+        Ok(self.shelf.store(doc))
     }
 
     /// See [`Follow`].
@@ -75,17 +76,14 @@ impl MemoryHandle {
         Err(ActorPanicked(super::ACTOR))
     }
 
-    /// See [`Evict`].
+    /// Drops `name` from memory, on this thread (see [`Shelf::evict`]).
     ///
     /// # Errors
-    /// The actor failing twice or being gone.
+    /// None today; kept fallible for callers written against the actor.
+    #[allow(clippy::unused_async)]
     pub async fn evict(&self, name: &CacheName) -> Result<(), ActorPanicked> {
-        for _ in 0..2 {
-            if let Ok(Ok(())) = self.addr.send(Evict { name: name.clone() }).await {
-                return Ok(());
-            }
-        }
-        Err(ActorPanicked(super::ACTOR))
+        self.shelf.evict(name);
+        Ok(())
     }
 
     /// Whether the actor's mailbox is open.

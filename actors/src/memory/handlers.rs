@@ -14,7 +14,7 @@ impl Handler<Get> for MemoryTier {
         let reporter = self.reporter.clone();
         guard(ACTOR, &reporter, ctx, || {
             fail::fail_point!("memory::get");
-            self.entries.get(&msg.name).cloned()
+            self.entry(&msg.name)
         })
     }
 }
@@ -26,8 +26,8 @@ impl Handler<Load> for MemoryTier {
         let reporter = self.reporter.clone();
         let started = guard(ACTOR, &reporter, ctx, || {
             fail::fail_point!("memory::get");
-            if let Some(entry) = self.entries.get(&msg.name).filter(|e| e.is_fresh(self.ttl)) {
-                return Err(LoadOutcome::Found(entry.clone(), Tier::Memory));
+            if let Some(entry) = self.entry(&msg.name).filter(|e| e.is_fresh(self.ttl)) {
+                return Err(LoadOutcome::Found(entry, Tier::Memory));
             }
             let (tx, rx) = oneshot::channel();
             let waiters = self.loads.entry(msg.name.clone()).or_default();

@@ -1,9 +1,12 @@
 //! The memory tier: the newest document of each cache as ready-to-send bytes.
 //!
-//! The actor is the only writer. After every change it publishes an immutable snapshot
-//! (`arc-swap`) that the API reads without a message, so a hit costs one atomic load and
-//! a hash lookup. Misses go through the actor's `Load`, which is single-flight per cache:
-//! concurrent readers of a cold cache share one read of the tiers below.
+//! The entries sit on a [`Shelf`] shared by the actor and every [`MemoryHandle`]: after
+//! every change the shelf publishes an immutable snapshot (`arc-swap`) that the API reads
+//! without a message, so a hit costs one atomic load and a hash lookup. A store or an
+//! evict is made by the caller on its own thread under the shelf's lock (a save does not
+//! wait for the actor's thread to wake up). Misses go through the actor's `Load`, which
+//! is single-flight per cache: concurrent readers of a cold cache share one read of the
+//! tiers below.
 
 mod actor;
 mod handle;
@@ -20,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::supervisor::FailureReporter;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -82,28 +85,92 @@ impl Entry {
 /// The published, immutable view of the memory tier.
 pub type Snapshot = HashMap<CacheName, Arc<Entry>>;
 
+/// The entries of the memory tier and their published snapshot. Every change is made
+/// under the lock and published before it is released, so snapshots appear in the
+/// order of the changes.
+pub struct Shelf {
+    entries: Mutex<Snapshot>,
+    published: ArcSwap<Snapshot>,
+}
+
+impl Shelf {
+    fn new() -> Self {
+        Self { entries: Mutex::new(Snapshot::new()), published: ArcSwap::from_pointee(Snapshot::new()) }
+    }
+
+    /// Runs `change` on the entries and publishes them if it says they changed. Nothing
+    /// in a change can leave the map half-updated, so a poisoned lock is taken as is.
+    fn change<T>(&self, change: impl FnOnce(&mut Snapshot) -> (T, bool)) -> T {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let (result, changed) = change(&mut entries);
+        if changed {
+            self.published.store(Arc::new(entries.clone()));
+        }
+        result
+    }
+
+    /// Puts `doc` in memory unless a newer version is already there. Returns the entry
+    /// memory holds afterwards.
+    pub fn store(&self, doc: Arc<Document>) -> Arc<Entry> {
+        self.change(|entries| {
+            if let Some(existing) = entries.get(&doc.name) {
+                if existing.doc.version > doc.version {
+                    return (existing.clone(), false);
+                }
+            }
+            let entry = Arc::new(Entry { doc, stored_at: Instant::now() });
+            entries.insert(entry.doc.name.clone(), entry.clone());
+            (entry, true)
+        })
+    }
+
+    /// Drops `name` from memory.
+    pub fn evict(&self, name: &CacheName) {
+        self.change(|entries| ((), entries.remove(name).is_some()));
+    }
+
+    fn contains(&self, name: &CacheName) -> bool {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).contains_key(name)
+    }
+
+    fn get(&self, name: &CacheName) -> Option<Arc<Entry>> {
+        self.published.load().get(name).cloned()
+    }
+
+    fn clear(&self) {
+        self.change(|entries| {
+            entries.clear();
+            ((), true)
+        });
+    }
+}
+
 /// Reads the latest snapshot; cloned into every API worker.
 #[derive(Clone)]
-pub struct MemoryView(Arc<ArcSwap<Snapshot>>);
+pub struct MemoryView(Arc<Shelf>);
 
 impl MemoryView {
     /// The entry for `name`, fresh or not.
     #[inline]
     pub fn get(&self, name: &CacheName) -> Option<Arc<Entry>> {
-        self.0.load().get(name).cloned()
+        self.0.get(name)
     }
 
     /// The entry for `name` if it is within `ttl`.
     #[inline]
     pub fn fresh(&self, name: &CacheName, ttl: Duration) -> Option<Arc<Entry>> {
-        self.0.load().get(name).filter(|e| e.is_fresh(ttl)).cloned()
+        self.0.published.load().get(name).filter(|e| e.is_fresh(ttl)).cloned()
+    }
+
+    /// The shelf, for the [`MemoryHandle`] that writes on it.
+    pub fn shelf(&self) -> Arc<Shelf> {
+        self.0.clone()
     }
 }
 
 /// The memory tier's state.
 pub struct MemoryTier {
-    entries: Snapshot,
-    published: Arc<ArcSwap<Snapshot>>,
+    shelf: Arc<Shelf>,
     loads: HashMap<CacheName, Vec<oneshot::Sender<Result<LoadOutcome, LoadError>>>>,
     loader: Loader,
     ttl: Duration,
@@ -115,23 +182,14 @@ pub struct MemoryTier {
 impl MemoryTier {
     /// An empty memory tier whose misses read through `loader`.
     pub fn new(loader: Loader, ttl: Duration, reporter: FailureReporter, metrics: Arc<Metrics>) -> (Self, MemoryView) {
-        let published = Arc::new(ArcSwap::from_pointee(Snapshot::new()));
-        let view = MemoryView(published.clone());
-        (Self { entries: Snapshot::new(), published, loads: HashMap::new(), loader, ttl, reporter, metrics }, view)
+        let shelf = Arc::new(Shelf::new());
+        let view = MemoryView(shelf.clone());
+        (Self { shelf, loads: HashMap::new(), loader, ttl, reporter, metrics }, view)
     }
 
-    /// Puts `doc` in memory unless a newer version is already there. Returns the entry
-    /// memory holds afterwards.
+    /// See [`Shelf::store`].
     pub fn store(&mut self, doc: Arc<Document>) -> Arc<Entry> {
-        if let Some(existing) = self.entries.get(&doc.name) {
-            if existing.doc.version > doc.version {
-                return existing.clone();
-            }
-        }
-        let entry = Arc::new(Entry { doc, stored_at: Instant::now() });
-        self.entries.insert(entry.doc.name.clone(), entry.clone());
-        self.publish();
-        entry
+        self.shelf.store(doc)
     }
 
     /// A version adopted from elsewhere (a row of Postgres, a rebase): replaces what
@@ -139,7 +197,7 @@ impl MemoryTier {
     /// cannot replace it); a cold cache stays cold, read from the file when asked for.
     /// Returns whether memory took it.
     pub fn follow(&mut self, doc: Arc<Document>) -> bool {
-        if !self.entries.contains_key(&doc.name) && !self.loads.contains_key(&doc.name) {
+        if !self.loads.contains_key(&doc.name) && !self.shelf.contains(&doc.name) {
             return false;
         }
         self.store(doc);
@@ -148,19 +206,20 @@ impl MemoryTier {
 
     /// Drops `name` from memory.
     pub fn evict(&mut self, name: &CacheName) {
-        if self.entries.remove(name).is_some() {
-            self.publish();
-        }
+        self.shelf.evict(name);
     }
 
     /// Forgets everything (after a restart memory is rebuilt lazily from the tiers below).
     pub fn reset(&mut self) {
-        self.entries.clear();
+        self.shelf.clear();
         self.loads.clear();
-        self.publish();
     }
 
-    fn publish(&self) {
-        self.published.store(Arc::new(self.entries.clone()));
+    /// The entry for `name`, fresh or not.
+    fn entry(&self, name: &CacheName) -> Option<Arc<Entry>> {
+        self.shelf.get(name)
     }
 }
+
+#[cfg(test)]
+mod tests;

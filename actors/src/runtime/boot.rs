@@ -131,7 +131,7 @@ fn start_memory(
 ) -> (MemoryHandle, MemoryView) {
     let loader = Loader::new(files.clone(), store.cloned(), rules.clone());
     let (tier, view) = MemoryTier::new(loader, cx.config.memory_ttl, cx.reporter.clone(), cx.metrics.clone());
-    (MemoryHandle::new(ActixSupervisor::start(move |_| tier)), view)
+    (MemoryHandle::new(ActixSupervisor::start(move |_| tier), view.shelf()), view)
 }
 
 /// The retry queue exists with Postgres only.
