@@ -6,7 +6,7 @@
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The step of a durable write that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,21 +136,7 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()>
 pub fn write_atomic_all(dir: &Path, files: &[(&Path, &[u8])]) -> Vec<io::Result<()>> {
     let temps: Vec<_> = files.iter().map(|(path, _)| temp_of(path)).collect();
     let written: Vec<_> = files.iter().zip(&temps).map(|((_, bytes), tmp)| create_temp(tmp, bytes, 0o644)).collect();
-    let mut steps: Vec<Result<(), (Step, io::Error)>> = std::thread::scope(|scope| {
-        let syncs: Vec<_> = written
-            .into_iter()
-            .zip(&temps)
-            .map(|(file, tmp)| file.map(|f| scope.spawn(move || step(Step::Sync, tmp, || f.sync_all()))))
-            .collect();
-        syncs
-            .into_iter()
-            .map(|sync| {
-                sync.and_then(|handle| {
-                    handle.join().unwrap_or_else(|_| Err((Step::Sync, io::Error::other("fsync thread panicked"))))
-                })
-            })
-            .collect()
-    });
+    let mut steps = sync_all(written, &temps);
     for (((path, _), tmp), result) in files.iter().zip(&temps).zip(&mut steps) {
         if result.is_ok() {
             *result = step(Step::Rename, tmp, || fs::rename(tmp, path));
@@ -179,6 +165,53 @@ pub fn write_atomic_all(dir: &Path, files: &[(&Path, &[u8])]) -> Vec<io::Result<
             Err(failed(at, source))
         })
         .collect()
+}
+
+/// Syncs each written temporary file, all at once: one thread per file, the calling
+/// thread syncing the last one (and, through a new descriptor of the same file, any
+/// whose thread could not be made).
+fn sync_all(written: Vec<Result<File, (Step, io::Error)>>, temps: &[PathBuf]) -> Vec<Result<(), (Step, io::Error)>> {
+    let sync = |f: &File, tmp: &Path| step(Step::Sync, tmp, || f.sync_all());
+    let last = written.iter().rposition(Result::is_ok);
+    std::thread::scope(|scope| {
+        let started: Vec<Synced<'_>> = written
+            .into_iter()
+            .zip(temps)
+            .enumerate()
+            .map(|(i, (file, tmp))| match file {
+                Err(failure) => Synced::Done(Err(failure)),
+                Ok(f) if Some(i) == last => Synced::Here(f),
+                Ok(f) => std::thread::Builder::new()
+                    .name("fsync".into())
+                    .spawn_scoped(scope, move || sync(&f, tmp))
+                    .map_or(Synced::Reopen, Synced::Thread),
+            })
+            .collect();
+        started
+            .into_iter()
+            .zip(temps)
+            .map(|(started, tmp)| match started {
+                Synced::Done(result) => result,
+                Synced::Here(f) => sync(&f, tmp),
+                Synced::Reopen => step(Step::Sync, tmp, || File::open(tmp)?.sync_all()),
+                Synced::Thread(handle) => {
+                    handle.join().unwrap_or_else(|_| Err((Step::Sync, io::Error::other("fsync thread panicked"))))
+                }
+            })
+            .collect()
+    })
+}
+
+/// Where the sync of one temporary file of a batch stands.
+enum Synced<'scope> {
+    /// Failed before (create or write), or synced.
+    Done(Result<(), (Step, io::Error)>),
+    /// To sync on the calling thread.
+    Here(File),
+    /// Syncing on its own thread.
+    Thread(std::thread::ScopedJoinHandle<'scope, Result<(), (Step, io::Error)>>),
+    /// No thread could be made: synced on the calling thread, opened again.
+    Reopen,
 }
 
 /// The temporary file next to `path` that [`write_atomic`] renames over it.
