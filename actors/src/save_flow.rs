@@ -251,6 +251,9 @@ impl SaveFlow {
         precondition: Precondition,
         floor: u64,
     ) -> Result<Arc<Document>, SaveError> {
+        // Pending from before the file is written until the queue has it (see
+        // `RetryQueueHandle::announce`).
+        let _announced = self.queue.as_ref().map(|queue| queue.announce(name));
         let saved = match self.files().write(name.clone(), doc.into_inner(), precondition, floor).await {
             Ok(saved) => saved,
             Err(FileTierError::PreconditionFailed { current }) => {
@@ -266,6 +269,15 @@ impl SaveFlow {
             tracing::warn!(cache = %name, error = %e, "memory not updated after save; the file will serve");
         }
         if let Some(queue) = &self.queue {
+            // Tests widen the window between the durable write and the queue taking the
+            // save in: `return(MS)` pauses here (without blocking the thread).
+            let pause = (|| {
+                fail::fail_point!("save::enqueue", |ms| ms.and_then(|ms| ms.parse::<u64>().ok()));
+                None
+            })();
+            if let Some(ms) = pause {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
             queue.enqueue_write(name.clone(), saved.version).await;
         }
         if let Some(refresher) = &self.refresher {

@@ -279,14 +279,18 @@ impl FileTier {
 
     /// Stores `doc` as it is (a version made elsewhere, e.g. read from Postgres), unless
     /// the disk already holds that version or a newer one, or (with `expected`) the disk
-    /// no longer holds version `expected`. Returns whether it was written. Either way
-    /// later saves get versions above `doc`'s.
+    /// no longer holds version `expected`. Returns whether disk holds `doc` now: written,
+    /// or already there with the same ETag (nothing written then). Either way later
+    /// saves get versions above `doc`'s.
     ///
     /// # Errors
     /// I/O errors.
     pub fn adopt(&mut self, doc: &Document, expected: Option<u64>) -> io::Result<bool> {
         let floor = self.floors.entry(doc.name.clone()).or_insert(0);
         *floor = (*floor).max(doc.version);
+        if decide::already_holds(self.index.get(&doc.name), doc.version, &doc.etag) {
+            return Ok(true);
+        }
         if !decide::adopts(self.index.get(&doc.name), doc.version, expected) {
             return Ok(false);
         }

@@ -101,6 +101,15 @@ impl Follower {
     /// adopted, audited deletes dropped, the leader's checks followed.
     pub async fn reconcile(&mut self, peers: &ListenerPeers, heads: &[RowHead]) {
         let in_postgres: HashMap<&CacheName, &RowHead> = heads.iter().map(|h| (&h.name, h)).collect();
+        // Tests widen the window between reading the heads and listing the files:
+        // `return(MS)` pauses here (without blocking the thread).
+        let pause = (|| {
+            fail::fail_point!("listener::reconcile", |ms| ms.and_then(|ms| ms.parse::<u64>().ok()));
+            None
+        })();
+        if let Some(ms) = pause {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
         let Ok(index) = peers.files.list().await else { return };
         for head in heads {
             let name = &head.name;

@@ -124,6 +124,27 @@ async fn an_adopt_is_taken_only_while_the_version_it_expects_is_current() {
 }
 
 #[actix_rt::test]
+async fn adopting_what_disk_already_holds_puts_it_in_memory() {
+    // A compare-and-set's own adopt can find the listener there first: the file already
+    // holds the row, and memory must hold it before the PUT is acknowledged.
+    let cache = name("flow-adopt-again");
+    let running = Running::boot(&[&cache], Duration::from_secs(3600)).await;
+    let saver = running.tiers().saver();
+    running.save(&cache, r#"{"n":1}"#, Precondition::None).await.unwrap();
+    let row = made_elsewhere(&cache, 2, r#"{"n":2}"#);
+    // The file takes the row while memory goes on serving version 1 (as when the
+    // listener has written the file and not yet told memory).
+    assert!(running.tiers().files().adopt(row.clone(), Some(1)).await.unwrap());
+    assert_eq!(running.read(&cache).await, (1, Tier::Memory));
+
+    assert!(saver.adopt(row.clone(), None, InMemory::Fill).await.unwrap(), "disk holds it: taken");
+    assert_eq!(running.read(&cache).await, (2, Tier::Memory));
+    // Another document at that version is not "already held".
+    assert!(!saver.adopt(made_elsewhere(&cache, 2, r#"{"n":"other"}"#), None, InMemory::Fill).await.unwrap());
+    assert_eq!(running.tiers().read(&cache).await.unwrap().doc.body[..], br#"{"n":2}"#[..]);
+}
+
+#[actix_rt::test]
 async fn a_save_whose_base_is_no_longer_current_is_refused() {
     let cache = name("flow-base");
     let running = Running::boot(&[&cache], Duration::from_secs(3600)).await;
