@@ -14,7 +14,7 @@ use crate::memory::MemoryHandle;
 use crate::refresher::RefresherHandle;
 use crate::retry_queue::RetryQueueHandle;
 use chrono::{DateTime, Utc};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Why a save was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -155,9 +155,9 @@ pub struct SaveFlow {
     memory: MemoryHandle,
     queue: Option<RetryQueueHandle>,
     rules: LiveRules,
-    /// Told of every save and adoption so that schedules move (absent in the
-    /// refresher's own copy: it updates itself).
-    refresher: Option<RefresherHandle>,
+    /// Told of every save and adoption so that schedules move. The refresher is built
+    /// with this flow, so it is set once it runs ([`Self::observed_by`]), for every clone.
+    refresher: Arc<OnceLock<RefresherHandle>>,
     /// With Postgres: a client's `If-Match` is a compare-and-set on the row.
     if_match: Option<IfMatch>,
 }
@@ -165,7 +165,8 @@ pub struct SaveFlow {
 impl SaveFlow {
     /// Bundles the handles; `queue` is `None` without Postgres.
     pub fn new(files: FileHandle, memory: MemoryHandle, queue: Option<RetryQueueHandle>, rules: LiveRules) -> Self {
-        Self { adopter: Adopter::new(files, memory.clone()), memory, queue, rules, refresher: None, if_match: None }
+        let refresher = Arc::default();
+        Self { adopter: Adopter::new(files, memory.clone()), memory, queue, rules, refresher, if_match: None }
     }
 
     /// The same flow, checking a client's `If-Match` against Postgres (see
@@ -214,10 +215,16 @@ impl SaveFlow {
         }
     }
 
-    /// The same flow, telling `refresher` of every save (PUTs, imports, adoptions).
-    pub fn observed_by(mut self, refresher: Option<RefresherHandle>) -> Self {
-        self.refresher = refresher;
-        self
+    /// From now on every clone of this flow tells `refresher` of every save (PUTs,
+    /// imports, adoptions) but the refresher's own ([`Self::save_fetched`]). Set once.
+    pub fn observed_by(&self, refresher: RefresherHandle) {
+        let _ = self.refresher.set(refresher);
+    }
+
+    /// Whether saves made through this flow reach the refresher (set on every clone
+    /// once the refresher runs).
+    pub fn observed(&self) -> bool {
+        self.refresher.get().is_some()
     }
 
     /// The file tier.
@@ -251,6 +258,25 @@ impl SaveFlow {
         precondition: Precondition,
         floor: u64,
     ) -> Result<Arc<Document>, SaveError> {
+        let saved = self.save_fetched(name, doc, precondition, floor).await?;
+        if let Some(refresher) = self.refresher.get() {
+            refresher.observed(&saved);
+        }
+        Ok(saved)
+    }
+
+    /// [`Self::save`] without telling the refresher: its own fetches, which it
+    /// accounts for itself.
+    ///
+    /// # Errors
+    /// [`SaveError`]; nothing was changed then.
+    pub async fn save_fetched(
+        &self,
+        name: &CacheName,
+        doc: Admitted,
+        precondition: Precondition,
+        floor: u64,
+    ) -> Result<Arc<Document>, SaveError> {
         let saved = match self.files().write(name.clone(), doc.into_inner(), precondition, floor).await {
             Ok(saved) => saved,
             Err(FileTierError::PreconditionFailed { current }) => {
@@ -267,9 +293,6 @@ impl SaveFlow {
         }
         if let Some(queue) = &self.queue {
             queue.enqueue_write(name.clone(), saved.version).await;
-        }
-        if let Some(refresher) = &self.refresher {
-            refresher.observed(&saved);
         }
         Ok(saved)
     }
@@ -315,7 +338,7 @@ impl SaveFlow {
 
     /// The file took `row`: the schedule moves, and the queue learns Postgres holds it.
     fn adopted(&self, row: &Document) {
-        if let Some(refresher) = &self.refresher {
+        if let Some(refresher) = self.refresher.get() {
             refresher.observed(row);
         }
         if let Some(queue) = &self.queue {
@@ -331,18 +354,70 @@ impl SaveFlow {
     /// When the file could not be removed.
     pub async fn purge(&self, name: &CacheName) -> Result<bool, SaveError> {
         let existed = self.files().remove(name.clone()).await.map_err(|e| SaveError::Storage(e.to_string()))?;
-        if let Err(e) = self.memory.evict(name).await {
-            tracing::warn!(cache = %name, error = %e, "memory eviction failed");
-        }
+        self.evict(name).await;
         if let Some(queue) = &self.queue {
             queue.enqueue_delete(name.clone()).await;
         }
         Ok(existed)
     }
 
+    /// Another instance deleted `name` at `version` (its audit says so): the local copy
+    /// goes from the file tier, with no tombstone (the delete is in Postgres already),
+    /// and from memory. A save made here since is newer and stays. Returns whether the
+    /// copy was dropped.
+    ///
+    /// # Errors
+    /// When the file could not be removed.
+    pub async fn drop_deleted(&self, name: &CacheName, version: u64) -> Result<bool, FileTierError> {
+        if !self.files().remove_if(name.clone(), version).await? {
+            return Ok(false);
+        }
+        let _ = self.files().forget_tombstone(name.clone()).await;
+        self.evict(name).await;
+        Ok(true)
+    }
+
+    /// Retention: removes `name` from the file tier if it was saved before `cutoff`
+    /// (no tombstone: retention never deletes a row early), then from memory. Returns
+    /// the removed copy's `saved_at`.
+    ///
+    /// # Errors
+    /// When the file could not be removed.
+    pub async fn expire(
+        &self,
+        name: &CacheName,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, FileTierError> {
+        let purged = self.files().purge(name.clone(), cutoff).await?;
+        if purged.is_some() {
+            self.evict(name).await;
+        }
+        Ok(purged)
+    }
+
+    /// Memory after a removal from the file tier; a failure leaves memory to expire it.
+    async fn evict(&self, name: &CacheName) {
+        if let Err(e) = self.memory.evict(name).await {
+            tracing::warn!(cache = %name, error = %e, "memory eviction failed");
+        }
+    }
+
+    /// The leading instance checked the upstream at `checked_at` and found nothing new
+    /// for `held`: [`Self::refetched`], and the refresher counts it as a fresh result.
+    ///
+    /// # Errors
+    /// As [`Self::refetched`].
+    pub async fn follow_check(&self, held: &Document, checked_at: DateTime<Utc>) -> Result<Arc<Document>, SaveError> {
+        let doc = self.refetched(held, checked_at).await?;
+        if let Some(refresher) = self.refresher.get() {
+            refresher.observed(&doc);
+        }
+        Ok(doc)
+    }
+
     /// Upstream said the held document is current (a 304): the same version, with
     /// `last_fetch` moved, replaces it on disk and in memory. No new version, nothing
-    /// for Postgres.
+    /// for Postgres, and the refresher is not told (it made the fetch).
     ///
     /// # Errors
     /// [`SaveError::Storage`] when the file could not be rewritten or the cache changed

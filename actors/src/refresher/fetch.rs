@@ -248,7 +248,8 @@ impl FetchJob {
                 _ => Some(started),
             };
             let last_rich = if self.rich { Some(now) } else { self.previous_rich };
-            match self.saver.save(&self.cache, admitted.with_fetch_times(last_fetch, last_rich), base, 0).await {
+            match self.saver.save_fetched(&self.cache, admitted.with_fetch_times(last_fetch, last_rich), base, 0).await
+            {
                 Ok(doc) => return Ok((doc, Refreshed::Saved)),
                 Err(SaveError::PreconditionFailed { .. }) => {}
                 Err(e) => return Err(FetchFailure::Failed(format!("could not save: {e}"))),
