@@ -13,6 +13,7 @@ use crate::if_match::{Decided, IfMatch};
 use crate::memory::MemoryHandle;
 use crate::refresher::RefresherHandle;
 use crate::retry_queue::RetryQueueHandle;
+use crate::store::StoreError;
 use chrono::{DateTime, Utc};
 use std::sync::{Arc, OnceLock};
 
@@ -27,12 +28,31 @@ pub enum SaveError {
     },
     /// The file could not be made durable; nothing was acknowledged.
     #[error("could not write the cache durably: {0}")]
-    Storage(String),
+    Storage(#[source] FileTierError),
+    /// An `If-Match` save Postgres took (its compare-and-set held) that the file tier
+    /// could not: not acknowledged; the next adoption brings it to disk.
+    #[error("could not write the cache durably: in Postgres, but not on disk: {0}")]
+    NotOnDisk(#[source] FileTierError),
+    /// A 304 about a version disk no longer holds: a save landed during the fetch, and
+    /// nothing was changed.
+    #[error("the cache changed during the fetch")]
+    Changed,
     /// An `If-Match` save could not be checked against the other instances (Postgres
     /// unreachable, or its answer lost): not acknowledged; it may or may not have been
     /// applied when Postgres was asked.
     #[error("the precondition cannot be checked against the other instances now: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] StoreError),
+}
+
+impl SaveError {
+    /// From the file tier's error: a failed precondition is the client's, anything else
+    /// the disk's.
+    fn from_file(error: FileTierError) -> Self {
+        match error {
+            FileTierError::PreconditionFailed { current } => Self::PreconditionFailed { current },
+            other => Self::Storage(other),
+        }
+    }
 }
 
 /// What memory does with an adopted version.
@@ -191,19 +211,12 @@ impl SaveFlow {
         let Some(if_match) = self.if_match.as_ref().filter(|_| crate::if_match::is_if_match(&precondition)) else {
             return self.save(name, doc, precondition, 0).await;
         };
-        let (version, base) = match self.files().reserve(name.clone(), precondition.clone()).await {
-            Ok(reserved) => reserved,
-            Err(FileTierError::PreconditionFailed { current }) => {
-                return Err(SaveError::PreconditionFailed { current })
-            }
-            Err(other) => return Err(SaveError::Storage(other.to_string())),
-        };
+        let (version, base) =
+            self.files().reserve(name.clone(), precondition.clone()).await.map_err(SaveError::from_file)?;
         match if_match.decide(name, doc.doc().clone(), version, base).await {
             Decided::Written(saved) => {
                 // Later local saves were given versions above this one: the newer wins.
-                self.adopt(saved.clone(), None, InMemory::Fill)
-                    .await
-                    .map_err(|e| SaveError::Storage(format!("in Postgres, but not on disk: {e}")))?;
+                self.adopt(saved.clone(), None, InMemory::Fill).await.map_err(SaveError::NotOnDisk)?;
                 Ok(saved)
             }
             Decided::Conflict(current) => Err(SaveError::PreconditionFailed { current }),
@@ -211,7 +224,7 @@ impl SaveFlow {
                 tracing::debug!(cache = %name, error = %e, "Postgres unreachable; If-Match checked here alone");
                 self.save(name, doc, precondition, 0).await
             }
-            Decided::Unreachable(e) => Err(SaveError::Unavailable(e.to_string())),
+            Decided::Unreachable(e) => Err(SaveError::Unavailable(e)),
         }
     }
 
@@ -279,12 +292,9 @@ impl SaveFlow {
     ) -> Result<Arc<Document>, SaveError> {
         let saved = match self.files().write(name.clone(), doc.into_inner(), precondition, floor).await {
             Ok(saved) => saved,
-            Err(FileTierError::PreconditionFailed { current }) => {
-                return Err(SaveError::PreconditionFailed { current })
-            }
             Err(other) => {
                 evict_if_in_place(&self.memory, name, &other).await;
-                return Err(SaveError::Storage(other.to_string()));
+                return Err(SaveError::from_file(other));
             }
         };
         if let Err(e) = self.memory.store(saved.clone()).await {
@@ -353,7 +363,7 @@ impl SaveFlow {
     /// # Errors
     /// When the file could not be removed.
     pub async fn purge(&self, name: &CacheName) -> Result<bool, SaveError> {
-        let existed = self.files().remove(name.clone()).await.map_err(|e| SaveError::Storage(e.to_string()))?;
+        let existed = self.files().remove(name.clone()).await.map_err(SaveError::Storage)?;
         self.evict(name).await;
         if let Some(queue) = &self.queue {
             queue.enqueue_delete(name.clone()).await;
@@ -420,8 +430,8 @@ impl SaveFlow {
     /// for Postgres, and the refresher is not told (it made the fetch).
     ///
     /// # Errors
-    /// [`SaveError::Storage`] when the file could not be rewritten or the cache changed
-    /// during the fetch.
+    /// [`SaveError::Storage`] when the file could not be rewritten, [`SaveError::Changed`]
+    /// when the cache changed during the fetch.
     pub async fn refetched(&self, held: &Document, last_fetch: DateTime<Utc>) -> Result<Arc<Document>, SaveError> {
         let doc = Arc::new(Document::new(
             held.name.clone(),
@@ -434,8 +444,8 @@ impl SaveFlow {
         ));
         match self.files().touch(doc.clone()).await {
             Ok(true) => {}
-            Ok(false) => return Err(SaveError::Storage("the cache changed during the fetch".into())),
-            Err(e) => return Err(SaveError::Storage(e.to_string())),
+            Ok(false) => return Err(SaveError::Changed),
+            Err(e) => return Err(SaveError::Storage(e)),
         }
         if let Err(e) = self.memory.store(doc.clone()).await {
             tracing::warn!(cache = %held.name, error = %e, "memory not updated after a 304; the file will serve");

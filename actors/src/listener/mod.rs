@@ -179,7 +179,7 @@ fn spawn_listen(hints: Arc<Notify>, config: FollowConfig, reporter: FailureRepor
 async fn session(hints: &Notify, config: &FollowConfig, metrics: &Metrics) -> Ended {
     let (mut driver_config, tls) = match driver_config(&config.connect) {
         Ok(c) => c,
-        Err(e) => return Ended::Lost(e),
+        Err(e) => return Ended::Lost(e.to_string()),
     };
     // Named, so an operator can tell it apart in pg_stat_activity.
     driver_config.application_name("tiercache-listen");

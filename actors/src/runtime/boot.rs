@@ -162,8 +162,7 @@ fn start_file_tier(cx: &Ctx<'_>) -> (FileHandle, Arbiter) {
 fn start_store(cx: &Ctx<'_>) -> Result<Option<StoreHandle>, BootError> {
     let Some(pg) = &cx.config.postgres else { return Ok(None) };
     let config = StoreConfig { connect: pg.connect.clone(), project: cx.config.project.clone() };
-    let store = Store::new(config, cx.reporter.clone(), cx.metrics.clone())
-        .map_err(|reason| BootError::postgres(&pg.connect, reason))?;
+    let store = Store::new(config, cx.reporter.clone(), cx.metrics.clone())?;
     Ok(Some(StoreHandle::new(ActixSupervisor::start(move |_| store))))
 }
 
