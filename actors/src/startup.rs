@@ -24,6 +24,21 @@ pub struct SyncReport {
     pub in_sync: usize,
 }
 
+/// Why the startup sync stopped: Postgres, or a local tier (which says nothing about
+/// Postgres).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Postgres could not be read.
+    #[error(transparent)]
+    Postgres(#[from] StoreError),
+    /// The file tier's index could not be read.
+    #[error("file tier: {0}")]
+    FileTier(#[from] FileTierError),
+    /// The retry queue did not say what it holds.
+    #[error("retry queue: {0}")]
+    Queue(#[from] actix::MailboxError),
+}
+
 /// How many rows are fetched ahead of the files being written: Postgres sends the next
 /// rows and the blocking pool verifies them while the file tier writes the previous
 /// ones; also the most files written with one directory sync.
@@ -105,17 +120,18 @@ fn unrowed_send(name: &CacheName, d: &OnDisk) -> Option<(CacheName, u64)> {
 /// files in sync reads no document data at all.
 ///
 /// # Errors
-/// [`StoreError`] when Postgres cannot be read (the caller keeps trying in the background).
+/// [`SyncError`] when Postgres or a local tier cannot be read (the caller keeps trying
+/// in the background).
 pub async fn sync_from_postgres(
     store: &StoreHandle,
     queue: &RetryQueueHandle,
     saver: &SaveFlow,
-) -> Result<SyncReport, StoreError> {
+) -> Result<SyncReport, SyncError> {
     let heads = store.read_heads().await?;
-    let index = saver.files().list().await.map_err(|e| StoreError::Unavailable(format!("file tier: {e}")))?;
+    let index = saver.files().list().await?;
     // Asked after the rows and the index: a save the queue finishes meanwhile shows in
     // the index as newer than its row, or makes the adopt below a no-op.
-    let pending = queue.pending().await.map_err(|e| StoreError::Unavailable(format!("retry queue: {e}")))?;
+    let pending = queue.pending().await?;
     let plan = plan(&heads, &index, &pending);
     let mut report = SyncReport { rows: heads.len(), ..SyncReport::default() };
     for (name, version) in plan.send {

@@ -8,7 +8,7 @@ use crate::files::{FileHandle, OnDisk};
 use crate::retry_queue::backoff::Backoff;
 use crate::retry_queue::{BackoffPolicy, RetryQueueHandle};
 use crate::save_flow::SaveFlow;
-use crate::startup::{sync_from_postgres, SyncReport};
+use crate::startup::{sync_from_postgres, SyncError, SyncReport};
 use crate::store::pooler::transaction_pooled;
 use crate::store::{ConnectConfig, StoreError, StoreHandle};
 use crate::supervisor::{guard_async, spawn_guarded, ActorId, FailureReporter};
@@ -28,6 +28,8 @@ pub enum SyncOutcome {
     Unavailable(StoreError),
     /// Postgres did not answer within the limit.
     TimedOut,
+    /// The files or the retry queue could not be read (not Postgres's doing).
+    Local(SyncError),
 }
 
 impl SyncOutcome {
@@ -52,7 +54,7 @@ pub(super) struct SyncPeers {
 }
 
 impl SyncPeers {
-    async fn sync(&self) -> Result<SyncReport, StoreError> {
+    async fn sync(&self) -> Result<SyncReport, SyncError> {
         sync_from_postgres(&self.store, &self.queue, &self.saver).await
     }
 }
@@ -75,8 +77,9 @@ pub(super) async fn index(files: &FileHandle) -> Result<HashMap<CacheName, OnDis
 pub(super) async fn timed_sync(peers: &SyncPeers, limit: Duration) -> SyncOutcome {
     match tokio::time::timeout(limit, peers.sync()).await {
         Ok(Ok(report)) => SyncOutcome::Synced(report),
-        Ok(Err(e @ StoreError::NoProject(_))) => SyncOutcome::NoProject(e),
-        Ok(Err(e)) => SyncOutcome::Unavailable(e),
+        Ok(Err(SyncError::Postgres(e @ StoreError::NoProject(_)))) => SyncOutcome::NoProject(e),
+        Ok(Err(SyncError::Postgres(e))) => SyncOutcome::Unavailable(e),
+        Ok(Err(local)) => SyncOutcome::Local(local),
         Err(_) => SyncOutcome::TimedOut,
     }
 }
@@ -107,6 +110,9 @@ pub(super) fn report_and_resync(
         SyncOutcome::TimedOut => {
             tracing::error!(tier = "postgres", alert = true, "Postgres did not answer at startup; serving from files");
         }
+        SyncOutcome::Local(e) => {
+            tracing::error!(alert = true, error = %e, "cannot compare the files with Postgres at startup; serving from files");
+        }
     }
     if outcome.failed() {
         resync_in_background(peers, backoff, reporter.clone());
@@ -120,6 +126,9 @@ pub(super) fn report_offline(outcome: &SyncOutcome) {
             tracing::warn!(error = %e, "Postgres unavailable; working from the files alone");
         }
         SyncOutcome::TimedOut => tracing::warn!("Postgres did not answer in time; working from the files alone"),
+        SyncOutcome::Local(e) => {
+            tracing::warn!(error = %e, "cannot compare the files with Postgres; working from the files alone")
+        }
         SyncOutcome::Disabled | SyncOutcome::Synced(_) => {}
     }
 }
