@@ -203,10 +203,11 @@ impl Runtime {
         self.actors.refresher.begin();
     }
 
-    /// A reload: every actor takes from `config` what it can apply live (see
-    /// [`reconfigure::apply`]).
+    /// A reload: emergency refreshes for every reader, and every actor takes from
+    /// `config` what it can apply live (see [`reconfigure::apply`]).
     pub fn reconfigure(&self, config: &SystemConfig) {
-        reconfigure::apply(&self.actors, &self.tiers, self.retention.as_ref(), config, &self.reporter);
+        self.tiers.set_emergency(config.refresh.emergency);
+        reconfigure::apply(&self.actors, self.retention.as_ref(), config, &self.reporter);
     }
 
     /// At shutdown: the refresher starts no more fetches.

@@ -6,15 +6,13 @@ use crate::retention::RetentionHandle;
 use crate::retry_queue::Retune;
 use crate::supervisor::{spawn_guarded, ActorId, FailureReporter};
 use crate::system::{refresh_caches, SystemConfig};
-use crate::tiers::Tiers;
 
 /// Applies `config` to the running actors: the caches' rules, the refresher's caches
-/// and policy, emergency refreshes, the retention purge, and with Postgres the retry
+/// and policy, the retention purge, and with Postgres the retry
 /// queue's policy and the pool's connection settings (credentials read afresh reach
 /// new connections without a restart).
 pub(super) fn apply(
     actors: &Actors,
-    tiers: &Tiers,
     retention: Option<&RetentionHandle>,
     config: &SystemConfig,
     reporter: &FailureReporter,
@@ -23,7 +21,6 @@ pub(super) fn apply(
     actors.rules.replace(config.rules.clone());
     let caches = refresh_caches(&config.data_dir, &config.refresh.caches, actors.store.clone());
     actors.refresher.reconfigure(caches, config.refresh.policy.clone());
-    tiers.set_emergency(config.refresh.emergency);
     if let Some(retention) = retention {
         retention.reconfigure(config.retention_days.clone());
     }
