@@ -298,3 +298,23 @@ async fn every_writer_shares_the_one_save_flow_and_the_probe_sees_the_running_ma
     let files = running.runtime.saver().files().clone();
     assert_eq!(probe(files.list(), &mailboxes, Duration::from_secs(5)).await, Ok(()));
 }
+
+#[test]
+fn a_save_error_reads_as_before_and_a_changed_cache_is_no_storage_failure() {
+    use crate::files::FileTierError;
+    use crate::store::StoreError;
+    let disk = || FileTierError::Io(std::io::Error::other("disk full"));
+    assert_eq!(
+        SaveError::Storage(disk()).to_string(),
+        "could not write the cache durably: file tier I/O error: disk full"
+    );
+    assert_eq!(
+        SaveError::NotOnDisk(disk()).to_string(),
+        "could not write the cache durably: in Postgres, but not on disk: file tier I/O error: disk full"
+    );
+    assert_eq!(SaveError::Changed.to_string(), "the cache changed during the fetch");
+    assert_eq!(
+        SaveError::Unavailable(StoreError::Unavailable("refused".into())).to_string(),
+        "the precondition cannot be checked against the other instances now: postgres unavailable: refused"
+    );
+}
