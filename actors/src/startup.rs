@@ -5,9 +5,9 @@
 
 use crate::domain::CacheName;
 use crate::files::{FileTierError, OnDisk};
-use crate::save_flow::InMemory;
+use crate::retry_queue::RetryQueueHandle;
+use crate::save_flow::{InMemory, SaveFlow};
 use crate::store::{RowHead, StoreError, StoreHandle};
-use crate::tiers::Tiers;
 use futures_util::StreamExt;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -22,6 +22,21 @@ pub struct SyncReport {
     pub to_postgres: usize,
     /// Files already equal to their row.
     pub in_sync: usize,
+}
+
+/// Why the startup sync stopped: Postgres, or a local tier (which says nothing about
+/// Postgres).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Postgres could not be read.
+    #[error(transparent)]
+    Postgres(#[from] StoreError),
+    /// The file tier's index could not be read.
+    #[error("file tier: {0}")]
+    FileTier(#[from] FileTierError),
+    /// The retry queue did not say what it holds.
+    #[error("retry queue: {0}")]
+    Queue(#[from] actix::MailboxError),
 }
 
 /// How many rows are fetched ahead of the files being written: Postgres sends the next
@@ -105,14 +120,18 @@ fn unrowed_send(name: &CacheName, d: &OnDisk) -> Option<(CacheName, u64)> {
 /// files in sync reads no document data at all.
 ///
 /// # Errors
-/// [`StoreError`] when Postgres cannot be read (the caller keeps trying in the background).
-pub async fn sync_from_postgres(tiers: &Tiers) -> Result<SyncReport, StoreError> {
-    let (Some(store), Some(queue)) = (tiers.store(), tiers.queue()) else { return Ok(SyncReport::default()) };
+/// [`SyncError`] when Postgres or a local tier cannot be read (the caller keeps trying
+/// in the background).
+pub async fn sync_from_postgres(
+    store: &StoreHandle,
+    queue: &RetryQueueHandle,
+    saver: &SaveFlow,
+) -> Result<SyncReport, SyncError> {
     let heads = store.read_heads().await?;
-    let index = tiers.files().list().await.map_err(|e| StoreError::Unavailable(format!("file tier: {e}")))?;
+    let index = saver.files().list().await?;
     // Asked after the rows and the index: a save the queue finishes meanwhile shows in
     // the index as newer than its row, or makes the adopt below a no-op.
-    let pending = queue.pending().await.map_err(|e| StoreError::Unavailable(format!("retry queue: {e}")))?;
+    let pending = queue.pending().await?;
     let plan = plan(&heads, &index, &pending);
     let mut report = SyncReport { rows: heads.len(), ..SyncReport::default() };
     for (name, version) in plan.send {
@@ -123,7 +142,7 @@ pub async fn sync_from_postgres(tiers: &Tiers) -> Result<SyncReport, StoreError>
         queue.mark_synced(name, version);
         report.in_sync += 1;
     }
-    let vanished = adopt_rows(tiers, store, plan.adopt, &mut report).await?;
+    let vanished = adopt_rows(saver, store, plan.adopt, &mut report).await?;
     // A row that turned out corrupt (logged by the store) or vanished is treated as
     // absent: the file, if it holds a save, is sent like one without a row.
     let vanished = vanished.iter().filter_map(|name| index.get(name).and_then(|d| unrowed_send(name, d)));
@@ -138,7 +157,7 @@ pub async fn sync_from_postgres(tiers: &Tiers) -> Result<SyncReport, StoreError>
 /// that have arrived (one directory sync per batch); returns the rows that turned out
 /// corrupt or vanished.
 async fn adopt_rows(
-    tiers: &Tiers,
+    saver: &SaveFlow,
     store: &StoreHandle,
     to_adopt: Vec<CacheName>,
     report: &mut SyncReport,
@@ -156,7 +175,7 @@ async fn adopt_rows(
                 None => vanished.push(name),
             }
         }
-        let results = match tiers.saver().adopt_all(docs.clone(), InMemory::Follow).await {
+        let results = match saver.adopt_all(docs.clone(), InMemory::Follow).await {
             Ok(results) => results,
             Err(e) => docs.iter().map(|_| Err(FileTierError::Io(std::io::Error::other(e.to_string())))).collect(),
         };
