@@ -115,12 +115,12 @@ impl Adopter {
     /// The file tier's error for the whole batch.
     pub async fn adopt_all(
         &self,
-        docs: Vec<Arc<Document>>,
+        docs: Vec<(Arc<Document>, Option<u64>)>,
         in_memory: InMemory,
     ) -> Result<Vec<Result<bool, FileTierError>>, FileTierError> {
         let taken = self.files.adopt_all(docs.clone()).await?;
         let mut results = Vec::with_capacity(taken.len());
-        for (doc, taken) in docs.iter().zip(taken) {
+        for ((doc, _), taken) in docs.iter().zip(taken) {
             results.push(self.follow_file(doc, taken, in_memory).await);
         }
         Ok(results)
@@ -346,11 +346,11 @@ impl SaveFlow {
     /// The file tier's error for the whole batch.
     pub async fn adopt_all(
         &self,
-        rows: Vec<Arc<Document>>,
+        rows: Vec<(Arc<Document>, Option<u64>)>,
         in_memory: InMemory,
     ) -> Result<Vec<Result<bool, FileTierError>>, FileTierError> {
         let results = self.adopter.adopt_all(rows.clone(), in_memory).await?;
-        for (row, result) in rows.iter().zip(&results) {
+        for ((row, _), result) in rows.iter().zip(&results) {
             if matches!(result, Ok(true)) {
                 self.adopted(row);
             }
