@@ -114,8 +114,8 @@ fn a_save_acknowledged_during_the_startup_sync_is_not_replaced_by_the_row() {
     a.set_env("FAILPOINTS", "startup::adopt=return(4000)");
     a.spawn();
     wait_for("A's API answering during its startup sync", Duration::from_secs(10), || {
-        let r = a.try_request("GET", "/healthz", None, &[]);
-        seen(r.as_ref().map(|r| r.status).map_err(ToString::to_string), r.is_ok())
+        let r = a.try_request("GET", "/healthz", None, &[]).map(|r| r.status);
+        seen(format!("{r:?}"), r.is_ok())
     });
     // The row has been read (the sync's "listening" comes first); the adopt is paused.
     a.wait_for_message("listening for other instances' writes");
