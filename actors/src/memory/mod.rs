@@ -93,6 +93,13 @@ pub struct Shelf {
     published: ArcSwap<Snapshot>,
 }
 
+impl Default for Shelf {
+    /// An empty shelf.
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Shelf {
     fn new() -> Self {
         Self { entries: Mutex::new(Snapshot::new()), published: ArcSwap::from_pointee(Snapshot::new()) }
