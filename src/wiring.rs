@@ -8,11 +8,9 @@ use crate::exit::{Fatal, CONFIG};
 use secrecy::ExposeSecret;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 use tiercache_actors::cache_rules::{CacheRules, Rules};
 use tiercache_actors::domain::DocumentSchema;
-use tiercache_actors::refresher::RefreshPolicy;
-use tiercache_actors::retry_queue::BackoffPolicy;
+use tiercache_actors::refresher::{RefreshPolicy, FAILED_FETCH_BACKOFF};
 use tiercache_actors::store::ConnectConfig;
 use tiercache_actors::system::{PostgresConfig, RefreshConfig, SourcedCache, SystemConfig};
 
@@ -34,12 +32,7 @@ pub fn refresh_config(settings: &Settings) -> RefreshConfig {
         policy: RefreshPolicy {
             fetch_timeout: settings.refresh.fetch_timeout,
             jitter: settings.refresh.jitter,
-            // Failed fetches: 1 s, doubling, at most 5 minutes (or the schedule, if shorter).
-            backoff: BackoffPolicy {
-                initial_interval: Duration::from_secs(1),
-                max_interval: Duration::from_secs(300),
-                multiplier: 2.0,
-            },
+            backoff: FAILED_FETCH_BACKOFF,
         },
         emergency: settings.refresh.emergency,
     }
@@ -65,9 +58,7 @@ pub fn postgres_config(settings: &Settings) -> Result<Option<PostgresConfig>, Fa
     };
     Ok(Some(PostgresConfig {
         connect: ConnectConfig { url, password, options: pg.options.clone() },
-        backoff: retry_backoff(settings),
-        max_attempts: settings.retry.max_attempts,
-        retry_enabled: settings.retry.enabled,
+        retry: settings.retry,
         heads_poll_interval: pg.heads_poll_interval,
         single_instance: pg.single_instance,
     }))
@@ -121,9 +112,4 @@ pub fn cache_rules(settings: &Settings) -> Result<Rules, ConfigError> {
         rules.insert(cache.name.clone(), CacheRules { max_size: cache.max_size, schema });
     }
     Ok(Rules::new(rules))
-}
-
-/// `[retry]`'s waits: the retry queue's and the background startup sync's.
-pub fn retry_backoff(settings: &Settings) -> BackoffPolicy {
-    settings.retry.backoff
 }

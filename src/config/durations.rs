@@ -7,7 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::de::{self, Deserializer};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// Parses a humantime duration such as `"15m"`, `"6h"`, `"500ms"` or `"0s"`.
 ///
@@ -115,6 +115,13 @@ pub struct Dur(pub Duration);
 impl fmt::Debug for Dur {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&format_duration(self.0))
+    }
+}
+
+/// Written back as the file writes it (`check-config`).
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(self.0))
     }
 }
 

@@ -13,6 +13,7 @@ mod net;
 mod paths;
 mod raw;
 mod redacted;
+pub(crate) mod retry;
 mod secrets;
 mod validate;
 
@@ -31,7 +32,7 @@ pub use net::ListenAddr;
 pub use paths::Located;
 pub use tiercache_actors::domain::CacheName;
 pub use tiercache_actors::refresher::sources::SourceConfig;
-pub use tiercache_actors::retry_queue::BackoffPolicy;
+pub use tiercache_actors::retry_queue::{BackoffPolicy, RetryPolicy};
 pub use tiercache_actors::store::{ConnectOptions, TlsMode};
 pub use tiercache_actors::supervisor::RestartPolicy;
 
@@ -68,7 +69,8 @@ pub struct Settings {
     pub api: ApiSettings,
     pub memory: MemorySettings,
     pub postgres: PostgresSettings,
-    pub retry: RetrySettings,
+    /// `[retry]`, as the retry queue's own type (see `retry.rs`).
+    pub retry: RetryPolicy,
     pub shutdown: ShutdownSettings,
     pub refresh: RefreshSettings,
     /// `[supervisor]`, as the supervisor's own type: `max_restarts` restarts of one
@@ -159,17 +161,6 @@ pub struct PostgresSettings {
     /// While Postgres is unreachable, `If-Match` is checked locally (this instance is
     /// the project's only one) instead of answered 503.
     pub single_instance: bool,
-}
-
-/// `[retry]`: background retries of saves that Postgres refused.
-#[derive(Debug, Clone)]
-pub struct RetrySettings {
-    pub enabled: bool,
-    /// The retry queue's own type. Checked: `initial_interval` never more than
-    /// `max_interval`, `multiplier` at least 1.0 (so intervals never shrink).
-    pub backoff: BackoffPolicy,
-    /// For saves that Postgres rejects for good.
-    pub max_attempts: u32,
 }
 
 /// `[shutdown]`.
@@ -270,7 +261,7 @@ where
         if !name.starts_with("TIERCACHE__") {
             continue;
         }
-        let known = layers::OVERRIDABLE_KEYS.iter().any(|key| layers::override_var(key) == name);
+        let known = layers::overridable_keys().into_iter().any(|key| layers::override_var(key) == name);
         if !known {
             return Err(ConfigError::new(
                 name,

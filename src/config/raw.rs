@@ -13,8 +13,11 @@ use secrecy::SecretString;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use tiercache_actors::cache_rules::DEFAULT_RETENTION_DAYS;
+
 use super::durations::{Dur, OptDur, Size};
-use super::ConnectOptions;
+use super::retry::RawRetry;
+use super::{ConnectOptions, RestartPolicy};
 
 /// Default `max_size` of a cache and `max_body` of the API.
 pub const DEFAULT_SIZE: u64 = 16 << 20;
@@ -159,28 +162,6 @@ impl Default for RawPostgres {
 
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RawRetry {
-    pub enabled: bool,
-    pub initial_interval: Dur,
-    pub max_interval: Dur,
-    pub multiplier: f64,
-    pub max_attempts: u32,
-}
-
-impl Default for RawRetry {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            initial_interval: Dur(Duration::from_millis(500)),
-            max_interval: Dur(Duration::from_secs(60)),
-            multiplier: 2.0,
-            max_attempts: 20,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
 pub struct RawShutdown {
     pub graceful: bool,
     pub timeout: Dur,
@@ -221,7 +202,9 @@ pub struct RawSupervisor {
 
 impl Default for RawSupervisor {
     fn default() -> Self {
-        Self { max_restarts: 5, restart_window: Dur(Duration::from_secs(60)) }
+        // The supervisor's own defaults, so they are written once.
+        let d = RestartPolicy::default();
+        Self { max_restarts: d.max_restarts, restart_window: Dur(d.window) }
     }
 }
 
@@ -271,7 +254,7 @@ fn default_size() -> Size {
 }
 
 fn default_retention_days() -> u32 {
-    30
+    DEFAULT_RETENTION_DAYS
 }
 
 /// `[caches.source]`, flat: the keys of every kind side by side.
@@ -317,6 +300,55 @@ pub struct RawSource {
     pub argv: Option<Vec<String>>,
     #[serde(default)]
     pub timeout: Option<Dur>,
+}
+
+impl RawSource {
+    /// The keys set beside `kind`, in the order they are declared. Every field is named
+    /// here, so a new key does not compile until it is listed.
+    pub fn set_keys(&self) -> Vec<&'static str> {
+        let Self {
+            kind: _,
+            client_id,
+            client_secret,
+            client_secret_file,
+            refresh_token,
+            refresh_token_file,
+            base_url,
+            per_page,
+            full_refresh_every,
+            app_id,
+            app_id_file,
+            page_short_name,
+            url,
+            headers,
+            bearer_token,
+            bearer_token_file,
+            argv,
+            timeout,
+        } = self;
+        [
+            ("client_id", client_id.is_some()),
+            ("client_secret", client_secret.is_some()),
+            ("client_secret_file", client_secret_file.is_some()),
+            ("refresh_token", refresh_token.is_some()),
+            ("refresh_token_file", refresh_token_file.is_some()),
+            ("base_url", base_url.is_some()),
+            ("per_page", per_page.is_some()),
+            ("full_refresh_every", full_refresh_every.is_some()),
+            ("app_id", app_id.is_some()),
+            ("app_id_file", app_id_file.is_some()),
+            ("page_short_name", page_short_name.is_some()),
+            ("url", url.is_some()),
+            ("headers", headers.is_some()),
+            ("bearer_token", bearer_token.is_some()),
+            ("bearer_token_file", bearer_token_file.is_some()),
+            ("argv", argv.is_some()),
+            ("timeout", timeout.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, set)| set.then_some(key))
+        .collect()
+    }
 }
 
 /// A secret as read from the file or the environment: wrapped at once, so not even

@@ -12,6 +12,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use super::durations::{format_duration, format_size};
+use super::retry::RawRetry;
 use super::{CacheSettings, Settings, SourceConfig};
 use tiercache_actors::refresher::sources::strava;
 
@@ -26,7 +27,7 @@ struct Doc {
     api: Api,
     memory: Memory,
     postgres: Postgres,
-    retry: Retry,
+    retry: RawRetry,
     shutdown: Shutdown,
     refresh: Refresh,
     supervisor: Supervisor,
@@ -79,15 +80,6 @@ struct Postgres {
     statement_timeout: String,
     heads_poll_interval: String,
     single_instance: bool,
-}
-
-#[derive(Serialize)]
-struct Retry {
-    enabled: bool,
-    initial_interval: String,
-    max_interval: String,
-    multiplier: f64,
-    max_attempts: u32,
 }
 
 #[derive(Serialize)]
@@ -199,13 +191,7 @@ pub fn to_toml(s: &Settings) -> String {
             heads_poll_interval: format_duration(s.postgres.heads_poll_interval.unwrap_or_default()),
             single_instance: s.postgres.single_instance,
         },
-        retry: Retry {
-            enabled: s.retry.enabled,
-            initial_interval: format_duration(s.retry.backoff.initial_interval),
-            max_interval: format_duration(s.retry.backoff.max_interval),
-            multiplier: s.retry.backoff.multiplier,
-            max_attempts: s.retry.max_attempts,
-        },
+        retry: RawRetry::from(&s.retry),
         shutdown: Shutdown { graceful: s.shutdown.graceful, timeout: format_duration(s.shutdown.timeout) },
         refresh: Refresh {
             emergency: s.refresh.emergency,

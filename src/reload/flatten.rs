@@ -6,8 +6,8 @@
 //! map says that a secret changed, never what it is.
 
 use crate::config::{
-    ApiSettings, BackoffPolicy, CacheSettings, ConnectOptions, LogSettings, MemorySettings, PostgresSettings,
-    RefreshSettings, RestartPolicy, RetrySettings, Settings, ShutdownSettings, SourceConfig, WebhookSettings,
+    ApiSettings, CacheSettings, ConnectOptions, LogSettings, MemorySettings, PostgresSettings, RefreshSettings,
+    RestartPolicy, Settings, ShutdownSettings, SourceConfig, WebhookSettings,
 };
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
@@ -61,13 +61,7 @@ pub fn flatten(s: &Settings) -> Flat {
     let MemorySettings { ttl } = memory;
     put(&mut m, "memory.ttl", ttl);
     postgres_keys(&mut m, postgres);
-    let RetrySettings { enabled, backoff: BackoffPolicy { initial_interval, max_interval, multiplier }, max_attempts } =
-        retry;
-    put(&mut m, "retry.enabled", enabled);
-    put(&mut m, "retry.initial_interval", initial_interval);
-    put(&mut m, "retry.max_interval", max_interval);
-    put(&mut m, "retry.multiplier", multiplier);
-    put(&mut m, "retry.max_attempts", max_attempts);
+    m.extend(crate::config::retry::flat(retry).map(|(key, value)| (key.to_owned(), value)));
     let ShutdownSettings { graceful, timeout } = shutdown;
     put(&mut m, "shutdown.graceful", graceful);
     put(&mut m, "shutdown.timeout", timeout);

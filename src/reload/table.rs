@@ -21,12 +21,12 @@ use Reload::{Applied, AppliedUnlessToggled, Restart};
 const API_POLICY: &str = "the API (per request)";
 const SECURITY: &str = "the API's security policy";
 const POOL: &str = "the Postgres pool (new connections; requests in flight finish on the old pool)";
-const RETRY: &str = "the retry queue (pending saves restart their backoff)";
 const REFRESHER: &str = "the refresher";
 const SOURCES: &str = "the refresher (a new source client; secret files are read again)";
 
-/// Every key of the configuration and how a reload treats it.
-pub const TABLE: &[(&str, Reload)] = &[
+/// The keys of the sections that do not keep their own list (`[retry]` does, in
+/// `config/retry.rs`).
+const KEYS: &[(&str, Reload)] = &[
     ("project", Restart),
     ("data_dir", Restart),
     ("log.format", Restart),
@@ -54,11 +54,6 @@ pub const TABLE: &[(&str, Reload)] = &[
     ("postgres.statement_timeout", Applied(POOL)),
     ("postgres.heads_poll_interval", Restart),
     ("postgres.single_instance", Restart),
-    ("retry.enabled", Applied(RETRY)),
-    ("retry.initial_interval", Applied(RETRY)),
-    ("retry.max_interval", Applied(RETRY)),
-    ("retry.multiplier", Applied(RETRY)),
-    ("retry.max_attempts", Applied(RETRY)),
     ("shutdown.graceful", Applied("the next shutdown")),
     ("shutdown.timeout", Applied("the next shutdown")),
     ("refresh.emergency", Applied("reads of a cache no tier holds")),
@@ -102,5 +97,10 @@ pub const TABLE: &[(&str, Reload)] = &[
 /// How a reload treats `key` (in the table's spelling); `None` for a key the table
 /// lacks, which callers treat as needing a restart.
 pub fn rule(key: &str) -> Option<Reload> {
-    TABLE.iter().find(|(k, _)| *k == key).map(|(_, r)| *r)
+    table().find(|(k, _)| *k == key).map(|(_, r)| r)
+}
+
+/// Every key of the configuration and how a reload treats it.
+pub fn table() -> impl Iterator<Item = (&'static str, Reload)> {
+    KEYS.iter().chain(crate::config::retry::RELOAD).copied()
 }
