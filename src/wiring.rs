@@ -15,7 +15,7 @@ use tiercache_actors::store::ConnectConfig;
 use tiercache_actors::system::{PostgresConfig, RefreshConfig, SourcedCache, SystemConfig};
 
 /// The refresher's part: caches with a source, `[refresh]`.
-pub fn refresh_config(settings: &Settings) -> RefreshConfig {
+pub(crate) fn refresh_config(settings: &Settings) -> RefreshConfig {
     RefreshConfig {
         caches: settings
             .caches
@@ -42,7 +42,7 @@ pub fn refresh_config(settings: &Settings) -> RefreshConfig {
 ///
 /// # Errors
 /// Exit 78 naming `postgres.password_file` when it cannot be read.
-pub fn postgres_config(settings: &Settings) -> Result<Option<PostgresConfig>, Fatal> {
+pub(crate) fn postgres_config(settings: &Settings) -> Result<Option<PostgresConfig>, Fatal> {
     let pg = &settings.postgres;
     if !pg.enabled {
         return Ok(None);
@@ -65,7 +65,7 @@ pub fn postgres_config(settings: &Settings) -> Result<Option<PostgresConfig>, Fa
 }
 
 /// `retention_days` per configured cache.
-pub fn retention_days(settings: &Settings) -> HashMap<CacheName, u32> {
+pub(crate) fn retention_days(settings: &Settings) -> HashMap<CacheName, u32> {
     settings.caches.iter().map(|c| (c.name.clone(), c.retention_days)).collect()
 }
 
@@ -73,12 +73,12 @@ pub fn retention_days(settings: &Settings) -> HashMap<CacheName, u32> {
 ///
 /// # Errors
 /// See [`postgres_config`].
-pub fn system_config(settings: &Settings) -> Result<SystemConfig, Fatal> {
+pub(crate) fn system_config(settings: &Settings) -> Result<SystemConfig, Fatal> {
     Ok(system_config_with(settings, postgres_config(settings)?, cache_rules(settings)?))
 }
 
 /// [`system_config`] with the Postgres part and the rules already built.
-pub fn system_config_with(settings: &Settings, postgres: Option<PostgresConfig>, rules: Rules) -> SystemConfig {
+pub(crate) fn system_config_with(settings: &Settings, postgres: Option<PostgresConfig>, rules: Rules) -> SystemConfig {
     SystemConfig {
         data_dir: settings.data_dir.clone(),
         project: settings.project.clone(),
@@ -99,7 +99,7 @@ pub fn system_config_with(settings: &Settings, postgres: Option<PostgresConfig>,
 ///
 /// # Errors
 /// A [`ConfigError`] naming `caches[i].schema` when a schema cannot be loaded.
-pub fn cache_rules(settings: &Settings) -> Result<Rules, ConfigError> {
+pub(crate) fn cache_rules(settings: &Settings) -> Result<Rules, ConfigError> {
     let mut rules = HashMap::new();
     for (i, cache) in settings.caches.iter().enumerate() {
         let schema = match &cache.schema {

@@ -10,17 +10,17 @@ use super::raw::RawSettings;
 use super::{ConfigError, Env};
 
 /// The file read when no `--config` is given, relative to the working directory.
-pub const DEFAULT_FILE: &str = "./tiercache.toml";
+pub(crate) const DEFAULT_FILE: &str = "./tiercache.toml";
 
 /// Every key a `TIERCACHE__SECTION__KEY` variable may set: the reload table's keys
 /// outside `[[caches]]` (which cannot be addressed by a variable). Listed because the
 /// lookup is a function that cannot enumerate the environment.
-pub fn overridable_keys() -> Vec<&'static str> {
+pub(crate) fn overridable_keys() -> Vec<&'static str> {
     crate::reload::table::table().map(|(key, _)| key).filter(|key| !key.starts_with("caches")).collect()
 }
 
 /// The environment variable that overrides `key`, e.g. `TIERCACHE__API__LISTEN`.
-pub fn override_var(key: &str) -> String {
+pub(crate) fn override_var(key: &str) -> String {
     format!("TIERCACHE__{}", key.replace('.', "__").to_ascii_uppercase())
 }
 
@@ -29,7 +29,7 @@ pub fn override_var(key: &str) -> String {
 ///
 /// # Errors
 /// A [`ConfigError`] keyed by the path when a given file cannot be read.
-pub fn read_file(file: Option<&Path>) -> Result<Option<(PathBuf, String)>, ConfigError> {
+pub(crate) fn read_file(file: Option<&Path>) -> Result<Option<(PathBuf, String)>, ConfigError> {
     let path = match file {
         Some(path) => path.to_path_buf(),
         None if Path::new(DEFAULT_FILE).exists() => PathBuf::from(DEFAULT_FILE),
@@ -45,7 +45,11 @@ pub fn read_file(file: Option<&Path>) -> Result<Option<(PathBuf, String)>, Confi
 /// # Errors
 /// A [`ConfigError`] naming the key path (`caches[1].refresh_every`, `api.foo`),
 /// or the file when its TOML does not parse.
-pub fn merge(file: Option<&(PathBuf, String)>, legacy: &Legacy, env: Env<'_>) -> Result<RawSettings, ConfigError> {
+pub(crate) fn merge(
+    file: Option<&(PathBuf, String)>,
+    legacy: &Legacy,
+    env: Env<'_>,
+) -> Result<RawSettings, ConfigError> {
     let mut builder = Config::builder();
     if let Some((_, text)) = file {
         builder = builder.add_source(File::from_str(text, FileFormat::Toml));

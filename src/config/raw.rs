@@ -20,12 +20,12 @@ use super::retry::RawRetry;
 use super::{ConnectOptions, RestartPolicy};
 
 /// Default `max_size` of a cache and `max_body` of the API.
-pub const DEFAULT_SIZE: u64 = 16 << 20;
+pub(super) const DEFAULT_SIZE: u64 = 16 << 20;
 
 /// The whole file, after the layers are merged.
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RawSettings {
+pub(crate) struct RawSettings {
     pub project: String,
     pub data_dir: String,
     pub log: RawLog,
@@ -67,7 +67,7 @@ impl Default for RawSettings {
 
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RawLog {
+pub(crate) struct RawLog {
     pub format: String,
     pub level: String,
 }
@@ -81,7 +81,7 @@ impl Default for RawLog {
 
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RawApi {
+pub(crate) struct RawApi {
     pub listen: StringList,
     pub max_body: Size,
     pub tokens_file: String,
@@ -113,7 +113,7 @@ impl Default for RawApi {
 
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RawMemory {
+pub(crate) struct RawMemory {
     pub ttl: Dur,
 }
 
@@ -125,7 +125,7 @@ impl Default for RawMemory {
 
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RawPostgres {
+pub(crate) struct RawPostgres {
     pub enabled: bool,
     pub url: RawSecret,
     pub password_file: String,
@@ -162,7 +162,7 @@ impl Default for RawPostgres {
 
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RawShutdown {
+pub(crate) struct RawShutdown {
     pub graceful: bool,
     pub timeout: Dur,
 }
@@ -175,7 +175,7 @@ impl Default for RawShutdown {
 
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RawRefresh {
+pub(crate) struct RawRefresh {
     pub emergency: bool,
     pub fetch_timeout: Dur,
     pub max_stale: OptDur,
@@ -195,7 +195,7 @@ impl Default for RawRefresh {
 
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RawSupervisor {
+pub(crate) struct RawSupervisor {
     pub max_restarts: u32,
     pub restart_window: Dur,
 }
@@ -211,7 +211,7 @@ impl Default for RawSupervisor {
 /// `[webhooks]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RawWebhooks {
+pub(crate) struct RawWebhooks {
     pub strava_verify_token: RawSecret,
     pub strava_verify_token_file: String,
 }
@@ -219,7 +219,7 @@ pub struct RawWebhooks {
 /// One `[[caches]]` entry. Only `name` is required.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawCache {
+pub(crate) struct RawCache {
     pub name: String,
     #[serde(default)]
     pub refresh_every: OptDur,
@@ -264,7 +264,7 @@ fn default_retention_days() -> u32 {
 /// then refuses keys that do not belong to the chosen `kind`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSource {
+pub(crate) struct RawSource {
     pub kind: String,
     #[serde(default)]
     pub client_id: Option<String>,
@@ -305,7 +305,7 @@ pub struct RawSource {
 impl RawSource {
     /// The keys set beside `kind`, in the order they are declared. Every field is named
     /// here, so a new key does not compile until it is listed.
-    pub fn set_keys(&self) -> Vec<&'static str> {
+    pub(crate) fn set_keys(&self) -> Vec<&'static str> {
         let Self {
             kind: _,
             client_id,
@@ -354,11 +354,11 @@ impl RawSource {
 /// A secret as read from the file or the environment: wrapped at once, so not even
 /// the raw layer can print it.
 #[derive(Clone, Default)]
-pub struct RawSecret(pub Option<SecretString>);
+pub(crate) struct RawSecret(pub Option<SecretString>);
 
 impl RawSecret {
     /// The secret, with the appendix's `""` meaning "not set".
-    pub fn into_option(self) -> Option<SecretString> {
+    pub(crate) fn into_option(self) -> Option<SecretString> {
         use secrecy::ExposeSecret;
         self.0.filter(|s| !s.expose_secret().is_empty())
     }
@@ -380,7 +380,7 @@ impl<'de> Deserialize<'de> for RawSecret {
 /// A list of strings that also accepts one comma-separated string, because an
 /// environment variable such as `TIERCACHE__API__LISTEN` can only carry a string.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StringList(pub Vec<String>);
+pub(crate) struct StringList(pub Vec<String>);
 
 impl<'de> Deserialize<'de> for StringList {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

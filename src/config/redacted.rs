@@ -17,7 +17,7 @@ use super::{CacheSettings, Settings, SourceConfig};
 use tiercache_actors::refresher::sources::strava;
 
 /// What every secret prints as.
-pub const REDACTED: &str = "[redacted]";
+pub(super) const REDACTED: &str = "[redacted]";
 
 #[derive(Serialize)]
 struct Doc {
@@ -156,7 +156,7 @@ struct Source {
 }
 
 /// Serializes `settings` as TOML with every secret replaced by [`REDACTED`].
-pub fn to_toml(s: &Settings) -> String {
+pub(super) fn to_toml(s: &Settings) -> String {
     let doc = Doc {
         project: s.project.clone(),
         data_dir: path(&s.data_dir),
@@ -297,7 +297,7 @@ fn opt_duration(d: Option<Duration>) -> String {
 
 /// A URL safe to print: the password of `user:password@` replaced, and the whole
 /// URL replaced when its query may carry a credential (`?password=`, `?token=`…).
-pub fn redact_url(url: &str) -> String {
+pub(super) fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         // Not a URL we understand: it may be anything, print nothing of it.
         return REDACTED.to_owned();

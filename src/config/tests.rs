@@ -578,11 +578,8 @@ fn redacted_toml_has_every_appendix_key() {
 }
 
 #[test]
-fn override_names_are_checked() {
+fn override_names_are_upper_case_with_double_underscores() {
     assert_eq!(override_var("api.max_body"), "TIERCACHE__API__MAX_BODY");
-    assert!(check_override_names(["PATH", "TIERCACHE__API__LISTEN", "TIERCACHE__PROJECT"]).is_ok());
-    let e = check_override_names(["TIERCACHE__API__LISTN"]).unwrap_err();
-    assert_eq!(e.key, "TIERCACHE__API__LISTN");
 }
 
 #[test]

@@ -26,7 +26,7 @@ const MAX_PROJECT_LEN: usize = 100;
 ///
 /// # Errors
 /// The first problem, as a [`ConfigError`] naming its key.
-pub fn settings(
+pub(super) fn settings(
     raw: RawSettings,
     env: Env<'_>,
     file: Option<&Path>,

@@ -16,7 +16,7 @@ use std::hash::{Hash, Hasher};
 use tiercache_actors::refresher::sources::strava;
 
 /// Key (as in the file, caches as `caches[NAME].KEY`) → comparable value.
-pub type Flat = BTreeMap<String, String>;
+pub(crate) type Flat = BTreeMap<String, String>;
 
 fn put(map: &mut Flat, key: impl Into<String>, value: impl Debug) {
     map.insert(key.into(), format!("{value:?}"));
@@ -35,7 +35,7 @@ fn fingerprint(s: &str) -> String {
 }
 
 /// Flattens `s`.
-pub fn flatten(s: &Settings) -> Flat {
+pub(crate) fn flatten(s: &Settings) -> Flat {
     let Settings {
         project,
         data_dir,

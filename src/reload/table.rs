@@ -7,7 +7,7 @@
 
 /// What a reload does with a changed key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reload {
+pub(crate) enum Reload {
     /// Takes effect at once; the text says where.
     Applied(&'static str),
     /// Takes effect at the next restart (logged by name).
@@ -96,11 +96,11 @@ const KEYS: &[(&str, Reload)] = &[
 
 /// How a reload treats `key` (in the table's spelling); `None` for a key the table
 /// lacks, which callers treat as needing a restart.
-pub fn rule(key: &str) -> Option<Reload> {
+pub(crate) fn rule(key: &str) -> Option<Reload> {
     table().find(|(k, _)| *k == key).map(|(_, r)| r)
 }
 
 /// Every key of the configuration and how a reload treats it.
-pub fn table() -> impl Iterator<Item = (&'static str, Reload)> {
+pub(crate) fn table() -> impl Iterator<Item = (&'static str, Reload)> {
     KEYS.iter().chain(crate::config::retry::RELOAD).copied()
 }
