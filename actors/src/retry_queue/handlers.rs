@@ -1,6 +1,5 @@
 //! Handlers, the tick that starts attempts, and what an attempt's result does.
 
-use super::backoff::Backoff;
 use super::messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, PendingCaches, Reconcile, Retune};
 use super::{settle_rule, Ended, Op, Peers, RetryQueue, Settlement, ACTOR};
 use crate::cache_rules::retention_days_of;
@@ -416,9 +415,9 @@ impl Handler<Retune> for RetryQueue {
 
     fn handle(&mut self, msg: Retune, _ctx: &mut Context<Self>) {
         let policy = msg.policy;
-        if policy.backoff != self.config.policy.backoff {
+        if !policy.same_waits(&self.config.policy) {
             for p in self.pending.values_mut() {
-                p.backoff = Backoff::new(&policy.backoff);
+                p.backoff = policy.schedule();
             }
         }
         self.config.policy = policy;

@@ -84,8 +84,8 @@ pub fn merge(pending: Op, new: Op) -> Op {
 
 impl Pending {
     /// A cache newly out of sync at `at`, due at `now`.
-    fn new(op: Op, backoff: &BackoffPolicy, now: Instant, at: DateTime<Utc>) -> Self {
-        Self { op, since: at, newer_since: None, rejections: 0, next_at: now, backoff: Backoff::new(backoff) }
+    fn new(op: Op, policy: &RetryPolicy, now: Instant, at: DateTime<Utc>) -> Self {
+        Self { op, since: at, newer_since: None, rejections: 0, next_at: now, backoff: policy.schedule() }
     }
 
     /// Another save or delete of this cache arrived at `at`: the operation is
@@ -343,7 +343,7 @@ impl RetryQueue {
         match self.pending.get_mut(&name) {
             Some(p) => p.widen(op, in_flight, now, at),
             None => {
-                self.pending.insert(name, Pending::new(op, &self.config.policy.backoff, now, at));
+                self.pending.insert(name, Pending::new(op, &self.config.policy, now, at));
             }
         }
         self.publish();
@@ -399,12 +399,13 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn policy() -> BackoffPolicy {
-        BackoffPolicy {
+    fn policy() -> RetryPolicy {
+        let backoff = BackoffPolicy {
             initial_interval: Duration::from_secs(1),
             max_interval: Duration::from_secs(60),
             multiplier: 2.0,
-        }
+        };
+        RetryPolicy { backoff, ..RetryPolicy::default() }
     }
 
     fn entry(op: Op) -> Pending {

@@ -2,7 +2,7 @@
 //! fills it, `PostgresConfig` carries it, a reload hands it over whole ([`super::Retune`]).
 //! Its defaults are the file's: declared here once.
 
-use super::backoff::BackoffPolicy;
+use super::backoff::{Backoff, BackoffPolicy};
 use std::time::Duration;
 
 /// How saves that Postgres refused are retried in the background.
@@ -14,6 +14,19 @@ pub struct RetryPolicy {
     pub backoff: BackoffPolicy,
     /// `retry.max_attempts`, for saves Postgres rejects for good.
     pub max_attempts: u32,
+}
+
+impl RetryPolicy {
+    /// A fresh schedule of waits for one pending cache.
+    pub(super) fn schedule(&self) -> Backoff {
+        Backoff::new(&self.backoff)
+    }
+
+    /// Whether `other` waits as this does: if not, a reload restarts the pending
+    /// caches' schedules.
+    pub(super) fn same_waits(&self, other: &Self) -> bool {
+        self.backoff == other.backoff
+    }
 }
 
 impl Default for RetryPolicy {
