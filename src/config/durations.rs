@@ -147,6 +147,13 @@ impl fmt::Debug for OptDur {
     }
 }
 
+/// Written back as the file writes it: `""` when unset.
+impl Serialize for OptDur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.map(format_duration).unwrap_or_default())
+    }
+}
+
 impl<'de> Deserialize<'de> for OptDur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;

@@ -13,6 +13,7 @@ mod net;
 mod paths;
 mod raw;
 mod redacted;
+pub(crate) mod refresh;
 pub(crate) mod retry;
 mod secrets;
 mod validate;
@@ -30,6 +31,7 @@ pub(crate) use durations::invalid_duration;
 pub(crate) use layers::DEFAULT_FILE;
 pub(crate) use net::ListenAddr;
 pub(crate) use paths::Located;
+pub(crate) use refresh::RefreshSettings;
 pub(crate) use tiercache_actors::domain::CacheName;
 pub(crate) use tiercache_actors::refresher::sources::SourceConfig;
 pub(crate) use tiercache_actors::retry_queue::{BackoffPolicy, RetryPolicy};
@@ -168,16 +170,6 @@ pub(crate) struct PostgresSettings {
 pub(crate) struct ShutdownSettings {
     pub graceful: bool,
     pub timeout: Duration,
-}
-
-/// `[refresh]`.
-#[derive(Debug, Clone)]
-pub(crate) struct RefreshSettings {
-    pub emergency: bool,
-    pub fetch_timeout: Duration,
-    /// `None`: serve stale data however old.
-    pub max_stale: Option<Duration>,
-    pub jitter: Duration,
 }
 
 /// `[webhooks]`: push notifications from upstream APIs.

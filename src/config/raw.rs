@@ -16,6 +16,7 @@ use serde::Deserialize;
 use tiercache_actors::cache_rules::DEFAULT_RETENTION_DAYS;
 
 use super::durations::{Dur, OptDur, Size};
+use super::refresh::RawRefresh;
 use super::retry::RawRetry;
 use super::{ConnectOptions, RestartPolicy};
 
@@ -170,26 +171,6 @@ pub(crate) struct RawShutdown {
 impl Default for RawShutdown {
     fn default() -> Self {
         Self { graceful: true, timeout: Dur(Duration::from_secs(30)) }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct RawRefresh {
-    pub emergency: bool,
-    pub fetch_timeout: Dur,
-    pub max_stale: OptDur,
-    pub jitter: Dur,
-}
-
-impl Default for RawRefresh {
-    fn default() -> Self {
-        Self {
-            emergency: true,
-            fetch_timeout: Dur(Duration::from_secs(60)),
-            max_stale: OptDur(None),
-            jitter: Dur(Duration::ZERO),
-        }
     }
 }
 

@@ -12,6 +12,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use super::durations::{format_duration, format_size};
+use super::refresh::RawRefresh;
 use super::retry::RawRetry;
 use super::{CacheSettings, Settings, SourceConfig};
 use tiercache_actors::refresher::sources::strava;
@@ -29,7 +30,7 @@ struct Doc {
     postgres: Postgres,
     retry: RawRetry,
     shutdown: Shutdown,
-    refresh: Refresh,
+    refresh: RawRefresh,
     supervisor: Supervisor,
     webhooks: Webhooks,
     caches: Vec<Cache>,
@@ -86,14 +87,6 @@ struct Postgres {
 struct Shutdown {
     graceful: bool,
     timeout: String,
-}
-
-#[derive(Serialize)]
-struct Refresh {
-    emergency: bool,
-    fetch_timeout: String,
-    max_stale: String,
-    jitter: String,
 }
 
 #[derive(Serialize)]
@@ -193,12 +186,7 @@ pub(super) fn to_toml(s: &Settings) -> String {
         },
         retry: RawRetry::from(&s.retry),
         shutdown: Shutdown { graceful: s.shutdown.graceful, timeout: format_duration(s.shutdown.timeout) },
-        refresh: Refresh {
-            emergency: s.refresh.emergency,
-            fetch_timeout: format_duration(s.refresh.fetch_timeout),
-            max_stale: opt_duration(s.refresh.max_stale),
-            jitter: format_duration(s.refresh.jitter),
-        },
+        refresh: RawRefresh::from(&s.refresh),
         supervisor: Supervisor {
             max_restarts: s.supervisor.max_restarts,
             restart_window: format_duration(s.supervisor.window),

@@ -81,12 +81,7 @@ pub(super) fn settings(
         postgres,
         retry,
         shutdown: ShutdownSettings { graceful: raw.shutdown.graceful, timeout: raw.shutdown.timeout.0 },
-        refresh: RefreshSettings {
-            emergency: raw.refresh.emergency,
-            fetch_timeout: raw.refresh.fetch_timeout.0,
-            max_stale: raw.refresh.max_stale.0,
-            jitter: raw.refresh.jitter.0,
-        },
+        refresh: RefreshSettings::from(raw.refresh),
         supervisor: RestartPolicy {
             max_restarts: raw.supervisor.max_restarts,
             window: raw.supervisor.restart_window.0,

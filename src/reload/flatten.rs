@@ -6,8 +6,8 @@
 //! map says that a secret changed, never what it is.
 
 use crate::config::{
-    ApiSettings, CacheSettings, ConnectOptions, LogSettings, MemorySettings, PostgresSettings, RefreshSettings,
-    RestartPolicy, Settings, ShutdownSettings, SourceConfig, WebhookSettings,
+    ApiSettings, CacheSettings, ConnectOptions, LogSettings, MemorySettings, PostgresSettings, RestartPolicy, Settings,
+    ShutdownSettings, SourceConfig, WebhookSettings,
 };
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
@@ -65,11 +65,7 @@ pub(crate) fn flatten(s: &Settings) -> Flat {
     let ShutdownSettings { graceful, timeout } = shutdown;
     put(&mut m, "shutdown.graceful", graceful);
     put(&mut m, "shutdown.timeout", timeout);
-    let RefreshSettings { emergency, fetch_timeout, max_stale, jitter } = refresh;
-    put(&mut m, "refresh.emergency", emergency);
-    put(&mut m, "refresh.fetch_timeout", fetch_timeout);
-    put(&mut m, "refresh.max_stale", max_stale);
-    put(&mut m, "refresh.jitter", jitter);
+    m.extend(crate::config::refresh::flat(refresh).map(|(key, value)| (key.to_owned(), value)));
     let RestartPolicy { max_restarts, window } = supervisor;
     put(&mut m, "supervisor.max_restarts", max_restarts);
     put(&mut m, "supervisor.restart_window", window);

@@ -18,14 +18,14 @@ pub(crate) enum Reload {
 
 use Reload::{Applied, AppliedUnlessToggled, Restart};
 
-const API_POLICY: &str = "the API (per request)";
+pub(crate) const API_POLICY: &str = "the API (per request)";
 const SECURITY: &str = "the API's security policy";
 const POOL: &str = "the Postgres pool (new connections; requests in flight finish on the old pool)";
 const REFRESHER: &str = "the refresher";
 const SOURCES: &str = "the refresher (a new source client; secret files are read again)";
 
-/// The keys of the sections that do not keep their own list (`[retry]` does, in
-/// `config/retry.rs`).
+/// The keys of the sections that do not keep their own list (`[retry]` and `[refresh]`
+/// do, in their files under `config/`).
 const KEYS: &[(&str, Reload)] = &[
     ("project", Restart),
     ("data_dir", Restart),
@@ -56,10 +56,6 @@ const KEYS: &[(&str, Reload)] = &[
     ("postgres.single_instance", Restart),
     ("shutdown.graceful", Applied("the next shutdown")),
     ("shutdown.timeout", Applied("the next shutdown")),
-    ("refresh.emergency", Applied("reads of a cache no tier holds")),
-    ("refresh.fetch_timeout", Applied("the refresher (fetches started from now on)")),
-    ("refresh.max_stale", Applied(API_POLICY)),
-    ("refresh.jitter", Applied("the refresher (due times drawn again)")),
     ("supervisor.max_restarts", Restart),
     ("supervisor.restart_window", Restart),
     ("webhooks.strava_verify_token", Applied(API_POLICY)),
@@ -102,5 +98,5 @@ pub(crate) fn rule(key: &str) -> Option<Reload> {
 
 /// Every key of the configuration and how a reload treats it.
 pub(crate) fn table() -> impl Iterator<Item = (&'static str, Reload)> {
-    KEYS.iter().chain(crate::config::retry::RELOAD).copied()
+    KEYS.iter().chain(crate::config::retry::RELOAD).chain(crate::config::refresh::RELOAD).copied()
 }
