@@ -121,6 +121,7 @@ impl Api {
         let liveness = Arc::new(Liveness::new(notifier.health_period()));
         let state = web::Data::new(AppState {
             tiers: runtime.tiers().clone(),
+            mailboxes: runtime.mailboxes(),
             policy: ArcSwap::from_pointee(api::policy_from(settings)),
             security: ArcSwap::from_pointee(edges.security),
             tls: edges.tls,
@@ -149,7 +150,10 @@ impl Api {
         self.state.set_ready(true);
         tracing::info!(caches_on_disk = started.caches_on_disk, project = %settings.project, "ready");
         self.notifier.ready(runtime.tiers(), settings.caches.len());
-        runtime.spawn(ActorId::Api, self.notifier.clone().health_loop(runtime.tiers().clone(), self.liveness.clone()));
+        runtime.spawn(
+            ActorId::Api,
+            self.notifier.clone().health_loop(runtime.tiers().clone(), runtime.mailboxes(), self.liveness.clone()),
+        );
     }
 }
 

@@ -47,7 +47,7 @@ pub(crate) fn run(settings: &Settings, wait: Option<Duration>) -> Result<(), Fat
         .map_err(|e| Fatal::new(UNAVAILABLE, format!("cannot start a runtime: {e}")))?;
     runtime.block_on(async {
         let (pool, _tls) =
-            connect_pool(&pg.connect).map_err(|e| Fatal::new(CONFIG, format!("config error: postgres.url: {e}")))?;
+            connect_pool(&pg.connect).map_err(|e| Fatal::new(CONFIG, format!("config error: {}: {e}", e.key())))?;
         let connect = |e: &dyn std::fmt::Display| {
             let at = connect_target(&pg.connect);
             Fatal::new(UNAVAILABLE, format!("migrate: cannot connect to Postgres at {at}: {e}"))

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::liveness::Liveness;
 use sd_notify::NotifyState;
-use tiercache_actors::supervisor::health;
+use tiercache_actors::supervisor::health::{self, Mailboxes};
 use tiercache_actors::tiers::Tiers;
 
 /// How often the actors are checked when systemd asks for no watchdog pings.
@@ -115,7 +115,7 @@ impl Notifier {
     /// queue: it is looked at every [`STATUS_PERIOD`] (a load of the queue's snapshot,
     /// no message), so `systemctl status` shows a growing queue long before the next
     /// health tick (15 s with `WatchdogSec=30s`).
-    pub(crate) async fn health_loop(self: Arc<Self>, tiers: Tiers, liveness: Arc<Liveness>) {
+    pub(crate) async fn health_loop(self: Arc<Self>, tiers: Tiers, mailboxes: Mailboxes, liveness: Arc<Liveness>) {
         let period = liveness.period();
         let answer_within = period / 2;
         // READY=1 carried the first status.
@@ -127,7 +127,7 @@ impl Notifier {
         status_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = ticks.tick() => problem = self.judge(&tiers, &liveness, answer_within, problem.is_none()).await,
+                _ = ticks.tick() => problem = self.judge(&tiers, &mailboxes, &liveness, answer_within, problem.is_none()).await,
                 _ = status_ticks.tick(), if self.enabled => {}
             }
             if !self.enabled {
@@ -149,11 +149,12 @@ impl Notifier {
     async fn judge(
         &self,
         tiers: &Tiers,
+        mailboxes: &Mailboxes,
         liveness: &Liveness,
         answer_within: Duration,
         was_healthy: bool,
     ) -> Option<String> {
-        let verdict = health::probe(tiers, answer_within).await;
+        let verdict = health::probe(tiers.files().list(), mailboxes, answer_within).await;
         liveness.record(&verdict);
         let problem = verdict.err().map(|why| why.to_string());
         if problem.is_none() && self.watchdog.is_some() {

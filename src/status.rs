@@ -6,7 +6,6 @@
 use crate::api::AppState;
 use crate::config::Settings;
 use chrono::Utc;
-use tiercache_actors::supervisor::health::mailbox_open;
 use tiercache_actors::supervisor::ActorId;
 
 /// What the snapshot knows of one cache.
@@ -55,11 +54,11 @@ pub(crate) async fn log_snapshot(state: &AppState, settings: &Settings) {
     let summary: Vec<String> = caches.iter().map(CacheLine::summary).collect();
     tracing::info!(
         ready = state.is_ready(),
-        memory_actor = mailbox_open(tiers, ActorId::Memory),
-        file_actor = mailbox_open(tiers, ActorId::File),
-        store_actor = mailbox_open(tiers, ActorId::Store),
-        retry_actor = mailbox_open(tiers, ActorId::Retry),
-        refresher_actor = mailbox_open(tiers, ActorId::Refresher),
+        memory_actor = state.mailboxes.open(ActorId::Memory),
+        file_actor = state.mailboxes.open(ActorId::File),
+        store_actor = state.mailboxes.open(ActorId::Store),
+        retry_actor = state.mailboxes.open(ActorId::Retry),
+        refresher_actor = state.mailboxes.open(ActorId::Refresher),
         retry_queue_depth = queue.as_ref().map(|s| s.depth as u64),
         retry_queue_oldest_age_seconds = queue.as_ref().and_then(|s| s.oldest_age_seconds),
         retry_queue_pending =

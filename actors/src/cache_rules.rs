@@ -55,6 +55,46 @@ pub enum Refusal {
     Schema(Vec<String>),
 }
 
+/// Whose document was refused, for [`Refusal::worded`].
+#[derive(Debug, Clone, Copy)]
+pub enum Refused<'a> {
+    /// A document a refresh fetched (meta's `last_refresh_error`, the refresh's log).
+    Fetched,
+    /// A file an offline command (`import`, `restore`) was given, as shown to the
+    /// operator, for `cache`.
+    File {
+        /// The file as the command shows it.
+        shown: &'a str,
+        /// The cache it was for.
+        cache: &'a str,
+    },
+}
+
+impl Refusal {
+    /// The one wording of a refusal outside the API (which answers with a status code
+    /// and its own body): the refresh's and the offline commands'.
+    pub fn worded(&self, subject: Refused<'_>) -> String {
+        match (subject, self) {
+            (Refused::Fetched, Self::TooLarge { size, limit }) => {
+                format!("fetched document is {size} bytes, above max_size {limit}")
+            }
+            (Refused::Fetched, Self::InvalidJson(e)) => format!("upstream sent invalid JSON: {e}"),
+            (Refused::Fetched, Self::Schema(errors)) => {
+                format!("fetched document fails the cache's schema: {}", errors.join("; "))
+            }
+            (Refused::Fetched, other) => format!("fetched document refused: {other}"),
+            (Refused::File { shown, .. }, Self::InvalidJson(e)) => format!("{shown} is not valid JSON: {e}"),
+            (Refused::File { shown, cache }, Self::TooLarge { size, limit }) => {
+                format!("{shown} is {size} bytes, more than max_size ({limit} bytes) of cache {cache}")
+            }
+            (Refused::File { shown, cache }, Self::Schema(errors)) => {
+                format!("{shown} fails the JSON Schema of cache {cache}: {}", errors.join("; "))
+            }
+            (Refused::File { shown, .. }, other) => format!("{shown}: {other}"),
+        }
+    }
+}
+
 /// A document that passed its cache's rules: only [`Rules::admit`] makes one, and the
 /// save flow saves nothing else.
 #[derive(Debug, Clone)]
@@ -162,6 +202,22 @@ mod tests {
 
     fn name(s: &str) -> CacheName {
         CacheName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_refused_file_is_worded_one_way_for_every_command() {
+        let file = Refused::File { shown: "DIR/strava.json", cache: "strava" };
+        let words = |r: Refusal| r.worded(file);
+        assert_eq!(
+            words(Refusal::TooLarge { size: 120, limit: 100 }),
+            "DIR/strava.json is 120 bytes, more than max_size (100 bytes) of cache strava"
+        );
+        assert_eq!(
+            words(Refusal::Schema(vec!["/a: x".into(), "/b: y".into()])),
+            "DIR/strava.json fails the JSON Schema of cache strava: /a: x; /b: y"
+        );
+        assert_eq!(words(Refusal::InvalidJson("EOF".into())), "DIR/strava.json is not valid JSON: EOF");
+        assert_eq!(words(Refusal::NotConfigured), "DIR/strava.json: the cache is not configured");
     }
 
     fn rules() -> Rules {

@@ -51,7 +51,7 @@ pub struct CacheKind {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     /// Why, from a fixed set: a malformed request's kind (`method`, `header`,
-    /// `too_large`, ...) or a [`Refusal`]'s name.
+    /// `too_large`, ...) or a [`AccessRefusal`]'s name.
     pub reason: &'static str,
 }
 
@@ -108,7 +108,7 @@ pub struct ActorLabel {
 
 /// Why the API refused a request before any handler ran (label `reason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
+pub enum AccessRefusal {
     /// 401: no bearer token, or one that is not valid.
     Unauthenticated,
     /// 403: a valid token whose scope is too narrow (a read token on a write).
@@ -119,18 +119,22 @@ pub enum Refusal {
     RateLimited,
 }
 
-impl Refusal {
+impl AccessRefusal {
     /// Every reason, each with a series at 0 from the start.
-    pub const ALL: [Refusal; 4] =
-        [Refusal::Unauthenticated, Refusal::ForbiddenScope, Refusal::NotAllowed, Refusal::RateLimited];
+    pub const ALL: [AccessRefusal; 4] = [
+        AccessRefusal::Unauthenticated,
+        AccessRefusal::ForbiddenScope,
+        AccessRefusal::NotAllowed,
+        AccessRefusal::RateLimited,
+    ];
 
     /// The `reason` label's value.
     pub fn as_str(self) -> &'static str {
         match self {
-            Refusal::Unauthenticated => "unauthenticated",
-            Refusal::ForbiddenScope => "forbidden_scope",
-            Refusal::NotAllowed => "not_allowed",
-            Refusal::RateLimited => "rate_limited",
+            AccessRefusal::Unauthenticated => "unauthenticated",
+            AccessRefusal::ForbiddenScope => "forbidden_scope",
+            AccessRefusal::NotAllowed => "not_allowed",
+            AccessRefusal::RateLimited => "rate_limited",
         }
     }
 }
@@ -313,7 +317,7 @@ impl Metrics {
             self.http_refusals.clone(),
         );
         // At 0 from the start, so that rate() and increase() see the first refusal.
-        for reason in Refusal::ALL {
+        for reason in AccessRefusal::ALL {
             let _ = self.http_refusals.get_or_create(&ReasonLabel { reason: reason.as_str() });
         }
         r.register(
@@ -335,7 +339,7 @@ impl Metrics {
     }
 
     /// Counts one refusal of the API's guard.
-    pub fn refused(&self, reason: Refusal) {
+    pub fn refused(&self, reason: AccessRefusal) {
         self.http_refusals.get_or_create(&ReasonLabel { reason: reason.as_str() }).inc();
     }
 
@@ -365,8 +369,8 @@ mod tests {
             let line = format!("tiercache_http_refusals_total{{reason=\"{reason}\"}} 0");
             assert!(text.contains(&line), "no {line:?} in:\n{text}");
         }
-        metrics.refused(Refusal::RateLimited);
-        metrics.refused(Refusal::RateLimited);
+        metrics.refused(AccessRefusal::RateLimited);
+        metrics.refused(AccessRefusal::RateLimited);
         let text = metrics.encode();
         assert!(text.contains("tiercache_http_refusals_total{reason=\"rate_limited\"} 2"), "{text}");
         assert!(text.contains("tiercache_http_refusals_total{reason=\"not_allowed\"} 0"), "{text}");

@@ -13,8 +13,9 @@ use crate::if_match::{Decided, IfMatch};
 use crate::memory::MemoryHandle;
 use crate::refresher::RefresherHandle;
 use crate::retry_queue::RetryQueueHandle;
+use crate::store::StoreError;
 use chrono::{DateTime, Utc};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Why a save was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,12 +28,31 @@ pub enum SaveError {
     },
     /// The file could not be made durable; nothing was acknowledged.
     #[error("could not write the cache durably: {0}")]
-    Storage(String),
+    Storage(#[source] FileTierError),
+    /// An `If-Match` save Postgres took (its compare-and-set held) that the file tier
+    /// could not: not acknowledged; the next adoption brings it to disk.
+    #[error("could not write the cache durably: in Postgres, but not on disk: {0}")]
+    NotOnDisk(#[source] FileTierError),
+    /// A 304 about a version disk no longer holds: a save landed during the fetch, and
+    /// nothing was changed.
+    #[error("the cache changed during the fetch")]
+    Changed,
     /// An `If-Match` save could not be checked against the other instances (Postgres
     /// unreachable, or its answer lost): not acknowledged; it may or may not have been
     /// applied when Postgres was asked.
     #[error("the precondition cannot be checked against the other instances now: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] StoreError),
+}
+
+impl SaveError {
+    /// From the file tier's error: a failed precondition is the client's, anything else
+    /// the disk's.
+    fn from_file(error: FileTierError) -> Self {
+        match error {
+            FileTierError::PreconditionFailed { current } => Self::PreconditionFailed { current },
+            other => Self::Storage(other),
+        }
+    }
 }
 
 /// What memory does with an adopted version.
@@ -95,12 +115,12 @@ impl Adopter {
     /// The file tier's error for the whole batch.
     pub async fn adopt_all(
         &self,
-        docs: Vec<Arc<Document>>,
+        docs: Vec<(Arc<Document>, Option<u64>)>,
         in_memory: InMemory,
     ) -> Result<Vec<Result<bool, FileTierError>>, FileTierError> {
         let taken = self.files.adopt_all(docs.clone()).await?;
         let mut results = Vec::with_capacity(taken.len());
-        for (doc, taken) in docs.iter().zip(taken) {
+        for ((doc, _), taken) in docs.iter().zip(taken) {
             results.push(self.follow_file(doc, taken, in_memory).await);
         }
         Ok(results)
@@ -155,9 +175,9 @@ pub struct SaveFlow {
     memory: MemoryHandle,
     queue: Option<RetryQueueHandle>,
     rules: LiveRules,
-    /// Told of every save and adoption so that schedules move (absent in the
-    /// refresher's own copy: it updates itself).
-    refresher: Option<RefresherHandle>,
+    /// Told of every save and adoption so that schedules move. The refresher is built
+    /// with this flow, so it is set once it runs ([`Self::observed_by`]), for every clone.
+    refresher: Arc<OnceLock<RefresherHandle>>,
     /// With Postgres: a client's `If-Match` is a compare-and-set on the row.
     if_match: Option<IfMatch>,
 }
@@ -165,7 +185,8 @@ pub struct SaveFlow {
 impl SaveFlow {
     /// Bundles the handles; `queue` is `None` without Postgres.
     pub fn new(files: FileHandle, memory: MemoryHandle, queue: Option<RetryQueueHandle>, rules: LiveRules) -> Self {
-        Self { adopter: Adopter::new(files, memory.clone()), memory, queue, rules, refresher: None, if_match: None }
+        let refresher = Arc::default();
+        Self { adopter: Adopter::new(files, memory.clone()), memory, queue, rules, refresher, if_match: None }
     }
 
     /// The same flow, checking a client's `If-Match` against Postgres (see
@@ -190,19 +211,12 @@ impl SaveFlow {
         let Some(if_match) = self.if_match.as_ref().filter(|_| crate::if_match::is_if_match(&precondition)) else {
             return self.save(name, doc, precondition, 0).await;
         };
-        let (version, base) = match self.files().reserve(name.clone(), precondition.clone()).await {
-            Ok(reserved) => reserved,
-            Err(FileTierError::PreconditionFailed { current }) => {
-                return Err(SaveError::PreconditionFailed { current })
-            }
-            Err(other) => return Err(SaveError::Storage(other.to_string())),
-        };
+        let (version, base) =
+            self.files().reserve(name.clone(), precondition.clone()).await.map_err(SaveError::from_file)?;
         match if_match.decide(name, doc.doc().clone(), version, base).await {
             Decided::Written(saved) => {
                 // Later local saves were given versions above this one: the newer wins.
-                self.adopt(saved.clone(), None, InMemory::Fill)
-                    .await
-                    .map_err(|e| SaveError::Storage(format!("in Postgres, but not on disk: {e}")))?;
+                self.adopt(saved.clone(), None, InMemory::Fill).await.map_err(SaveError::NotOnDisk)?;
                 Ok(saved)
             }
             Decided::Conflict(current) => Err(SaveError::PreconditionFailed { current }),
@@ -210,14 +224,20 @@ impl SaveFlow {
                 tracing::debug!(cache = %name, error = %e, "Postgres unreachable; If-Match checked here alone");
                 self.save(name, doc, precondition, 0).await
             }
-            Decided::Unreachable(e) => Err(SaveError::Unavailable(e.to_string())),
+            Decided::Unreachable(e) => Err(SaveError::Unavailable(e)),
         }
     }
 
-    /// The same flow, telling `refresher` of every save (PUTs, imports, adoptions).
-    pub fn observed_by(mut self, refresher: Option<RefresherHandle>) -> Self {
-        self.refresher = refresher;
-        self
+    /// From now on every clone of this flow tells `refresher` of every save (PUTs,
+    /// imports, adoptions) but the refresher's own ([`Self::save_fetched`]). Set once.
+    pub fn observed_by(&self, refresher: RefresherHandle) {
+        let _ = self.refresher.set(refresher);
+    }
+
+    /// Whether saves made through this flow reach the refresher (set on every clone
+    /// once the refresher runs).
+    pub fn observed(&self) -> bool {
+        self.refresher.get().is_some()
     }
 
     /// The file tier.
@@ -251,14 +271,33 @@ impl SaveFlow {
         precondition: Precondition,
         floor: u64,
     ) -> Result<Arc<Document>, SaveError> {
+        let saved = self.save_fetched(name, doc, precondition, floor).await?;
+        if let Some(refresher) = self.refresher.get() {
+            refresher.observed(&saved);
+        }
+        Ok(saved)
+    }
+
+    /// [`Self::save`] without telling the refresher: its own fetches, which it
+    /// accounts for itself.
+    ///
+    /// # Errors
+    /// [`SaveError`]; nothing was changed then.
+    pub async fn save_fetched(
+        &self,
+        name: &CacheName,
+        doc: Admitted,
+        precondition: Precondition,
+        floor: u64,
+    ) -> Result<Arc<Document>, SaveError> {
+        // Pending from before the file is written until the queue has it (see
+        // `RetryQueueHandle::announce`).
+        let _announced = self.queue.as_ref().map(|queue| queue.announce(name));
         let saved = match self.files().write(name.clone(), doc.into_inner(), precondition, floor).await {
             Ok(saved) => saved,
-            Err(FileTierError::PreconditionFailed { current }) => {
-                return Err(SaveError::PreconditionFailed { current })
-            }
             Err(other) => {
                 evict_if_in_place(&self.memory, name, &other).await;
-                return Err(SaveError::Storage(other.to_string()));
+                return Err(SaveError::from_file(other));
             }
         };
         if let Err(e) = self.memory.store(saved.clone()).await {
@@ -266,10 +305,16 @@ impl SaveFlow {
             tracing::warn!(cache = %name, error = %e, "memory not updated after save; the file will serve");
         }
         if let Some(queue) = &self.queue {
+            // Tests widen the window between the durable write and the queue taking the
+            // save in: `return(MS)` pauses here (without blocking the thread).
+            let pause = (|| {
+                fail::fail_point!("save::enqueue", |ms| ms.and_then(|ms| ms.parse::<u64>().ok()));
+                None
+            })();
+            if let Some(ms) = pause {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
             queue.enqueue_write(name.clone(), saved.version).await;
-        }
-        if let Some(refresher) = &self.refresher {
-            refresher.observed(&saved);
         }
         Ok(saved)
     }
@@ -301,11 +346,11 @@ impl SaveFlow {
     /// The file tier's error for the whole batch.
     pub async fn adopt_all(
         &self,
-        rows: Vec<Arc<Document>>,
+        rows: Vec<(Arc<Document>, Option<u64>)>,
         in_memory: InMemory,
     ) -> Result<Vec<Result<bool, FileTierError>>, FileTierError> {
         let results = self.adopter.adopt_all(rows.clone(), in_memory).await?;
-        for (row, result) in rows.iter().zip(&results) {
+        for ((row, _), result) in rows.iter().zip(&results) {
             if matches!(result, Ok(true)) {
                 self.adopted(row);
             }
@@ -315,7 +360,7 @@ impl SaveFlow {
 
     /// The file took `row`: the schedule moves, and the queue learns Postgres holds it.
     fn adopted(&self, row: &Document) {
-        if let Some(refresher) = &self.refresher {
+        if let Some(refresher) = self.refresher.get() {
             refresher.observed(row);
         }
         if let Some(queue) = &self.queue {
@@ -330,23 +375,75 @@ impl SaveFlow {
     /// # Errors
     /// When the file could not be removed.
     pub async fn purge(&self, name: &CacheName) -> Result<bool, SaveError> {
-        let existed = self.files().remove(name.clone()).await.map_err(|e| SaveError::Storage(e.to_string()))?;
-        if let Err(e) = self.memory.evict(name).await {
-            tracing::warn!(cache = %name, error = %e, "memory eviction failed");
-        }
+        let existed = self.files().remove(name.clone()).await.map_err(SaveError::Storage)?;
+        self.evict(name).await;
         if let Some(queue) = &self.queue {
             queue.enqueue_delete(name.clone()).await;
         }
         Ok(existed)
     }
 
-    /// Upstream said the held document is current (a 304): the same version, with
-    /// `last_fetch` moved, replaces it on disk and in memory. No new version, nothing
-    /// for Postgres.
+    /// Another instance deleted `name` at `version` (its audit says so): the local copy
+    /// goes from the file tier, with no tombstone (the delete is in Postgres already),
+    /// and from memory. A save made here since is newer and stays. Returns whether the
+    /// copy was dropped.
     ///
     /// # Errors
-    /// [`SaveError::Storage`] when the file could not be rewritten or the cache changed
-    /// during the fetch.
+    /// When the file could not be removed.
+    pub async fn drop_deleted(&self, name: &CacheName, version: u64) -> Result<bool, FileTierError> {
+        if !self.files().remove_if(name.clone(), version).await? {
+            return Ok(false);
+        }
+        let _ = self.files().forget_tombstone(name.clone()).await;
+        self.evict(name).await;
+        Ok(true)
+    }
+
+    /// Retention: removes `name` from the file tier if it was saved before `cutoff`
+    /// (no tombstone: retention never deletes a row early), then from memory. Returns
+    /// the removed copy's `saved_at`.
+    ///
+    /// # Errors
+    /// When the file could not be removed.
+    pub async fn expire(
+        &self,
+        name: &CacheName,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, FileTierError> {
+        let purged = self.files().purge(name.clone(), cutoff).await?;
+        if purged.is_some() {
+            self.evict(name).await;
+        }
+        Ok(purged)
+    }
+
+    /// Memory after a removal from the file tier; a failure leaves memory to expire it.
+    async fn evict(&self, name: &CacheName) {
+        if let Err(e) = self.memory.evict(name).await {
+            tracing::warn!(cache = %name, error = %e, "memory eviction failed");
+        }
+    }
+
+    /// The leading instance checked the upstream at `checked_at` and found nothing new
+    /// for `held`: [`Self::refetched`], and the refresher counts it as a fresh result.
+    ///
+    /// # Errors
+    /// As [`Self::refetched`].
+    pub async fn follow_check(&self, held: &Document, checked_at: DateTime<Utc>) -> Result<Arc<Document>, SaveError> {
+        let doc = self.refetched(held, checked_at).await?;
+        if let Some(refresher) = self.refresher.get() {
+            refresher.observed(&doc);
+        }
+        Ok(doc)
+    }
+
+    /// Upstream said the held document is current (a 304): the same version, with
+    /// `last_fetch` moved, replaces it on disk and in memory. No new version, nothing
+    /// for Postgres, and the refresher is not told (it made the fetch).
+    ///
+    /// # Errors
+    /// [`SaveError::Storage`] when the file could not be rewritten, [`SaveError::Changed`]
+    /// when the cache changed during the fetch.
     pub async fn refetched(&self, held: &Document, last_fetch: DateTime<Utc>) -> Result<Arc<Document>, SaveError> {
         let doc = Arc::new(Document::new(
             held.name.clone(),
@@ -359,8 +456,8 @@ impl SaveFlow {
         ));
         match self.files().touch(doc.clone()).await {
             Ok(true) => {}
-            Ok(false) => return Err(SaveError::Storage("the cache changed during the fetch".into())),
-            Err(e) => return Err(SaveError::Storage(e.to_string())),
+            Ok(false) => return Err(SaveError::Changed),
+            Err(e) => return Err(SaveError::Storage(e)),
         }
         if let Err(e) = self.memory.store(doc.clone()).await {
             tracing::warn!(cache = %held.name, error = %e, "memory not updated after a 304; the file will serve");

@@ -5,9 +5,9 @@
 
 use crate::domain::CacheName;
 use crate::files::{FileTierError, OnDisk};
-use crate::save_flow::InMemory;
+use crate::retry_queue::RetryQueueHandle;
+use crate::save_flow::{InMemory, SaveFlow};
 use crate::store::{RowHead, StoreError, StoreHandle};
-use crate::tiers::Tiers;
 use futures_util::StreamExt;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -24,6 +24,21 @@ pub struct SyncReport {
     pub in_sync: usize,
 }
 
+/// Why the startup sync stopped: Postgres, or a local tier (which says nothing about
+/// Postgres).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Postgres could not be read.
+    #[error(transparent)]
+    Postgres(#[from] StoreError),
+    /// The file tier's index could not be read.
+    #[error("file tier: {0}")]
+    FileTier(#[from] FileTierError),
+    /// The retry queue did not say what it holds.
+    #[error("retry queue: {0}")]
+    Queue(#[from] actix::MailboxError),
+}
+
 /// How many rows are fetched ahead of the files being written: Postgres sends the next
 /// rows and the blocking pool verifies them while the file tier writes the previous
 /// ones; also the most files written with one directory sync.
@@ -38,15 +53,18 @@ pub enum RowDecision {
     Send(u64),
     /// The file equals the row (this version): marked synced without reading the data.
     InSync(u64),
-    /// The row's data is fetched and the file written from it.
-    Adopt,
+    /// The row's data is fetched and the file written from it, on condition that disk
+    /// still holds what was compared (this version, 0 for no file; `None` for a corrupt
+    /// file, which never stands in the way): a save acknowledged while the sync runs
+    /// (the API answers before readiness) is never replaced, the queue sends it.
+    Adopt(Option<u64>),
 }
 
 /// The per-row rule of SPEC §2 and §7: the newer side wins; equal version and ETag is
 /// in sync; the same version with other data, or an acknowledged save still pending
 /// below the row, is sent (and given a version above the row's).
 pub fn decide(row: &RowHead, file: Option<&OnDisk>, pending: bool) -> RowDecision {
-    let Some(d) = file else { return RowDecision::Adopt };
+    let Some(d) = file else { return RowDecision::Adopt(Some(0)) };
     match d.etag.as_deref() {
         _ if d.deleted => RowDecision::Nothing,
         Some(_) if d.version > row.version => RowDecision::Send(d.version),
@@ -57,7 +75,8 @@ pub fn decide(row: &RowHead, file: Option<&OnDisk>, pending: bool) -> RowDecisio
         // (data_dir lost while Postgres was away, another instance's save): it is not
         // dropped for the row, but sent.
         Some(_) if pending => RowDecision::Send(d.version),
-        _ => RowDecision::Adopt,
+        Some(_) => RowDecision::Adopt(Some(d.version)),
+        None => RowDecision::Adopt(None),
     }
 }
 
@@ -68,8 +87,9 @@ pub struct StartupPlan {
     pub send: Vec<(CacheName, u64)>,
     /// Files equal to their row, with the row's version.
     pub in_sync: Vec<(CacheName, u64)>,
-    /// Rows whose data is fetched and adopted.
-    pub adopt: Vec<CacheName>,
+    /// Rows whose data is fetched and adopted, with the version disk must still hold
+    /// (see [`RowDecision::Adopt`]).
+    pub adopt: Vec<(CacheName, Option<u64>)>,
     /// Files (not deleted, not corrupt) that have no row: sent, by name.
     pub send_unrowed: Vec<(CacheName, u64)>,
 }
@@ -83,7 +103,7 @@ pub fn plan(heads: &[RowHead], index: &HashMap<CacheName, OnDisk>, pending: &BTr
             RowDecision::Nothing => {}
             RowDecision::Send(version) => plan.send.push((row.name.clone(), version)),
             RowDecision::InSync(version) => plan.in_sync.push((row.name.clone(), version)),
-            RowDecision::Adopt => plan.adopt.push(row.name.clone()),
+            RowDecision::Adopt(compared) => plan.adopt.push((row.name.clone(), compared)),
         }
     }
     let rowed: HashSet<&CacheName> = heads.iter().map(|r| &r.name).collect();
@@ -105,14 +125,18 @@ fn unrowed_send(name: &CacheName, d: &OnDisk) -> Option<(CacheName, u64)> {
 /// files in sync reads no document data at all.
 ///
 /// # Errors
-/// [`StoreError`] when Postgres cannot be read (the caller keeps trying in the background).
-pub async fn sync_from_postgres(tiers: &Tiers) -> Result<SyncReport, StoreError> {
-    let (Some(store), Some(queue)) = (tiers.store(), tiers.queue()) else { return Ok(SyncReport::default()) };
+/// [`SyncError`] when Postgres or a local tier cannot be read (the caller keeps trying
+/// in the background).
+pub async fn sync_from_postgres(
+    store: &StoreHandle,
+    queue: &RetryQueueHandle,
+    saver: &SaveFlow,
+) -> Result<SyncReport, SyncError> {
     let heads = store.read_heads().await?;
-    let index = tiers.files().list().await.map_err(|e| StoreError::Unavailable(format!("file tier: {e}")))?;
+    let index = saver.files().list().await?;
     // Asked after the rows and the index: a save the queue finishes meanwhile shows in
     // the index as newer than its row, or makes the adopt below a no-op.
-    let pending = queue.pending().await.map_err(|e| StoreError::Unavailable(format!("retry queue: {e}")))?;
+    let pending = queue.pending().await?;
     let plan = plan(&heads, &index, &pending);
     let mut report = SyncReport { rows: heads.len(), ..SyncReport::default() };
     for (name, version) in plan.send {
@@ -123,7 +147,7 @@ pub async fn sync_from_postgres(tiers: &Tiers) -> Result<SyncReport, StoreError>
         queue.mark_synced(name, version);
         report.in_sync += 1;
     }
-    let vanished = adopt_rows(tiers, store, plan.adopt, &mut report).await?;
+    let vanished = adopt_rows(saver, store, plan.adopt, &mut report).await?;
     // A row that turned out corrupt (logged by the store) or vanished is treated as
     // absent: the file, if it holds a save, is sent like one without a row.
     let vanished = vanished.iter().filter_map(|name| index.get(name).and_then(|d| unrowed_send(name, d)));
@@ -138,29 +162,38 @@ pub async fn sync_from_postgres(tiers: &Tiers) -> Result<SyncReport, StoreError>
 /// that have arrived (one directory sync per batch); returns the rows that turned out
 /// corrupt or vanished.
 async fn adopt_rows(
-    tiers: &Tiers,
+    saver: &SaveFlow,
     store: &StoreHandle,
-    to_adopt: Vec<CacheName>,
+    to_adopt: Vec<(CacheName, Option<u64>)>,
     report: &mut SyncReport,
 ) -> Result<Vec<CacheName>, StoreError> {
     let mut vanished = Vec::new();
     let mut batches = futures_util::stream::iter(to_adopt)
-        .map(|name| async move { (name.clone(), store.read(name).await) })
+        .map(|(name, compared)| async move { (name.clone(), compared, store.read(name).await) })
         .buffered(FETCH_AHEAD)
         .ready_chunks(FETCH_AHEAD);
     while let Some(batch) = batches.next().await {
         let mut docs = Vec::with_capacity(batch.len());
-        for (name, row) in batch {
+        for (name, compared, row) in batch {
             match row? {
-                Some(doc) => docs.push(doc),
+                Some(doc) => docs.push((doc, compared)),
                 None => vanished.push(name),
             }
         }
-        let results = match tiers.saver().adopt_all(docs.clone(), InMemory::Follow).await {
+        // Tests widen the window between reading the rows and adopting them (the API
+        // takes saves meanwhile): `return(MS)` pauses here (without blocking the thread).
+        let pause = (|| {
+            fail::fail_point!("startup::adopt", |ms| ms.and_then(|ms| ms.parse::<u64>().ok()));
+            None
+        })();
+        if let Some(ms) = pause {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
+        let results = match saver.adopt_all(docs.clone(), InMemory::Follow).await {
             Ok(results) => results,
             Err(e) => docs.iter().map(|_| Err(FileTierError::Io(std::io::Error::other(e.to_string())))).collect(),
         };
-        for (doc, result) in docs.iter().zip(results) {
+        for ((doc, _), result) in docs.iter().zip(results) {
             match result {
                 Ok(true) => {
                     report.from_postgres += 1;
@@ -220,15 +253,16 @@ mod tests {
 
     #[test]
     fn an_older_file_without_a_pending_save_adopts_the_row() {
-        assert_eq!(decide(&row("a", 5, "e5"), Some(&file(2, Some("e2"))), false), RowDecision::Adopt);
+        assert_eq!(decide(&row("a", 5, "e5"), Some(&file(2, Some("e2"))), false), RowDecision::Adopt(Some(2)));
     }
 
     #[test]
     fn a_missing_or_corrupt_file_adopts_the_row() {
-        assert_eq!(decide(&row("a", 5, "e5"), None, false), RowDecision::Adopt);
-        assert_eq!(decide(&row("a", 5, "e5"), None, true), RowDecision::Adopt);
+        // Missing: on condition that it is still missing.
+        assert_eq!(decide(&row("a", 5, "e5"), None, false), RowDecision::Adopt(Some(0)));
+        assert_eq!(decide(&row("a", 5, "e5"), None, true), RowDecision::Adopt(Some(0)));
         // Corrupt: no ETag, whatever its version and whether a save is pending.
-        assert_eq!(decide(&row("a", 5, "e5"), Some(&file(9, None)), true), RowDecision::Adopt);
+        assert_eq!(decide(&row("a", 5, "e5"), Some(&file(9, None)), true), RowDecision::Adopt(None));
     }
 
     #[test]
@@ -255,7 +289,7 @@ mod tests {
         let p = plan(&heads, &index, &BTreeSet::new());
         assert_eq!(p.send, vec![(name("newer"), 2)]);
         assert_eq!(p.in_sync, vec![(name("same"), 2)]);
-        assert_eq!(p.adopt, vec![name("older")]);
+        assert_eq!(p.adopt, vec![(name("older"), Some(1))]);
         assert_eq!(p.send_unrowed, vec![(name("local-a"), 3), (name("local-b"), 7)]);
     }
 
@@ -266,7 +300,7 @@ mod tests {
         let pending: BTreeSet<CacheName> = [name("pending")].into_iter().collect();
         let p = plan(&heads, &index, &pending);
         assert_eq!(p.send, vec![(name("pending"), 3)]);
-        assert_eq!(p.adopt, vec![name("fresh")]);
+        assert_eq!(p.adopt, vec![(name("fresh"), Some(0))]);
         assert!(p.in_sync.is_empty() && p.send_unrowed.is_empty());
     }
 

@@ -1,13 +1,13 @@
-//! The read flow of SPEC §2 over the running actors, as the API calls them, and the
-//! save flow ([`SaveFlow`]) they share.
+//! The read flow of SPEC §2 over the running actors, as the API calls them, the
+//! runtime's one save flow ([`SaveFlow`]) for its writes, and the narrow queries the
+//! API answers from (the queue's status, the refresher's view, quarantine).
 //!
 //! This is a handle, not an actor: it holds addresses and the memory snapshot and owns
-//! no state of its own.
+//! no state of its own. Nothing below the runtime takes it: each module is handed what
+//! it uses.
 
-use crate::cache_rules::LiveRules;
 use crate::domain::{CacheName, Document};
 use crate::files::FileHandle;
-use crate::if_match::IfMatch;
 use crate::memory::{LoadError, LoadOutcome, MemoryHandle, MemoryView, Tier};
 use crate::refresher::{RefreshError, RefresherHandle};
 use crate::retry_queue::RetryQueueHandle;
@@ -42,7 +42,7 @@ pub enum ReadError {
     Refresh(#[from] RefreshError),
 }
 
-/// The actors behind the flows.
+/// The actors the read flow and the API's queries reach.
 #[derive(Clone)]
 pub struct TierHandles {
     /// Memory tier.
@@ -57,10 +57,6 @@ pub struct TierHandles {
     pub queue: Option<RetryQueueHandle>,
     /// Refresher, when any cache has a source.
     pub refresher: Option<RefresherHandle>,
-    /// Each cache's admission rules, shared with the refresher and the memory loader.
-    pub rules: LiveRules,
-    /// With Postgres: `If-Match` as a compare-and-set on the row.
-    pub if_match: Option<IfMatch>,
 }
 
 /// How reads behave.
@@ -85,12 +81,8 @@ pub struct Tiers {
 }
 
 impl Tiers {
-    /// Bundles the running actors.
-    pub fn new(handles: TierHandles, policy: ReadPolicy) -> Self {
-        let saver =
-            SaveFlow::new(handles.files.clone(), handles.memory.clone(), handles.queue.clone(), handles.rules.clone())
-                .observed_by(handles.refresher.clone())
-                .checked_by(handles.if_match.clone());
+    /// The read flow over `handles`, writing through `saver` (the runtime's one).
+    pub fn new(handles: TierHandles, saver: SaveFlow, policy: ReadPolicy) -> Self {
         Self { handles, saver, policy, emergency: Arc::new(AtomicBool::new(policy.emergency)) }
     }
 
@@ -109,19 +101,9 @@ impl Tiers {
         &self.handles.files
     }
 
-    /// The memory tier handle.
-    pub fn memory(&self) -> &MemoryHandle {
-        &self.handles.memory
-    }
-
     /// The Postgres store, when enabled.
     pub fn store(&self) -> Option<&StoreHandle> {
         self.handles.store.as_ref()
-    }
-
-    /// `If-Match` as a compare-and-set, when Postgres is enabled.
-    pub fn if_match(&self) -> Option<&IfMatch> {
-        self.handles.if_match.as_ref()
     }
 
     /// The retry queue, when Postgres is enabled.
@@ -138,11 +120,6 @@ impl Tiers {
     /// moves the refresher's schedule.
     pub fn saver(&self) -> &SaveFlow {
         &self.saver
-    }
-
-    /// The admission rules in force (SIGHUP replaces them here, for every tier).
-    pub fn rules(&self) -> &LiveRules {
-        &self.handles.rules
     }
 
     /// Read flow: memory (fresh within the TTL) → file → Postgres (single-flight) →

@@ -33,7 +33,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse, ResponseError};
-use tiercache_actors::metrics::Refusal;
+use tiercache_actors::metrics::AccessRefusal;
 
 /// Who may call a route (all of them obey `api.allow`), from the most open to the
 /// strictest.
@@ -95,7 +95,7 @@ fn refusal(state: &AppState, access: Access, req: &ServiceRequest) -> Option<Htt
     let client = req.peer_addr().map(|a| a.ip());
     let shown_client = || client.map_or_else(|| "unix".to_owned(), |ip| ip.to_canonical().to_string());
     if !security.allow.permits(client) {
-        state.metrics.refused(Refusal::NotAllowed);
+        state.metrics.refused(AccessRefusal::NotAllowed);
         tracing::warn!(client = %shown_client(), method = %req.method(), "refused: client address is not in api.allow");
         let error = ApiError::new(StatusCode::FORBIDDEN, "address_not_allowed", "this client address is not allowed");
         return Some(error.error_response());
@@ -105,7 +105,7 @@ fn refusal(state: &AppState, access: Access, req: &ServiceRequest) -> Option<Htt
     }
     if let (Some(limiter), Some(ip)) = (&security.limiter, client) {
         if let Err(wait) = limiter.check(ip) {
-            state.metrics.refused(Refusal::RateLimited);
+            state.metrics.refused(AccessRefusal::RateLimited);
             tracing::debug!(client = %shown_client(), "refused: rate limit");
             let secs = retry_after_secs(wait);
             let error = ApiError::new(
@@ -123,7 +123,7 @@ fn refusal(state: &AppState, access: Access, req: &ServiceRequest) -> Option<Htt
     let tokens = security.tokens.as_ref()?;
     let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer);
     let Some(presented) = presented else {
-        state.metrics.refused(Refusal::Unauthenticated);
+        state.metrics.refused(AccessRefusal::Unauthenticated);
         tracing::warn!(client = %shown_client(), method = %req.method(), "refused: no bearer token");
         let error = ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -135,13 +135,13 @@ fn refusal(state: &AppState, access: Access, req: &ServiceRequest) -> Option<Htt
     let needed = needed_scope(req.method());
     match tokens.scope_of(presented) {
         None => {
-            state.metrics.refused(Refusal::Unauthenticated);
+            state.metrics.refused(AccessRefusal::Unauthenticated);
             tracing::warn!(client = %shown_client(), method = %req.method(), "refused: invalid bearer token");
             let error = ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the bearer token is not valid");
             Some(with_challenge(&error, "Bearer realm=\"tiercache\", error=\"invalid_token\""))
         }
         Some(scope) if !scope.allows(needed) => {
-            state.metrics.refused(Refusal::ForbiddenScope);
+            state.metrics.refused(AccessRefusal::ForbiddenScope);
             tracing::warn!(
                 client = %shown_client(),
                 method = %req.method(),

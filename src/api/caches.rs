@@ -439,7 +439,7 @@ pub(super) async fn put(
             Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "precondition_unverifiable", e.to_string())
                 .retry_after(5))
         }
-        Err(e @ SaveError::Storage(_)) => {
+        Err(e @ (SaveError::Storage(_) | SaveError::NotOnDisk(_) | SaveError::Changed)) => {
             count("error");
             tracing::error!(cache = %name, tier = "file", alert = true, error = %e, "save failed");
             Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", e.to_string()).retry_after(5))

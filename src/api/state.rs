@@ -13,6 +13,7 @@ use std::time::Duration;
 use tiercache_actors::domain::CacheName;
 use tiercache_actors::memory::Tier;
 use tiercache_actors::metrics::{CacheLabel, CacheTier, Metrics, TierLabel};
+use tiercache_actors::supervisor::health::Mailboxes;
 use tiercache_actors::tiers::Tiers;
 
 /// The API's view of one configured cache.
@@ -85,6 +86,8 @@ impl ReadMetrics {
 pub(crate) struct AppState {
     /// The flows.
     pub tiers: Tiers,
+    /// The actors' mailboxes (the status snapshot says which are open).
+    pub mailboxes: Mailboxes,
     /// Swapped whole on SIGHUP.
     pub policy: ArcSwap<ApiPolicy>,
     /// Tokens, allow-list and rate limiter; swapped whole on SIGHUP.

@@ -13,7 +13,7 @@ use crate::exit::{Fatal, CANTCREAT};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;
 use std::path::Path;
-use tiercache_actors::cache_rules::Refusal;
+use tiercache_actors::cache_rules::{Refusal, Refused};
 use tiercache_actors::domain::Precondition;
 
 /// How far in the future a fetch time may lie (clock skew); further is refused, since
@@ -66,15 +66,7 @@ pub(crate) fn import(settings: &Settings, name: &str, file: &Path) -> Result<(),
 /// The cache's rules refused the document (exit 65, one line): a document the daemon
 /// would refuse to serve would only lose the cache.
 fn refused(shown: &str, name: &str, refusal: Refusal) -> Fatal {
-    let problem = match refusal {
-        Refusal::InvalidJson(e) => format!("{shown} is not valid JSON: {e}"),
-        Refusal::TooLarge { size, limit } => {
-            format!("{shown} is {size} bytes, more than max_size ({limit} bytes) of cache {name}")
-        }
-        Refusal::Schema(errors) => format!("{shown} fails the JSON Schema of cache {name}: {}", errors.join("; ")),
-        other => format!("{shown}: {other}"),
-    };
-    Fatal::new(DATAERR, format!("import: {problem}"))
+    Fatal::new(DATAERR, format!("import: {}", refusal.worded(Refused::File { shown, cache: name })))
 }
 
 /// A fetch time as the old app and other tools write it: RFC 3339, an ISO 8601

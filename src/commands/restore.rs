@@ -24,7 +24,7 @@ use crate::exit::{Fatal, CANTCREAT, UNAVAILABLE};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tiercache_actors::cache_rules::{Admitted, Refusal};
+use tiercache_actors::cache_rules::{Admitted, Refusal, Refused};
 use tiercache_actors::domain::{envelope, CacheName, Document, Precondition};
 use tiercache_actors::save_flow::SaveFlow;
 
@@ -114,22 +114,14 @@ fn admit_all(saver: &SaveFlow, backups: BTreeMap<CacheName, Backup>) -> Result<V
         match saver.admit(&name, &backup.doc.body) {
             Ok(doc) => admitted.push((backup, Some(doc))),
             Err(Refusal::NotConfigured) => admitted.push((backup, None)),
-            Err(refusal) => problems.push(format!("{}: {}", backup.path.display(), refused(&name, refusal))),
+            Err(refusal) => {
+                let shown = backup.path.display().to_string();
+                problems.push(refusal.worded(Refused::File { shown: &shown, cache: name.as_str() }));
+            }
         }
     }
     refuse_if_any(&problems, "backups fail their cache's rules")?;
     Ok(admitted)
-}
-
-/// A refusal in the words of `import`.
-fn refused(name: &CacheName, refusal: Refusal) -> String {
-    match refusal {
-        Refusal::TooLarge { size, limit } => {
-            format!("{size} bytes, more than max_size ({limit} bytes) of cache {name}")
-        }
-        Refusal::Schema(errors) => format!("fails the JSON Schema of cache {name}: {}", errors.join("; ")),
-        other => format!("refused by cache {name}: {other}"),
-    }
 }
 
 /// Runs `restore`.

@@ -57,3 +57,83 @@ fn a_local_save_made_while_the_listener_adopts_a_row_survives() {
     assert_eq!(row.data, want, "Postgres holds the last acknowledged save");
     assert!(row.version > 4, "written above the other instance's row: {}", row.version);
 }
+
+/// A save between its durable write and the retry queue taking it in counts as pending:
+/// the listener, comparing another instance's newer row with it, leaves it alone. Found
+/// by the thirty-minute history run: the listener listed the files just after a PUT's
+/// write and asked the queue just before its enqueue, and replaced the acknowledged save
+/// with a row acknowledged before that PUT was sent. The failpoints widen both windows:
+/// A pauses 2 s between reading the heads and listing its files, and 6 s between a
+/// save's write and its enqueue.
+#[test]
+fn a_save_on_its_way_into_the_queue_is_not_replaced_by_an_older_row() {
+    let pg = cluster();
+    let conf = Conf::new(pg.url(DB, "postgres")).caches(&["c"]);
+    let failpoints = "listener::reconcile=return(2000);save::enqueue=return(6000)";
+    let a = Daemon::start(Path::new(BIN), conf.options().env("FAILPOINTS", failpoints));
+    let b = conf.start();
+
+    put_ok(&b, "c", &json!({"b": 1}));
+    adopted(&a, 1);
+    // B goes two versions ahead (acknowledged, in Postgres) before A saves anything.
+    put_ok(&b, "c", &json!({"b": 2}));
+    let (v3, _) = put_ok(&b, "c", &json!({"b": 3}));
+    wait_for_row(&pg, "default", "c", v3, &json!({"b": 3}));
+    // A saves at version 2 while its listener, paused, holds heads at version 3.
+    let want = json!({"a": "saved after B's"});
+    let (local, _) = put_ok(&a, "c", &want);
+    assert_eq!(local, 2, "saved above the version A held");
+    for d in [&a, &b] {
+        wait_for("the save acknowledged last served everywhere", Duration::from_secs(20), || {
+            let (version, _, body) = get_ok(d, "c");
+            seen((version, body.clone()), body == want)
+        });
+    }
+    let row = row(&pg, "c").expect("a row");
+    assert_eq!(row.data, want, "Postgres holds the last acknowledged save");
+    assert!(row.version > v3, "written above B's row: {}", row.version);
+}
+
+/// The startup sync adopts a newer row only over the file it compared: a save the API
+/// acknowledged while the sync ran (the API answers before readiness) is sent above the
+/// row, never replaced by it. `startup::adopt` pauses the sync 3 s between reading the
+/// row and adopting it; Postgres stops meanwhile, so the save waits in the queue.
+#[test]
+fn a_save_acknowledged_during_the_startup_sync_is_not_replaced_by_the_row() {
+    let mut pg = cluster();
+    let conf = Conf::new(pg.url(DB, "postgres")).caches(&["c"]);
+    let mut a = conf.start();
+    let b = conf.start();
+    let (v1, _) = put_ok(&a, "c", &json!({"a": 1}));
+    wait_for_row(&pg, "default", "c", v1, &json!({"a": 1}));
+    a.kill9();
+    put_ok(&b, "c", &json!({"b": 2}));
+    let (v3, _) = put_ok(&b, "c", &json!({"b": 3}));
+    wait_for_row(&pg, "default", "c", v3, &json!({"b": 3}));
+
+    a.set_env("FAILPOINTS", "startup::adopt=return(4000)");
+    a.spawn();
+    wait_for("A's API answering during its startup sync", Duration::from_secs(10), || {
+        let r = a.try_request("GET", "/healthz", None, &[]).map(|r| r.status);
+        seen(format!("{r:?}"), r.is_ok())
+    });
+    // The row has been read (the sync's "listening" comes first); the adopt is paused.
+    a.wait_for_message("listening for other instances' writes");
+    std::thread::sleep(Duration::from_millis(500));
+    pg.stop();
+    let want = json!({"a": "saved during the startup sync"});
+    let (local, _) = put_ok(&a, "c", &want);
+    assert!(local < v3, "saved below the row A has not adopted yet: {local}");
+    a.wait_for_message("ready");
+    assert_eq!(get_ok(&a, "c").2, want, "the startup sync replaced an acknowledged save");
+    pg.start_again();
+    for d in [&a, &b] {
+        wait_for("the save acknowledged last served everywhere", Duration::from_secs(20), || {
+            let (version, _, body) = get_ok(d, "c");
+            seen((version, body.clone()), body == want)
+        });
+    }
+    let row = row(&pg, "c").expect("a row");
+    assert_eq!(row.data, want, "Postgres holds the last acknowledged save");
+    assert!(row.version > v3, "written above B's row: {}", row.version);
+}

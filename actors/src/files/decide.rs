@@ -41,6 +41,13 @@ pub(super) fn adopts(current: Option<&OnDisk>, version: u64, expected: Option<u6
     !current.is_some_and(|d| d.version >= version && (d.etag.is_some() || d.deleted))
 }
 
+/// Whether disk already holds exactly this version with this ETag, live: adopting it
+/// again writes nothing, and whoever adopts it may still put it in memory (a
+/// compare-and-set's own adopt that the listener beat to the file).
+pub(super) fn already_holds(current: Option<&OnDisk>, version: u64, etag: &str) -> bool {
+    current.is_some_and(|d| !d.deleted && d.version == version && d.etag.as_deref() == Some(etag))
+}
+
 /// What a remove leaves: the tombstone's version (the last one known, so versions keep
 /// increasing; 0 for a cache unknown here, whose row Postgres may still hold) and
 /// whether a live envelope was there.
@@ -111,6 +118,16 @@ mod tests {
         assert!(adopts(Some(&live(2, "e2")), 3, None), "newer row");
         assert!(!adopts(Some(&live(3, "e3")), 3, None), "same version");
         assert!(!adopts(Some(&live(4, "e4")), 3, None), "older row");
+    }
+
+    #[test]
+    fn the_same_version_with_the_same_etag_is_already_held() {
+        assert!(already_holds(Some(&live(3, "e3")), 3, "e3"));
+        assert!(!already_holds(Some(&live(3, "e3")), 3, "other"), "another document at that version");
+        assert!(!already_holds(Some(&live(2, "e3")), 3, "e3"));
+        assert!(!already_holds(Some(&deleted(3)), 3, "e3"), "a tombstone holds nothing");
+        assert!(!already_holds(Some(&corrupt(3)), 3, "e3"));
+        assert!(!already_holds(None, 3, "e3"));
     }
 
     #[test]

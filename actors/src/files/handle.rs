@@ -97,7 +97,10 @@ impl FileHandle {
     ///
     /// # Errors
     /// The actor failing twice (each document's I/O error is in its answer).
-    pub async fn adopt_all(&self, docs: Vec<Arc<Document>>) -> Result<Vec<Result<bool, FileTierError>>, FileTierError> {
+    pub async fn adopt_all(
+        &self,
+        docs: Vec<(Arc<Document>, Option<u64>)>,
+    ) -> Result<Vec<Result<bool, FileTierError>>, FileTierError> {
         self.call(AdoptFiles { docs }).await
     }
 

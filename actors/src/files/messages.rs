@@ -51,13 +51,14 @@ pub struct AdoptFile {
     pub expected: Option<u64>,
 }
 
-/// [`AdoptFile`] for several caches (no `expected`), their durable writes batched: the
+/// [`AdoptFile`] for several caches (each with its `expected`), their writes batched: the
 /// startup sync's rows. One answer per document, in order.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<Vec<Result<bool, FileTierError>>, FileTierError>")]
 pub struct AdoptFiles {
-    /// The documents to store as they are, each cache at most once.
-    pub docs: Vec<Arc<Document>>,
+    /// The documents to store as they are, each cache at most once, each with the
+    /// version disk must still hold (as [`AdoptFile`]'s `expected`).
+    pub docs: Vec<(Arc<Document>, Option<u64>)>,
 }
 
 /// Rewrite the envelope of the version disk holds with new fetch times (an upstream

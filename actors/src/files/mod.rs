@@ -279,14 +279,18 @@ impl FileTier {
 
     /// Stores `doc` as it is (a version made elsewhere, e.g. read from Postgres), unless
     /// the disk already holds that version or a newer one, or (with `expected`) the disk
-    /// no longer holds version `expected`. Returns whether it was written. Either way
-    /// later saves get versions above `doc`'s.
+    /// no longer holds version `expected`. Returns whether disk holds `doc` now: written,
+    /// or already there with the same ETag (nothing written then). Either way later
+    /// saves get versions above `doc`'s.
     ///
     /// # Errors
     /// I/O errors.
     pub fn adopt(&mut self, doc: &Document, expected: Option<u64>) -> io::Result<bool> {
         let floor = self.floors.entry(doc.name.clone()).or_insert(0);
         *floor = (*floor).max(doc.version);
+        if decide::already_holds(self.index.get(&doc.name), doc.version, &doc.etag) {
+            return Ok(true);
+        }
         if !decide::adopts(self.index.get(&doc.name), doc.version, expected) {
             return Ok(false);
         }
@@ -294,22 +298,22 @@ impl FileTier {
         Ok(true)
     }
 
-    /// [`FileTier::adopt`] (without `expected`) for several caches at once, their
-    /// durable writes batched: the directory is synced once for all of them
+    /// [`FileTier::adopt`] for several caches at once, each with its `expected` version,
+    /// their durable writes batched: the directory is synced once for all of them
     /// ([`durable::write_atomic_all`]). One answer per document, in order. A cache named
     /// twice keeps the first and answers `false` for the other (the startup sync never
     /// names one twice).
-    pub fn adopt_all(&mut self, docs: &[Arc<Document>]) -> Vec<io::Result<bool>> {
+    pub fn adopt_all(&mut self, docs: &[(Arc<Document>, Option<u64>)]) -> Vec<io::Result<bool>> {
         let mut seen = HashSet::new();
         let chosen: Vec<bool> = docs
             .iter()
-            .map(|doc| {
+            .map(|(doc, expected)| {
                 let floor = self.floors.entry(doc.name.clone()).or_insert(0);
                 *floor = (*floor).max(doc.version);
-                seen.insert(&doc.name) && decide::adopts(self.index.get(&doc.name), doc.version, None)
+                seen.insert(&doc.name) && decide::adopts(self.index.get(&doc.name), doc.version, *expected)
             })
             .collect();
-        let written: Vec<&Arc<Document>> = docs.iter().zip(&chosen).filter(|(_, c)| **c).map(|(d, _)| d).collect();
+        let written: Vec<&Arc<Document>> = docs.iter().zip(&chosen).filter(|(_, c)| **c).map(|((d, _), _)| d).collect();
         let paths: Vec<PathBuf> = written.iter().map(|d| self.path_of(&d.name)).collect();
         let bytes: Vec<Vec<u8>> = written.iter().map(|d| envelope::encode(&self.config.project, d)).collect();
         let files: Vec<(&Path, &[u8])> =
@@ -318,7 +322,7 @@ impl FileTier {
         chosen
             .iter()
             .zip(docs)
-            .map(|(chosen, doc)| {
+            .map(|(chosen, (doc, _))| {
                 if !chosen {
                     return Ok(false);
                 }

@@ -94,16 +94,35 @@ fn a_batch_of_adoptions_writes_the_newer_rows_and_skips_the_rest() {
     let v1 = tier.write(&held, doc(r#"{"n":1}"#), &Precondition::None, 0).unwrap();
     let rows =
         [row("fresh", 7, r#"{"f":1}"#), row("held", v1.version, r#"{"other":1}"#), row("fresh", 9, r#"{"f":2}"#)];
+    let rows = rows.map(|r| (r, None));
     let answers: Vec<bool> = tier.adopt_all(&rows).into_iter().map(Result::unwrap).collect();
     assert_eq!(answers, [true, false, false], "written, not over the same version, a cache named twice");
-    let fresh = tier.read_verified(&rows[0].name).unwrap().expect("written");
-    assert_eq!((fresh.version, &fresh.body), (7, &rows[0].body));
+    let fresh = tier.read_verified(&rows[0].0.name).unwrap().expect("written");
+    assert_eq!((fresh.version, &fresh.body), (7, &rows[0].0.body));
     assert_eq!(tier.read_verified(&held).unwrap().map(|d| d.body), Some(v1.body));
-    assert_eq!(tier.index()[&rows[0].name], OnDisk::of(&rows[0]));
+    assert_eq!(tier.index()[&rows[0].0.name], OnDisk::of(&rows[0].0));
     assert!(temp_files(dir.path()).is_empty());
     // Later saves go above every version seen, the one answered `false` included.
-    let next = tier.write(&rows[0].name, doc(r#"{"f":3}"#), &Precondition::None, 0).unwrap();
+    let next = tier.write(&rows[0].0.name, doc(r#"{"f":3}"#), &Precondition::None, 0).unwrap();
     assert_eq!(next.version, 10);
+}
+
+#[test]
+fn a_batched_adoption_keeps_a_save_made_since_the_comparison() {
+    // The startup sync compared "held" at its first version and found it older than the
+    // row; a save acknowledged meanwhile must stay (the queue sends it above the row).
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let mut tier = tier(dir.path(), &metrics);
+    let held = CacheName::parse("held").unwrap();
+    let v1 = tier.write(&held, doc(r#"{"n":1}"#), &Precondition::None, 0).unwrap();
+    let v2 = tier.write(&held, doc(r#"{"n":2}"#), &Precondition::None, 0).unwrap();
+    let rows = [(row("held", 9, r#"{"row":1}"#), Some(v1.version)), (row("new", 3, r#"{"new":1}"#), Some(0))];
+    let answers: Vec<bool> = tier.adopt_all(&rows).into_iter().map(Result::unwrap).collect();
+    assert_eq!(answers, [false, true], "the save made since stays; a cache still missing is written");
+    assert_eq!(tier.read_verified(&held).unwrap().map(|d| d.body), Some(v2.body));
+    let rows = [(row("held", 9, r#"{"row":1}"#), Some(v2.version))];
+    assert_eq!(tier.adopt_all(&rows).into_iter().map(Result::unwrap).collect::<Vec<_>>(), [true]);
 }
 
 #[test]
@@ -117,19 +136,20 @@ fn a_failed_write_in_a_batch_fails_only_its_cache() {
     for (at, version) in [("durable::create", 5), ("durable::write", 6), ("durable::fsync", 7), ("durable::rename", 8)]
     {
         fail::cfg(at, "return(batchfault.json)").unwrap();
-        let rows = [row("batchfault", version, r#"{"n":2}"#), row(&format!("ok{version}"), 1, r#"{"ok":1}"#)];
+        let rows =
+            [(row("batchfault", version, r#"{"n":2}"#), None), (row(&format!("ok{version}"), 1, r#"{"ok":1}"#), None)];
         let answers = tier.adopt_all(&rows);
         fail::remove(at);
         assert!(matches!(answers[0], Err(ref e) if !durable::in_place(e)), "{at}: {answers:?}");
         assert!(matches!(answers[1], Ok(true)), "{at}: {answers:?}");
         assert_eq!(tier.index()[&name], OnDisk::of(&v1), "{at}");
         assert_eq!(tier.read_verified(&name).unwrap().map(|d| d.version), Some(v1.version), "{at}");
-        assert!(tier.read_verified(&rows[1].name).unwrap().is_some(), "{at}");
+        assert!(tier.read_verified(&rows[1].0.name).unwrap().is_some(), "{at}");
         assert!(temp_files(dir.path()).is_empty(), "{at}: {:?}", temp_files(dir.path()));
     }
     // Failing after the rename, the new version is on disk: the index follows it.
     fail::cfg("durable::fsync_dir", "return(batchfault.json)").unwrap();
-    let answers = tier.adopt_all(&[row("batchfault", 9, r#"{"n":3}"#), row("ok9", 1, r#"{"ok":1}"#)]);
+    let answers = tier.adopt_all(&[(row("batchfault", 9, r#"{"n":3}"#), None), (row("ok9", 1, r#"{"ok":1}"#), None)]);
     fail::remove("durable::fsync_dir");
     assert!(matches!(answers[0], Err(ref e) if durable::in_place(e)), "{answers:?}");
     assert!(matches!(answers[1], Ok(true)), "{answers:?}");

@@ -49,27 +49,21 @@ async fn adopt(peers: &ListenerPeers, doc: Arc<Document>, local: Option<u64>) {
 /// Drops the local copy at `version`, deleted elsewhere; a save made here since stays
 /// (it is newer than the delete).
 async fn drop_deleted(peers: &ListenerPeers, name: &CacheName, version: u64) {
-    if !matches!(peers.files.remove_if(name.clone(), version).await, Ok(true)) {
-        return;
+    if let Ok(true) = peers.saver.drop_deleted(name, version).await {
+        tracing::info!(cache = %name, version, "deleted by another instance");
     }
-    let _ = peers.files.forget_tombstone(name.clone()).await;
-    let _ = peers.memory.evict(name).await;
-    tracing::info!(cache = %name, version, "deleted by another instance");
 }
 
 /// The leading instance checked the upstream at `checked_at` and found nothing new for
 /// the version held here: the local copy's `last_fetch` moves (file and memory), and
 /// the refresher counts it as a fresh result, so it neither refreshes nor takes over.
 async fn follow_check(peers: &ListenerPeers, name: &CacheName, version: u64, checked_at: DateTime<Utc>) {
-    let Ok(Some(held)) = peers.files.read(name.clone()).await.map(|l| l.doc) else { return };
+    let Ok(Some(held)) = peers.saver.files().read(name.clone()).await.map(|l| l.doc) else { return };
     if held.version != version || held.last_fetch >= Some(checked_at) {
         return;
     }
-    match peers.saver.refetched(&held, checked_at).await {
-        Ok(doc) => {
-            if let Some(refresher) = &peers.refresher {
-                refresher.observed(&doc);
-            }
+    match peers.saver.follow_check(&held, checked_at).await {
+        Ok(_) => {
             tracing::debug!(cache = %name, version, "the leading instance checked the upstream: nothing new");
         }
         Err(e) => tracing::debug!(cache = %name, error = %e, "could not follow the leading instance's check"),
@@ -101,7 +95,16 @@ impl Follower {
     /// adopted, audited deletes dropped, the leader's checks followed.
     pub async fn reconcile(&mut self, peers: &ListenerPeers, heads: &[RowHead]) {
         let in_postgres: HashMap<&CacheName, &RowHead> = heads.iter().map(|h| (&h.name, h)).collect();
-        let Ok(index) = peers.files.list().await else { return };
+        // Tests widen the window between reading the heads and listing the files:
+        // `return(MS)` pauses here (without blocking the thread).
+        let pause = (|| {
+            fail::fail_point!("listener::reconcile", |ms| ms.and_then(|ms| ms.parse::<u64>().ok()));
+            None
+        })();
+        if let Some(ms) = pause {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
+        let Ok(index) = peers.saver.files().list().await else { return };
         for head in heads {
             let name = &head.name;
             self.absent_checked.remove(name);

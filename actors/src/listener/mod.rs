@@ -15,12 +15,10 @@
 
 mod apply;
 
-use crate::files::FileHandle;
-use crate::memory::MemoryHandle;
 use crate::metrics::Metrics;
-use crate::refresher::RefresherHandle;
 use crate::retry_queue::backoff::{Backoff, BackoffPolicy};
 use crate::retry_queue::RetryQueueHandle;
+use crate::save_flow::SaveFlow;
 use crate::store::classify::with_causes;
 use crate::store::{connect_target, driver_config, listen, ConnectConfig, StoreHandle};
 use crate::supervisor::{guard_async, spawn_guarded, ActorId, FailureReporter};
@@ -29,22 +27,17 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 use tokio_postgres::{AsyncMessage, Notification};
 
-/// What the listener updates.
+/// What the listener reads and updates.
 #[derive(Clone)]
 pub struct ListenerPeers {
     /// Reads the row heads and newer rows.
     pub store: StoreHandle,
-    /// Adopts them.
-    pub files: FileHandle,
-    /// Serves them.
-    pub memory: MemoryHandle,
     /// Knows what is still ours to send (never overwritten by another instance's write).
     pub queue: RetryQueueHandle,
-    /// Learns the new `last_fetch`.
-    pub refresher: Option<RefresherHandle>,
-    /// Adopts newer rows into the file tier and memory, and tells the refresher and the
-    /// queue.
-    pub saver: crate::save_flow::SaveFlow,
+    /// The runtime's one save flow: adopts newer rows into the file tier and memory,
+    /// drops copies deleted elsewhere, follows the leader's checks, and tells the
+    /// refresher and the queue.
+    pub saver: SaveFlow,
     /// Becomes true once the daemon's startup sync is over: the first reconciliation
     /// waits for it rather than fetch the rows the sync is fetching.
     pub startup_synced: tokio::sync::watch::Receiver<bool>,
@@ -189,7 +182,7 @@ fn spawn_listen(hints: Arc<Notify>, config: FollowConfig, reporter: FailureRepor
 async fn session(hints: &Notify, config: &FollowConfig, metrics: &Metrics) -> Ended {
     let (mut driver_config, tls) = match driver_config(&config.connect) {
         Ok(c) => c,
-        Err(e) => return Ended::Lost(e),
+        Err(e) => return Ended::Lost(e.to_string()),
     };
     // Named, so an operator can tell it apart in pg_stat_activity.
     driver_config.application_name("tiercache-listen");

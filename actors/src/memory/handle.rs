@@ -38,12 +38,12 @@ impl MemoryHandle {
     /// # Errors
     /// [`LoadError`] when the tiers below failed.
     pub async fn load(&self, name: &CacheName) -> Result<LoadOutcome, LoadError> {
-        let mut last = LoadError("memory tier unavailable".into());
+        let mut last = LoadError::Unavailable(None);
         for _ in 0..2 {
             match self.addr.send(Load { name: name.clone() }).await {
                 Ok(Ok(outcome)) => return Ok(outcome),
                 Ok(Err(e)) => last = e,
-                Err(e) => last = LoadError(format!("memory tier unavailable: {e}")),
+                Err(e) => last = LoadError::Unavailable(Some(e)),
             }
         }
         Err(last)

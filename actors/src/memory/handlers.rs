@@ -35,7 +35,7 @@ impl Handler<Load> for MemoryTier {
             Ok((rx, waiters.len() == 1))
         });
         let rx = match started {
-            Err(panicked) => return Box::pin(async move { Err(LoadError(panicked.to_string())) }),
+            Err(panicked) => return Box::pin(async move { Err(LoadError::Panicked(panicked)) }),
             Ok(Err(hit)) => return Box::pin(async move { Ok(hit) }),
             Ok(Ok((rx, first))) => {
                 if first {
@@ -50,9 +50,7 @@ impl Handler<Load> for MemoryTier {
                 rx
             }
         };
-        Box::pin(async move {
-            rx.await.unwrap_or_else(|_| Err(LoadError("the memory tier restarted during the load".into())))
-        })
+        Box::pin(async move { rx.await.unwrap_or(Err(LoadError::Restarted)) })
     }
 }
 
@@ -66,7 +64,7 @@ impl Handler<LoadDone> for MemoryTier {
             Ok(Ok(Some((doc, tier)))) => Ok(LoadOutcome::Found(self.store(doc), tier)),
             Ok(Ok(None)) => Ok(LoadOutcome::Missing),
             Ok(Err(e)) => Err(e),
-            Err(panicked) => Err(LoadError(format!("{panicked}; the load is tried again"))),
+            Err(panicked) => Err(LoadError::LoadPanicked(panicked)),
         };
         for w in waiters {
             let _ = w.send(outcome.clone());

@@ -4,15 +4,43 @@
 use super::Tier;
 use crate::cache_rules::LiveRules;
 use crate::domain::{CacheName, Document};
-use crate::files::FileHandle;
+use crate::files::{FileHandle, FileTierError};
 use crate::save_flow::{Adopter, InMemory};
-use crate::store::StoreHandle;
+use crate::store::{StoreError, StoreHandle};
+use crate::supervisor::ActorPanicked;
 use std::sync::Arc;
 
-/// Every tier below memory failed (as opposed to simply having nothing).
+/// Every tier below memory failed (as opposed to simply having nothing), or the memory
+/// tier itself could not run the load. Cloned to every reader waiting on the load.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct LoadError(pub String);
+pub enum LoadError {
+    /// The file tier failed, and Postgres is off or holds nothing it can serve.
+    #[error("{0}")]
+    File(Arc<FileTierError>),
+    /// Postgres failed, and the file tier holds nothing it can serve.
+    #[error("{0}")]
+    Postgres(StoreError),
+    /// Both failed.
+    #[error("{file}; {postgres}")]
+    Both {
+        /// The file tier's error.
+        file: Arc<FileTierError>,
+        /// Postgres's.
+        postgres: StoreError,
+    },
+    /// The memory tier's handler panicked before the load started.
+    #[error(transparent)]
+    Panicked(ActorPanicked),
+    /// The load itself panicked; the next read tries again.
+    #[error("{0}; the load is tried again")]
+    LoadPanicked(ActorPanicked),
+    /// The memory tier restarted while the load was waited for.
+    #[error("the memory tier restarted during the load")]
+    Restarted,
+    /// The memory tier's mailbox did not take the request.
+    #[error("memory tier unavailable{}", .0.map(|e| format!(": {e}")).unwrap_or_default())]
+    Unavailable(Option<actix::MailboxError>),
+}
 
 /// The tiers below memory, in read order.
 #[derive(Clone)]
@@ -58,13 +86,15 @@ impl Loader {
             // Deleted here and not yet in Postgres: reading Postgres would resurrect it.
             Ok(found) if found.deleted => return Ok(None),
             Ok(_) => None,
-            Err(e) => Some(e.to_string()),
+            Err(e) => Some(Arc::new(e)),
         };
+        let nothing_below =
+            |file_error: Option<Arc<FileTierError>>| file_error.map_or(Ok(None), |e| Err(LoadError::File(e)));
         let Some(store) = &self.store else {
-            return file_error.map_or(Ok(None), |e| Err(LoadError(e)));
+            return nothing_below(file_error);
         };
         match store.read(name.clone()).await {
-            Ok(Some(doc)) if !self.conforms(&doc, "postgres") => file_error.map_or(Ok(None), |e| Err(LoadError(e))),
+            Ok(Some(doc)) if !self.conforms(&doc, "postgres") => nothing_below(file_error),
             Ok(Some(doc)) => {
                 if let Err(e) = self.adopter.adopt(doc.clone(), None, InMemory::Follow).await {
                     tracing::warn!(cache = %name, tier = "file", error = %e, "could not rewrite the file from Postgres");
@@ -73,11 +103,40 @@ impl Loader {
                 }
                 Ok(Some((doc, Tier::Postgres)))
             }
-            Ok(None) => file_error.map_or(Ok(None), |e| Err(LoadError(e))),
-            Err(e) => Err(LoadError(match file_error {
-                Some(f) => format!("{f}; {e}"),
-                None => e.to_string(),
-            })),
+            Ok(None) => nothing_below(file_error),
+            Err(postgres) => Err(match file_error {
+                Some(file) => LoadError::Both { file, postgres },
+                None => LoadError::Postgres(postgres),
+            }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_load_error_reads_as_before() {
+        let file = || Arc::new(FileTierError::Io(std::io::Error::other("disk gone")));
+        let postgres = || StoreError::Unavailable("refused".into());
+        assert_eq!(LoadError::File(file()).to_string(), "file tier I/O error: disk gone");
+        assert_eq!(LoadError::Postgres(postgres()).to_string(), "postgres unavailable: refused");
+        assert_eq!(
+            LoadError::Both { file: file(), postgres: postgres() }.to_string(),
+            "file tier I/O error: disk gone; postgres unavailable: refused"
+        );
+        let panicked = ActorPanicked("memory");
+        assert_eq!(LoadError::Panicked(panicked).to_string(), "the memory actor failed and is restarting");
+        assert_eq!(
+            LoadError::LoadPanicked(panicked).to_string(),
+            "the memory actor failed and is restarting; the load is tried again"
+        );
+        assert_eq!(LoadError::Restarted.to_string(), "the memory tier restarted during the load");
+        assert_eq!(LoadError::Unavailable(None).to_string(), "memory tier unavailable");
+        assert_eq!(
+            LoadError::Unavailable(Some(actix::MailboxError::Closed)).to_string(),
+            "memory tier unavailable: Mailbox has closed"
+        );
     }
 }

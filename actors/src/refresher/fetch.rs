@@ -3,7 +3,7 @@
 
 use super::messages::{FetchFailure, Refreshed};
 use super::sources::{pushed::Pushed, FetchRequest, Fetched, Source, SourceError};
-use crate::cache_rules::Refusal;
+use crate::cache_rules::{Refusal, Refused};
 use crate::domain::{CacheName, Document, Precondition};
 use crate::metrics::{CacheWindow, Metrics};
 use crate::save_flow::{SaveError, SaveFlow};
@@ -65,12 +65,7 @@ async fn peer_result(
 
 /// The refresh's words for a refused document (meta's `last_refresh_error`).
 fn refused(refusal: Refusal) -> FetchFailure {
-    FetchFailure::Failed(match refusal {
-        Refusal::TooLarge { size, limit } => format!("fetched document is {size} bytes, above max_size {limit}"),
-        Refusal::InvalidJson(e) => format!("upstream sent invalid JSON: {e}"),
-        Refusal::Schema(errors) => format!("fetched document fails the cache's schema: {}", errors.join("; ")),
-        other => format!("fetched document refused: {other}"),
-    })
+    FetchFailure::Failed(refusal.worded(Refused::Fetched))
 }
 
 /// Who waits for a fetch.
@@ -283,7 +278,8 @@ impl FetchJob {
                 _ => Some(started),
             };
             let last_rich = if self.rich { Some(now) } else { self.previous_rich };
-            match self.saver.save(&self.cache, admitted.with_fetch_times(last_fetch, last_rich), base, 0).await {
+            match self.saver.save_fetched(&self.cache, admitted.with_fetch_times(last_fetch, last_rich), base, 0).await
+            {
                 Ok(doc) => return Ok((doc, Refreshed::Saved)),
                 Err(SaveError::PreconditionFailed { .. }) => {}
                 Err(e) => return Err(FetchFailure::Failed(format!("could not save: {e}"))),

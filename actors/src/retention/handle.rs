@@ -1,9 +1,8 @@
 //! The running purge's handle: starts the loop and feeds it the configuration in force.
 
-use super::{remember, run, Configured};
+use super::{remember, run, Configured, RetentionPeers};
 use crate::domain::CacheName;
 use crate::supervisor::{spawn_guarded, ActorId, FailureReporter};
-use crate::tiers::Tiers;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,14 +21,14 @@ impl RetentionHandle {
     /// A pass that panics is reported to the supervisor and the next one runs as
     /// planned. Must run inside an actix `System`.
     pub fn start(
-        tiers: Tiers,
+        peers: RetentionPeers,
         data_dir: PathBuf,
         configured: HashMap<CacheName, u32>,
         every: Duration,
         reporter: FailureReporter,
     ) -> Self {
         let (tx, rx) = watch::channel(Arc::new(configured));
-        spawn_guarded(ActorId::Retention, reporter.clone(), run(tiers, data_dir.clone(), rx, every, reporter));
+        spawn_guarded(ActorId::Retention, reporter.clone(), run(peers, data_dir.clone(), rx, every, reporter));
         Self { tx, data_dir }
     }
 

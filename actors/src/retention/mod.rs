@@ -16,9 +16,9 @@ pub mod record;
 pub use handle::RetentionHandle;
 
 use crate::domain::CacheName;
-use crate::store::UnconfiguredRow;
+use crate::save_flow::SaveFlow;
+use crate::store::{StoreHandle, UnconfiguredRow};
 use crate::supervisor::{guard_async, ActorId, FailureReporter};
-use crate::tiers::Tiers;
 use chrono::{DateTime, Utc};
 use record::RetentionRecord;
 use std::collections::HashMap;
@@ -33,6 +33,16 @@ pub const DEFAULT_DAYS: u32 = 30;
 /// The configured caches and their `retention_days`, as of the last (re)load.
 pub type Configured = Arc<HashMap<CacheName, u32>>;
 
+/// What a pass works through: the rows (with Postgres) and the save flow, which
+/// removes a file and its copy in memory together.
+#[derive(Clone)]
+pub struct RetentionPeers {
+    /// Postgres, when enabled.
+    pub store: Option<StoreHandle>,
+    /// The runtime's save flow.
+    pub saver: SaveFlow,
+}
+
 /// What one pass purged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PurgeReport {
@@ -46,7 +56,7 @@ pub struct PurgeReport {
 /// `every`; ends when the sender of `configured` is dropped. A pass that panics is
 /// reported to the supervisor (as `retention`) and the loop goes on.
 pub async fn run(
-    tiers: Tiers,
+    peers: RetentionPeers,
     data_dir: PathBuf,
     mut configured: watch::Receiver<Configured>,
     every: Duration,
@@ -56,7 +66,7 @@ pub async fn run(
         configured.borrow_and_update();
         let pass = async {
             fail::fail_point!("retention::pass");
-            purge_unconfigured(&tiers, &data_dir, &configured).await;
+            purge_unconfigured(&peers, &data_dir, &configured).await;
         };
         // Reported and logged by the guard; the next pass runs as planned.
         let _ = guard_async(ActorId::Retention.label(), reporter.clone(), pass).await;
@@ -78,22 +88,22 @@ pub async fn run(
 /// read, then files are purged, then rows. A row purge notifies every instance, whose
 /// listener drops its copy of the cache: by then this instance's file pass is done.
 pub async fn purge_unconfigured(
-    tiers: &Tiers,
+    peers: &RetentionPeers,
     data_dir: &Path,
     configured: &watch::Receiver<Configured>,
 ) -> PurgeReport {
     let now_configured = configured.borrow().clone();
     let record = remember(data_dir, &now_configured);
     let pairs: Vec<(CacheName, u32)> = now_configured.iter().map(|(n, d)| (n.clone(), *d)).collect();
-    let rows = match tiers.store() {
+    let rows = match peers.store.as_ref() {
         Some(store) => store.retention_rows(pairs).await.unwrap_or_else(|e| {
             tracing::warn!(tier = "postgres", error = %e, "retention: cannot read Postgres; files only this time");
             Vec::new()
         }),
         None => Vec::new(),
     };
-    let mut report = PurgeReport { files: purge_files(tiers, configured, &record, &rows).await, rows: Vec::new() };
-    if let Some(store) = tiers.store() {
+    let mut report = PurgeReport { files: purge_files(peers, configured, &record, &rows).await, rows: Vec::new() };
+    if let Some(store) = peers.store.as_ref() {
         let keep: Vec<CacheName> = configured.borrow().keys().cloned().collect();
         match store.purge_unconfigured(keep).await {
             Ok(purged) => {
@@ -107,7 +117,7 @@ pub async fn purge_unconfigured(
             }
         }
     }
-    if let Ok(index) = tiers.files().list().await {
+    if let Ok(index) = peers.saver.files().list().await {
         // Read again: a reload may have recorded values meanwhile (no await from here on).
         let mut record = RetentionRecord::load(data_dir);
         let now_configured = configured.borrow().clone();
@@ -137,12 +147,12 @@ fn save(record: &RetentionRecord) {
 
 /// The file side of a pass: envelopes of unconfigured caches older than their retention.
 async fn purge_files(
-    tiers: &Tiers,
+    peers: &RetentionPeers,
     configured: &watch::Receiver<Configured>,
     record: &RetentionRecord,
     rows: &[UnconfiguredRow],
 ) -> Vec<CacheName> {
-    let Ok(index) = tiers.files().list().await else { return Vec::new() };
+    let Ok(index) = peers.saver.files().list().await else { return Vec::new() };
     let row_days: HashMap<&CacheName, u32> = rows.iter().map(|r| (&r.name, r.retention_days)).collect();
     let mut purged = Vec::new();
     for (name, on_disk) in index {
@@ -151,11 +161,8 @@ async fn purge_files(
         }
         let days = file_retention(record.get(&name), row_days.get(&name).copied());
         let cutoff = Utc::now() - chrono::Duration::days(i64::from(days));
-        match tiers.files().purge(name.clone(), cutoff).await {
+        match peers.saver.expire(&name, cutoff).await {
             Ok(Some(saved_at)) => {
-                if let Err(e) = tiers.memory().evict(&name).await {
-                    tracing::warn!(cache = %name, error = %e, "memory eviction failed");
-                }
                 log_purge(&name, "file", saved_at, days);
                 purged.push(name);
             }

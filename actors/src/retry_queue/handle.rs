@@ -5,19 +5,55 @@ use super::messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, PendingCac
 use super::{QueueStatus, QueueView, RetryQueue};
 use crate::domain::CacheName;
 use actix::{Addr, MailboxError};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Saves on their way into the queue, by cache: how many are between their durable
+/// write and the queue taking them in.
+type Announced = Arc<Mutex<HashMap<CacheName, usize>>>;
 
 /// Cheap to clone.
 #[derive(Clone)]
 pub struct RetryQueueHandle {
     addr: Addr<RetryQueue>,
     view: QueueView,
+    announced: Announced,
+}
+
+/// A save announced to the queue before its file is written (see
+/// [`RetryQueueHandle::announce`]); dropping it withdraws the announcement.
+#[must_use = "the save counts as pending only while this lives"]
+pub struct Announcement {
+    name: CacheName,
+    announced: Announced,
+}
+
+impl Drop for Announcement {
+    fn drop(&mut self) {
+        let mut announced = self.announced.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = announced.get_mut(&self.name) {
+            *n -= 1;
+            if *n == 0 {
+                announced.remove(&self.name);
+            }
+        }
+    }
 }
 
 impl RetryQueueHandle {
     /// Wraps the supervised address and its published status.
     pub fn new(addr: Addr<RetryQueue>, view: QueueView) -> Self {
-        Self { addr, view }
+        Self { addr, view, announced: Announced::default() }
+    }
+
+    /// A local save of `name` is about to be written to disk and then enqueued: it
+    /// counts as pending from now until the returned announcement is dropped (after
+    /// [`Self::enqueue_write`]). Without it, the listener could compare another
+    /// instance's row with the save already on disk but not yet in the queue, and
+    /// replace an acknowledged save with an older one.
+    pub fn announce(&self, name: &CacheName) -> Announcement {
+        *self.announced.lock().unwrap_or_else(PoisonError::into_inner).entry(name.clone()).or_insert(0) += 1;
+        Announcement { name: name.clone(), announced: self.announced.clone() }
     }
 
     /// See [`EnqueueWrite`]. Returns once the queue has taken it in, so that whoever
@@ -71,9 +107,11 @@ impl RetryQueueHandle {
         self.view.snapshot().pending.len()
     }
 
-    /// Whether `name` has a save or a delete not yet in Postgres (no message).
+    /// Whether `name` has a save or a delete not yet in Postgres, or a save announced
+    /// and on its way in (no message).
     pub fn is_pending(&self, name: &CacheName) -> bool {
-        self.view.snapshot().pending.contains_key(name)
+        self.announced.lock().unwrap_or_else(PoisonError::into_inner).contains_key(name)
+            || self.view.snapshot().pending.contains_key(name)
     }
 
     /// Whether Postgres acknowledged exactly `version` of `name` (and nothing of it is

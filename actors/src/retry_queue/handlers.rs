@@ -4,12 +4,14 @@ use super::messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, PendingCac
 use super::{settle_rule, Ended, Op, Peers, RetryQueue, Settlement, ACTOR};
 use crate::cache_rules::retention_days_of;
 use crate::domain::{CacheName, Document};
+use crate::files::{FileTierError, OnDisk};
 use crate::metrics::{CacheLabel, ResultLabel};
 use crate::save_flow::{Adopter, InMemory};
 use crate::store::{StoreError, WriteOutcome};
 use crate::supervisor::{guard, guard_async, GuardedContext};
 use actix::{ActorContext, ActorFutureExt, Context, Handler, MessageResult, WrapFuture};
 use chrono::Utc;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,16 +28,16 @@ pub(super) enum Attempt {
     Deleted,
     /// Nothing on disk to send (deleted or corrupt meanwhile).
     Nothing,
-    /// The file tier could not read the envelope: retried, and no news about Postgres.
-    FileTier(String),
+    /// The file tier could not read the envelope or the tombstone: retried, and no news
+    /// about Postgres.
+    FileTier(FileTierError),
     /// Postgres failed.
     Failed(StoreError),
 }
 
 /// Sends the delete of `name` with its tombstone's version (the newest version known
-/// here when it was deleted): a row saved elsewhere after that stays.
-async fn delete(peers: &Peers, name: &CacheName) -> Result<(), StoreError> {
-    let index = peers.files.list().await.map_err(|e| StoreError::Transient(format!("file tier: {e}")))?;
+/// here when it was deleted, from `index`): a row saved elsewhere after that stays.
+async fn delete(peers: &Peers, name: &CacheName, index: &HashMap<CacheName, OnDisk>) -> Result<(), StoreError> {
     let Some(version) = index.get(name).filter(|d| d.deleted).map(|d| d.version) else {
         // Saved again since: the write that follows replaces the row.
         return Ok(());
@@ -51,19 +53,22 @@ async fn delete(peers: &Peers, name: &CacheName) -> Result<(), StoreError> {
 async fn attempt(peers: Peers, name: CacheName, op: Op, retention_days: u32, known: Option<u64>) -> Attempt {
     fail::fail_point!("retry::attempt");
     match op {
-        Op::Delete => match delete(&peers, &name).await {
-            Ok(()) => {
-                if let Err(e) = peers.files.forget_tombstone(name.clone()).await {
-                    tracing::warn!(cache = %name, error = %e, "tombstone kept; the delete will be sent again");
+        Op::Delete => match peers.files.list().await {
+            Err(e) => Attempt::FileTier(e),
+            Ok(index) => match delete(&peers, &name, &index).await {
+                Ok(()) => {
+                    if let Err(e) = peers.files.forget_tombstone(name.clone()).await {
+                        tracing::warn!(cache = %name, error = %e, "tombstone kept; the delete will be sent again");
+                    }
+                    Attempt::Deleted
                 }
-                Attempt::Deleted
-            }
-            Err(e) => Attempt::Failed(e),
+                Err(e) => Attempt::Failed(e),
+            },
         },
         Op::Write(_) => {
             let lookup = match peers.files.read(name.clone()).await {
                 Ok(l) => l,
-                Err(e) => return Attempt::FileTier(e.to_string()),
+                Err(e) => return Attempt::FileTier(e),
             };
             let Some(doc) = lookup.doc else { return Attempt::Nothing };
             match peers.store.write(doc.clone(), retention_days, known).await {
@@ -432,5 +437,58 @@ impl Handler<Retune> for RetryQueue {
             multiplier = policy.backoff.multiplier,
             "retry queue settings reloaded"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::{FileHandle, FileTier};
+    use crate::memory::{MemoryHandle, MemoryTier};
+    use crate::metrics::Metrics;
+    use crate::retry_queue::{BackoffPolicy, RetryConfig};
+    use crate::store::{Store, StoreHandle};
+    use crate::supervisor::FailureReporter;
+    use actix::{Actor, AsyncContext};
+
+    /// The address of an actor that is gone: every message to it fails at once.
+    fn gone<A: Actor<Context = Context<A>>>() -> actix::Addr<A> {
+        Context::<A>::new().address()
+    }
+
+    /// A delete whose tombstone cannot be looked up because the file tier is gone says
+    /// nothing about Postgres: an outage in progress stays one (`postgres_up` 0) and no
+    /// Postgres write is counted.
+    #[actix_rt::test]
+    async fn a_file_tier_failure_in_a_delete_leaves_postgres_up_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let peers = Peers {
+            files: FileHandle::new(gone::<FileTier>()),
+            memory: MemoryHandle::new(gone::<MemoryTier>()),
+            store: StoreHandle::new(gone::<Store>()),
+        };
+        let config = RetryConfig {
+            data_dir: dir.path().to_path_buf(),
+            backoff: BackoffPolicy {
+                initial_interval: Duration::from_secs(1),
+                max_interval: Duration::from_secs(5),
+                multiplier: 2.0,
+            },
+            max_attempts: 3,
+            enabled: true,
+            retention_days: Default::default(),
+        };
+        let metrics = Arc::new(Metrics::new());
+        let (mut queue, _view) = RetryQueue::new(config, peers.clone(), FailureReporter::detached(), metrics.clone());
+        queue.postgres_failed(&StoreError::Unavailable("connection refused".into()));
+        assert_eq!(metrics.postgres_up.get(), 0);
+
+        let name = CacheName::parse("gone-file-tier").unwrap();
+        let result = attempt(peers, name.clone(), Op::Delete, 30, None).await;
+        assert!(matches!(result, Attempt::FileTier(_)), "{result:?}");
+        queue.settle(name, Op::Delete, result);
+        assert_eq!(metrics.postgres_up.get(), 0, "Postgres was never asked");
+        let errors = metrics.postgres_writes.get_or_create(&ResultLabel { result: "error" }).get();
+        assert_eq!(errors, 0, "no Postgres write was made");
     }
 }

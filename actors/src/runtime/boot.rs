@@ -11,7 +11,8 @@ use crate::refresher::{Refresher, RefresherHandle};
 use crate::retry_queue::{Peers, RetryConfig, RetryQueue, RetryQueueHandle};
 use crate::save_flow::SaveFlow;
 use crate::store::{Store, StoreConfig, StoreHandle};
-use crate::supervisor::FailureReporter;
+use crate::supervisor::health::Mailboxes;
+use crate::supervisor::{ActorId, FailureReporter};
 use crate::system::{refresh_caches, SystemConfig};
 use crate::tiers::{ReadPolicy, TierHandles, Tiers};
 use actix::{Arbiter, Supervisor as ActixSupervisor};
@@ -26,8 +27,43 @@ pub(super) struct Ctx<'a> {
     pub metrics: Arc<Metrics>,
 }
 
-/// The started actors, before they are put behind [`Tiers`].
+/// The running actors' handles, as the runtime's lifecycle steps use them.
+#[derive(Clone)]
+pub(super) struct Actors {
+    pub memory: MemoryHandle,
+    pub files: FileHandle,
+    pub store: Option<StoreHandle>,
+    pub queue: Option<RetryQueueHandle>,
+    pub refresher: RefresherHandle,
+    /// Each cache's admission rules, shared with the refresher and the memory loader.
+    pub rules: LiveRules,
+    /// With Postgres: `If-Match` as a compare-and-set on the row.
+    pub if_match: Option<IfMatch>,
+}
+
+impl Actors {
+    /// The mailboxes the health probe judges (those that run).
+    pub fn mailboxes(&self) -> Mailboxes {
+        let (memory, files, refresher) = (self.memory.clone(), self.files.clone(), self.refresher.clone());
+        let mut mailboxes = Mailboxes::default()
+            .with(ActorId::Memory, move || memory.connected())
+            .with(ActorId::File, move || files.connected())
+            .with(ActorId::Refresher, move || refresher.connected());
+        if let Some(store) = self.store.clone() {
+            mailboxes = mailboxes.with(ActorId::Store, move || store.connected());
+        }
+        if let Some(queue) = self.queue.clone() {
+            mailboxes = mailboxes.with(ActorId::Retry, move || queue.connected());
+        }
+        mailboxes
+    }
+}
+
+/// The started actors, the one save flow they share and the read flow over them.
 pub(super) struct Started {
+    pub actors: Actors,
+    /// Built once: every save, adoption and purge goes through it (and its clones).
+    pub saver: SaveFlow,
     pub tiers: Tiers,
     /// Keeps the file tier's thread alive.
     pub file_arbiter: Arbiter,
@@ -65,9 +101,15 @@ pub(super) fn start_actors(cx: &Ctx<'_>) -> Result<Started, BootError> {
     let (memory, view) = start_memory(cx, &files, store.as_ref(), &rules);
     // 4. The retry queue, which rebuilds itself from the files at start.
     let queue = store.as_ref().and_then(|store| start_queue(cx, &files, &memory, store));
-    // 5. The refresher, idle until the runtime goes live (`Begin`).
-    let saver = SaveFlow::new(files.clone(), memory.clone(), queue.clone(), rules.clone());
+    // 5. The one save flow, then the refresher, idle until the runtime goes live
+    //    (`Begin`): built with the flow, it is told of every other save from then on.
+    let if_match = store
+        .clone()
+        .zip(cx.config.postgres.as_ref())
+        .map(|(store, pg)| IfMatch::new(store, pg.single_instance, cx.config.retention_days.clone()));
+    let saver = SaveFlow::new(files.clone(), memory.clone(), queue.clone(), rules.clone()).checked_by(if_match.clone());
     let refresher = start_refresher(cx, saver.clone(), store.as_ref());
+    saver.observed_by(refresher.clone());
     // 6. Following the other instances: the row heads read every few seconds and at
     //    each NOTIFY on the project's channel, only once the startup sync is over;
     //    prepared here, started by the daemon (the offline commands follow no one).
@@ -76,11 +118,8 @@ pub(super) fn start_actors(cx: &Ctx<'_>) -> Result<Started, BootError> {
     if let (Some(store), Some(queue), Some(pg)) = (&store, &queue, &cx.config.postgres) {
         let peers = ListenerPeers {
             store: store.clone(),
-            files: files.clone(),
-            memory: memory.clone(),
             queue: queue.clone(),
-            refresher: Some(refresher.clone()),
-            saver: saver.observed_by(Some(refresher.clone())),
+            saver: saver.clone(),
             startup_synced: startup_synced_rx,
         };
         let config = FollowConfig {
@@ -90,18 +129,23 @@ pub(super) fn start_actors(cx: &Ctx<'_>) -> Result<Started, BootError> {
         };
         listener = Some(PendingListener { peers, config, reporter: cx.reporter.clone(), metrics: cx.metrics.clone() });
     }
-    let if_match = store
-        .clone()
-        .zip(cx.config.postgres.as_ref())
-        .map(|(store, pg)| IfMatch::new(store, pg.single_instance, cx.config.retention_days.clone()));
-    let handles = TierHandles { memory, files, view, store, queue, refresher: Some(refresher), rules, if_match };
     let config = cx.config;
     let policy = ReadPolicy {
         ttl: config.memory_ttl,
         hits_by_message: config.hits_by_message,
         emergency: config.refresh.emergency,
     };
-    Ok(Started { tiers: Tiers::new(handles, policy), file_arbiter, startup_synced, listener })
+    let handles = TierHandles {
+        memory: memory.clone(),
+        files: files.clone(),
+        view,
+        store: store.clone(),
+        queue: queue.clone(),
+        refresher: Some(refresher.clone()),
+    };
+    let tiers = Tiers::new(handles, saver.clone(), policy);
+    let actors = Actors { memory, files, store, queue, refresher, rules, if_match };
+    Ok(Started { actors, saver, tiers, file_arbiter, startup_synced, listener })
 }
 
 /// The file tier runs on a thread of its own: fsync blocks, and must not stall the
@@ -118,8 +162,7 @@ fn start_file_tier(cx: &Ctx<'_>) -> (FileHandle, Arbiter) {
 fn start_store(cx: &Ctx<'_>) -> Result<Option<StoreHandle>, BootError> {
     let Some(pg) = &cx.config.postgres else { return Ok(None) };
     let config = StoreConfig { connect: pg.connect.clone(), project: cx.config.project.clone() };
-    let store = Store::new(config, cx.reporter.clone(), cx.metrics.clone())
-        .map_err(|reason| BootError::postgres(&pg.connect, reason))?;
+    let store = Store::new(config, cx.reporter.clone(), cx.metrics.clone())?;
     Ok(Some(StoreHandle::new(ActixSupervisor::start(move |_| store))))
 }
 

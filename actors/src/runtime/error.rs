@@ -1,8 +1,7 @@
 //! Why the runtime could not start: one variant per cause, so that the daemon maps each
 //! to its own exit code and message.
 
-use crate::store::tls::{client_config, TlsMode};
-use crate::store::ConnectConfig;
+use crate::store::PoolError;
 
 /// A failure while booting the actors or during the startup step before readiness.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,25 +34,20 @@ pub enum BootError {
     },
 }
 
-impl BootError {
-    /// The pool could not be made from `connect`: names `postgres.ssl_root_cert` when the
-    /// configured root certificate file is what failed (its own error, word for word),
-    /// and `postgres.url` otherwise (the URL, its `sslmode` or its `sslrootcert`).
-    pub(crate) fn postgres(connect: &ConnectConfig, reason: String) -> Self {
-        let root_cert_failed = connect
-            .options
-            .ssl_root_cert
-            .as_deref()
-            .and_then(|path| client_config(TlsMode::VerifyCa, Some(path)).err())
-            .is_some_and(|cert_error| cert_error == reason);
-        let key = if root_cert_failed { "postgres.ssl_root_cert" } else { "postgres.url" };
-        Self::Postgres { key, reason }
+impl From<PoolError> for BootError {
+    /// The pool could not be made: the key the error names (`postgres.ssl_root_cert`
+    /// when the configured root certificate file failed, `postgres.url` otherwise) and
+    /// its message, word for word.
+    fn from(error: PoolError) -> Self {
+        Self::Postgres { key: error.key(), reason: error.to_string() }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::tls::TlsMode;
+    use crate::store::ConnectConfig;
 
     fn connect(url: &str, root: Option<&str>) -> ConnectConfig {
         let mut cfg = ConnectConfig::new(url);
@@ -65,17 +59,22 @@ mod tests {
     #[test]
     fn a_missing_root_certificate_file_names_its_own_key() {
         let cfg = connect("postgres://u@db.example.com/x", Some("/nonexistent/ca.pem"));
-        let reason = crate::store::connect_pool(&cfg).err().expect("no pool without the root certificate");
-        let e = BootError::postgres(&cfg, reason);
+        let e = BootError::from(crate::store::connect_pool(&cfg).err().expect("no pool without the root certificate"));
         assert!(e.to_string().starts_with("config error: postgres.ssl_root_cert: cannot read ssl_root_cert"), "{e}");
     }
 
     #[test]
     fn a_bad_url_names_postgres_url_even_with_a_bad_root_certificate() {
         let cfg = connect("postgres://u@db.example.com:notaport/x", Some("/nonexistent/ca.pem"));
-        let reason = crate::store::connect_pool(&cfg).err().expect("no pool from a bad URL");
-        let e = BootError::postgres(&cfg, reason);
+        let e = BootError::from(crate::store::connect_pool(&cfg).err().expect("no pool from a bad URL"));
         assert!(e.to_string().starts_with("config error: postgres.url: invalid postgres url"), "{e}");
+    }
+
+    #[test]
+    fn a_root_certificate_the_url_names_is_the_urls_to_fix() {
+        let cfg = connect("postgres://u@db.example.com/x?sslrootcert=/nonexistent/ca.pem", None);
+        let e = BootError::from(crate::store::connect_pool(&cfg).err().expect("no pool without the root certificate"));
+        assert!(e.to_string().starts_with("config error: postgres.url: cannot read ssl_root_cert"), "{e}");
     }
 
     #[test]

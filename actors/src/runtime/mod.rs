@@ -18,8 +18,10 @@ pub use sync::{Startup, SyncOutcome};
 
 use crate::domain::CacheName;
 use crate::metrics::Metrics;
-use crate::retention::RetentionHandle;
+use crate::retention::{RetentionHandle, RetentionPeers};
 use crate::retry_queue::RetryQueueHandle;
+use crate::save_flow::SaveFlow;
+use crate::supervisor::health::Mailboxes;
 use crate::supervisor::{spawn_guarded, ActorId, FailureReporter, GaveUp, Supervisor};
 use crate::system::{PostgresConfig, SystemConfig};
 use crate::tiers::Tiers;
@@ -34,7 +36,12 @@ use tokio::task::JoinHandle;
 
 /// The running actors, their supervisor and what the lifecycle steps need.
 pub struct Runtime {
+    /// The read flow and the API's queries.
     tiers: Tiers,
+    /// The one save flow: every save, adoption and purge of the runtime goes through it.
+    saver: SaveFlow,
+    /// The running actors, for the lifecycle steps.
+    actors: boot::Actors,
     supervisor: JoinHandle<Option<GaveUp>>,
     startup_synced: StartupGate,
     postgres: Option<PostgresConfig>,
@@ -92,6 +99,8 @@ impl Runtime {
         let started = boot::start_actors(&boot::Ctx { config, reporter: reporter.clone(), metrics })?;
         Ok(Self {
             tiers: started.tiers,
+            saver: started.saver,
+            actors: started.actors,
             supervisor: supervisor.start(),
             startup_synced: StartupGate(started.startup_synced),
             postgres: config.postgres.clone(),
@@ -116,6 +125,24 @@ impl Runtime {
         &self.tiers
     }
 
+    /// The save flow the runtime's writers share (the API's PUT and DELETE, the
+    /// commands, the refresher, the listener, the startup sync, retention).
+    pub fn saver(&self) -> &SaveFlow {
+        &self.saver
+    }
+
+    /// The running actors' mailboxes, for the health probe and the status snapshot.
+    pub fn mailboxes(&self) -> Mailboxes {
+        self.actors.mailboxes()
+    }
+
+    /// What the startup sync works with, when Postgres is enabled.
+    fn sync_peers(&self) -> Option<sync::SyncPeers> {
+        let store = self.actors.store.clone()?;
+        let queue = self.actors.queue.clone()?;
+        Some(sync::SyncPeers { store, queue, saver: self.saver.clone() })
+    }
+
     /// How long the startup sync may take: `postgres.connect_timeout` plus
     /// `postgres.statement_timeout`.
     fn sync_limit(pg: &PostgresConfig) -> Duration {
@@ -135,12 +162,14 @@ impl Runtime {
         if let Some(listener) = listener {
             listener.start();
         }
-        let caches_on_disk = sync::index(&self.tiers).await?.len();
-        let Some(pg) = &self.postgres else { return Ok(Startup { caches_on_disk, sync: SyncOutcome::Disabled }) };
+        let caches_on_disk = sync::index(&self.actors.files).await?.len();
+        let (Some(pg), Some(peers)) = (&self.postgres, self.sync_peers()) else {
+            return Ok(Startup { caches_on_disk, sync: SyncOutcome::Disabled });
+        };
         let limit = Self::sync_limit(pg);
         sync::refuse_transaction_pooler(&pg.connect, limit).await?;
-        let outcome = sync::timed_sync(&self.tiers, limit).await;
-        sync::report_and_resync(&outcome, &self.tiers, &pg.retry.backoff, &self.reporter);
+        let outcome = sync::timed_sync(&peers, limit).await;
+        sync::report_and_resync(&outcome, peers, &pg.retry.backoff, &self.reporter);
         Ok(Startup { caches_on_disk, sync: outcome })
     }
 
@@ -152,9 +181,11 @@ impl Runtime {
     /// # Errors
     /// [`BootError::FileTier`].
     pub async fn startup_offline(&self) -> Result<Startup, BootError> {
-        let caches_on_disk = sync::index(&self.tiers).await?.len();
-        let Some(pg) = &self.postgres else { return Ok(Startup { caches_on_disk, sync: SyncOutcome::Disabled }) };
-        let outcome = sync::timed_sync(&self.tiers, Self::sync_limit(pg)).await;
+        let caches_on_disk = sync::index(&self.actors.files).await?.len();
+        let (Some(pg), Some(peers)) = (&self.postgres, self.sync_peers()) else {
+            return Ok(Startup { caches_on_disk, sync: SyncOutcome::Disabled });
+        };
+        let outcome = sync::timed_sync(&peers, Self::sync_limit(pg)).await;
         sync::report_offline(&outcome);
         Ok(Startup { caches_on_disk, sync: outcome })
     }
@@ -165,55 +196,45 @@ impl Runtime {
     /// readiness never waits for an upstream API). Must run inside an actix `System`.
     pub fn go_live(&mut self, retention_every: Duration) {
         let days = std::mem::take(&mut self.retention_days);
-        self.retention = Some(RetentionHandle::start(
-            self.tiers.clone(),
-            self.data_dir.clone(),
-            days,
-            retention_every,
-            self.reporter.clone(),
-        ));
+        let peers = RetentionPeers { store: self.actors.store.clone(), saver: self.saver.clone() };
+        self.retention =
+            Some(RetentionHandle::start(peers, self.data_dir.clone(), days, retention_every, self.reporter.clone()));
         self.startup_synced.open();
-        if let Some(refresher) = self.tiers.refresher() {
-            refresher.begin();
-        }
+        self.actors.refresher.begin();
     }
 
-    /// A reload: every actor takes from `config` what it can apply live (see
-    /// [`reconfigure::apply`]).
+    /// A reload: emergency refreshes for every reader, and every actor takes from
+    /// `config` what it can apply live (see [`reconfigure::apply`]).
     pub fn reconfigure(&self, config: &SystemConfig) {
-        reconfigure::apply(&self.tiers, self.retention.as_ref(), config, &self.reporter);
+        self.tiers.set_emergency(config.refresh.emergency);
+        reconfigure::apply(&self.actors, self.retention.as_ref(), config, &self.reporter);
     }
 
     /// At shutdown: the refresher starts no more fetches.
     pub fn quiesce(&self) {
-        if let Some(refresher) = self.tiers.refresher() {
-            refresher.quiesce();
-        }
+        self.actors.refresher.quiesce();
     }
 
     /// Saves acknowledged but not yet in Postgres (0 without Postgres).
     pub fn pending_saves(&self) -> usize {
-        self.tiers.queue().map_or(0, RetryQueueHandle::pending_count)
+        self.actors.queue.as_ref().map_or(0, RetryQueueHandle::pending_count)
     }
 
     /// Whether saves are written behind to Postgres (a retry queue exists).
     pub fn writes_behind(&self) -> bool {
-        self.tiers.queue().is_some()
+        self.actors.queue.is_some()
     }
 
     /// SIGUSR1: starts a refresh of every cache with a source; how many started.
     pub async fn refresh_all(&self) -> usize {
-        match self.tiers.refresher() {
-            Some(refresher) => refresher.refresh_all().await,
-            None => 0,
-        }
+        self.actors.refresher.refresh_all().await
     }
 
     /// Sends what the retry queue holds until it is empty or `deadline` passes; what is
     /// left stays on disk for the next start. While saves keep leaving the queue,
     /// `progress` is told, at most once a second, how much longer to wait.
     pub async fn drain(&self, deadline: tokio::time::Instant, progress: DrainProgress<'_>) {
-        if let Some(queue) = self.tiers.queue() {
+        if let Some(queue) = &self.actors.queue {
             drain::drain(queue, deadline, progress).await;
         }
     }

@@ -1,40 +1,37 @@
 //! A reload reaching the actors: each takes from the new configuration what it can
 //! apply live (what needs a restart is the caller's to report).
 
+use super::boot::Actors;
 use crate::retention::RetentionHandle;
 use crate::retry_queue::Retune;
 use crate::supervisor::{spawn_guarded, ActorId, FailureReporter};
 use crate::system::{refresh_caches, SystemConfig};
-use crate::tiers::Tiers;
 
 /// Applies `config` to the running actors: the caches' rules, the refresher's caches
-/// and policy, emergency refreshes, the retention purge, and with Postgres the retry
+/// and policy, the retention purge, and with Postgres the retry
 /// queue's policy and the pool's connection settings (credentials read afresh reach
 /// new connections without a restart).
 pub(super) fn apply(
-    tiers: &Tiers,
+    actors: &Actors,
     retention: Option<&RetentionHandle>,
     config: &SystemConfig,
     reporter: &FailureReporter,
 ) {
     // Every admission (PUT, refresh) and every load from now on.
-    tiers.rules().replace(config.rules.clone());
-    if let Some(refresher) = tiers.refresher() {
-        let caches = refresh_caches(&config.data_dir, &config.refresh.caches, tiers.store().cloned());
-        refresher.reconfigure(caches, config.refresh.policy.clone());
-    }
-    tiers.set_emergency(config.refresh.emergency);
+    actors.rules.replace(config.rules.clone());
+    let caches = refresh_caches(&config.data_dir, &config.refresh.caches, actors.store.clone());
+    actors.refresher.reconfigure(caches, config.refresh.policy.clone());
     if let Some(retention) = retention {
         retention.reconfigure(config.retention_days.clone());
     }
     let Some(pg) = &config.postgres else { return };
-    if let Some(if_match) = tiers.if_match() {
+    if let Some(if_match) = &actors.if_match {
         if_match.retune(config.retention_days.clone());
     }
-    if let Some(queue) = tiers.queue() {
+    if let Some(queue) = &actors.queue {
         queue.retune(Retune { policy: pg.retry, retention_days: config.retention_days.clone() });
     }
-    if let Some(store) = tiers.store() {
+    if let Some(store) = &actors.store {
         let (store, connect) = (store.clone(), pg.connect.clone());
         // The store's work, outside its mailbox: a panic counts as the store's.
         spawn_guarded(ActorId::Store, reporter.clone(), async move {

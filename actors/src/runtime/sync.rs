@@ -4,14 +4,14 @@
 
 use super::error::BootError;
 use crate::domain::CacheName;
-use crate::files::OnDisk;
+use crate::files::{FileHandle, OnDisk};
 use crate::retry_queue::backoff::Backoff;
-use crate::retry_queue::BackoffPolicy;
-use crate::startup::{sync_from_postgres, SyncReport};
+use crate::retry_queue::{BackoffPolicy, RetryQueueHandle};
+use crate::save_flow::SaveFlow;
+use crate::startup::{sync_from_postgres, SyncError, SyncReport};
 use crate::store::pooler::transaction_pooled;
-use crate::store::{ConnectConfig, StoreError};
+use crate::store::{ConnectConfig, StoreError, StoreHandle};
 use crate::supervisor::{guard_async, spawn_guarded, ActorId, FailureReporter};
-use crate::tiers::Tiers;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -28,6 +28,8 @@ pub enum SyncOutcome {
     Unavailable(StoreError),
     /// Postgres did not answer within the limit.
     TimedOut,
+    /// The files or the retry queue could not be read (not Postgres's doing).
+    Local(SyncError),
 }
 
 impl SyncOutcome {
@@ -42,6 +44,21 @@ impl SyncOutcome {
     }
 }
 
+/// What the startup sync reads and writes: the rows, what the queue still has to
+/// send, and the save flow that adopts rows into the files.
+#[derive(Clone)]
+pub(super) struct SyncPeers {
+    pub store: StoreHandle,
+    pub queue: RetryQueueHandle,
+    pub saver: SaveFlow,
+}
+
+impl SyncPeers {
+    async fn sync(&self) -> Result<SyncReport, SyncError> {
+        sync_from_postgres(&self.store, &self.queue, &self.saver).await
+    }
+}
+
 /// What the startup step found.
 #[derive(Debug)]
 pub struct Startup {
@@ -52,16 +69,17 @@ pub struct Startup {
 }
 
 /// The file tier's index of the data directory: startup waits for it.
-pub(super) async fn index(tiers: &Tiers) -> Result<HashMap<CacheName, OnDisk>, BootError> {
-    tiers.files().list().await.map_err(|e| BootError::FileTier(e.to_string()))
+pub(super) async fn index(files: &FileHandle) -> Result<HashMap<CacheName, OnDisk>, BootError> {
+    files.list().await.map_err(|e| BootError::FileTier(e.to_string()))
 }
 
 /// Runs the startup sync, bounded by `limit`.
-pub(super) async fn timed_sync(tiers: &Tiers, limit: Duration) -> SyncOutcome {
-    match tokio::time::timeout(limit, sync_from_postgres(tiers)).await {
+pub(super) async fn timed_sync(peers: &SyncPeers, limit: Duration) -> SyncOutcome {
+    match tokio::time::timeout(limit, peers.sync()).await {
         Ok(Ok(report)) => SyncOutcome::Synced(report),
-        Ok(Err(e @ StoreError::NoProject(_))) => SyncOutcome::NoProject(e),
-        Ok(Err(e)) => SyncOutcome::Unavailable(e),
+        Ok(Err(SyncError::Postgres(e @ StoreError::NoProject(_)))) => SyncOutcome::NoProject(e),
+        Ok(Err(SyncError::Postgres(e))) => SyncOutcome::Unavailable(e),
+        Ok(Err(local)) => SyncOutcome::Local(local),
         Err(_) => SyncOutcome::TimedOut,
     }
 }
@@ -69,7 +87,7 @@ pub(super) async fn timed_sync(tiers: &Tiers, limit: Duration) -> SyncOutcome {
 /// The daemon's lines for each outcome; on failure the sync goes on in the background.
 pub(super) fn report_and_resync(
     outcome: &SyncOutcome,
-    tiers: &Tiers,
+    peers: SyncPeers,
     backoff: &BackoffPolicy,
     reporter: &FailureReporter,
 ) {
@@ -92,9 +110,12 @@ pub(super) fn report_and_resync(
         SyncOutcome::TimedOut => {
             tracing::error!(tier = "postgres", alert = true, "Postgres did not answer at startup; serving from files");
         }
+        SyncOutcome::Local(e) => {
+            tracing::error!(alert = true, error = %e, "cannot compare the files with Postgres at startup; serving from files");
+        }
     }
     if outcome.failed() {
-        resync_in_background(tiers.clone(), backoff, reporter.clone());
+        resync_in_background(peers, backoff, reporter.clone());
     }
 }
 
@@ -105,6 +126,9 @@ pub(super) fn report_offline(outcome: &SyncOutcome) {
             tracing::warn!(error = %e, "Postgres unavailable; working from the files alone");
         }
         SyncOutcome::TimedOut => tracing::warn!("Postgres did not answer in time; working from the files alone"),
+        SyncOutcome::Local(e) => {
+            tracing::warn!(error = %e, "cannot compare the files with Postgres; working from the files alone")
+        }
         SyncOutcome::Disabled | SyncOutcome::Synced(_) => {}
     }
 }
@@ -112,12 +136,12 @@ pub(super) fn report_offline(outcome: &SyncOutcome) {
 /// Retries the startup sync until Postgres answers, with the same waits, jitter
 /// included, as every other retry (`[retry]`). The sync is the store's work: an attempt
 /// that panics is reported as the store's and the next one follows the backoff.
-fn resync_in_background(tiers: Tiers, policy: &BackoffPolicy, reporter: FailureReporter) {
+fn resync_in_background(peers: SyncPeers, policy: &BackoffPolicy, reporter: FailureReporter) {
     let mut backoff = Backoff::new(policy);
     spawn_guarded(ActorId::Store, reporter.clone(), async move {
         loop {
             tokio::time::sleep(backoff.next_wait()).await;
-            let attempt = guard_async(ActorId::Store.label(), reporter.clone(), sync_from_postgres(&tiers)).await;
+            let attempt = guard_async(ActorId::Store.label(), reporter.clone(), peers.sync()).await;
             match attempt {
                 Err(_panicked) => {} // reported; tried again after the next wait
                 Ok(Ok(report)) => {

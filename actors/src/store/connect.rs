@@ -1,7 +1,7 @@
 //! Turning the configuration into a deadpool of tokio-postgres connections: the URL
 //! (minus the libpq-only parameters), the password file, `sslmode`, timeouts.
 
-use super::tls::{client_config, TlsMode};
+use super::tls::{client_config, TlsError, TlsMode};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -101,9 +101,10 @@ fn is_loopback(host: &str) -> bool {
 ///
 /// # Errors
 /// A message naming what is wrong with the URL or the TLS settings.
-pub fn driver_config(cfg: &ConnectConfig) -> Result<(tokio_postgres::Config, MakeRustlsConnect), String> {
+pub fn driver_config(cfg: &ConnectConfig) -> Result<(tokio_postgres::Config, MakeRustlsConnect), PoolError> {
     let (url, url_sslmode, url_root) = split_libpq_params(&cfg.url);
-    let mut pg = tokio_postgres::Config::from_str(&url).map_err(|e| format!("invalid postgres url: {e}"))?;
+    let url_error = PoolError::Url;
+    let mut pg = tokio_postgres::Config::from_str(&url).map_err(|e| url_error(format!("invalid postgres url: {e}")))?;
     if let Some(pw) = &cfg.password {
         pg.password(pw.as_bytes());
     }
@@ -119,7 +120,9 @@ pub fn driver_config(cfg: &ConnectConfig) -> Result<(tokio_postgres::Config, Mak
     let loopback = matches!(pg.get_hosts().first(), Some(Host::Tcp(h)) if is_loopback(h));
     let explicit = match (&opts.sslmode, url_sslmode) {
         (Some(mode), _) => Some(*mode),
-        (None, Some(s)) => Some(TlsMode::parse_url(&s).ok_or_else(|| format!("invalid sslmode {s:?} in the url"))?),
+        (None, Some(s)) => {
+            Some(TlsMode::parse_url(&s).ok_or_else(|| url_error(format!("invalid sslmode {s:?} in the url")))?)
+        }
         (None, None) => None,
     };
     let mode = if unix {
@@ -133,8 +136,12 @@ pub fn driver_config(cfg: &ConnectConfig) -> Result<(tokio_postgres::Config, Mak
         _ => SslMode::Require,
     });
     let root = opts.ssl_root_cert.clone().or(url_root.map(PathBuf::from));
-    let tls = MakeRustlsConnect::new(client_config(mode, root.as_deref())?);
-    Ok((pg, tls))
+    let config = client_config(mode, root.as_deref()).map_err(|e| match e {
+        // The file `postgres.ssl_root_cert` names; one the URL names is the URL's.
+        TlsError::RootCert(reason) if opts.ssl_root_cert.is_some() => PoolError::RootCert(reason),
+        other => url_error(other.to_string()),
+    })?;
+    Ok((pg, MakeRustlsConnect::new(config)))
 }
 
 /// Where `cfg` connects, for error lines: `host:port` (or `socket DIR/.s.PGSQL.PORT`)
@@ -161,12 +168,36 @@ pub fn target(cfg: &ConnectConfig) -> String {
     }
 }
 
+/// Why the Postgres settings cannot make a connection: the message, under the
+/// configuration key to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    /// `postgres.url`: the URL itself, its `sslmode` or its `sslrootcert`, or the TLS
+    /// settings as a whole.
+    #[error("{0}")]
+    Url(String),
+    /// The file `postgres.ssl_root_cert` names cannot be read or holds no usable
+    /// certificate.
+    #[error("{0}")]
+    RootCert(String),
+}
+
+impl PoolError {
+    /// The configuration key an operator fixes.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::Url(_) => "postgres.url",
+            Self::RootCert(_) => "postgres.ssl_root_cert",
+        }
+    }
+}
+
 /// A ready pool (connections are made lazily) and the TLS connector for cancels.
 /// Also used by `tiercache migrate`, so both connect the same way.
 ///
 /// # Errors
-/// A message naming what is wrong with the URL or the TLS settings.
-pub fn pool(cfg: &ConnectConfig) -> Result<(Pool, MakeRustlsConnect), String> {
+/// [`PoolError`]: what is wrong with the URL or the TLS settings, and which key.
+pub fn pool(cfg: &ConnectConfig) -> Result<(Pool, MakeRustlsConnect), PoolError> {
     let (pg, tls) = driver_config(cfg)?;
     let opts = &cfg.options;
     let manager = Manager::from_config(pg, tls.clone(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
@@ -177,7 +208,7 @@ pub fn pool(cfg: &ConnectConfig) -> Result<(Pool, MakeRustlsConnect), String> {
         .create_timeout(Some(opts.connect_timeout))
         .recycle_timeout(Some(opts.connect_timeout))
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| PoolError::Url(e.to_string()))?;
     Ok((pool, tls))
 }
 

@@ -173,7 +173,7 @@ impl Handler<Reconnect> for Store {
     type Result = Result<bool, String>;
 
     fn handle(&mut self, msg: Reconnect, _ctx: &mut Context<Self>) -> Self::Result {
-        let changed = self.reconnect(msg.0)?;
+        let changed = self.reconnect(msg.0).map_err(|e| e.to_string())?;
         if changed {
             tracing::info!(actor = ACTOR, "Postgres connection settings changed; new connections use them");
         }

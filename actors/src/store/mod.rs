@@ -23,7 +23,9 @@ mod sql;
 pub mod tls;
 mod writes;
 
-pub use connect::{driver_config, pool as connect_pool, target as connect_target, ConnectConfig, ConnectOptions};
+pub use connect::{
+    driver_config, pool as connect_pool, target as connect_target, ConnectConfig, ConnectOptions, PoolError,
+};
 pub use handle::StoreHandle;
 pub use messages::{
     DeleteRow, Ping, PurgeUnconfigured, ReadHeads, ReadRow, RecordCheck, RetentionRows, WriteOutcome, WriteRow,
@@ -251,7 +253,7 @@ impl Store {
     ///
     /// # Errors
     /// A message about the URL or TLS settings.
-    pub fn new(config: StoreConfig, reporter: FailureReporter, metrics: Arc<Metrics>) -> Result<Self, String> {
+    pub fn new(config: StoreConfig, reporter: FailureReporter, metrics: Arc<Metrics>) -> Result<Self, PoolError> {
         let (pool, tls) = connect::pool(&config.connect)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -381,7 +383,8 @@ impl Store {
         let mut leader = self.inner.leader.lock().await;
         if leader.client.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
             leader.held.clear();
-            let (config, tls) = connect::driver_config(&self.inner.connect).map_err(StoreError::Rejected)?;
+            let (config, tls) =
+                connect::driver_config(&self.inner.connect).map_err(|e| StoreError::Rejected(e.to_string()))?;
             let (client, connection) =
                 config.connect(tls).await.map_err(|e| classify(&e).connecting_to(&self.inner.connect))?;
             // A connection's driver, the documented exception to the guarded forms: it
@@ -452,8 +455,8 @@ impl Store {
     /// pool; requests in flight finish on the old one, which then closes.
     ///
     /// # Errors
-    /// A message about the URL or TLS settings; the running pool is kept then.
-    pub fn reconnect(&mut self, connect: ConnectConfig) -> Result<bool, String> {
+    /// [`PoolError`], about the URL or TLS settings; the running pool is kept then.
+    pub fn reconnect(&mut self, connect: ConnectConfig) -> Result<bool, PoolError> {
         if connect == self.inner.connect {
             return Ok(false);
         }

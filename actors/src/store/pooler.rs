@@ -26,7 +26,7 @@ async fn backend_pid(client: &Client, sql: &str) -> Result<Option<i32>, tokio_po
 }
 
 async fn connect(cfg: &ConnectConfig) -> Result<Client, String> {
-    let (mut config, tls) = driver_config(cfg)?;
+    let (mut config, tls) = driver_config(cfg).map_err(|e| e.to_string())?;
     config.application_name("tiercache-pooler-check");
     let (client, connection) = config.connect(tls).await.map_err(|e| e.to_string())?;
     // A connection's driver, the documented exception to the guarded forms: it must be

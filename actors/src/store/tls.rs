@@ -72,28 +72,42 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Why no TLS client configuration could be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsError {
+    /// The mode verifies the server but no root certificate is configured.
+    #[error("sslmode verify-ca and verify-full need postgres.ssl_root_cert")]
+    NoRootCert,
+    /// The root certificate file cannot be read, or holds no usable certificate.
+    #[error("{0}")]
+    RootCert(String),
+    /// rustls refused the configuration.
+    #[error("{0}")]
+    Rustls(String),
+}
+
 /// Builds the rustls client configuration for `mode`.
 ///
 /// # Errors
-/// A message when the root certificate cannot be read or is needed but missing.
-pub fn client_config(mode: TlsMode, root_cert: Option<&Path>) -> Result<ClientConfig, String> {
+/// [`TlsError`] when the root certificate cannot be read or is needed but missing.
+pub fn client_config(mode: TlsMode, root_cert: Option<&Path>) -> Result<ClientConfig, TlsError> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
     let config = match mode {
         TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(Lenient { chain: None, provider: provider() }))
             .with_no_client_auth(),
         TlsMode::VerifyCa | TlsMode::VerifyFull => {
-            let path = root_cert.ok_or("sslmode verify-ca and verify-full need postgres.ssl_root_cert")?;
-            let roots = Arc::new(load_roots(path)?);
+            let path = root_cert.ok_or(TlsError::NoRootCert)?;
+            let roots = Arc::new(load_roots(path).map_err(TlsError::RootCert)?);
             if mode == TlsMode::VerifyFull {
                 builder.with_root_certificates(roots).with_no_client_auth()
             } else {
                 let chain = WebPkiServerVerifier::builder_with_provider(roots, provider())
                     .build()
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| TlsError::RootCert(e.to_string()))?;
                 let verifier = Lenient { chain: Some(chain), provider: provider() };
                 builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier)).with_no_client_auth()
             }

@@ -19,7 +19,9 @@
 //! Postgres being down is not a failed actor: a restart cannot fix it.
 
 use super::ActorId;
-use crate::tiers::Tiers;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why the actors are not healthy. Its text is what `/healthz`, `STATUS=` and the log say.
@@ -36,26 +38,47 @@ pub enum Unhealthy {
     MailboxClosed(ActorId),
 }
 
-/// Whether `actor`'s mailbox is open; `None` when it does not run (no Postgres, no
-/// source) or has no mailbox (the listener).
-pub fn mailbox_open(tiers: &Tiers, actor: ActorId) -> Option<bool> {
-    match actor {
-        ActorId::Memory => Some(tiers.memory().connected()),
-        ActorId::File => Some(tiers.files().connected()),
-        ActorId::Store => tiers.store().map(|s| s.connected()),
-        ActorId::Retry => tiers.queue().map(|q| q.connected()),
-        ActorId::Refresher => tiers.refresher().map(|r| r.connected()),
-        ActorId::Listener | ActorId::Retention | ActorId::Api => None,
+/// Whether one actor's mailbox is open.
+type IsOpen = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// The mailboxes of the running actors, each under its [`ActorId`]: all the probe needs
+/// to know of them. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Mailboxes(Vec<(ActorId, IsOpen)>);
+
+impl Mailboxes {
+    /// Adds `actor`, whose mailbox is open while `is_open` says so.
+    #[must_use]
+    pub fn with(mut self, actor: ActorId, is_open: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        self.0.push((actor, Arc::new(is_open)));
+        self
+    }
+
+    /// Whether `actor`'s mailbox is open; `None` when it does not run (no Postgres, no
+    /// source) or has no mailbox (the listener).
+    pub fn open(&self, actor: ActorId) -> Option<bool> {
+        self.0.iter().find(|(id, _)| *id == actor).map(|(_, is_open)| is_open())
     }
 }
 
-/// Judges every actor: the file tier must answer within `answer_within`, the others'
-/// mailboxes must be open (see the module's documentation).
+impl fmt::Debug for Mailboxes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(id, _)| id)).finish()
+    }
+}
+
+/// Judges every actor: `file_round_trip` (the file tier's answer to a `ListFiles`) must
+/// come within `answer_within`, the others' mailboxes must be open (see the module's
+/// documentation).
 ///
 /// # Errors
 /// The first problem found, the file tier's first.
-pub async fn probe(tiers: &Tiers, answer_within: Duration) -> Result<(), Unhealthy> {
-    match tokio::time::timeout(answer_within, tiers.files().list()).await {
+pub async fn probe<T, E: fmt::Display>(
+    file_round_trip: impl Future<Output = Result<T, E>>,
+    mailboxes: &Mailboxes,
+    answer_within: Duration,
+) -> Result<(), Unhealthy> {
+    match tokio::time::timeout(answer_within, file_round_trip).await {
         Err(_) => return Err(Unhealthy::FileTierSlow(answer_within)),
         Ok(Err(e)) => return Err(Unhealthy::FileTierFailed(e.to_string())),
         Ok(Ok(_)) => {}
@@ -65,7 +88,7 @@ pub async fn probe(tiers: &Tiers, answer_within: Duration) -> Result<(), Unhealt
             ActorId::File | ActorId::Listener | ActorId::Retention | ActorId::Api => false,
             ActorId::Memory | ActorId::Store | ActorId::Retry | ActorId::Refresher => true,
         };
-        if judged_by_mailbox && mailbox_open(tiers, actor) == Some(false) {
+        if judged_by_mailbox && mailboxes.open(actor) == Some(false) {
             return Err(Unhealthy::MailboxClosed(actor));
         }
     }
@@ -84,5 +107,19 @@ mod tests {
         );
         assert_eq!(Unhealthy::FileTierFailed("boom".into()).to_string(), "the file tier failed: boom");
         assert_eq!(Unhealthy::MailboxClosed(ActorId::Retry).to_string(), "the retry actor's mailbox is closed");
+    }
+
+    #[actix_rt::test]
+    async fn the_first_closed_mailbox_is_the_verdict_and_absent_actors_pass() {
+        let answered = || async { Ok::<_, String>(()) };
+        let within = Duration::from_secs(1);
+        let none = Mailboxes::default();
+        assert_eq!(probe(answered(), &none, within).await, Ok(()));
+        let closed =
+            none.with(ActorId::Memory, || true).with(ActorId::Retry, || false).with(ActorId::Refresher, || false);
+        assert_eq!(closed.open(ActorId::Store), None, "not running: no verdict");
+        assert_eq!(probe(answered(), &closed, within).await, Err(Unhealthy::MailboxClosed(ActorId::Retry)));
+        let failed = async { Err::<(), _>("mailbox closed") };
+        assert_eq!(probe(failed, &closed, within).await, Err(Unhealthy::FileTierFailed("mailbox closed".into())));
     }
 }

@@ -15,6 +15,10 @@ use tiercache_testkit::rng::Rng;
 /// Ids of the activities PUTs add start here (upstream ids stay far below).
 pub const PUT_IDS: u64 = 1_000_000;
 
+/// At most this many activities added by PUTs stay in the Strava document: a PUT that
+/// adds one more drops the oldest.
+const MAX_ADDED: usize = 40;
+
 /// A client: its number, its generator, and what it shares with the others.
 pub struct Client {
     pub n: usize,
@@ -99,6 +103,16 @@ impl Client {
         let mut added = activity(id, &format!("put {tag}"));
         added["start_date"] = json!("2019-06-01T07:00:00Z");
         let Some(list) = doc.get_mut("activities").and_then(Value::as_array_mut) else { return };
+        // The oldest activities PUTs added go once there are too many, so that the
+        // document (and the history) stay bounded however long the run: the checks
+        // treat this PUT as the one that may remove them.
+        let added_before = list.iter().filter(|a| a["id"].as_u64().is_some_and(|id| id >= PUT_IDS)).count();
+        let mut surplus = (added_before + 1).saturating_sub(MAX_ADDED);
+        list.retain(|a| {
+            let old = surplus > 0 && a["id"].as_u64().is_some_and(|id| id >= PUT_IDS);
+            surplus -= usize::from(old);
+            !old
+        });
         list.push(added);
         let if_match = Some(format!("\"{v}-{c}\""));
         self.call(inst, "strava", Kind::Put { body: doc, if_match });
@@ -189,9 +203,9 @@ pub fn call(
     op
 }
 
-/// The operation as recorded: Strava documents (read or written) kept as their
-/// activity ids and a digest of the whole document, so that a long run's history fits
-/// in memory; the checks need no more.
+/// The operation as recorded: Strava documents (read or written) kept as the list of
+/// their activity ids (numbers) and a digest of the whole document, so that a long
+/// run's history fits in memory; the checks need no more.
 fn compact(op: &Op) -> Op {
     if op.cache != "strava" {
         return op.clone();
@@ -199,7 +213,7 @@ fn compact(op: &Op) -> Op {
     let small = |doc: &Value| {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         std::hash::Hash::hash(&doc.to_string(), &mut h);
-        let ids: Vec<Value> = super::facts::activity_ids(doc).into_iter().map(|id| json!({"id": id})).collect();
+        let ids = super::facts::activity_ids(doc);
         json!({"activities": ids, "digest": format!("{:016x}", std::hash::Hasher::finish(&h))})
     };
     let mut op = op.clone();

@@ -105,11 +105,12 @@ impl<'a> Facts<'a> {
     }
 }
 
-/// The ids of the activities of a Strava document.
+/// The ids of the activities of a Strava document, whole (objects with an `id`) or as
+/// recorded (the ids alone).
 pub fn activity_ids(doc: &Value) -> Vec<u64> {
     doc.get("activities")
         .and_then(Value::as_array)
-        .map(|list| list.iter().filter_map(|a| a["id"].as_u64()).collect())
+        .map(|list| list.iter().filter_map(|a| a.as_u64().or_else(|| a["id"].as_u64())).collect())
         .unwrap_or_default()
 }
 

@@ -130,8 +130,8 @@ impl Op {
 /// upstream ones counted, the ones PUTs added listed).
 pub fn short(doc: &Value) -> String {
     match doc.get("activities").and_then(Value::as_array) {
-        Some(list) => {
-            let ids: Vec<u64> = list.iter().filter_map(|a| a["id"].as_u64()).collect();
+        Some(_) => {
+            let ids = super::facts::activity_ids(doc);
             let (added, upstream): (Vec<u64>, Vec<u64>) = ids.iter().partition(|id| **id >= super::client::PUT_IDS);
             let added: Vec<String> = added.iter().map(u64::to_string).collect();
             format!(
