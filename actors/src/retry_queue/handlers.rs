@@ -446,7 +446,7 @@ mod tests {
     use crate::files::{FileHandle, FileTier};
     use crate::memory::{MemoryHandle, MemoryTier};
     use crate::metrics::Metrics;
-    use crate::retry_queue::{BackoffPolicy, RetryConfig};
+    use crate::retry_queue::{BackoffPolicy, RetryConfig, RetryPolicy};
     use crate::store::{Store, StoreHandle};
     use crate::supervisor::FailureReporter;
     use actix::{Actor, AsyncContext};
@@ -469,13 +469,15 @@ mod tests {
         };
         let config = RetryConfig {
             data_dir: dir.path().to_path_buf(),
-            backoff: BackoffPolicy {
-                initial_interval: Duration::from_secs(1),
-                max_interval: Duration::from_secs(5),
-                multiplier: 2.0,
+            policy: RetryPolicy {
+                enabled: true,
+                backoff: BackoffPolicy {
+                    initial_interval: Duration::from_secs(1),
+                    max_interval: Duration::from_secs(5),
+                    multiplier: 2.0,
+                },
+                max_attempts: 3,
             },
-            max_attempts: 3,
-            enabled: true,
             retention_days: Default::default(),
         };
         let metrics = Arc::new(Metrics::new());
