@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
+pub(crate) enum Command {
     /// The daemon in the foreground.
     Run,
     /// Validate and print the effective configuration.
@@ -58,7 +58,7 @@ pub enum Command {
 
 /// `tiercache strava ...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StravaCommand {
+pub(crate) enum StravaCommand {
     /// Create the subscription, pointing at `callback_url`.
     Subscribe {
         /// Where Strava posts events (this daemon's `/v1/webhooks/strava`).
@@ -72,7 +72,7 @@ pub enum StravaCommand {
 
 /// The parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The command.
     pub command: Command,
     /// `--config FILE`.
@@ -80,7 +80,7 @@ pub struct Cli {
 }
 
 /// Usage text.
-pub const USAGE_TEXT: &str = "\
+pub(crate) const USAGE_TEXT: &str = "\
 usage: tiercache <command> [--config FILE]
 
 commands:
@@ -106,7 +106,7 @@ fn usage(msg: impl std::fmt::Display) -> Fatal {
 ///
 /// # Errors
 /// A [`Fatal`] with exit code 64 for bad usage.
-pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Fatal> {
+pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Fatal> {
     use lexopt::prelude::*;
     let mut parser = lexopt::Parser::from_args(args);
     let mut config = None;

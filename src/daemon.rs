@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// Where the configuration came from, so SIGHUP can read it again.
-pub struct ConfigSource {
+pub(crate) struct ConfigSource {
     /// `--config`, if given.
     pub path: Option<PathBuf>,
 }
@@ -41,7 +41,7 @@ pub struct ConfigSource {
 ///
 /// # Errors
 /// A [`Fatal`] with the exit code of SPEC §3.
-pub async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> Result<(), Fatal> {
+pub(crate) async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> Result<(), Fatal> {
     // 1. One instance per data directory.
     let _lock = take_data_dir(&settings)?;
     // 2. The API's tokens, schemas and TLS certificate, read before any actor starts:

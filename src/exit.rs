@@ -3,24 +3,24 @@
 use std::fmt;
 
 /// A clean stop.
-pub const OK: i32 = 0;
+pub(crate) const OK: i32 = 0;
 /// Bad command-line usage (EX_USAGE).
-pub const USAGE: i32 = 64;
+pub(crate) const USAGE: i32 = 64;
 /// The supervisor gave up: the restart limit was hit (EX_SOFTWARE).
-pub const SOFTWARE: i32 = 70;
+pub(crate) const SOFTWARE: i32 = 70;
 /// Data directory not writable or locked by another instance (EX_CANTCREAT).
-pub const CANTCREAT: i32 = 73;
+pub(crate) const CANTCREAT: i32 = 73;
 /// Bad configuration (EX_CONFIG).
-pub const CONFIG: i32 = 78;
+pub(crate) const CONFIG: i32 = 78;
 /// Anything else that stops a command (EX_UNAVAILABLE).
-pub const UNAVAILABLE: i32 = 69;
+pub(crate) const UNAVAILABLE: i32 = 69;
 /// Try again later: `migrate` gave up waiting for locks other sessions hold
 /// (EX_TEMPFAIL).
-pub const TEMPFAIL: i32 = 75;
+pub(crate) const TEMPFAIL: i32 = 75;
 
 /// A reason to exit non-zero, printed as one line on stderr.
 #[derive(Debug)]
-pub struct Fatal {
+pub(crate) struct Fatal {
     /// The process exit code.
     pub code: i32,
     /// The line to print.
@@ -29,7 +29,7 @@ pub struct Fatal {
 
 impl Fatal {
     /// A fatal error with `code`.
-    pub fn new(code: i32, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: i32, message: impl Into<String>) -> Self {
         Self { code, message: message.into() }
     }
 }
@@ -47,7 +47,7 @@ impl fmt::Display for Fatal {
 /// so is an address an earlier entry of `api.listen` already covers (`earlier`: its
 /// index and text), which the same bind error reports. The line quotes what the bind
 /// returned and never guesses who holds the address.
-pub fn cannot_listen(index: usize, addr: &str, e: &std::io::Error, earlier: Option<(usize, &str)>) -> Fatal {
+pub(crate) fn cannot_listen(index: usize, addr: &str, e: &std::io::Error, earlier: Option<(usize, &str)>) -> Fatal {
     use std::io::ErrorKind::{AddrInUse, PermissionDenied};
     match (e.kind(), earlier) {
         (AddrInUse, Some((j, other))) => Fatal::new(

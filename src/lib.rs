@@ -20,24 +20,25 @@
 //!
 //! All runtime state lives in the `tiercache-actors` crate.
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
-pub mod api;
-pub mod cli;
+mod api;
+mod cli;
 mod commands;
-pub mod config;
-pub mod daemon;
-pub mod exit;
-pub mod liveness;
-pub mod lock;
-pub mod migrate;
-pub mod owner;
-pub mod reload;
-pub mod retention;
-pub mod sd_notify;
-pub mod signals;
+mod config;
+mod daemon;
+mod exit;
+mod liveness;
+mod lock;
+mod migrate;
+mod owner;
+mod reload;
+mod retention;
+mod sd_notify;
+mod signals;
 mod status;
-pub mod telemetry;
-pub mod wiring;
+mod telemetry;
+mod wiring;
 
 use cli::Command;
 use config::Settings;

@@ -14,7 +14,7 @@ use tiercache_actors::supervisor::health::Unhealthy;
 
 /// The health loop's latest verdict and when it was reached.
 #[derive(Debug)]
-pub struct Liveness {
+pub(crate) struct Liveness {
     /// Reference point for `last_check_ms`.
     epoch: Instant,
     /// Milliseconds after `epoch` of the latest verdict; 0 before the first.
@@ -28,17 +28,17 @@ pub struct Liveness {
 impl Liveness {
     /// No verdict yet: healthy until the loop has run once (startup may take a while
     /// reading Postgres, and the loop starts with readiness).
-    pub fn new(period: Duration) -> Self {
+    pub(crate) fn new(period: Duration) -> Self {
         Self { epoch: Instant::now(), last_check_ms: AtomicU64::new(0), problem: ArcSwapOption::empty(), period }
     }
 
     /// How often the health loop should judge.
-    pub fn period(&self) -> Duration {
+    pub(crate) fn period(&self) -> Duration {
         self.period
     }
 
     /// Records a verdict of the supervisor's health probe.
-    pub fn record(&self, verdict: &Result<(), Unhealthy>) {
+    pub(crate) fn record(&self, verdict: &Result<(), Unhealthy>) {
         self.problem.store(verdict.as_ref().err().map(|why| Arc::new(why.to_string())));
         let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX).max(1);
         self.last_check_ms.store(ms, Ordering::Relaxed);
@@ -46,7 +46,7 @@ impl Liveness {
 
     /// `Err(why)` when the latest verdict found a problem, or when no verdict came for
     /// two periods (the loop's own thread is blocked).
-    pub fn verdict(&self) -> Result<(), String> {
+    pub(crate) fn verdict(&self) -> Result<(), String> {
         self.verdict_at(self.epoch.elapsed())
     }
 

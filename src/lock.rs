@@ -9,7 +9,7 @@ use std::path::Path;
 /// The file holds the holder's PID while it runs; a clean stop empties it, so a PID
 /// found there after a stop is from a process that was killed.
 #[derive(Debug)]
-pub struct DataDirLock {
+pub(crate) struct DataDirLock {
     file: File,
 }
 
@@ -26,7 +26,7 @@ impl DataDirLock {
     /// # Errors
     /// Exit 73 when the directory cannot be created or written, or another instance
     /// holds the lock.
-    pub fn acquire(data_dir: &Path) -> Result<Self, Fatal> {
+    pub(crate) fn acquire(data_dir: &Path) -> Result<Self, Fatal> {
         let shown = data_dir.display();
         std::fs::create_dir_all(data_dir)
             .map_err(|e| Fatal::new(CANTCREAT, format!("data directory {shown} cannot be created: {e}")))?;

@@ -17,10 +17,10 @@ use tiercache_actors::store::{connect_pool, connect_target};
 use tokio_postgres::error::SqlState;
 
 /// The schema this build expects.
-pub const SCHEMA: &str = include_str!("../schema.sql");
+pub(crate) const SCHEMA: &str = include_str!("../schema.sql");
 
 /// How long `migrate` keeps trying while other sessions hold the locks it needs.
-pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(60);
 
 /// How often the sessions in the way are looked up.
 const WATCH_EVERY: Duration = Duration::from_millis(500);
@@ -36,7 +36,7 @@ const BLOCKERS: &str = "SELECT a.pid, COALESCE(a.usename::text, '?'), COALESCE(N
 /// # Errors
 /// Exit 78 when Postgres is not configured, 69 when it cannot be reached or refuses, 75
 /// when other sessions held the locks it needs for longer than `wait`.
-pub fn run(settings: &Settings, wait: Option<Duration>) -> Result<(), Fatal> {
+pub(crate) fn run(settings: &Settings, wait: Option<Duration>) -> Result<(), Fatal> {
     let Some(pg) = wiring::postgres_config(settings)? else {
         return Err(Fatal::new(CONFIG, "config error: postgres.enabled: migrate needs the Postgres tier enabled"));
     };

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::Path;
 
 /// The file, inside `data_dir`, that names its project.
-pub const RECORD: &str = "project";
+pub(crate) const RECORD: &str = "project";
 
 /// Checks that `data_dir` belongs to `project`, and records it when nothing is recorded
 /// yet. Call with the `data_dir` lock held.
@@ -21,7 +21,7 @@ pub const RECORD: &str = "project";
 /// # Errors
 /// Exit 78 when the directory belongs to another project; exit 73 when the record
 /// cannot be read or written.
-pub fn claim(data_dir: &Path, project: &str) -> Result<(), Fatal> {
+pub(crate) fn claim(data_dir: &Path, project: &str) -> Result<(), Fatal> {
     let path = data_dir.join(RECORD);
     let shown = data_dir.display();
     match std::fs::read_to_string(&path) {

@@ -24,14 +24,14 @@ use tiercache_actors::supervisor::health::{self, Mailboxes};
 use tiercache_actors::tiers::Tiers;
 
 /// How often the actors are checked when systemd asks for no watchdog pings.
-pub const HEALTH_PERIOD: Duration = Duration::from_secs(2);
+pub(crate) const HEALTH_PERIOD: Duration = Duration::from_secs(2);
 
 /// How often `STATUS=` is brought up to date with the queue between health checks.
-pub const STATUS_PERIOD: Duration = Duration::from_secs(1);
+pub(crate) const STATUS_PERIOD: Duration = Duration::from_secs(1);
 
 /// Sends notifications when systemd (or a test) listens on `$NOTIFY_SOCKET`.
 #[derive(Debug)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     /// `$NOTIFY_SOCKET` was set at start.
     enabled: bool,
     /// `$WATCHDOG_USEC` (for this process), when the watchdog is on.
@@ -46,25 +46,10 @@ pub struct Notifier {
 impl Notifier {
     /// Reads `$NOTIFY_SOCKET` and `$WATCHDOG_USEC` (with `$WATCHDOG_PID`, when set,
     /// naming this process).
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         let enabled = std::env::var_os("NOTIFY_SOCKET").is_some_and(|s| !s.is_empty());
         let watchdog = if enabled { sd_notify::watchdog_enabled().filter(|d| !d.is_zero()) } else { None };
         Self { enabled, watchdog, stopping: AtomicBool::new(false), caches: AtomicUsize::new(0) }
-    }
-
-    /// Sends nothing (the offline commands, which share the drain with the daemon).
-    pub fn disabled() -> Self {
-        Self { enabled: false, watchdog: None, stopping: AtomicBool::new(false), caches: AtomicUsize::new(0) }
-    }
-
-    /// Whether anything is sent at all.
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
-
-    /// The watchdog timeout, when systemd asked for pings.
-    pub fn watchdog(&self) -> Option<Duration> {
-        self.watchdog
     }
 
     fn send(&self, states: &[NotifyState<'_>]) {
@@ -78,19 +63,19 @@ impl Notifier {
 
     /// Startup is done (or a reload finished): `READY=1` with the status line of
     /// [`summary`] for `caches` configured caches.
-    pub fn ready(&self, tiers: &Tiers, caches: usize) {
+    pub(crate) fn ready(&self, tiers: &Tiers, caches: usize) {
         self.caches.store(caches, Ordering::Relaxed);
         self.send(&[NotifyState::Ready, NotifyState::Status(&summary(tiers, caches))]);
     }
 
     /// A one-line status for `systemctl status`.
-    pub fn status(&self, status: &str) {
+    pub(crate) fn status(&self, status: &str) {
         self.send(&[NotifyState::Status(status)]);
     }
 
     /// SIGHUP received: `RELOADING=1` with `MONOTONIC_USEC` (what `Type=notify-reload`
     /// needs); [`Notifier::ready`] follows once the reload is done or rejected.
-    pub fn reloading(&self) {
+    pub(crate) fn reloading(&self) {
         match NotifyState::monotonic_usec_now() {
             Ok(now) => self.send(&[NotifyState::Reloading, now, NotifyState::Status("reloading the configuration")]),
             Err(e) => {
@@ -101,14 +86,14 @@ impl Notifier {
     }
 
     /// Graceful shutdown begins: `STOPPING=1`.
-    pub fn stopping(&self, status: &str) {
+    pub(crate) fn stopping(&self, status: &str) {
         self.stopping.store(true, Ordering::Relaxed);
         self.send(&[NotifyState::Stopping, NotifyState::Status(status)]);
     }
 
     /// The drain is making progress: ask systemd for `more` before its stop timeout
     /// kills the process (`EXTEND_TIMEOUT_USEC=`).
-    pub fn extend_timeout(&self, more: Duration, status: &str) {
+    pub(crate) fn extend_timeout(&self, more: Duration, status: &str) {
         let usec = u32::try_from(more.as_micros()).unwrap_or(u32::MAX);
         self.send(&[NotifyState::ExtendTimeoutUsec(usec), NotifyState::Status(status)]);
     }
@@ -120,7 +105,7 @@ impl Notifier {
 
     /// How often the health loop judges: every half watchdog period, or every
     /// [`HEALTH_PERIOD`] without a watchdog (for `/healthz`).
-    pub fn health_period(&self) -> Duration {
+    pub(crate) fn health_period(&self) -> Duration {
         self.watchdog.map_or(HEALTH_PERIOD, |w| w / 2)
     }
 
@@ -130,7 +115,7 @@ impl Notifier {
     /// queue: it is looked at every [`STATUS_PERIOD`] (a load of the queue's snapshot,
     /// no message), so `systemctl status` shows a growing queue long before the next
     /// health tick (15 s with `WatchdogSec=30s`).
-    pub async fn health_loop(self: Arc<Self>, tiers: Tiers, mailboxes: Mailboxes, liveness: Arc<Liveness>) {
+    pub(crate) async fn health_loop(self: Arc<Self>, tiers: Tiers, mailboxes: Mailboxes, liveness: Arc<Liveness>) {
         let period = liveness.period();
         let answer_within = period / 2;
         // READY=1 carried the first status.
@@ -189,7 +174,7 @@ impl Notifier {
 }
 
 /// The one-line status: `ready: 2 caches, queue 0` (the queue only with Postgres).
-pub fn summary(tiers: &Tiers, caches: usize) -> String {
+pub(crate) fn summary(tiers: &Tiers, caches: usize) -> String {
     let plural = if caches == 1 { "" } else { "s" };
     match tiers.queue() {
         Some(queue) => format!("ready: {caches} cache{plural}, queue {}", queue.pending_count()),

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 /// What a signal asks the daemon to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
+pub(crate) enum Control {
     /// SIGTERM (systemd, containers) or SIGINT (a person's Ctrl-C): both graceful.
     Shutdown(&'static str),
     /// SIGHUP: re-read the configuration and apply what can change live.
@@ -23,7 +23,7 @@ pub enum Control {
 ///
 /// # Errors
 /// When the signal handlers cannot be installed.
-pub fn forward(tx: mpsc::UnboundedSender<Control>) -> std::io::Result<()> {
+pub(crate) fn forward(tx: mpsc::UnboundedSender<Control>) -> std::io::Result<()> {
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2])?;
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         for sig in signals.forever() {
@@ -45,7 +45,7 @@ pub fn forward(tx: mpsc::UnboundedSender<Control>) -> std::io::Result<()> {
 
 /// Waits for another SIGTERM or SIGINT (a second Ctrl-C during the drain), ignoring
 /// the other signals; never returns once every sender is gone.
-pub async fn another_shutdown(rx: &mut mpsc::UnboundedReceiver<Control>) -> &'static str {
+pub(crate) async fn another_shutdown(rx: &mut mpsc::UnboundedReceiver<Control>) -> &'static str {
     loop {
         match rx.recv().await {
             Some(Control::Shutdown(signal)) => return signal,

@@ -32,7 +32,7 @@ impl CacheLine<'_> {
 }
 
 /// Logs the snapshot lines: `status snapshot`, then `status snapshot: cache` per cache.
-pub async fn log_snapshot(state: &AppState, settings: &Settings) {
+pub(crate) async fn log_snapshot(state: &AppState, settings: &Settings) {
     let tiers = &state.tiers;
     let on_disk = tiers.files().list().await.unwrap_or_default();
     let caches: Vec<CacheLine<'_>> = settings

@@ -6,8 +6,8 @@
 mod list_fields;
 mod rejected_requests;
 
-pub use list_fields::list;
-pub use rejected_requests::RejectedRequests;
+pub(crate) use list_fields::list;
+pub(crate) use rejected_requests::RejectedRequests;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -17,7 +17,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
 
 /// Changes the log filter of the running subscriber.
-pub struct LogControl {
+pub(crate) struct LogControl {
     handle: reload::Handle<EnvFilter, Registry>,
     rust_log: Option<String>,
     rejected: RejectedRequests,
@@ -28,7 +28,7 @@ impl LogControl {
     ///
     /// # Errors
     /// A message when `level` is not a valid filter.
-    pub fn set_level(&self, level: &str) -> Result<(), String> {
+    pub(crate) fn set_level(&self, level: &str) -> Result<(), String> {
         if self.rust_log.is_some() {
             return Ok(());
         }
@@ -38,7 +38,7 @@ impl LogControl {
 
     /// Counts malformed HTTP requests into `family` (the daemon's
     /// `tiercache_http_requests_rejected_total`).
-    pub fn count_rejected_requests(&self, family: Family<ReasonLabel, Counter>) {
+    pub(crate) fn count_rejected_requests(&self, family: Family<ReasonLabel, Counter>) {
         self.rejected.count_into(family);
     }
 }
@@ -63,7 +63,7 @@ fn level_filter(level: &str) -> Result<EnvFilter, tracing_subscriber::filter::Pa
 }
 
 /// Installs the global subscriber. `json` picks the SPEC's JSON lines; else pretty.
-pub fn init(json: bool, level: &str, rust_log: Option<String>) -> LogControl {
+pub(crate) fn init(json: bool, level: &str, rust_log: Option<String>) -> LogControl {
     let filter = rust_log
         .as_deref()
         .and_then(|v| EnvFilter::try_new(v).ok())

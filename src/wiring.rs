@@ -8,16 +8,14 @@ use crate::exit::{Fatal, CONFIG};
 use secrecy::ExposeSecret;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 use tiercache_actors::cache_rules::{CacheRules, Rules};
 use tiercache_actors::domain::DocumentSchema;
-use tiercache_actors::refresher::RefreshPolicy;
-use tiercache_actors::retry_queue::BackoffPolicy;
+use tiercache_actors::refresher::{RefreshPolicy, FAILED_FETCH_BACKOFF};
 use tiercache_actors::store::ConnectConfig;
 use tiercache_actors::system::{PostgresConfig, RefreshConfig, SourcedCache, SystemConfig};
 
 /// The refresher's part: caches with a source, `[refresh]`.
-pub fn refresh_config(settings: &Settings) -> RefreshConfig {
+pub(crate) fn refresh_config(settings: &Settings) -> RefreshConfig {
     RefreshConfig {
         caches: settings
             .caches
@@ -34,12 +32,7 @@ pub fn refresh_config(settings: &Settings) -> RefreshConfig {
         policy: RefreshPolicy {
             fetch_timeout: settings.refresh.fetch_timeout,
             jitter: settings.refresh.jitter,
-            // Failed fetches: 1 s, doubling, at most 5 minutes (or the schedule, if shorter).
-            backoff: BackoffPolicy {
-                initial_interval: Duration::from_secs(1),
-                max_interval: Duration::from_secs(300),
-                multiplier: 2.0,
-            },
+            backoff: FAILED_FETCH_BACKOFF,
         },
         emergency: settings.refresh.emergency,
     }
@@ -49,7 +42,7 @@ pub fn refresh_config(settings: &Settings) -> RefreshConfig {
 ///
 /// # Errors
 /// Exit 78 naming `postgres.password_file` when it cannot be read.
-pub fn postgres_config(settings: &Settings) -> Result<Option<PostgresConfig>, Fatal> {
+pub(crate) fn postgres_config(settings: &Settings) -> Result<Option<PostgresConfig>, Fatal> {
     let pg = &settings.postgres;
     if !pg.enabled {
         return Ok(None);
@@ -65,16 +58,14 @@ pub fn postgres_config(settings: &Settings) -> Result<Option<PostgresConfig>, Fa
     };
     Ok(Some(PostgresConfig {
         connect: ConnectConfig { url, password, options: pg.options.clone() },
-        backoff: retry_backoff(settings),
-        max_attempts: settings.retry.max_attempts,
-        retry_enabled: settings.retry.enabled,
+        retry: settings.retry,
         heads_poll_interval: pg.heads_poll_interval,
         single_instance: pg.single_instance,
     }))
 }
 
 /// `retention_days` per configured cache.
-pub fn retention_days(settings: &Settings) -> HashMap<CacheName, u32> {
+pub(crate) fn retention_days(settings: &Settings) -> HashMap<CacheName, u32> {
     settings.caches.iter().map(|c| (c.name.clone(), c.retention_days)).collect()
 }
 
@@ -82,12 +73,12 @@ pub fn retention_days(settings: &Settings) -> HashMap<CacheName, u32> {
 ///
 /// # Errors
 /// See [`postgres_config`].
-pub fn system_config(settings: &Settings) -> Result<SystemConfig, Fatal> {
+pub(crate) fn system_config(settings: &Settings) -> Result<SystemConfig, Fatal> {
     Ok(system_config_with(settings, postgres_config(settings)?, cache_rules(settings)?))
 }
 
 /// [`system_config`] with the Postgres part and the rules already built.
-pub fn system_config_with(settings: &Settings, postgres: Option<PostgresConfig>, rules: Rules) -> SystemConfig {
+pub(crate) fn system_config_with(settings: &Settings, postgres: Option<PostgresConfig>, rules: Rules) -> SystemConfig {
     SystemConfig {
         data_dir: settings.data_dir.clone(),
         project: settings.project.clone(),
@@ -108,7 +99,7 @@ pub fn system_config_with(settings: &Settings, postgres: Option<PostgresConfig>,
 ///
 /// # Errors
 /// A [`ConfigError`] naming `caches[i].schema` when a schema cannot be loaded.
-pub fn cache_rules(settings: &Settings) -> Result<Rules, ConfigError> {
+pub(crate) fn cache_rules(settings: &Settings) -> Result<Rules, ConfigError> {
     let mut rules = HashMap::new();
     for (i, cache) in settings.caches.iter().enumerate() {
         let schema = match &cache.schema {
@@ -121,9 +112,4 @@ pub fn cache_rules(settings: &Settings) -> Result<Rules, ConfigError> {
         rules.insert(cache.name.clone(), CacheRules { max_size: cache.max_size, schema });
     }
     Ok(Rules::new(rules))
-}
-
-/// `[retry]`'s waits: the retry queue's and the background startup sync's.
-pub fn retry_backoff(settings: &Settings) -> BackoffPolicy {
-    settings.retry.backoff
 }

@@ -11,6 +11,15 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// `retention_days` of a cache that does not set it: the file's default, and what a row
+/// is written with when its cache has left the configuration meanwhile.
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+
+/// `name`'s `retention_days` among the configured caches' `days`.
+pub fn retention_days_of(days: &HashMap<CacheName, u32>, name: &CacheName) -> u32 {
+    days.get(name).copied().unwrap_or(DEFAULT_RETENTION_DAYS)
+}
+
 /// What one cache admits.
 #[derive(Debug, Clone)]
 pub struct CacheRules {

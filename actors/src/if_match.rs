@@ -9,6 +9,7 @@
 //! `postgres.single_instance` decides: a local check (this instance is the only one)
 //! or 503 with `Retry-After`.
 
+use crate::cache_rules::retention_days_of;
 use crate::domain::{CacheName, Checksum, Document, NewDocument, Precondition};
 use crate::store::{StoreError, StoreHandle};
 use arc_swap::ArcSwap;
@@ -59,7 +60,7 @@ impl IfMatch {
     pub(crate) async fn decide(&self, name: &CacheName, doc: NewDocument, version: u64, base: u64) -> Decided {
         let now = chrono::Utc::now();
         let doc = Arc::new(Document::new(name.clone(), version, doc.checksum, Some(now), None, now, doc.body));
-        let retention = self.retention_days.load().get(name).copied().unwrap_or(30);
+        let retention = retention_days_of(&self.retention_days.load(), name);
         match self.store.write_once(doc.clone(), version, retention, Some(base)).await {
             Ok(outcome) if outcome.written => Decided::Written(doc),
             Ok(outcome) => {

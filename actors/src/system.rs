@@ -6,7 +6,7 @@ use crate::domain::CacheName;
 use crate::refresher::sources::{self, SourceConfig};
 use crate::refresher::state_store::FileStateStore;
 use crate::refresher::{RefreshCache, RefreshPolicy};
-use crate::retry_queue::BackoffPolicy;
+use crate::retry_queue::RetryPolicy;
 use crate::store::{ConnectConfig, StoreHandle};
 use crate::supervisor::RestartPolicy;
 use std::collections::HashMap;
@@ -19,12 +19,8 @@ use std::time::Duration;
 pub struct PostgresConfig {
     /// How to connect.
     pub connect: ConnectConfig,
-    /// `[retry]` intervals.
-    pub backoff: BackoffPolicy,
-    /// `retry.max_attempts`.
-    pub max_attempts: u32,
-    /// `retry.enabled`.
-    pub retry_enabled: bool,
+    /// `[retry]`, as the retry queue runs with it.
+    pub retry: RetryPolicy,
     /// `postgres.heads_poll_interval`: how often the project's row heads are read to
     /// follow the other instances; `None`: only on notifications.
     pub heads_poll_interval: Option<Duration>,

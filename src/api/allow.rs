@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 /// Parsed `api.allow` entries; empty allows every client.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AllowList {
+pub(crate) struct AllowList {
     nets: Vec<IpNet>,
 }
 
@@ -19,7 +19,7 @@ impl AllowList {
     ///
     /// # Errors
     /// The index and text of an entry that does not parse.
-    pub fn parse(entries: &[String]) -> Result<Self, (usize, String)> {
+    pub(crate) fn parse(entries: &[String]) -> Result<Self, (usize, String)> {
         let nets = entries
             .iter()
             .enumerate()
@@ -36,19 +36,19 @@ impl AllowList {
     }
 
     /// Whether the list is empty (every client allowed).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.nets.is_empty()
     }
 
     /// How many entries the list has.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.nets.len()
     }
 
     /// Whether a client may connect: `None` is a unix-socket client (always allowed).
     /// An IPv4 client seen through an IPv6 listener (`::ffff:a.b.c.d`) is matched as
     /// the IPv4 address it is.
-    pub fn permits(&self, client: Option<IpAddr>) -> bool {
+    pub(crate) fn permits(&self, client: Option<IpAddr>) -> bool {
         let Some(ip) = client else { return true };
         if self.nets.is_empty() {
             return true;

@@ -38,7 +38,7 @@ use tiercache_actors::metrics::AccessRefusal;
 /// Who may call a route (all of them obey `api.allow`), from the most open to the
 /// strictest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Access {
+pub(crate) enum Access {
     /// Probes (`/healthz`, `/readyz`, `/metrics`): no token, no rate limit.
     Probe,
     /// Public (`/v1/openapi.json`): no token, rate-limited.
@@ -51,11 +51,11 @@ pub enum Access {
 }
 
 /// Each route's access class, as the route table declares it.
-pub struct AccessTable(Vec<(Method, ResourceDef, Access)>);
+pub(super) struct AccessTable(Vec<(Method, ResourceDef, Access)>);
 
 impl AccessTable {
     /// The table of `endpoints`.
-    pub fn new(endpoints: &[super::Endpoint]) -> Self {
+    pub(super) fn new(endpoints: &[super::Endpoint]) -> Self {
         // A GET's HEAD is its route too, of the same class.
         let routes = endpoints.iter().flat_map(|e| e.methods().into_iter().map(move |m| (m, e.path, e.access)));
         Self(routes.map(|(method, path, access)| (method, ResourceDef::new(path), access)).collect())
@@ -64,7 +64,7 @@ impl AccessTable {
     /// The class of `method` on `path`: the route's own; for a method the path does
     /// not have (405), the strictest of the path's routes; for a path of no route,
     /// [`Access::Token`].
-    pub fn of(&self, method: &Method, path: &str) -> Access {
+    pub(super) fn of(&self, method: &Method, path: &str) -> Access {
         let on_path = || self.0.iter().filter(|(_, def, _)| def.is_match(path));
         on_path()
             .find(|(m, _, _)| m == method)
@@ -164,7 +164,7 @@ fn refusal(state: &AppState, access: Access, req: &ServiceRequest) -> Option<Htt
 ///
 /// # Errors
 /// Only the inner service's errors.
-pub async fn guard(
+pub(super) async fn guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {

@@ -115,7 +115,7 @@ fn etag_matches(req: &HttpRequest, etag: &str) -> bool {
 }
 
 /// `GET /v1/caches/{name}`.
-pub async fn get(
+pub(super) async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
     req: HttpRequest,
@@ -298,13 +298,13 @@ async fn meta_of(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Va
 }
 
 /// `GET /v1/caches/{name}/meta`.
-pub async fn meta(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn meta(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let (name, policy) = lookup(&state, &path)?;
     Ok(HttpResponse::Ok().content_type("application/json").body(json_line(&meta_of(&state, &name, &policy).await)))
 }
 
 /// `GET /v1/caches`: every configured cache with its meta, by name.
-pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let policy = state.policy.load_full();
     let mut names: Vec<&CacheName> = policy.caches.keys().collect();
     names.sort();
@@ -373,7 +373,7 @@ fn refusal_error(name: &CacheName, refusal: Refusal) -> ApiError {
 }
 
 /// `PUT /v1/caches/{name}`: validated, durable on disk, in memory, then 200.
-pub async fn put(
+pub(super) async fn put(
     state: web::Data<AppState>,
     path: web::Path<String>,
     req: HttpRequest,
@@ -459,7 +459,7 @@ fn saved_response(saved: &Arc<Document>) -> HttpResponse {
 }
 
 /// `DELETE /v1/caches/{name}`: purged from every tier.
-pub async fn delete(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn delete(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let (name, _) = lookup(&state, &path)?;
     match state.tiers.delete(&name).await {
         Ok(existed) => {
@@ -474,7 +474,7 @@ pub async fn delete(state: web::Data<AppState>, path: web::Path<String>) -> Resu
 }
 
 /// `POST /v1/caches/{name}/refresh[?full=true]`.
-pub async fn refresh(
+pub(super) async fn refresh(
     state: web::Data<AppState>,
     path: web::Path<String>,
     req: HttpRequest,

@@ -6,7 +6,7 @@ use std::fmt;
 
 /// An error answer.
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
     /// Stable machine-readable code.
@@ -19,18 +19,18 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error with `status`, `code` and `message`.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into(), retry_after: None }
     }
 
     /// Adds `Retry-After`.
-    pub fn retry_after(mut self, secs: u64) -> Self {
+    pub(crate) fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
         self
     }
 
     /// 404 for a name that is not configured (or not a valid name at all).
-    pub fn unknown_cache(name: &str) -> Self {
+    pub(crate) fn unknown_cache(name: &str) -> Self {
         let shown: String = name.chars().take(60).collect();
         Self::new(StatusCode::NOT_FOUND, "unknown_cache", format!("no cache named {shown:?} is configured"))
     }
@@ -45,7 +45,7 @@ impl fmt::Display for ApiError {
 /// A JSON answer's body: the value on one line, ending with a newline so that `curl`
 /// leaves the shell prompt on its own line. Not for cache documents, which are served
 /// as their canonical bytes (whose checksum is published).
-pub fn json_line(value: &impl serde::Serialize) -> String {
+pub(crate) fn json_line(value: &impl serde::Serialize) -> String {
     let mut line = serde_json::to_string(value).unwrap_or_else(|_| "{}".into());
     line.push('\n');
     line

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 
 /// 200 while the process and its supervisor live and every actor answers within the
 /// health loop's period; 503 with the reason otherwise (what systemd's watchdog sees).
-pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+pub(super) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     match state.liveness.verdict() {
         Ok(()) => HttpResponse::Ok().content_type("application/json").body(r#"{"status":"ok"}"#),
         Err(why) => HttpResponse::ServiceUnavailable()
@@ -15,7 +15,7 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// 200 once startup is done; 503 before and while shutting down.
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if state.is_ready() {
         HttpResponse::Ok().content_type("application/json").body(r#"{"status":"ready"}"#)
     } else {
@@ -26,7 +26,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus text format.
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub(super) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.metrics.encode())

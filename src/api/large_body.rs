@@ -18,17 +18,17 @@ use std::task::{Context, Poll};
 
 /// Bytes per slice: with actix-http's 32 KiB write-buffer target, at most about 96 KiB
 /// is buffered per connection, under the 128 KiB it keeps between answers.
-pub const SLICE: usize = 64 * 1024;
+pub(super) const SLICE: usize = 64 * 1024;
 
 /// A body of one known size, yielded [`SLICE`] bytes at a time.
-pub struct Sliced {
+pub(super) struct Sliced {
     rest: Bytes,
     size: u64,
 }
 
 impl Sliced {
     /// `body` as slices; `Content-Length` is its length.
-    pub fn new(body: Bytes) -> Self {
+    pub(super) fn new(body: Bytes) -> Self {
         let size = body.len() as u64;
         Self { rest: body, size }
     }

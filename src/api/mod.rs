@@ -1,24 +1,24 @@
 //! The HTTP API of SPEC §5 on every configured listener (TCP and `unix:` sockets).
 
-pub mod allow;
+pub(crate) mod allow;
 mod auth;
 mod caches;
-pub mod error;
+pub(crate) mod error;
 mod health;
 mod large_body;
-pub mod openapi;
-pub mod rate_limit;
+pub(crate) mod openapi;
+pub(crate) mod rate_limit;
 mod refresh_query;
-pub mod security;
-pub mod state;
-pub mod tls;
-pub mod tokens;
-pub mod webhook_intake;
-pub mod webhooks;
+pub(crate) mod security;
+pub(crate) mod state;
+pub(crate) mod tls;
+pub(crate) mod tokens;
+pub(crate) mod webhook_intake;
+pub(crate) mod webhooks;
 
-pub use auth::Access;
-pub use security::Security;
-pub use state::{ApiPolicy, AppState, CachePolicy};
+pub(crate) use auth::Access;
+pub(crate) use security::Security;
+pub(crate) use state::{ApiPolicy, AppState, CachePolicy};
 
 use crate::config::{ListenAddr, Settings};
 use crate::exit::{Fatal, CANTCREAT, CONFIG};
@@ -30,7 +30,7 @@ use std::os::unix::fs::PermissionsExt;
 /// it, the guard takes each route's [`Access`] from it, and the OpenAPI test compares
 /// it with `docs/openapi.yaml`, so a route cannot be added without documenting it nor
 /// without saying who may call it.
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     /// The HTTP method.
     pub method: Method,
     /// The path pattern, in the router's and OpenAPI's `{param}` syntax.
@@ -46,7 +46,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// The methods this endpoint answers: its own, and HEAD for a GET.
-    pub fn methods(&self) -> Vec<Method> {
+    pub(crate) fn methods(&self) -> Vec<Method> {
         let mut methods = vec![self.method.clone()];
         methods.extend(self.head.as_ref().map(|_| Method::HEAD));
         methods
@@ -64,7 +64,7 @@ where
 }
 
 /// Every route of the API, each with its access class.
-pub fn endpoints() -> Vec<Endpoint> {
+pub(crate) fn endpoints() -> Vec<Endpoint> {
     use Access::{Probe, Public, Token, Webhook};
     vec![
         endpoint(Method::GET, "/healthz", Probe, health::healthz),
@@ -84,7 +84,7 @@ pub fn endpoints() -> Vec<Endpoint> {
 
 /// Routes, shared by every listener: one resource per path, whose other methods answer
 /// 405 with `Allow`; any other path answers 404.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     let mut paths: Vec<(&'static str, Vec<Endpoint>)> = Vec::new();
     for e in endpoints() {
         match paths.iter_mut().find(|(path, _)| *path == e.path) {
@@ -148,7 +148,7 @@ fn overlapping(settings: &Settings, i: usize) -> Option<(usize, &str)> {
 }
 
 /// Builds the policy the API enforces from the settings (again on every reload).
-pub fn policy_from(settings: &Settings) -> ApiPolicy {
+pub(crate) fn policy_from(settings: &Settings) -> ApiPolicy {
     ApiPolicy {
         caches: settings
             .caches
@@ -167,7 +167,6 @@ pub fn policy_from(settings: &Settings) -> ApiPolicy {
             })
             .collect(),
         max_body: settings.api.max_body,
-        postgres_enabled: settings.postgres.enabled,
         strava_webhook: settings
             .webhooks
             .strava_verify_token
@@ -183,7 +182,7 @@ pub fn policy_from(settings: &Settings) -> ApiPolicy {
 /// # Errors
 /// Exit 78 for an address that cannot be bound, 73 for a socket path that cannot be
 /// created.
-pub fn bind(settings: &Settings, state: web::Data<AppState>) -> Result<actix_web::dev::Server, Fatal> {
+pub(crate) fn bind(settings: &Settings, state: web::Data<AppState>) -> Result<actix_web::dev::Server, Fatal> {
     let max_body = usize::try_from(settings.api.max_body).unwrap_or(usize::MAX);
     let tls = match &state.tls {
         Some(resolver) => Some(tls::server_config(resolver.clone()).map_err(|e| {

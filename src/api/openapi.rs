@@ -51,7 +51,7 @@ const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "
 const STRONG_ETAG: &str = r#""[0-9]+-[0-9a-f]{16}""#;
 
 /// One configured cache, as the document describes it.
-pub struct CacheEntry {
+pub(crate) struct CacheEntry {
     /// The cache's name.
     pub name: String,
     /// Its JSON Schema; `None`: any JSON.
@@ -64,14 +64,14 @@ pub struct CacheEntry {
 ///
 /// # Panics
 /// When `docs/openapi.yaml` is not valid YAML, which the unit tests rule out.
-pub fn generic() -> &'static Value {
+pub(crate) fn generic() -> &'static Value {
     &GENERIC
 }
 
 /// The document for the configured caches, as the JSON text served. A schema file that
 /// cannot be read again (it was read and compiled a moment before, so it changed in
 /// between) leaves that cache documented as any JSON, with a warning.
-pub fn for_settings(settings: &Settings) -> web::Bytes {
+pub(crate) fn for_settings(settings: &Settings) -> web::Bytes {
     let caches: Vec<CacheEntry> = settings
         .caches
         .iter()
@@ -96,7 +96,7 @@ fn read_schema(path: &Path) -> Option<Value> {
 }
 
 /// `GET /v1/openapi.json`.
-pub async fn serve(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn serve(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
@@ -104,7 +104,7 @@ pub async fn serve(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// The generic document made specific to `caches` (see the module documentation).
-pub fn for_caches(caches: &[CacheEntry]) -> Value {
+pub(crate) fn for_caches(caches: &[CacheEntry]) -> Value {
     let mut doc = generic().clone();
     let paths = doc["paths"].as_object_mut().expect("docs/openapi.yaml has paths");
     let templated: Vec<(String, Value)> = {

@@ -18,7 +18,7 @@ use std::time::Duration;
 const SWEEP_EVERY: u64 = 4096;
 
 /// The limiter and the quota it was built from.
-pub struct ClientRateLimiter {
+pub(crate) struct ClientRateLimiter {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
     per_second: u32,
@@ -39,7 +39,7 @@ impl std::fmt::Debug for ClientRateLimiter {
 impl ClientRateLimiter {
     /// A limiter allowing `per_second` requests a second per client with bursts of
     /// `burst` (0: the same as `per_second`); `None` when `per_second` is 0 (off).
-    pub fn new(per_second: u32, burst: u32) -> Option<Self> {
+    pub(crate) fn new(per_second: u32, burst: u32) -> Option<Self> {
         let rate = NonZeroU32::new(per_second)?;
         let burst = NonZeroU32::new(burst).unwrap_or(rate);
         Some(Self {
@@ -53,7 +53,7 @@ impl ClientRateLimiter {
 
     /// Whether this limiter enforces the given settings (a reload keeps a limiter, and
     /// so its clients' state, when they did not change).
-    pub fn same_quota(&self, per_second: u32, burst: u32) -> bool {
+    pub(crate) fn same_quota(&self, per_second: u32, burst: u32) -> bool {
         let burst = if burst == 0 { per_second } else { burst };
         self.per_second == per_second && self.burst == burst
     }
@@ -63,7 +63,7 @@ impl ClientRateLimiter {
     ///
     /// # Errors
     /// The wait, when the client is over its quota.
-    pub fn check(&self, client: IpAddr) -> Result<(), Duration> {
+    pub(crate) fn check(&self, client: IpAddr) -> Result<(), Duration> {
         if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.limiter.retain_recent();
             self.limiter.shrink_to_fit();
@@ -84,7 +84,7 @@ fn key(ip: IpAddr) -> IpAddr {
 }
 
 /// `Retry-After` for a wait: whole seconds, rounded up, at least 1.
-pub fn retry_after_secs(wait: Duration) -> u64 {
+pub(crate) fn retry_after_secs(wait: Duration) -> u64 {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     secs.max(1)
 }

@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 
 /// Whether `full=true` (or `1`) is in `query`; anything else under `full`, or another
 /// parameter, is a 400 rather than silently ignored.
-pub fn full(query: &str) -> Result<bool, ApiError> {
+pub(super) fn full(query: &str) -> Result<bool, ApiError> {
     let mut full = false;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));

@@ -15,7 +15,7 @@ use tiercache_actors::domain::CacheName;
 
 /// Everything the guard middleware enforces.
 #[derive(Debug, Default)]
-pub struct Security {
+pub(crate) struct Security {
     /// `None`: no `api.tokens_file`, no authentication.
     pub tokens: Option<Arc<TokenSet>>,
     /// `api.allow`.
@@ -41,7 +41,7 @@ impl Security {
     /// # Errors
     /// A [`ConfigError`] naming the key at fault: `api.tokens_file` (with the line),
     /// `api.allow[i]`.
-    pub fn load(settings: &Settings, previous: Option<&Security>) -> Result<Self, ConfigError> {
+    pub(crate) fn load(settings: &Settings, previous: Option<&Security>) -> Result<Self, ConfigError> {
         let api = &settings.api;
         let mut warnings = Vec::new();
         let tokens = match &api.tokens_file {
@@ -85,7 +85,7 @@ impl Security {
     }
 
     /// One log line's worth of what is enforced (counts only, never a token).
-    pub fn log_summary(&self, what: &str) {
+    pub(crate) fn log_summary(&self, what: &str) {
         tracing::info!(
             tokens = self.tokens.as_ref().map(|t| t.len()),
             allow = (!self.allow.is_empty()).then(|| self.allow.len()),
@@ -116,7 +116,7 @@ fn warn_if_readable_by_others(path: &std::path::Path) -> Option<String> {
 ///
 /// # Errors
 /// A [`ConfigError`] naming `api.tls_cert` or `api.tls_key`.
-pub fn tls_from(settings: &Settings) -> Result<Option<Arc<CertResolver>>, ConfigError> {
+pub(crate) fn tls_from(settings: &Settings) -> Result<Option<Arc<CertResolver>>, ConfigError> {
     match (&settings.api.tls_cert, &settings.api.tls_key) {
         (Some(cert), Some(key)) => {
             CertResolver::load(cert, key).map(|r| Some(Arc::new(r))).map_err(|e| config_error(e.key, e.problem))
@@ -129,7 +129,7 @@ pub fn tls_from(settings: &Settings) -> Result<Option<Arc<CertResolver>>, Config
 ///
 /// # Errors
 /// A [`ConfigError`] naming the file's key.
-pub fn load_tls_for_reload(settings: &Settings) -> Result<Option<rustls::sign::CertifiedKey>, ConfigError> {
+pub(crate) fn load_tls_for_reload(settings: &Settings) -> Result<Option<rustls::sign::CertifiedKey>, ConfigError> {
     match (&settings.api.tls_cert, &settings.api.tls_key) {
         (Some(cert), Some(key)) => {
             tls::load_certified_key(cert, key).map(Some).map_err(|e| config_error(e.key, e.problem))
@@ -140,7 +140,7 @@ pub fn load_tls_for_reload(settings: &Settings) -> Result<Option<rustls::sign::C
 
 /// 422 for a document that fails its cache's schema: `{"error", "code", "errors"}`
 /// with the first few problems.
-pub fn schema_rejection(name: &CacheName, errors: &[String]) -> HttpResponse {
+pub(crate) fn schema_rejection(name: &CacheName, errors: &[String]) -> HttpResponse {
     let first = errors.first().map(String::as_str).unwrap_or("invalid");
     HttpResponse::UnprocessableEntity().content_type("application/json").body(super::error::json_line(&json!({
         "error": format!("the document does not match the schema of cache {name}: {first}"),

@@ -18,7 +18,7 @@ use tiercache_actors::tiers::Tiers;
 
 /// The API's view of one configured cache.
 #[derive(Debug, Clone)]
-pub struct CachePolicy {
+pub(crate) struct CachePolicy {
     /// `max_size`.
     pub max_size: u64,
     /// `refresh_every`: data older than this is served as `stale`.
@@ -34,13 +34,11 @@ pub struct CachePolicy {
 
 /// The reloadable part of the API's configuration.
 #[derive(Debug, Clone)]
-pub struct ApiPolicy {
+pub(crate) struct ApiPolicy {
     /// Configured caches; any other name is 404.
     pub caches: HashMap<CacheName, CachePolicy>,
     /// `api.max_body`.
     pub max_body: u64,
-    /// Whether Postgres is enabled (for `postgres_synced`).
-    pub postgres_enabled: bool,
     /// `[webhooks]` Strava; `None`: the webhook routes answer 404.
     pub strava_webhook: Option<super::webhooks::StravaWebhook>,
     /// `GET /v1/openapi.json` for this configuration, rendered once.
@@ -49,7 +47,7 @@ pub struct ApiPolicy {
 
 /// The read metrics of each configured cache, looked up once (at start and on
 /// reload) so that a read increments a counter without building a label set.
-pub struct ReadMetrics {
+pub(crate) struct ReadMetrics {
     /// `tiercache_reads_total{cache,tier}` by cache, indexed by `Tier::index`.
     pub reads: HashMap<CacheName, [Counter; 5]>,
     /// `tiercache_reads_not_modified_total{cache}` by cache.
@@ -60,7 +58,7 @@ pub struct ReadMetrics {
 
 impl ReadMetrics {
     /// The handles for `caches`.
-    pub fn new<'a>(metrics: &Metrics, caches: impl Iterator<Item = &'a CacheName>) -> Self {
+    pub(crate) fn new<'a>(metrics: &Metrics, caches: impl Iterator<Item = &'a CacheName>) -> Self {
         let caches: Vec<&CacheName> = caches.collect();
         let not_modified = caches
             .iter()
@@ -85,7 +83,7 @@ impl ReadMetrics {
 }
 
 /// Shared by every worker.
-pub struct AppState {
+pub(crate) struct AppState {
     /// The flows.
     pub tiers: Tiers,
     /// The actors' mailboxes (the status snapshot says which are open).
@@ -112,12 +110,12 @@ pub struct AppState {
 
 impl AppState {
     /// Whether `/readyz` answers 200.
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
 
     /// Flips readiness.
-    pub fn set_ready(&self, ready: bool) {
+    pub(crate) fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Release);
     }
 }

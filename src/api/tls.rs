@@ -20,7 +20,7 @@ use std::sync::Arc;
 /// `api.tls_key`) at fault, never the key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{problem}")]
-pub struct TlsError {
+pub(crate) struct TlsError {
     /// `api.tls_cert` or `api.tls_key`.
     pub key: &'static str,
     /// What is wrong.
@@ -36,7 +36,7 @@ fn provider() -> Arc<CryptoProvider> {
 ///
 /// # Errors
 /// [`TlsError`] naming the file at fault.
-pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+pub(crate) fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
     let cert_err = |problem: String| TlsError { key: "api.tls_cert", problem };
     let key_err = |problem: String| TlsError { key: "api.tls_key", problem };
     let cert_pem = std::fs::read(cert).map_err(|e| cert_err(format!("cannot read {}: {e}", cert.display())))?;
@@ -59,7 +59,7 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsEr
 }
 
 /// Hands the current certificate to every new TLS connection.
-pub struct CertResolver {
+pub(crate) struct CertResolver {
     current: ArcSwap<CertifiedKey>,
 }
 
@@ -71,7 +71,7 @@ impl fmt::Debug for CertResolver {
 
 impl CertResolver {
     /// A resolver serving `key`.
-    pub fn new(key: CertifiedKey) -> Self {
+    pub(crate) fn new(key: CertifiedKey) -> Self {
         Self { current: ArcSwap::from_pointee(key) }
     }
 
@@ -79,17 +79,18 @@ impl CertResolver {
     ///
     /// # Errors
     /// See [`load_certified_key`].
-    pub fn load(cert: &Path, key: &Path) -> Result<Self, TlsError> {
+    pub(crate) fn load(cert: &Path, key: &Path) -> Result<Self, TlsError> {
         load_certified_key(cert, key).map(Self::new)
     }
 
     /// Serves `key` to the connections that start from now on.
-    pub fn replace(&self, key: CertifiedKey) {
+    pub(crate) fn replace(&self, key: CertifiedKey) {
         self.current.store(Arc::new(key));
     }
 
     /// The certificate now served (its end-entity certificate first).
-    pub fn current(&self) -> Arc<CertifiedKey> {
+    #[cfg(test)]
+    pub(crate) fn current(&self) -> Arc<CertifiedKey> {
         self.current.load_full()
     }
 }
@@ -105,7 +106,7 @@ impl ResolvesServerCert for CertResolver {
 ///
 /// # Errors
 /// Only if the ring provider refused its own default protocol versions.
-pub fn server_config(resolver: Arc<CertResolver>) -> Result<ServerConfig, rustls::Error> {
+pub(crate) fn server_config(resolver: Arc<CertResolver>) -> Result<ServerConfig, rustls::Error> {
     Ok(ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()

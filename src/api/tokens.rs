@@ -13,7 +13,7 @@ use tiercache_actors::domain::sha256;
 
 /// What a token may do. `Write` includes `Read`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Scope {
+pub(crate) enum Scope {
     /// `GET` (and `HEAD`) of `/v1/*`.
     Read,
     /// Everything, including `PUT`, `POST` and `DELETE`.
@@ -22,7 +22,7 @@ pub enum Scope {
 
 impl Scope {
     /// The file's spelling.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Scope::Read => "read",
             Scope::Write => "write",
@@ -30,7 +30,7 @@ impl Scope {
     }
 
     /// Whether a token of this scope may do what `needed` asks.
-    pub fn allows(self, needed: Scope) -> bool {
+    pub(crate) fn allows(self, needed: Scope) -> bool {
         self >= needed
     }
 }
@@ -45,7 +45,7 @@ struct Entry {
 /// The valid tokens, several at once (rotation: add the new one, reload, move the
 /// clients, remove the old one, reload).
 #[derive(Default)]
-pub struct TokenSet {
+pub(crate) struct TokenSet {
     entries: Vec<Entry>,
 }
 
@@ -59,7 +59,7 @@ impl fmt::Debug for TokenSet {
 /// A problem in the tokens file: its 1-based line and what is wrong, never the line's
 /// text (it may hold a token).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokensError {
+pub(crate) enum TokensError {
     /// The file could not be read.
     #[error("cannot read {path}: {error}")]
     Unreadable {
@@ -83,7 +83,7 @@ impl TokenSet {
     ///
     /// # Errors
     /// [`TokensError`] for an unreadable file or the first bad line.
-    pub fn load(path: &Path) -> Result<Self, TokensError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, TokensError> {
         let bytes = std::fs::read(path)
             .map_err(|e| TokensError::Unreadable { path: path.display().to_string(), error: e.to_string() })?;
         // Not `read_to_string`: its error would not say which line is at fault.
@@ -104,7 +104,7 @@ impl TokenSet {
     ///
     /// # Errors
     /// [`TokensError::Line`] for the first bad line.
-    pub fn parse(text: &str) -> Result<Self, TokensError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, TokensError> {
         let mut entries = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line_no = i + 1;
@@ -145,18 +145,18 @@ impl TokenSet {
     }
 
     /// How many tokens are valid.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Whether the file gave any token in clear (then it must not be readable by
     /// others; a file of `sha256:` entries holds no secret).
-    pub fn has_plain_tokens(&self) -> bool {
+    pub(crate) fn has_plain_tokens(&self) -> bool {
         self.entries.iter().any(|e| e.plain)
     }
 
     /// Whether no token is valid (every authenticated request is refused).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
@@ -164,7 +164,7 @@ impl TokenSet {
     ///
     /// Every entry is compared, in constant time, whatever matches: the time taken
     /// depends only on the number of tokens.
-    pub fn scope_of(&self, presented: &str) -> Option<Scope> {
+    pub(crate) fn scope_of(&self, presented: &str) -> Option<Scope> {
         let digest: [u8; 32] = sha256(presented.as_bytes());
         let mut read = subtle::Choice::from(0);
         let mut write = subtle::Choice::from(0);
@@ -187,7 +187,7 @@ impl TokenSet {
 
 /// The token of an `Authorization: Bearer TOKEN` header value (scheme
 /// case-insensitive), or `None` for any other shape.
-pub fn bearer(header: &str) -> Option<&str> {
+pub(crate) fn bearer(header: &str) -> Option<&str> {
     let (scheme, rest) = header.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;

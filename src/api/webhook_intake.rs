@@ -19,16 +19,16 @@ use std::sync::Arc;
 use tiercache_actors::strava_subscription::SubscriptionWatch;
 
 /// Events per second handed on to the refresher.
-pub const EVENTS_PER_SECOND: u32 = 50;
+pub(crate) const EVENTS_PER_SECOND: u32 = 50;
 /// ... in bursts of at most this many.
-pub const EVENTS_BURST: u32 = 200;
+pub(crate) const EVENTS_BURST: u32 = 200;
 
 /// At most one summary line per this many seconds.
 const SUMMARY_EVERY_SECS: i64 = 60;
 
 /// Why anonymous traffic was refused or dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Anonymous {
+pub(crate) enum Anonymous {
     /// A handshake with a wrong mode or verify token (403).
     Handshake,
     /// A body that is not an event, or too large (400, 413).
@@ -49,7 +49,7 @@ impl Anonymous {
 }
 
 /// Shared by the API's workers.
-pub struct WebhookIntake {
+pub(crate) struct WebhookIntake {
     limiter: DefaultDirectRateLimiter,
     /// The subscription id events are checked against.
     pub subscription: Arc<SubscriptionWatch>,
@@ -60,7 +60,7 @@ pub struct WebhookIntake {
 
 impl WebhookIntake {
     /// The intake of a daemon whose `data_dir` is `data_dir`.
-    pub fn new(data_dir: &std::path::Path) -> Self {
+    pub(crate) fn new(data_dir: &std::path::Path) -> Self {
         let rate = NonZeroU32::new(EVENTS_PER_SECOND).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(EVENTS_BURST).unwrap_or(rate);
         Self {
@@ -72,13 +72,13 @@ impl WebhookIntake {
     }
 
     /// Whether one more event may go on to the refresher this second.
-    pub fn admit(&self) -> bool {
+    pub(crate) fn admit(&self) -> bool {
         self.limiter.check().is_ok()
     }
 
     /// Accounts for refused or dropped anonymous traffic: a `DEBUG` line, and at most
     /// one `INFO` line a minute summing up what was refused since the last one.
-    pub fn note(&self, why: Anonymous, detail: &str) {
+    pub(crate) fn note(&self, why: Anonymous, detail: &str) {
         self.counts[why.index()].fetch_add(1, Ordering::Relaxed);
         tracing::debug!(reason = ?why, detail, "anonymous webhook request refused or dropped");
         let now = chrono::Utc::now().timestamp();

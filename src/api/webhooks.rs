@@ -30,7 +30,7 @@ const MAX_EVENT: usize = 64 * 1024;
 
 /// What the routes need from the configuration (swapped on SIGHUP with the policy).
 #[derive(Debug, Clone)]
-pub struct StravaWebhook {
+pub(crate) struct StravaWebhook {
     /// `webhooks.strava_verify_token[_file]`.
     pub verify_token: SecretString,
     /// Where `tiercache strava subscribe` records the subscription id.
@@ -54,7 +54,7 @@ fn same_secret(given: &str, expected: &SecretString) -> bool {
 }
 
 /// `GET /v1/webhooks/strava?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`.
-pub async fn handshake(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn handshake(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let config = config(&state)?;
     let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", "the query string does not parse"))?;
@@ -114,7 +114,7 @@ fn received() -> HttpResponse {
 }
 
 /// `POST /v1/webhooks/strava`: 200 at once; the work happens after the answer.
-pub async fn event(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn event(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     // Give way first: a client that pipelines thousands of events on one connection
     // would otherwise keep this worker from the other requests it serves (a PUT's
     // p99 went from 14 ms to over 100 ms under such a flood without it).

@@ -20,7 +20,7 @@ use tiercache_actors::files::durable;
 /// # Errors
 /// 73 for the lock, a directory that cannot be written or already holds an export;
 /// 65 when a cache's file turned out corrupt (the others are exported).
-pub fn export(settings: &Settings, dir: &Path) -> Result<(), Fatal> {
+pub(crate) fn export(settings: &Settings, dir: &Path) -> Result<(), Fatal> {
     let shown = dir.display();
     run_offline(settings, |offline| async move {
         let files = offline.tiers.files();

@@ -54,12 +54,12 @@ pub(crate) struct Reply {
 
 impl Reply {
     /// The first value of header `name` (lower case).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// The body as JSON, or exit 76.
-    pub fn json(&self, what: &str) -> Result<Value, Fatal> {
+    pub(crate) fn json(&self, what: &str) -> Result<Value, Fatal> {
         serde_json::from_slice(&self.body)
             .map_err(|e| Fatal::new(PROTOCOL, format!("{what}: the daemon's answer is not JSON: {e}")))
     }
@@ -73,7 +73,7 @@ impl Reply {
     }
 
     /// A non-2xx answer as the exit it maps to.
-    pub fn fail(&self, what: &str) -> Fatal {
+    pub(crate) fn fail(&self, what: &str) -> Fatal {
         let text = self.error_text();
         let (code, hint) = match self.status {
             404 => (DATAERR, String::new()),
@@ -139,7 +139,7 @@ pub(crate) struct Client {
 /// Where the configuration that names the daemon's address came from: an operator
 /// who gave no `--config` learns that the built-in address was asked.
 #[derive(Debug, Clone)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// `TIERCACHE__API__LISTEN`, which wins over any file (the variable's name).
     Variable(String),
     /// `--config FILE`.
@@ -209,7 +209,11 @@ fn tls_config(cert: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, Fatal
 
 impl Client {
     /// The client for the daemon that `settings` describe.
-    pub fn new(settings: &Settings, origin: &Origin, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, Fatal> {
+    pub(crate) fn new(
+        settings: &Settings,
+        origin: &Origin,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, Fatal> {
         let first = settings.api.listen.first().ok_or_else(|| {
             Fatal::new(crate::exit::CONFIG, "config error: api.listen: no listener to reach the daemon at")
         })?;
@@ -235,12 +239,12 @@ impl Client {
     }
 
     /// The address asked and where it came from, for error lines.
-    pub fn asked(&self) -> String {
+    pub(crate) fn asked(&self) -> String {
         format!("{} ({})", self.address(), self.origin.describe())
     }
 
     /// Where the daemon is, for messages.
-    pub fn address(&self) -> String {
+    pub(crate) fn address(&self) -> String {
         match &self.target {
             Target::Http { base, .. } => base.clone(),
             Target::Unix(path) => format!("unix:{}", path.display()),
@@ -255,7 +259,7 @@ impl Client {
     }
 
     /// `GET path`; any status is `Ok`, transport failures exit 69.
-    pub fn get(&self, path: &str) -> Result<Reply, Fatal> {
+    pub(crate) fn get(&self, path: &str) -> Result<Reply, Fatal> {
         match &self.target {
             Target::Http { base, agent } => {
                 let mut req = agent.get(&format!("{base}{path}"));
@@ -341,7 +345,7 @@ fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
 
 /// `tiercache get NAME [--meta]`: the document (canonical JSON, as served) or its meta
 /// on stdout.
-pub fn get(settings: &Settings, origin: &Origin, name: &str, meta: bool) -> Result<(), Fatal> {
+pub(crate) fn get(settings: &Settings, origin: &Origin, name: &str, meta: bool) -> Result<(), Fatal> {
     let what = format!("get {name}");
     if CacheName::parse(name).is_err() {
         return Err(Fatal::new(DATAERR, format!("{what}: {name:?} is not a valid cache name, so no cache has it")));

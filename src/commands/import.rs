@@ -26,7 +26,7 @@ const MAX_FUTURE: chrono::Duration = chrono::Duration::minutes(5);
 /// 64 for a name that is not configured, 66 for an unreadable file, 65 for a document
 /// that is not JSON, too large, fails the cache's JSON Schema or has a bad fetch time,
 /// 78 for a schema that cannot be loaded, 73 for the lock or a failed write.
-pub fn import(settings: &Settings, name: &str, file: &Path) -> Result<(), Fatal> {
+pub(crate) fn import(settings: &Settings, name: &str, file: &Path) -> Result<(), Fatal> {
     let cache = configured(settings, "import", name)?;
     let shown = file.display();
     let raw = std::fs::read(file).map_err(|e| Fatal::new(NOINPUT, format!("import: cannot read {shown}: {e}")))?;

@@ -18,12 +18,12 @@ mod restore;
 pub(crate) mod status;
 mod strava;
 
-pub use export::export;
-pub use get::{get, Origin};
-pub use import::import;
-pub use restore::restore;
-pub use status::status;
-pub use strava::strava;
+pub(crate) use export::export;
+pub(crate) use get::{get, Origin};
+pub(crate) use import::import;
+pub(crate) use restore::restore;
+pub(crate) use status::status;
+pub(crate) use strava::strava;
 
 use crate::config::{CacheSettings, Settings};
 use crate::exit::{Fatal, SOFTWARE, USAGE};

@@ -130,7 +130,7 @@ fn admit_all(saver: &SaveFlow, backups: BTreeMap<CacheName, Backup>) -> Result<V
 /// 66 for a missing or empty directory, 65 for a file that is not a valid envelope
 /// (nothing is restored then), 69 when Postgres is enabled but cannot be read (without
 /// `--force`), 73 for the lock or a failed write.
-pub fn restore(settings: &Settings, dir: &Path, force: bool) -> Result<(), Fatal> {
+pub(crate) fn restore(settings: &Settings, dir: &Path, force: bool) -> Result<(), Fatal> {
     run_offline(settings, |offline| async move {
         // Read after the lock, before anything is written.
         let backups = read_backups(dir)?;

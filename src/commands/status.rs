@@ -231,7 +231,7 @@ fn render_json(report: &Report, now: DateTime<Utc>) -> Value {
 }
 
 /// `tiercache status [--json]`.
-pub fn status(settings: &Settings, origin: &Origin, as_json: bool) -> Result<(), Fatal> {
+pub(crate) fn status(settings: &Settings, origin: &Origin, as_json: bool) -> Result<(), Fatal> {
     let client = Client::new(settings, origin, &|k| std::env::var(k).ok())?;
     let report = collect(&client)?;
     let now = Utc::now();

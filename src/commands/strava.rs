@@ -85,7 +85,7 @@ fn refusal(what: &str, response: &Response) -> String {
 /// # Errors
 /// 78 without a strava source (or without a verify token to subscribe with), 69 when
 /// Strava cannot be reached or refuses.
-pub fn strava(settings: &Settings, sub: &StravaCommand) -> Result<(), Fatal> {
+pub(crate) fn strava(settings: &Settings, sub: &StravaCommand) -> Result<(), Fatal> {
     let app = app(settings)?;
     let url = format!("{}/api/v3/push_subscriptions", app.base_url);
     let auth =

@@ -7,7 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::de::{self, Deserializer};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// Parses a humantime duration such as `"15m"`, `"6h"`, `"500ms"` or `"0s"`.
 ///
@@ -17,7 +17,7 @@ use serde::Deserialize;
 ///
 /// # Errors
 /// The problem text `invalid duration "<value>"`, followed by the expected form.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
     let invalid = || invalid_duration(s);
     let bytes = s.as_bytes();
     let spaced_unit = bytes.windows(2).enumerate().any(|(i, w)| {
@@ -33,7 +33,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// `invalid duration "VALUE"` and the form expected, for every duration of the
 /// configuration (the environment's included).
-pub fn invalid_duration(s: &str) -> String {
+pub(crate) fn invalid_duration(s: &str) -> String {
     format!("invalid duration {s:?} {DURATION_FORM}")
 }
 
@@ -42,7 +42,7 @@ const DURATION_FORM: &str = r#"(expected a number and a unit with no space betwe
 
 /// Formats a duration so that [`parse_duration`] reads it back unchanged, in one
 /// unit where possible and in the appendix's own spelling (`"60s"`, `"5m"`, `"24h"`).
-pub fn format_duration(d: Duration) -> String {
+pub(super) fn format_duration(d: Duration) -> String {
     if !d.subsec_nanos().is_multiple_of(1_000_000) {
         return humantime::format_duration(d).to_string();
     }
@@ -80,7 +80,7 @@ const SIZE_UNITS: &[(&str, u64)] = &[
 ///
 /// # Errors
 /// The problem text `invalid size "<value>"`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub(super) fn parse_size(s: &str) -> Result<u64, String> {
     let invalid = || format!("invalid size {s:?}");
     let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (number, rest) = s.split_at(digits_end);
@@ -98,7 +98,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// Formats a size with the largest binary unit that divides it exactly.
-pub fn format_size(bytes: u64) -> String {
+pub(super) fn format_size(bytes: u64) -> String {
     for (name, factor) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
         if bytes != 0 && bytes.is_multiple_of(factor) {
             return format!("{}{name}", bytes / factor);
@@ -110,11 +110,18 @@ pub fn format_size(bytes: u64) -> String {
 /// A duration key of the raw config, checked while deserializing so the error
 /// carries the key's path.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Dur(pub Duration);
+pub(crate) struct Dur(pub Duration);
 
 impl fmt::Debug for Dur {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&format_duration(self.0))
+    }
+}
+
+/// Written back as the file writes it (`check-config`).
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(self.0))
     }
 }
 
@@ -129,7 +136,7 @@ impl<'de> Deserialize<'de> for Dur {
 
 /// An optional duration: the appendix writes "not set" as `""`.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
-pub struct OptDur(pub Option<Duration>);
+pub(crate) struct OptDur(pub Option<Duration>);
 
 impl fmt::Debug for OptDur {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -137,6 +144,13 @@ impl fmt::Debug for OptDur {
             Some(d) => f.write_str(&format_duration(d)),
             None => f.write_str("unset"),
         }
+    }
+}
+
+/// Written back as the file writes it: `""` when unset.
+impl Serialize for OptDur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.map(format_duration).unwrap_or_default())
     }
 }
 
@@ -152,7 +166,7 @@ impl<'de> Deserialize<'de> for OptDur {
 
 /// A size key of the raw config; a TOML integer is a byte count.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Size(pub u64);
+pub(crate) struct Size(pub u64);
 
 impl fmt::Debug for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

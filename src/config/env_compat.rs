@@ -16,7 +16,7 @@ use super::raw::RawSettings;
 use super::{ConfigError, Env};
 
 /// What the legacy variables say, checked and typed.
-pub struct Legacy {
+pub(crate) struct Legacy {
     /// Scalar settings, as (config key, value), in the order they were read.
     values: Vec<(&'static str, ValueKind)>,
     strava_every: Option<Duration>,
@@ -32,7 +32,7 @@ impl Legacy {
     ///
     /// # Errors
     /// A [`ConfigError`] whose key is the variable's name.
-    pub fn read(env: Env<'_>) -> Result<Self, ConfigError> {
+    pub(crate) fn read(env: Env<'_>) -> Result<Self, ConfigError> {
         let get = |name: &str| env(name).filter(|v| !v.is_empty());
         let mut values = Vec::new();
         let mut warnings = Vec::new();
@@ -87,7 +87,7 @@ impl Legacy {
     }
 
     /// The scalar settings as a layer for the config builder.
-    pub fn source(&self) -> LegacySource {
+    pub(crate) fn source(&self) -> LegacySource {
         let origin = "the seed plan's environment variables".to_owned();
         LegacySource {
             values: self.values.iter().map(|(key, kind)| (*key, Value::new(Some(&origin), kind.clone()))).collect(),
@@ -100,7 +100,7 @@ impl Legacy {
     /// # Errors
     /// A [`ConfigError`] keyed `SUPABASE_URL` when only the project's API URL is
     /// given, since a direct connection needs the database connection string.
-    pub fn apply(&self, raw: &mut RawSettings, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+    pub(crate) fn apply(&self, raw: &mut RawSettings, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
         if let Some(url) = &self.supabase_url {
             let have_db_url = raw.postgres.url.clone().into_option().is_some();
             let api_url = url.starts_with("https://") || url.starts_with("http://");
@@ -140,7 +140,7 @@ impl Legacy {
 
 /// The legacy layer as the `config` crate sees it.
 #[derive(Clone)]
-pub struct LegacySource {
+pub(crate) struct LegacySource {
     values: Vec<(&'static str, Value)>,
 }
 
@@ -162,7 +162,7 @@ impl Source for LegacySource {
 }
 
 /// Whether `url` is a connection string the Postgres driver accepts.
-pub fn is_postgres_url(url: &str) -> bool {
+pub(super) fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 

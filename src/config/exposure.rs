@@ -13,14 +13,14 @@ use super::{ConfigError, Settings};
 
 /// The bound of `cache_storage.data_size` in `schema.sql` (a unit test keeps the two
 /// equal).
-pub const POSTGRES_MAX_DATA_SIZE: u64 = 64 << 20;
+pub(crate) const POSTGRES_MAX_DATA_SIZE: u64 = 64 << 20;
 
 /// Runs every cross-section check; adds the warnings `run` logs and `check-config`
 /// prints.
 ///
 /// # Errors
 /// The first problem, as a [`ConfigError`] naming its key.
-pub fn check(settings: &mut Settings) -> Result<(), ConfigError> {
+pub(crate) fn check(settings: &mut Settings) -> Result<(), ConfigError> {
     protected_mode(settings)?;
     postgres_size_bound(settings)
 }
@@ -31,7 +31,7 @@ pub fn check(settings: &mut Settings) -> Result<(), ConfigError> {
 ///
 /// # Errors
 /// The protected-mode refusal, naming `api.listen` and saying why it is the bound one.
-pub fn check_reload(new: &mut Settings, bound: &[super::ListenAddr]) -> Result<(), ConfigError> {
+pub(crate) fn check_reload(new: &mut Settings, bound: &[super::ListenAddr]) -> Result<(), ConfigError> {
     if new.api.listen != bound {
         let configured: Vec<String> = new.api.listen.iter().map(ToString::to_string).collect();
         let running: Vec<String> = bound.iter().map(ToString::to_string).collect();

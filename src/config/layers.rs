@@ -10,58 +10,17 @@ use super::raw::RawSettings;
 use super::{ConfigError, Env};
 
 /// The file read when no `--config` is given, relative to the working directory.
-pub const DEFAULT_FILE: &str = "./tiercache.toml";
+pub(crate) const DEFAULT_FILE: &str = "./tiercache.toml";
 
-/// Every key a `TIERCACHE__SECTION__KEY` variable may set (`caches` cannot be
-/// addressed by a variable). Listed because the lookup is a function that cannot
-/// enumerate the environment; tests keep it equal to the keys the redacted file
-/// prints and to the reload table's keys outside `[[caches]]`.
-pub const OVERRIDABLE_KEYS: &[&str] = &[
-    "project",
-    "data_dir",
-    "log.format",
-    "log.level",
-    "api.listen",
-    "api.max_body",
-    "api.tokens_file",
-    "api.allow_unauthenticated",
-    "api.allow",
-    "api.rate_limit_per_second",
-    "api.rate_limit_burst",
-    "api.workers",
-    "api.tls_cert",
-    "api.tls_key",
-    "memory.ttl",
-    "postgres.enabled",
-    "postgres.url",
-    "postgres.password_file",
-    "postgres.sslmode",
-    "postgres.ssl_root_cert",
-    "postgres.pool_size",
-    "postgres.statement_cache",
-    "postgres.connect_timeout",
-    "postgres.statement_timeout",
-    "postgres.heads_poll_interval",
-    "postgres.single_instance",
-    "retry.enabled",
-    "retry.initial_interval",
-    "retry.max_interval",
-    "retry.multiplier",
-    "retry.max_attempts",
-    "shutdown.graceful",
-    "shutdown.timeout",
-    "refresh.emergency",
-    "refresh.fetch_timeout",
-    "refresh.max_stale",
-    "refresh.jitter",
-    "supervisor.max_restarts",
-    "supervisor.restart_window",
-    "webhooks.strava_verify_token",
-    "webhooks.strava_verify_token_file",
-];
+/// Every key a `TIERCACHE__SECTION__KEY` variable may set: the reload table's keys
+/// outside `[[caches]]` (which cannot be addressed by a variable). Listed because the
+/// lookup is a function that cannot enumerate the environment.
+pub(crate) fn overridable_keys() -> Vec<&'static str> {
+    crate::reload::table::table().map(|(key, _)| key).filter(|key| !key.starts_with("caches")).collect()
+}
 
 /// The environment variable that overrides `key`, e.g. `TIERCACHE__API__LISTEN`.
-pub fn override_var(key: &str) -> String {
+pub(crate) fn override_var(key: &str) -> String {
     format!("TIERCACHE__{}", key.replace('.', "__").to_ascii_uppercase())
 }
 
@@ -70,7 +29,7 @@ pub fn override_var(key: &str) -> String {
 ///
 /// # Errors
 /// A [`ConfigError`] keyed by the path when a given file cannot be read.
-pub fn read_file(file: Option<&Path>) -> Result<Option<(PathBuf, String)>, ConfigError> {
+pub(crate) fn read_file(file: Option<&Path>) -> Result<Option<(PathBuf, String)>, ConfigError> {
     let path = match file {
         Some(path) => path.to_path_buf(),
         None if Path::new(DEFAULT_FILE).exists() => PathBuf::from(DEFAULT_FILE),
@@ -86,13 +45,17 @@ pub fn read_file(file: Option<&Path>) -> Result<Option<(PathBuf, String)>, Confi
 /// # Errors
 /// A [`ConfigError`] naming the key path (`caches[1].refresh_every`, `api.foo`),
 /// or the file when its TOML does not parse.
-pub fn merge(file: Option<&(PathBuf, String)>, legacy: &Legacy, env: Env<'_>) -> Result<RawSettings, ConfigError> {
+pub(crate) fn merge(
+    file: Option<&(PathBuf, String)>,
+    legacy: &Legacy,
+    env: Env<'_>,
+) -> Result<RawSettings, ConfigError> {
     let mut builder = Config::builder();
     if let Some((_, text)) = file {
         builder = builder.add_source(File::from_str(text, FileFormat::Toml));
     }
-    let overrides: Map<String, String> = OVERRIDABLE_KEYS
-        .iter()
+    let overrides: Map<String, String> = overridable_keys()
+        .into_iter()
         .filter_map(|key| {
             let var = override_var(key);
             env(&var).map(|value| (var, value))

@@ -13,6 +13,8 @@ mod net;
 mod paths;
 mod raw;
 mod redacted;
+pub(crate) mod refresh;
+pub(crate) mod retry;
 mod secrets;
 mod validate;
 
@@ -25,15 +27,16 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-pub use durations::invalid_duration;
-pub use layers::DEFAULT_FILE;
-pub use net::ListenAddr;
-pub use paths::Located;
-pub use tiercache_actors::domain::CacheName;
-pub use tiercache_actors::refresher::sources::SourceConfig;
-pub use tiercache_actors::retry_queue::BackoffPolicy;
-pub use tiercache_actors::store::{ConnectOptions, TlsMode};
-pub use tiercache_actors::supervisor::RestartPolicy;
+pub(crate) use durations::invalid_duration;
+pub(crate) use layers::DEFAULT_FILE;
+pub(crate) use net::ListenAddr;
+pub(crate) use paths::Located;
+pub(crate) use refresh::RefreshSettings;
+pub(crate) use tiercache_actors::domain::CacheName;
+pub(crate) use tiercache_actors::refresher::sources::SourceConfig;
+pub(crate) use tiercache_actors::retry_queue::{BackoffPolicy, RetryPolicy};
+pub(crate) use tiercache_actors::store::{ConnectOptions, TlsMode};
+pub(crate) use tiercache_actors::supervisor::RestartPolicy;
 
 /// The environment lookup: `std::env::var` in production, a map in tests, so that
 /// nothing here ever reads or writes the process environment directly.
@@ -42,7 +45,7 @@ type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// A configuration error, printed by the binary as one line before exit 78.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("config error: {key}: {problem}")]
-pub struct ConfigError {
+pub(crate) struct ConfigError {
     /// The key as the operator wrote it: `caches[1].refresh_every`, `api.foo`, or a
     /// variable name such as `STRAVA_CACHE_HOURS`.
     pub key: String,
@@ -58,7 +61,7 @@ impl ConfigError {
 
 /// The validated configuration of one tiercache process.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Which project's rows this instance owns in the shared Postgres tables.
     pub project: String,
     /// Envelope files, the lock file and exports; relative paths stay relative to
@@ -68,7 +71,8 @@ pub struct Settings {
     pub api: ApiSettings,
     pub memory: MemorySettings,
     pub postgres: PostgresSettings,
-    pub retry: RetrySettings,
+    /// `[retry]`, as the retry queue's own type (see `retry.rs`).
+    pub retry: RetryPolicy,
     pub shutdown: ShutdownSettings,
     pub refresh: RefreshSettings,
     /// `[supervisor]`, as the supervisor's own type: `max_restarts` restarts of one
@@ -83,7 +87,7 @@ pub struct Settings {
 
 /// `[log]`.
 #[derive(Debug, Clone)]
-pub struct LogSettings {
+pub(crate) struct LogSettings {
     pub format: LogFormat,
     /// An `EnvFilter` directive; `RUST_LOG`, when set, wins.
     pub level: String,
@@ -91,7 +95,7 @@ pub struct LogSettings {
 
 /// `log.format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Json,
     Pretty,
     /// Not set: lines for people when stdout is a terminal, JSON otherwise (the journal,
@@ -101,7 +105,7 @@ pub enum LogFormat {
 
 impl LogFormat {
     /// Whether to write JSON lines, given whether stdout is a terminal.
-    pub fn is_json(self, stdout_is_terminal: bool) -> bool {
+    pub(crate) fn is_json(self, stdout_is_terminal: bool) -> bool {
         match self {
             Self::Json => true,
             Self::Pretty => false,
@@ -112,7 +116,7 @@ impl LogFormat {
 
 /// `[api]`.
 #[derive(Debug, Clone)]
-pub struct ApiSettings {
+pub(crate) struct ApiSettings {
     pub listen: Vec<ListenAddr>,
     /// Largest accepted request body, in bytes.
     pub max_body: u64,
@@ -136,13 +140,13 @@ pub struct ApiSettings {
 
 /// `[memory]`.
 #[derive(Debug, Clone)]
-pub struct MemorySettings {
+pub(crate) struct MemorySettings {
     pub ttl: Duration,
 }
 
 /// `[postgres]`, the Supabase tier.
 #[derive(Debug, Clone)]
-pub struct PostgresSettings {
+pub(crate) struct PostgresSettings {
     pub enabled: bool,
     /// A `postgres://` or `postgresql://` connection string (checked); a secret
     /// because it usually holds the password.
@@ -161,37 +165,16 @@ pub struct PostgresSettings {
     pub single_instance: bool,
 }
 
-/// `[retry]`: background retries of saves that Postgres refused.
-#[derive(Debug, Clone)]
-pub struct RetrySettings {
-    pub enabled: bool,
-    /// The retry queue's own type. Checked: `initial_interval` never more than
-    /// `max_interval`, `multiplier` at least 1.0 (so intervals never shrink).
-    pub backoff: BackoffPolicy,
-    /// For saves that Postgres rejects for good.
-    pub max_attempts: u32,
-}
-
 /// `[shutdown]`.
 #[derive(Debug, Clone)]
-pub struct ShutdownSettings {
+pub(crate) struct ShutdownSettings {
     pub graceful: bool,
     pub timeout: Duration,
 }
 
-/// `[refresh]`.
-#[derive(Debug, Clone)]
-pub struct RefreshSettings {
-    pub emergency: bool,
-    pub fetch_timeout: Duration,
-    /// `None`: serve stale data however old.
-    pub max_stale: Option<Duration>,
-    pub jitter: Duration,
-}
-
 /// `[webhooks]`: push notifications from upstream APIs.
 #[derive(Debug, Clone, Default)]
-pub struct WebhookSettings {
+pub(crate) struct WebhookSettings {
     /// The token Strava's subscription handshake must present; `None`: the
     /// `/v1/webhooks/strava` routes answer 404.
     pub strava_verify_token: Option<SecretString>,
@@ -201,7 +184,7 @@ pub struct WebhookSettings {
 
 /// One `[[caches]]` entry.
 #[derive(Debug, Clone)]
-pub struct CacheSettings {
+pub(crate) struct CacheSettings {
     pub name: CacheName,
     /// `None`: never refreshed on a schedule (filled by PUT or on demand).
     pub refresh_every: Option<Duration>,
@@ -229,7 +212,7 @@ impl Settings {
     ///
     /// # Errors
     /// The first problem found, as a [`ConfigError`] naming its key.
-    pub fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+    pub(crate) fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
         let file = layers::read_file(file)?;
         Self::load_text(file.as_ref(), env)
     }
@@ -247,36 +230,7 @@ impl Settings {
     /// The effective configuration as TOML, with every secret replaced by
     /// `"[redacted]"`: what `check-config` prints. Keys are the appendix's, so the
     /// output, once secrets are filled back in, is itself a valid config file.
-    pub fn to_redacted_toml(&self) -> String {
+    pub(crate) fn to_redacted_toml(&self) -> String {
         redacted::to_toml(self)
     }
-}
-
-/// Checks the names of `TIERCACHE__…` variables against the known keys.
-///
-/// [`Settings::load`] only looks up the keys it knows, so a misspelt override
-/// would be silently ignored; the binary can pass the names of the process
-/// environment (`std::env::vars_os()`) here to refuse it instead.
-///
-/// # Errors
-/// A [`ConfigError`] whose key is the first unknown variable's name.
-pub fn check_override_names<I, S>(names: I) -> Result<(), ConfigError>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<str>,
-{
-    for name in names {
-        let name = name.as_ref();
-        if !name.starts_with("TIERCACHE__") {
-            continue;
-        }
-        let known = layers::OVERRIDABLE_KEYS.iter().any(|key| layers::override_var(key) == name);
-        if !known {
-            return Err(ConfigError::new(
-                name,
-                "unknown configuration key (caches cannot be set from the environment)",
-            ));
-        }
-    }
-    Ok(())
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// One `api.listen` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenAddr {
+pub(crate) enum ListenAddr {
     /// `"HOST:PORT"`, checked to parse as a [`SocketAddr`] (no name lookup at startup).
     Tcp(String),
     /// `"unix:PATH"`, a Unix socket for a reverse proxy on the same host.
@@ -26,7 +26,7 @@ impl ListenAddr {
     /// Whether clients beyond this machine may reach the listener: a TCP address
     /// whose IP is not loopback (`0.0.0.0`, `::`, a LAN address). `unix:` sockets are
     /// local (their file mode is their access control).
-    pub fn is_beyond_loopback(&self) -> bool {
+    pub(crate) fn is_beyond_loopback(&self) -> bool {
         match self {
             // Parsed at load, so the parse cannot fail; if it ever did, assume exposed.
             ListenAddr::Tcp(addr) => addr.parse::<SocketAddr>().map_or(true, |a| !a.ip().to_canonical().is_loopback()),
@@ -39,7 +39,7 @@ impl ListenAddr {
 ///
 /// # Errors
 /// The problem text, for the caller to attach to the entry's key.
-pub fn parse_listen(entry: &str) -> Result<ListenAddr, String> {
+pub(super) fn parse_listen(entry: &str) -> Result<ListenAddr, String> {
     if let Some(path) = entry.strip_prefix("unix:") {
         if path.is_empty() {
             return Err(format!("{entry:?} has no socket path after \"unix:\""));
@@ -56,7 +56,7 @@ pub fn parse_listen(entry: &str) -> Result<ListenAddr, String> {
 ///
 /// # Errors
 /// The problem text, for the caller to attach to the entry's key.
-pub fn check_cidr(entry: &str) -> Result<(), String> {
+pub(super) fn check_cidr(entry: &str) -> Result<(), String> {
     let invalid = || format!("invalid CIDR {entry:?}");
     let (ip, prefix) = match entry.split_once('/') {
         Some((ip, prefix)) => (ip, Some(prefix)),

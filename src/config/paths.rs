@@ -19,7 +19,7 @@ use super::Env;
 
 /// Where a path was looked for: every error about the file can say so.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Located {
+pub(crate) struct Located {
     /// Where the file is, or would be.
     pub path: PathBuf,
     /// How `path` was found from what was written, for error lines: empty for an
@@ -29,7 +29,7 @@ pub struct Located {
 
 impl Located {
     /// `PATH` followed by how it was found, for error lines.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let shown = std::path::absolute(&self.path).unwrap_or_else(|_| self.path.clone());
         if self.how.is_empty() {
             shown.display().to_string()
@@ -40,7 +40,7 @@ impl Located {
 }
 
 /// What relative paths of one configuration are taken from.
-pub struct PathBase<'a> {
+pub(super) struct PathBase<'a> {
     /// The configuration file, if one was read.
     file: Option<&'a Path>,
     env: Env<'a>,
@@ -49,13 +49,13 @@ pub struct PathBase<'a> {
 impl<'a> PathBase<'a> {
     /// The base of the configuration read from `file` (none: built-in defaults and
     /// variables only).
-    pub fn new(file: Option<&'a Path>, env: Env<'a>) -> Self {
+    pub(super) fn new(file: Option<&'a Path>, env: Env<'a>) -> Self {
         Self { file, env }
     }
 
     /// Locates the path `written` at `key`. `overridable`: the key can be set by a
     /// `TIERCACHE__` variable (keys inside `[[caches]]` cannot).
-    pub fn locate(&self, key: &str, overridable: bool, written: &str) -> Located {
+    pub(super) fn locate(&self, key: &str, overridable: bool, written: &str) -> Located {
         let given = Path::new(written);
         if given.is_absolute() {
             return Located { path: given.to_path_buf(), how: String::new() };

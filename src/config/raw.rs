@@ -13,16 +13,20 @@ use secrecy::SecretString;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use tiercache_actors::cache_rules::DEFAULT_RETENTION_DAYS;
+
 use super::durations::{Dur, OptDur, Size};
-use super::ConnectOptions;
+use super::refresh::RawRefresh;
+use super::retry::RawRetry;
+use super::{ConnectOptions, RestartPolicy};
 
 /// Default `max_size` of a cache and `max_body` of the API.
-pub const DEFAULT_SIZE: u64 = 16 << 20;
+pub(super) const DEFAULT_SIZE: u64 = 16 << 20;
 
 /// The whole file, after the layers are merged.
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RawSettings {
+pub(crate) struct RawSettings {
     pub project: String,
     pub data_dir: String,
     pub log: RawLog,
@@ -64,7 +68,7 @@ impl Default for RawSettings {
 
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RawLog {
+pub(crate) struct RawLog {
     pub format: String,
     pub level: String,
 }
@@ -78,7 +82,7 @@ impl Default for RawLog {
 
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RawApi {
+pub(crate) struct RawApi {
     pub listen: StringList,
     pub max_body: Size,
     pub tokens_file: String,
@@ -110,7 +114,7 @@ impl Default for RawApi {
 
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RawMemory {
+pub(crate) struct RawMemory {
     pub ttl: Dur,
 }
 
@@ -122,7 +126,7 @@ impl Default for RawMemory {
 
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RawPostgres {
+pub(crate) struct RawPostgres {
     pub enabled: bool,
     pub url: RawSecret,
     pub password_file: String,
@@ -159,29 +163,7 @@ impl Default for RawPostgres {
 
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RawRetry {
-    pub enabled: bool,
-    pub initial_interval: Dur,
-    pub max_interval: Dur,
-    pub multiplier: f64,
-    pub max_attempts: u32,
-}
-
-impl Default for RawRetry {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            initial_interval: Dur(Duration::from_millis(500)),
-            max_interval: Dur(Duration::from_secs(60)),
-            multiplier: 2.0,
-            max_attempts: 20,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawShutdown {
+pub(crate) struct RawShutdown {
     pub graceful: bool,
     pub timeout: Dur,
 }
@@ -194,41 +176,23 @@ impl Default for RawShutdown {
 
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RawRefresh {
-    pub emergency: bool,
-    pub fetch_timeout: Dur,
-    pub max_stale: OptDur,
-    pub jitter: Dur,
-}
-
-impl Default for RawRefresh {
-    fn default() -> Self {
-        Self {
-            emergency: true,
-            fetch_timeout: Dur(Duration::from_secs(60)),
-            max_stale: OptDur(None),
-            jitter: Dur(Duration::ZERO),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawSupervisor {
+pub(crate) struct RawSupervisor {
     pub max_restarts: u32,
     pub restart_window: Dur,
 }
 
 impl Default for RawSupervisor {
     fn default() -> Self {
-        Self { max_restarts: 5, restart_window: Dur(Duration::from_secs(60)) }
+        // The supervisor's own defaults, so they are written once.
+        let d = RestartPolicy::default();
+        Self { max_restarts: d.max_restarts, restart_window: Dur(d.window) }
     }
 }
 
 /// `[webhooks]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RawWebhooks {
+pub(crate) struct RawWebhooks {
     pub strava_verify_token: RawSecret,
     pub strava_verify_token_file: String,
 }
@@ -236,7 +200,7 @@ pub struct RawWebhooks {
 /// One `[[caches]]` entry. Only `name` is required.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawCache {
+pub(crate) struct RawCache {
     pub name: String,
     #[serde(default)]
     pub refresh_every: OptDur,
@@ -271,7 +235,7 @@ fn default_size() -> Size {
 }
 
 fn default_retention_days() -> u32 {
-    30
+    DEFAULT_RETENTION_DAYS
 }
 
 /// `[caches.source]`, flat: the keys of every kind side by side.
@@ -281,7 +245,7 @@ fn default_retention_days() -> u32 {
 /// then refuses keys that do not belong to the chosen `kind`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSource {
+pub(crate) struct RawSource {
     pub kind: String,
     #[serde(default)]
     pub client_id: Option<String>,
@@ -319,14 +283,63 @@ pub struct RawSource {
     pub timeout: Option<Dur>,
 }
 
+impl RawSource {
+    /// The keys set beside `kind`, in the order they are declared. Every field is named
+    /// here, so a new key does not compile until it is listed.
+    pub(crate) fn set_keys(&self) -> Vec<&'static str> {
+        let Self {
+            kind: _,
+            client_id,
+            client_secret,
+            client_secret_file,
+            refresh_token,
+            refresh_token_file,
+            base_url,
+            per_page,
+            full_refresh_every,
+            app_id,
+            app_id_file,
+            page_short_name,
+            url,
+            headers,
+            bearer_token,
+            bearer_token_file,
+            argv,
+            timeout,
+        } = self;
+        [
+            ("client_id", client_id.is_some()),
+            ("client_secret", client_secret.is_some()),
+            ("client_secret_file", client_secret_file.is_some()),
+            ("refresh_token", refresh_token.is_some()),
+            ("refresh_token_file", refresh_token_file.is_some()),
+            ("base_url", base_url.is_some()),
+            ("per_page", per_page.is_some()),
+            ("full_refresh_every", full_refresh_every.is_some()),
+            ("app_id", app_id.is_some()),
+            ("app_id_file", app_id_file.is_some()),
+            ("page_short_name", page_short_name.is_some()),
+            ("url", url.is_some()),
+            ("headers", headers.is_some()),
+            ("bearer_token", bearer_token.is_some()),
+            ("bearer_token_file", bearer_token_file.is_some()),
+            ("argv", argv.is_some()),
+            ("timeout", timeout.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, set)| set.then_some(key))
+        .collect()
+    }
+}
+
 /// A secret as read from the file or the environment: wrapped at once, so not even
 /// the raw layer can print it.
 #[derive(Clone, Default)]
-pub struct RawSecret(pub Option<SecretString>);
+pub(crate) struct RawSecret(pub Option<SecretString>);
 
 impl RawSecret {
     /// The secret, with the appendix's `""` meaning "not set".
-    pub fn into_option(self) -> Option<SecretString> {
+    pub(crate) fn into_option(self) -> Option<SecretString> {
         use secrecy::ExposeSecret;
         self.0.filter(|s| !s.expose_secret().is_empty())
     }
@@ -348,7 +361,7 @@ impl<'de> Deserialize<'de> for RawSecret {
 /// A list of strings that also accepts one comma-separated string, because an
 /// environment variable such as `TIERCACHE__API__LISTEN` can only carry a string.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StringList(pub Vec<String>);
+pub(crate) struct StringList(pub Vec<String>);
 
 impl<'de> Deserialize<'de> for StringList {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

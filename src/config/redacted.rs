@@ -12,11 +12,13 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use super::durations::{format_duration, format_size};
+use super::refresh::RawRefresh;
+use super::retry::RawRetry;
 use super::{CacheSettings, Settings, SourceConfig};
 use tiercache_actors::refresher::sources::strava;
 
 /// What every secret prints as.
-pub const REDACTED: &str = "[redacted]";
+pub(super) const REDACTED: &str = "[redacted]";
 
 #[derive(Serialize)]
 struct Doc {
@@ -26,9 +28,9 @@ struct Doc {
     api: Api,
     memory: Memory,
     postgres: Postgres,
-    retry: Retry,
+    retry: RawRetry,
     shutdown: Shutdown,
-    refresh: Refresh,
+    refresh: RawRefresh,
     supervisor: Supervisor,
     webhooks: Webhooks,
     caches: Vec<Cache>,
@@ -82,26 +84,9 @@ struct Postgres {
 }
 
 #[derive(Serialize)]
-struct Retry {
-    enabled: bool,
-    initial_interval: String,
-    max_interval: String,
-    multiplier: f64,
-    max_attempts: u32,
-}
-
-#[derive(Serialize)]
 struct Shutdown {
     graceful: bool,
     timeout: String,
-}
-
-#[derive(Serialize)]
-struct Refresh {
-    emergency: bool,
-    fetch_timeout: String,
-    max_stale: String,
-    jitter: String,
 }
 
 #[derive(Serialize)]
@@ -164,7 +149,7 @@ struct Source {
 }
 
 /// Serializes `settings` as TOML with every secret replaced by [`REDACTED`].
-pub fn to_toml(s: &Settings) -> String {
+pub(super) fn to_toml(s: &Settings) -> String {
     let doc = Doc {
         project: s.project.clone(),
         data_dir: path(&s.data_dir),
@@ -199,20 +184,9 @@ pub fn to_toml(s: &Settings) -> String {
             heads_poll_interval: format_duration(s.postgres.heads_poll_interval.unwrap_or_default()),
             single_instance: s.postgres.single_instance,
         },
-        retry: Retry {
-            enabled: s.retry.enabled,
-            initial_interval: format_duration(s.retry.backoff.initial_interval),
-            max_interval: format_duration(s.retry.backoff.max_interval),
-            multiplier: s.retry.backoff.multiplier,
-            max_attempts: s.retry.max_attempts,
-        },
+        retry: RawRetry::from(&s.retry),
         shutdown: Shutdown { graceful: s.shutdown.graceful, timeout: format_duration(s.shutdown.timeout) },
-        refresh: Refresh {
-            emergency: s.refresh.emergency,
-            fetch_timeout: format_duration(s.refresh.fetch_timeout),
-            max_stale: opt_duration(s.refresh.max_stale),
-            jitter: format_duration(s.refresh.jitter),
-        },
+        refresh: RawRefresh::from(&s.refresh),
         supervisor: Supervisor {
             max_restarts: s.supervisor.max_restarts,
             restart_window: format_duration(s.supervisor.window),
@@ -311,7 +285,7 @@ fn opt_duration(d: Option<Duration>) -> String {
 
 /// A URL safe to print: the password of `user:password@` replaced, and the whole
 /// URL replaced when its query may carry a credential (`?password=`, `?token=`…).
-pub fn redact_url(url: &str) -> String {
+pub(super) fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         // Not a URL we understand: it may be anything, print nothing of it.
         return REDACTED.to_owned();

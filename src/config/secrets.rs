@@ -14,7 +14,7 @@ use super::ConfigError;
 /// # Errors
 /// A [`ConfigError`] naming `key`, the file and where it was looked for when it cannot
 /// be read or is empty; the problem never quotes the contents.
-pub fn read(key: &str, located: &Located) -> Result<SecretString, ConfigError> {
+pub(super) fn read(key: &str, located: &Located) -> Result<SecretString, ConfigError> {
     let text = std::fs::read_to_string(&located.path)
         .map_err(|e| ConfigError::new(key, format!("cannot read {}: {e}", located.describe())))?;
     let secret = text.trim_end_matches(['\n', '\r']);

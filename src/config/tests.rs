@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
-use super::layers::{override_var, OVERRIDABLE_KEYS};
+use super::layers::{overridable_keys, override_var};
 use super::*;
 
 const H: u64 = 3600;
@@ -568,7 +568,7 @@ fn redacted_toml_has_every_appendix_key() {
             }
         }
     }
-    let overridable: BTreeSet<String> = OVERRIDABLE_KEYS.iter().map(|k| (*k).to_owned()).collect();
+    let overridable: BTreeSet<String> = overridable_keys().into_iter().map(str::to_owned).collect();
     assert_eq!(keys, overridable);
     let cache = doc["caches"].as_array().unwrap()[0].as_table().unwrap();
     let cache_keys: Vec<&str> = cache.keys().map(String::as_str).collect();
@@ -578,11 +578,8 @@ fn redacted_toml_has_every_appendix_key() {
 }
 
 #[test]
-fn override_names_are_checked() {
+fn override_names_are_upper_case_with_double_underscores() {
     assert_eq!(override_var("api.max_body"), "TIERCACHE__API__MAX_BODY");
-    assert!(check_override_names(["PATH", "TIERCACHE__API__LISTEN", "TIERCACHE__PROJECT"]).is_ok());
-    let e = check_override_names(["TIERCACHE__API__LISTN"]).unwrap_err();
-    assert_eq!(e.key, "TIERCACHE__API__LISTN");
 }
 
 #[test]

@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use tiercache_actors::refresher::sources::config::{JUSTGIVING_BASE_URL, STRAVA_BASE_URL, STRAVA_MAX_PER_PAGE};
-use tiercache_actors::refresher::sources::strava;
+use tiercache_actors::refresher::sources::{strava, SourceKind};
 
 use super::env_compat::is_postgres_url;
 use super::paths::PathBase;
-use super::raw::{RawApi, RawCache, RawPostgres, RawRetry, RawSecret, RawSettings, RawSource};
+use super::raw::{RawApi, RawCache, RawPostgres, RawSecret, RawSettings, RawSource};
 use super::{
-    exposure, net, secrets, ApiSettings, BackoffPolicy, CacheName, CacheSettings, ConfigError, ConnectOptions, Env,
-    LogFormat, LogSettings, MemorySettings, PostgresSettings, RefreshSettings, RestartPolicy, RetrySettings, Settings,
-    ShutdownSettings, SourceConfig, TlsMode,
+    exposure, net, secrets, ApiSettings, CacheName, CacheSettings, ConfigError, ConnectOptions, Env, LogFormat,
+    LogSettings, MemorySettings, PostgresSettings, RefreshSettings, RestartPolicy, Settings, ShutdownSettings,
+    SourceConfig, TlsMode,
 };
 
 /// Longest accepted `project`.
@@ -26,7 +26,7 @@ const MAX_PROJECT_LEN: usize = 100;
 ///
 /// # Errors
 /// The first problem, as a [`ConfigError`] naming its key.
-pub fn settings(
+pub(super) fn settings(
     raw: RawSettings,
     env: Env<'_>,
     file: Option<&Path>,
@@ -56,7 +56,7 @@ pub fn settings(
         },
         level: raw.log.level,
     };
-    let retry = retry(raw.retry)?;
+    let retry = raw.retry.check()?;
     if raw.supervisor.max_restarts == 0 {
         return Err(ConfigError::new(
             "supervisor.max_restarts",
@@ -81,12 +81,7 @@ pub fn settings(
         postgres,
         retry,
         shutdown: ShutdownSettings { graceful: raw.shutdown.graceful, timeout: raw.shutdown.timeout.0 },
-        refresh: RefreshSettings {
-            emergency: raw.refresh.emergency,
-            fetch_timeout: raw.refresh.fetch_timeout.0,
-            max_stale: raw.refresh.max_stale.0,
-            jitter: raw.refresh.jitter.0,
-        },
+        refresh: RefreshSettings::from(raw.refresh),
         supervisor: RestartPolicy {
             max_restarts: raw.supervisor.max_restarts,
             window: raw.supervisor.restart_window.0,
@@ -246,28 +241,6 @@ fn postgres(raw: RawPostgres, base: &PathBase<'_>) -> Result<PostgresSettings, C
     })
 }
 
-fn retry(raw: RawRetry) -> Result<RetrySettings, ConfigError> {
-    // NaN is not finite, so it is refused too.
-    if !raw.multiplier.is_finite() || raw.multiplier < 1.0 {
-        return Err(ConfigError::new(
-            "retry.multiplier",
-            format!("must be a finite number of at least 1.0, got {}", raw.multiplier),
-        ));
-    }
-    if raw.initial_interval.0 > raw.max_interval.0 {
-        return Err(ConfigError::new("retry.initial_interval", "must not be longer than retry.max_interval"));
-    }
-    Ok(RetrySettings {
-        enabled: raw.enabled,
-        backoff: BackoffPolicy {
-            initial_interval: raw.initial_interval.0,
-            max_interval: raw.max_interval.0,
-            multiplier: raw.multiplier,
-        },
-        max_attempts: raw.max_attempts,
-    })
-}
-
 /// `learn_athlete`: `[webhooks]` has a Strava verify token.
 fn caches(raw: Vec<RawCache>, base: &PathBase<'_>, learn_athlete: bool) -> Result<Vec<CacheSettings>, ConfigError> {
     let mut seen = HashSet::new();
@@ -321,42 +294,21 @@ fn source(
     base: &PathBase<'_>,
     learn_athlete: bool,
 ) -> Result<(SourceConfig, BTreeMap<&'static str, String>), ConfigError> {
-    check_kind_keys(&raw, at)?;
+    let kind = check_kind_keys(&raw, at)?;
     let mut keys = SourceKeys { at, base, files: BTreeMap::new() };
-    let config = match raw.kind.as_str() {
-        "strava" => strava(raw, &mut keys, learn_athlete)?,
-        "justgiving" => justgiving(raw, &mut keys)?,
-        "http" => http(raw, &mut keys)?,
-        // `check_kind_keys` has refused every other kind.
-        _ => command(raw, &keys)?,
+    let config = match kind {
+        SourceKind::Strava => strava(raw, &mut keys, learn_athlete)?,
+        SourceKind::Justgiving => justgiving(raw, &mut keys)?,
+        SourceKind::Http => http(raw, &mut keys)?,
+        SourceKind::Command => command(raw, &keys)?,
     };
     Ok((config, keys.files))
 }
 
-/// Refuses a `kind` that does not exist and keys that do not belong to the source's kind.
-fn check_kind_keys(raw: &RawSource, at: &str) -> Result<(), ConfigError> {
-    let key = |field: &str| format!("{at}.{field}");
-    let set = [
-        ("client_id", raw.client_id.is_some()),
-        ("client_secret", raw.client_secret.is_some()),
-        ("client_secret_file", raw.client_secret_file.is_some()),
-        ("refresh_token", raw.refresh_token.is_some()),
-        ("refresh_token_file", raw.refresh_token_file.is_some()),
-        ("base_url", raw.base_url.is_some()),
-        ("per_page", raw.per_page.is_some()),
-        ("full_refresh_every", raw.full_refresh_every.is_some()),
-        ("app_id", raw.app_id.is_some()),
-        ("app_id_file", raw.app_id_file.is_some()),
-        ("page_short_name", raw.page_short_name.is_some()),
-        ("url", raw.url.is_some()),
-        ("headers", raw.headers.is_some()),
-        ("bearer_token", raw.bearer_token.is_some()),
-        ("bearer_token_file", raw.bearer_token_file.is_some()),
-        ("argv", raw.argv.is_some()),
-        ("timeout", raw.timeout.is_some()),
-    ];
-    let allowed: &[&str] = match raw.kind.as_str() {
-        "strava" => &[
+/// The keys a source of `kind` may set, beside `kind`.
+fn kind_keys(kind: SourceKind) -> &'static [&'static str] {
+    match kind {
+        SourceKind::Strava => &[
             "client_id",
             "client_secret",
             "client_secret_file",
@@ -366,21 +318,28 @@ fn check_kind_keys(raw: &RawSource, at: &str) -> Result<(), ConfigError> {
             "per_page",
             "full_refresh_every",
         ],
-        "justgiving" => &["app_id", "app_id_file", "page_short_name", "base_url"],
-        "http" => &["url", "headers", "bearer_token", "bearer_token_file"],
-        "command" => &["argv", "timeout"],
-        other => {
-            return Err(ConfigError::new(
-                key("kind"),
-                format!("expected strava, justgiving, http or command, got {other:?}"),
-            ))
-        }
+        SourceKind::Justgiving => &["app_id", "app_id_file", "page_short_name", "base_url"],
+        SourceKind::Http => &["url", "headers", "bearer_token", "bearer_token_file"],
+        SourceKind::Command => &["argv", "timeout"],
+    }
+}
+
+/// Refuses a `kind` that does not exist and keys that do not belong to the source's kind.
+fn check_kind_keys(raw: &RawSource, at: &str) -> Result<SourceKind, ConfigError> {
+    let key = |field: &str| format!("{at}.{field}");
+    let Some(kind) = SourceKind::parse(&raw.kind) else {
+        let names: Vec<&str> = SourceKind::ALL.iter().map(|k| k.as_str()).collect();
+        let (last, rest) = names.split_last().expect("at least one kind");
+        return Err(ConfigError::new(
+            key("kind"),
+            format!("expected {} or {last}, got {:?}", rest.join(", "), raw.kind),
+        ));
     };
-    if let Some((field, _)) = set.iter().find(|(f, is_set)| *is_set && !allowed.contains(f)) {
+    let allowed = kind_keys(kind);
+    if let Some(field) = raw.set_keys().into_iter().find(|f| !allowed.contains(f)) {
         return Err(ConfigError::new(key(field), format!("unknown key for a source of kind \"{}\"", raw.kind)));
     }
-
-    Ok(())
+    Ok(kind)
 }
 
 /// What the builders of each kind share: the source's key, where its files are, and the

@@ -12,7 +12,7 @@ use tiercache_actors::cache_rules::Rules;
 use tiercache_actors::runtime::Runtime;
 
 /// The running pieces a reload reaches.
-pub struct Targets<'a> {
+pub(crate) struct Targets<'a> {
     /// The API's shared state.
     pub state: &'a AppState,
     /// The log filter.
@@ -22,7 +22,7 @@ pub struct Targets<'a> {
 }
 
 /// Re-reads the configuration; a bad one is rejected and the running one kept.
-pub fn reload(source: &ConfigSource, settings: &mut Settings, to: &Targets<'_>) {
+pub(crate) fn reload(source: &ConfigSource, settings: &mut Settings, to: &Targets<'_>) {
     let env = |k: &str| std::env::var(k).ok();
     let rejected = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, alert = true, "reload rejected; keeping the running configuration");

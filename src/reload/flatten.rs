@@ -6,8 +6,8 @@
 //! map says that a secret changed, never what it is.
 
 use crate::config::{
-    ApiSettings, BackoffPolicy, CacheSettings, ConnectOptions, LogSettings, MemorySettings, PostgresSettings,
-    RefreshSettings, RestartPolicy, RetrySettings, Settings, ShutdownSettings, SourceConfig, WebhookSettings,
+    ApiSettings, CacheSettings, ConnectOptions, LogSettings, MemorySettings, PostgresSettings, RestartPolicy, Settings,
+    ShutdownSettings, SourceConfig, WebhookSettings,
 };
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
@@ -16,7 +16,7 @@ use std::hash::{Hash, Hasher};
 use tiercache_actors::refresher::sources::strava;
 
 /// Key (as in the file, caches as `caches[NAME].KEY`) → comparable value.
-pub type Flat = BTreeMap<String, String>;
+pub(crate) type Flat = BTreeMap<String, String>;
 
 fn put(map: &mut Flat, key: impl Into<String>, value: impl Debug) {
     map.insert(key.into(), format!("{value:?}"));
@@ -35,7 +35,7 @@ fn fingerprint(s: &str) -> String {
 }
 
 /// Flattens `s`.
-pub fn flatten(s: &Settings) -> Flat {
+pub(crate) fn flatten(s: &Settings) -> Flat {
     let Settings {
         project,
         data_dir,
@@ -61,21 +61,11 @@ pub fn flatten(s: &Settings) -> Flat {
     let MemorySettings { ttl } = memory;
     put(&mut m, "memory.ttl", ttl);
     postgres_keys(&mut m, postgres);
-    let RetrySettings { enabled, backoff: BackoffPolicy { initial_interval, max_interval, multiplier }, max_attempts } =
-        retry;
-    put(&mut m, "retry.enabled", enabled);
-    put(&mut m, "retry.initial_interval", initial_interval);
-    put(&mut m, "retry.max_interval", max_interval);
-    put(&mut m, "retry.multiplier", multiplier);
-    put(&mut m, "retry.max_attempts", max_attempts);
+    m.extend(crate::config::retry::flat(retry).map(|(key, value)| (key.to_owned(), value)));
     let ShutdownSettings { graceful, timeout } = shutdown;
     put(&mut m, "shutdown.graceful", graceful);
     put(&mut m, "shutdown.timeout", timeout);
-    let RefreshSettings { emergency, fetch_timeout, max_stale, jitter } = refresh;
-    put(&mut m, "refresh.emergency", emergency);
-    put(&mut m, "refresh.fetch_timeout", fetch_timeout);
-    put(&mut m, "refresh.max_stale", max_stale);
-    put(&mut m, "refresh.jitter", jitter);
+    m.extend(crate::config::refresh::flat(refresh).map(|(key, value)| (key.to_owned(), value)));
     let RestartPolicy { max_restarts, window } = supervisor;
     put(&mut m, "supervisor.max_restarts", max_restarts);
     put(&mut m, "supervisor.restart_window", window);

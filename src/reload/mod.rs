@@ -3,8 +3,8 @@
 //! Nothing is silently ignored: every changed key is named in a log line.
 
 mod apply;
-pub mod flatten;
-pub mod table;
+pub(crate) mod flatten;
+pub(crate) mod table;
 
 #[cfg(test)]
 mod tests;
@@ -12,14 +12,14 @@ mod tests;
 #[cfg(test)]
 mod reference_tests;
 
-pub use apply::{reload, Targets};
+pub(crate) use apply::{reload, Targets};
 
 use crate::config::Settings;
 use table::Reload;
 
 /// The keys that differ, sorted into applied and needing a restart.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Changes {
+pub(crate) struct Changes {
     /// Changed keys applied by this reload (`caches[NAME].KEY` for a cache's keys).
     pub applied: Vec<String>,
     /// Changed keys that take effect at the next restart.
@@ -27,7 +27,7 @@ pub struct Changes {
 }
 
 /// The table's spelling of a flattened key: `caches[strava].source.url` → `caches.source.url`.
-pub fn table_key(key: &str) -> String {
+pub(crate) fn table_key(key: &str) -> String {
     match key.strip_prefix("caches[").and_then(|rest| rest.split_once("].")) {
         Some((_, field)) => format!("caches.{field}"),
         None => key.to_owned(),
@@ -35,7 +35,7 @@ pub fn table_key(key: &str) -> String {
 }
 
 /// Compares `old` with `new` key by key.
-pub fn diff(old: &Settings, new: &Settings) -> Changes {
+pub(crate) fn diff(old: &Settings, new: &Settings) -> Changes {
     let (before, after) = (flatten::flatten(old), flatten::flatten(new));
     let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
     keys.sort();
@@ -66,7 +66,7 @@ fn is_set(value: Option<&String>) -> bool {
 }
 
 /// One line for what is applied, one (a warning) for what needs a restart.
-pub fn log(changes: &Changes) {
+pub(crate) fn log(changes: &Changes) {
     if !changes.applied.is_empty() {
         tracing::info!(keys = %crate::telemetry::list(&changes.applied), "configuration change applied");
     }

@@ -7,7 +7,7 @@
 
 /// What a reload does with a changed key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reload {
+pub(crate) enum Reload {
     /// Takes effect at once; the text says where.
     Applied(&'static str),
     /// Takes effect at the next restart (logged by name).
@@ -18,15 +18,15 @@ pub enum Reload {
 
 use Reload::{Applied, AppliedUnlessToggled, Restart};
 
-const API_POLICY: &str = "the API (per request)";
+pub(crate) const API_POLICY: &str = "the API (per request)";
 const SECURITY: &str = "the API's security policy";
 const POOL: &str = "the Postgres pool (new connections; requests in flight finish on the old pool)";
-const RETRY: &str = "the retry queue (pending saves restart their backoff)";
 const REFRESHER: &str = "the refresher";
 const SOURCES: &str = "the refresher (a new source client; secret files are read again)";
 
-/// Every key of the configuration and how a reload treats it.
-pub const TABLE: &[(&str, Reload)] = &[
+/// The keys of the sections that do not keep their own list (`[retry]` and `[refresh]`
+/// do, in their files under `config/`).
+const KEYS: &[(&str, Reload)] = &[
     ("project", Restart),
     ("data_dir", Restart),
     ("log.format", Restart),
@@ -54,17 +54,8 @@ pub const TABLE: &[(&str, Reload)] = &[
     ("postgres.statement_timeout", Applied(POOL)),
     ("postgres.heads_poll_interval", Restart),
     ("postgres.single_instance", Restart),
-    ("retry.enabled", Applied(RETRY)),
-    ("retry.initial_interval", Applied(RETRY)),
-    ("retry.max_interval", Applied(RETRY)),
-    ("retry.multiplier", Applied(RETRY)),
-    ("retry.max_attempts", Applied(RETRY)),
     ("shutdown.graceful", Applied("the next shutdown")),
     ("shutdown.timeout", Applied("the next shutdown")),
-    ("refresh.emergency", Applied("reads of a cache no tier holds")),
-    ("refresh.fetch_timeout", Applied("the refresher (fetches started from now on)")),
-    ("refresh.max_stale", Applied(API_POLICY)),
-    ("refresh.jitter", Applied("the refresher (due times drawn again)")),
     ("supervisor.max_restarts", Restart),
     ("supervisor.restart_window", Restart),
     ("webhooks.strava_verify_token", Applied(API_POLICY)),
@@ -101,6 +92,11 @@ pub const TABLE: &[(&str, Reload)] = &[
 
 /// How a reload treats `key` (in the table's spelling); `None` for a key the table
 /// lacks, which callers treat as needing a restart.
-pub fn rule(key: &str) -> Option<Reload> {
-    TABLE.iter().find(|(k, _)| *k == key).map(|(_, r)| *r)
+pub(crate) fn rule(key: &str) -> Option<Reload> {
+    table().find(|(k, _)| *k == key).map(|(_, r)| r)
+}
+
+/// Every key of the configuration and how a reload treats it.
+pub(crate) fn table() -> impl Iterator<Item = (&'static str, Reload)> {
+    KEYS.iter().chain(crate::config::retry::RELOAD).chain(crate::config::refresh::RELOAD).copied()
 }

@@ -14,15 +14,15 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// Fields whose value is the JSON text of a list.
-pub const LIST_FIELDS: &[&str] = &["keys"];
+pub(super) const LIST_FIELDS: &[&str] = &["keys"];
 
 /// The value to log for a list field: `keys = %telemetry::list(&keys)`.
-pub fn list<T: serde::Serialize>(items: &[T]) -> String {
+pub(crate) fn list<T: serde::Serialize>(items: &[T]) -> String {
     serde_json::to_string(items).unwrap_or_default()
 }
 
 /// Wraps an event formatter that writes one JSON object per line.
-pub struct ListFields<F>(pub F);
+pub(super) struct ListFields<F>(pub F);
 
 impl<S, N, F> FormatEvent<S, N> for ListFields<F>
 where

@@ -24,14 +24,14 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 
 /// The layer; clones share the counter and the sampler.
 #[derive(Clone, Default)]
-pub struct RejectedRequests {
+pub(crate) struct RejectedRequests {
     counter: Arc<OnceLock<Family<ReasonLabel, Counter>>>,
     sampler: Arc<Sampler>,
 }
 
 impl RejectedRequests {
     /// Counts into `family` from now on (the log is set up before the metrics exist).
-    pub fn count_into(&self, family: Family<ReasonLabel, Counter>) {
+    pub(crate) fn count_into(&self, family: Family<ReasonLabel, Counter>) {
         let _ = self.counter.set(family);
     }
 }

@@ -121,14 +121,17 @@ fn spawn_follow(peers: ListenerPeers, hints: Arc<Notify>, poll_every: Option<Dur
     });
 }
 
+/// Waits between attempts to reconnect the LISTEN session. Not a configuration key.
+const RECONNECT_BACKOFF: BackoffPolicy = BackoffPolicy {
+    initial_interval: Duration::from_millis(200),
+    max_interval: Duration::from_secs(30),
+    multiplier: 2.0,
+};
+
 /// The LISTEN session, reconnected with backoff for as long as the daemon runs.
 fn spawn_listen(hints: Arc<Notify>, config: FollowConfig, reporter: FailureReporter, metrics: Arc<Metrics>) {
     spawn_guarded(ActorId::Listener, reporter.clone(), async move {
-        let policy = BackoffPolicy {
-            initial_interval: Duration::from_millis(200),
-            max_interval: Duration::from_secs(30),
-            multiplier: 2.0,
-        };
+        let policy = RECONNECT_BACKOFF;
         let mut backoff = Backoff::new(&policy);
         // One WARN per outage and kind of failure (lost, then cannot reconnect, each
         // with its cause): retries that fail the same way are logged at debug.

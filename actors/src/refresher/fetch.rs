@@ -68,6 +68,45 @@ fn refused(refusal: Refusal) -> FetchFailure {
     FetchFailure::Failed(refusal.worded(Refused::Fetched))
 }
 
+/// Who waits for a fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Asked {
+    /// The schedule: nobody waits, and another instance's lock means not ours to make.
+    Scheduled,
+    /// Someone waits (POST, SIGUSR1, an emergency read): the leader's result may arrive
+    /// instead, and Postgres is asked only briefly.
+    OnDemand,
+}
+
+/// What a fetch does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scope {
+    /// A whole fetch of the source (pushed changes ride along).
+    Everything,
+    /// A webhook's own fetch: only the pushed work is done.
+    PushedOnly,
+}
+
+/// Whether this instance refreshes although another one holds the cache's refresh lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Takeover {
+    /// No: the lock is respected.
+    No,
+    /// The leader has been silent: refresh whatever the lock says.
+    Continues,
+    /// ... and this fetch is the first to find that out (it logs it).
+    Starts,
+}
+
+/// What a fetch builds on, and so reads before it calls the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Base {
+    /// The held document (a rich fetch, or a source that merges into it).
+    HeldDocument,
+    /// Only the held version, for the save's precondition.
+    HeldVersion,
+}
+
 /// Everything one fetch needs, taken from the cache's state when it starts.
 pub(super) struct FetchJob {
     pub cache: CacheName,
@@ -79,19 +118,14 @@ pub(super) struct FetchJob {
     pub timeout: Duration,
     pub rich: bool,
     pub full: bool,
-    pub on_demand: bool,
-    /// A webhook's own fetch: only the pushed work is done.
-    pub push_only: bool,
+    pub asked: Asked,
+    pub scope: Scope,
     pub pushed: Pushed,
-    /// The leader has been silent: refresh whatever the lock says.
-    pub take_over: bool,
-    /// ... and this fetch is the first to find that out (it logs it).
-    pub newly_taking_over: bool,
+    pub takeover: Takeover,
     /// `last_fetch` when the fetch started (a peer's result must be newer).
     pub known_fetch: Option<DateTime<Utc>>,
     pub previous_rich: Option<DateTime<Utc>>,
-    /// The source needs the document held (a rich fetch always does).
-    pub builds_on_previous: bool,
+    pub base: Base,
 }
 
 impl FetchJob {
@@ -102,7 +136,7 @@ impl FetchJob {
         }
         // The base: the version this fetch builds on. Its result is saved only while that
         // version is still current (see `save`).
-        let (held, base) = if self.builds_on_previous {
+        let (held, base) = if self.base == Base::HeldDocument {
             let held = self.saver.files().read(self.cache.clone()).await.ok().and_then(|l| l.doc);
             let base = Precondition::based_on(held.as_deref());
             (held, base)
@@ -114,7 +148,7 @@ impl FetchJob {
         let fetched = self.call_upstream(held.clone()).await?;
         // A webhook's fetch that changed nothing: the held document stays as it is, its
         // last_fetch included (pushed work never moves the schedule).
-        if let (true, true, Some(held)) = (fetched.not_modified, self.push_only, held.clone()) {
+        if let (true, true, Some(held)) = (fetched.not_modified, self.scope == Scope::PushedOnly, held.clone()) {
             return Ok((held, Refreshed::Unchanged));
         }
         if fetched.not_modified {
@@ -142,17 +176,17 @@ impl FetchJob {
     /// arrived instead, `Err(NotLeader)` when a scheduled fetch is another's to make.
     async fn lead(&self) -> Result<Option<Arc<Document>>, FetchFailure> {
         // The event arrived here: no other instance is going to apply it.
-        let Some(store) = self.leader.as_ref().filter(|_| !self.push_only) else { return Ok(None) };
+        let Some(store) = self.leader.as_ref().filter(|_| self.scope == Scope::Everything) else { return Ok(None) };
         // Someone waits for an on-demand refresh: an unreachable Postgres must not hold
         // it up for a whole connect timeout.
-        let ask = if self.on_demand { LEAD_QUESTION_ON_DEMAND } else { self.timeout };
+        let ask = if self.asked == Asked::OnDemand { LEAD_QUESTION_ON_DEMAND } else { self.timeout };
         let lead = tokio::time::timeout(ask, store.try_lead(self.cache.clone()))
             .await
             .unwrap_or_else(|_| Err(StoreError::Unavailable("no answer in time".into())));
         match lead {
             Ok(true) => Ok(None),
-            Ok(false) if self.take_over => {
-                if self.newly_taking_over {
+            Ok(false) if self.takeover != Takeover::No => {
+                if self.takeover == Takeover::Starts {
                     tracing::warn!(
                         cache = %self.cache, alert = true, periods = LEADER_SILENCE_PERIODS,
                         "another session holds this cache's refresh lock but no fresh result has \
@@ -164,7 +198,7 @@ impl FetchJob {
             // On demand (POST, SIGUSR1, an emergency read), several instances are often
             // asked at once: the leader's result arrives through LISTEN/NOTIFY; fetch
             // here only if it does not come.
-            Ok(false) if self.on_demand => {
+            Ok(false) if self.asked == Asked::OnDemand => {
                 let grace = PEER_GRACE.min(self.timeout);
                 let found = peer_result(&self.saver, &self.cache, self.known_fetch, grace).await;
                 if let Some(doc) = &found {
@@ -197,7 +231,8 @@ impl FetchJob {
 
     /// The source's call, within the fetch timeout; the rate budget it saw is published.
     async fn call_upstream(&self, previous: Option<Arc<Document>>) -> Result<Fetched, FetchFailure> {
-        let (rich, full, push_only, timeout) = (self.rich, self.full, self.push_only, self.timeout);
+        let (rich, full, timeout) = (self.rich, self.full, self.timeout);
+        let push_only = self.scope == Scope::PushedOnly;
         let request = FetchRequest { rich, full, pushed: self.pushed.clone(), push_only, previous, timeout };
         fail::fail_point!("refresher::fetch_async");
         let fetched = match tokio::time::timeout(timeout, self.source.fetch(request)).await {
@@ -238,7 +273,7 @@ impl FetchJob {
             // Otherwise the upstream's answer as of the fetch's start, or, for a merge, as of
             // the newer of that and the document it merges into (which it contains).
             let last_fetch = match held.as_ref().and_then(|h| h.last_fetch) {
-                Some(last) if self.push_only => Some(last),
+                Some(last) if self.scope == Scope::PushedOnly => Some(last),
                 Some(last) if fetched.rebase.is_some() => Some(last.max(started)),
                 _ => Some(started),
             };

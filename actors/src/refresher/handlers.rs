@@ -1,7 +1,7 @@
 //! Handlers, the tick that starts due fetches, and what a fetch's end does to the
 //! cache's schedule (the fetch itself is `fetch.rs`'s).
 
-use super::fetch::{leader_silent, FetchJob, FetchResult};
+use super::fetch::{leader_silent, Asked, Base, FetchJob, FetchResult, Scope, Takeover};
 use super::messages::{Begin, FetchFailure, Observed, Quiesce, Reason, Reconfigure, RefreshAll, RefreshNow, Refreshed};
 use super::schedule::{due_at, Due};
 use super::sources::pushed::Pushed;
@@ -137,14 +137,17 @@ impl Refresher {
             timeout: self.policy.fetch_timeout,
             rich,
             full,
-            on_demand: due.is_none(),
-            push_only: reason == Reason::Webhook,
+            asked: if due.is_none() { Asked::OnDemand } else { Asked::Scheduled },
+            scope: if reason == Reason::Webhook { Scope::PushedOnly } else { Scope::Everything },
             pushed: pushed.clone(),
-            take_over: state.taking_over,
-            newly_taking_over,
+            takeover: match (state.taking_over, newly_taking_over) {
+                (_, true) => Takeover::Starts,
+                (true, false) => Takeover::Continues,
+                (false, false) => Takeover::No,
+            },
             known_fetch: state.last_fetch,
             previous_rich: state.last_rich_fetch,
-            builds_on_previous: rich || source.builds_on_previous(),
+            base: if rich || source.builds_on_previous() { Base::HeldDocument } else { Base::HeldVersion },
             source: source.clone(),
         };
         let calls_before = source.upstream_calls();

@@ -96,6 +96,11 @@ pub struct RefreshCache {
     pub spec: sources::SourceConfig,
 }
 
+/// Waits after failed fetches: 1 s, doubling, at most 5 minutes (or the schedule, if
+/// shorter). Not a configuration key.
+pub const FAILED_FETCH_BACKOFF: BackoffPolicy =
+    BackoffPolicy { initial_interval: Duration::from_secs(1), max_interval: Duration::from_secs(300), multiplier: 2.0 };
+
 /// `[refresh]` settings.
 #[derive(Debug, Clone)]
 pub struct RefreshPolicy {

@@ -1,8 +1,8 @@
 //! Handlers, the tick that starts attempts, and what an attempt's result does.
 
-use super::backoff::Backoff;
 use super::messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, PendingCaches, Reconcile, Retune};
 use super::{settle_rule, Ended, Op, Peers, RetryQueue, Settlement, ACTOR};
+use crate::cache_rules::retention_days_of;
 use crate::domain::{CacheName, Document};
 use crate::files::{FileTierError, OnDisk};
 use crate::metrics::{CacheLabel, ResultLabel};
@@ -138,7 +138,7 @@ impl RetryQueue {
         }
         for (name, op) in due {
             self.in_flight.insert(name.clone());
-            let retention = self.config.retention_days.get(&name).copied().unwrap_or(30);
+            let retention = retention_days_of(&self.config.retention_days, &name);
             let known = self.synced.get(&name).copied();
             let fut =
                 guard_async(ACTOR, reporter.clone(), attempt(self.peers.clone(), name.clone(), op, retention, known));
@@ -194,7 +194,7 @@ impl RetryQueue {
     /// The entry's operation and rejections, and what [`settle_rule`] makes of `ended`.
     fn settlement(&self, name: &CacheName, op: Op, ended: Ended) -> Settlement {
         let pending = self.pending.get(name).map(|p| (p.op, p.rejections));
-        settle_rule(pending, op, ended, self.config.enabled, self.config.max_attempts)
+        settle_rule(pending, op, ended, self.config.policy.enabled, self.config.policy.max_attempts)
     }
 
     /// Applies the parts of a settlement that concern a finished attempt.
@@ -224,7 +224,7 @@ impl RetryQueue {
             _ => None,
         };
         let reached = matches!(result, Attempt::Synced { .. } | Attempt::Deleted);
-        if self.config.enabled && matches!(&result, Attempt::Failed(e) if e.is_transient()) {
+        if self.config.policy.enabled && matches!(&result, Attempt::Failed(e) if e.is_transient()) {
             self.recovering.get_or_insert(0);
         }
         let count = |queue: &Self, result: &'static str| {
@@ -419,23 +419,22 @@ impl Handler<Retune> for RetryQueue {
     type Result = ();
 
     fn handle(&mut self, msg: Retune, _ctx: &mut Context<Self>) {
-        if msg.backoff != self.config.backoff {
+        let policy = msg.policy;
+        if !policy.same_waits(&self.config.policy) {
             for p in self.pending.values_mut() {
-                p.backoff = Backoff::new(&msg.backoff);
+                p.backoff = policy.schedule();
             }
         }
-        self.config.backoff = msg.backoff;
-        self.config.max_attempts = msg.max_attempts;
-        self.config.enabled = msg.enabled;
+        self.config.policy = policy;
         self.config.retention_days = msg.retention_days;
         self.publish();
         tracing::info!(
             actor = ACTOR,
-            enabled = msg.enabled,
-            max_attempts = msg.max_attempts,
-            initial_interval_ms = msg.backoff.initial_interval.as_millis() as u64,
-            max_interval_ms = msg.backoff.max_interval.as_millis() as u64,
-            multiplier = msg.backoff.multiplier,
+            enabled = policy.enabled,
+            max_attempts = policy.max_attempts,
+            initial_interval_ms = policy.backoff.initial_interval.as_millis() as u64,
+            max_interval_ms = policy.backoff.max_interval.as_millis() as u64,
+            multiplier = policy.backoff.multiplier,
             "retry queue settings reloaded"
         );
     }
@@ -447,7 +446,7 @@ mod tests {
     use crate::files::{FileHandle, FileTier};
     use crate::memory::{MemoryHandle, MemoryTier};
     use crate::metrics::Metrics;
-    use crate::retry_queue::{BackoffPolicy, RetryConfig};
+    use crate::retry_queue::{BackoffPolicy, RetryConfig, RetryPolicy};
     use crate::store::{Store, StoreHandle};
     use crate::supervisor::FailureReporter;
     use actix::{Actor, AsyncContext};
@@ -470,13 +469,15 @@ mod tests {
         };
         let config = RetryConfig {
             data_dir: dir.path().to_path_buf(),
-            backoff: BackoffPolicy {
-                initial_interval: Duration::from_secs(1),
-                max_interval: Duration::from_secs(5),
-                multiplier: 2.0,
+            policy: RetryPolicy {
+                enabled: true,
+                backoff: BackoffPolicy {
+                    initial_interval: Duration::from_secs(1),
+                    max_interval: Duration::from_secs(5),
+                    multiplier: 2.0,
+                },
+                max_attempts: 3,
             },
-            max_attempts: 3,
-            enabled: true,
             retention_days: Default::default(),
         };
         let metrics = Arc::new(Metrics::new());

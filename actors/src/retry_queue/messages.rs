@@ -1,6 +1,6 @@
 //! Messages the retry queue accepts.
 
-use super::BackoffPolicy;
+use super::RetryPolicy;
 use crate::domain::CacheName;
 use actix::Message;
 use std::collections::{BTreeSet, HashMap};
@@ -55,12 +55,8 @@ pub struct PendingCaches;
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct Retune {
-    /// `[retry]` intervals.
-    pub backoff: BackoffPolicy,
-    /// `retry.max_attempts`.
-    pub max_attempts: u32,
-    /// `retry.enabled`.
-    pub enabled: bool,
+    /// `[retry]`.
+    pub policy: RetryPolicy,
     /// `retention_days` per configured cache.
     pub retention_days: HashMap<CacheName, u32>,
 }

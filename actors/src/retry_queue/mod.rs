@@ -21,11 +21,13 @@ mod handle;
 mod handlers;
 mod messages;
 mod outage;
+mod policy;
 
 pub use self::backoff::BackoffPolicy;
 pub use handle::RetryQueueHandle;
 pub use messages::{Drain, EnqueueDelete, EnqueueWrite, MarkSynced, PendingCaches, Reconcile, Retune};
 pub use outage::OutageView;
+pub use policy::RetryPolicy;
 
 use self::backoff::Backoff;
 use crate::domain::CacheName;
@@ -82,8 +84,8 @@ pub fn merge(pending: Op, new: Op) -> Op {
 
 impl Pending {
     /// A cache newly out of sync at `at`, due at `now`.
-    fn new(op: Op, backoff: &BackoffPolicy, now: Instant, at: DateTime<Utc>) -> Self {
-        Self { op, since: at, newer_since: None, rejections: 0, next_at: now, backoff: Backoff::new(backoff) }
+    fn new(op: Op, policy: &RetryPolicy, now: Instant, at: DateTime<Utc>) -> Self {
+        Self { op, since: at, newer_since: None, rejections: 0, next_at: now, backoff: policy.schedule() }
     }
 
     /// Another save or delete of this cache arrived at `at`: the operation is
@@ -227,12 +229,8 @@ impl QueueView {
 pub struct RetryConfig {
     /// `data_dir`, for `queue/synced.json` and `dead-letter/`.
     pub data_dir: PathBuf,
-    /// `[retry]` intervals.
-    pub backoff: BackoffPolicy,
-    /// `retry.max_attempts` for saves Postgres rejects for good.
-    pub max_attempts: u32,
-    /// `retry.enabled` (`BACKGROUND_RETRY`): false tries once and leaves failures on disk.
-    pub enabled: bool,
+    /// `[retry]`.
+    pub policy: RetryPolicy,
     /// `retention_days` per configured cache, stored in each row.
     pub retention_days: HashMap<CacheName, u32>,
 }
@@ -282,7 +280,7 @@ impl RetryQueue {
         metrics: Arc<Metrics>,
     ) -> (Self, QueueView) {
         let published =
-            Arc::new(ArcSwap::from_pointee(QueueSnapshot { enabled: config.enabled, ..Default::default() }));
+            Arc::new(ArcSwap::from_pointee(QueueSnapshot { enabled: config.policy.enabled, ..Default::default() }));
         let view = QueueView(published.clone());
         let queue = Self {
             config,
@@ -345,7 +343,7 @@ impl RetryQueue {
         match self.pending.get_mut(&name) {
             Some(p) => p.widen(op, in_flight, now, at),
             None => {
-                self.pending.insert(name, Pending::new(op, &self.config.backoff, now, at));
+                self.pending.insert(name, Pending::new(op, &self.config.policy, now, at));
             }
         }
         self.publish();
@@ -354,7 +352,7 @@ impl RetryQueue {
     fn publish(&self) {
         let snapshot = QueueSnapshot {
             pending: self.pending.iter().map(|(k, p)| (k.clone(), p.since)).collect(),
-            enabled: self.config.enabled,
+            enabled: self.config.policy.enabled,
             blocked: self.blocked.clone(),
             synced: self.synced.clone(),
             outage: self.outage.view().cloned(),
@@ -401,12 +399,13 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn policy() -> BackoffPolicy {
-        BackoffPolicy {
+    fn policy() -> RetryPolicy {
+        let backoff = BackoffPolicy {
             initial_interval: Duration::from_secs(1),
             max_interval: Duration::from_secs(60),
             multiplier: 2.0,
-        }
+        };
+        RetryPolicy { backoff, ..RetryPolicy::default() }
     }
 
     fn entry(op: Op) -> Pending {

@@ -187,9 +187,7 @@ fn start_queue(
     let pg = cx.config.postgres.as_ref()?;
     let config = RetryConfig {
         data_dir: cx.config.data_dir.clone(),
-        backoff: pg.backoff,
-        max_attempts: pg.max_attempts,
-        enabled: pg.retry_enabled,
+        policy: pg.retry,
         retention_days: cx.config.retention_days.clone(),
     };
     let peers = Peers { files: files.clone(), memory: memory.clone(), store: store.clone() };

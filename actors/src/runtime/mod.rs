@@ -169,7 +169,7 @@ impl Runtime {
         let limit = Self::sync_limit(pg);
         sync::refuse_transaction_pooler(&pg.connect, limit).await?;
         let outcome = sync::timed_sync(&peers, limit).await;
-        sync::report_and_resync(&outcome, peers, &pg.backoff, &self.reporter);
+        sync::report_and_resync(&outcome, peers, &pg.retry.backoff, &self.reporter);
         Ok(Startup { caches_on_disk, sync: outcome })
     }
 

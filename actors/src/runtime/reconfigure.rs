@@ -29,12 +29,7 @@ pub(super) fn apply(
         if_match.retune(config.retention_days.clone());
     }
     if let Some(queue) = &actors.queue {
-        queue.retune(Retune {
-            backoff: pg.backoff,
-            max_attempts: pg.max_attempts,
-            enabled: pg.retry_enabled,
-            retention_days: config.retention_days.clone(),
-        });
+        queue.retune(Retune { policy: pg.retry, retention_days: config.retention_days.clone() });
     }
     if let Some(store) = &actors.store {
         let (store, connect) = (store.clone(), pg.connect.clone());

@@ -55,15 +55,54 @@ pub enum SourceConfig {
     },
 }
 
+/// A source's `kind`: the one list of kinds. Every match over it is exhaustive, so a new
+/// kind does not compile until the config layer checks, prints and compares its keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// [`SourceConfig::Strava`].
+    Strava,
+    /// [`SourceConfig::Justgiving`].
+    Justgiving,
+    /// [`SourceConfig::Http`].
+    Http,
+    /// [`SourceConfig::Command`].
+    Command,
+}
+
+impl SourceKind {
+    /// Every kind, in the order error messages list them.
+    pub const ALL: [SourceKind; 4] = [Self::Strava, Self::Justgiving, Self::Http, Self::Command];
+
+    /// The name `kind = "…"` gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Strava => "strava",
+            Self::Justgiving => "justgiving",
+            Self::Http => "http",
+            Self::Command => "command",
+        }
+    }
+
+    /// The kind named `name`, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
 impl SourceConfig {
+    /// Which kind of source this is.
+    pub fn source_kind(&self) -> SourceKind {
+        match self {
+            Self::Strava { .. } => SourceKind::Strava,
+            Self::Justgiving { .. } => SourceKind::Justgiving,
+            Self::Http { .. } => SourceKind::Http,
+            Self::Command { .. } => SourceKind::Command,
+        }
+    }
+
     /// `strava`, `justgiving`, `http` or `command`.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Strava { .. } => "strava",
-            Self::Justgiving { .. } => "justgiving",
-            Self::Http { .. } => "http",
-            Self::Command { .. } => "command",
-        }
+        self.source_kind().as_str()
     }
 }
 

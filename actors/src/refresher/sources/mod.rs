@@ -20,7 +20,7 @@ pub mod strava;
 mod test_server;
 
 pub use clock::{Clock, SystemClock, TestClock};
-pub use config::{build, build_with_clock, SourceConfig};
+pub use config::{build, build_with_clock, SourceConfig, SourceKind};
 
 use crate::domain::Document;
 use chrono::{DateTime, Utc};
