@@ -1,6 +1,6 @@
 //! One handler per message, each inside the supervisor's panic guard.
 
-use super::messages::{Evict, Follow, Get, Load, LoadDone, LoadOutcome, Store};
+use super::messages::{Follow, Get, Load, LoadDone, LoadOutcome};
 use super::{Entry, LoadError, MemoryTier, Tier, ACTOR};
 use crate::supervisor::{guard, guard_async, spawn_guarded, ActorId, ActorPanicked};
 use actix::{ActorContext, AsyncContext, Context, Handler, ResponseFuture};
@@ -76,29 +76,11 @@ impl Handler<LoadDone> for MemoryTier {
     }
 }
 
-impl Handler<Store> for MemoryTier {
-    type Result = Result<Arc<Entry>, ActorPanicked>;
-
-    fn handle(&mut self, msg: Store, ctx: &mut Context<Self>) -> Self::Result {
-        let reporter = self.reporter.clone();
-        guard(ACTOR, &reporter, ctx, || self.store(msg.doc))
-    }
-}
-
 impl Handler<Follow> for MemoryTier {
     type Result = Result<bool, ActorPanicked>;
 
     fn handle(&mut self, msg: Follow, ctx: &mut Context<Self>) -> Self::Result {
         let reporter = self.reporter.clone();
         guard(ACTOR, &reporter, ctx, || self.follow(msg.doc))
-    }
-}
-
-impl Handler<Evict> for MemoryTier {
-    type Result = Result<(), ActorPanicked>;
-
-    fn handle(&mut self, msg: Evict, ctx: &mut Context<Self>) -> Self::Result {
-        let reporter = self.reporter.clone();
-        guard(ACTOR, &reporter, ctx, || self.evict(&msg.name))
     }
 }

@@ -44,14 +44,6 @@ pub(super) struct LoadDone {
     pub result: Result<Loaded, ActorPanicked>,
 }
 
-/// Put a just-saved (or just-loaded) document in memory.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<Arc<Entry>, ActorPanicked>")]
-pub struct Store {
-    /// The document.
-    pub doc: Arc<Document>,
-}
-
 /// Take a version adopted from elsewhere if memory holds (or is loading) its cache
 /// (see [`super::MemoryTier::follow`]); answers whether it did.
 #[derive(Debug, Clone, Message)]
@@ -59,12 +51,4 @@ pub struct Store {
 pub struct Follow {
     /// The adopted document.
     pub doc: Arc<Document>,
-}
-
-/// Drop `name` from memory.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<(), ActorPanicked>")]
-pub struct Evict {
-    /// The cache.
-    pub name: CacheName,
 }

@@ -16,7 +16,7 @@ mod messages;
 
 pub use handle::MemoryHandle;
 pub use loader::{LoadError, Loader};
-pub use messages::{Evict, Follow, Get, Load, LoadOutcome, Store};
+pub use messages::{Follow, Get, Load, LoadOutcome};
 
 use crate::domain::{CacheName, Document};
 use crate::metrics::Metrics;
