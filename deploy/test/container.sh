@@ -29,7 +29,15 @@ logs_have() { podman logs "$1" 2>&1 | grep -q "$2"; }
 container_checks() {
   say "container: $image"
   container_secrets
-  local port=$((pgport + 1))
+  # Below the kernel's ephemeral range: the port next to Postgres's was taken by a client
+  # connection's source port on a busy machine.
+  local port
+  port=$(python3 -c 'import random, socket
+for _ in range(200):
+    p = random.randrange(20000, 32000); s = socket.socket()
+    try: s.bind(("127.0.0.1", p)); print(p); break
+    except OSError: pass
+    finally: s.close()')
   run_container $name-c1 $port
   if until_ok 60 ready_on $port; then ok "container ready (GET /readyz through -p)"; else
     fail "container not ready in 60 s: $(podman logs $name-c1 2>&1 | tail -5)"
