@@ -7,7 +7,7 @@ use crate::helpers::*;
 use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
-use tiercache_testkit::Daemon;
+use tiercache_testkit::{Daemon, PgCluster};
 
 /// Waits until `d` logged that it adopted `version` from another instance.
 fn adopted(d: &Daemon, version: u64) {
@@ -17,6 +17,20 @@ fn adopted(d: &Daemon, version: u64) {
             .any(|l| l.contains("replaced by a newer version") && l.contains(&format!("\"version\":{version}")))
             .then_some(())
     });
+}
+
+/// Waits until every daemon serves `want`, then checks that Postgres holds it above
+/// version `above` (the other instance's row it was written over).
+fn served_everywhere(pg: &PgCluster, daemons: &[&Daemon], want: &serde_json::Value, above: u64) {
+    for d in daemons {
+        wait_for("the save acknowledged last served everywhere", Duration::from_secs(20), || {
+            let (version, _, body) = get_ok(d, "c");
+            seen((version, body.clone()), &body == want)
+        });
+    }
+    let row = row(pg, "c").expect("a row");
+    assert_eq!(&row.data, want, "Postgres holds the last acknowledged save");
+    assert!(row.version > above, "written above the other instance's row: {}", row.version);
 }
 
 #[test]
@@ -83,15 +97,7 @@ fn a_save_on_its_way_into_the_queue_is_not_replaced_by_an_older_row() {
     let want = json!({"a": "saved after B's"});
     let (local, _) = put_ok(&a, "c", &want);
     assert_eq!(local, 2, "saved above the version A held");
-    for d in [&a, &b] {
-        wait_for("the save acknowledged last served everywhere", Duration::from_secs(20), || {
-            let (version, _, body) = get_ok(d, "c");
-            seen((version, body.clone()), body == want)
-        });
-    }
-    let row = row(&pg, "c").expect("a row");
-    assert_eq!(row.data, want, "Postgres holds the last acknowledged save");
-    assert!(row.version > v3, "written above B's row: {}", row.version);
+    served_everywhere(&pg, &[&a, &b], &want, v3);
 }
 
 /// The startup sync adopts a newer row only over the file it compared: a save the API
@@ -127,13 +133,5 @@ fn a_save_acknowledged_during_the_startup_sync_is_not_replaced_by_the_row() {
     a.wait_for_message("ready");
     assert_eq!(get_ok(&a, "c").2, want, "the startup sync replaced an acknowledged save");
     pg.start_again();
-    for d in [&a, &b] {
-        wait_for("the save acknowledged last served everywhere", Duration::from_secs(20), || {
-            let (version, _, body) = get_ok(d, "c");
-            seen((version, body.clone()), body == want)
-        });
-    }
-    let row = row(&pg, "c").expect("a row");
-    assert_eq!(row.data, want, "Postgres holds the last acknowledged save");
-    assert!(row.version > v3, "written above B's row: {}", row.version);
+    served_everywhere(&pg, &[&a, &b], &want, v3);
 }
