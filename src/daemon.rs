@@ -121,6 +121,7 @@ impl Api {
         let liveness = Arc::new(Liveness::new(notifier.health_period()));
         let state = web::Data::new(AppState {
             tiers: runtime.tiers().clone(),
+            saver: runtime.saver().clone(),
             mailboxes: runtime.mailboxes(),
             policy: ArcSwap::from_pointee(api::policy_from(settings)),
             security: ArcSwap::from_pointee(edges.security),
@@ -132,7 +133,7 @@ impl Api {
             )),
             metrics,
             liveness: liveness.clone(),
-            webhooks: api::webhook_intake::WebhookIntake::new(&settings.data_dir),
+            webhooks: api::webhook_intake::WebhookIntake::new(&settings.data_dir, runtime.postgres_store()),
         });
         let server = api::bind(settings, state.clone())?;
         let handle = server.handle();

@@ -154,7 +154,7 @@ impl Notifier {
         answer_within: Duration,
         was_healthy: bool,
     ) -> Option<String> {
-        let verdict = health::probe(tiers.files().list(), mailboxes, answer_within).await;
+        let verdict = health::probe(tiers.on_disk(), mailboxes, answer_within).await;
         liveness.record(&verdict);
         let problem = verdict.err().map(|why| why.to_string());
         if problem.is_none() && self.watchdog.is_some() {
@@ -176,8 +176,8 @@ impl Notifier {
 /// The one-line status: `ready: 2 caches, queue 0` (the queue only with Postgres).
 pub(crate) fn summary(tiers: &Tiers, caches: usize) -> String {
     let plural = if caches == 1 { "" } else { "s" };
-    match tiers.queue() {
-        Some(queue) => format!("ready: {caches} cache{plural}, queue {}", queue.pending_count()),
+    match tiers.pending_saves() {
+        Some(pending) => format!("ready: {caches} cache{plural}, queue {pending}"),
         None => format!("ready: {caches} cache{plural}, postgres off"),
     }
 }

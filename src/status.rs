@@ -34,7 +34,7 @@ impl CacheLine<'_> {
 /// Logs the snapshot lines: `status snapshot`, then `status snapshot: cache` per cache.
 pub(crate) async fn log_snapshot(state: &AppState, settings: &Settings) {
     let tiers = &state.tiers;
-    let on_disk = tiers.files().list().await.unwrap_or_default();
+    let on_disk = tiers.on_disk().await.unwrap_or_default();
     let caches: Vec<CacheLine<'_>> = settings
         .caches
         .iter()
@@ -50,7 +50,7 @@ pub(crate) async fn log_snapshot(state: &AppState, settings: &Settings) {
             }
         })
         .collect();
-    let queue = tiers.queue().map(|q| q.status());
+    let queue = tiers.postgres_status().map(|(status, _)| status);
     let summary: Vec<String> = caches.iter().map(CacheLine::summary).collect();
     tracing::info!(
         ready = state.is_ready(),

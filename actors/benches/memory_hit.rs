@@ -95,7 +95,8 @@ fn main() {
         let metrics = Arc::new(Metrics::new());
         let runtime = Runtime::boot(&config, metrics.clone()).expect("actors start");
         let tiers = runtime.tiers().clone();
-        tiers.files().list().await.expect("file tier up");
+        let saver = runtime.saver().clone();
+        tiers.on_disk().await.expect("file tier up");
         // A few neighbours, so the lookup is not in a one-entry map.
         let mut names = Vec::new();
         for (name, size) in [("k10", 10_000), ("m1", 1_000_000)]
@@ -103,8 +104,8 @@ fn main() {
             .chain((0..30).map(|i| (Box::leak(format!("other{i:02}").into_boxed_str()) as &str, 100)))
         {
             let name = CacheName::parse(name).expect("name");
-            let doc = tiers.saver().admit(&name, &common::generated(size)).expect("admitted");
-            tiers.saver().save(&name, doc, Precondition::None, 0).await.expect("saved");
+            let doc = saver.admit(&name, &common::generated(size)).expect("admitted");
+            saver.save(&name, doc, Precondition::None, 0).await.expect("saved");
             names.push(name);
         }
         let view = tiers.view().clone();

@@ -1,18 +1,18 @@
-//! The read flow of SPEC §2 over the running actors, as the API calls them, the
-//! runtime's one save flow ([`SaveFlow`]) for its writes, and the narrow queries the
-//! API answers from (the queue's status, the refresher's view, quarantine).
+//! The read flow of SPEC §2 over the running actors, as the API calls them, DELETE's
+//! purge, and the narrow queries the API, the status snapshot and the health probe
+//! answer from (the queue's status, the refresher's view, quarantine, the files on disk).
 //!
 //! This is a handle, not an actor: it holds addresses and the memory snapshot and owns
-//! no state of its own. Nothing below the runtime takes it: each module is handed what
-//! it uses.
+//! no state of its own. It hands out no handles: writers are given the runtime's one
+//! [`SaveFlow`] themselves, and nothing below the runtime takes it.
 
 use crate::domain::{CacheName, Document};
-use crate::files::FileHandle;
-use crate::memory::{LoadError, LoadOutcome, MemoryHandle, MemoryView, Tier};
-use crate::refresher::{RefreshError, RefresherHandle};
-use crate::retry_queue::RetryQueueHandle;
+use crate::files::{FileHandle, FileTierError, OnDisk};
+use crate::memory::{LoadError, LoadOutcome, MemoryHandle, MemoryView, ServedFrom};
+use crate::refresher::{Deauthorized, PushEvent, RefreshError, RefreshView, RefresherHandle};
+use crate::retry_queue::{OutageView, QueueStatus, RetryQueueHandle};
 use crate::save_flow::SaveFlow;
-use crate::store::StoreHandle;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +25,7 @@ pub struct ReadOutcome {
     /// The document served.
     pub doc: Arc<Document>,
     /// Which tier answered (before the caller applies schedule staleness).
-    pub tier: Tier,
+    pub tier: ServedFrom,
 }
 
 /// Why a read produced nothing.
@@ -42,17 +42,15 @@ pub enum ReadError {
     Refresh(#[from] RefreshError),
 }
 
-/// The actors the read flow and the API's queries reach.
+/// The actors the read flow and the queries reach.
 #[derive(Clone)]
-pub struct TierHandles {
+pub struct ReadPeers {
     /// Memory tier.
     pub memory: MemoryHandle,
     /// File tier.
     pub files: FileHandle,
     /// The memory snapshot.
     pub view: MemoryView,
-    /// Postgres, when enabled.
-    pub store: Option<StoreHandle>,
     /// Retry queue, when Postgres is enabled.
     pub queue: Option<RetryQueueHandle>,
     /// Refresher, when any cache has a source.
@@ -70,10 +68,10 @@ pub struct ReadPolicy {
     pub emergency: bool,
 }
 
-/// Handles to the tiers, cloned into every API worker.
+/// The read flow and the narrow queries over the tiers, cloned into every API worker.
 #[derive(Clone)]
 pub struct Tiers {
-    handles: TierHandles,
+    peers: ReadPeers,
     saver: SaveFlow,
     policy: ReadPolicy,
     /// `refresh.emergency`, shared by every clone so that a reload reaches them all.
@@ -81,9 +79,9 @@ pub struct Tiers {
 }
 
 impl Tiers {
-    /// The read flow over `handles`, writing through `saver` (the runtime's one).
-    pub fn new(handles: TierHandles, saver: SaveFlow, policy: ReadPolicy) -> Self {
-        Self { handles, saver, policy, emergency: Arc::new(AtomicBool::new(policy.emergency)) }
+    /// The read flow over `peers`, purging through `saver` (the runtime's one).
+    pub fn new(peers: ReadPeers, saver: SaveFlow, policy: ReadPolicy) -> Self {
+        Self { peers, saver, policy, emergency: Arc::new(AtomicBool::new(policy.emergency)) }
     }
 
     /// SIGHUP: turns the emergency refresh on or off for every clone.
@@ -93,33 +91,65 @@ impl Tiers {
 
     /// The memory snapshot, for hits without a message.
     pub fn view(&self) -> &MemoryView {
-        &self.handles.view
+        &self.peers.view
     }
 
-    /// The file tier handle.
-    pub fn files(&self) -> &FileHandle {
-        &self.handles.files
+    /// What each cache's file holds (the status snapshot, the health probe's round trip).
+    ///
+    /// # Errors
+    /// The file tier failing twice or being gone.
+    pub async fn on_disk(&self) -> Result<HashMap<CacheName, OnDisk>, FileTierError> {
+        self.peers.files.list().await
     }
 
-    /// The Postgres store, when enabled.
-    pub fn store(&self) -> Option<&StoreHandle> {
-        self.handles.store.as_ref()
+    /// Whether the file of `name` was found corrupt and nothing replaced it yet.
+    pub async fn quarantined(&self, name: &CacheName) -> bool {
+        self.peers.files.quarantined(name).await
     }
 
-    /// The retry queue, when Postgres is enabled.
-    pub fn queue(&self) -> Option<&RetryQueueHandle> {
-        self.handles.queue.as_ref()
+    /// Whether Postgres acknowledged exactly `version` of `name` (false without a
+    /// version); `None` without Postgres.
+    pub fn postgres_synced(&self, name: &CacheName, version: Option<u64>) -> Option<bool> {
+        self.peers.queue.as_ref().map(|q| version.is_some_and(|v| q.acknowledged(name, v)))
     }
 
-    /// The refresher, when any cache has a source.
-    pub fn refresher(&self) -> Option<&RefresherHandle> {
-        self.handles.refresher.as_ref()
+    /// The retry queue as the status snapshot and the list of caches show it, and why
+    /// saves cannot reach Postgres (if so); `None` without Postgres.
+    pub fn postgres_status(&self) -> Option<(QueueStatus, Option<OutageView>)> {
+        self.peers.queue.as_ref().map(|q| (q.status(), q.outage()))
     }
 
-    /// The save flow: admission, save, adoption, purge. Every save made through it
-    /// moves the refresher's schedule.
-    pub fn saver(&self) -> &SaveFlow {
-        &self.saver
+    /// How many caches have a save or a delete not yet in Postgres; `None` without Postgres.
+    pub fn pending_saves(&self) -> Option<usize> {
+        self.peers.queue.as_ref().map(RetryQueueHandle::pending_count)
+    }
+
+    /// What the refresher publishes about each cache (failures, schedule, withdrawn
+    /// authorizations); `None` when no cache has a source.
+    pub fn refresh_view(&self) -> Option<&RefreshView> {
+        self.peers.refresher.as_ref().map(RefresherHandle::view)
+    }
+
+    /// Why `name` cannot be refreshed until its owner authorizes the app again, if so.
+    pub fn deauthorized(&self, name: &CacheName) -> Option<Deauthorized> {
+        self.refresh_view().and_then(|v| v.deauthorized(name))
+    }
+
+    /// `POST .../refresh`: starts a refresh of `name` (a full re-read with `full`)
+    /// without waiting for it; `None` when no refresher is running.
+    pub async fn refresh_on_request(&self, name: &CacheName, full: bool) -> Option<Result<(), RefreshError>> {
+        let refresher = self.peers.refresher.as_ref()?;
+        Some(if full {
+            refresher.refresh_full(name.clone()).await
+        } else {
+            refresher.refresh_now(name.clone(), false).await.map(|_| ())
+        })
+    }
+
+    /// Hands a webhook event to the refresher: `Some(false)` when its queue is full,
+    /// `None` when no refresher is running.
+    pub fn strava_push(&self, event: PushEvent) -> Option<bool> {
+        self.peers.refresher.as_ref().map(|r| r.strava_push(event))
     }
 
     /// Read flow: memory (fresh within the TTL) → file → Postgres (single-flight) →
@@ -144,21 +174,21 @@ impl Tiers {
     pub async fn peek(&self, name: &CacheName) -> Result<Option<ReadOutcome>, ReadError> {
         let ttl = self.policy.ttl;
         if !self.policy.hits_by_message {
-            if let Some(entry) = self.handles.view.fresh(name, ttl) {
-                return Ok(Some(ReadOutcome { doc: entry.doc.clone(), tier: Tier::Memory }));
+            if let Some(entry) = self.peers.view.fresh(name, ttl) {
+                return Ok(Some(ReadOutcome { doc: entry.doc.clone(), tier: ServedFrom::Memory }));
             }
-        } else if let Ok(Some(entry)) = self.handles.memory.get(name).await {
+        } else if let Ok(Some(entry)) = self.peers.memory.get(name).await {
             if entry.is_fresh(ttl) {
-                return Ok(Some(ReadOutcome { doc: entry.doc.clone(), tier: Tier::Memory }));
+                return Ok(Some(ReadOutcome { doc: entry.doc.clone(), tier: ServedFrom::Memory }));
             }
         }
-        match self.handles.memory.load(name).await {
+        match self.peers.memory.load(name).await {
             Ok(LoadOutcome::Found(entry, tier)) => Ok(Some(ReadOutcome { doc: entry.doc.clone(), tier })),
             Ok(LoadOutcome::Missing) => Ok(None),
-            Err(e) => match self.handles.view.get(name) {
+            Err(e) => match self.peers.view.get(name) {
                 Some(expired) => {
                     tracing::warn!(cache = %name, error = %e, "every tier failed; serving the expired copy");
-                    Ok(Some(ReadOutcome { doc: expired.doc.clone(), tier: Tier::Stale }))
+                    Ok(Some(ReadOutcome { doc: expired.doc.clone(), tier: ServedFrom::Stale }))
                 }
                 None => Err(ReadError::Failed(e)),
             },
@@ -167,13 +197,13 @@ impl Tiers {
 
     /// Nothing in any tier: one upstream call however many readers wait.
     async fn emergency(&self, name: &CacheName) -> Result<ReadOutcome, ReadError> {
-        let Some(refresher) = self.handles.refresher.as_ref().filter(|_| self.emergency.load(Ordering::Relaxed)) else {
+        let Some(refresher) = self.peers.refresher.as_ref().filter(|_| self.emergency.load(Ordering::Relaxed)) else {
             return Err(ReadError::Missing);
         };
         match refresher.refresh_now(name.clone(), true).await {
             Ok(Some(doc)) => {
                 tracing::info!(cache = %name, version = doc.version, "served from an emergency refresh");
-                Ok(ReadOutcome { doc, tier: Tier::Refresh })
+                Ok(ReadOutcome { doc, tier: ServedFrom::Refresh })
             }
             Ok(None) => Err(ReadError::Missing),
             Err(RefreshError::NoSource(_) | RefreshError::Deauthorized(_)) => Err(ReadError::Missing),
@@ -187,7 +217,7 @@ impl Tiers {
     /// # Errors
     /// When the file could not be removed.
     pub async fn delete(&self, name: &CacheName) -> Result<bool, SaveError> {
-        let in_memory = self.handles.view.get(name).is_some();
+        let in_memory = self.peers.view.get(name).is_some();
         let existed = self.saver.purge(name).await?;
         Ok(existed || in_memory)
     }

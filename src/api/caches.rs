@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tiercache_actors::cache_rules::Refusal;
 use tiercache_actors::domain::{CacheName, Document, Precondition};
-use tiercache_actors::memory::Tier;
+use tiercache_actors::memory::ServedFrom;
 use tiercache_actors::metrics::CacheResult;
 use tiercache_actors::refresher::{Planned, RefreshError, RefreshFailure};
 use tiercache_actors::save_flow::SaveError;
@@ -53,7 +53,7 @@ async fn read(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Resul
     match state.tiers.read(name).await {
         Ok(mut outcome) => {
             if past_schedule(&outcome.doc, policy) {
-                outcome.tier = Tier::Stale;
+                outcome.tier = ServedFrom::Stale;
             }
             // Only a cache with a source can become fresh again: a PUT-only cache is
             // as fresh as its writer keeps it.
@@ -71,10 +71,10 @@ async fn read(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Resul
             Ok(outcome)
         }
         Err(ReadError::Missing) => {
-            let deauthorized = state.tiers.refresher().and_then(|r| r.view().deauthorized(name));
+            let deauthorized = state.tiers.deauthorized(name);
             let why = if let Some(d) = deauthorized {
                 format!("cache {name} holds no data: {}", d.explain(name))
-            } else if state.tiers.files().quarantined(name).await {
+            } else if state.tiers.quarantined(name).await {
                 format!(
                     "cache {name} holds no data: its file was found corrupt and moved to data_dir/corrupt/ \
                      (see the log); retrying will not help until the next save or refresh"
@@ -153,10 +153,7 @@ pub(super) async fn get(
 /// the version found (and nothing of this cache waits in the retry queue): false
 /// without data, while Postgres is away, after a dead letter.
 fn postgres_synced(state: &AppState, name: &CacheName, found: Option<&ReadOutcome>) -> Value {
-    match state.tiers.queue() {
-        Some(queue) => Value::Bool(found.is_some_and(|o| queue.acknowledged(name, o.doc.version))),
-        None => Value::Null,
-    }
+    state.tiers.postgres_synced(name, found.map(|o| o.doc.version)).map_or(Value::Null, Value::Bool)
 }
 
 /// Why a cache cannot be served or refreshed right now, as meta shows it.
@@ -246,7 +243,7 @@ fn meta_json(
             "last_rich_fetch": doc.last_rich_fetch.as_ref().map(rfc3339),
             "saved_at": rfc3339(&doc.saved_at),
             "tier": tier.as_str(),
-            "stale": *tier == Tier::Stale,
+            "stale": *tier == ServedFrom::Stale,
             "next_refresh_at": null,
             "postgres_synced": synced,
         }),
@@ -268,7 +265,7 @@ fn meta_json(
 /// What the tiers hold about `name`, judged like a read (stale past its schedule) but
 /// never refreshing from upstream and never failing: a broken cache shows its error.
 async fn meta_of(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Value {
-    let view = state.tiers.refresher().map(|r| r.view());
+    let view = state.tiers.refresh_view();
     let mut trouble = Trouble {
         read_error: None,
         quarantined: false,
@@ -280,7 +277,7 @@ async fn meta_of(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Va
     let found = match state.tiers.peek(name).await {
         Ok(Some(mut outcome)) => {
             if past_schedule(&outcome.doc, policy) {
-                outcome.tier = Tier::Stale;
+                outcome.tier = ServedFrom::Stale;
             }
             Some(outcome)
         }
@@ -291,7 +288,7 @@ async fn meta_of(state: &AppState, name: &CacheName, policy: &CachePolicy) -> Va
         }
     };
     if found.is_none() {
-        trouble.quarantined = state.tiers.files().quarantined(name).await;
+        trouble.quarantined = state.tiers.quarantined(name).await;
     }
     let synced = postgres_synced(state, name, found.as_ref());
     meta_json(name, found.as_ref(), policy, synced, trouble)
@@ -312,8 +309,8 @@ pub(super) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, Api
     for name in names {
         caches.push(meta_of(&state, name, &policy.caches[name]).await);
     }
-    let queue = state.tiers.queue().map(|q| {
-        let status = q.status();
+    let status = state.tiers.postgres_status();
+    let queue = status.as_ref().map(|(status, _)| {
         json!({
             "enabled": status.enabled,
             "depth": status.depth,
@@ -321,7 +318,7 @@ pub(super) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, Api
         })
     });
     // Whether saves reach Postgres, and if not why and what to do.
-    let postgres = state.tiers.queue().map(|q| match q.outage() {
+    let postgres = status.as_ref().map(|(_, outage)| match outage {
         None => json!({"up": true, "error": null, "fix": null, "since": null}),
         Some(o) => json!({"up": false, "error": o.error, "fix": o.fix, "since": rfc3339(&o.since)}),
     });
@@ -409,7 +406,7 @@ pub(super) async fn put(
         }
     };
     // The cache's rules decide; this only words their refusal as SPEC §5 does.
-    let saver = state.tiers.saver();
+    let saver = &state.saver;
     let doc = saver.admit(&name, &body).map_err(|refusal| {
         count(if matches!(refusal, Refusal::TooLarge { .. }) { "too_large" } else { "invalid" });
         refusal
@@ -488,14 +485,9 @@ pub(super) async fn refresh(
             format!("cache {name} has no source configured; it is filled by PUT"),
         ));
     }
-    let Some(refresher) = state.tiers.refresher() else {
+    let Some(started) = state.tiers.refresh_on_request(&name, full).await else {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "refresher_unavailable", "no refresher is running")
             .retry_after(EMPTY_RETRY_AFTER));
-    };
-    let started = if full {
-        refresher.refresh_full(name.clone()).await
-    } else {
-        refresher.refresh_now(name.clone(), false).await.map(|_| ())
     };
     match started {
         Ok(()) => Ok(HttpResponse::Accepted()

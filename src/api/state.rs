@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tiercache_actors::domain::CacheName;
-use tiercache_actors::memory::Tier;
+use tiercache_actors::memory::ServedFrom;
 use tiercache_actors::metrics::{CacheLabel, CacheTier, Metrics, TierLabel};
+use tiercache_actors::save_flow::SaveFlow;
 use tiercache_actors::supervisor::health::Mailboxes;
 use tiercache_actors::tiers::Tiers;
 
@@ -48,11 +49,11 @@ pub(crate) struct ApiPolicy {
 /// The read metrics of each configured cache, looked up once (at start and on
 /// reload) so that a read increments a counter without building a label set.
 pub(crate) struct ReadMetrics {
-    /// `tiercache_reads_total{cache,tier}` by cache, indexed by `Tier::index`.
+    /// `tiercache_reads_total{cache,tier}` by cache, indexed by `ServedFrom::index`.
     pub reads: HashMap<CacheName, [Counter; 5]>,
     /// `tiercache_reads_not_modified_total{cache}` by cache.
     pub not_modified: HashMap<CacheName, Counter>,
-    /// `tiercache_read_duration_seconds{tier}`, indexed by `Tier::index`.
+    /// `tiercache_read_duration_seconds{tier}`, indexed by `ServedFrom::index`.
     pub duration: [Histogram; 5],
 }
 
@@ -70,22 +71,24 @@ impl ReadMetrics {
         let reads = caches
             .into_iter()
             .map(|name| {
-                let counter = |tier: Tier| {
+                let counter = |tier: ServedFrom| {
                     metrics.reads.get_or_create(&CacheTier { cache: name.to_string(), tier: tier.as_str() }).clone()
                 };
-                (name.clone(), Tier::ALL.map(counter))
+                (name.clone(), ServedFrom::ALL.map(counter))
             })
             .collect();
         let duration =
-            Tier::ALL.map(|tier| metrics.read_duration.get_or_create(&TierLabel { tier: tier.as_str() }).clone());
+            ServedFrom::ALL.map(|tier| metrics.read_duration.get_or_create(&TierLabel { tier: tier.as_str() }).clone());
         Self { reads, not_modified, duration }
     }
 }
 
 /// Shared by every worker.
 pub(crate) struct AppState {
-    /// The flows.
+    /// The read flow and the queries the API answers from.
     pub tiers: Tiers,
+    /// The runtime's one save flow, for PUT.
+    pub saver: SaveFlow,
     /// The actors' mailboxes (the status snapshot says which are open).
     pub mailboxes: Mailboxes,
     /// Swapped whole on SIGHUP.

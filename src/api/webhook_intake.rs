@@ -16,6 +16,7 @@ use governor::{DefaultDirectRateLimiter, Quota};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
+use tiercache_actors::store::StoreHandle;
 use tiercache_actors::strava_subscription::SubscriptionWatch;
 
 /// Events per second handed on to the refresher.
@@ -53,6 +54,8 @@ pub(crate) struct WebhookIntake {
     limiter: DefaultDirectRateLimiter,
     /// The subscription id events are checked against.
     pub subscription: Arc<SubscriptionWatch>,
+    /// Postgres, when enabled: where the subscription id is kept beside the data directory.
+    pub store: Option<StoreHandle>,
     counts: [AtomicU64; 4],
     /// When the last summary line was written (seconds since the epoch).
     summarized_at: AtomicI64,
@@ -60,12 +63,13 @@ pub(crate) struct WebhookIntake {
 
 impl WebhookIntake {
     /// The intake of a daemon whose `data_dir` is `data_dir`.
-    pub(crate) fn new(data_dir: &std::path::Path) -> Self {
+    pub(crate) fn new(data_dir: &std::path::Path, store: Option<StoreHandle>) -> Self {
         let rate = NonZeroU32::new(EVENTS_PER_SECOND).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(EVENTS_BURST).unwrap_or(rate);
         Self {
             limiter: DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
             subscription: SubscriptionWatch::new(data_dir),
+            store,
             counts: Default::default(),
             summarized_at: AtomicI64::new(0),
         }

@@ -131,7 +131,7 @@ pub(crate) async fn event(state: web::Data<AppState>, body: web::Bytes) -> Resul
         ApiError::new(StatusCode::BAD_REQUEST, "bad_event", format!("not a Strava webhook event: {e}"))
     })?;
     let kind = event_type(&event.object_type, &event.aspect_type);
-    let expected = state.webhooks.subscription.expected(&config.data_dir, state.tiers.store().cloned());
+    let expected = state.webhooks.subscription.expected(&config.data_dir, state.webhooks.store.clone());
     if expected.is_some_and(|id| id != event.subscription_id) {
         count(&state, kind, "other_subscription");
         state.webhooks.note(Anonymous::OtherSubscription, "an event of another subscription");
@@ -144,9 +144,9 @@ pub(crate) async fn event(state: web::Data<AppState>, body: web::Bytes) -> Resul
     }
     tracing::debug!(kind, object_id = event.object_id, owner_id = event.owner_id, "Strava webhook event taken in");
     let pushed = PushEvent { owner_id: event.owner_id, kind, action: event.action() };
-    match state.tiers.refresher() {
-        Some(refresher) if refresher.strava_push(pushed) => {}
-        Some(_) => {
+    match state.tiers.strava_push(pushed) {
+        Some(true) => {}
+        Some(false) => {
             count(&state, kind, "dropped");
             state.webhooks.note(Anonymous::Dropped, "the refresher's webhook queue is full");
         }

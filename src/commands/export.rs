@@ -23,7 +23,7 @@ use tiercache_actors::files::durable;
 pub(crate) fn export(settings: &Settings, dir: &Path) -> Result<(), Fatal> {
     let shown = dir.display();
     run_offline(settings, |offline| async move {
-        let files = offline.tiers.files();
+        let files = offline.saver.files();
         let index = files.list().await.map_err(|e| Fatal::new(UNAVAILABLE, format!("export: the file tier: {e}")))?;
         let mut names: Vec<_> = index.iter().filter(|(_, d)| d.etag.is_some()).map(|(n, _)| n.clone()).collect();
         names.sort();

@@ -53,8 +53,7 @@ pub(crate) fn import(settings: &Settings, name: &str, file: &Path) -> Result<(),
     let cache_name = cache.name.clone();
     run_offline(settings, |offline| async move {
         let saved = offline
-            .tiers
-            .saver()
+            .saver
             .save(&cache_name, doc, Precondition::None, 0)
             .await
             .map_err(|e| Fatal::new(CANTCREAT, format!("import: {cache_name}: {e}")))?;

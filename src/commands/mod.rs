@@ -35,7 +35,7 @@ use std::sync::Arc;
 use tiercache_actors::domain::CacheName;
 use tiercache_actors::metrics::Metrics;
 use tiercache_actors::runtime::Runtime;
-use tiercache_actors::tiers::Tiers;
+use tiercache_actors::save_flow::SaveFlow;
 use tokio::time::Instant;
 
 /// The input is not what it must be (EX_DATAERR).
@@ -45,8 +45,10 @@ pub(crate) const NOINPUT: i32 = 66;
 
 /// The running actors of one offline command.
 pub(crate) struct Offline {
-    /// The flows, as the daemon has them.
-    pub tiers: Tiers,
+    /// The runtime's one save flow, as the daemon saves through it.
+    pub saver: SaveFlow,
+    /// Whether Postgres is enabled.
+    pub postgres_enabled: bool,
     /// With Postgres enabled: whether the startup sync read the rows. `false` means the
     /// current versions are known from the files only.
     pub postgres_synced: bool,
@@ -91,8 +93,12 @@ where
     actix_rt::System::new().block_on(async move {
         let mut runtime = Runtime::boot(&config, Arc::new(Metrics::new()))?;
         let started = runtime.startup_offline().await?;
-        let tiers = runtime.tiers().clone();
-        let outcome = work(Offline { tiers, postgres_synced: started.sync.synced() }).await;
+        let offline = Offline {
+            saver: runtime.saver().clone(),
+            postgres_enabled: runtime.postgres_store().is_some(),
+            postgres_synced: started.sync.synced(),
+        };
+        let outcome = work(offline).await;
         if runtime.writes_behind() {
             runtime.drain(Instant::now() + settings.shutdown.timeout, &|_, _| {}).await;
             let left = runtime.pending_saves();

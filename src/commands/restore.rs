@@ -134,14 +134,14 @@ pub(crate) fn restore(settings: &Settings, dir: &Path, force: bool) -> Result<()
     run_offline(settings, |offline| async move {
         // Read after the lock, before anything is written.
         let backups = read_backups(dir)?;
-        if offline.tiers.store().is_some() && !offline.postgres_synced && !force {
+        if offline.postgres_enabled && !offline.postgres_synced && !force {
             return Err(Fatal::new(
                 UNAVAILABLE,
                 "restore: Postgres is enabled but could not be read, so the current versions are unknown; \
                  nothing restored (try again once it answers, or use --force)",
             ));
         }
-        let saver = offline.tiers.saver();
+        let saver = &offline.saver;
         let backups = admit_all(saver, backups)?;
         let index =
             saver.files().list().await.map_err(|e| Fatal::new(UNAVAILABLE, format!("restore: the file tier: {e}")))?;

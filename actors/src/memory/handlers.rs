@@ -1,7 +1,7 @@
 //! One handler per message, each inside the supervisor's panic guard.
 
 use super::messages::{Follow, Get, Load, LoadDone, LoadOutcome};
-use super::{Entry, LoadError, MemoryTier, Tier, ACTOR};
+use super::{Entry, LoadError, MemoryTier, ServedFrom, ACTOR};
 use crate::supervisor::{guard, guard_async, spawn_guarded, ActorId, ActorPanicked};
 use actix::{ActorContext, AsyncContext, Context, Handler, ResponseFuture};
 use std::sync::Arc;
@@ -27,7 +27,7 @@ impl Handler<Load> for MemoryTier {
         let started = guard(ACTOR, &reporter, ctx, || {
             fail::fail_point!("memory::get");
             if let Some(entry) = self.entry(&msg.name).filter(|e| e.is_fresh(self.ttl)) {
-                return Err(LoadOutcome::Found(entry, Tier::Memory));
+                return Err(LoadOutcome::Found(entry, ServedFrom::Memory));
             }
             let (tx, rx) = oneshot::channel();
             let waiters = self.loads.entry(msg.name.clone()).or_default();

@@ -1,7 +1,7 @@
 //! The read-through chain below memory: file, then Postgres (whose row rewrites the
 //! file). Runs once per cold cache however many readers wait.
 
-use super::Tier;
+use super::ServedFrom;
 use crate::cache_rules::LiveRules;
 use crate::domain::{CacheName, Document};
 use crate::files::{FileHandle, FileTierError};
@@ -77,11 +77,11 @@ impl Loader {
     ///
     /// # Errors
     /// [`LoadError`] when a tier failed and none below it had the cache.
-    pub async fn load(&self, name: CacheName) -> Result<Option<(Arc<Document>, Tier)>, LoadError> {
+    pub async fn load(&self, name: CacheName) -> Result<Option<(Arc<Document>, ServedFrom)>, LoadError> {
         fail::fail_point!("memory::load");
         let file_error = match self.files.read(name.clone()).await {
             Ok(found) if found.doc.as_ref().is_some_and(|d| self.conforms(d, "file")) => {
-                return Ok(found.doc.map(|d| (d, Tier::File)));
+                return Ok(found.doc.map(|d| (d, ServedFrom::File)));
             }
             // Deleted here and not yet in Postgres: reading Postgres would resurrect it.
             Ok(found) if found.deleted => return Ok(None),
@@ -101,7 +101,7 @@ impl Loader {
                 } else {
                     tracing::info!(cache = %name, version = doc.version, "file rewritten from Postgres");
                 }
-                Ok(Some((doc, Tier::Postgres)))
+                Ok(Some((doc, ServedFrom::Postgres)))
             }
             Ok(None) => nothing_below(file_error),
             Err(postgres) => Err(match file_error {

@@ -1,6 +1,6 @@
 //! Messages the memory-tier actor accepts.
 
-use super::{Entry, LoadError, Tier};
+use super::{Entry, LoadError, ServedFrom};
 use crate::domain::{CacheName, Document};
 use crate::supervisor::ActorPanicked;
 use actix::Message;
@@ -18,8 +18,8 @@ pub struct Get {
 /// What a load found.
 #[derive(Debug, Clone)]
 pub enum LoadOutcome {
-    /// Memory now holds this entry; `Tier` says where it came from.
-    Found(Arc<Entry>, Tier),
+    /// Memory now holds this entry; `ServedFrom` says where it came from.
+    Found(Arc<Entry>, ServedFrom),
     /// No tier has the cache.
     Missing,
 }
@@ -34,7 +34,7 @@ pub struct Load {
 }
 
 /// What the tiers below memory gave a load.
-pub(super) type Loaded = Result<Option<(Arc<Document>, Tier)>, LoadError>;
+pub(super) type Loaded = Result<Option<(Arc<Document>, ServedFrom)>, LoadError>;
 
 /// Internal: a load finished, or panicked (the outer error).
 #[derive(Debug, Message)]

@@ -32,7 +32,7 @@ pub const ACTOR: &str = crate::supervisor::ActorId::Memory.label();
 
 /// The tier that answered a read (`X-Cache-Tier`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Tier {
+pub enum ServedFrom {
     /// Fresh in memory.
     Memory,
     /// Loaded from the envelope file.
@@ -45,11 +45,12 @@ pub enum Tier {
     Stale,
 }
 
-impl Tier {
-    /// Every tier, in [`Tier::index`] order.
-    pub const ALL: [Tier; 5] = [Tier::Memory, Tier::File, Tier::Postgres, Tier::Refresh, Tier::Stale];
+impl ServedFrom {
+    /// Every tier, in [`ServedFrom::index`] order.
+    pub const ALL: [ServedFrom; 5] =
+        [ServedFrom::Memory, ServedFrom::File, ServedFrom::Postgres, ServedFrom::Refresh, ServedFrom::Stale];
 
-    /// Position in [`Tier::ALL`], for per-tier arrays.
+    /// Position in [`ServedFrom::ALL`], for per-tier arrays.
     pub fn index(self) -> usize {
         self as usize
     }

@@ -14,7 +14,7 @@ use crate::store::{Store, StoreConfig, StoreHandle};
 use crate::supervisor::health::Mailboxes;
 use crate::supervisor::{ActorId, FailureReporter};
 use crate::system::{refresh_caches, SystemConfig};
-use crate::tiers::{ReadPolicy, TierHandles, Tiers};
+use crate::tiers::{ReadPeers, ReadPolicy, Tiers};
 use actix::{Arbiter, Supervisor as ActixSupervisor};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -135,15 +135,14 @@ pub(super) fn start_actors(cx: &Ctx<'_>) -> Result<Started, BootError> {
         hits_by_message: config.hits_by_message,
         emergency: config.refresh.emergency,
     };
-    let handles = TierHandles {
+    let peers = ReadPeers {
         memory: memory.clone(),
         files: files.clone(),
         view,
-        store: store.clone(),
         queue: queue.clone(),
         refresher: Some(refresher.clone()),
     };
-    let tiers = Tiers::new(handles, saver.clone(), policy);
+    let tiers = Tiers::new(peers, saver.clone(), policy);
     let actors = Actors { memory, files, store, queue, refresher, rules, if_match };
     Ok(Started { actors, saver, tiers, file_arbiter, startup_synced, listener })
 }

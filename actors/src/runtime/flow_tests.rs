@@ -6,7 +6,7 @@ use super::tests::files_only;
 use super::Runtime;
 use crate::cache_rules::{CacheRules, Rules};
 use crate::domain::{CacheName, Document, DocumentSchema, Precondition};
-use crate::memory::Tier;
+use crate::memory::ServedFrom;
 use crate::metrics::Metrics;
 use crate::save_flow::{InMemory, SaveError};
 use crate::tiers::{ReadError, Tiers};
@@ -43,12 +43,12 @@ impl Running {
     }
 
     async fn save(&self, name: &CacheName, json: &str, precondition: Precondition) -> Result<Arc<Document>, SaveError> {
-        let admitted = self.tiers().saver().admit(name, json.as_bytes()).expect("admitted");
-        self.tiers().saver().save(name, admitted, precondition, 0).await
+        let admitted = self.runtime.saver().admit(name, json.as_bytes()).expect("admitted");
+        self.runtime.saver().save(name, admitted, precondition, 0).await
     }
 
     /// The version and tier a read answers with.
-    async fn read(&self, name: &CacheName) -> (u64, Tier) {
+    async fn read(&self, name: &CacheName) -> (u64, ServedFrom) {
         let found = self.tiers().read(name).await.expect("served");
         (found.doc.version, found.tier)
     }
@@ -86,9 +86,9 @@ async fn a_save_is_served_from_memory_and_a_purge_removes_it_from_every_tier() {
     assert_eq!(saved.version, 1);
     assert!(running.file_of(&cache).is_file(), "durable before it is acknowledged");
     let found = running.tiers().read(&cache).await.unwrap();
-    assert_eq!((found.doc.version, found.tier, &found.doc.body[..]), (1, Tier::Memory, &br#"{"n":1}"#[..]));
+    assert_eq!((found.doc.version, found.tier, &found.doc.body[..]), (1, ServedFrom::Memory, &br#"{"n":1}"#[..]));
 
-    assert!(running.tiers().saver().purge(&cache).await.unwrap(), "the file tier had it");
+    assert!(running.runtime.saver().purge(&cache).await.unwrap(), "the file tier had it");
     assert!(running.tiers().view().get(&cache).is_none(), "memory no longer holds it");
     assert!(!running.file_of(&cache).exists());
     assert!(matches!(running.tiers().read(&cache).await, Err(ReadError::Missing)));
@@ -100,18 +100,18 @@ async fn a_save_is_served_from_memory_and_a_purge_removes_it_from_every_tier() {
 async fn an_adopt_is_taken_only_while_the_version_it_expects_is_current() {
     let cache = name("flow-adopt");
     let running = Running::boot(&[&cache], Duration::from_secs(3600)).await;
-    let saver = running.tiers().saver();
+    let saver = running.runtime.saver();
     running.save(&cache, r#"{"n":1}"#, Precondition::None).await.unwrap();
 
     // Compared against "nothing held", but version 1 is: refused, version 1 still served.
     let refused = saver.adopt(made_elsewhere(&cache, 5, r#"{"n":5}"#), Some(0), InMemory::Fill).await.unwrap();
     assert!(!refused);
-    assert_eq!(running.read(&cache).await, (1, Tier::Memory));
+    assert_eq!(running.read(&cache).await, (1, ServedFrom::Memory));
 
     // Compared against version 1, which is still current: taken by the file and memory.
     let taken = saver.adopt(made_elsewhere(&cache, 6, r#"{"n":6}"#), Some(1), InMemory::Fill).await.unwrap();
     assert!(taken);
-    assert_eq!(running.read(&cache).await, (6, Tier::Memory));
+    assert_eq!(running.read(&cache).await, (6, ServedFrom::Memory));
 
     // A local save made meanwhile (above every adopted version) is never replaced: not by
     // an adopt that compared an older version, nor by an older row without expectation.
@@ -129,16 +129,16 @@ async fn adopting_what_disk_already_holds_puts_it_in_memory() {
     // holds the row, and memory must hold it before the PUT is acknowledged.
     let cache = name("flow-adopt-again");
     let running = Running::boot(&[&cache], Duration::from_secs(3600)).await;
-    let saver = running.tiers().saver();
+    let saver = running.runtime.saver();
     running.save(&cache, r#"{"n":1}"#, Precondition::None).await.unwrap();
     let row = made_elsewhere(&cache, 2, r#"{"n":2}"#);
     // The file takes the row while memory goes on serving version 1 (as when the
     // listener has written the file and not yet told memory).
-    assert!(running.tiers().files().adopt(row.clone(), Some(1)).await.unwrap());
-    assert_eq!(running.read(&cache).await, (1, Tier::Memory));
+    assert!(running.runtime.saver().files().adopt(row.clone(), Some(1)).await.unwrap());
+    assert_eq!(running.read(&cache).await, (1, ServedFrom::Memory));
 
     assert!(saver.adopt(row.clone(), None, InMemory::Fill).await.unwrap(), "disk holds it: taken");
-    assert_eq!(running.read(&cache).await, (2, Tier::Memory));
+    assert_eq!(running.read(&cache).await, (2, ServedFrom::Memory));
     // Another document at that version is not "already held".
     assert!(!saver.adopt(made_elsewhere(&cache, 2, r#"{"n":"other"}"#), None, InMemory::Fill).await.unwrap());
     assert_eq!(running.tiers().read(&cache).await.unwrap().doc.body[..], br#"{"n":2}"#[..]);
@@ -162,14 +162,14 @@ async fn a_save_whose_base_is_no_longer_current_is_refused() {
         running.save(&cache, r#"{"n":3}"#, Precondition::based_on(None)).await,
         Err(SaveError::PreconditionFailed { .. })
     ));
-    assert_eq!(running.read(&cache).await, (2, Tier::Memory));
+    assert_eq!(running.read(&cache).await, (2, ServedFrom::Memory));
 }
 
 #[actix_rt::test]
 async fn a_not_modified_answer_moves_the_last_fetch_of_the_held_version_only() {
     let cache = name("flow-304");
     let running = Running::boot(&[&cache], Duration::from_secs(3600)).await;
-    let saver = running.tiers().saver();
+    let saver = running.runtime.saver();
     let v1 = running.save(&cache, r#"{"n":1}"#, Precondition::None).await.unwrap();
     let fetched = Utc::now() + chrono::Duration::hours(1);
     let touched = saver.refetched(&v1, fetched).await.unwrap();
@@ -190,7 +190,7 @@ async fn the_loader_refuses_a_file_that_fails_the_schema_now_in_force() {
     let running = Running::boot(&[&cache], Duration::from_secs(3600)).await;
     running.save(&cache, r#"{"n":"text"}"#, Precondition::None).await.unwrap();
     running.runtime.actors.memory.evict(&cache).await.unwrap();
-    assert_eq!(running.read(&cache).await, (1, Tier::File), "the file conforms to the rules it was saved by");
+    assert_eq!(running.read(&cache).await, (1, ServedFrom::File), "the file conforms to the rules it was saved by");
 
     running.runtime.actors.memory.evict(&cache).await.unwrap();
     let schema = serde_json::json!({"type": "object", "properties": {"n": {"type": "integer"}}});
@@ -205,10 +205,10 @@ async fn an_expired_copy_is_served_stale_when_every_tier_below_memory_fails() {
     // A TTL of zero: every copy memory holds is expired at once.
     let running = Running::boot(&[&cache], Duration::ZERO).await;
     running.save(&cache, r#"{"n":1}"#, Precondition::None).await.unwrap();
-    assert_eq!(running.read(&cache).await, (1, Tier::File), "expired in memory, read again from the file");
+    assert_eq!(running.read(&cache).await, (1, ServedFrom::File), "expired in memory, read again from the file");
 
     directory_in_the_way(&running.file_of(&cache));
-    assert_eq!(running.read(&cache).await, (1, Tier::Stale));
+    assert_eq!(running.read(&cache).await, (1, ServedFrom::Stale));
 }
 
 #[actix_rt::test]
@@ -219,7 +219,7 @@ async fn a_failed_rename_keeps_memory_serving_the_version_still_on_disk() {
     directory_in_the_way(&running.file_of(&cache));
     let failed = running.save(&cache, r#"{"n":2}"#, Precondition::None).await;
     assert!(matches!(&failed, Err(SaveError::Storage(e)) if e.to_string().contains("rename")), "{failed:?}");
-    assert_eq!(running.read(&cache).await, (1, Tier::Memory));
+    assert_eq!(running.read(&cache).await, (1, ServedFrom::Memory));
 }
 
 /// After the rename only the directory's `fsync` failed: the new version is on disk and
@@ -236,7 +236,7 @@ async fn a_write_failing_after_its_rename_evicts_memory_for_the_new_file() {
     fail::remove("durable::fsync_dir");
     assert!(matches!(failed, Err(SaveError::Storage(_))), "{failed:?}");
     assert!(running.tiers().view().get(&cache).is_none(), "memory was evicted");
-    assert_eq!(running.read(&cache).await, (2, Tier::File));
+    assert_eq!(running.read(&cache).await, (2, ServedFrom::File));
     scenario.teardown();
 }
 
@@ -262,7 +262,7 @@ async fn a_panic_in_the_refreshers_own_context_is_counted_and_it_restarts() {
     fail::remove("refresher::load_times");
     assert!(seen.is_ok(), "no restart counted:\n{}", metrics.encode());
     assert_eq!(runtime.refresh_all().await, 0, "the restarted refresher answers");
-    assert!(runtime.tiers().refresher().is_some_and(|r| r.connected()));
+    assert!(runtime.mailboxes().open(crate::supervisor::ActorId::Refresher) == Some(true));
     assert_eq!(runtime.gave_up().await, None);
     scenario.teardown();
 }
@@ -277,7 +277,7 @@ async fn a_delete_made_elsewhere_drops_only_the_version_it_was_made_at() {
 
     // Deleted elsewhere at version 1: the save made here since is newer and stays.
     assert!(!saver.drop_deleted(&cache, 1).await.unwrap());
-    assert_eq!(running.read(&cache).await, (2, Tier::Memory));
+    assert_eq!(running.read(&cache).await, (2, ServedFrom::Memory));
 
     assert!(saver.drop_deleted(&cache, 2).await.unwrap());
     assert!(running.tiers().view().get(&cache).is_none(), "memory no longer holds it");
@@ -294,7 +294,7 @@ async fn retention_expires_a_copy_saved_before_the_cutoff_from_file_and_memory()
 
     let before = saved.saved_at - chrono::Duration::days(1);
     assert_eq!(saver.expire(&cache, before).await.unwrap(), None, "saved after the cutoff: kept");
-    assert_eq!(running.read(&cache).await, (1, Tier::Memory));
+    assert_eq!(running.read(&cache).await, (1, ServedFrom::Memory));
 
     let after = saved.saved_at + chrono::Duration::seconds(1);
     let expired = saver.expire(&cache, after).await.unwrap();
@@ -310,8 +310,8 @@ async fn every_writer_shares_the_one_save_flow_and_the_probe_sees_the_running_ma
     use crate::supervisor::ActorId;
     let cache = name("flow-one");
     let running = Running::boot(&[&cache], Duration::from_secs(3600)).await;
-    // The API's flow and the runtime's are one: both tell the same refresher.
-    assert!(running.tiers().saver().observed() && running.runtime.saver().observed());
+    // Every writer (the API, the commands) is handed the runtime's one flow, which tells the refresher.
+    assert!(running.runtime.saver().observed());
     let mailboxes = running.runtime.mailboxes();
     assert_eq!(mailboxes.open(ActorId::File), Some(true));
     assert_eq!(mailboxes.open(ActorId::Refresher), Some(true));

@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::retention::{RetentionHandle, RetentionPeers};
 use crate::retry_queue::RetryQueueHandle;
 use crate::save_flow::SaveFlow;
+use crate::store::StoreHandle;
 use crate::supervisor::health::Mailboxes;
 use crate::supervisor::{spawn_guarded, ActorId, FailureReporter, GaveUp, Supervisor};
 use crate::system::{PostgresConfig, SystemConfig};
@@ -129,6 +130,11 @@ impl Runtime {
     /// commands, the refresher, the listener, the startup sync, retention).
     pub fn saver(&self) -> &SaveFlow {
         &self.saver
+    }
+
+    /// Postgres, when enabled: the webhook intake keeps the Strava subscription id there.
+    pub fn postgres_store(&self) -> Option<StoreHandle> {
+        self.actors.store.clone()
     }
 
     /// The running actors' mailboxes, for the health probe and the status snapshot.
