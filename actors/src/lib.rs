@@ -38,6 +38,7 @@ pub mod if_match;
 pub mod listener;
 pub mod memory;
 pub mod metrics;
+mod pause_point;
 pub mod refresher;
 pub mod retention;
 pub mod retry_queue;

@@ -307,13 +307,7 @@ impl SaveFlow {
         if let Some(queue) = &self.queue {
             // Tests widen the window between the durable write and the queue taking the
             // save in: `return(MS)` pauses here (without blocking the thread).
-            let pause = (|| {
-                fail::fail_point!("save::enqueue", |ms| ms.and_then(|ms| ms.parse::<u64>().ok()));
-                None
-            })();
-            if let Some(ms) = pause {
-                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-            }
+            crate::pause_point::pause_point("save::enqueue").await;
             queue.enqueue_write(name.clone(), saved.version).await;
         }
         Ok(saved)

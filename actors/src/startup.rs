@@ -224,13 +224,7 @@ async fn write_batch(
     }
     // Tests widen the window between reading the rows and adopting them (the API
     // takes saves meanwhile): `return(MS)` pauses here (without blocking the thread).
-    let pause = (|| {
-        fail::fail_point!("startup::adopt", |ms| ms.and_then(|ms| ms.parse::<u64>().ok()));
-        None
-    })();
-    if let Some(ms) = pause {
-        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-    }
+    crate::pause_point::pause_point("startup::adopt").await;
     let results = match saver.adopt_all(docs.clone(), InMemory::Follow).await {
         Ok(results) => results,
         Err(e) => docs.iter().map(|_| Err(FileTierError::Io(std::io::Error::other(e.to_string())))).collect(),

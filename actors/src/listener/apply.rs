@@ -30,13 +30,7 @@ fn ours_pending(peers: &ListenerPeers, name: &CacheName) -> bool {
 async fn adopt(peers: &ListenerPeers, doc: Arc<Document>, local: Option<u64>) {
     // Tests widen the window between the comparison and the adopt: `return(MS)` pauses
     // this adopt (without blocking the thread) for MS milliseconds.
-    let pause = (|| {
-        fail::fail_point!("listener::adopt", |ms| ms.and_then(|ms| ms.parse::<u64>().ok()));
-        None
-    })();
-    if let Some(ms) = pause {
-        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-    }
+    crate::pause_point::pause_point("listener::adopt").await;
     match peers.saver.adopt(doc.clone(), local, InMemory::Fill).await {
         Ok(true) => {
             tracing::info!(cache = %doc.name, version = doc.version, "replaced by a newer version from another instance");
@@ -97,13 +91,7 @@ impl Follower {
         let in_postgres: HashMap<&CacheName, &RowHead> = heads.iter().map(|h| (&h.name, h)).collect();
         // Tests widen the window between reading the heads and listing the files:
         // `return(MS)` pauses here (without blocking the thread).
-        let pause = (|| {
-            fail::fail_point!("listener::reconcile", |ms| ms.and_then(|ms| ms.parse::<u64>().ok()));
-            None
-        })();
-        if let Some(ms) = pause {
-            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-        }
+        crate::pause_point::pause_point("listener::reconcile").await;
         let Ok(index) = peers.saver.files().list().await else { return };
         for head in heads {
             let name = &head.name;
