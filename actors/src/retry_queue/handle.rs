@@ -88,8 +88,16 @@ impl RetryQueueHandle {
     ///
     /// # Errors
     /// When the actor's mailbox is closed.
+    /// Announced saves count (see [`Self::announce`]): the startup sync must not adopt
+    /// a row over a save on its way into the queue, as the listener must not.
     pub async fn pending(&self) -> Result<BTreeSet<CacheName>, MailboxError> {
-        self.addr.send(PendingCaches).await
+        // Announced first: a save that moves from announced to queued meanwhile is in
+        // the actor's answer.
+        let announced: Vec<CacheName> =
+            self.announced.lock().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect();
+        let mut pending = self.addr.send(PendingCaches).await?;
+        pending.extend(announced);
+        Ok(pending)
     }
 
     /// See [`Retune`].

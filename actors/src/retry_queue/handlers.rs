@@ -459,16 +459,18 @@ mod tests {
     /// A delete whose tombstone cannot be looked up because the file tier is gone says
     /// nothing about Postgres: an outage in progress stays one (`postgres_up` 0) and no
     /// Postgres write is counted.
-    #[actix_rt::test]
-    async fn a_file_tier_failure_in_a_delete_leaves_postgres_up_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let peers = Peers {
+    /// Peers that are all gone.
+    fn gone_peers() -> Peers {
+        Peers {
             files: FileHandle::new(gone::<FileTier>()),
             memory: MemoryHandle::new(gone::<MemoryTier>(), std::sync::Arc::default()),
             store: StoreHandle::new(gone::<Store>()),
-        };
-        let config = RetryConfig {
-            data_dir: dir.path().to_path_buf(),
+        }
+    }
+
+    fn config(dir: &std::path::Path) -> RetryConfig {
+        RetryConfig {
+            data_dir: dir.to_path_buf(),
             policy: RetryPolicy {
                 enabled: true,
                 backoff: BackoffPolicy {
@@ -479,9 +481,38 @@ mod tests {
                 max_attempts: 3,
             },
             retention_days: Default::default(),
-        };
+        }
+    }
+
+    /// A save announced before its file is written is pending for the listener's check
+    /// and for the startup sync's plan until its announcement is dropped (after the
+    /// enqueue): neither adopts another instance's row over it meanwhile.
+    #[actix_rt::test]
+    async fn an_announced_save_is_pending_until_its_announcement_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
         let metrics = Arc::new(Metrics::new());
-        let (mut queue, _view) = RetryQueue::new(config, peers.clone(), FailureReporter::detached(), metrics.clone());
+        let (queue, view) = RetryQueue::new(config(dir.path()), gone_peers(), FailureReporter::detached(), metrics);
+        let handle = crate::retry_queue::RetryQueueHandle::new(queue.start(), view);
+        let name = CacheName::parse("announced").unwrap();
+        assert!(!handle.is_pending(&name));
+        let first = handle.announce(&name);
+        let second = handle.announce(&name);
+        assert!(handle.is_pending(&name));
+        assert!(handle.pending().await.unwrap().contains(&name));
+        drop(first);
+        assert!(handle.is_pending(&name), "another save of the cache is still on its way");
+        drop(second);
+        assert!(!handle.is_pending(&name));
+        assert!(!handle.pending().await.unwrap().contains(&name));
+    }
+
+    #[actix_rt::test]
+    async fn a_file_tier_failure_in_a_delete_leaves_postgres_up_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let peers = gone_peers();
+        let metrics = Arc::new(Metrics::new());
+        let (mut queue, _view) =
+            RetryQueue::new(config(dir.path()), peers.clone(), FailureReporter::detached(), metrics.clone());
         queue.postgres_failed(&StoreError::Unavailable("connection refused".into()));
         assert_eq!(metrics.postgres_up.get(), 0);
 
