@@ -16,6 +16,7 @@ mod redacted;
 pub(crate) mod refresh;
 pub(crate) mod retry;
 mod secrets;
+pub(crate) mod supervisor;
 mod validate;
 
 #[cfg(test)]
@@ -75,9 +76,9 @@ pub(crate) struct Settings {
     pub retry: RetryPolicy,
     pub shutdown: ShutdownSettings,
     pub refresh: RefreshSettings,
-    /// `[supervisor]`, as the supervisor's own type: `max_restarts` restarts of one
-    /// actor within `window` (`restart_window`), more means exit 70. Checked: at
-    /// least 1 restart, a window above 0s.
+    /// `[supervisor]`, as the supervisor's own type (see `supervisor.rs`):
+    /// `max_restarts` restarts of one actor within `window` (`restart_window`), more
+    /// means exit 70.
     pub supervisor: RestartPolicy,
     pub webhooks: WebhookSettings,
     pub caches: Vec<CacheSettings>,

@@ -18,7 +18,8 @@ use tiercache_actors::cache_rules::DEFAULT_RETENTION_DAYS;
 use super::durations::{Dur, OptDur, Size};
 use super::refresh::RawRefresh;
 use super::retry::RawRetry;
-use super::{ConnectOptions, RestartPolicy};
+use super::supervisor::RawSupervisor;
+use super::ConnectOptions;
 
 /// Default `max_size` of a cache and `max_body` of the API.
 pub(super) const DEFAULT_SIZE: u64 = 16 << 20;
@@ -171,21 +172,6 @@ pub(crate) struct RawShutdown {
 impl Default for RawShutdown {
     fn default() -> Self {
         Self { graceful: true, timeout: Dur(Duration::from_secs(30)) }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct RawSupervisor {
-    pub max_restarts: u32,
-    pub restart_window: Dur,
-}
-
-impl Default for RawSupervisor {
-    fn default() -> Self {
-        // The supervisor's own defaults, so they are written once.
-        let d = RestartPolicy::default();
-        Self { max_restarts: d.max_restarts, restart_window: Dur(d.window) }
     }
 }
 

@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::durations::{format_duration, format_size};
 use super::refresh::RawRefresh;
 use super::retry::RawRetry;
+use super::supervisor::RawSupervisor;
 use super::{CacheSettings, Settings, SourceConfig};
 use tiercache_actors::refresher::sources::strava;
 
@@ -31,7 +32,7 @@ struct Doc {
     retry: RawRetry,
     shutdown: Shutdown,
     refresh: RawRefresh,
-    supervisor: Supervisor,
+    supervisor: RawSupervisor,
     webhooks: Webhooks,
     caches: Vec<Cache>,
 }
@@ -87,12 +88,6 @@ struct Postgres {
 struct Shutdown {
     graceful: bool,
     timeout: String,
-}
-
-#[derive(Serialize)]
-struct Supervisor {
-    max_restarts: u32,
-    restart_window: String,
 }
 
 #[derive(Serialize)]
@@ -187,10 +182,7 @@ pub(super) fn to_toml(s: &Settings) -> String {
         retry: RawRetry::from(&s.retry),
         shutdown: Shutdown { graceful: s.shutdown.graceful, timeout: format_duration(s.shutdown.timeout) },
         refresh: RawRefresh::from(&s.refresh),
-        supervisor: Supervisor {
-            max_restarts: s.supervisor.max_restarts,
-            restart_window: format_duration(s.supervisor.window),
-        },
+        supervisor: RawSupervisor::from(&s.supervisor),
         webhooks: Webhooks {
             strava_verify_token: match (&s.webhooks.strava_verify_token, &s.webhooks.strava_verify_token_file) {
                 (Some(_), None) => REDACTED,

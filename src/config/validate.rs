@@ -14,8 +14,7 @@ use super::paths::PathBase;
 use super::raw::{RawApi, RawCache, RawPostgres, RawSecret, RawSettings, RawSource};
 use super::{
     exposure, net, secrets, ApiSettings, CacheName, CacheSettings, ConfigError, ConnectOptions, Env, LogFormat,
-    LogSettings, MemorySettings, PostgresSettings, RefreshSettings, RestartPolicy, Settings, ShutdownSettings,
-    SourceConfig, TlsMode,
+    LogSettings, MemorySettings, PostgresSettings, RefreshSettings, Settings, ShutdownSettings, SourceConfig, TlsMode,
 };
 
 /// Longest accepted `project`.
@@ -57,15 +56,7 @@ pub(super) fn settings(
         level: raw.log.level,
     };
     let retry = raw.retry.check()?;
-    if raw.supervisor.max_restarts == 0 {
-        return Err(ConfigError::new(
-            "supervisor.max_restarts",
-            "must be at least 1 (0 would exit at an actor's first failure)",
-        ));
-    }
-    if raw.supervisor.restart_window.0.is_zero() {
-        return Err(ConfigError::new("supervisor.restart_window", "must be more than 0s"));
-    }
+    let supervisor = raw.supervisor.check()?;
     // In the order errors are reported: api, postgres, webhooks, caches.
     let api = api(raw.api, &base)?;
     let postgres = postgres(raw.postgres, &base)?;
@@ -82,10 +73,7 @@ pub(super) fn settings(
         retry,
         shutdown: ShutdownSettings { graceful: raw.shutdown.graceful, timeout: raw.shutdown.timeout.0 },
         refresh: RefreshSettings::from(raw.refresh),
-        supervisor: RestartPolicy {
-            max_restarts: raw.supervisor.max_restarts,
-            window: raw.supervisor.restart_window.0,
-        },
+        supervisor,
         webhooks,
         caches,
         warnings,

@@ -6,7 +6,7 @@
 //! map says that a secret changed, never what it is.
 
 use crate::config::{
-    ApiSettings, CacheSettings, ConnectOptions, LogSettings, MemorySettings, PostgresSettings, RestartPolicy, Settings,
+    self, ApiSettings, CacheSettings, ConnectOptions, LogSettings, MemorySettings, PostgresSettings, Settings,
     ShutdownSettings, SourceConfig, WebhookSettings,
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -17,6 +17,11 @@ use tiercache_actors::refresher::sources::strava;
 
 /// Key (as in the file, caches as `caches[NAME].KEY`) → comparable value.
 pub(crate) type Flat = BTreeMap<String, String>;
+
+/// The keys of a section with a file of its own under `config/`, as its `flat` gives them.
+fn section<const N: usize>(map: &mut Flat, keys: [(&'static str, String); N]) {
+    map.extend(keys.map(|(key, value)| (key.to_owned(), value)));
+}
 
 fn put(map: &mut Flat, key: impl Into<String>, value: impl Debug) {
     map.insert(key.into(), format!("{value:?}"));
@@ -61,14 +66,12 @@ pub(crate) fn flatten(s: &Settings) -> Flat {
     let MemorySettings { ttl } = memory;
     put(&mut m, "memory.ttl", ttl);
     postgres_keys(&mut m, postgres);
-    m.extend(crate::config::retry::flat(retry).map(|(key, value)| (key.to_owned(), value)));
+    section(&mut m, config::retry::flat(retry));
     let ShutdownSettings { graceful, timeout } = shutdown;
     put(&mut m, "shutdown.graceful", graceful);
     put(&mut m, "shutdown.timeout", timeout);
-    m.extend(crate::config::refresh::flat(refresh).map(|(key, value)| (key.to_owned(), value)));
-    let RestartPolicy { max_restarts, window } = supervisor;
-    put(&mut m, "supervisor.max_restarts", max_restarts);
-    put(&mut m, "supervisor.restart_window", window);
+    section(&mut m, config::refresh::flat(refresh));
+    section(&mut m, config::supervisor::flat(supervisor));
     let WebhookSettings { strava_verify_token, strava_verify_token_file } = webhooks;
     put(&mut m, "webhooks.strava_verify_token", strava_verify_token.as_ref().map(secret).unwrap_or_default());
     put(&mut m, "webhooks.strava_verify_token_file", strava_verify_token_file);

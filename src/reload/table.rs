@@ -24,8 +24,7 @@ const POOL: &str = "the Postgres pool (new connections; requests in flight finis
 const REFRESHER: &str = "the refresher";
 const SOURCES: &str = "the refresher (a new source client; secret files are read again)";
 
-/// The keys of the sections that do not keep their own list (`[retry]` and `[refresh]`
-/// do, in their files under `config/`).
+/// The keys that are not in a section with a file of its own under `config/`.
 const KEYS: &[(&str, Reload)] = &[
     ("project", Restart),
     ("data_dir", Restart),
@@ -56,8 +55,6 @@ const KEYS: &[(&str, Reload)] = &[
     ("postgres.single_instance", Restart),
     ("shutdown.graceful", Applied("the next shutdown")),
     ("shutdown.timeout", Applied("the next shutdown")),
-    ("supervisor.max_restarts", Restart),
-    ("supervisor.restart_window", Restart),
     ("webhooks.strava_verify_token", Applied(API_POLICY)),
     ("webhooks.strava_verify_token_file", Applied(API_POLICY)),
     ("caches", Applied("the API, the refresher, the retry queue and the retention purge (caches added or removed)")),
@@ -98,5 +95,6 @@ pub(crate) fn rule(key: &str) -> Option<Reload> {
 
 /// Every key of the configuration and how a reload treats it.
 pub(crate) fn table() -> impl Iterator<Item = (&'static str, Reload)> {
-    KEYS.iter().chain(crate::config::retry::RELOAD).chain(crate::config::refresh::RELOAD).copied()
+    use crate::config::{refresh, retry, supervisor};
+    [KEYS, retry::RELOAD, refresh::RELOAD, supervisor::RELOAD].into_iter().flatten().copied()
 }
