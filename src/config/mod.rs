@@ -16,6 +16,7 @@ mod redacted;
 pub(crate) mod refresh;
 pub(crate) mod retry;
 mod secrets;
+pub(crate) mod shutdown;
 pub(crate) mod supervisor;
 mod validate;
 
@@ -33,6 +34,7 @@ pub(crate) use layers::DEFAULT_FILE;
 pub(crate) use net::ListenAddr;
 pub(crate) use paths::Located;
 pub(crate) use refresh::RefreshSettings;
+pub(crate) use shutdown::ShutdownSettings;
 pub(crate) use tiercache_actors::domain::CacheName;
 pub(crate) use tiercache_actors::refresher::sources::SourceConfig;
 pub(crate) use tiercache_actors::retry_queue::{BackoffPolicy, RetryPolicy};
@@ -164,13 +166,6 @@ pub(crate) struct PostgresSettings {
     /// While Postgres is unreachable, `If-Match` is checked locally (this instance is
     /// the project's only one) instead of answered 503.
     pub single_instance: bool,
-}
-
-/// `[shutdown]`.
-#[derive(Debug, Clone)]
-pub(crate) struct ShutdownSettings {
-    pub graceful: bool,
-    pub timeout: Duration,
 }
 
 /// `[webhooks]`: push notifications from upstream APIs.

@@ -18,6 +18,7 @@ use tiercache_actors::cache_rules::DEFAULT_RETENTION_DAYS;
 use super::durations::{Dur, OptDur, Size};
 use super::refresh::RawRefresh;
 use super::retry::RawRetry;
+use super::shutdown::RawShutdown;
 use super::supervisor::RawSupervisor;
 use super::ConnectOptions;
 
@@ -159,19 +160,6 @@ impl Default for RawPostgres {
             heads_poll_interval: Dur(Duration::from_secs(2)),
             single_instance: false,
         }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct RawShutdown {
-    pub graceful: bool,
-    pub timeout: Dur,
-}
-
-impl Default for RawShutdown {
-    fn default() -> Self {
-        Self { graceful: true, timeout: Dur(Duration::from_secs(30)) }
     }
 }
 

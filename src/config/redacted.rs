@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::durations::{format_duration, format_size};
 use super::refresh::RawRefresh;
 use super::retry::RawRetry;
+use super::shutdown::RawShutdown;
 use super::supervisor::RawSupervisor;
 use super::{CacheSettings, Settings, SourceConfig};
 use tiercache_actors::refresher::sources::strava;
@@ -30,7 +31,7 @@ struct Doc {
     memory: Memory,
     postgres: Postgres,
     retry: RawRetry,
-    shutdown: Shutdown,
+    shutdown: RawShutdown,
     refresh: RawRefresh,
     supervisor: RawSupervisor,
     webhooks: Webhooks,
@@ -82,12 +83,6 @@ struct Postgres {
     statement_timeout: String,
     heads_poll_interval: String,
     single_instance: bool,
-}
-
-#[derive(Serialize)]
-struct Shutdown {
-    graceful: bool,
-    timeout: String,
 }
 
 #[derive(Serialize)]
@@ -180,7 +175,7 @@ pub(super) fn to_toml(s: &Settings) -> String {
             single_instance: s.postgres.single_instance,
         },
         retry: RawRetry::from(&s.retry),
-        shutdown: Shutdown { graceful: s.shutdown.graceful, timeout: format_duration(s.shutdown.timeout) },
+        shutdown: RawShutdown::from(&s.shutdown),
         refresh: RawRefresh::from(&s.refresh),
         supervisor: RawSupervisor::from(&s.supervisor),
         webhooks: Webhooks {

@@ -71,7 +71,7 @@ pub(super) fn settings(
         memory: MemorySettings { ttl: raw.memory.ttl.0 },
         postgres,
         retry,
-        shutdown: ShutdownSettings { graceful: raw.shutdown.graceful, timeout: raw.shutdown.timeout.0 },
+        shutdown: ShutdownSettings::from(raw.shutdown),
         refresh: RefreshSettings::from(raw.refresh),
         supervisor,
         webhooks,

@@ -7,7 +7,7 @@
 
 use crate::config::{
     self, ApiSettings, CacheSettings, ConnectOptions, LogSettings, MemorySettings, PostgresSettings, Settings,
-    ShutdownSettings, SourceConfig, WebhookSettings,
+    SourceConfig, WebhookSettings,
 };
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
@@ -67,9 +67,7 @@ pub(crate) fn flatten(s: &Settings) -> Flat {
     put(&mut m, "memory.ttl", ttl);
     postgres_keys(&mut m, postgres);
     section(&mut m, config::retry::flat(retry));
-    let ShutdownSettings { graceful, timeout } = shutdown;
-    put(&mut m, "shutdown.graceful", graceful);
-    put(&mut m, "shutdown.timeout", timeout);
+    section(&mut m, config::shutdown::flat(shutdown));
     section(&mut m, config::refresh::flat(refresh));
     section(&mut m, config::supervisor::flat(supervisor));
     let WebhookSettings { strava_verify_token, strava_verify_token_file } = webhooks;

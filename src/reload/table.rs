@@ -53,8 +53,6 @@ const KEYS: &[(&str, Reload)] = &[
     ("postgres.statement_timeout", Applied(POOL)),
     ("postgres.heads_poll_interval", Restart),
     ("postgres.single_instance", Restart),
-    ("shutdown.graceful", Applied("the next shutdown")),
-    ("shutdown.timeout", Applied("the next shutdown")),
     ("webhooks.strava_verify_token", Applied(API_POLICY)),
     ("webhooks.strava_verify_token_file", Applied(API_POLICY)),
     ("caches", Applied("the API, the refresher, the retry queue and the retention purge (caches added or removed)")),
@@ -95,6 +93,6 @@ pub(crate) fn rule(key: &str) -> Option<Reload> {
 
 /// Every key of the configuration and how a reload treats it.
 pub(crate) fn table() -> impl Iterator<Item = (&'static str, Reload)> {
-    use crate::config::{refresh, retry, supervisor};
-    [KEYS, retry::RELOAD, refresh::RELOAD, supervisor::RELOAD].into_iter().flatten().copied()
+    use crate::config::{refresh, retry, shutdown, supervisor};
+    [KEYS, retry::RELOAD, shutdown::RELOAD, refresh::RELOAD, supervisor::RELOAD].into_iter().flatten().copied()
 }
