@@ -9,6 +9,7 @@ mod durations;
 mod env_compat;
 pub(crate) mod exposure;
 pub(crate) mod layers;
+pub(crate) mod memory;
 mod net;
 mod paths;
 mod raw;
@@ -31,6 +32,7 @@ use secrecy::SecretString;
 
 pub(crate) use durations::invalid_duration;
 pub(crate) use layers::DEFAULT_FILE;
+pub(crate) use memory::MemorySettings;
 pub(crate) use net::ListenAddr;
 pub(crate) use paths::Located;
 pub(crate) use refresh::RefreshSettings;
@@ -139,12 +141,6 @@ pub(crate) struct ApiSettings {
     /// Both or neither (checked): both set means HTTPS on TCP listeners.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
-}
-
-/// `[memory]`.
-#[derive(Debug, Clone)]
-pub(crate) struct MemorySettings {
-    pub ttl: Duration,
 }
 
 /// `[postgres]`, the Supabase tier.

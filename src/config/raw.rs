@@ -16,6 +16,7 @@ use serde::Deserialize;
 use tiercache_actors::cache_rules::DEFAULT_RETENTION_DAYS;
 
 use super::durations::{Dur, OptDur, Size};
+use super::memory::RawMemory;
 use super::refresh::RawRefresh;
 use super::retry::RawRetry;
 use super::shutdown::RawShutdown;
@@ -111,18 +112,6 @@ impl Default for RawApi {
             tls_cert: String::new(),
             tls_key: String::new(),
         }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct RawMemory {
-    pub ttl: Dur,
-}
-
-impl Default for RawMemory {
-    fn default() -> Self {
-        Self { ttl: Dur(Duration::from_secs(300)) }
     }
 }
 

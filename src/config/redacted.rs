@@ -12,6 +12,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use super::durations::{format_duration, format_size};
+use super::memory::RawMemory;
 use super::refresh::RawRefresh;
 use super::retry::RawRetry;
 use super::shutdown::RawShutdown;
@@ -28,7 +29,7 @@ struct Doc {
     data_dir: String,
     log: Log,
     api: Api,
-    memory: Memory,
+    memory: RawMemory,
     postgres: Postgres,
     retry: RawRetry,
     shutdown: RawShutdown,
@@ -63,11 +64,6 @@ struct Api {
     workers: usize,
     tls_cert: String,
     tls_key: String,
-}
-
-#[derive(Serialize)]
-struct Memory {
-    ttl: String,
 }
 
 #[derive(Serialize)]
@@ -160,7 +156,7 @@ pub(super) fn to_toml(s: &Settings) -> String {
             tls_cert: opt_path(s.api.tls_cert.as_deref()),
             tls_key: opt_path(s.api.tls_key.as_deref()),
         },
-        memory: Memory { ttl: format_duration(s.memory.ttl) },
+        memory: RawMemory::from(&s.memory),
         postgres: Postgres {
             enabled: s.postgres.enabled,
             url: s.postgres.url.as_ref().map_or_else(String::new, |u| redact_url(u.expose_secret())),

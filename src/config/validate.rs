@@ -68,7 +68,7 @@ pub(super) fn settings(
         data_dir: PathBuf::from(raw.data_dir),
         log,
         api,
-        memory: MemorySettings { ttl: raw.memory.ttl.0 },
+        memory: MemorySettings::from(raw.memory),
         postgres,
         retry,
         shutdown: ShutdownSettings::from(raw.shutdown),

@@ -6,8 +6,8 @@
 //! map says that a secret changed, never what it is.
 
 use crate::config::{
-    self, ApiSettings, CacheSettings, ConnectOptions, LogSettings, MemorySettings, PostgresSettings, Settings,
-    SourceConfig, WebhookSettings,
+    self, ApiSettings, CacheSettings, ConnectOptions, LogSettings, PostgresSettings, Settings, SourceConfig,
+    WebhookSettings,
 };
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
@@ -63,8 +63,7 @@ pub(crate) fn flatten(s: &Settings) -> Flat {
     put(&mut m, "log.format", format);
     put(&mut m, "log.level", level);
     api_keys(&mut m, api);
-    let MemorySettings { ttl } = memory;
-    put(&mut m, "memory.ttl", ttl);
+    section(&mut m, config::memory::flat(memory));
     postgres_keys(&mut m, postgres);
     section(&mut m, config::retry::flat(retry));
     section(&mut m, config::shutdown::flat(shutdown));

@@ -40,7 +40,6 @@ const KEYS: &[(&str, Reload)] = &[
     ("api.workers", Restart),
     ("api.tls_cert", AppliedUnlessToggled("the TLS listeners (new handshakes)")),
     ("api.tls_key", AppliedUnlessToggled("the TLS listeners (new handshakes)")),
-    ("memory.ttl", Restart),
     ("postgres.enabled", Restart),
     ("postgres.url", Applied(POOL)),
     ("postgres.password_file", Applied(POOL)),
@@ -93,6 +92,9 @@ pub(crate) fn rule(key: &str) -> Option<Reload> {
 
 /// Every key of the configuration and how a reload treats it.
 pub(crate) fn table() -> impl Iterator<Item = (&'static str, Reload)> {
-    use crate::config::{refresh, retry, shutdown, supervisor};
-    [KEYS, retry::RELOAD, shutdown::RELOAD, refresh::RELOAD, supervisor::RELOAD].into_iter().flatten().copied()
+    use crate::config::{memory, refresh, retry, shutdown, supervisor};
+    [KEYS, memory::RELOAD, retry::RELOAD, shutdown::RELOAD, refresh::RELOAD, supervisor::RELOAD]
+        .into_iter()
+        .flatten()
+        .copied()
 }
