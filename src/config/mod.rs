@@ -9,6 +9,7 @@ mod durations;
 mod env_compat;
 pub(crate) mod exposure;
 pub(crate) mod layers;
+pub(crate) mod log;
 pub(crate) mod memory;
 mod net;
 mod paths;
@@ -32,6 +33,7 @@ use secrecy::SecretString;
 
 pub(crate) use durations::invalid_duration;
 pub(crate) use layers::DEFAULT_FILE;
+pub(crate) use log::LogSettings;
 pub(crate) use memory::MemorySettings;
 pub(crate) use net::ListenAddr;
 pub(crate) use paths::Located;
@@ -88,35 +90,6 @@ pub(crate) struct Settings {
     pub caches: Vec<CacheSettings>,
     /// Non-fatal notes for the startup log (config is loaded before logging is up).
     pub warnings: Vec<String>,
-}
-
-/// `[log]`.
-#[derive(Debug, Clone)]
-pub(crate) struct LogSettings {
-    pub format: LogFormat,
-    /// An `EnvFilter` directive; `RUST_LOG`, when set, wins.
-    pub level: String,
-}
-
-/// `log.format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LogFormat {
-    Json,
-    Pretty,
-    /// Not set: lines for people when stdout is a terminal, JSON otherwise (the journal,
-    /// a container's log driver, a pipe).
-    Auto,
-}
-
-impl LogFormat {
-    /// Whether to write JSON lines, given whether stdout is a terminal.
-    pub(crate) fn is_json(self, stdout_is_terminal: bool) -> bool {
-        match self {
-            Self::Json => true,
-            Self::Pretty => false,
-            Self::Auto => !stdout_is_terminal,
-        }
-    }
 }
 
 /// `[api]`.

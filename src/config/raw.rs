@@ -16,6 +16,7 @@ use serde::Deserialize;
 use tiercache_actors::cache_rules::DEFAULT_RETENTION_DAYS;
 
 use super::durations::{Dur, OptDur, Size};
+use super::log::RawLog;
 use super::memory::RawMemory;
 use super::refresh::RawRefresh;
 use super::retry::RawRetry;
@@ -66,20 +67,6 @@ impl Default for RawSettings {
                 RawCache::seed("fundraising", 15 * 60, None),
             ],
         }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct RawLog {
-    pub format: String,
-    pub level: String,
-}
-
-impl Default for RawLog {
-    fn default() -> Self {
-        // Unset: decided by whether stdout is a terminal (`LogFormat::Auto`).
-        Self { format: String::new(), level: "info".into() }
     }
 }
 

@@ -4,7 +4,6 @@
 //! secret can only reach the output through a line here that redacts it.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use super::durations::{format_duration, format_size};
+use super::log::RawLog;
 use super::memory::RawMemory;
 use super::refresh::RawRefresh;
 use super::retry::RawRetry;
@@ -27,7 +27,7 @@ pub(super) const REDACTED: &str = "[redacted]";
 struct Doc {
     project: String,
     data_dir: String,
-    log: Log,
+    log: RawLog,
     api: Api,
     memory: RawMemory,
     postgres: Postgres,
@@ -44,12 +44,6 @@ struct Doc {
 struct Webhooks {
     strava_verify_token: &'static str,
     strava_verify_token_file: String,
-}
-
-#[derive(Serialize)]
-struct Log {
-    format: &'static str,
-    level: String,
 }
 
 #[derive(Serialize)]
@@ -139,11 +133,7 @@ pub(super) fn to_toml(s: &Settings) -> String {
     let doc = Doc {
         project: s.project.clone(),
         data_dir: path(&s.data_dir),
-        log: Log {
-            // Unset: what `run` would pick with the same stdout as this output's.
-            format: if s.log.format.is_json(std::io::stdout().is_terminal()) { "json" } else { "pretty" },
-            level: s.log.level.clone(),
-        },
+        log: RawLog::printed(&s.log),
         api: Api {
             listen: s.api.listen.iter().map(ToString::to_string).collect(),
             max_body: format_size(s.api.max_body),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 
 use super::layers::{overridable_keys, override_var};
+use super::log::LogFormat;
 use super::*;
 
 const H: u64 = 3600;

@@ -13,8 +13,8 @@ use super::env_compat::is_postgres_url;
 use super::paths::PathBase;
 use super::raw::{RawApi, RawCache, RawPostgres, RawSecret, RawSettings, RawSource};
 use super::{
-    exposure, net, secrets, ApiSettings, CacheName, CacheSettings, ConfigError, ConnectOptions, Env, LogFormat,
-    LogSettings, MemorySettings, PostgresSettings, RefreshSettings, Settings, ShutdownSettings, SourceConfig, TlsMode,
+    exposure, net, secrets, ApiSettings, CacheName, CacheSettings, ConfigError, ConnectOptions, Env, MemorySettings,
+    PostgresSettings, RefreshSettings, Settings, ShutdownSettings, SourceConfig, TlsMode,
 };
 
 /// Longest accepted `project`.
@@ -41,20 +41,7 @@ pub(super) fn settings(
     if raw.data_dir.is_empty() {
         return Err(ConfigError::new("data_dir", "must not be empty"));
     }
-    let log = LogSettings {
-        format: match raw.log.format.as_str() {
-            "json" => LogFormat::Json,
-            "pretty" => LogFormat::Pretty,
-            "" => LogFormat::Auto,
-            other => {
-                return Err(ConfigError::new(
-                    "log.format",
-                    format!("expected \"json\", \"pretty\" or \"\" (unset: by the terminal), got {other:?}"),
-                ))
-            }
-        },
-        level: raw.log.level,
-    };
+    let log = raw.log.check()?;
     let retry = raw.retry.check()?;
     let supervisor = raw.supervisor.check()?;
     // In the order errors are reported: api, postgres, webhooks, caches.

@@ -6,8 +6,7 @@
 //! map says that a secret changed, never what it is.
 
 use crate::config::{
-    self, ApiSettings, CacheSettings, ConnectOptions, LogSettings, PostgresSettings, Settings, SourceConfig,
-    WebhookSettings,
+    self, ApiSettings, CacheSettings, ConnectOptions, PostgresSettings, Settings, SourceConfig, WebhookSettings,
 };
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
@@ -59,9 +58,7 @@ pub(crate) fn flatten(s: &Settings) -> Flat {
     let mut m = Flat::new();
     put(&mut m, "project", project);
     put(&mut m, "data_dir", data_dir);
-    let LogSettings { format, level } = log;
-    put(&mut m, "log.format", format);
-    put(&mut m, "log.level", level);
+    section(&mut m, config::log::flat(log));
     api_keys(&mut m, api);
     section(&mut m, config::memory::flat(memory));
     postgres_keys(&mut m, postgres);

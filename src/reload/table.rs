@@ -28,8 +28,6 @@ const SOURCES: &str = "the refresher (a new source client; secret files are read
 const KEYS: &[(&str, Reload)] = &[
     ("project", Restart),
     ("data_dir", Restart),
-    ("log.format", Restart),
-    ("log.level", Applied("the log filter (unless RUST_LOG is set)")),
     ("api.listen", Restart),
     ("api.max_body", Applied(API_POLICY)),
     ("api.tokens_file", Applied(SECURITY)),
@@ -92,8 +90,8 @@ pub(crate) fn rule(key: &str) -> Option<Reload> {
 
 /// Every key of the configuration and how a reload treats it.
 pub(crate) fn table() -> impl Iterator<Item = (&'static str, Reload)> {
-    use crate::config::{memory, refresh, retry, shutdown, supervisor};
-    [KEYS, memory::RELOAD, retry::RELOAD, shutdown::RELOAD, refresh::RELOAD, supervisor::RELOAD]
+    use crate::config::{log, memory, refresh, retry, shutdown, supervisor};
+    [KEYS, log::RELOAD, memory::RELOAD, retry::RELOAD, shutdown::RELOAD, refresh::RELOAD, supervisor::RELOAD]
         .into_iter()
         .flatten()
         .copied()
