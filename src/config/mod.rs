@@ -21,6 +21,7 @@ mod secrets;
 pub(crate) mod shutdown;
 pub(crate) mod supervisor;
 mod validate;
+pub(crate) mod webhooks;
 
 #[cfg(test)]
 mod tests;
@@ -44,6 +45,7 @@ pub(crate) use tiercache_actors::refresher::sources::SourceConfig;
 pub(crate) use tiercache_actors::retry_queue::{BackoffPolicy, RetryPolicy};
 pub(crate) use tiercache_actors::store::{ConnectOptions, TlsMode};
 pub(crate) use tiercache_actors::supervisor::RestartPolicy;
+pub(crate) use webhooks::WebhookSettings;
 
 /// The environment lookup: `std::env::var` in production, a map in tests, so that
 /// nothing here ever reads or writes the process environment directly.
@@ -135,16 +137,6 @@ pub(crate) struct PostgresSettings {
     /// While Postgres is unreachable, `If-Match` is checked locally (this instance is
     /// the project's only one) instead of answered 503.
     pub single_instance: bool,
-}
-
-/// `[webhooks]`: push notifications from upstream APIs.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct WebhookSettings {
-    /// The token Strava's subscription handshake must present; `None`: the
-    /// `/v1/webhooks/strava` routes answer 404.
-    pub strava_verify_token: Option<SecretString>,
-    /// Where it was read from, if from a file (shown by `check-config`).
-    pub strava_verify_token_file: Option<PathBuf>,
 }
 
 /// One `[[caches]]` entry.

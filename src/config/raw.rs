@@ -22,6 +22,7 @@ use super::refresh::RawRefresh;
 use super::retry::RawRetry;
 use super::shutdown::RawShutdown;
 use super::supervisor::RawSupervisor;
+use super::webhooks::RawWebhooks;
 use super::ConnectOptions;
 
 /// Default `max_size` of a cache and `max_body` of the API.
@@ -137,14 +138,6 @@ impl Default for RawPostgres {
             single_instance: false,
         }
     }
-}
-
-/// `[webhooks]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct RawWebhooks {
-    pub strava_verify_token: RawSecret,
-    pub strava_verify_token_file: String,
 }
 
 /// One `[[caches]]` entry. Only `name` is required.
@@ -280,6 +273,11 @@ impl RawSource {
         .filter_map(|(key, set)| set.then_some(key))
         .collect()
     }
+}
+
+/// `""` means unset throughout the appendix.
+pub(super) fn non_empty(s: String) -> Option<String> {
+    Some(s).filter(|s| !s.is_empty())
 }
 
 /// A secret as read from the file or the environment: wrapped at once, so not even

@@ -17,6 +17,7 @@ use super::refresh::RawRefresh;
 use super::retry::RawRetry;
 use super::shutdown::RawShutdown;
 use super::supervisor::RawSupervisor;
+use super::webhooks::PrintedWebhooks;
 use super::{CacheSettings, Settings, SourceConfig};
 use tiercache_actors::refresher::sources::strava;
 
@@ -35,15 +36,8 @@ struct Doc {
     shutdown: RawShutdown,
     refresh: RawRefresh,
     supervisor: RawSupervisor,
-    webhooks: Webhooks,
+    webhooks: PrintedWebhooks,
     caches: Vec<Cache>,
-}
-
-/// Both keys always shown (empty when unset); an inline token as [`REDACTED`].
-#[derive(Serialize)]
-struct Webhooks {
-    strava_verify_token: &'static str,
-    strava_verify_token_file: String,
 }
 
 #[derive(Serialize)]
@@ -164,13 +158,7 @@ pub(super) fn to_toml(s: &Settings) -> String {
         shutdown: RawShutdown::from(&s.shutdown),
         refresh: RawRefresh::from(&s.refresh),
         supervisor: RawSupervisor::from(&s.supervisor),
-        webhooks: Webhooks {
-            strava_verify_token: match (&s.webhooks.strava_verify_token, &s.webhooks.strava_verify_token_file) {
-                (Some(_), None) => REDACTED,
-                _ => "",
-            },
-            strava_verify_token_file: s.webhooks.strava_verify_token_file.as_deref().map(path).unwrap_or_default(),
-        },
+        webhooks: PrintedWebhooks::from(&s.webhooks),
         caches: s.caches.iter().map(cache).collect(),
     };
     // Plain strings, numbers and tables of them: serialization cannot fail.

@@ -11,7 +11,7 @@ use tiercache_actors::refresher::sources::{strava, SourceKind};
 
 use super::env_compat::is_postgres_url;
 use super::paths::PathBase;
-use super::raw::{RawApi, RawCache, RawPostgres, RawSecret, RawSettings, RawSource};
+use super::raw::{non_empty, RawApi, RawCache, RawPostgres, RawSecret, RawSettings, RawSource};
 use super::{
     exposure, net, secrets, ApiSettings, CacheName, CacheSettings, ConfigError, ConnectOptions, Env, MemorySettings,
     PostgresSettings, RefreshSettings, Settings, ShutdownSettings, SourceConfig, TlsMode,
@@ -47,7 +47,7 @@ pub(super) fn settings(
     // In the order errors are reported: api, postgres, webhooks, caches.
     let api = api(raw.api, &base)?;
     let postgres = postgres(raw.postgres, &base)?;
-    let webhooks = webhooks(raw.webhooks, &base)?;
+    let webhooks = raw.webhooks.check(&base)?;
     // With webhooks on, a Strava source learns its athlete id (for deauthorizations).
     let caches = caches(raw.caches, &base, webhooks.strava_verify_token.is_some())?;
     let mut settings = Settings {
@@ -67,37 +67,6 @@ pub(super) fn settings(
     };
     exposure::check(&mut settings)?;
     Ok(settings)
-}
-
-/// `[webhooks]`: the verify token inline or from a file, not both; printable ASCII
-/// without spaces, as it travels in a query string.
-fn webhooks(raw: super::raw::RawWebhooks, base: &PathBase<'_>) -> Result<super::WebhookSettings, ConfigError> {
-    let inline = raw.strava_verify_token.0.filter(|s| !s.expose_secret().is_empty());
-    let (token, file) = match (inline, non_empty(raw.strava_verify_token_file)) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::new(
-                "webhooks.strava_verify_token_file",
-                "set either strava_verify_token or strava_verify_token_file, not both",
-            ))
-        }
-        (Some(token), None) => (Some(token), None),
-        (None, Some(written)) => {
-            let key = "webhooks.strava_verify_token_file";
-            let located = base.locate(key, true, &written);
-            (Some(secrets::read(key, &located)?), Some(located.path))
-        }
-        (None, None) => (None, None),
-    };
-    if token.as_ref().is_some_and(|t| !t.expose_secret().bytes().all(|b| b.is_ascii_graphic())) {
-        let key = if file.is_some() { "webhooks.strava_verify_token_file" } else { "webhooks.strava_verify_token" };
-        return Err(ConfigError::new(key, "must be printable ASCII without spaces"));
-    }
-    Ok(super::WebhookSettings { strava_verify_token: token, strava_verify_token_file: file })
-}
-
-/// `""` means unset throughout the appendix.
-fn non_empty(s: String) -> Option<String> {
-    Some(s).filter(|s| !s.is_empty())
 }
 
 /// The most `api.workers` accepted: each is a thread with its own event loop.

@@ -5,9 +5,7 @@
 //! how a reload treats it does not compile. Secrets are reduced to a fingerprint: the
 //! map says that a secret changed, never what it is.
 
-use crate::config::{
-    self, ApiSettings, CacheSettings, ConnectOptions, PostgresSettings, Settings, SourceConfig, WebhookSettings,
-};
+use crate::config::{self, ApiSettings, CacheSettings, ConnectOptions, PostgresSettings, Settings, SourceConfig};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -27,7 +25,7 @@ fn put(map: &mut Flat, key: impl Into<String>, value: impl Debug) {
 }
 
 /// A fingerprint that changes with the secret and cannot be turned back into it.
-fn secret(s: &SecretString) -> String {
+pub(crate) fn secret(s: &SecretString) -> String {
     fingerprint(s.expose_secret())
 }
 
@@ -66,9 +64,7 @@ pub(crate) fn flatten(s: &Settings) -> Flat {
     section(&mut m, config::shutdown::flat(shutdown));
     section(&mut m, config::refresh::flat(refresh));
     section(&mut m, config::supervisor::flat(supervisor));
-    let WebhookSettings { strava_verify_token, strava_verify_token_file } = webhooks;
-    put(&mut m, "webhooks.strava_verify_token", strava_verify_token.as_ref().map(secret).unwrap_or_default());
-    put(&mut m, "webhooks.strava_verify_token_file", strava_verify_token_file);
+    section(&mut m, config::webhooks::flat(webhooks));
     let names: Vec<&str> = caches.iter().map(|c| c.name.as_str()).collect();
     put(&mut m, "caches", names);
     for cache in caches {

@@ -50,8 +50,6 @@ const KEYS: &[(&str, Reload)] = &[
     ("postgres.statement_timeout", Applied(POOL)),
     ("postgres.heads_poll_interval", Restart),
     ("postgres.single_instance", Restart),
-    ("webhooks.strava_verify_token", Applied(API_POLICY)),
-    ("webhooks.strava_verify_token_file", Applied(API_POLICY)),
     ("caches", Applied("the API, the refresher, the retry queue and the retention purge (caches added or removed)")),
     (
         "caches.name",
@@ -90,9 +88,18 @@ pub(crate) fn rule(key: &str) -> Option<Reload> {
 
 /// Every key of the configuration and how a reload treats it.
 pub(crate) fn table() -> impl Iterator<Item = (&'static str, Reload)> {
-    use crate::config::{log, memory, refresh, retry, shutdown, supervisor};
-    [KEYS, log::RELOAD, memory::RELOAD, retry::RELOAD, shutdown::RELOAD, refresh::RELOAD, supervisor::RELOAD]
-        .into_iter()
-        .flatten()
-        .copied()
+    use crate::config::{log, memory, refresh, retry, shutdown, supervisor, webhooks};
+    [
+        KEYS,
+        log::RELOAD,
+        memory::RELOAD,
+        retry::RELOAD,
+        shutdown::RELOAD,
+        refresh::RELOAD,
+        supervisor::RELOAD,
+        webhooks::RELOAD,
+    ]
+    .into_iter()
+    .flatten()
+    .copied()
 }
