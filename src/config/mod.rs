@@ -13,6 +13,7 @@ pub(crate) mod log;
 pub(crate) mod memory;
 mod net;
 mod paths;
+pub(crate) mod postgres;
 mod raw;
 mod redacted;
 pub(crate) mod refresh;
@@ -30,14 +31,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secrecy::SecretString;
-
 pub(crate) use durations::invalid_duration;
 pub(crate) use layers::DEFAULT_FILE;
 pub(crate) use log::LogSettings;
 pub(crate) use memory::MemorySettings;
 pub(crate) use net::ListenAddr;
 pub(crate) use paths::Located;
+pub(crate) use postgres::PostgresSettings;
 pub(crate) use refresh::RefreshSettings;
 pub(crate) use shutdown::ShutdownSettings;
 pub(crate) use tiercache_actors::domain::CacheName;
@@ -116,27 +116,6 @@ pub(crate) struct ApiSettings {
     /// Both or neither (checked): both set means HTTPS on TCP listeners.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
-}
-
-/// `[postgres]`, the Supabase tier.
-#[derive(Debug, Clone)]
-pub(crate) struct PostgresSettings {
-    pub enabled: bool,
-    /// A `postgres://` or `postgresql://` connection string (checked); a secret
-    /// because it usually holds the password.
-    pub url: Option<SecretString>,
-    /// Overrides a password in `url`; resolved (credentials directory included)
-    /// and checked readable at load time.
-    pub password_file: Option<PathBuf>,
-    /// The other keys, as the store's own type (its defaults are the built-in ones).
-    /// Checked: `pool_size` at least 1, `sslmode` one of the five names.
-    pub options: ConnectOptions,
-    /// How often the project's row heads are read to follow the other instances'
-    /// writes; `None` (`"0s"`): only on notifications.
-    pub heads_poll_interval: Option<Duration>,
-    /// While Postgres is unreachable, `If-Match` is checked locally (this instance is
-    /// the project's only one) instead of answered 503.
-    pub single_instance: bool,
 }
 
 /// One `[[caches]]` entry.

@@ -18,12 +18,12 @@ use tiercache_actors::cache_rules::DEFAULT_RETENTION_DAYS;
 use super::durations::{Dur, OptDur, Size};
 use super::log::RawLog;
 use super::memory::RawMemory;
+use super::postgres::RawPostgres;
 use super::refresh::RawRefresh;
 use super::retry::RawRetry;
 use super::shutdown::RawShutdown;
 use super::supervisor::RawSupervisor;
 use super::webhooks::RawWebhooks;
-use super::ConnectOptions;
 
 /// Default `max_size` of a cache and `max_body` of the API.
 pub(super) const DEFAULT_SIZE: u64 = 16 << 20;
@@ -99,43 +99,6 @@ impl Default for RawApi {
             workers: 0,
             tls_cert: String::new(),
             tls_key: String::new(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct RawPostgres {
-    pub enabled: bool,
-    pub url: RawSecret,
-    pub password_file: String,
-    pub sslmode: String,
-    pub ssl_root_cert: String,
-    pub pool_size: usize,
-    pub statement_cache: bool,
-    pub connect_timeout: Dur,
-    pub statement_timeout: Dur,
-    pub heads_poll_interval: Dur,
-    pub single_instance: bool,
-}
-
-impl Default for RawPostgres {
-    /// The store's defaults ([`ConnectOptions::default`]), so they are written once;
-    /// an empty `sslmode` or `ssl_root_cert` is unset, as there.
-    fn default() -> Self {
-        let d = ConnectOptions::default();
-        Self {
-            enabled: false,
-            url: RawSecret::default(),
-            password_file: String::new(),
-            sslmode: String::new(),
-            ssl_root_cert: String::new(),
-            pool_size: d.pool_size,
-            statement_cache: d.statement_cache,
-            connect_timeout: Dur(d.connect_timeout),
-            statement_timeout: Dur(d.statement_timeout),
-            heads_poll_interval: Dur(Duration::from_secs(2)),
-            single_instance: false,
         }
     }
 }

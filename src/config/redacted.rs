@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use super::durations::{format_duration, format_size};
 use super::log::RawLog;
 use super::memory::RawMemory;
+use super::postgres::RawPostgres;
 use super::refresh::RawRefresh;
 use super::retry::RawRetry;
 use super::shutdown::RawShutdown;
@@ -31,7 +31,7 @@ struct Doc {
     log: RawLog,
     api: Api,
     memory: RawMemory,
-    postgres: Postgres,
+    postgres: RawPostgres,
     retry: RawRetry,
     shutdown: RawShutdown,
     refresh: RawRefresh,
@@ -52,21 +52,6 @@ struct Api {
     workers: usize,
     tls_cert: String,
     tls_key: String,
-}
-
-#[derive(Serialize)]
-struct Postgres {
-    enabled: bool,
-    url: String,
-    password_file: String,
-    sslmode: &'static str,
-    ssl_root_cert: String,
-    pool_size: usize,
-    statement_cache: bool,
-    connect_timeout: String,
-    statement_timeout: String,
-    heads_poll_interval: String,
-    single_instance: bool,
 }
 
 #[derive(Serialize)]
@@ -141,19 +126,7 @@ pub(super) fn to_toml(s: &Settings) -> String {
             tls_key: opt_path(s.api.tls_key.as_deref()),
         },
         memory: RawMemory::from(&s.memory),
-        postgres: Postgres {
-            enabled: s.postgres.enabled,
-            url: s.postgres.url.as_ref().map_or_else(String::new, |u| redact_url(u.expose_secret())),
-            password_file: opt_path(s.postgres.password_file.as_deref()),
-            sslmode: s.postgres.options.sslmode.map_or("", |m| m.as_str()),
-            ssl_root_cert: opt_path(s.postgres.options.ssl_root_cert.as_deref()),
-            pool_size: s.postgres.options.pool_size,
-            statement_cache: s.postgres.options.statement_cache,
-            connect_timeout: format_duration(s.postgres.options.connect_timeout),
-            statement_timeout: format_duration(s.postgres.options.statement_timeout),
-            heads_poll_interval: format_duration(s.postgres.heads_poll_interval.unwrap_or_default()),
-            single_instance: s.postgres.single_instance,
-        },
+        postgres: RawPostgres::from(&s.postgres),
         retry: RawRetry::from(&s.retry),
         shutdown: RawShutdown::from(&s.shutdown),
         refresh: RawRefresh::from(&s.refresh),

@@ -9,12 +9,11 @@ use secrecy::ExposeSecret;
 use tiercache_actors::refresher::sources::config::{JUSTGIVING_BASE_URL, STRAVA_BASE_URL, STRAVA_MAX_PER_PAGE};
 use tiercache_actors::refresher::sources::{strava, SourceKind};
 
-use super::env_compat::is_postgres_url;
 use super::paths::PathBase;
-use super::raw::{non_empty, RawApi, RawCache, RawPostgres, RawSecret, RawSettings, RawSource};
+use super::raw::{non_empty, RawApi, RawCache, RawSecret, RawSettings, RawSource};
 use super::{
-    exposure, net, secrets, ApiSettings, CacheName, CacheSettings, ConfigError, ConnectOptions, Env, MemorySettings,
-    PostgresSettings, RefreshSettings, Settings, ShutdownSettings, SourceConfig, TlsMode,
+    exposure, net, secrets, ApiSettings, CacheName, CacheSettings, ConfigError, Env, MemorySettings, RefreshSettings,
+    Settings, ShutdownSettings, SourceConfig,
 };
 
 /// Longest accepted `project`.
@@ -46,7 +45,7 @@ pub(super) fn settings(
     let supervisor = raw.supervisor.check()?;
     // In the order errors are reported: api, postgres, webhooks, caches.
     let api = api(raw.api, &base)?;
-    let postgres = postgres(raw.postgres, &base)?;
+    let postgres = raw.postgres.check(&base)?;
     let webhooks = raw.webhooks.check(&base)?;
     // With webhooks on, a Strava source learns its athlete id (for deauthorizations).
     let caches = caches(raw.caches, &base, webhooks.strava_verify_token.is_some())?;
@@ -126,62 +125,6 @@ fn api(raw: RawApi, base: &PathBase<'_>) -> Result<ApiSettings, ConfigError> {
         workers: if raw.workers == 0 { auto_workers() } else { raw.workers },
         tls_cert,
         tls_key,
-    })
-}
-
-fn postgres(raw: RawPostgres, base: &PathBase<'_>) -> Result<PostgresSettings, ConfigError> {
-    let url = raw.url.into_option();
-    match &url {
-        Some(url) if !is_postgres_url(url.expose_secret()) => {
-            return Err(ConfigError::new("postgres.url", "expected a postgres:// or postgresql:// connection string"))
-        }
-        None if raw.enabled => {
-            return Err(ConfigError::new(
-                "postgres.url",
-                "postgres.enabled is true but no connection string is set \
-                 (postgres.url, SUPABASE_DB_URL or DATABASE_URL)",
-            ))
-        }
-        _ => {}
-    }
-    let password_file = match non_empty(raw.password_file) {
-        // Read now only to fail at load time; the Postgres tier reads it again
-        // when it connects, so a rotated password is picked up.
-        Some(written) => {
-            let located = base.locate("postgres.password_file", true, &written);
-            secrets::read("postgres.password_file", &located)?;
-            Some(located.path)
-        }
-        None => None,
-    };
-    let sslmode = match raw.sslmode.as_str() {
-        "" => None,
-        // The one parser of modes, shared with a URL's `sslmode=` (which also takes `allow`).
-        written => Some(TlsMode::parse(written).ok_or_else(|| {
-            ConfigError::new(
-                "postgres.sslmode",
-                format!("expected disable, prefer, require, verify-ca or verify-full, got {written:?}"),
-            )
-        })?),
-    };
-    if raw.pool_size == 0 {
-        return Err(ConfigError::new("postgres.pool_size", "must be at least 1"));
-    }
-    Ok(PostgresSettings {
-        enabled: raw.enabled,
-        url,
-        password_file,
-        options: ConnectOptions {
-            sslmode,
-            ssl_root_cert: non_empty(raw.ssl_root_cert)
-                .map(|written| base.locate("postgres.ssl_root_cert", true, &written).path),
-            pool_size: raw.pool_size,
-            statement_cache: raw.statement_cache,
-            connect_timeout: raw.connect_timeout.0,
-            statement_timeout: raw.statement_timeout.0,
-        },
-        heads_poll_interval: Some(raw.heads_poll_interval.0).filter(|d| !d.is_zero()),
-        single_instance: raw.single_instance,
     })
 }
 

@@ -5,7 +5,7 @@
 //! how a reload treats it does not compile. Secrets are reduced to a fingerprint: the
 //! map says that a secret changed, never what it is.
 
-use crate::config::{self, ApiSettings, CacheSettings, ConnectOptions, PostgresSettings, Settings, SourceConfig};
+use crate::config::{self, ApiSettings, CacheSettings, Settings, SourceConfig};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -59,7 +59,7 @@ pub(crate) fn flatten(s: &Settings) -> Flat {
     section(&mut m, config::log::flat(log));
     api_keys(&mut m, api);
     section(&mut m, config::memory::flat(memory));
-    postgres_keys(&mut m, postgres);
+    section(&mut m, config::postgres::flat(postgres));
     section(&mut m, config::retry::flat(retry));
     section(&mut m, config::shutdown::flat(shutdown));
     section(&mut m, config::refresh::flat(refresh));
@@ -96,29 +96,6 @@ fn api_keys(m: &mut Flat, api: &ApiSettings) {
     put(m, "api.workers", workers);
     put(m, "api.tls_cert", tls_cert);
     put(m, "api.tls_key", tls_key);
-}
-
-fn postgres_keys(m: &mut Flat, pg: &PostgresSettings) {
-    let PostgresSettings {
-        enabled,
-        url,
-        password_file,
-        options:
-            ConnectOptions { sslmode, ssl_root_cert, pool_size, statement_cache, connect_timeout, statement_timeout },
-        heads_poll_interval,
-        single_instance,
-    } = pg;
-    put(m, "postgres.enabled", enabled);
-    m.insert("postgres.url".into(), url.as_ref().map(secret).unwrap_or_default());
-    put(m, "postgres.password_file", password_file);
-    put(m, "postgres.sslmode", sslmode);
-    put(m, "postgres.ssl_root_cert", ssl_root_cert);
-    put(m, "postgres.pool_size", pool_size);
-    put(m, "postgres.statement_cache", statement_cache);
-    put(m, "postgres.connect_timeout", connect_timeout);
-    put(m, "postgres.statement_timeout", statement_timeout);
-    put(m, "postgres.heads_poll_interval", heads_poll_interval);
-    put(m, "postgres.single_instance", single_instance);
 }
 
 fn cache_keys(m: &mut Flat, cache: &CacheSettings) {

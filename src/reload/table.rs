@@ -20,7 +20,6 @@ use Reload::{Applied, AppliedUnlessToggled, Restart};
 
 pub(crate) const API_POLICY: &str = "the API (per request)";
 const SECURITY: &str = "the API's security policy";
-const POOL: &str = "the Postgres pool (new connections; requests in flight finish on the old pool)";
 const REFRESHER: &str = "the refresher";
 const SOURCES: &str = "the refresher (a new source client; secret files are read again)";
 
@@ -38,18 +37,6 @@ const KEYS: &[(&str, Reload)] = &[
     ("api.workers", Restart),
     ("api.tls_cert", AppliedUnlessToggled("the TLS listeners (new handshakes)")),
     ("api.tls_key", AppliedUnlessToggled("the TLS listeners (new handshakes)")),
-    ("postgres.enabled", Restart),
-    ("postgres.url", Applied(POOL)),
-    ("postgres.password_file", Applied(POOL)),
-    ("postgres.sslmode", Applied(POOL)),
-    ("postgres.ssl_root_cert", Applied(POOL)),
-    ("postgres.pool_size", Applied(POOL)),
-    // Also decides at startup whether refresh leadership (session locks) is possible.
-    ("postgres.statement_cache", Restart),
-    ("postgres.connect_timeout", Applied(POOL)),
-    ("postgres.statement_timeout", Applied(POOL)),
-    ("postgres.heads_poll_interval", Restart),
-    ("postgres.single_instance", Restart),
     ("caches", Applied("the API, the refresher, the retry queue and the retention purge (caches added or removed)")),
     (
         "caches.name",
@@ -88,11 +75,12 @@ pub(crate) fn rule(key: &str) -> Option<Reload> {
 
 /// Every key of the configuration and how a reload treats it.
 pub(crate) fn table() -> impl Iterator<Item = (&'static str, Reload)> {
-    use crate::config::{log, memory, refresh, retry, shutdown, supervisor, webhooks};
+    use crate::config::{log, memory, postgres, refresh, retry, shutdown, supervisor, webhooks};
     [
         KEYS,
         log::RELOAD,
         memory::RELOAD,
+        postgres::RELOAD,
         retry::RELOAD,
         shutdown::RELOAD,
         refresh::RELOAD,
