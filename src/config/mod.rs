@@ -5,6 +5,7 @@
 //! the program reads typed values and never re-validates. `check-config` and `run`
 //! both go through [`Settings::load`].
 
+pub(crate) mod api;
 mod durations;
 mod env_compat;
 pub(crate) mod exposure;
@@ -31,6 +32,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub(crate) use api::ApiSettings;
 pub(crate) use durations::invalid_duration;
 pub(crate) use layers::DEFAULT_FILE;
 pub(crate) use log::LogSettings;
@@ -92,30 +94,6 @@ pub(crate) struct Settings {
     pub caches: Vec<CacheSettings>,
     /// Non-fatal notes for the startup log (config is loaded before logging is up).
     pub warnings: Vec<String>,
-}
-
-/// `[api]`.
-#[derive(Debug, Clone)]
-pub(crate) struct ApiSettings {
-    pub listen: Vec<ListenAddr>,
-    /// Largest accepted request body, in bytes.
-    pub max_body: u64,
-    /// Lines `scope:token`; `None` means no authentication. Where it was looked for is
-    /// kept for the error lines of the daemon and of `status`.
-    pub tokens_file: Option<Located>,
-    /// Lets a TCP listener beyond loopback run without `tokens_file` (checked: off,
-    /// such a listener is a configuration error).
-    pub allow_unauthenticated: bool,
-    /// Validated CIDRs or bare IPs, as written; empty means all clients.
-    pub allow: Vec<String>,
-    /// Per client address; 0 turns rate limiting off.
-    pub rate_limit_per_second: u32,
-    pub rate_limit_burst: u32,
-    /// HTTP worker threads (`api.workers`; 0 in the file is resolved to a few per core).
-    pub workers: usize,
-    /// Both or neither (checked): both set means HTTPS on TCP listeners.
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
 }
 
 /// One `[[caches]]` entry.

@@ -1,9 +1,11 @@
 //! The serde mirror of the TOML file: every key of the SPEC appendix, nothing more.
+//! The top-level keys and `[[caches]]` are here; every other section's form is in its
+//! own file (`api.rs`, `postgres.rs`, …), which also checks it.
 //!
-//! Types here only say what shape a value has; meaning (addresses, CIDRs, cache
-//! names, which source keys go together) is checked in `validate.rs`, where the
-//! error can name the key. Defaults live in the `Default` impls so that a missing
-//! file, a missing section and a missing key all mean the same thing.
+//! Types here only say what shape a value has; meaning (cache names, which source keys
+//! go together) is checked in `validate.rs`, where the error can name the key.
+//! Defaults live in the `Default` impls so that a missing file, a missing section and
+//! a missing key all mean the same thing.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,10 +13,11 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 use tiercache_actors::cache_rules::DEFAULT_RETENTION_DAYS;
 
+use super::api::RawApi;
 use super::durations::{Dur, OptDur, Size};
 use super::log::RawLog;
 use super::memory::RawMemory;
@@ -67,38 +70,6 @@ impl Default for RawSettings {
                 RawCache::seed("strava", 6 * 3600, Some(24 * 3600)),
                 RawCache::seed("fundraising", 15 * 60, None),
             ],
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct RawApi {
-    pub listen: StringList,
-    pub max_body: Size,
-    pub tokens_file: String,
-    pub allow_unauthenticated: bool,
-    pub allow: StringList,
-    pub rate_limit_per_second: u32,
-    pub rate_limit_burst: u32,
-    pub workers: usize,
-    pub tls_cert: String,
-    pub tls_key: String,
-}
-
-impl Default for RawApi {
-    fn default() -> Self {
-        Self {
-            listen: StringList(vec!["127.0.0.1:8077".into()]),
-            max_body: Size(DEFAULT_SIZE),
-            tokens_file: String::new(),
-            allow_unauthenticated: false,
-            allow: StringList(Vec::new()),
-            rate_limit_per_second: 0,
-            rate_limit_burst: 0,
-            workers: 0,
-            tls_cert: String::new(),
-            tls_key: String::new(),
         }
     }
 }
@@ -273,6 +244,13 @@ impl<'de> Deserialize<'de> for RawSecret {
 /// environment variable such as `TIERCACHE__API__LISTEN` can only carry a string.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct StringList(pub Vec<String>);
+
+/// Written back as a list (`check-config`).
+impl Serialize for StringList {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
 
 impl<'de> Deserialize<'de> for StringList {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -1,7 +1,9 @@
 //! The effective configuration as TOML with secrets replaced: `check-config`'s output.
 //!
 //! A separate serialize-only mirror rather than `Serialize` on [`Settings`], so a
-//! secret can only reach the output through a line here that redacts it.
+//! secret can only reach the output through a line that redacts it: here for the
+//! caches' sources, in `postgres.rs` for the URL and in `webhooks.rs` for the verify
+//! token. The other sections print their raw form (`RawApi`, `RawRetry`, …).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,6 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::api::RawApi;
 use super::durations::{format_duration, format_size};
 use super::log::RawLog;
 use super::memory::RawMemory;
@@ -29,7 +32,7 @@ struct Doc {
     project: String,
     data_dir: String,
     log: RawLog,
-    api: Api,
+    api: RawApi,
     memory: RawMemory,
     postgres: RawPostgres,
     retry: RawRetry,
@@ -38,20 +41,6 @@ struct Doc {
     supervisor: RawSupervisor,
     webhooks: PrintedWebhooks,
     caches: Vec<Cache>,
-}
-
-#[derive(Serialize)]
-struct Api {
-    listen: Vec<String>,
-    max_body: String,
-    tokens_file: String,
-    allow_unauthenticated: bool,
-    allow: Vec<String>,
-    rate_limit_per_second: u32,
-    rate_limit_burst: u32,
-    workers: usize,
-    tls_cert: String,
-    tls_key: String,
 }
 
 #[derive(Serialize)]
@@ -113,18 +102,7 @@ pub(super) fn to_toml(s: &Settings) -> String {
         project: s.project.clone(),
         data_dir: path(&s.data_dir),
         log: RawLog::printed(&s.log),
-        api: Api {
-            listen: s.api.listen.iter().map(ToString::to_string).collect(),
-            max_body: format_size(s.api.max_body),
-            tokens_file: opt_path(s.api.tokens_file.as_ref().map(|l| l.path.as_path())),
-            allow_unauthenticated: s.api.allow_unauthenticated,
-            allow: s.api.allow.clone(),
-            rate_limit_per_second: s.api.rate_limit_per_second,
-            rate_limit_burst: s.api.rate_limit_burst,
-            workers: s.api.workers,
-            tls_cert: opt_path(s.api.tls_cert.as_deref()),
-            tls_key: opt_path(s.api.tls_key.as_deref()),
-        },
+        api: RawApi::from(&s.api),
         memory: RawMemory::from(&s.memory),
         postgres: RawPostgres::from(&s.postgres),
         retry: RawRetry::from(&s.retry),

@@ -1,5 +1,6 @@
 //! Raw mirror → [`Settings`]: every check that needs more than a type, each error
-//! naming its key.
+//! naming its key. The top-level keys and `[[caches]]` are checked here; each other
+//! section by its own file's `check`, called here in the order errors are reported.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -10,10 +11,10 @@ use tiercache_actors::refresher::sources::config::{JUSTGIVING_BASE_URL, STRAVA_B
 use tiercache_actors::refresher::sources::{strava, SourceKind};
 
 use super::paths::PathBase;
-use super::raw::{non_empty, RawApi, RawCache, RawSecret, RawSettings, RawSource};
+use super::raw::{non_empty, RawCache, RawSecret, RawSettings, RawSource};
 use super::{
-    exposure, net, secrets, ApiSettings, CacheName, CacheSettings, ConfigError, Env, MemorySettings, RefreshSettings,
-    Settings, ShutdownSettings, SourceConfig,
+    exposure, secrets, CacheName, CacheSettings, ConfigError, Env, MemorySettings, RefreshSettings, Settings,
+    ShutdownSettings, SourceConfig,
 };
 
 /// Longest accepted `project`.
@@ -44,7 +45,7 @@ pub(super) fn settings(
     let retry = raw.retry.check()?;
     let supervisor = raw.supervisor.check()?;
     // In the order errors are reported: api, postgres, webhooks, caches.
-    let api = api(raw.api, &base)?;
+    let api = raw.api.check(&base)?;
     let postgres = raw.postgres.check(&base)?;
     let webhooks = raw.webhooks.check(&base)?;
     // With webhooks on, a Strava source learns its athlete id (for deauthorizations).
@@ -66,66 +67,6 @@ pub(super) fn settings(
     };
     exposure::check(&mut settings)?;
     Ok(settings)
-}
-
-/// The most `api.workers` accepted: each is a thread with its own event loop.
-const MAX_WORKERS: usize = 256;
-
-/// HTTP workers per CPU core when `api.workers` is 0. One per core (actix's default) left
-/// the 99th percentile of small reads above nginx's under saturation: a worker busy with
-/// one connection's burst holds up every other connection it owns, and with a few per
-/// core the kernel's scheduler spreads that wait (measured in docs/performance.md).
-const WORKERS_PER_CORE: usize = 4;
-
-fn auto_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get) * WORKERS_PER_CORE
-}
-
-fn api(raw: RawApi, base: &PathBase<'_>) -> Result<ApiSettings, ConfigError> {
-    if raw.listen.0.is_empty() {
-        return Err(ConfigError::new("api.listen", "needs at least one address (HOST:PORT or unix:PATH)"));
-    }
-    let listen = raw
-        .listen
-        .0
-        .iter()
-        .enumerate()
-        .map(|(i, entry)| net::parse_listen(entry).map_err(|p| ConfigError::new(format!("api.listen[{i}]"), p)))
-        .collect::<Result<Vec<_>, _>>()?;
-    if raw.max_body.0 == 0 {
-        return Err(ConfigError::new("api.max_body", "must be more than 0"));
-    }
-    if raw.workers > MAX_WORKERS {
-        return Err(ConfigError::new("api.workers", format!("must be at most {MAX_WORKERS} (0: automatic)")));
-    }
-    for (i, entry) in raw.allow.0.iter().enumerate() {
-        net::check_cidr(entry).map_err(|p| ConfigError::new(format!("api.allow[{i}]"), p))?;
-    }
-    // Credential files may come from systemd's LoadCredential= like the secrets.
-    let path = |key: &str, s: String| non_empty(s).map(|s| base.locate(key, true, &s));
-    let tls_cert = path("api.tls_cert", raw.tls_cert).map(|l| l.path);
-    let tls_key = path("api.tls_key", raw.tls_key).map(|l| l.path);
-    match (&tls_cert, &tls_key) {
-        (Some(_), None) => {
-            return Err(ConfigError::new("api.tls_key", "must be set when api.tls_cert is (HTTPS needs both)"))
-        }
-        (None, Some(_)) => {
-            return Err(ConfigError::new("api.tls_cert", "must be set when api.tls_key is (HTTPS needs both)"))
-        }
-        _ => {}
-    }
-    Ok(ApiSettings {
-        listen,
-        max_body: raw.max_body.0,
-        tokens_file: path("api.tokens_file", raw.tokens_file),
-        allow_unauthenticated: raw.allow_unauthenticated,
-        allow: raw.allow.0,
-        rate_limit_per_second: raw.rate_limit_per_second,
-        rate_limit_burst: raw.rate_limit_burst,
-        workers: if raw.workers == 0 { auto_workers() } else { raw.workers },
-        tls_cert,
-        tls_key,
-    })
 }
 
 /// `learn_athlete`: `[webhooks]` has a Strava verify token.

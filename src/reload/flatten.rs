@@ -5,7 +5,7 @@
 //! how a reload treats it does not compile. Secrets are reduced to a fingerprint: the
 //! map says that a secret changed, never what it is.
 
-use crate::config::{self, ApiSettings, CacheSettings, Settings, SourceConfig};
+use crate::config::{self, CacheSettings, Settings, SourceConfig};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -57,7 +57,7 @@ pub(crate) fn flatten(s: &Settings) -> Flat {
     put(&mut m, "project", project);
     put(&mut m, "data_dir", data_dir);
     section(&mut m, config::log::flat(log));
-    api_keys(&mut m, api);
+    section(&mut m, config::api::flat(api));
     section(&mut m, config::memory::flat(memory));
     section(&mut m, config::postgres::flat(postgres));
     section(&mut m, config::retry::flat(retry));
@@ -71,31 +71,6 @@ pub(crate) fn flatten(s: &Settings) -> Flat {
         cache_keys(&mut m, cache);
     }
     m
-}
-
-fn api_keys(m: &mut Flat, api: &ApiSettings) {
-    let ApiSettings {
-        listen,
-        max_body,
-        tokens_file,
-        allow_unauthenticated,
-        allow,
-        rate_limit_per_second,
-        rate_limit_burst,
-        workers,
-        tls_cert,
-        tls_key,
-    } = api;
-    put(m, "api.listen", listen);
-    put(m, "api.max_body", max_body);
-    put(m, "api.tokens_file", tokens_file.as_ref().map(|l| &l.path));
-    put(m, "api.allow_unauthenticated", allow_unauthenticated);
-    put(m, "api.allow", allow);
-    put(m, "api.rate_limit_per_second", rate_limit_per_second);
-    put(m, "api.rate_limit_burst", rate_limit_burst);
-    put(m, "api.workers", workers);
-    put(m, "api.tls_cert", tls_cert);
-    put(m, "api.tls_key", tls_key);
 }
 
 fn cache_keys(m: &mut Flat, cache: &CacheSettings) {

@@ -16,27 +16,18 @@ pub(crate) enum Reload {
     AppliedUnlessToggled(&'static str),
 }
 
-use Reload::{Applied, AppliedUnlessToggled, Restart};
+use Reload::{Applied, Restart};
 
 pub(crate) const API_POLICY: &str = "the API (per request)";
-const SECURITY: &str = "the API's security policy";
 const REFRESHER: &str = "the refresher";
 const SOURCES: &str = "the refresher (a new source client; secret files are read again)";
 
-/// The keys that are not in a section with a file of its own under `config/`.
-const KEYS: &[(&str, Reload)] = &[
-    ("project", Restart),
-    ("data_dir", Restart),
-    ("api.listen", Restart),
-    ("api.max_body", Applied(API_POLICY)),
-    ("api.tokens_file", Applied(SECURITY)),
-    ("api.allow_unauthenticated", Applied("the configuration check (an exposed listener without tokens is refused)")),
-    ("api.allow", Applied(SECURITY)),
-    ("api.rate_limit_per_second", Applied(SECURITY)),
-    ("api.rate_limit_burst", Applied(SECURITY)),
-    ("api.workers", Restart),
-    ("api.tls_cert", AppliedUnlessToggled("the TLS listeners (new handshakes)")),
-    ("api.tls_key", AppliedUnlessToggled("the TLS listeners (new handshakes)")),
+/// The top-level keys.
+const TOP: &[(&str, Reload)] = &[("project", Restart), ("data_dir", Restart)];
+
+/// The keys of `[[caches]]` and their sources. Each section's keys are in its file under
+/// `config/` (`RELOAD`).
+const CACHES: &[(&str, Reload)] = &[
     ("caches", Applied("the API, the refresher, the retry queue and the retention purge (caches added or removed)")),
     (
         "caches.name",
@@ -75,10 +66,11 @@ pub(crate) fn rule(key: &str) -> Option<Reload> {
 
 /// Every key of the configuration and how a reload treats it.
 pub(crate) fn table() -> impl Iterator<Item = (&'static str, Reload)> {
-    use crate::config::{log, memory, postgres, refresh, retry, shutdown, supervisor, webhooks};
+    use crate::config::{api, log, memory, postgres, refresh, retry, shutdown, supervisor, webhooks};
     [
-        KEYS,
+        TOP,
         log::RELOAD,
+        api::RELOAD,
         memory::RELOAD,
         postgres::RELOAD,
         retry::RELOAD,
@@ -86,6 +78,7 @@ pub(crate) fn table() -> impl Iterator<Item = (&'static str, Reload)> {
         refresh::RELOAD,
         supervisor::RELOAD,
         webhooks::RELOAD,
+        CACHES,
     ]
     .into_iter()
     .flatten()
