@@ -311,7 +311,9 @@ impl Refresher {
             let _ = w.send(Err(super::RefreshError::Deauthorized(explained.clone())));
         }
         let saver = self.saver.clone();
-        let fut = async move {
+        // The purge comes after the reason is recorded, so whoever sees the cache gone
+        // also reads why (Strava's words) in its meta.
+        let forget = async move {
             let mut recorded = None;
             if let Some(strava) = source.as_ref().and_then(|s| s.as_strava()) {
                 match strava.forget().await {
@@ -320,20 +322,24 @@ impl Refresher {
                         "could not record the deauthorization or forget the athlete's tokens"),
                 }
             }
-            if let Err(e) = saver.purge(&name).await {
-                tracing::error!(cache = %name, error = %e, alert = true, "could not purge the deauthorized cache");
-            }
             (name, recorded)
         };
         ctx.spawn_guarded(
             ACTOR,
             &self.reporter,
-            fut.into_actor(self).map(|(name, recorded), refresher, _| {
+            forget.into_actor(self).then(move |(name, recorded), refresher, _| {
                 if let Some(recorded) = recorded {
                     tracing::warn!(cache = %name, alert = true, "{}", recorded.explain(&name));
-                    refresher.push.revoked.insert(name, recorded);
+                    refresher.push.revoked.insert(name.clone(), recorded);
                     refresher.publish_deauthorized();
                 }
+                async move {
+                    if let Err(e) = saver.purge(&name).await {
+                        tracing::error!(cache = %name, error = %e, alert = true,
+                            "could not purge the deauthorized cache");
+                    }
+                }
+                .into_actor(refresher)
             }),
         );
     }
