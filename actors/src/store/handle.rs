@@ -168,9 +168,9 @@ impl StoreHandle {
     /// See [`Reconnect`]: whether the settings changed.
     ///
     /// # Errors
-    /// A message about the URL or TLS settings (the running pool is kept).
-    pub async fn reconnect(&self, connect: super::ConnectConfig) -> Result<bool, String> {
-        self.addr.send(Reconnect(connect)).await.map_err(|e| e.to_string())?
+    /// [`ReconnectError`]: the settings refused (the running pool is kept), or no actor.
+    pub async fn reconnect(&self, connect: super::ConnectConfig) -> Result<bool, ReconnectError> {
+        Ok(self.addr.send(Reconnect(connect)).await??)
     }
 
     /// See [`Ping`].
@@ -185,4 +185,15 @@ impl StoreHandle {
     pub fn connected(&self) -> bool {
         self.addr.connected()
     }
+}
+
+/// Why new connection settings were not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconnectError {
+    /// What is wrong with the URL or the TLS settings, and under which key.
+    #[error(transparent)]
+    Refused(#[from] super::PoolError),
+    /// The store actor did not take the message (stopped or restarting).
+    #[error("store actor unavailable: {0}")]
+    Unavailable(#[from] actix::MailboxError),
 }

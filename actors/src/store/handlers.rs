@@ -170,10 +170,10 @@ impl Handler<LoadState> for Store {
 }
 
 impl Handler<Reconnect> for Store {
-    type Result = Result<bool, String>;
+    type Result = Result<bool, super::PoolError>;
 
     fn handle(&mut self, msg: Reconnect, _ctx: &mut Context<Self>) -> Self::Result {
-        let changed = self.reconnect(msg.0).map_err(|e| e.to_string())?;
+        let changed = self.reconnect(msg.0)?;
         if changed {
             tracing::info!(actor = ACTOR, "Postgres connection settings changed; new connections use them");
         }

@@ -158,7 +158,7 @@ pub struct LoadState {
 
 /// New connection settings (a rotated password).
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<bool, String>")]
+#[rtype(result = "Result<bool, super::PoolError>")]
 pub struct Reconnect(pub super::ConnectConfig);
 
 /// Internal: a statement in flight panicked (already reported); restart the actor.

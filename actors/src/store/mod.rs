@@ -26,7 +26,7 @@ mod writes;
 pub use connect::{
     driver_config, pool as connect_pool, target as connect_target, ConnectConfig, ConnectOptions, PoolError,
 };
-pub use handle::StoreHandle;
+pub use handle::{ReconnectError, StoreHandle};
 pub use messages::{
     DeleteRow, Ping, PurgeUnconfigured, ReadHeads, ReadRow, RecordCheck, RetentionRows, WriteOutcome, WriteRow,
 };
