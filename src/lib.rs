@@ -90,19 +90,19 @@ fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<(), Fa
             let source = daemon::ConfigSource { path: cli.config.clone() };
             let runner = actix_rt::System::new();
             let result = runner.block_on(daemon::run(source, settings, log));
-            // Exit here, without dropping the system: its actors would restart outside a
-            // runtime, and its blocking pool would wait for upstream fetches that the
-            // shutdown has abandoned (SPEC §1). Everything acknowledged is on disk.
-            match result {
-                Ok(()) => std::process::exit(exit::OK),
-                Err(fatal) => {
-                    // Once logging runs, the reason is a log line too (JSON with JSON
-                    // logs, for `journalctl -o cat | jq`); the one line on stderr stays.
-                    tracing::error!(exit_code = fatal.code, error = %fatal, "the daemon stops: {fatal}");
-                    eprintln!("{fatal}");
-                    std::process::exit(fatal.code);
-                }
+            // Not dropped: its actors would restart outside a runtime, and its blocking
+            // pool would wait for upstream fetches that the shutdown has abandoned. The
+            // process ends in `main` with `_exit` while they still run; everything
+            // acknowledged is on disk.
+            std::mem::forget(runner);
+            #[cfg(feature = "failpoints")]
+            std::mem::forget(_failpoints);
+            if let Err(fatal) = &result {
+                // Once logging runs, the reason is a log line too (JSON with JSON logs,
+                // for `journalctl -o cat | jq`); the one line on stderr stays.
+                tracing::error!(exit_code = fatal.code, error = %fatal, "the daemon stops: {fatal}");
             }
+            result
         }
         Command::Migrate { wait } => migrate::run(&Settings::load(cli.config.as_deref(), &env)?, wait),
         Command::Import { name, file } => commands::import(&Settings::load(cli.config.as_deref(), &env)?, &name, &file),
