@@ -292,11 +292,13 @@ fi
 STARTUP_DIR="$TMP/startup"
 start_daemon() { # DIR: a daemon on $URL, returns once /readyz answers 200; sets STARTED_S
     local t0 t1 line from
-    from=$(($(cat "$1/tiercache.log" 2>/dev/null | wc -l) + 1)) # this run's lines only
+    from=1 # this run's lines only
+    [[ ! -f $1/tiercache.log ]] || from=$(($(wc -l <"$1/tiercache.log") + 1))
     t0=$(date +%s%N)
     (cd "$1" && exec "$BIN" run --config "$1/tiercache.toml" >>"$1/tiercache.log" 2>&1) &
     TC_PID=$!
-    line=$(timeout 30 tail -n "+$from" -F "$1/tiercache.log" 2>/dev/null | grep -m1 '"message":"ready"') ||
+    # tail ends on SIGPIPE once grep has its line; grep's status is the answer.
+    line=$( (timeout 30 tail -n "+$from" -F "$1/tiercache.log" 2>/dev/null || true) | grep -m1 '"message":"ready"') ||
         die "tiercache not ready: $(tail -5 "$1/tiercache.log")"
     t1=$(date -d "$(sed 's/.*"timestamp":"\([^"]*\)".*/\1/' <<<"$line")" +%s%N)
     curl -fs -o /dev/null "$URL/readyz" || die "tiercache logged ready but /readyz does not answer 200"
