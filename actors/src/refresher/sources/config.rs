@@ -55,37 +55,47 @@ pub enum SourceConfig {
     },
 }
 
-/// A source's `kind`: the one list of kinds. Every match over it is exhaustive, so a new
-/// kind does not compile until the config layer checks, prints and compares its keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceKind {
+/// Declares [`SourceKind`] with its [`SourceKind::ALL`] and names from one list, so a
+/// kind cannot be declared without being listed or named.
+macro_rules! source_kinds {
+    ($($(#[$doc:meta])* $kind:ident = $name:literal,)+) => {
+        /// A source's `kind`: the one list of kinds. Every match over it is exhaustive,
+        /// so a new kind does not compile until the config layer checks, prints and
+        /// compares its keys.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum SourceKind {
+            $($(#[$doc])* $kind,)+
+        }
+
+        impl SourceKind {
+            /// Every kind, in the order error messages list them.
+            pub const ALL: &'static [SourceKind] = &[$(Self::$kind),+];
+
+            /// The name `kind = "…"` gives it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$kind => $name,)+
+                }
+            }
+        }
+    };
+}
+
+source_kinds! {
     /// [`SourceConfig::Strava`].
-    Strava,
+    Strava = "strava",
     /// [`SourceConfig::Justgiving`].
-    Justgiving,
+    Justgiving = "justgiving",
     /// [`SourceConfig::Http`].
-    Http,
+    Http = "http",
     /// [`SourceConfig::Command`].
-    Command,
+    Command = "command",
 }
 
 impl SourceKind {
-    /// Every kind, in the order error messages list them.
-    pub const ALL: [SourceKind; 4] = [Self::Strava, Self::Justgiving, Self::Http, Self::Command];
-
-    /// The name `kind = "…"` gives it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Strava => "strava",
-            Self::Justgiving => "justgiving",
-            Self::Http => "http",
-            Self::Command => "command",
-        }
-    }
-
     /// The kind named `name`, if any.
     pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+        Self::ALL.iter().copied().find(|kind| kind.as_str() == name)
     }
 }
 
