@@ -414,19 +414,25 @@ impl FileTier {
     }
 
     /// Drops the tombstone of `name` once Postgres has the delete, unless the cache was
-    /// saved again since. Returns whether a tombstone was removed.
+    /// saved again since. Returns whether a tombstone was removed. Its version stays a
+    /// floor: a save after the delete must not take the deleted version again, or
+    /// another instance that knew the deleted document at that version would take the
+    /// new one for it (and write over it), and the audited delete would match it too.
     ///
     /// # Errors
     /// I/O errors.
     pub fn forget_tombstone(&mut self, name: &CacheName) -> io::Result<bool> {
-        if !decide::forgets_tombstone(self.index.get(name)) {
+        let Some(tombstone) = self.index.get(name).filter(|d| decide::forgets_tombstone(Some(d))) else {
             return Ok(false);
-        }
+        };
+        let version = tombstone.version;
         match std::fs::remove_file(self.tombstone_of(name)) {
             Ok(()) => durable::sync_dir(&self.config.data_dir.join("tombstones"))?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
+        let floor = self.floors.entry(name.clone()).or_insert(0);
+        *floor = (*floor).max(version);
         self.index.remove(name);
         Ok(true)
     }

@@ -158,3 +158,20 @@ fn a_failed_write_in_a_batch_fails_only_its_cache() {
     assert!(text.contains(r#"tiercache_file_write_errors_total{cache="batchfault",kind="io"} 5"#), "{text}");
     scenario.teardown();
 }
+
+#[test]
+fn a_save_after_a_delete_from_elsewhere_never_takes_the_deleted_version_again() {
+    // Another instance deleted "feed" at the version held here; the listener drops the
+    // copy and its tombstone. The next save must go above: at the same version another
+    // instance that knew the deleted document would write over the new one.
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let mut tier = tier(dir.path(), &metrics);
+    let feed = CacheName::parse("feed").unwrap();
+    let held = tier.write(&feed, doc(r#"{"w":1}"#), &Precondition::None, 0).unwrap();
+    assert!(tier.remove(&feed).unwrap());
+    assert!(tier.forget_tombstone(&feed).unwrap());
+    assert!(!tier.index().contains_key(&feed));
+    let next = tier.write(&feed, doc(r#"{"w":2}"#), &Precondition::None, 0).unwrap();
+    assert!(next.version > held.version, "version {} again after deleting {}", next.version, held.version);
+}
