@@ -144,6 +144,12 @@ impl FileTier {
         self.config.data_dir.join("tombstones").join(format!("{name}.json"))
     }
 
+    /// Where the version of `name`'s last document deleted in Postgres is kept once its
+    /// tombstone goes: read back into the floors at every start.
+    fn deleted_of(&self, name: &CacheName) -> PathBuf {
+        self.config.data_dir.join("deleted").join(format!("{name}.json"))
+    }
+
     /// Rebuilds the index from the directory: verifies every envelope, moves corrupt
     /// ones aside, removes stray temp files, reads tombstones.
     ///
@@ -152,8 +158,16 @@ impl FileTier {
     pub fn rebuild_index(&mut self) -> io::Result<()> {
         self.index.clear();
         self.floors.clear();
-        for sub in ["caches", "tombstones", "corrupt"] {
+        for sub in ["caches", "tombstones", "corrupt", "deleted"] {
             std::fs::create_dir_all(self.config.data_dir.join(sub))?;
+        }
+        for entry in std::fs::read_dir(self.config.data_dir.join("deleted"))? {
+            let path = entry?.path();
+            let Some(name) = name_from_path(&path, ".json") else { continue };
+            if let Some(version) = read_tombstone(&path) {
+                let floor = self.floors.entry(name).or_insert(0);
+                *floor = (*floor).max(version);
+            }
         }
         let tombstones = self.config.data_dir.join("tombstones");
         for entry in std::fs::read_dir(&tombstones)? {
@@ -415,9 +429,10 @@ impl FileTier {
 
     /// Drops the tombstone of `name` once Postgres has the delete, unless the cache was
     /// saved again since. Returns whether a tombstone was removed. Its version stays a
-    /// floor: a save after the delete must not take the deleted version again, or
-    /// another instance that knew the deleted document at that version would take the
-    /// new one for it (and write over it), and the audited delete would match it too.
+    /// floor, also across restarts (`data_dir/deleted/`): a save after the delete must
+    /// not take the deleted version again, or another instance that knew the deleted
+    /// document at that version would take the new one for it (and write over it), and
+    /// the audited delete would match it too.
     ///
     /// # Errors
     /// I/O errors.
@@ -426,6 +441,11 @@ impl FileTier {
             return Ok(false);
         };
         let version = tombstone.version;
+        // The version first, durably: a crash after it leaves the tombstone, which the
+        // next start reads again; a crash before it leaves both the tombstone and the
+        // version.
+        let deleted = serde_json::json!({ "name": name.as_str(), "version": version });
+        durable::write_atomic(&self.deleted_of(name), deleted.to_string().as_bytes())?;
         match std::fs::remove_file(self.tombstone_of(name)) {
             Ok(()) => durable::sync_dir(&self.config.data_dir.join("tombstones"))?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}

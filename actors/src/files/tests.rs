@@ -175,3 +175,24 @@ fn a_save_after_a_delete_from_elsewhere_never_takes_the_deleted_version_again() 
     let next = tier.write(&feed, doc(r#"{"w":2}"#), &Precondition::None, 0).unwrap();
     assert!(next.version > held.version, "version {} again after deleting {}", next.version, held.version);
 }
+
+#[test]
+fn the_version_of_a_document_deleted_in_postgres_stays_a_floor_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let feed = CacheName::parse("feed").unwrap();
+    let held = {
+        let mut tier = tier(dir.path(), &metrics);
+        tier.write(&feed, doc(r#"{"w":1}"#), &Precondition::None, 0).unwrap();
+        let held = tier.write(&feed, doc(r#"{"w":2}"#), &Precondition::None, 0).unwrap();
+        assert!(tier.remove(&feed).unwrap());
+        assert!(tier.forget_tombstone(&feed).unwrap());
+        held
+    };
+    // A new start: no envelope, no tombstone (Postgres has the delete), no row to learn from.
+    let mut tier = tier(dir.path(), &metrics);
+    assert!(!tier.index().contains_key(&feed), "the cache reads as absent, not as deleted here");
+    assert!(!tier.is_deleted(&feed));
+    let next = tier.write(&feed, doc(r#"{"w":3}"#), &Precondition::None, 0).unwrap();
+    assert!(next.version > held.version, "version {} after a restart; {} was deleted", next.version, held.version);
+}
