@@ -29,7 +29,7 @@ BEGIN
     IF current_setting('server_version_num')::int < 140000 THEN
         RAISE EXCEPTION 'tiercache needs PostgreSQL 14 or later, this is %', version();
     END IF;
-    -- The seed plan's cache_storage (no checksum, nullable project_id) is not ours: it
+    -- The old app's cache_storage (no checksum, nullable project_id) is not ours: it
     -- must not be mistaken for a migrated table. Its rows are not moved silently.
     IF NOT EXISTS (
         SELECT 1 FROM pg_attribute
@@ -71,7 +71,7 @@ CREATE TABLE IF NOT EXISTS public.projects (
     created_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
     is_active    BOOLEAN NOT NULL DEFAULT true
 );
--- A projects table made by the seed plan has no db_role yet; adding it is safe.
+-- A projects table made by the old app has no db_role yet; adding it is safe.
 ALTER TABLE public.projects ADD COLUMN IF NOT EXISTS db_role TEXT;
 
 CREATE TABLE IF NOT EXISTS public.cache_storage (
@@ -511,7 +511,7 @@ ALTER TABLE public.cache_audit NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE public.source_state ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.source_state FORCE ROW LEVEL SECURITY;
 
--- The seed plan's policy: auth.role() does not exist on plain PostgreSQL, is NULL on a
+-- The old app's policy: auth.role() does not exist on plain PostgreSQL, is NULL on a
 -- direct connection, and the roles it names bypass RLS anyway. It protects nothing.
 DROP POLICY IF EXISTS "Service role can manage cache" ON public.cache_storage;
 

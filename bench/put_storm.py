@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A storm of saves against a running tiercache with Postgres enabled (issue 4).
+"""A storm of saves against a running tiercache with Postgres enabled.
 
     bench/put_storm.py --url http://127.0.0.1:PORT --pid PID --doc DOC.json \
         --caches storm01,storm02,... [--saves 10000] [--connections 8]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""One simulated day of a Strava athlete: polling versus webhooks (issue 18).
+"""One simulated day of a Strava athlete: polling versus webhooks.
 
     bench/webhooks.py [--bin target/release/tiercache] [--hour-seconds 2]
 
@@ -10,7 +10,7 @@ activity detail, the athlete). The day is compressed: one simulated hour lasts
 activities takes real time too, which the compression magnifies: use a release build and
 a generous --hour-seconds). Three runs of the real binary:
 
-  poll-15m      refresh_every 15 min, every refresh a full read (as before issue 18)
+  poll-15m      refresh_every 15 min, every refresh a full read (before webhooks)
   poll-6h       refresh_every 6 h, every refresh a full read (the default schedule)
   webhooks      refresh_every 6 h, incremental reads, a full read daily, and each change
                 pushed as Strava's webhook event at the moment it happens

@@ -1,4 +1,4 @@
-//! The command line of SPEC §3. Bad usage exits 64, not the usual parser's 2.
+//! The command line. Bad usage exits 64, not the usual parser's 2.
 
 use crate::exit::{Fatal, USAGE};
 use std::ffi::OsString;

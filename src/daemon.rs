@@ -40,7 +40,7 @@ pub(crate) struct ConfigSource {
 /// Runs the daemon until it stops. Must run inside an actix `System`.
 ///
 /// # Errors
-/// A [`Fatal`] with the exit code of SPEC §3.
+/// A [`Fatal`] with its exit code (the table in docs/operations.md).
 pub(crate) async fn run(source: ConfigSource, settings: Settings, log: LogControl) -> Result<(), Fatal> {
     // 1. One instance per data directory.
     let _lock = take_data_dir(&settings)?;

@@ -1,4 +1,4 @@
-//! Exit codes of SPEC §3 and the one-line error that goes with a non-zero exit.
+//! Exit codes (docs/operations.md) and the one-line error that goes with a non-zero exit.
 
 use std::fmt;
 

@@ -2,14 +2,14 @@
 //! durable in front of slow, rate-limited APIs.
 //!
 //! # Layout
-//! - [`cli`]: the command line (SPEC §3); bad usage exits 64.
+//! - [`cli`]: the command line; bad usage exits 64.
 //! - [`config`]: file, legacy variables and `TIERCACHE__` overrides → [`config::Settings`].
 //! - [`daemon`]: `run`: actors, API, readiness, the signal-driven control loop.
-//! - [`api`]: the HTTP API (SPEC §5).
-//! - [`signals`]: Unix signals → control messages (SPEC §6).
+//! - [`api`]: the HTTP API (docs/openapi.yaml).
+//! - [`signals`]: Unix signals → control messages.
 //! - [`reload`]: SIGHUP, key by key: applied, or logged as needing a restart.
 //! - [`retention`]: the periodic purge of caches no longer configured.
-//! - [`telemetry`]: JSON or pretty logs (SPEC §8).
+//! - [`telemetry`]: JSON or pretty logs.
 //! - [`liveness`]: the health loop's latest verdict, for `/healthz` and the watchdog.
 //! - [`lock`]: the `data_dir` lock (exit 73).
 //! - [`owner`]: the project a `data_dir` belongs to (exit 78 for another).

@@ -1,5 +1,5 @@
-//! systemd's notification protocol (SPEC §6): `READY=1`, `RELOADING=1`, `STOPPING=1`,
-//! `STATUS=`, `EXTEND_TIMEOUT_USEC=` and the watchdog's `WATCHDOG=1`, sent through the
+//! systemd's notification protocol: `READY=1`, `RELOADING=1`, `STOPPING=1`, `STATUS=`,
+//! `EXTEND_TIMEOUT_USEC=` and the watchdog's `WATCHDOG=1`, sent through the
 //! `sd-notify` crate to `$NOTIFY_SOCKET`. Without that variable every call is a no-op,
 //! so the daemon behaves the same outside systemd.
 //!

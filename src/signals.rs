@@ -1,6 +1,6 @@
 //! The only place that touches Unix signals: each becomes a [`Control`] message for the
 //! daemon's control loop. actix-web's own handling is disabled (it would make SIGINT a
-//! forced stop, against SPEC §6).
+//! forced stop; it must stop gracefully, as SIGTERM does).
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::Signals;

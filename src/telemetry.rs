@@ -1,7 +1,7 @@
-//! Logs: one JSON object per line on stdout (SPEC §8) or pretty lines for people, with
-//! the level reloadable on SIGHUP. `RUST_LOG`, when set, wins over `log.level`.
-//! Malformed HTTP requests are counted rather than logged ([`rejected_requests`]); list
-//! fields are JSON arrays ([`list_fields`]).
+//! Logs: one JSON object per line on stdout or pretty lines for people, with the level
+//! reloadable on SIGHUP. `RUST_LOG`, when set, wins over `log.level`. Malformed HTTP
+//! requests are counted rather than logged ([`rejected_requests`]); list fields are
+//! JSON arrays ([`list_fields`]).
 
 mod list_fields;
 mod rejected_requests;
@@ -62,7 +62,7 @@ fn level_filter(level: &str) -> Result<EnvFilter, tracing_subscriber::filter::Pa
     Ok(filter)
 }
 
-/// Installs the global subscriber. `json` picks the SPEC's JSON lines; else pretty.
+/// Installs the global subscriber. `json` picks JSON lines; else pretty.
 pub(crate) fn init(json: bool, level: &str, rust_log: Option<String>) -> LogControl {
     let filter = rust_log
         .as_deref()

@@ -1,7 +1,7 @@
 //! The Prometheus registry and the metric families every part of the daemon records.
 //!
 //! One `Metrics` is built at startup and shared as `Arc<Metrics>`: the registry is the
-//! only process-wide state besides the log subscriber and the failpoints (SPEC §1).
+//! only process-wide state besides the log subscriber and the failpoints.
 //! Label values come from configured cache names and fixed sets, so cardinality is
 //! bounded by the configuration.
 
@@ -140,7 +140,7 @@ impl AccessRefusal {
 }
 
 fn lag_histogram() -> Histogram {
-    // 10 ms .. ~45 min: due-to-done; the SPEC's target is under one second.
+    // 10 ms .. ~30 min: due-to-done; refreshes fire within one second of their due time.
     Histogram::new(exponential_buckets(0.01, 3.0, 12))
 }
 

@@ -1,6 +1,6 @@
-//! The save flow of SPEC §2, the one path by which a document enters the tiers: admission
-//! by the cache's rules, then the durable file, memory, and the retry queue that takes it
-//! to Postgres; and the one path by which a version read from Postgres is adopted.
+//! The save flow, the one path by which a document enters the tiers: admission by the
+//! cache's rules, then the durable file, memory, and the retry queue that takes it to
+//! Postgres; and the one path by which a version read from Postgres is adopted.
 //!
 //! PUT, refresh, import and restore save through [`SaveFlow`]; the listener, the startup
 //! sync, the retry queue (a rebase) and the memory tier's loads adopt through

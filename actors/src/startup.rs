@@ -1,6 +1,6 @@
-//! The startup flow of SPEC §2 between Postgres and the files: load the project's rows,
-//! write or repair files (newer side wins; a file newer than its row is queued for
-//! Postgres). [`plan`] decides, [`sync_from_postgres`] carries the plan out. Retention is
+//! The startup flow between Postgres and the files: load the project's rows, write or
+//! repair files (newer side wins; a file newer than its row is queued for Postgres).
+//! [`plan`] decides, [`sync_from_postgres`] carries the plan out. Retention is
 //! [`crate::retention`]'s.
 
 use crate::domain::CacheName;
@@ -60,8 +60,8 @@ pub enum RowDecision {
     Adopt(Option<u64>),
 }
 
-/// The per-row rule of SPEC §2 and §7: the newer side wins; equal version and ETag is
-/// in sync; the same version with other data, or an acknowledged save still pending
+/// The per-row rule at startup: the newer side wins; equal version and ETag is in
+/// sync; the same version with other data, or an acknowledged save still pending
 /// below the row, is sent (and given a version above the row's).
 pub fn decide(row: &RowHead, file: Option<&OnDisk>, pending: bool) -> RowDecision {
     let Some(d) = file else { return RowDecision::Adopt(Some(0)) };

@@ -1,6 +1,6 @@
-//! The read flow of SPEC §2 over the running actors, as the API calls them, DELETE's
-//! purge, and the narrow queries the API, the status snapshot and the health probe
-//! answer from (the queue's status, the refresher's view, quarantine, the files on disk).
+//! The read flow over the running actors, as the API calls them, DELETE's purge, and the
+//! narrow queries the API, the status snapshot and the health probe answer from (the
+//! queue's status, the refresher's view, quarantine, the files on disk).
 //!
 //! This is a handle, not an actor: it holds addresses and the memory snapshot and owns
 //! no state of its own. It hands out no handles: writers are given the runtime's one

@@ -1,4 +1,4 @@
-//! `/v1/caches...`: read, meta, save, delete, refresh, list (SPEC §5).
+//! `/v1/caches...`: read, meta, save, delete, refresh, list (docs/openapi.yaml).
 
 use super::error::{json_line, ApiError};
 use super::large_body::{Sliced, SLICE};
@@ -405,7 +405,7 @@ pub(super) async fn put(
             return Err(too_large(limit));
         }
     };
-    // The cache's rules decide; this only words their refusal as SPEC §5 does.
+    // The cache's rules decide; this only maps their refusal to the API's status and code.
     let saver = &state.saver;
     let doc = saver.admit(&name, &body).map_err(|refusal| {
         count(if matches!(refusal, Refusal::TooLarge { .. }) { "too_large" } else { "invalid" });

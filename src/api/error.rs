@@ -1,4 +1,4 @@
-//! API errors: a status and a JSON body `{"error": "...", "code": "..."}` (SPEC §5).
+//! API errors: a status and a JSON body `{"error": "...", "code": "..."}` (docs/openapi.yaml).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};

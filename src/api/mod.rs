@@ -1,4 +1,4 @@
-//! The HTTP API of SPEC §5 on every configured listener (TCP and `unix:` sockets).
+//! The HTTP API (docs/openapi.yaml) on every configured listener (TCP and `unix:` sockets).
 
 pub(crate) mod allow;
 mod auth;

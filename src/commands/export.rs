@@ -1,6 +1,6 @@
 //! `tiercache export DIR`: every cache's current envelope, verified, as `DIR/NAME.json`.
 //!
-//! The files are the envelopes of SPEC §7, exactly as the file tier keeps them, so
+//! The files are the envelopes of docs/envelope.md, exactly as the file tier keeps them, so
 //! `restore` reads an export and a copy of `data_dir/caches/` alike. With Postgres
 //! enabled the startup sync runs first, so an export taken after losing `data_dir`
 //! still holds what Postgres has. Every cache on disk is exported, configured or not

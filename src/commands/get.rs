@@ -1,4 +1,4 @@
-//! `tiercache get NAME [--meta]` (SPEC §3), and the small HTTP client that it and
+//! `tiercache get NAME [--meta]`, and the small HTTP client that it and
 //! `tiercache status` use to talk to a running daemon.
 //!
 //! The client reads the same configuration as the daemon: it talks to the first entry

@@ -1,4 +1,4 @@
-//! `import`, `export` and `restore` (SPEC §3): offline commands on the `data_dir`.
+//! `import`, `export` and `restore`: offline commands on the `data_dir`.
 //!
 //! Each takes the `data_dir` lock (exit 73 while a daemon runs there) and starts the
 //! same actors as the daemon, on the same configuration, without the API and without
@@ -6,10 +6,10 @@
 //! startup sync loads the project's rows first, so versions continue above what
 //! Postgres holds. Saves go through the file tier and the retry queue like any other;
 //! at the end the queue is drained to Postgres within `shutdown.timeout`, and what is
-//! not drained stays on disk for the daemon's next start (SPEC §7).
+//! not drained stays on disk for the daemon's next start.
 //!
-//! Exit codes beyond SPEC §3's (sysexits): 65 bad data (not JSON, a bad timestamp, a
-//! damaged envelope), 66 input missing or unreadable.
+//! Exit codes of their own (sysexits, docs/operations.md): 65 bad data (not JSON, a bad
+//! timestamp, a damaged envelope), 66 input missing or unreadable.
 
 mod export;
 pub(crate) mod get;

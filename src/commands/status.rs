@@ -1,4 +1,4 @@
-//! `tiercache status [--json]` (SPEC §3): one screen for a person about a running
+//! `tiercache status [--json]`: one screen for a person about a running
 //! daemon, or one JSON object for scripts.
 //!
 //! It asks the daemon's API (see [`super::get::Client`]) for `/readyz`, `/v1/caches`

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize, Serializer};
 /// Parses a humantime duration such as `"15m"`, `"6h"`, `"500ms"` or `"0s"`.
 ///
 /// humantime itself accepts `"6 hours"`; we refuse a space between a number and its
-/// unit because the SPEC names `"6 hours"` as the example of a bad duration, and a
-/// single spelling keeps configs greppable.
+/// unit (docs/config.md names `"6 hours"` as a bad duration): a single spelling keeps
+/// configs greppable.
 ///
 /// # Errors
 /// The problem text `invalid duration "<value>"`, followed by the expected form.

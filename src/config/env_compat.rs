@@ -1,5 +1,5 @@
-//! The seed plan's environment variables (`SUPABASE_*`, `PROJECT_ID`, …), which
-//! existing deployments set and which must keep working.
+//! The legacy environment variables of the app tiercache replaces (`SUPABASE_*`,
+//! `PROJECT_ID`, …), which existing deployments set and which must keep working.
 //!
 //! They are read through the injected lookup and never written back. Scalar keys
 //! become a `config::Source` stacked between the file and the `TIERCACHE__`

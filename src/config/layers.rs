@@ -79,7 +79,7 @@ fn build_error(file: Option<&Path>, err: ::config::ConfigError) -> ConfigError {
     ConfigError::new(key, one_line(&text))
 }
 
-/// The TOML parser draws a multi-line snippet; the SPEC wants one line on stderr,
+/// The TOML parser draws a multi-line snippet; the error must be one line on stderr,
 /// so keep its location line and its message.
 fn one_line(text: &str) -> String {
     let lines: Vec<&str> = text
@@ -101,7 +101,7 @@ fn path_error(err: serde_path_to_error::Error<::config::ConfigError>) -> ConfigE
     let path = err.path().to_string();
     let problem = describe(err.inner());
     // serde reports a missing field at the enclosing table, and an unknown one at
-    // the table or at the key depending on the deserializer; the SPEC wants the key.
+    // the table or at the key depending on the deserializer; the error must name the key.
     let join = |field: &str| {
         if path == "." || path == field {
             field.to_owned()

@@ -1,4 +1,4 @@
-//! The configuration layer: built-in defaults, the TOML file, the seed plan's
+//! The configuration layer: built-in defaults, the TOML file, the legacy
 //! variables and `TIERCACHE__` overrides, merged and validated into [`Settings`].
 //!
 //! Everything is checked here, once, before anything binds or spawns; the rest of

@@ -8,7 +8,7 @@
 //! `LoadCredential=`, a container's `/run/secrets`).
 //!
 //! `data_dir` and `unix:PATH` listeners are not resolved here: they are where the process
-//! keeps its state and its socket, relative to the working directory as the contract
+//! keeps its state and its socket, relative to the working directory as docs/config.md
 //! says (under systemd, `WorkingDirectory=` is the `StateDirectory=`, while the file
 //! lives in `/etc`).
 

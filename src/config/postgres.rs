@@ -59,7 +59,7 @@ impl Default for PostgresSettings {
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct RawPostgres {
     enabled: bool,
-    /// Read by the seed plan's `SUPABASE_URL` check (`env_compat`).
+    /// Read by the legacy `SUPABASE_URL` check (`env_compat`).
     #[serde(serialize_with = "redacted")]
     pub(super) url: RawSecret,
     password_file: String,

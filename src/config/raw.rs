@@ -1,4 +1,4 @@
-//! The serde mirror of the TOML file: every key of the SPEC appendix, nothing more.
+//! The serde mirror of the TOML file: every documented key (docs/config.md), nothing more.
 //! The top-level keys and `[[caches]]` are here; every other section's form is in its
 //! own file (`api.rs`, `postgres.rs`, …), which also checks it.
 //!
@@ -46,7 +46,7 @@ pub(crate) struct RawSettings {
     pub refresh: RawRefresh,
     pub supervisor: RawSupervisor,
     pub webhooks: RawWebhooks,
-    /// A file without `[[caches]]` still gets the seed plan's two caches: a config
+    /// A file without `[[caches]]` still gets the two built-in caches: a config
     /// written only to point at Postgres should not silently serve 404s for
     /// `strava` and `fundraising`. Declaring any `[[caches]]` replaces both.
     pub caches: Vec<RawCache>,

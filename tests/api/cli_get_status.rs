@@ -1,5 +1,5 @@
-//! `tiercache get NAME [--meta]` and `tiercache status [--json]` (SPEC §3): clients of
-//! a running daemon, found through the same configuration file. Exit codes: 0 done,
+//! `tiercache get NAME [--meta]` and `tiercache status [--json]`: clients of a
+//! running daemon, found through the same configuration file. Exit codes: 0 done,
 //! 65 unknown cache, 69 daemon not reachable, 77 refused (no valid token).
 
 use crate::helpers::{new_app, spawn_app_with, Options};

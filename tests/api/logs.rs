@@ -1,4 +1,4 @@
-//! Every stdout line is one flat JSON object with the SPEC's field names at the top level.
+//! Every stdout line is one flat JSON object with the documented field names at the top level.
 
 use crate::helpers::{new_app, spawn_app, Options};
 use crate::util::duplicate_top_level_keys;

@@ -51,7 +51,7 @@ mod supervision;
 mod terminal;
 mod unknown;
 
-// The refresher and its sources against a fake upstream (issue 5).
+// The refresher and its sources against a fake upstream.
 mod fake_upstream;
 mod refresh_conditional;
 mod refresh_failures;

@@ -1,6 +1,6 @@
-//! Log lines an operator reads to find a cause (issue 17, item 6): a failed refresh says
-//! whether any data is still served, a JustGiving 401 names the key to check, and the
-//! SIGUSR2 snapshot is made of fields rather than JSON inside a string.
+//! Log lines an operator reads to find a cause: a failed refresh says whether any
+//! data is still served, a JustGiving 401 names the key to check, and the SIGUSR2
+//! snapshot is made of fields rather than JSON inside a string.
 
 use crate::fake_upstream::{FakeUpstream, Reply};
 use crate::helpers::{spawn_app_with, Options};

@@ -1,6 +1,6 @@
-//! `import`, `export` and `restore` (SPEC §3) on a daemon's `data_dir`, without
-//! Postgres: the old app's cache file comes in through `import`; an export restores
-//! into an empty `data_dir`; a restore never moves a cache backwards without `--force`.
+//! `import`, `export` and `restore` on a daemon's `data_dir`, without Postgres: the old
+//! app's cache file comes in through `import`; an export restores into an empty
+//! `data_dir`; a restore never moves a cache backwards without `--force`.
 
 use crate::helpers::BIN;
 use serde_json::{json, Value};

@@ -1,5 +1,5 @@
-//! systemd notifications (SPEC §6): on a Unix datagram socket the test binds and gives
-//! the daemon as `NOTIFY_SOCKET`, with `WATCHDOG_USEC` set: `READY=1` after startup,
+//! systemd notifications: on a Unix datagram socket the test binds and gives the
+//! daemon as `NOTIFY_SOCKET`, with `WATCHDOG_USEC` set: `READY=1` after startup,
 //! `WATCHDOG=1` pings, `RELOADING=1` with `MONOTONIC_USEC` then `READY=1` on SIGHUP,
 //! `STOPPING=1` on SIGTERM; a wedged file tier stops the pings.
 

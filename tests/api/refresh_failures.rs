@@ -1,9 +1,8 @@
-//! Failing upstreams (SPEC §2 "Refresh", §9, issue 5): a failed refresh never
-//! overwrites data, the old document is served marked `stale` once past its schedule,
-//! retries back off (1 s doubling, with jitter); a 429 waits for the rate-limit window
-//! (`Retry-After`, or Strava's quarter hour) and nothing calls upstream before it; a
-//! panic at the failpoint `refresher::fetch` restarts the refresher and the schedule
-//! goes on.
+//! Failing upstreams: a failed refresh never overwrites data, the old document is
+//! served marked `stale` once past its schedule, retries back off (1 s doubling, with
+//! jitter); a 429 waits for the rate-limit window (`Retry-After`, or Strava's quarter
+//! hour) and nothing calls upstream before it; a panic at the failpoint
+//! `refresher::fetch` restarts the refresher and the schedule goes on.
 
 use crate::fake_upstream::{strava_token, with_strava_limits, FakeUpstream, Reply};
 use crate::helpers::{spawn_app_with, Options};

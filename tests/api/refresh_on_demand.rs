@@ -1,4 +1,4 @@
-//! Refreshes nobody scheduled (SPEC §2 read flow, §5 `POST .../refresh`, §6 SIGUSR1,
+//! Refreshes nobody scheduled (a read's emergency refresh, `POST .../refresh`, SIGUSR1,
 //! `EMERGENCY_REFRESH`): the emergency refresh of an empty cache is single-flight, a
 //! POST or SIGUSR1 starts a refresh now, and with the emergency refresh off an empty
 //! cache answers 503 with `Retry-After` and never calls upstream.

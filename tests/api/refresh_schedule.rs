@@ -1,7 +1,6 @@
-//! The refresh schedule (SPEC §2 "Refresh" and "Startup", issue 5): a cache is due at
-//! `last_fetch + refresh_every` and refreshed within a second of that; the due time
-//! survives a restart; a cache that is overdue at startup is refreshed at once, with
-//! nobody reading it.
+//! The refresh schedule: a cache is due at `last_fetch + refresh_every` and
+//! refreshed within a second of that; the due time survives a restart; a cache that
+//! is overdue at startup is refreshed at once, with nobody reading it.
 
 use crate::fake_upstream::{FakeUpstream, Reply};
 use crate::helpers::{new_app, spawn_app_with, Options};
@@ -9,8 +8,8 @@ use crate::refresh_support::{gaps, http_cache, metric_value, refreshed_lines, ti
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-/// How long the 2 s schedule is watched. The issue says "for a minute"; 12 s (six
-/// periods) shows the same thing and keeps the suite well under a minute of wall time.
+/// How long the 2 s schedule is watched: 12 s (six periods) shows what a minute would
+/// and keeps the suite well under a minute of wall time.
 const WATCH: Duration = Duration::from_secs(12);
 
 #[test]

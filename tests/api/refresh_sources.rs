@@ -1,4 +1,4 @@
-//! The JustGiving and command sources (SPEC §9, issue 5): money amounts kept exact to
+//! The JustGiving and command sources (docs/sources.md): money amounts kept exact to
 //! the penny as the API's decimal strings; a command that outlives its timeout is
 //! killed, with whatever it started, and the refresh fails.
 

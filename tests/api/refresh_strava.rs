@@ -1,7 +1,7 @@
-//! The Strava source against a fake Strava (SPEC §9, issue 5): the OAuth refresh-token
-//! flow, activities paged until an empty page and assembled in order, the rate-limit
-//! budget read from the headers, the rotated refresh token used after a restart and
-//! after a `kill -9` right after the rotation, and the rich refresh merging detail.
+//! The Strava source against a fake Strava: the OAuth refresh-token flow, activities
+//! paged until an empty page and assembled in order, the rate-limit budget read from
+//! the headers, the rotated refresh token used after a restart and after a `kill -9`
+//! right after the rotation, and the rich refresh merging detail.
 
 use crate::fake_upstream::{strava_detail, strava_page, strava_summary, strava_token, FakeUpstream, Recorded, Reply};
 use crate::helpers::{spawn_app_with, Options};

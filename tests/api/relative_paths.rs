@@ -94,7 +94,7 @@ fn every_file_the_configuration_names_is_found_next_to_it() {
     // A secret's `_file` key is printed as written.
     assert_eq!(caches[1]["source"]["bearer_token_file"].as_str(), Some("bearer"));
 
-    // data_dir stays relative to the working directory, as the contract says.
+    // data_dir stays relative to the working directory, as docs/config.md says.
     let relative = dir.join("relative.toml");
     fs::write(&relative, "data_dir = \"state\"\n").unwrap();
     let out = run_cmd(elsewhere.path(), &["check-config", "--config", relative.to_str().unwrap()], &[]);

@@ -1,4 +1,4 @@
-//! SIGHUP never silently ignores a key (issue 4): the real binary is reloaded once per
+//! SIGHUP never silently ignores a key: the real binary is reloaded once per
 //! configuration key with that key changed, and each change must be named in a log
 //! line, as applied or as needing a restart. A few applied keys are also checked by
 //! their effect.

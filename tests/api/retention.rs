@@ -1,6 +1,6 @@
-//! Retention without Postgres (issue 3): a cache removed from the configuration loses
-//! its file once unsaved for the `retention_days` it was last configured with (default
-//! 30), remembered across restarts; configured caches and younger files stay.
+//! Retention without Postgres: a cache removed from the configuration loses its file
+//! once unsaved for the `retention_days` it was last configured with (default 30),
+//! remembered across restarts; configured caches and younger files stay.
 
 use crate::helpers::{spawn_app_with, Options};
 use nix::sys::signal::Signal;

@@ -206,7 +206,7 @@ fn unix_socket_listener_answers() {
 
 #[test]
 fn expired_memory_copy_is_read_again_from_the_file() {
-    // The seed plan's variable for `memory.ttl`.
+    // The legacy variable for `memory.ttl`.
     let app = spawn_app_with(Options::new().env("CACHE_TTL_SECONDS", "1"));
     app.put_ok("strava", "[1]");
     assert_eq!(app.get_cache("strava").header("x-cache-tier"), Some("memory"));

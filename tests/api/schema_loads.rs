@@ -1,6 +1,6 @@
 //! A document that fails its cache's JSON Schema is corrupt wherever it comes from: a
 //! file written before the schema existed is not served, and neither is a refresh
-//! result that fails it (issue 6: schema "on every load from file or Postgres").
+//! result that fails it (the schema is checked on every load from file or Postgres).
 
 use crate::helpers::*;
 use nix::sys::signal::Signal;

@@ -1,7 +1,7 @@
-//! API tokens (SPEC §5): 401 without a valid bearer token, 403 with a read token on a
-//! write, several tokens at once, SHA-256 entries, rotation by SIGHUP without a
-//! restart, and bad tokens files refused (exit 78 at startup, kept on reload) without
-//! ever printing a token.
+//! API tokens: 401 without a valid bearer token, 403 with a read token on a write,
+//! several tokens at once, SHA-256 entries, rotation by SIGHUP without a restart, and
+//! bad tokens files refused (exit 78 at startup, kept on reload) without ever
+//! printing a token.
 
 use crate::helpers::{new_app, Options};
 use crate::security_support::{reload, start_with_files, write_file};

@@ -1,8 +1,8 @@
-//! No secret in any log line (SPEC §4): a daemon with API tokens and a Postgres URL
-//! holding a password (Postgres unreachable, so connection errors and retries are
-//! logged), at level debug, serving valid and invalid tokens, rotating them by SIGHUP,
-//! rejecting a bad tokens file and logging a status snapshot; then every line of its
-//! stdout and stderr, and of `check-config`, is searched for each secret.
+//! No secret in any log line: a daemon with API tokens and a Postgres URL holding a
+//! password (Postgres unreachable, so connection errors and retries are logged), at
+//! level debug, serving valid and invalid tokens, rotating them by SIGHUP, rejecting a
+//! bad tokens file and logging a status snapshot; then every line of its stdout and
+//! stderr, and of `check-config`, is searched for each secret.
 
 use crate::helpers::{command, Options};
 use crate::security_support::{reload, start_with_files, write_file};

@@ -1,8 +1,8 @@
-//! The chaos test (issue 7): a steady read and save load while the test injects, at
-//! random, actor panics (probabilistic failpoints in every actor), `kill -9` with a
-//! restart, Postgres stop/start and upstream failures. At the end: no acknowledged save
-//! lost, Postgres converged, every read answered (or 503 with Retry-After), and restarts
-//! counted in the metrics.
+//! The chaos test: a steady read and save load while the test injects, at random, actor
+//! panics (probabilistic failpoints in every actor), `kill -9` with a restart, Postgres
+//! stop/start and upstream failures. At the end: no acknowledged save lost, Postgres
+//! converged, every read answered (or 503 with Retry-After), and restarts counted in the
+//! metrics.
 //!
 //! Bounded for CI (`TIERCACHE_CHAOS_SECS`, default 25 s); a longer soak is the same test
 //! with a larger value.

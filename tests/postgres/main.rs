@@ -1,7 +1,7 @@
 //! Black-box tests of the tiercache binary against real PostgreSQL: the Postgres tier
-//! (issue 3: round trip, recovery from Postgres, corrupt files, the version guard,
-//! deletes, outages, row-level security, TLS, a transaction pooler) and the retry queue
-//! (issue 4: outages, stalls and SIGTERM, `kill -9`, the dead letter, a failpoint,
+//! (round trip, recovery from Postgres, corrupt files, the version guard, deletes,
+//! outages, row-level security, TLS, a transaction pooler) and the retry queue
+//! (outages, stalls and SIGTERM, `kill -9`, the dead letter, a failpoint,
 //! `BACKGROUND_RETRY=false`).
 //!
 //! Each test starts its own throwaway cluster (`tiercache_testkit::pg`, run as the
@@ -13,7 +13,7 @@
 
 mod helpers;
 
-// Issue 3: the Postgres tier.
+// The Postgres tier.
 mod corrupt_file;
 mod delete;
 mod migrate;
@@ -26,18 +26,18 @@ mod round_trip;
 mod tls;
 mod version_guard;
 
-// Issue 4: the retry queue.
+// The retry queue.
 mod background_retry_off;
 mod dead_letter;
 #[cfg(feature = "failpoints")]
 mod failpoint;
 mod kill9_storm;
 
-// Issue 7: chaos.
+// Chaos.
 mod chaos;
 mod password_rotation;
 
-// Issue 9: several instances.
+// Several instances.
 #[cfg(feature = "failpoints")]
 mod delete_race;
 mod if_match;
@@ -50,15 +50,15 @@ mod projects_isolation;
 mod queue_outage;
 mod shutdown_stall;
 
-// Issue 8: the command-line clients with Postgres.
+// The command-line clients with Postgres.
 mod status_causes;
 mod status_cli;
 
-// Issue 7: operations.
+// Operations.
 mod ops_notify;
 mod ops_restore;
 
-// Issue 18: push freshness.
+// Push freshness.
 mod deauth;
 
 // A shared Postgres as a hostile neighbour: locks, resource errors, lost notifications,

@@ -1,4 +1,4 @@
-//! Several instances on one Postgres (SPEC §10, issue 9): refresh leadership through an
+//! Several instances on one Postgres (docs/scaling.md): refresh leadership through an
 //! advisory lock, and invalidation through LISTEN/NOTIFY, with three real daemons.
 
 use crate::helpers::*;

@@ -1,8 +1,8 @@
-//! Log lines about Postgres that an operator reads to find a cause (issue 17, item 6):
-//! connection errors name the socket or host:port tried (never the password), a
-//! LISTEN that never connected is not "lost", a project that is not registered is not
-//! "Postgres unavailable", the pool's own WARN lines stay out of the log, and the retry
-//! queue says when it has drained after an outage.
+//! Log lines about Postgres that an operator reads to find a cause: connection errors
+//! name the socket or host:port tried (never the password), a LISTEN that never
+//! connected is not "lost", a project that is not registered is not "Postgres
+//! unavailable", the pool's own WARN lines stay out of the log, and the retry queue
+//! says when it has drained after an outage.
 
 use crate::helpers::{cluster, message, put_ok, wait_queue_empty, Conf, DB};
 use serde_json::{json, Value};

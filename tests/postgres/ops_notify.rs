@@ -1,5 +1,5 @@
-//! sd_notify during a shutdown drain (SPEC §6): with saves waiting for Postgres, SIGTERM
-//! sends `STOPPING=1`, then `EXTEND_TIMEOUT_USEC` so systemd does not kill the daemon
+//! sd_notify during a shutdown drain: with saves waiting for Postgres, SIGTERM sends
+//! `STOPPING=1`, then `EXTEND_TIMEOUT_USEC` so systemd does not kill the daemon
 //! before the drain's own deadline (`shutdown.timeout`).
 
 use crate::helpers::{cluster, put_ok, queue_depth, row, wait_for_lock_wait, wait_for_row, Conf, Session, BIN, DB};

@@ -1,6 +1,6 @@
-//! `import`, `export` and `restore` with Postgres (SPEC §3): their saves reach Postgres
-//! before the command exits, an export brings back both a lost `data_dir` and lost
-//! rows, and a restore never moves a cache below what Postgres holds without `--force`.
+//! `import`, `export` and `restore` with Postgres: their saves reach Postgres before
+//! the command exits, an export brings back both a lost `data_dir` and lost rows, and a
+//! restore never moves a cache below what Postgres holds without `--force`.
 
 use crate::helpers::{cluster, get_ok, put_ok, row, wait_for_row, Conf, BIN, DB};
 use serde_json::json;

@@ -1,5 +1,5 @@
 //! A rotated database password reaches the pool on SIGHUP, without a restart
-//! (issue 7: secrets from files, re-read on reload).
+//! (secrets come from files and are read again on reload).
 
 use crate::helpers::*;
 use nix::sys::signal::Signal;

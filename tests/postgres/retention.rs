@@ -1,7 +1,7 @@
-//! Retention (issue 3): a cache no longer configured is purged from each tier once
-//! unsaved for its retention: the row by its own `retention_days`, the file by the
-//! longest retention known for it. Configured caches are never touched; the purge
-//! follows reloads. Rows and files are back-dated (`saved_at` in the past).
+//! Retention: a cache no longer configured is purged from each tier once unsaved
+//! for its retention: the row by its own `retention_days`, the file by the longest
+//! retention known for it. Configured caches are never touched; the purge follows
+//! reloads. Rows and files are back-dated (`saved_at` in the past).
 
 use crate::helpers::{cluster, put_ok, row, seen, wait_for, wait_for_row, Conf, BIN, DB};
 use nix::sys::signal::Signal;

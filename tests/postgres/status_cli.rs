@@ -1,4 +1,4 @@
-//! Issue 8: `tiercache status --json` and `tiercache get --meta` against a daemon with
+//! `tiercache status --json` and `tiercache get --meta` against a daemon with
 //! Postgres: per cache whether Postgres has it, the retry queue and `postgres_up`, as
 //! Postgres goes away and comes back.
 

@@ -1,4 +1,4 @@
-//! Postgres writes never move a row backwards (SPEC §7). A save that meets a row with an
+//! Postgres writes never move a row backwards. A save that meets a row with an
 //! equal or higher version and other data is not dropped: it is written above it.
 
 use crate::helpers::{cluster, get_ok, put_ok, row, seen, wait_for, wait_for_row, wait_queue_empty, Conf, ARRIVAL, DB};
@@ -112,10 +112,10 @@ fn a_lower_version_never_overwrites_a_higher_one() {
     assert_never_backwards(&pg, "g");
 }
 
-/// SPEC §7: "When the row already holds an equal or higher version with a different
-/// checksum (... or `data_dir` was lost while Postgres was away), the acknowledged save
-/// is not dropped: it is given a version above the row's and written." Postgres comes
-/// back either before the daemon's next start (`restart`) or while it runs.
+/// When the row already holds an equal or higher version with a different checksum
+/// (say `data_dir` was lost while Postgres was away), the acknowledged save is not
+/// dropped: it is given a version above the row's and written. Postgres comes back
+/// either before the daemon's next start (`restart`) or while it runs.
 fn acknowledged_save_beats_the_older_row(restart: bool) {
     let mut pg = cluster();
     let conf = Conf::new(pg.url(DB, "postgres")).caches(&["g"]).tables("[shutdown]\ntimeout = \"1s\"\n");

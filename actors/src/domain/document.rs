@@ -24,7 +24,7 @@ pub struct Document {
     pub saved_at: DateTime<Utc>,
     /// The canonical JSON.
     pub body: Bytes,
-    /// `"VERSION-C"`, see SPEC §5.
+    /// `"VERSION-C"` (docs/openapi.yaml).
     pub etag: String,
     /// `Last-Modified` (the last fetch, else the save time) in HTTP date format:
     /// made once here, so serving a read formats no date.

@@ -1,4 +1,4 @@
-//! The on-disk envelope of SPEC §7: a document plus its metadata in one JSON object.
+//! The on-disk envelope (docs/envelope.md): a document plus its metadata in one JSON object.
 
 use super::{CacheName, Checksum, Document};
 use chrono::{DateTime, SecondsFormat, Utc};

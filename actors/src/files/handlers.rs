@@ -1,5 +1,5 @@
 //! One handler per message; each runs inside the supervisor's panic guard and starts
-//! with its failpoint (SPEC §11).
+//! with its failpoint.
 
 use super::messages::{
     AdoptFile, AdoptFiles, ForgetTombstone, ListFiles, PurgeFile, ReadFile, RemoveFile, ReserveVersion, TouchFile,

@@ -102,7 +102,7 @@ pub struct FileTier {
     config: FileTierConfig,
     caches_dir: PathBuf,
     index: HashMap<CacheName, OnDisk>,
-    /// Newest version known in Postgres per cache: new versions go above it (SPEC §7).
+    /// Newest version known in Postgres per cache: new versions go above it.
     floors: HashMap<CacheName, u64>,
     /// Caches whose file was found corrupt and moved aside, until a new version is
     /// written: a reader is told why there is nothing (kept across actor restarts).
@@ -266,7 +266,7 @@ impl FileTier {
         let version = decide::next_version(self.index.get(name), floor.max(known), precondition)
             .map_err(|current| FileTierError::PreconditionFailed { current })?;
         let saved_at = Utc::now();
-        // A PUT's last fetch is its save time (SPEC §5); refreshes bring their own.
+        // A PUT's last fetch is its save time; refreshes bring their own.
         let last_fetch = new.last_fetch.or(Some(saved_at));
         let doc =
             Document::new(name.clone(), version, new.checksum, last_fetch, new.last_rich_fetch, saved_at, new.body);

@@ -166,7 +166,7 @@ pub struct Refresher {
     /// Set by [`Quiesce`]: shutting down, no new fetch starts.
     quiesced: bool,
     /// With several instances on one Postgres: only the holder of a cache's advisory
-    /// lock runs its scheduled refreshes (SPEC §10).
+    /// lock runs its scheduled refreshes (docs/scaling.md).
     leader: Option<crate::store::StoreHandle>,
     reporter: FailureReporter,
     metrics: Arc<Metrics>,

@@ -33,7 +33,7 @@ impl ConnectConfig {
 /// again at each (re)connect.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectOptions {
-    /// `postgres.sslmode`; `None`: the URL's, else by host (SPEC §7).
+    /// `postgres.sslmode`; `None`: the URL's, else by host (docs/config.md).
     pub sslmode: Option<TlsMode>,
     /// `postgres.ssl_root_cert`.
     pub ssl_root_cert: Option<PathBuf>,
@@ -48,7 +48,7 @@ pub struct ConnectOptions {
 }
 
 impl Default for ConnectOptions {
-    /// The defaults of SPEC §7 (the config's built-in values): no `sslmode` of its own,
+    /// The configuration's built-in defaults (docs/config.md): no `sslmode` of its own,
     /// no root certificate, 8 connections, the statement cache on, 5s to connect, 15s
     /// per statement.
     fn default() -> Self {
