@@ -36,7 +36,7 @@ BEGIN
         WHERE attrelid = to_regclass('public.cache_storage')
           AND attname = 'checksum' AND NOT attisdropped
     ) AND to_regclass('public.cache_storage') IS NOT NULL THEN
-        RAISE EXCEPTION 'public.cache_storage exists but is not tiercache''s (no checksum column; it looks like the seed plan''s table)'
+        RAISE EXCEPTION 'public.cache_storage exists but is not tiercache''s (no checksum column; it looks like the old app''s table)'
             USING HINT = 'Rename it (ALTER TABLE public.cache_storage RENAME TO cache_storage_seed), apply schema.sql, then bring its documents back with `tiercache import` (docs/database.md).';
     END IF;
 END

@@ -88,7 +88,7 @@ impl Legacy {
 
     /// The scalar settings as a layer for the config builder.
     pub(crate) fn source(&self) -> LegacySource {
-        let origin = "the seed plan's environment variables".to_owned();
+        let origin = "the legacy environment variables".to_owned();
         LegacySource {
             values: self.values.iter().map(|(key, kind)| (*key, Value::new(Some(&origin), kind.clone()))).collect(),
         }

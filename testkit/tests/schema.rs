@@ -563,7 +563,7 @@ fn refuses_the_seed_plans_table() {
              UNIQUE(project_id, cache_type));",
     )
     .unwrap();
-    assert_fails(pg.psql_file("app", schema_path()), "seed plan");
+    assert_fails(pg.psql_file("app", schema_path()), "the old app's table");
     // Nothing was half-applied.
     assert_eq!(pg.psql("app", "SELECT count(*) FROM pg_roles WHERE rolname = 'tiercache_app'").unwrap(), "0");
     // Renamed as the hint says, it applies; the seed's projects table gains db_role.
