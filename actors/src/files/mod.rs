@@ -441,9 +441,9 @@ impl FileTier {
             return Ok(false);
         };
         let version = tombstone.version;
-        // The version first, durably: a crash after it leaves the tombstone, which the
-        // next start reads again; a crash before it leaves both the tombstone and the
-        // version.
+        // The version first, durably: a crash before it leaves the tombstone alone (the
+        // next start reads it again), a crash after it both; never neither. A full disk
+        // keeps the tombstone too: the cache reads as deleted here until it can go.
         let deleted = serde_json::json!({ "name": name.as_str(), "version": version });
         durable::write_atomic(&self.deleted_of(name), deleted.to_string().as_bytes())?;
         match std::fs::remove_file(self.tombstone_of(name)) {

@@ -196,3 +196,25 @@ fn the_version_of_a_document_deleted_in_postgres_stays_a_floor_after_a_restart()
     let next = tier.write(&feed, doc(r#"{"w":3}"#), &Precondition::None, 0).unwrap();
     assert!(next.version > held.version, "version {} after a restart; {} was deleted", next.version, held.version);
 }
+
+#[test]
+fn a_tombstone_whose_version_cannot_be_kept_stays() {
+    // The deleted version is written before the tombstone goes; when it cannot be (a
+    // full disk), the tombstone stays and nothing is forgotten.
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let mut tier = tier(dir.path(), &metrics);
+    let name = CacheName::parse("floorfault").unwrap();
+    let held = tier.write(&name, doc(r#"{"n":1}"#), &Precondition::None, 0).unwrap();
+    assert!(tier.remove(&name).unwrap());
+    fail::cfg("durable::write", "return(floorfault.json)").unwrap();
+    tier.forget_tombstone(&name).unwrap_err();
+    fail::remove("durable::write");
+    assert!(tier.is_deleted(&name), "the tombstone stays in the index");
+    assert!(dir.path().join("tombstones/floorfault.json").exists());
+    assert!(tier.forget_tombstone(&name).unwrap(), "forgotten once the version can be kept");
+    let next = tier.write(&name, doc(r#"{"n":2}"#), &Precondition::None, 0).unwrap();
+    assert!(next.version > held.version);
+    scenario.teardown();
+}
