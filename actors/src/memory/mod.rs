@@ -120,25 +120,36 @@ impl Shelf {
     /// Puts `doc` in memory unless a newer version is already there. Returns the entry
     /// memory holds afterwards.
     pub fn store(&self, doc: Arc<Document>) -> Arc<Entry> {
+        self.change(|entries| Self::put(entries, doc))
+    }
+
+    /// [`Self::store`] only if memory holds the cache (or a load of it is in flight,
+    /// `loading`), checked under the same lock: an evict (a DELETE) between the check
+    /// and the store would otherwise be undone. Returns whether memory took it.
+    fn follow(&self, doc: Arc<Document>, loading: bool) -> bool {
         self.change(|entries| {
-            if let Some(existing) = entries.get(&doc.name) {
-                if existing.doc.version > doc.version {
-                    return (existing.clone(), false);
-                }
+            if !loading && !entries.contains_key(&doc.name) {
+                return (false, false);
             }
-            let entry = Arc::new(Entry { doc, stored_at: Instant::now() });
-            entries.insert(entry.doc.name.clone(), entry.clone());
-            (entry, true)
+            let (_, changed) = Self::put(entries, doc);
+            (true, changed)
         })
+    }
+
+    fn put(entries: &mut Snapshot, doc: Arc<Document>) -> (Arc<Entry>, bool) {
+        if let Some(existing) = entries.get(&doc.name) {
+            if existing.doc.version > doc.version {
+                return (existing.clone(), false);
+            }
+        }
+        let entry = Arc::new(Entry { doc, stored_at: Instant::now() });
+        entries.insert(entry.doc.name.clone(), entry.clone());
+        (entry, true)
     }
 
     /// Drops `name` from memory.
     pub fn evict(&self, name: &CacheName) {
         self.change(|entries| ((), entries.remove(name).is_some()));
-    }
-
-    fn contains(&self, name: &CacheName) -> bool {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner).contains_key(name)
     }
 
     fn get(&self, name: &CacheName) -> Option<Arc<Entry>> {
@@ -205,11 +216,8 @@ impl MemoryTier {
     /// cannot replace it); a cold cache stays cold, read from the file when asked for.
     /// Returns whether memory took it.
     pub fn follow(&mut self, doc: Arc<Document>) -> bool {
-        if !self.loads.contains_key(&doc.name) && !self.shelf.contains(&doc.name) {
-            return false;
-        }
-        self.store(doc);
-        true
+        let loading = self.loads.contains_key(&doc.name);
+        self.shelf.follow(doc, loading)
     }
 
     /// Drops `name` from memory.

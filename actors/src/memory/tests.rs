@@ -66,3 +66,19 @@ fn stores_from_many_threads_keep_the_newest_version() {
     });
     assert_eq!(served(&view, "a"), Some(199 * 4 + 3));
 }
+
+#[test]
+fn a_followed_version_never_brings_back_an_evicted_cache() {
+    let shelf = Arc::new(Shelf::new());
+    let view = MemoryView(shelf.clone());
+    assert!(!shelf.follow(doc("cold", 2, "{}"), false), "a cold cache stays cold");
+    assert_eq!(served(&view, "cold"), None);
+    assert!(shelf.follow(doc("cold", 2, "{}"), true), "unless a load of it is in flight");
+    shelf.store(doc("held", 1, "{}"));
+    assert!(shelf.follow(doc("held", 2, "{}"), false));
+    assert_eq!(served(&view, "held"), Some(2));
+    // A DELETE evicts it: a version adopted before the delete finds nothing to replace.
+    shelf.evict(&CacheName::parse("held").expect("name"));
+    assert!(!shelf.follow(doc("held", 3, "{}"), false));
+    assert_eq!(served(&view, "held"), None);
+}
