@@ -84,12 +84,12 @@ impl RetryQueueHandle {
         self.addr.do_send(Reconcile);
     }
 
-    /// See [`PendingCaches`].
+    /// See [`PendingCaches`]. Announced saves count (see [`Self::announce`]): the
+    /// startup sync must not adopt a row over a save on its way into the queue, as the
+    /// listener must not.
     ///
     /// # Errors
     /// When the actor's mailbox is closed.
-    /// Announced saves count (see [`Self::announce`]): the startup sync must not adopt
-    /// a row over a save on its way into the queue, as the listener must not.
     pub async fn pending(&self) -> Result<BTreeSet<CacheName>, MailboxError> {
         // Announced first: a save that moves from announced to queued meanwhile is in
         // the actor's answer.
