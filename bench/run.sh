@@ -5,6 +5,7 @@
 #   BENCH_ONLY=get10,get1m bench/run.sh  # some parts only: get10 get1m 304 put cold rss memhit
 #   BENCH_ANCHORS=nginx bench/run.sh     # GET anchors (default "nginx varnish")
 #   BENCH_BIN=/tmp/tiercache-old bench/run.sh  # measure this binary instead of building one
+#   BENCH_BIN_BEFORE=/tmp/tc-old bench/run.sh  # and this one beside it in the GET rounds
 #   BENCH_WORKERS=64 bench/run.sh        # the daemon's api.workers (default: its own default)
 #   BENCH_DURATION=10s bench/run.sh  # longer wrk runs (default 5s)
 #   BENCH_ROUNDS=5 bench/run.sh      # more interleaved rounds per pair (default 3; medians reported)
@@ -63,10 +64,12 @@ DURABLE="$ROOT/target/release/examples/durable_write"
 
 TMP=$(mktemp -d /tmp/tiercache-bench.XXXXXX)
 TC_PID=""
+BEFORE_PID=""
 NGINX_PID=""
 VARNISH_PID=""
 cleanup() {
     if [[ -n $TC_PID ]]; then kill "$TC_PID" 2>/dev/null || true; wait "$TC_PID" 2>/dev/null || true; fi
+    if [[ -n $BEFORE_PID ]]; then kill "$BEFORE_PID" 2>/dev/null || true; wait "$BEFORE_PID" 2>/dev/null || true; fi
     if [[ -n $VARNISH_PID ]]; then kill "$VARNISH_PID" 2>/dev/null || true; wait "$VARNISH_PID" 2>/dev/null || true; fi
     if [[ -n $NGINX_PID ]]; then kill -QUIT "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; fi
     if [[ -n ${BENCH_KEEP:-} ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
@@ -131,6 +134,25 @@ curl -fs -o "$TMP/www/m1.json" "$URL/v1/caches/m1"
 TC_ETAG=$(awk 'tolower($1) == "etag:" { sub(/\r$/, "", $2); print $2 }' "$TMP/k10.headers")
 K10_BYTES=$(stat -c %s "$TMP/www/k10.json")
 M1_BYTES=$(stat -c %s "$TMP/www/m1.json")
+
+# --- the binary before a change, for the GET rounds (BENCH_BIN_BEFORE) -------------------
+BEFORE=""
+if [[ -n ${BENCH_BIN_BEFORE:-} ]]; then
+    BEFORE_PORT=$(free_port)
+    mkdir -p "$TMP/before/data"
+    sed -e "s|^data_dir = .*|data_dir = \"$TMP/before/data\"|" -e "s|127.0.0.1:$TC_PORT|127.0.0.1:$BEFORE_PORT|" \
+        "$TMP/tiercache.toml" >"$TMP/before/tiercache.toml"
+    (cd "$TMP/before" && exec "$BENCH_BIN_BEFORE" run --config "$TMP/before/tiercache.toml" >"$TMP/before/log" 2>&1) &
+    BEFORE_PID=$!
+    BEFORE="http://127.0.0.1:$BEFORE_PORT"
+    for _ in $(seq 200); do curl -fs -o /dev/null "$BEFORE/readyz" && break; sleep 0.05; done
+    for name in k10 m1; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
+            --data-binary "@$TMP/docs/$name.json" "$BEFORE/v1/caches/$name")
+        [[ $code == 200 ]] || die "PUT $name to the binary before answered $code"
+    done
+    cmp -s <(curl -fs "$BEFORE/v1/caches/m1") "$TMP/www/m1.json" || die "the binary before serves other bytes"
+fi
 
 # --- nginx ----------------------------------------------------------------------------
 NGINX_PORT=$(free_port)
@@ -279,6 +301,7 @@ compare() {
 # The GET comparisons: tiercache and each anchor in BENCH_ANCHORS.
 get_sides() { # TC_PATH FILE
     echo "tc=$URL$1"
+    if [[ -n $BEFORE ]]; then echo "before=$BEFORE$1"; fi
     if anchor nginx; then echo "nginx=$NGINX/$2"; fi
     if anchor varnish; then echo "varnish=$VARNISH/$2"; fi
 }
@@ -288,6 +311,7 @@ if part get10; then
     mapfile -t sides < <(get_sides /v1/caches/k10 k10.json)
     compare get-10k "${sides[@]}"
     TC_K10_RPS=$RPS_tc TC_K10_P99=$P99_tc TC_K10_BAD=$BAD_tc TC_K10_RANGE=$RANGE_tc
+    BE_K10_RPS=${RPS_before:-} BE_K10_P99=${P99_before:-}
     NG_K10_RPS=${RPS_nginx:-} NG_K10_P99=${P99_nginx:-} NG_K10_RANGE=${RANGE_nginx:-}
     VA_K10_RPS=${RPS_varnish:-} VA_K10_P99=${P99_varnish:-} VA_K10_RANGE=${RANGE_varnish:-}
 fi
@@ -295,6 +319,7 @@ if part get1m; then
     mapfile -t sides < <(get_sides /v1/caches/m1 m1.json)
     compare get-1m "${sides[@]}"
     TC_M1_RPS=$RPS_tc TC_M1_P99=$P99_tc TC_M1_BAD=$BAD_tc TC_M1_RANGE=$RANGE_tc
+    BE_M1_RPS=${RPS_before:-} BE_M1_P99=${P99_before:-}
     NG_M1_RPS=${RPS_nginx:-} NG_M1_P99=${P99_nginx:-} NG_M1_RANGE=${RANGE_nginx:-}
     VA_M1_RPS=${RPS_varnish:-} VA_M1_P99=${P99_varnish:-} VA_M1_RANGE=${RANGE_varnish:-}
 fi
@@ -393,13 +418,21 @@ get_rows() {
         row "  median of $ROUNDS rounds; range, req/s" "-" "$name $range" "-" "-"
     done
 }
+# before_rows SIZE TC_RPS TC_P99 BEFORE_RPS BEFORE_P99: this binary against BENCH_BIN_BEFORE.
+before_rows() {
+    [[ -n $4 ]] || return 0
+    row "GET $1, req/s, vs the binary before" "$2" "before $4" "$(ratio "$2" "$4")" "-"
+    row "GET $1, p99 ms, vs the binary before" "$3" "before $5" "$(ratio "$3" "$5")" "-"
+}
 if part get10; then
     get_rows "10 KB" "$TC_K10_RPS" "$TC_K10_P99" "$TC_K10_RANGE" "$NG_K10_RPS" "$NG_K10_P99" "$NG_K10_RANGE" \
         "$VA_K10_RPS" "$VA_K10_P99" "$VA_K10_RANGE"
+    before_rows "10 KB" "$TC_K10_RPS" "$TC_K10_P99" "${BE_K10_RPS:-}" "${BE_K10_P99:-}"
 fi
 if part get1m; then
     get_rows "1 MB" "$TC_M1_RPS" "$TC_M1_P99" "$TC_M1_RANGE" "$NG_M1_RPS" "$NG_M1_P99" "$NG_M1_RANGE" \
         "$VA_M1_RPS" "$VA_M1_P99" "$VA_M1_RANGE"
+    before_rows "1 MB" "$TC_M1_RPS" "$TC_M1_P99" "${BE_M1_RPS:-}" "${BE_M1_P99:-}"
 fi
 if part 304; then
     row "conditional GET (304), req/s" "$TC_304_RPS" "nginx $NG_304_RPS" "$(ratio "$TC_304_RPS" "$NG_304_RPS")" "-"

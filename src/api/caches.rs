@@ -4,7 +4,7 @@ use super::error::{json_line, ApiError};
 use super::large_body::{Sliced, SLICE};
 use super::security::schema_rejection;
 use super::state::{AppState, CachePolicy};
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -18,6 +18,9 @@ use tiercache_actors::metrics::CacheResult;
 use tiercache_actors::refresher::{Planned, RefreshError, RefreshFailure};
 use tiercache_actors::save_flow::SaveError;
 use tiercache_actors::tiers::{ReadError, ReadOutcome};
+
+/// Which tier answered a read.
+const X_CACHE_TIER: HeaderName = HeaderName::from_static("x-cache-tier");
 
 /// Seconds a client should wait before asking again for a cache that has no data.
 const EMPTY_RETRY_AFTER: u64 = 30;
@@ -126,17 +129,22 @@ pub(super) async fn get(
     let age = (Utc::now() - fetched_at(&doc)).num_seconds().max(0);
     let not_modified = etag_matches(&req, &doc.etag);
     let mut res = if not_modified { HttpResponse::NotModified() } else { HttpResponse::Ok() };
+    // The fixed values as `from_static`: a `&str` would be checked and copied into a
+    // new header value on every read.
     res.insert_header((header::ETAG, doc.etag.as_str()))
         .insert_header((header::LAST_MODIFIED, doc.last_modified.as_str()))
-        .insert_header(("X-Cache-Tier", tier.as_str()))
+        .insert_header((X_CACHE_TIER, HeaderValue::from_static(tier.as_str())))
         .insert_header((header::AGE, age))
-        .insert_header((header::CACHE_CONTROL, "no-cache"));
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")));
     let response = if not_modified {
         res.finish()
-    } else if doc.body.len() > SLICE {
-        res.content_type("application/json").body(Sliced::new(doc.body.clone()))
     } else {
-        res.content_type("application/json").body(doc.body.clone())
+        res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")));
+        if doc.body.len() > SLICE {
+            res.body(Sliced::new(doc.body.clone()))
+        } else {
+            res.body(doc.body.clone())
+        }
     };
     let metrics = state.read_metrics.load();
     if let Some(counters) = metrics.reads.get(&name) {
