@@ -10,7 +10,7 @@ use crate::cache_rules::{Admitted, LiveRules, Refusal};
 use crate::domain::{CacheName, Document, Precondition};
 use crate::files::{durable, FileHandle, FileTierError};
 use crate::if_match::{Decided, IfMatch};
-use crate::memory::MemoryHandle;
+use crate::memory::{Mark, MemoryHandle};
 use crate::refresher::RefresherHandle;
 use crate::retry_queue::RetryQueueHandle;
 use crate::store::StoreError;
@@ -104,8 +104,9 @@ impl Adopter {
         expected: Option<u64>,
         in_memory: InMemory,
     ) -> Result<bool, FileTierError> {
+        let mark = self.memory.as_ref().map(|m| m.mark(&doc.name));
         let taken = self.files.adopt(doc.clone(), expected).await;
-        self.follow_file(&doc, taken, in_memory).await
+        self.follow_file(&doc, mark.as_ref(), taken, in_memory).await
     }
 
     /// [`Self::adopt`] for several documents with one directory sync (the startup sync
@@ -118,28 +119,34 @@ impl Adopter {
         docs: Vec<(Arc<Document>, Option<u64>)>,
         in_memory: InMemory,
     ) -> Result<Vec<Result<bool, FileTierError>>, FileTierError> {
+        let marks: Vec<_> = docs.iter().map(|(doc, _)| self.memory.as_ref().map(|m| m.mark(&doc.name))).collect();
         let taken = self.files.adopt_all(docs.clone()).await?;
         let mut results = Vec::with_capacity(taken.len());
-        for ((doc, _), taken) in docs.iter().zip(taken) {
-            results.push(self.follow_file(doc, taken, in_memory).await);
+        for (((doc, _), taken), mark) in docs.iter().zip(taken).zip(&marks) {
+            results.push(self.follow_file(doc, mark.as_ref(), taken, in_memory).await);
         }
         Ok(results)
     }
 
     /// Memory after the file tier's answer for `doc`: it follows a version the file
-    /// took, and is evicted wherever it could otherwise serve an older version than disk.
+    /// took (unless the cache was evicted, deleted, since `mark` was taken before the
+    /// file was asked), and is evicted wherever it could otherwise serve an older
+    /// version than disk.
     async fn follow_file(
         &self,
         doc: &Arc<Document>,
+        mark: Option<&Mark>,
         taken: Result<bool, FileTierError>,
         in_memory: InMemory,
     ) -> Result<bool, FileTierError> {
         match taken {
             Ok(true) => {
-                if let Some(memory) = &self.memory {
+                // Tests delete the cache here, between the file and memory.
+                crate::pause_point::pause_point("adopt::memory").await;
+                if let (Some(memory), Some(mark)) = (&self.memory, mark) {
                     let followed = match in_memory {
-                        InMemory::Fill => memory.store(doc.clone()).await.map(|_| true),
-                        InMemory::Follow => memory.follow(doc.clone()).await,
+                        InMemory::Fill => memory.store(doc.clone(), mark).await.map(|_| true),
+                        InMemory::Follow => memory.follow(doc.clone(), mark).await,
                     };
                     if followed.is_err() {
                         // Memory must not go on serving the older version over the file.
@@ -293,6 +300,7 @@ impl SaveFlow {
         // Pending from before the file is written until the queue has it (see
         // `RetryQueueHandle::announce`).
         let _announced = self.queue.as_ref().map(|queue| queue.announce(name));
+        let mark = self.memory.mark(name);
         let saved = match self.files().write(name.clone(), doc.into_inner(), precondition, floor).await {
             Ok(saved) => saved,
             Err(other) => {
@@ -300,7 +308,7 @@ impl SaveFlow {
                 return Err(SaveError::from_file(other));
             }
         };
-        if let Err(e) = self.memory.store(saved.clone()).await {
+        if let Err(e) = self.memory.store(saved.clone(), &mark).await {
             // The file is durable, so the save stands; memory refills from it.
             tracing::warn!(cache = %name, error = %e, "memory not updated after save; the file will serve");
         }
@@ -448,12 +456,13 @@ impl SaveFlow {
             held.saved_at,
             held.body.clone(),
         ));
+        let mark = self.memory.mark(&held.name);
         match self.files().touch(doc.clone()).await {
             Ok(true) => {}
             Ok(false) => return Err(SaveError::Changed),
             Err(e) => return Err(SaveError::Storage(e)),
         }
-        if let Err(e) = self.memory.store(doc.clone()).await {
+        if let Err(e) = self.memory.store(doc.clone(), &mark).await {
             tracing::warn!(cache = %held.name, error = %e, "memory not updated after a 304; the file will serve");
         }
         Ok(doc)

@@ -3,7 +3,7 @@
 //! failed on a request, so requests arriving around a restart are answered.
 
 use super::messages::{Follow, Get, Load, LoadOutcome};
-use super::{Entry, LoadError, MemoryTier, Shelf};
+use super::{Entry, LoadError, Mark, MemoryTier, Shelf};
 use crate::domain::{CacheName, Document};
 use crate::supervisor::ActorPanicked;
 use actix::Addr;
@@ -53,23 +53,30 @@ impl MemoryHandle {
         Err(last)
     }
 
-    /// Puts `doc` in memory unless a newer version is there (see [`Shelf::store`]),
-    /// on this thread: a save's answer does not wait for the actor's thread.
+    /// To take before the tiers below are written for `name` (a save, an adoption),
+    /// and to store what they took with: see [`Shelf::mark`].
+    pub fn mark(&self, name: &CacheName) -> Mark {
+        self.shelf.mark(name)
+    }
+
+    /// Puts `doc` in memory unless a newer version is there or the cache was evicted
+    /// since `mark` (see [`Shelf::store_marked`]), on this thread: a save's answer does
+    /// not wait for the actor's thread. `None` when memory did not take it.
     ///
     /// # Errors
     /// None today; kept fallible for callers written against the actor.
     #[allow(clippy::unused_async)]
-    pub async fn store(&self, doc: Arc<Document>) -> Result<Arc<Entry>, ActorPanicked> {
-        Ok(self.shelf.store(doc))
+    pub async fn store(&self, doc: Arc<Document>, mark: &Mark) -> Result<Option<Arc<Entry>>, ActorPanicked> {
+        Ok(self.shelf.store_marked(doc, mark))
     }
 
     /// See [`Follow`].
     ///
     /// # Errors
     /// The actor failing twice or being gone.
-    pub async fn follow(&self, doc: Arc<Document>) -> Result<bool, ActorPanicked> {
+    pub async fn follow(&self, doc: Arc<Document>, mark: &Mark) -> Result<bool, ActorPanicked> {
         for _ in 0..2 {
-            if let Ok(Ok(took)) = self.addr.send(Follow { doc: doc.clone() }).await {
+            if let Ok(Ok(took)) = self.addr.send(Follow { doc: doc.clone(), mark: mark.clone() }).await {
                 return Ok(took);
             }
         }

@@ -1,6 +1,6 @@
 //! Messages the memory-tier actor accepts.
 
-use super::{Entry, LoadError, ServedFrom};
+use super::{Entry, LoadError, Mark, ServedFrom};
 use crate::domain::{CacheName, Document};
 use crate::supervisor::ActorPanicked;
 use actix::Message;
@@ -41,6 +41,8 @@ pub(super) type Loaded = Result<Option<(Arc<Document>, ServedFrom)>, LoadError>;
 #[rtype(result = "()")]
 pub(super) struct LoadDone {
     pub name: CacheName,
+    /// The load's mark, which also tells it from a load started after a restart.
+    pub mark: Mark,
     pub result: Result<Loaded, ActorPanicked>,
 }
 
@@ -51,4 +53,6 @@ pub(super) struct LoadDone {
 pub struct Follow {
     /// The adopted document.
     pub doc: Arc<Document>,
+    /// Taken before the file tier took it ([`super::MemoryHandle::mark`]).
+    pub mark: Mark,
 }

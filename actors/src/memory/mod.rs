@@ -6,7 +6,9 @@
 //! evict is made by the caller on its own thread under the shelf's lock (a save does not
 //! wait for the actor's thread to wake up). Misses go through the actor's `Load`, which
 //! is single-flight per cache: concurrent readers of a cold cache share one read of the
-//! tiers below.
+//! tiers below. Whatever reads or writes a cache below memory takes a [`Mark`] first; an
+//! evict (a DELETE) voids the marks of its cache, so nothing that started before it is
+//! stored after it.
 
 mod actor;
 mod handle;
@@ -17,6 +19,15 @@ mod messages;
 pub use handle::MemoryHandle;
 pub use loader::{LoadError, Loader};
 pub use messages::{Follow, Get, Load, LoadOutcome};
+
+/// A reader waiting on a load.
+type Waiter = oneshot::Sender<Result<LoadOutcome, LoadError>>;
+
+/// A load in flight: its readers, and the mark its result is stored with.
+struct Loading {
+    waiters: Vec<Waiter>,
+    mark: Mark,
+}
 
 use crate::domain::{CacheName, Document};
 use crate::metrics::Metrics;
@@ -90,8 +101,57 @@ pub type Snapshot = HashMap<CacheName, Arc<Entry>>;
 /// under the lock and published before it is released, so snapshots appear in the
 /// order of the changes.
 pub struct Shelf {
-    entries: Mutex<Snapshot>,
+    held: Mutex<Held>,
     published: ArcSwap<Snapshot>,
+}
+
+/// What the shelf's lock guards.
+#[derive(Default)]
+struct Held {
+    entries: Snapshot,
+    marks: Marks,
+}
+
+/// Taken before a tier below memory is read or written for a cache (a load, a save, an
+/// adoption): the document that work brings back may be stored only if the cache was
+/// not evicted since (a DELETE between the two would otherwise be undone in memory,
+/// served until the TTL ends).
+#[derive(Debug, Clone)]
+pub struct Mark(Arc<()>);
+
+impl Mark {
+    /// Whether both were taken between the same two evicts of one cache (or restarts).
+    fn same(&self, other: &Mark) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// The current mark of each cache; an evict drops it, so every mark taken before no
+/// longer matches. A mark nobody holds any more is pruned, so the map stays as small as
+/// the work in flight, whatever names come and go.
+#[derive(Default)]
+struct Marks {
+    current: HashMap<CacheName, Arc<()>>,
+    /// Size after the last prune: the next one waits for the map to double.
+    kept: usize,
+}
+
+impl Marks {
+    fn take(&mut self, name: &CacheName) -> Mark {
+        if self.current.len() > 2 * self.kept + 64 {
+            self.current.retain(|_, token| Arc::strong_count(token) > 1);
+            self.kept = self.current.len();
+        }
+        Mark(self.current.entry(name.clone()).or_default().clone())
+    }
+
+    fn holds(&self, name: &CacheName, mark: &Mark) -> bool {
+        self.current.get(name).is_some_and(|token| Arc::ptr_eq(token, &mark.0))
+    }
+
+    fn evicted(&mut self, name: &CacheName) {
+        self.current.remove(name);
+    }
 }
 
 impl Default for Shelf {
@@ -103,35 +163,58 @@ impl Default for Shelf {
 
 impl Shelf {
     fn new() -> Self {
-        Self { entries: Mutex::new(Snapshot::new()), published: ArcSwap::from_pointee(Snapshot::new()) }
+        Self { held: Mutex::new(Held::default()), published: ArcSwap::from_pointee(Snapshot::new()) }
     }
 
-    /// Runs `change` on the entries and publishes them if it says they changed. Nothing
-    /// in a change can leave the map half-updated, so a poisoned lock is taken as is.
-    fn change<T>(&self, change: impl FnOnce(&mut Snapshot) -> (T, bool)) -> T {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let (result, changed) = change(&mut entries);
+    /// Runs `change` on what the lock guards and publishes the entries if it says they
+    /// changed. Nothing in a change can leave them half-updated, so a poisoned lock is
+    /// taken as is.
+    fn change<T>(&self, change: impl FnOnce(&mut Held) -> (T, bool)) -> T {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let (result, changed) = change(&mut held);
         if changed {
-            self.published.store(Arc::new(entries.clone()));
+            self.published.store(Arc::new(held.entries.clone()));
         }
         result
     }
 
-    /// Puts `doc` in memory unless a newer version is already there. Returns the entry
-    /// memory holds afterwards.
-    pub fn store(&self, doc: Arc<Document>) -> Arc<Entry> {
-        self.change(|entries| Self::put(entries, doc))
+    /// The mark to store what is about to be read or written below memory with.
+    pub fn mark(&self, name: &CacheName) -> Mark {
+        self.change(|held| (held.marks.take(name), false))
     }
 
-    /// [`Self::store`] only if memory holds the cache (or a load of it is in flight,
-    /// `loading`), checked under the same lock: an evict (a DELETE) between the check
-    /// and the store would otherwise be undone. Returns whether memory took it.
-    fn follow(&self, doc: Arc<Document>, loading: bool) -> bool {
-        self.change(|entries| {
-            if !loading && !entries.contains_key(&doc.name) {
+    /// Puts `doc` in memory unless a newer version is already there. Returns the entry
+    /// memory holds afterwards.
+    #[cfg(test)]
+    fn store(&self, doc: Arc<Document>) -> Arc<Entry> {
+        self.change(|held| Self::put(&mut held.entries, doc))
+    }
+
+    /// [`Self::store`] if the cache was not evicted since `mark` was taken; otherwise
+    /// `None`, and memory holds nothing older than `doc` (whether `doc` came before or
+    /// after the evict is not known, so memory goes cold and the file answers).
+    pub fn store_marked(&self, doc: Arc<Document>, mark: &Mark) -> Option<Arc<Entry>> {
+        self.change(|held| {
+            if !held.marks.holds(&doc.name, mark) {
+                return (None, Self::drop_older(&mut held.entries, &doc));
+            }
+            let (entry, changed) = Self::put(&mut held.entries, doc);
+            (Some(entry), changed)
+        })
+    }
+
+    /// [`Self::store_marked`] only if memory holds the cache (or a load of it is in
+    /// flight, `loading`), checked under the same lock: an evict (a DELETE) between the
+    /// check and the store would otherwise be undone. Returns whether memory took it.
+    fn follow(&self, doc: Arc<Document>, loading: bool, mark: &Mark) -> bool {
+        self.change(|held| {
+            if !held.marks.holds(&doc.name, mark) {
+                return (false, Self::drop_older(&mut held.entries, &doc));
+            }
+            if !loading && !held.entries.contains_key(&doc.name) {
                 return (false, false);
             }
-            let (_, changed) = Self::put(entries, doc);
+            let (_, changed) = Self::put(&mut held.entries, doc);
             (true, changed)
         })
     }
@@ -147,18 +230,29 @@ impl Shelf {
         (entry, true)
     }
 
-    /// Drops `name` from memory.
+    /// Drops an entry older than `doc`, which the tiers below may already hold.
+    fn drop_older(entries: &mut Snapshot, doc: &Document) -> bool {
+        let older = entries.get(&doc.name).is_some_and(|e| e.doc.version < doc.version);
+        older && entries.remove(&doc.name).is_some()
+    }
+
+    /// Drops `name` from memory; work on it marked before cannot store it back.
     pub fn evict(&self, name: &CacheName) {
-        self.change(|entries| ((), entries.remove(name).is_some()));
+        self.change(|held| {
+            held.marks.evicted(name);
+            ((), held.entries.remove(name).is_some())
+        });
     }
 
     fn get(&self, name: &CacheName) -> Option<Arc<Entry>> {
         self.published.load().get(name).cloned()
     }
 
+    /// Drops every entry and voids every mark: nothing begun before stores after.
     fn clear(&self) {
-        self.change(|entries| {
-            entries.clear();
+        self.change(|held| {
+            held.entries.clear();
+            held.marks.current.clear();
             ((), true)
         });
     }
@@ -190,7 +284,7 @@ impl MemoryView {
 /// The memory tier's state.
 pub struct MemoryTier {
     shelf: Arc<Shelf>,
-    loads: HashMap<CacheName, Vec<oneshot::Sender<Result<LoadOutcome, LoadError>>>>,
+    loads: HashMap<CacheName, Loading>,
     loader: Loader,
     ttl: Duration,
     reporter: FailureReporter,
@@ -206,18 +300,14 @@ impl MemoryTier {
         (Self { shelf, loads: HashMap::new(), loader, ttl, reporter, metrics }, view)
     }
 
-    /// See [`Shelf::store`].
-    pub fn store(&mut self, doc: Arc<Document>) -> Arc<Entry> {
-        self.shelf.store(doc)
-    }
-
-    /// A version adopted from elsewhere (a row of Postgres, a rebase): replaces what
-    /// memory holds of that cache, or joins a load in flight (whose older result then
-    /// cannot replace it); a cold cache stays cold, read from the file when asked for.
-    /// Returns whether memory took it.
-    pub fn follow(&mut self, doc: Arc<Document>) -> bool {
+    /// A version adopted from elsewhere (a row of Postgres, a rebase), whose adoption
+    /// took `mark` before the file tier took it: replaces what memory holds of that
+    /// cache, or joins a load in flight (whose older result then cannot replace it); a
+    /// cold cache stays cold, read from the file when asked for, and so does one evicted
+    /// since `mark`. Returns whether memory took it.
+    pub fn follow(&mut self, doc: Arc<Document>, mark: &Mark) -> bool {
         let loading = self.loads.contains_key(&doc.name);
-        self.shelf.follow(doc, loading)
+        self.shelf.follow(doc, loading, mark)
     }
 
     /// Drops `name` from memory.

@@ -267,6 +267,65 @@ async fn a_panic_in_the_refreshers_own_context_is_counted_and_it_restarts() {
     scenario.teardown();
 }
 
+/// A load read the file, then a DELETE removed it while the load was still running:
+/// what the load read is not stored back into memory, and its readers are answered
+/// as after the delete.
+#[cfg(feature = "failpoints")]
+#[actix_rt::test]
+async fn a_load_that_read_before_a_delete_does_not_bring_it_back() {
+    let scenario = fail::FailScenario::setup();
+    let cache = name("flow-load-delete");
+    let running = Running::boot(&[&cache], Duration::from_secs(3600)).await;
+    running.save(&cache, r#"{"n":1}"#, Precondition::None).await.unwrap();
+    running.runtime.actors.memory.evict(&cache).await.unwrap();
+    // The load's reads are done long before it reports; the delete lands in between.
+    fail::cfg("memory::loaded", "1*return(1500)").unwrap();
+    let (read, purged) = tokio::join!(running.tiers().read(&cache), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        running.runtime.saver().purge(&cache).await.unwrap()
+    });
+    fail::remove("memory::loaded");
+    assert!(purged);
+    assert!(matches!(read, Err(ReadError::Missing)), "{:?}", read.map(|r| (r.doc.version, r.tier)));
+    assert!(running.tiers().view().get(&cache).is_none(), "memory does not hold the deleted version");
+    assert!(matches!(running.tiers().read(&cache).await, Err(ReadError::Missing)));
+    scenario.teardown();
+}
+
+/// A version adopted from elsewhere reached the file, then a DELETE removed it before
+/// memory followed it, while a load of the cache was in flight: memory does not follow
+/// it, and the load answers as after the delete.
+#[cfg(feature = "failpoints")]
+#[actix_rt::test]
+async fn a_version_adopted_before_a_delete_is_not_followed_into_a_load_in_flight() {
+    let scenario = fail::FailScenario::setup();
+    let cache = name("flow-follow-delete");
+    let running = Running::boot(&[&cache], Duration::from_secs(3600)).await;
+    let saver = running.runtime.saver();
+    running.save(&cache, r#"{"n":1}"#, Precondition::None).await.unwrap();
+    running.runtime.actors.memory.evict(&cache).await.unwrap();
+    fail::cfg("memory::loaded", "1*return(2000)").unwrap();
+    fail::cfg("adopt::memory", "1*return(1000)").unwrap();
+    let (read, adopted, ()) = tokio::join!(
+        running.tiers().read(&cache),
+        saver.adopt(made_elsewhere(&cache, 2, r#"{"n":2}"#), None, InMemory::Follow),
+        async {
+            // Once the file holds version 2 (its adoption now paused before memory).
+            while saver.files().read(cache.clone()).await.unwrap().doc.map(|d| d.version) != Some(2) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            assert!(saver.purge(&cache).await.unwrap());
+        }
+    );
+    fail::remove("adopt::memory");
+    fail::remove("memory::loaded");
+    assert!(adopted.unwrap(), "the file took version 2 before the delete");
+    assert!(matches!(read, Err(ReadError::Missing)), "{:?}", read.map(|r| (r.doc.version, r.tier)));
+    assert!(running.tiers().view().get(&cache).is_none(), "memory does not hold the deleted version");
+    assert!(matches!(running.tiers().read(&cache).await, Err(ReadError::Missing)));
+    scenario.teardown();
+}
+
 #[actix_rt::test]
 async fn a_delete_made_elsewhere_drops_only_the_version_it_was_made_at() {
     let cache = name("flow-drop");
