@@ -330,25 +330,34 @@ if part 304; then
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $TC_ETAG" "$URL/v1/caches/k10")
     [[ $code == 304 ]] || die "tiercache answered $code to If-None-Match"
 fi
-if part put; then
-    r=$(run_wrk tc-put-10k "$URL/v1/caches/put10" "$TMP/put.lua")
-    read -r TC_PUT_RPS TC_PUT_P99 TC_PUT_BAD <<<"$r"
-    log "bare durable write loop, 5 s"
-    DURABLE_RPS=$("$DURABLE" "$TMP/durable" 5 10240 | awk '/writes_per_second/ { print $2 }')
-    # One client, 1 KB, interleaved rounds with the durable loop of the same size.
-    : >"$TMP/put1k.txt"
+# put_rounds LABEL LUA BYTES THREADS CONNECTIONS: ROUNDS rounds of PUTs interleaved with
+# the durable loop writing BYTES, their order swapped every round (the disk's speed moves
+# with the neighbours' writes, so one run of each is not a ratio). Lines "tc RPS P99 BAD"
+# and "loop RPS" in $TMP/LABEL.txt.
+put_rounds() {
+    local label=$1 lua=$2 bytes=$3 threads=$4 connections=$5 round side
+    : >"$TMP/$label.txt"
     for round in $(seq 1 "$ROUNDS"); do
         for side in $( ((round % 2)) && echo "tc loop" || echo "loop tc"); do
             if [[ $side == tc ]]; then
-                echo "tc $(THREADS=1 CONNECTIONS=1 run_wrk "tc-put-1k-$round" "$URL/v1/caches/put10" "$TMP/put1k.lua")" >>"$TMP/put1k.txt"
+                echo "tc $(THREADS=$threads CONNECTIONS=$connections run_wrk "tc-$label-$round" "$URL/v1/caches/put10" "$lua")"
             else
-                echo "loop $("$DURABLE" "$TMP/durable" "${DURATION%s}" 1024 | awk '/writes_per_second/ { print $2 }')" >>"$TMP/put1k.txt"
+                echo "loop $("$DURABLE" "$TMP/durable" "${DURATION%s}" "$bytes" | awk '/writes_per_second/ { print $2 }')"
             fi
         done
-    done
-    TC_PUT1K_RPS=$(awk '$1 == "tc" { print $2 }' "$TMP/put1k.txt" | median)
-    TC_PUT1K_P99=$(awk '$1 == "tc" { print $3 }' "$TMP/put1k.txt" | median)
-    DURABLE1K_RPS=$(awk '$1 == "loop" { print $2 }' "$TMP/put1k.txt" | median)
+    done >>"$TMP/$label.txt"
+}
+# side_median LABEL SIDE COLUMN: the median of one column of put_rounds' lines.
+side_median() { awk -v s="$2" -v c="$3" '$1 == s { print $c }' "$TMP/$1.txt" | median; }
+if part put; then
+    put_rounds put10k "$TMP/put.lua" 10240 "$THREADS" "$CONNECTIONS"
+    TC_PUT_RPS=$(side_median put10k tc 2) TC_PUT_P99=$(side_median put10k tc 3)
+    TC_PUT_BAD=$(awk '$1 == "tc" { n += $4 } END { print n + 0 }' "$TMP/put10k.txt")
+    DURABLE_RPS=$(side_median put10k loop 2)
+    # One client, 1 KB: every PUT waits for the one before it.
+    put_rounds put1k "$TMP/put1k.lua" 1024 1 1
+    TC_PUT1K_RPS=$(side_median put1k tc 2) TC_PUT1K_P99=$(side_median put1k tc 3)
+    DURABLE1K_RPS=$(side_median put1k loop 2)
 fi
 
 # --- cold read from file, then resident memory ------------------------------------------

@@ -42,6 +42,8 @@ mod password_rotation;
 mod delete_race;
 mod if_match;
 #[cfg(feature = "failpoints")]
+mod if_match_disk;
+#[cfg(feature = "failpoints")]
 mod last_save_wins;
 #[cfg(feature = "failpoints")]
 mod listener_race;
