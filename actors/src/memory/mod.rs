@@ -14,10 +14,13 @@ mod actor;
 mod handle;
 mod handlers;
 mod loader;
+mod marks;
 mod messages;
 
 pub use handle::MemoryHandle;
 pub use loader::{LoadError, Loader};
+pub use marks::Mark;
+use marks::Marks;
 pub use messages::{Follow, Get, Load, LoadOutcome};
 
 /// A reader waiting on a load.
@@ -110,48 +113,6 @@ pub struct Shelf {
 struct Held {
     entries: Snapshot,
     marks: Marks,
-}
-
-/// Taken before a tier below memory is read or written for a cache (a load, a save, an
-/// adoption): the document that work brings back may be stored only if the cache was
-/// not evicted since (a DELETE between the two would otherwise be undone in memory,
-/// served until the TTL ends).
-#[derive(Debug, Clone)]
-pub struct Mark(Arc<()>);
-
-impl Mark {
-    /// Whether both were taken between the same two evicts of one cache (or restarts).
-    fn same(&self, other: &Mark) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-/// The current mark of each cache; an evict drops it, so every mark taken before no
-/// longer matches. A mark nobody holds any more is pruned, so the map stays as small as
-/// the work in flight, whatever names come and go.
-#[derive(Default)]
-struct Marks {
-    current: HashMap<CacheName, Arc<()>>,
-    /// Size after the last prune: the next one waits for the map to double.
-    kept: usize,
-}
-
-impl Marks {
-    fn take(&mut self, name: &CacheName) -> Mark {
-        if self.current.len() > 2 * self.kept + 64 {
-            self.current.retain(|_, token| Arc::strong_count(token) > 1);
-            self.kept = self.current.len();
-        }
-        Mark(self.current.entry(name.clone()).or_default().clone())
-    }
-
-    fn holds(&self, name: &CacheName, mark: &Mark) -> bool {
-        self.current.get(name).is_some_and(|token| Arc::ptr_eq(token, &mark.0))
-    }
-
-    fn evicted(&mut self, name: &CacheName) {
-        self.current.remove(name);
-    }
 }
 
 impl Default for Shelf {
@@ -252,7 +213,7 @@ impl Shelf {
     fn clear(&self) {
         self.change(|held| {
             held.entries.clear();
-            held.marks.current.clear();
+            held.marks.clear();
             ((), true)
         });
     }
