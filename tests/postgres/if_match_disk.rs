@@ -42,6 +42,13 @@ fn an_if_match_put_in_postgres_but_not_on_disk_is_503_and_the_row_is_never_overw
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(row(&pg, "checked").expect("the row"), written, "the row stays the If-Match PUT's");
+    // The instance keeps trying to take the row, at every read of the row heads, and
+    // says so.
+    wait_for("two attempts to adopt the row", ARRIVAL, || {
+        let attempts =
+            d.stdout().lines().filter(|l| l.contains("could not adopt the newer version in Postgres")).count();
+        seen(attempts, attempts >= 2)
+    });
 
     // The disk takes writes again: the instance comes to the row at its start.
     d.remove_env("FAILPOINTS");

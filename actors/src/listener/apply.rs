@@ -33,10 +33,16 @@ async fn adopt(peers: &ListenerPeers, doc: Arc<Document>, local: Option<u64>) {
     crate::pause_point::pause_point("listener::adopt").await;
     match peers.saver.adopt(doc.clone(), local, InMemory::Fill).await {
         Ok(true) => {
-            tracing::info!(cache = %doc.name, version = doc.version, "replaced by a newer version from another instance");
+            tracing::info!(cache = %doc.name, version = doc.version, "replaced by a newer version from Postgres");
         }
         Ok(false) => {}
-        Err(e) => tracing::warn!(cache = %doc.name, error = %e, "could not adopt another instance's version"),
+        // The row may be this instance's own: an If-Match PUT whose file write failed.
+        Err(e) => tracing::warn!(
+            cache = %doc.name,
+            version = doc.version,
+            error = %e,
+            "could not adopt the newer version in Postgres; trying again at the next read of the row heads"
+        ),
     }
 }
 
