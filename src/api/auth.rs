@@ -65,33 +65,63 @@ struct Pattern(Vec<Segment>);
 
 impl Pattern {
     /// # Panics
-    /// On a `{param}` that does not fill a whole segment, or a custom regex: the route
-    /// table is fixed at compile time, so a test catches it before anything runs.
+    /// On a `{param}` that does not fill a whole segment, a custom regex, or more than
+    /// [`MOST_SEGMENTS`] segments: the route table is fixed at compile time, so a test
+    /// catches it before anything runs.
     fn new(path: &'static str) -> Self {
-        Self(
-            path.split('/')
-                .map(|segment| {
-                    if segment.starts_with('{') && segment.ends_with('}') && !segment.contains(':') {
-                        Segment::Param
-                    } else {
-                        assert!(!segment.contains(['{', '}']), "route {path}: a parameter must fill a segment");
-                        Segment::Literal(segment)
-                    }
-                })
-                .collect(),
-        )
+        let segments: Vec<Segment> = path
+            .split('/')
+            .map(|segment| {
+                if segment.starts_with('{') && segment.ends_with('}') && !segment.contains(':') {
+                    Segment::Param
+                } else {
+                    assert!(!segment.contains(['{', '}']), "route {path}: a parameter must fill a segment");
+                    Segment::Literal(segment)
+                }
+            })
+            .collect();
+        assert!(segments.len() <= MOST_SEGMENTS, "route {path}: more than {MOST_SEGMENTS} segments");
+        Self(segments)
     }
 
     /// Whether the router's pattern of the same text matches `path` (it is anchored at
     /// both ends).
+    #[cfg(test)]
     fn is_match(&self, path: &str) -> bool {
-        let mut segments = path.split('/');
-        let all = self.0.iter().all(|expected| match (expected, segments.next()) {
-            (Segment::Literal(text), Some(segment)) => *text == segment,
-            (Segment::Param, Some(segment)) => !segment.is_empty(),
-            (_, None) => false,
-        });
-        all && segments.next().is_none()
+        Segments::of(path).is_some_and(|segments| self.matches(&segments))
+    }
+
+    /// Whether the router's pattern of the same text matches the path split into
+    /// `segments`.
+    fn matches(&self, segments: &Segments<'_>) -> bool {
+        let given = &segments.parts[..segments.len];
+        self.0.len() == given.len()
+            && self.0.iter().zip(given).all(|(expected, segment)| match expected {
+                Segment::Literal(text) => text == segment,
+                Segment::Param => !segment.is_empty(),
+            })
+    }
+}
+
+/// The most segments a route may have (checked when the table is built): a longer path
+/// matches no route.
+const MOST_SEGMENTS: usize = 8;
+
+/// A request's path split at `/` once, for every route to be compared with.
+struct Segments<'a> {
+    parts: [&'a str; MOST_SEGMENTS],
+    len: usize,
+}
+
+impl<'a> Segments<'a> {
+    /// `None` for a path of more segments than any route has.
+    fn of(path: &'a str) -> Option<Self> {
+        let mut segments = Segments { parts: [""; MOST_SEGMENTS], len: 0 };
+        for part in path.split('/') {
+            *segments.parts.get_mut(segments.len)? = part;
+            segments.len += 1;
+        }
+        Some(segments)
     }
 }
 
@@ -110,9 +140,10 @@ impl AccessTable {
     /// not have (405), the strictest of the path's routes; for a path of no route,
     /// [`Access::Token`].
     pub(super) fn of(&self, method: &Method, path: &str) -> Access {
+        let Some(segments) = Segments::of(path) else { return Access::Token };
         let mut strictest = None;
         for (m, pattern, access) in &self.0 {
-            if pattern.is_match(path) {
+            if pattern.matches(&segments) {
                 if m == method {
                     return *access;
                 }
@@ -294,7 +325,8 @@ mod tests {
             "{name}",
             ".",
         ];
-        let mut paths = vec![String::new(), "*".to_owned(), "v1/caches".to_owned()];
+        let mut paths =
+            vec![String::new(), "*".to_owned(), "v1/caches".to_owned(), "/v1/caches/a/b/c/d/e/f/g".to_owned()];
         let mut layer = vec![String::new()];
         for _ in 0..4 {
             layer = layer.iter().flat_map(|p| words.iter().map(move |w| format!("{p}/{w}"))).collect();
