@@ -36,6 +36,9 @@ impl Marks {
             self.current.retain(|_, token| Arc::strong_count(token) > 1);
             self.kept = self.current.len();
         }
+        if let Some(token) = self.current.get(name) {
+            return Mark(token.clone());
+        }
         Mark(self.current.entry(name.clone()).or_default().clone())
     }
 
